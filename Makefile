@@ -1,0 +1,59 @@
+# Two commands matter: `make lab` (install + launch) and `make test` (install + whole suite).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
+PYTEST_ARGS ?=
+
+.PHONY: lab test install install-test chromium js lint format bench clean
+
+$(PY):
+	python3 -m venv $(VENV)
+	$(PIP) install -q -U pip
+
+# Stamps keep repeated `make test` runs from reinstalling; they redo when the inputs change.
+# The editable install builds the lab extension once; `develop` links it so rebuilds show up.
+$(VENV)/.installed: $(PY) pyproject.toml constraints.txt labextension/package.json
+	$(PIP) install -c constraints.txt -e .
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/jupyter labextension develop --overwrite .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(PIP) install -c constraints.txt -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+install-test: $(VENV)/.installed-test
+
+lab: install
+	$(VENV)/bin/jupyter lab $(ALLOW_ROOT)
+
+# Browser tests drive Debian's chromium; Playwright's own browser download cannot work here.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium); \
+	  else echo "chromium missing: sudo apt-get install chromium"; exit 1; fi; }
+
+test: install-test chromium
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Rebuild the lab extension after editing labextension/src (pip skips it once built).
+js: install
+	cd labextension && PATH="$(CURDIR)/$(VENV)/bin:$$PATH" jlpm install && PATH="$(CURDIR)/$(VENV)/bin:$$PATH" jlpm build:prod
+
+lint: install-test
+	$(VENV)/bin/ruff check rubberduck_jupyter magics tests benchmarks
+	$(VENV)/bin/ruff format --check rubberduck_jupyter magics tests benchmarks
+	cd labextension && PATH="$(CURDIR)/$(VENV)/bin:$$PATH" jlpm lint
+
+format: install-test
+	$(VENV)/bin/ruff format rubberduck_jupyter magics tests benchmarks
+	$(VENV)/bin/ruff check --fix rubberduck_jupyter magics tests benchmarks
+
+bench: install-test
+	$(PY) benchmarks/startup.py
+
+clean:
+	rm -rf $(VENV) labextension/node_modules labextension/lib rubberduck_jupyter/labextension test-artifacts

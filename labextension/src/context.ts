@@ -1,0 +1,104 @@
+import type { ICodeCellModel } from '@jupyterlab/cells';
+import type { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
+
+import { IChatContext } from './protocol';
+
+/*
+ * Caps well under the server's 256 KiB frame limit (UTF-8 can triple a character),
+ * so a big cell never makes the question itself fail.
+ */
+const MAX_CELL_CHARS = 20_000;
+const MAX_SELECTION_CHARS = 10_000;
+const MAX_ERROR_CHARS = 8_000;
+const MAX_PATH_CHARS = 1_000;
+
+const TRUNCATED = '\n… [truncated]';
+
+// Tracebacks arrive coloured for terminals; the model wants plain text.
+// eslint-disable-next-line no-control-regex
+const ANSI_ESCAPE = /\x1b\[[0-9;]*[A-Za-z]/g;
+
+function head(text: string, max: number): string {
+  return text.length <= max ? text : text.slice(0, max) + TRUNCATED;
+}
+
+// The end of a traceback names the actual failure, so keep that end.
+function tail(text: string, max: number): string {
+  return text.length <= max ? text : '[truncated] …\n' + text.slice(-max);
+}
+
+function currentNotebook(
+  tracker: INotebookTracker | null
+): NotebookPanel | null {
+  const panel = tracker?.currentWidget ?? null;
+  return panel && !panel.isDisposed ? panel : null;
+}
+
+/** What to tell the model about the notebook the user was last working in. */
+export function notebookContext(
+  tracker: INotebookTracker | null
+): IChatContext {
+  const panel = currentNotebook(tracker);
+  if (!panel) {
+    return {};
+  }
+  const context: IChatContext = {
+    notebook_path: head(panel.context.path, MAX_PATH_CHARS)
+  };
+  const kernelId = panel.sessionContext.session?.kernel?.id;
+  if (kernelId) {
+    context.kernel_id = kernelId;
+  }
+  const cell = panel.content.activeCell;
+  if (!cell || cell.isDisposed) {
+    return context;
+  }
+  const source = cell.model.sharedModel.getSource();
+  if (source) {
+    context.active_cell = head(source, MAX_CELL_CHARS);
+  }
+  const editor = cell.editor;
+  if (editor) {
+    const range = editor.getSelection();
+    const start = editor.getOffsetAt(range.start);
+    const end = editor.getOffsetAt(range.end);
+    if (start !== end) {
+      context.selection = head(
+        source.slice(Math.min(start, end), Math.max(start, end)),
+        MAX_SELECTION_CHARS
+      );
+    }
+  }
+  if (cell.model.type === 'code') {
+    const error = lastError(cell.model as ICodeCellModel);
+    if (error) {
+      context.error = tail(error, MAX_ERROR_CHARS);
+    }
+  }
+  return context;
+}
+
+/** A short label of what notebookContext would send, for the panel to show. */
+export function contextLabel(tracker: INotebookTracker | null): string | null {
+  const panel = currentNotebook(tracker);
+  if (!panel) {
+    return null;
+  }
+  const cell = panel.content.activeCell;
+  const name = panel.context.localPath.split('/').pop() ?? panel.context.path;
+  return cell ? `${name}, active cell` : name;
+}
+
+function lastError(model: ICodeCellModel): string | null {
+  const outputs = model.outputs.toJSON();
+  for (let i = outputs.length - 1; i >= 0; i--) {
+    const output = outputs[i];
+    if (output.output_type === 'error') {
+      const traceback = Array.isArray(output.traceback)
+        ? (output.traceback as string[]).join('\n')
+        : `${output.ename}: ${output.evalue}`;
+      return traceback.replace(ANSI_ESCAPE, '');
+    }
+  }
+  return null;
+}

@@ -1,0 +1,1 @@
+"""HTTP and WebSocket handlers: authenticate, authorize, validate, delegate."""

@@ -1,0 +1,67 @@
+"""POST /rubberduck/api/chat: one chat turn streamed back as newline-delimited JSON frames.
+
+This is the door for clients that cannot hold a WebSocket easily, such as the %%duck magic
+running inside a kernel. The response body carries the same frames as the socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from jupyter_server.auth.decorator import authorized
+from tornado import web
+from tornado.iostream import StreamClosedError
+
+from ..protocol import ChatRequest, ErrorCode, ProtocolError, error_frame, parse_client_frame
+from .base import RubberDuckAPIHandler
+
+
+class ChatStreamHandler(RubberDuckAPIHandler):
+    auth_resource = "rubberduck:chat"
+    _turn: asyncio.Task[str] | None = None
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        app = self.rubberduck
+        try:
+            frame = parse_client_frame(
+                self.request.body,
+                max_bytes=app.max_frame_bytes,
+                max_text_chars=app.max_message_chars,
+            )
+            if not isinstance(frame, ChatRequest):
+                raise ProtocolError(
+                    ErrorCode.BAD_FRAME,
+                    "This endpoint takes a 'chat' frame; cancel by closing the request.",
+                )
+        except ProtocolError as exc:
+            self.set_status(400)
+            self.finish(error_frame(exc.frame_id, exc.code, exc.message))
+            return
+        self.set_header("Content-Type", "application/x-ndjson; charset=utf-8")
+        self.set_header("Cache-Control", "no-cache")
+        self.set_header("X-Accel-Buffering", "no")
+        self._turn = asyncio.create_task(
+            app.chat_service.run_turn(self.current_user.username, frame, self._emit)
+        )
+        try:
+            await self._turn
+        except asyncio.CancelledError:
+            return
+        if not self._finished:
+            self.finish()
+
+    async def _emit(self, frame: dict[str, Any]) -> None:
+        self.write(json.dumps(frame) + "\n")
+        try:
+            await self.flush()
+        except StreamClosedError:
+            pass
+
+    def on_connection_close(self) -> None:
+        # A client that goes away (Ctrl-C in a kernel, interrupt) stops the model call.
+        if self._turn is not None and not self._turn.done():
+            self._turn.cancel()

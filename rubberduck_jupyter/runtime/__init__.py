@@ -1,0 +1,1 @@
+"""Process-level health: event-loop lag and subsystem states."""

@@ -1,0 +1,1 @@
+"""Chat turns and the conversations they belong to, kept per user."""

@@ -1,0 +1,1 @@
+"""Test and development helpers for RubberDuck (not imported by the extension itself)."""

@@ -1,0 +1,38 @@
+"""With no model configured the assistant says so plainly and never pretends to answer."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+
+@pytest.fixture
+def rubberduck_config() -> dict[str, Any]:
+    return {}
+
+
+async def test_no_model_is_reported_in_health_and_hello(jp_fetch: Any, jp_ws_fetch: Any) -> None:
+    health = json.loads((await jp_fetch("rubberduck", "api", "health")).body)
+    assert health["subsystems"]["llm"]["state"] == "not_configured"
+    ws = await jp_ws_fetch("rubberduck", "ws")
+    hello = json.loads(await ws.read_message())
+    assert hello["model"] == {"configured": False, "name": None}
+    ws.close()
+
+
+async def test_chat_without_a_model_explains_how_to_add_one(
+    jp_ws_fetch: Any, read_turn: Any, fake_llm: Any
+) -> None:
+    ws = await jp_ws_fetch("rubberduck", "ws")
+    await ws.read_message()
+    ws.write_message(
+        json.dumps({"type": "chat", "id": "m1", "conversation_id": "c", "text": "hello?"})
+    )
+    frames = await read_turn(ws, "m1")
+    assert [f["type"] for f in frames] == ["error"]
+    assert frames[0]["code"] == "no_model"
+    assert "RUBBERDUCK_MODEL" in frames[0]["message"]
+    assert fake_llm.requests == []
+    ws.close()

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from rubberduck_jupyter.context.prompt import build_messages
+from rubberduck_jupyter.context.redact import REDACTED, redact, secret_env_values
+from rubberduck_jupyter.protocol import ChatContext
+
+
+def test_known_token_shapes_are_redacted() -> None:
+    text = (
+        "openai sk-proj-abcdefghijklmnopqrstuvwx aws AKIAABCDEFGHIJKLMNOP "
+        "gh ghp_abcdefghijklmnopqrstuvwxyz0123456789 auth: Bearer abc.def.ghijklmnop"
+    )
+    out = redact(text, extra_secrets=[])
+    assert "sk-proj-abcdefghijklmnopqrstuvwx" not in out
+    assert "AKIAABCDEFGHIJKLMNOP" not in out
+    assert "ghp_abcdefghijklmnopqrstuvwxyz0123456789" not in out
+    assert "abc.def.ghijklmnop" not in out
+    assert out.count(REDACTED) == 4
+
+
+def test_assignments_keep_the_name_and_drop_the_value() -> None:
+    out = redact('db_password = "hunter2hunter2"\nAPI_KEY: s3cr3tvalue', extra_secrets=[])
+    assert out == f'db_password = "{REDACTED}"\nAPI_KEY: {REDACTED}'
+
+
+def test_ordinary_code_is_untouched() -> None:
+    code = "def tokenize(text):\n    return text.split()\nkeys = list(d.keys())"
+    assert redact(code, extra_secrets=[]) == code
+
+
+def test_secret_environment_values_are_found_by_name() -> None:
+    env = {"MY_SERVICE_TOKEN": "tok-12345678", "PATH": "/usr/bin:/bin", "SHORT_KEY": "abc"}
+    assert secret_env_values(env) == ["tok-12345678"]
+    assert redact("value tok-12345678 here", ["tok-12345678"]) == f"value {REDACTED} here"
+
+
+def test_prompt_redacts_context_history_and_question(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("WAREHOUSE_SECRET", "wh-very-private-value")
+    messages = build_messages(
+        [("user", "earlier: wh-very-private-value"), ("assistant", "noted")],
+        "and now?",
+        ChatContext(active_cell="conn = connect('wh-very-private-value')"),
+    )
+    joined = "\n".join(m["content"] for m in messages)
+    assert "wh-very-private-value" not in joined
+    assert joined.count(REDACTED) == 2
+    assert messages[-1]["content"].endswith("Question:\nand now?")
