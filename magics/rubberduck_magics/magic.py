@@ -26,18 +26,18 @@ class DuckMagics(Magics):
         # One conversation per kernel until --new, so follow-up questions have memory.
         self.conversation_id = f"kernel-{uuid.uuid4().hex}"
 
+    @line_cell_magic
     @magic_arguments()
     @argument("--new", action="store_true", help="Start a new conversation.")
     @argument("--error", action="store_true", help="Include the last traceback as context.")
-    @argument("question", nargs="*", help="With %duck: the question.")
-    @line_cell_magic
+    @argument("question", nargs="*", help="With %%duck as a line magic: the question.")
     def duck(self, line: str, cell: str | None = None) -> None:
         """Ask RubberDuck. `%%duck` sends the cell body; `%duck QUESTION` sends the line."""
         args = parse_argstring(self.duck, line)
         if args.new:
             self.conversation_id = f"kernel-{uuid.uuid4().hex}"
-        text = cell if cell is not None else " ".join(args.question)
-        if not text.strip():
+        text = (cell if cell is not None else " ".join(args.question)).strip()
+        if not text:
             print("Nothing to ask: put a question in the cell (or after %duck).", file=sys.stderr)
             return
         context: dict[str, str] = {}

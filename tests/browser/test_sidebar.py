@@ -17,8 +17,10 @@ ANSWER = (
 
 
 def open_sidebar(page: Any) -> Any:
-    page.click('.jp-SideBar [data-id="rubberduck-chat"]')
     panel = page.locator(".jp-RubberDuck")
+    # The layout restorer may already have it open from an earlier page in this workspace.
+    if not panel.is_visible():
+        page.click('.jp-SideBar [data-id="rubberduck-chat"]')
     panel.wait_for(state="visible")
     page.wait_for_selector(".jp-RubberDuck-status:has-text('fake-model')")
     return panel

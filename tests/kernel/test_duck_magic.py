@@ -67,11 +67,11 @@ async def test_duck_sends_the_last_error_when_asked(
     async with running_kernel(jp_fetch, jp_serverapp) as kernel:
         await _execute(kernel, "%load_ext rubberduck_magics")
         await _execute(kernel, "1 / 0")
-        out = await _execute(kernel, "%duck --error why did that fail?")
+        out = await _execute(kernel, "%duck --error explain that failure")
     assert out["error"] == ""
     prompt = fake_llm.requests[-1]["messages"][-1]["content"]
     assert "ZeroDivisionError" in prompt
-    assert prompt.endswith("why did that fail?")
+    assert prompt.endswith("explain that failure")
 
 
 async def test_duck_reports_a_refused_token_plainly(

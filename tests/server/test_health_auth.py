@@ -52,25 +52,28 @@ async def _login_cookie(jp_fetch: Any) -> str:
 
 
 async def test_websocket_refuses_cross_origin_cookie_requests(
-    jp_fetch: Any, jp_ws_fetch: Any, jp_http_port: int, read_turn: Any
+    jp_fetch: Any, jp_ws_fetch: Any, jp_http_port: int
 ) -> None:
     cookie = await _login_cookie(jp_fetch)
+    # The login cookie is named after the host it was set for, so keep that host.
+    host = f"127.0.0.1:{jp_http_port}"
     with pytest.raises(tornado.httpclient.HTTPClientError) as info:
         await jp_ws_fetch(
             "rubberduck",
             "ws",
-            headers={"Authorization": "", "Cookie": cookie, "Origin": "http://evil.example"},
+            headers={
+                "Authorization": "",
+                "Host": host,
+                "Cookie": cookie,
+                "Origin": "http://evil.example",
+            },
         )
     assert info.value.code == 403
     # The same cookie from the server's own origin is accepted: the origin made the difference.
     ws = await jp_ws_fetch(
         "rubberduck",
         "ws",
-        headers={
-            "Authorization": "",
-            "Cookie": cookie,
-            "Origin": f"http://localhost:{jp_http_port}",
-        },
+        headers={"Authorization": "", "Host": host, "Cookie": cookie, "Origin": f"http://{host}"},
     )
     hello = json.loads(await ws.read_message())
     assert hello["type"] == "hello"

@@ -1,0 +1,855 @@
+"""A fake OpenAI-compatible chat-completions provider on 127.0.0.1, for tests and local dev.
+
+Three ways to run it::
+
+    python -m rubberduck_jupyter.testing.fake_llm --port 9999 [--script replies.json] [--fault drop]
+
+    server = FakeLLM(port=0)            # from async code
+    await server.start(); server.base_url; await server.stop()
+
+    with FakeLLMThread() as fake:       # from sync code: its own event loop in a daemon thread
+        fake.set_replies(["Hello!"]); fake.base_url; fake.requests
+
+Replies: each completion takes the next scripted reply, else echoes the last user message.
+
+Faults (``FAULT_MODES``) come, first match wins, from the queue filled by ``add_faults()``
+(one per request), from a ``fault-<MODE>`` part of the request's model name, or from the
+server-wide ``fault`` setting. Error faults (429, 500, 503, 401) leave the reply queue alone;
+the others send (part of) the next reply.
+
+HTTP control API: ``POST /_fake/script`` ``{"replies": [...]}``, ``POST /_fake/faults``
+``{"faults": [...]}``, ``GET /_fake/requests``, ``POST /_fake/reset``, and
+``GET``/``POST /_fake/settings`` for the numeric settings and the server-wide fault.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import copy
+import json
+import logging
+import re
+import signal
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Generic, TypeVar, cast
+
+import tornado.httpserver
+import tornado.httputil
+import tornado.iostream
+import tornado.netutil
+import tornado.web
+from tornado.http1connection import HTTP1Connection
+
+log = logging.getLogger(__name__)
+
+ERROR_FAULTS = ("429", "500", "503", "401")
+STREAM_FAULTS = ("slow_first_byte", "stall", "drop", "malformed", "no_done")
+FAULT_MODES = ERROR_FAULTS + STREAM_FAULTS
+
+DEFAULT_MODEL = "fake"
+SETTINGS = ("chunk_delay", "slow_first_byte_seconds", "stall_seconds", "retry_after_seconds")
+
+_MODEL_FAULT = re.compile(r"fault-([A-Za-z0-9_]+)")
+_PIECE = re.compile(r"\S+\s*|\s+")
+# Partial-stream faults stop after this many content pieces, so the client has seen some text
+# but (for replies longer than this) not all of it.
+_PARTIAL_PIECES = 2
+# Tornado's default backlog (128) drops connections when a benchmark opens hundreds at once.
+_BACKLOG = 1024
+
+_ERROR_BODIES: dict[str, tuple[int, str, str, str | None]] = {
+    "429": (
+        429,
+        "Rate limit reached for requests (fake-llm fault 429).",
+        "rate_limit_error",
+        "rate_limit_exceeded",
+    ),
+    "500": (
+        500,
+        "The server had an error while processing your request (fake-llm fault 500).",
+        "server_error",
+        None,
+    ),
+    "503": (
+        503,
+        "The engine is currently overloaded, please try again later (fake-llm fault 503).",
+        "server_error",
+        "service_unavailable",
+    ),
+    "401": (
+        401,
+        "Incorrect API key provided (fake-llm fault 401).",
+        "invalid_request_error",
+        "invalid_api_key",
+    ),
+}
+
+
+class UnknownFaultError(ValueError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"unknown fault {name!r}; valid faults are: {', '.join(FAULT_MODES)}")
+        self.name = name
+
+
+def check_fault(name: str) -> str:
+    if name not in FAULT_MODES:
+        raise UnknownFaultError(name)
+    return name
+
+
+def split_reply(text: str) -> list[str]:
+    """Word-sized pieces that join back to exactly `text`."""
+    return _PIECE.findall(text)
+
+
+def count_tokens(text: str) -> int:
+    # Words are close enough to tokens for usage numbers a test can predict.
+    return len(text.split())
+
+
+def message_text(message: object) -> str:
+    if not isinstance(message, dict):
+        return ""
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        # Multi-part content: only the text parts carry words.
+        return "".join(
+            part["text"]
+            for part in content
+            if isinstance(part, dict) and isinstance(part.get("text"), str)
+        )
+    return ""
+
+
+def echo_reply(messages: list[Any]) -> str:
+    for message in reversed(messages):
+        if isinstance(message, dict) and message.get("role") == "user":
+            return f"Echo: {message_text(message)}"
+    return "Echo: "
+
+
+def load_script(path: str | Path) -> tuple[list[str], list[str]]:
+    """Replies and faults from a JSON file: a list of replies, or {"replies": [...],
+    "faults": [...]} with both keys optional."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    if isinstance(data, list):
+        data = {"replies": data}
+    if not isinstance(data, dict):
+        raise ValueError("a script is a JSON list of replies or an object with 'replies'")
+    replies = _string_list(data.get("replies", []), "replies")
+    faults = _string_list(data.get("faults", []), "faults")
+    for fault in faults:
+        check_fault(fault)
+    return replies, faults
+
+
+def _string_list(value: object, what: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValueError(f"'{what}' must be a list of strings")
+    return list(value)
+
+
+def _error_body(message: str, type_: str, code: str | None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": type_, "param": None, "code": code}}
+
+
+class FakeLLM:
+    """The fake provider, run on the current asyncio loop.
+
+    The script, fault queue and request log sit behind a lock held only for list updates, so
+    other threads (see FakeLLMThread) may call the control methods while streams run.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        replies: Iterable[str] = (),
+        fault: str | None = None,
+        chunk_delay: float = 0.0,
+        slow_first_byte_seconds: float = 5.0,
+        stall_seconds: float = 30.0,
+        retry_after_seconds: float = 1.0,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.chunk_delay = chunk_delay
+        self.slow_first_byte_seconds = slow_first_byte_seconds
+        self.stall_seconds = stall_seconds
+        self.retry_after_seconds = retry_after_seconds
+        self._fault: str | None = None
+        self.fault = fault
+        self._lock = threading.Lock()
+        self._replies: deque[str] = deque(replies)
+        self._faults: deque[str] = deque()
+        self._requests: list[dict[str, Any]] = []
+        self._models: dict[str, None] = {DEFAULT_MODEL: None}
+        self._server: tornado.httpserver.HTTPServer | None = None
+        self._active: set[_CompletionsHandler] = set()
+        self._stopping = False
+
+    # -- settings and control -------------------------------------------------------------
+
+    @property
+    def fault(self) -> str | None:
+        """A fault applied to every request that the queue and model name leave unfaulted."""
+        return self._fault
+
+    @fault.setter
+    def fault(self, value: str | None) -> None:
+        self._fault = check_fault(value) if value else None
+
+    @property
+    def base_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the fake LLM is not running")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/v1"
+
+    def set_replies(self, replies: Iterable[str]) -> None:
+        replies = list(replies)
+        if not all(isinstance(reply, str) for reply in replies):
+            raise TypeError("replies must be strings")
+        with self._lock:
+            self._replies = deque(replies)
+
+    def add_faults(self, faults: Iterable[str]) -> None:
+        # Validate all first so a typo does not leave half the faults queued.
+        faults = [check_fault(fault) for fault in faults]
+        with self._lock:
+            self._faults.extend(faults)
+
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        """Completion request bodies in arrival order, each with a "_fake" entry holding the
+        path, the fault applied, and whether an Authorization header came (never its value)."""
+        with self._lock:
+            return copy.deepcopy(self._requests)
+
+    @property
+    def models(self) -> list[str]:
+        with self._lock:
+            return list(self._models)
+
+    @property
+    def pending_replies(self) -> list[str]:
+        with self._lock:
+            return list(self._replies)
+
+    @property
+    def pending_faults(self) -> list[str]:
+        with self._lock:
+            return list(self._faults)
+
+    def reset(self) -> None:
+        """Forget the script, queued faults, requests and models seen; settings stay."""
+        with self._lock:
+            self._replies.clear()
+            self._faults.clear()
+            self._requests.clear()
+            self._models = {DEFAULT_MODEL: None}
+
+    def settings(self) -> dict[str, Any]:
+        values: dict[str, Any] = {name: getattr(self, name) for name in SETTINGS}
+        values["fault"] = self.fault
+        return values
+
+    def update_settings(self, values: dict[str, Any]) -> None:
+        unknown = set(values) - {*SETTINGS, "fault"}
+        if unknown:
+            raise ValueError(f"unknown settings: {', '.join(sorted(unknown))}")
+        for name in SETTINGS:
+            if name in values:
+                value = values[name]
+                if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                    raise ValueError(f"{name} must be a number >= 0")
+        if "fault" in values:
+            fault = values["fault"]
+            if fault is not None and not isinstance(fault, str):
+                raise ValueError("fault must be a string or null")
+            self.fault = fault
+        for name in SETTINGS:
+            if name in values:
+                setattr(self, name, float(values[name]))
+
+    # -- what the handlers use ------------------------------------------------------------
+
+    def _take_fault(self, model: str) -> str | None:
+        with self._lock:
+            if self._faults:
+                return self._faults.popleft()
+        match = _MODEL_FAULT.search(model)
+        if match:
+            return check_fault(match.group(1))
+        return self._fault
+
+    def _take_reply(self, messages: list[Any]) -> str:
+        with self._lock:
+            if self._replies:
+                return self._replies.popleft()
+        return echo_reply(messages)
+
+    def _record(self, body: dict[str, Any], model: str | None) -> None:
+        with self._lock:
+            self._requests.append(body)
+            if model:
+                self._models[model] = None
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._server is not None:
+            raise RuntimeError("the fake LLM is already running")
+        sockets = tornado.netutil.bind_sockets(self.port, address=self.host, backlog=_BACKLOG)
+        self.port = int(sockets[0].getsockname()[1])
+        self._stopping = False
+        self._server = tornado.httpserver.HTTPServer(self._application())
+        self._server.add_sockets(sockets)
+
+    async def stop(self) -> None:
+        server = self._server
+        if server is None:
+            return
+        self._stopping = True
+        server.stop()
+        active = list(self._active)
+        for handler in active:
+            handler.wake()
+        await server.close_all_connections()
+        # Let woken handlers unwind so no task is left pending when the loop closes.
+        tasks = [handler.task for handler in active if handler.task is not None]
+        if tasks:
+            await asyncio.wait(tasks, timeout=5)
+        self._server = None
+
+    async def __aenter__(self) -> FakeLLM:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def _application(self) -> tornado.web.Application:
+        args = {"fake": self}
+        return tornado.web.Application(
+            [
+                (r"/(?:v1/)?chat/completions", _CompletionsHandler, args),
+                (r"/(?:v1/)?models", _ModelsHandler, args),
+                (r"/_fake/script", _ScriptHandler, args),
+                (r"/_fake/faults", _FaultsHandler, args),
+                (r"/_fake/requests", _RequestsHandler, args),
+                (r"/_fake/reset", _ResetHandler, args),
+                (r"/_fake/settings", _SettingsHandler, args),
+            ],
+            default_handler_class=_NotFoundHandler,
+            default_handler_args=args,
+            log_function=_log_request,
+        )
+
+
+def _log_request(handler: tornado.web.RequestHandler) -> None:
+    # Tornado's default logs 4xx/5xx as warnings; here those are the point, not news.
+    request = handler.request
+    log.debug(
+        "%d %s %s %.1fms",
+        handler.get_status(),
+        request.method,
+        request.uri,
+        1000 * request.request_time(),
+    )
+
+
+class _BaseHandler(tornado.web.RequestHandler):
+    fake: FakeLLM
+
+    def initialize(self, fake: FakeLLM) -> None:
+        self.fake = fake
+
+    def send_json(self, data: object, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        # Tornado's write() refuses lists, which GET /_fake/requests returns.
+        self.finish(json.dumps(data))
+
+    def send_error_json(
+        self,
+        status: int,
+        message: str,
+        type_: str = "invalid_request_error",
+        code: str | None = None,
+    ) -> None:
+        self.send_json(_error_body(message, type_, code), status)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        self.set_header("Content-Type", "application/json")
+        message = tornado.httputil.responses.get(status_code, "Unknown error")
+        self.finish(json.dumps(_error_body(message, "invalid_request_error", None)))
+
+    def json_body(self) -> Any:
+        try:
+            return json.loads(self.request.body or b"null")
+        except ValueError:
+            return None
+
+
+class _NotFoundHandler(_BaseHandler):
+    def prepare(self) -> None:
+        raise tornado.web.HTTPError(404)
+
+
+class _ModelsHandler(_BaseHandler):
+    def get(self) -> None:
+        data = [
+            {"id": model, "object": "model", "created": 0, "owned_by": "fake-llm"}
+            for model in self.fake.models
+        ]
+        self.send_json({"object": "list", "data": data})
+
+
+class _ScriptHandler(_BaseHandler):
+    def get(self) -> None:
+        self.send_json({"replies": self.fake.pending_replies})
+
+    def post(self) -> None:
+        body = self.json_body()
+        replies = body.get("replies") if isinstance(body, dict) else body
+        try:
+            self.fake.set_replies(_string_list(replies, "replies"))
+        except ValueError as exc:
+            self.send_error_json(400, str(exc))
+            return
+        self.send_json({"replies": self.fake.pending_replies})
+
+
+class _FaultsHandler(_BaseHandler):
+    def get(self) -> None:
+        self.send_json({"faults": self.fake.pending_faults, "valid": list(FAULT_MODES)})
+
+    def post(self) -> None:
+        body = self.json_body()
+        faults = body.get("faults") if isinstance(body, dict) else body
+        try:
+            self.fake.add_faults(_string_list(faults, "faults"))
+        except ValueError as exc:
+            self.send_error_json(400, str(exc), code="unknown_fault")
+            return
+        self.send_json({"faults": self.fake.pending_faults})
+
+
+class _RequestsHandler(_BaseHandler):
+    def get(self) -> None:
+        self.send_json(self.fake.requests)
+
+
+class _ResetHandler(_BaseHandler):
+    def post(self) -> None:
+        self.fake.reset()
+        self.send_json({"ok": True})
+
+
+class _SettingsHandler(_BaseHandler):
+    def get(self) -> None:
+        self.send_json(self.fake.settings())
+
+    def post(self) -> None:
+        body = self.json_body()
+        if not isinstance(body, dict):
+            self.send_error_json(400, "settings must be a JSON object")
+            return
+        try:
+            self.fake.update_settings(body)
+        except ValueError as exc:
+            self.send_error_json(400, str(exc))
+            return
+        self.send_json(self.fake.settings())
+
+
+class _CompletionsHandler(_BaseHandler):
+    task: asyncio.Task[Any] | None = None
+
+    def initialize(self, fake: FakeLLM) -> None:
+        super().initialize(fake)
+        # Set when the client hangs up or the server stops: cuts every sleep short.
+        self._gone = asyncio.Event()
+        self._events_sent = 0
+
+    def on_connection_close(self) -> None:
+        self._gone.set()
+
+    def wake(self) -> None:
+        self._gone.set()
+
+    async def post(self) -> None:
+        self.task = asyncio.current_task()
+        self.fake._active.add(self)
+        try:
+            await self._complete()
+        except tornado.iostream.StreamClosedError:
+            pass  # The client left, or a fault cut the stream: no one is left to answer.
+        finally:
+            self.fake._active.discard(self)
+
+    async def _complete(self) -> None:
+        fake = self.fake
+        body = self.json_body()
+        error: tuple[int, str, str | None] | None = None
+        fault: str | None = None
+        model: str | None = None
+        messages: list[Any] = []
+        if not isinstance(body, dict):
+            body = {"_raw": self.request.body.decode("utf-8", "replace")}
+            error = (400, "the request body must be a JSON object", None)
+        else:
+            model = body["model"] if isinstance(body.get("model"), str) else DEFAULT_MODEL
+            if not isinstance(body.get("messages"), list):
+                error = (400, "'messages' must be a list", None)
+            else:
+                messages = body["messages"]
+                try:
+                    fault = fake._take_fault(model)
+                except UnknownFaultError as exc:
+                    error = (400, str(exc), "unknown_fault")
+        body["_fake"] = {
+            "path": self.request.path,
+            "authorization_present": "Authorization" in self.request.headers,
+            "fault": fault,
+        }
+        fake._record(body, model)
+        if fake._stopping:
+            self._abort()
+            return
+        if error is not None:
+            self.send_error_json(error[0], error[1], code=error[2])
+            return
+        if fault in _ERROR_BODIES:
+            self._send_fault_error(fault)
+            return
+
+        model = model or DEFAULT_MODEL
+        reply = fake._take_reply(messages)
+        prompt_tokens = sum(count_tokens(message_text(m)) for m in messages)
+        if fault == "slow_first_byte" and not await self._pause(fake.slow_first_byte_seconds):
+            return
+        if body.get("stream"):
+            options = body.get("stream_options")
+            include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
+            await self._stream(model, reply, fault, include_usage, prompt_tokens)
+        else:
+            await self._respond(model, reply, fault, prompt_tokens)
+
+    def _send_fault_error(self, fault: str) -> None:
+        status, message, type_, code = _ERROR_BODIES[fault]
+        if fault == "429":
+            self.set_header("Retry-After", f"{self.fake.retry_after_seconds:g}")
+        self.send_error_json(status, message, type_, code)
+
+    async def _pause(self, seconds: float) -> bool:
+        """Sleeps, unless the client leaves or the server stops first; True if still wanted."""
+        if seconds > 0 and not self._gone.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._gone.wait(), seconds)
+        return not self._gone.is_set()
+
+    def _abort(self) -> None:
+        # Closing the socket under an unfinished chunked body is what a crashed upstream
+        # looks like to the client; the connection's own bookkeeping copes with a closed stream.
+        connection = cast(HTTP1Connection, self.request.connection)
+        connection.stream.close()
+
+    async def _emit(self, data: str) -> None:
+        if self._events_sent and not await self._pause(self.fake.chunk_delay):
+            raise tornado.iostream.StreamClosedError()
+        self._events_sent += 1
+        self.write(f"data: {data}\n\n")
+        await self.flush()
+
+    async def _stream(
+        self, model: str, reply: str, fault: str | None, include_usage: bool, prompt_tokens: int
+    ) -> None:
+        self.set_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.set_header("Cache-Control", "no-cache")
+        completion_id = f"chatcmpl-fake{uuid.uuid4().hex[:24]}"
+        created = int(time.time())
+
+        def chunk(choices: list[dict[str, Any]], **extra: Any) -> str:
+            return json.dumps(
+                {
+                    "id": completion_id,
+                    "object": "chat.completion.chunk",
+                    "created": created,
+                    "model": model,
+                    "choices": choices,
+                    **extra,
+                },
+                separators=(",", ":"),  # OpenAI's own chunks are compact
+            )
+
+        def choice(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+            return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+
+        pieces = split_reply(reply)
+        # Leave some of the reply unsent when there is more than one piece.
+        partial = max(1, min(_PARTIAL_PIECES, len(pieces) - 1))
+        if fault in ("stall", "drop"):
+            pieces = pieces[:partial]
+
+        await self._emit(chunk([choice({"role": "assistant", "content": ""})]))
+        for index, piece in enumerate(pieces):
+            await self._emit(chunk([choice({"content": piece})]))
+            if fault == "malformed" and index + 1 == partial:
+                await self._emit("{not json")
+        if fault == "malformed" and not pieces:
+            await self._emit("{not json")
+
+        if fault == "stall":
+            await self._pause(self.fake.stall_seconds)
+            self._abort()
+            return
+        if fault == "drop":
+            self._abort()
+            return
+        if fault == "no_done":
+            return  # The body ends cleanly, but with no finish_reason and no [DONE].
+        await self._emit(chunk([choice({}, "stop")]))
+        if include_usage:
+            usage = self._usage(prompt_tokens, reply)
+            await self._emit(chunk([], usage=usage))
+        await self._emit("[DONE]")
+
+    async def _respond(self, model: str, reply: str, fault: str | None, prompt_tokens: int) -> None:
+        if fault == "stall":
+            await self._pause(self.fake.stall_seconds)
+            self._abort()
+            return
+        if fault == "drop":
+            self._abort()
+            return
+        if fault == "malformed":
+            self.set_header("Content-Type", "application/json")
+            self.finish("{not json")
+            return
+        self.send_json(
+            {
+                "id": f"chatcmpl-fake{uuid.uuid4().hex[:24]}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": model,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": reply},
+                        "logprobs": None,
+                        "finish_reason": None if fault == "no_done" else "stop",
+                    }
+                ],
+                "usage": self._usage(prompt_tokens, reply),
+            }
+        )
+
+    @staticmethod
+    def _usage(prompt_tokens: int, reply: str) -> dict[str, int]:
+        completion_tokens = count_tokens(reply)
+        return {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        }
+
+
+T = TypeVar("T")
+
+
+class _Forward(Generic[T]):
+    """An attribute of FakeLLMThread that reads and writes the wrapped FakeLLM's."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: FakeLLMThread | None, objtype: type | None = None) -> T:
+        if obj is None:
+            return cast(T, self)
+        return cast(T, getattr(obj.fake, self.name))
+
+    def __set__(self, obj: FakeLLMThread, value: T) -> None:
+        # A plain attribute store: the loop thread reads it fresh at each use.
+        setattr(obj.fake, self.name, value)
+
+
+class FakeLLMThread:
+    """FakeLLM on its own event loop in a daemon thread, for code that is not async.
+
+    The control methods and settings are safe to use from any thread while it runs.
+    """
+
+    chunk_delay: _Forward[float] = _Forward()
+    slow_first_byte_seconds: _Forward[float] = _Forward()
+    stall_seconds: _Forward[float] = _Forward()
+    retry_after_seconds: _Forward[float] = _Forward()
+    fault: _Forward[str | None] = _Forward()
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, **options: Any) -> None:
+        self.fake = FakeLLM(host, port, **options)
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop_event: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+
+    @property
+    def host(self) -> str:
+        return self.fake.host
+
+    @property
+    def port(self) -> int:
+        return self.fake.port
+
+    @property
+    def base_url(self) -> str:
+        return self.fake.base_url
+
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        return self.fake.requests
+
+    @property
+    def models(self) -> list[str]:
+        return self.fake.models
+
+    @property
+    def pending_replies(self) -> list[str]:
+        return self.fake.pending_replies
+
+    @property
+    def pending_faults(self) -> list[str]:
+        return self.fake.pending_faults
+
+    def set_replies(self, replies: Iterable[str]) -> None:
+        self.fake.set_replies(replies)
+
+    def add_faults(self, faults: Iterable[str]) -> None:
+        self.fake.add_faults(faults)
+
+    def reset(self) -> None:
+        self.fake.reset()
+
+    def settings(self) -> dict[str, Any]:
+        return self.fake.settings()
+
+    def update_settings(self, values: dict[str, Any]) -> None:
+        self.fake.update_settings(values)
+
+    def start(self, timeout: float = 30.0) -> FakeLLMThread:
+        if self._thread is not None:
+            raise RuntimeError("the fake LLM thread is already running")
+        self._ready.clear()
+        self._error = None
+        self._thread = threading.Thread(target=self._run, name="fake-llm", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise RuntimeError("the fake LLM did not start in time")
+        if self._error is not None:
+            self._thread.join()
+            self._thread = None
+            raise self._error
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        thread, loop, stop_event = self._thread, self._loop, self._stop_event
+        if thread is None:
+            return
+        if loop is not None and stop_event is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(stop_event.set)
+        thread.join(timeout)
+        self._thread = None
+
+    def __enter__(self) -> FakeLLMThread:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        asyncio.run(self._main())
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop_event = asyncio.Event()
+        try:
+            await self.fake.start()
+        except BaseException as exc:
+            self._error = exc
+            return
+        finally:
+            self._ready.set()
+        await self._stop_event.wait()
+        await self.fake.stop()
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m rubberduck_jupyter.testing.fake_llm",
+        description="A fake OpenAI-compatible chat-completions server for tests and dev.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
+    parser.add_argument("--port", type=int, default=0, help="port; 0 picks a free one (0)")
+    parser.add_argument(
+        "--script",
+        metavar="FILE.json",
+        help='replies to give in order: a JSON list, or {"replies": [...], "faults": [...]}',
+    )
+    parser.add_argument("--fault", choices=FAULT_MODES, help="a fault applied to every request")
+    parser.add_argument("--chunk-delay", type=float, default=0.0, help="seconds between chunks")
+    parser.add_argument("--slow-first-byte-seconds", type=float, default=5.0)
+    parser.add_argument("--stall-seconds", type=float, default=30.0)
+    parser.add_argument("--retry-after-seconds", type=float, default=1.0)
+    return parser
+
+
+async def _serve(fake: FakeLLM) -> None:
+    await fake.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    print(f"fake-llm listening on {fake.base_url}", flush=True)
+    await stop.wait()
+    await fake.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    replies: list[str] = []
+    faults: list[str] = []
+    if args.script:
+        try:
+            replies, faults = load_script(args.script)
+        except (OSError, ValueError) as exc:
+            parser.error(f"--script {args.script}: {exc}")
+    fake = FakeLLM(
+        args.host,
+        args.port,
+        replies=replies,
+        fault=args.fault,
+        chunk_delay=args.chunk_delay,
+        slow_first_byte_seconds=args.slow_first_byte_seconds,
+        stall_seconds=args.stall_seconds,
+        retry_after_seconds=args.retry_after_seconds,
+    )
+    fake.add_faults(faults)
+    asyncio.run(_serve(fake))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
