@@ -117,13 +117,17 @@ def main() -> None:
 
     base_ready, with_ready = med(False, 0), med(True, 0)
     base_rss, with_rss = med(False, 1), med(True, 1)
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    )
     print(f"runs per arm: {args.runs} (alternating)")
     print(f"time to ready, without RubberDuck: median {base_ready * 1000:.0f} ms")
     print(f"time to ready, with RubberDuck:    median {with_ready * 1000:.0f} ms")
     print(f"startup ratio (with / without):    {with_ready / base_ready:.3f}")
-    print(f"idle RSS without: {base_rss:.1f} MB, with: {with_rss:.1f} MB, "
-          f"added: {with_rss - base_rss:+.1f} MB")
+    print(
+        f"idle RSS without: {base_rss:.1f} MB, with: {with_rss:.1f} MB, "
+        f"added: {with_rss - base_rss:+.1f} MB"
+    )
 
 
 if __name__ == "__main__":

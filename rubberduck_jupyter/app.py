@@ -48,9 +48,7 @@ class RubberDuckApp(ExtensionApp):
     )
     request_timeout = Float(120.0, config=True, help="Seconds a model call may take in all.")
     max_output_tokens = Int(0, config=True, help="Cap on tokens per answer; 0 means no cap.")
-    max_frame_bytes = Int(
-        256 * 1024, config=True, help="Largest client frame accepted, in bytes."
-    )
+    max_frame_bytes = Int(256 * 1024, config=True, help="Largest client frame accepted, in bytes.")
     max_message_chars = Int(
         100_000, config=True, help="Largest chat message accepted, in characters."
     )

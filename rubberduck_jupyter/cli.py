@@ -86,20 +86,28 @@ def check_configuration(settings: ModelSettings, sources: dict[str, str]) -> lis
         checks.append(
             Check("api_base", True, f"{settings.public_api_base()} (from {sources['api_base']})")
         )
-    provider = (settings.model or "").split("/", 1)[0] if "/" in (settings.model or "") else ""
-    key_env = PROVIDER_KEY_ENV.get(provider or "openai")
-    if settings.api_key:
-        checks.append(Check("api key", True, "set in RubberDuck config (value hidden)"))
-    elif provider in KEYLESS_PROVIDERS or settings.api_base and not os.environ.get(key_env or ""):
-        checks.append(Check("api key", True, "none needed for this endpoint"))
-    elif key_env and os.environ.get(key_env):
-        checks.append(Check("api key", True, f"${key_env} is set (value hidden)"))
-    elif key_env:
-        checks.append(
-            Check("api key", False, f"${key_env} is not set", f"export {key_env}=... or "
-                  f"${API_KEY_ENV}=...")
-        )
+    checks.append(check_api_key(settings))
     return checks
+
+
+def check_api_key(settings: ModelSettings) -> Check:
+    model = settings.model or ""
+    provider = model.split("/", 1)[0] if "/" in model else "openai"
+    key_env = PROVIDER_KEY_ENV.get(provider)
+    if settings.api_key:
+        return Check("api key", True, "set in RubberDuck config (value hidden)")
+    if key_env and os.environ.get(key_env):
+        return Check("api key", True, f"${key_env} is set (value hidden)")
+    if provider in KEYLESS_PROVIDERS or settings.api_base:
+        return Check("api key", True, "none set; this endpoint may not need one")
+    if key_env:
+        return Check(
+            "api key",
+            False,
+            f"${key_env} is not set",
+            f"export {key_env}=... (or {API_KEY_ENV}=...)",
+        )
+    return Check("api key", True, f"litellm reads the key for '{provider}' from its own variable")
 
 
 def check_server_extension() -> Check:
@@ -140,14 +148,17 @@ def check_model_answers(settings: ModelSettings) -> Check:
     if not settings.configured:
         return Check("model answers", False, "skipped: no model configured", "see 'model' above")
     client = LiteLLMClient(settings)
-    started = time.perf_counter()
+    probe = [{"role": "user", "content": "Reply with the single word: pong"}]
+
+    async def ask() -> tuple[str, float]:
+        await client.load()
+        started = time.perf_counter()
+        return await client.complete(probe), time.perf_counter() - started
+
     try:
-        reply = asyncio.run(
-            client.complete([{"role": "user", "content": "Reply with the single word: pong"}])
-        )
+        reply, elapsed = asyncio.run(ask())
     except LLMError as exc:
         return Check("model answers", False, f"{exc.code}: {exc.message}", _fix_for(str(exc.code)))
-    elapsed = time.perf_counter() - started
     preview = reply.strip().replace("\n", " ")[:60]
     return Check("model answers", True, f"replied in {elapsed:.1f} s: {preview!r}")
 

@@ -45,4 +45,6 @@ def redact(text: str, extra_secrets: list[str] | None = None) -> str:
         text = text.replace(secret, REDACTED)
     text = _TOKEN_RE.sub(REDACTED, text)
     text = _BEARER_RE.sub(lambda m: m.group(1) + REDACTED, text)
-    return _ASSIGNMENT_RE.sub(lambda m: f"{m.group(1)}{m.group(2)}{m.group(3)}{REDACTED}{m.group(3)}", text)
+    return _ASSIGNMENT_RE.sub(
+        lambda m: f"{m.group(1)}{m.group(2)}{m.group(3)}{REDACTED}{m.group(3)}", text
+    )

@@ -7,6 +7,7 @@ running inside a kernel. The response body carries the same frames as the socket
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from typing import Any
 
@@ -56,10 +57,9 @@ class ChatStreamHandler(RubberDuckAPIHandler):
 
     async def _emit(self, frame: dict[str, Any]) -> None:
         self.write(json.dumps(frame) + "\n")
-        try:
+        # A client that went away is noticed by on_connection_close, which cancels the turn.
+        with contextlib.suppress(StreamClosedError):
             await self.flush()
-        except StreamClosedError:
-            pass
 
     def on_connection_close(self) -> None:
         # A client that goes away (Ctrl-C in a kernel, interrupt) stops the model call.

@@ -113,9 +113,7 @@ class ChatWebSocketHandler(
     def _cancel(self, msg_id: str) -> None:
         task = self._turns.get(msg_id)
         if task is None:
-            self._send(
-                error_frame(msg_id, ErrorCode.UNKNOWN_ID, "No running answer has this id.")
-            )
+            self._send(error_frame(msg_id, ErrorCode.UNKNOWN_ID, "No running answer has this id."))
             return
         task.cancel()
 

@@ -45,7 +45,8 @@ class LiteLLMClient:
         self._loading: asyncio.Future[Any] | None = None
         self.state = "not_configured" if not settings.configured else "idle"
 
-    async def _load(self) -> Any:
+    async def load(self) -> Any:
+        """Import litellm in a worker thread (about 1.5 s), once; later calls return at once."""
         if self._litellm is not None:
             return self._litellm
         if self._loading is None:
@@ -85,7 +86,7 @@ class LiteLLMClient:
     async def stream(self, messages: list[dict[str, str]]) -> AsyncIterator[StreamPiece]:
         if not self.settings.configured:
             raise no_model_error()
-        litellm = await self._load()
+        litellm = await self.load()
         started = False
         try:
             response = await litellm.acompletion(**self._call_kwargs(messages, stream=True))
@@ -117,7 +118,7 @@ class LiteLLMClient:
         """One non-streamed answer; used by `jupyter rubberduck doctor` to probe the model."""
         if not self.settings.configured:
             raise no_model_error()
-        litellm = await self._load()
+        litellm = await self.load()
         try:
             response = await litellm.acompletion(**self._call_kwargs(messages, stream=False))
         except Exception as exc:
@@ -126,6 +127,9 @@ class LiteLLMClient:
 
     def _map_error(self, exc: Exception, *, started: bool) -> LLMError:
         name = type(exc).__name__
+        # litellm wraps transport failures (e.g. InternalServerError around a refused
+        # connection), so the cause chain says more than the outer type.
+        chain = _cause_names(exc)
         detail = self._redact(str(exc)) or name
         if len(detail) > 500:
             detail = detail[:500] + "…"
@@ -150,12 +154,12 @@ class LiteLLMClient:
                 f"{model} refused the credentials. Check the provider's key variable "
                 f"(for example OPENAI_API_KEY) or RUBBERDUCK_API_KEY. ({detail})",
             )
-        if name in {"Timeout", "APITimeoutError", "TimeoutError"}:
+        if chain & {"Timeout", "APITimeoutError", "TimeoutError", "ReadTimeout", "ConnectTimeout"}:
             return LLMError(
                 ErrorCode.TIMEOUT,
                 f"{model} did not answer within {self.settings.request_timeout:g} s.",
             )
-        if name == "APIConnectionError":
+        if chain & {"APIConnectionError", "ConnectError", "ConnectionRefusedError"}:
             where = self.settings.public_api_base() or "the provider"
             return LLMError(
                 ErrorCode.PROVIDER_ERROR,
@@ -169,6 +173,15 @@ class LiteLLMClient:
         if key:
             text = text.replace(key, "[redacted]")
         return text
+
+
+def _cause_names(exc: BaseException) -> set[str]:
+    names: set[str] = set()
+    current: BaseException | None = exc
+    while current is not None and len(names) < 16:
+        names.add(type(current).__name__)
+        current = current.__cause__ or current.__context__
+    return names
 
 
 def _retry_after(exc: Exception) -> float | None:

@@ -145,6 +145,10 @@ def load_script(path: str | Path) -> tuple[list[str], list[str]]:
         data = {"replies": data}
     if not isinstance(data, dict):
         raise ValueError("a script is a JSON list of replies or an object with 'replies'")
+    unknown = set(data) - {"replies", "faults"}
+    if unknown:
+        # A misspelt key would otherwise serve echoes and hide the mistake.
+        raise ValueError(f"unknown keys in script: {', '.join(sorted(unknown))}")
     replies = _string_list(data.get("replies", []), "replies")
     faults = _string_list(data.get("faults", []), "faults")
     for fault in faults:

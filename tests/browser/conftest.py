@@ -59,7 +59,9 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def lab_server(fake_llm_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
+def lab_server(
+    fake_llm_server: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LabServer]:
     base = tmp_path_factory.mktemp("lab")
     root = base / "root"
     root.mkdir()

@@ -18,7 +18,9 @@ def test_empty_everywhere_means_not_configured() -> None:
 
 def test_key_is_hidden_from_repr_and_public_base() -> None:
     settings = resolve_model_settings(
-        model="openai/m", api_base="https://user:pw@proxy.example:4000/v1", api_key="sk-secret-1",
+        model="openai/m",
+        api_base="https://user:pw@proxy.example:4000/v1",
+        api_key="sk-secret-1",
         env={},
     )
     assert "sk-secret-1" not in repr(settings)
