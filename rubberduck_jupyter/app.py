@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import getpass
 import os
 import secrets
@@ -10,11 +11,18 @@ from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
 from tornado.ioloop import IOLoop
-from traitlets import Bool, Float, Int, Unicode
+from traitlets import Any as AnyTrait
+from traitlets import Bool, Dict, Float, Int, List, Unicode
 
 from . import __version__
-from .llm.client import LiteLLMClient
-from .llm.settings import resolve_model_settings
+from .llm.breaker import BreakerBoard
+from .llm.cache import ResponseCache
+from .llm.client import Timeouts
+from .llm.config import ModelsConfig, build_models_config
+from .llm.detect import DEFAULT_OLLAMA_URL, detect_ollama, ollama_config
+from .llm.ratelimit import FairRateLimiter, Limits
+from .llm.retry import RetryPolicy
+from .llm.service import LLMService, ServiceSettings
 from .protocol import PROTOCOL_VERSION
 from .runtime.loop_lag import LoopLagMonitor
 from .sessions.chat import ChatService
@@ -28,30 +36,95 @@ class RubberDuckApp(ExtensionApp):
     description = "RubberDuck: an AI coding assistant inside JupyterLab"
     load_other_extensions = True
 
+    # --- models -------------------------------------------------------------------------
+    models = List(
+        Dict(),
+        default_value=[],
+        config=True,
+        help="LiteLLM-style model_list: [{'model_name': ..., 'litellm_params': {'model': ..., "
+        "'api_base': ..., 'api_key': 'os.environ/NAME'}}]. Empty: $RUBBERDUCK_MODELS_FILE, "
+        "then the one-model shortcut (model / $RUBBERDUCK_MODEL), then detection.",
+    )
+    fallbacks = AnyTrait(
+        None,
+        allow_none=True,
+        config=True,
+        help="Ordered fallbacks per model_name: {'gpt': ['claude', 'local']} or LiteLLM's "
+        "[{'gpt': [...]}].",
+    )
+    default_model = Unicode("", config=True, help="model_name used when a user picks none.")
+    allowed_models = List(
+        Unicode(),
+        default_value=None,
+        allow_none=True,
+        config=True,
+        help="model_names users may pick; None allows every configured model.",
+    )
     model = Unicode(
         "",
         config=True,
-        help="litellm model name, e.g. 'openai/gpt-4o-mini' or 'ollama/llama3.1'. "
-        "Empty: use $RUBBERDUCK_MODEL; if that is empty too, no model is configured.",
+        help="One-model shortcut: a litellm name such as 'openai/gpt-4o-mini'. "
+        "Empty: $RUBBERDUCK_MODEL.",
     )
     api_base = Unicode(
         "",
         config=True,
-        help="Base URL of an OpenAI-compatible server or LiteLLM proxy. "
-        "Empty: use $RUBBERDUCK_API_BASE, else the provider's default.",
+        help="With `model`: an OpenAI-compatible endpoint or LiteLLM proxy. "
+        "Empty: $RUBBERDUCK_API_BASE.",
     )
     api_key = Unicode(
         "",
         config=True,
-        help="API key for the model. Prefer the provider's variable (OPENAI_API_KEY, ...) "
-        "or $RUBBERDUCK_API_KEY. Never sent to the browser or logged.",
+        help="With `model`: its key. Prefer the provider's own variable or $RUBBERDUCK_API_KEY. "
+        "Never sent to the browser or logged.",
     )
-    request_timeout = Float(120.0, config=True, help="Seconds a model call may take in all.")
+    detect_ollama = Bool(
+        True, config=True, help="With no model configured, use a local Ollama if one answers."
+    )
+    ollama_url = Unicode(DEFAULT_OLLAMA_URL, config=True, help="Where to look for Ollama.")
+
+    # --- timeouts, retries, breakers -----------------------------------------------------
+    connect_timeout = Float(10.0, config=True, help="Seconds to open a connection to a model.")
+    first_token_timeout = Float(
+        60.0, config=True, help="Seconds until the first token; then retry or fail over."
+    )
+    idle_timeout = Float(30.0, config=True, help="Longest silence between chunks mid-answer.")
+    request_timeout = Float(600.0, config=True, help="Seconds one model call may take in all.")
     max_output_tokens = Int(0, config=True, help="Cap on tokens per answer; 0 means no cap.")
-    max_frame_bytes = Int(256 * 1024, config=True, help="Largest client frame accepted, in bytes.")
-    max_message_chars = Int(
-        100_000, config=True, help="Largest chat message accepted, in characters."
+    max_attempts = Int(
+        2,
+        config=True,
+        help="Tries per model before failing over (retries only before the first token).",
     )
+    retry_base_delay = Float(0.5, config=True, help="First backoff delay in seconds (jittered).")
+    max_retry_after = Float(
+        20.0, config=True, help="Longest Retry-After honoured; longer waits fail over instead."
+    )
+    breaker_failure_threshold = Int(
+        5, config=True, help="Consecutive failures that open a provider's circuit breaker."
+    )
+    breaker_reset_timeout = Float(
+        30.0, config=True, help="Seconds a breaker stays open before one probe is let through."
+    )
+    cache_entries = Int(
+        128,
+        config=True,
+        help="Recent answers kept to serve (marked cached) while breakers are open; 0 disables.",
+    )
+
+    # --- rate limits ------------------------------------------------------------------
+    user_requests_per_minute = Int(0, config=True, help="Per user; 0 = unlimited.")
+    user_tokens_per_minute = Int(0, config=True, help="Per user; 0 = unlimited.")
+    global_requests_per_minute = Int(0, config=True, help="For the whole server; 0 = unlimited.")
+    global_tokens_per_minute = Int(0, config=True, help="For the whole server; 0 = unlimited.")
+    rate_limit_queue_size = Int(64, config=True, help="Requests that may wait for capacity.")
+    rate_limit_wait = Float(
+        20.0, config=True, help="Seconds a request may wait for capacity before 'rate_limited'."
+    )
+
+    # --- protocol limits and kernels ---------------------------------------------------
+    max_frame_bytes = Int(256 * 1024, config=True, help="Largest client frame, in bytes.")
+    max_message_chars = Int(100_000, config=True, help="Largest chat message, in characters.")
     max_turns_per_connection = Int(
         4, config=True, help="Answers that may stream at once on one WebSocket."
     )
@@ -63,36 +136,104 @@ class RubberDuckApp(ExtensionApp):
         "RubberDuck's chat and health endpoints.",
     )
 
-    def initialize_settings(self) -> None:
-        self.started_at = time.monotonic()
-        model_settings = resolve_model_settings(
+    def build_models_config(self) -> ModelsConfig:
+        return build_models_config(
+            model_list=self.models,
+            fallbacks=self.fallbacks,
+            default_model=self.default_model,
+            allowed_models=self.allowed_models,
             model=self.model,
             api_base=self.api_base,
             api_key=self.api_key,
-            request_timeout=self.request_timeout,
-            max_output_tokens=self.max_output_tokens,
         )
-        self.llm = LiteLLMClient(model_settings)
+
+    def build_llm_service(self, config: ModelsConfig) -> LLMService:
+        settings = ServiceSettings(
+            timeouts=Timeouts(
+                connect=self.connect_timeout,
+                first_token=self.first_token_timeout,
+                idle=self.idle_timeout,
+                total=self.request_timeout,
+            ),
+            retry=RetryPolicy(
+                max_attempts=self.max_attempts,
+                base_delay=self.retry_base_delay,
+                max_retry_after=self.max_retry_after,
+            ),
+            max_output_tokens=self.max_output_tokens or None,
+            queue_deadline_s=self.rate_limit_wait,
+        )
+        limiter = FairRateLimiter(
+            global_limits=Limits(
+                requests_per_minute=self.global_requests_per_minute,
+                tokens_per_minute=self.global_tokens_per_minute,
+            ),
+            user_limits=Limits(
+                requests_per_minute=self.user_requests_per_minute,
+                tokens_per_minute=self.user_tokens_per_minute,
+            ),
+            max_queue=self.rate_limit_queue_size,
+        )
+        return LLMService(
+            config,
+            settings=settings,
+            limiter=limiter,
+            breakers=BreakerBoard(
+                failure_threshold=self.breaker_failure_threshold,
+                reset_timeout=self.breaker_reset_timeout,
+            ),
+            cache=ResponseCache(max_entries=self.cache_entries),
+        )
+
+    def initialize_settings(self) -> None:
+        self.started_at = time.monotonic()
+        config = self.build_models_config()
+        self.llm = self.build_llm_service(config)
         self.chat_service = ChatService(self.llm)
         self.open_sockets = 0
         self.loop_lag = LoopLagMonitor()
         self.kernel_token = secrets.token_urlsafe(32)
         self.kernel_username = os.environ.get("JUPYTERHUB_USER") or getpass.getuser()
+        self._background: set[asyncio.Task[None]] = set()
         self._export_kernel_env()
-        IOLoop.current().add_callback(self.loop_lag.start)
-        if model_settings.configured:
-            self.log.info("RubberDuck %s: model %s", __version__, model_settings.model)
+        IOLoop.current().add_callback(self._start_background)
+        if config.configured:
+            self.log.info(
+                "RubberDuck %s: model %s (%d configured, from %s)",
+                __version__,
+                config.default,
+                len(config.entries),
+                config.source,
+            )
         else:
             self.log.info("RubberDuck %s: no model configured (set RUBBERDUCK_MODEL)", __version__)
+
+    def _start_background(self) -> None:
+        self.loop_lag.start()
+        if not self.llm.config.configured and self.detect_ollama:
+            task = asyncio.get_running_loop().create_task(self._adopt_local_ollama())
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _adopt_local_ollama(self) -> None:
+        names = await detect_ollama(self.ollama_url)
+        if names and not self.llm.config.configured:
+            self.llm.config = ollama_config(self.ollama_url, names)
+            self.log.info(
+                "RubberDuck: using the local Ollama at %s (%s)", self.ollama_url, names[0]
+            )
 
     def initialize_handlers(self) -> None:
         from .handlers.chat_rest import ChatStreamHandler
         from .handlers.chat_ws import ChatWebSocketHandler
         from .handlers.health import HealthHandler
+        from .handlers.models import ModelsHandler, UsageHandler
 
         self.handlers.extend(
             [
                 (r"/rubberduck/api/health", HealthHandler),
+                (r"/rubberduck/api/models", ModelsHandler),
+                (r"/rubberduck/api/usage", UsageHandler),
                 (r"/rubberduck/api/chat", ChatStreamHandler),
                 (r"/rubberduck/ws", ChatWebSocketHandler),
             ]
@@ -111,18 +252,13 @@ class RubberDuckApp(ExtensionApp):
         os.environ[KERNEL_TOKEN_ENV] = self.kernel_token
 
     def health(self) -> dict[str, Any]:
-        settings = self.llm.settings
         return {
             "status": "ok",
             "version": __version__,
             "protocol_version": PROTOCOL_VERSION,
             "uptime_s": round(time.monotonic() - self.started_at, 1),
             "subsystems": {
-                "llm": {
-                    "state": self.llm.state,
-                    "model": settings.model,
-                    "api_base": settings.public_api_base(),
-                },
+                "llm": self.llm.health(),
                 "sessions": {
                     "state": "ok",
                     "active_turns": self.chat_service.active_turns,
@@ -134,6 +270,8 @@ class RubberDuckApp(ExtensionApp):
         }
 
     async def stop_extension(self) -> None:
+        for task in list(self._background):
+            task.cancel()
         await self.loop_lag.stop()
         if os.environ.get(KERNEL_TOKEN_ENV) == self.kernel_token:
             os.environ.pop(KERNEL_TOKEN_ENV, None)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .llm.settings import API_BASE_ENV, API_KEY_ENV, MODEL_ENV, ModelSettings
+from .llm.config import API_KEY_ENV, MODEL_ENV, ModelConfigError, ModelEntry, ModelsConfig
 
 EXTENSION_NAME = "rubberduck_jupyter"
 LABEXTENSION_NAME = "rubberduck-jupyter"
@@ -54,24 +54,22 @@ def load_server_config() -> dict[str, Any]:
     return dict(reader.config.get("RubberDuckApp", {}))
 
 
-def model_settings_from_config(config: dict[str, Any]) -> tuple[ModelSettings, dict[str, str]]:
-    from .llm.settings import resolve_model_settings
+def models_config_from(config: dict[str, Any]) -> ModelsConfig:
+    from .llm.config import build_models_config
 
-    settings = resolve_model_settings(
+    return build_models_config(
+        model_list=config.get("models") or [],
+        fallbacks=config.get("fallbacks"),
+        default_model=config.get("default_model", ""),
+        allowed_models=config.get("allowed_models"),
         model=config.get("model", ""),
         api_base=config.get("api_base", ""),
         api_key=config.get("api_key", ""),
-        request_timeout=float(config.get("request_timeout", 30.0)),
     )
-    sources = {
-        "model": "c.RubberDuckApp.model" if config.get("model") else f"${MODEL_ENV}",
-        "api_base": "c.RubberDuckApp.api_base" if config.get("api_base") else f"${API_BASE_ENV}",
-    }
-    return settings, sources
 
 
-def check_configuration(settings: ModelSettings, sources: dict[str, str]) -> list[Check]:
-    if not settings.configured:
+def check_configuration(config: ModelsConfig) -> list[Check]:
+    if not config.configured:
         return [
             Check(
                 "model",
@@ -81,33 +79,37 @@ def check_configuration(settings: ModelSettings, sources: dict[str, str]) -> lis
                 "c.RubberDuckApp.model in jupyter_server_config.py",
             )
         ]
-    checks = [Check("model", True, f"{settings.model} (from {sources['model']})")]
-    if settings.api_base:
-        checks.append(
-            Check("api_base", True, f"{settings.public_api_base()} (from {sources['api_base']})")
+    checks = [
+        Check(
+            "models", True, f"{len(config.entries)} from {config.source}; default {config.default}"
         )
-    checks.append(check_api_key(settings))
+    ]
+    for entry in config.entries.values():
+        where = f" at {entry.public_api_base()}" if entry.api_base else ""
+        fallbacks = config.fallbacks.get(entry.name)
+        then = f", falls back to {', '.join(fallbacks)}" if fallbacks else ""
+        checks.append(Check(f"model {entry.name}", True, f"{entry.model}{where}{then}"))
+        checks.append(check_api_key(entry))
     return checks
 
 
-def check_api_key(settings: ModelSettings) -> Check:
-    model = settings.model or ""
-    provider = model.split("/", 1)[0] if "/" in model else "openai"
-    key_env = PROVIDER_KEY_ENV.get(provider)
-    if settings.api_key:
-        return Check("api key", True, "set in RubberDuck config (value hidden)")
+def check_api_key(entry: ModelEntry) -> Check:
+    label = f"api key for {entry.name}"
+    key_env = PROVIDER_KEY_ENV.get(entry.provider)
+    if entry.api_key:
+        return Check(label, True, f"from {entry.api_key_source or 'config'} (value hidden)")
+    if entry.api_key_source:
+        var = entry.api_key_source.lstrip("$")
+        return Check(label, False, f"{entry.api_key_source} is not set", f"export {var}=...")
     if key_env and os.environ.get(key_env):
-        return Check("api key", True, f"${key_env} is set (value hidden)")
-    if provider in KEYLESS_PROVIDERS or settings.api_base:
-        return Check("api key", True, "none set; this endpoint may not need one")
+        return Check(label, True, f"${key_env} is set (value hidden)")
+    if entry.provider in KEYLESS_PROVIDERS or entry.api_base:
+        return Check(label, True, "none set; this endpoint may not need one")
     if key_env:
         return Check(
-            "api key",
-            False,
-            f"${key_env} is not set",
-            f"export {key_env}=... (or {API_KEY_ENV}=...)",
+            label, False, f"${key_env} is not set", f"export {key_env}=... (or {API_KEY_ENV}=...)"
         )
-    return Check("api key", True, f"litellm reads the key for '{provider}' from its own variable")
+    return Check(label, True, f"litellm reads the key for '{entry.provider}' from its own variable")
 
 
 def check_server_extension() -> Check:
@@ -141,34 +143,44 @@ def check_lab_extension() -> Check:
     )
 
 
-def check_model_answers(settings: ModelSettings) -> Check:
-    from .llm.client import LiteLLMClient
-    from .llm.errors import LLMError
+def check_model_answers(config: ModelsConfig) -> list[Check]:
+    from .llm.client import LiteLLMGateway, ProviderFailure, Timeouts
 
-    if not settings.configured:
-        return Check("model answers", False, "skipped: no model configured", "see 'model' above")
-    client = LiteLLMClient(settings)
+    if not config.configured:
+        return [Check("model answers", False, "skipped: no model configured", "see above")]
+    gateway = LiteLLMGateway()
+    timeouts = Timeouts(first_token=30.0)
     probe = [{"role": "user", "content": "Reply with the single word: pong"}]
 
-    async def ask() -> tuple[str, float]:
-        await client.load()
-        started = time.perf_counter()
-        return await client.complete(probe), time.perf_counter() - started
+    async def probe_all() -> list[Check]:
+        await gateway.load()
+        checks = []
+        for entry in config.entries.values():
+            label = f"{entry.name} answers"
+            started = time.perf_counter()
+            try:
+                reply = await gateway.complete(entry, probe, timeouts=timeouts)
+            except ProviderFailure as failure:
+                detail = f"{failure.kind}: {failure.detail}"
+                checks.append(Check(label, False, detail, _fix_for(str(failure.kind))))
+                continue
+            elapsed = time.perf_counter() - started
+            preview = reply.strip().replace("\n", " ")[:60]
+            checks.append(Check(label, True, f"replied in {elapsed:.1f} s: {preview!r}"))
+        return checks
 
-    try:
-        reply, elapsed = asyncio.run(ask())
-    except LLMError as exc:
-        return Check("model answers", False, f"{exc.code}: {exc.message}", _fix_for(str(exc.code)))
-    preview = reply.strip().replace("\n", " ")[:60]
-    return Check("model answers", True, f"replied in {elapsed:.1f} s: {preview!r}")
+    # One event loop for every probe: litellm keeps loop-bound workers between calls.
+    return asyncio.run(probe_all())
 
 
 def _fix_for(code: str) -> str:
     return {
-        "provider_auth": "check the API key variable for this provider",
-        "provider_error": "check that the server at the api_base is running and reachable",
-        "timeout": "the model is slow or unreachable; try again or raise request_timeout",
-        "rate_limited": "wait and retry, or use another model",
+        "auth": "check the API key variable for this provider",
+        "connection_error": "check that the server at the api_base is running and reachable",
+        "server_error": "the provider failed; try again later or configure a fallback",
+        "first_token_timeout": "the model is slow or unreachable; raise first_token_timeout",
+        "rate_limited": "wait and retry, or configure a fallback model",
+        "bad_request": "check the model name and its litellm_params",
     }.get(code, "run with a different model to compare")
 
 
@@ -180,12 +192,16 @@ def doctor(argv: list[str]) -> int:
     parser.add_argument("--skip-model", action="store_true", help="Do not call the model.")
     args = parser.parse_args(argv)
 
-    settings, sources = model_settings_from_config(load_server_config())
     print(f"RubberDuck doctor (rubberduck-jupyter {__version__}, Python {sys.version.split()[0]})")
-    checks = check_configuration(settings, sources)
+    try:
+        config = models_config_from(load_server_config())
+    except ModelConfigError as exc:
+        print(f"  [FAIL] model configuration: {exc}")
+        return 1
+    checks = check_configuration(config)
     checks += [check_server_extension(), check_lab_extension()]
     if not args.skip_model:
-        checks.append(check_model_answers(settings))
+        checks += check_model_answers(config)
     for check in checks:
         mark = "ok  " if check.ok else "FAIL"
         print(f"  [{mark}] {check.name}: {check.detail}")

@@ -5,13 +5,13 @@ One module owns the shapes so the server, the magics and the TypeScript client
 ``PROTOCOL_VERSION`` on any incompatible change; additive fields do not bump it.
 
 Client -> server frames (JSON objects with a ``type``):
-  chat   {id, conversation_id, text, context}
+  chat   {id, conversation_id, text, context, model?}
   cancel {id}
 Server -> client frames:
-  hello  {protocol_version, model: {configured, name}}   (first frame on every socket)
+  hello  {protocol_version, model: {configured, name}, models}   (first frame on a socket)
   chunk  {id, seq, text}
-  done   {id, usage, finish_reason}
-  error  {id, code, message}                              (id is null if the frame had none)
+  done   {id, usage, finish_reason, model, cost_usd, cached, attempts}
+  error  {id, code, message, retry_after?}          (id is null if the frame had none)
 """
 
 from __future__ import annotations
@@ -39,7 +39,9 @@ class ErrorCode(StrEnum):
     UNKNOWN_ID = "unknown_id"
     BUSY = "busy"
     NO_MODEL = "no_model"
+    MODEL_NOT_ALLOWED = "model_not_allowed"
     PROVIDER_ERROR = "provider_error"
+    PROVIDER_UNAVAILABLE = "provider_unavailable"
     PROVIDER_AUTH = "provider_auth"
     RATE_LIMITED = "rate_limited"
     TIMEOUT = "timeout"
@@ -102,6 +104,7 @@ class ChatRequest:
     conversation_id: str
     text: str
     context: ChatContext = field(default_factory=ChatContext)
+    model: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +165,16 @@ def parse_client_frame(raw: str | bytes, *, max_bytes: int, max_text_chars: int)
                 msg_id,
             )
         context = ChatContext.from_json(obj.get("context"), msg_id)
-        return ChatRequest(id=msg_id, conversation_id=conversation_id, text=text, context=context)
+        model = obj.get("model")
+        if model is not None and (not isinstance(model, str) or len(model) > MAX_ID_LENGTH):
+            raise ProtocolError(ErrorCode.BAD_FRAME, "'model' must be a model name", msg_id)
+        return ChatRequest(
+            id=msg_id,
+            conversation_id=conversation_id,
+            text=text,
+            context=context,
+            model=model or None,
+        )
     if kind == "cancel":
         return CancelRequest(id=_require_str(obj, "id", frame_id, max_len=MAX_ID_LENGTH))
     if not isinstance(kind, str):
@@ -184,11 +196,12 @@ class Usage:
     total_tokens: int = 0
 
 
-def hello_frame(*, model_configured: bool, model_name: str | None) -> dict[str, Any]:
+def hello_frame(*, default_model: str | None, models: list[str]) -> dict[str, Any]:
     return {
         "type": "hello",
         "protocol_version": PROTOCOL_VERSION,
-        "model": {"configured": model_configured, "name": model_name},
+        "model": {"configured": default_model is not None, "name": default_model},
+        "models": models,
     }
 
 
@@ -196,9 +209,32 @@ def chunk_frame(msg_id: str, seq: int, text: str) -> dict[str, Any]:
     return {"type": "chunk", "id": msg_id, "seq": seq, "text": text}
 
 
-def done_frame(msg_id: str, usage: Usage, finish_reason: str) -> dict[str, Any]:
-    return {"type": "done", "id": msg_id, "usage": asdict(usage), "finish_reason": finish_reason}
+def done_frame(
+    msg_id: str,
+    usage: Usage,
+    finish_reason: str,
+    *,
+    model: str | None = None,
+    cost_usd: float | None = None,
+    cached: bool = False,
+    attempts: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    return {
+        "type": "done",
+        "id": msg_id,
+        "usage": asdict(usage),
+        "finish_reason": finish_reason,
+        "model": model,
+        "cost_usd": cost_usd,
+        "cached": cached,
+        "attempts": attempts or [],
+    }
 
 
-def error_frame(msg_id: str | None, code: ErrorCode, message: str) -> dict[str, Any]:
-    return {"type": "error", "id": msg_id, "code": str(code), "message": message}
+def error_frame(
+    msg_id: str | None, code: ErrorCode, message: str, *, retry_after: float | None = None
+) -> dict[str, Any]:
+    frame: dict[str, Any] = {"type": "error", "id": msg_id, "code": str(code), "message": message}
+    if retry_after is not None:
+        frame["retry_after"] = round(retry_after, 2)
+    return frame

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -13,21 +14,32 @@ pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
 
 @pytest.fixture(scope="session")
-def fake_llm_server() -> Iterator[object]:
+def fake_llm_server() -> Iterator[Any]:
     from rubberduck_jupyter.testing.fake_llm import FakeLLMThread
 
     with FakeLLMThread() as fake:
+        fake.initial_settings = fake.settings()  # type: ignore[attr-defined]
         yield fake
 
 
 @pytest.fixture
-def fake_llm(fake_llm_server: object) -> object:
-    fake_llm_server.reset()  # type: ignore[attr-defined]
+def fake_llm(fake_llm_server: Any) -> Any:
+    """The shared fake provider, with nothing queued and its default timings."""
+    fake_llm_server.reset()
+    fake_llm_server.update_settings(fake_llm_server.initial_settings)
     return fake_llm_server
 
 
 @pytest.fixture(autouse=True)
 def _no_ambient_model_env(monkeypatch: pytest.MonkeyPatch) -> None:
     # A developer's own RUBBERDUCK_* or provider keys must not leak into tests.
-    for name in ("RUBBERDUCK_MODEL", "RUBBERDUCK_API_BASE", "RUBBERDUCK_API_KEY"):
+    from rubberduck_jupyter.llm.config import DETECTED_PROVIDERS
+
+    names = [
+        "RUBBERDUCK_MODEL",
+        "RUBBERDUCK_API_BASE",
+        "RUBBERDUCK_API_KEY",
+        "RUBBERDUCK_MODELS_FILE",
+    ]
+    for name in names + [var for var, _ in DETECTED_PROVIDERS]:
         monkeypatch.delenv(name, raising=False)

@@ -21,7 +21,7 @@ class KernelScopeAuthorizer(Authorizer):
     """What a kernel's token may do: talk to RubberDuck, nothing else in Jupyter."""
 
     def is_authorized(self, handler: Any, user: User, action: str, resource: str) -> bool:
-        return resource in {"rubberduck:chat", "rubberduck:health"}
+        return resource.startswith("rubberduck:")
 
 
 _KERNEL_AUTHORIZER = KernelScopeAuthorizer()

@@ -64,8 +64,8 @@ class ChatWebSocketHandler(
         app = self.extensionapp
         app.open_sockets += 1
         self._counted = True
-        settings = app.llm.settings
-        self._send(hello_frame(model_configured=settings.configured, model_name=settings.model))
+        config = app.llm.config
+        self._send(hello_frame(default_model=config.default, models=config.allowed_names()))
 
     async def on_message(self, message: str | bytes) -> None:
         app = self.extensionapp

@@ -1,6 +1,6 @@
-"""The only door to models: configuration, the litellm client and its typed errors."""
+"""The only door to models: configuration, limits, breakers, failover and the litellm call."""
 
+from .config import ModelConfigError, ModelEntry, ModelsConfig, build_models_config
 from .errors import LLMError
-from .settings import ModelSettings, resolve_model_settings
 
-__all__ = ["LLMError", "ModelSettings", "resolve_model_settings"]
+__all__ = ["LLMError", "ModelConfigError", "ModelEntry", "ModelsConfig", "build_models_config"]

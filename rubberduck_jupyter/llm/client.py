@@ -1,16 +1,21 @@
-"""Streams chat completions through litellm, imported lazily and off the event loop."""
+"""One call to one model through litellm, imported lazily and off the event loop.
+
+This layer knows litellm and HTTP; it turns every way a call can fail into a
+`ProviderFailure` of a known kind. Retries, failover and breakers live in service.py.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
-from ..protocol import ErrorCode, Usage
-from .errors import LLMError, no_model_error
-from .settings import ModelSettings
+from ..protocol import Usage
+from .config import ModelEntry
 
 # Some OpenAI-compatible servers (vLLM, Ollama, llama.cpp) need no key, but the OpenAI SDK
 # refuses to send a request without one.
@@ -29,21 +34,68 @@ def _import_litellm() -> Any:
     return litellm
 
 
+class FailureKind(StrEnum):
+    RATE_LIMITED = "rate_limited"
+    SERVER = "server_error"
+    CONNECTION = "connection_error"
+    FIRST_TOKEN_TIMEOUT = "first_token_timeout"
+    IDLE_TIMEOUT = "idle_timeout"
+    AUTH = "auth"
+    BAD_REQUEST = "bad_request"
+    INCOMPLETE = "incomplete"
+
+
+# What a retry or another model can cure: the provider was busy, down or slow to start.
+TRANSIENT = {
+    FailureKind.RATE_LIMITED,
+    FailureKind.SERVER,
+    FailureKind.CONNECTION,
+    FailureKind.FIRST_TOKEN_TIMEOUT,
+}
+
+
+class ProviderFailure(Exception):
+    def __init__(
+        self,
+        kind: FailureKind,
+        detail: str,
+        *,
+        retry_after: float | None = None,
+        started: bool = False,
+    ) -> None:
+        super().__init__(detail)
+        self.kind = kind
+        self.detail = detail
+        self.retry_after = retry_after
+        self.started = started
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    connect: float = 10.0
+    first_token: float = 60.0
+    idle: float = 30.0
+    total: float = 600.0
+
+
 @dataclass(frozen=True, slots=True)
 class StreamPiece:
+    """A text delta, or (with finish_reason set) the end of an answer and what it cost."""
+
     text: str = ""
     usage: Usage | None = None
     finish_reason: str | None = None
+    model_name: str | None = None
+    cost_usd: float | None = None
+    cached: bool = False
+    attempts: tuple[dict[str, Any], ...] = field(default_factory=tuple)
 
 
-class LiteLLMClient:
-    """One configured model; `stream()` yields text pieces, then a final piece with usage."""
-
-    def __init__(self, settings: ModelSettings) -> None:
-        self.settings = settings
+class LiteLLMGateway:
+    def __init__(self) -> None:
         self._litellm: Any = None
         self._loading: asyncio.Future[Any] | None = None
-        self.state = "not_configured" if not settings.configured else "idle"
+        self.state = "idle"
 
     async def load(self) -> Any:
         """Import litellm in a worker thread (about 1.5 s), once; later calls return at once."""
@@ -54,125 +106,171 @@ class LiteLLMClient:
             self._loading = asyncio.ensure_future(asyncio.to_thread(_import_litellm))
         try:
             self._litellm = await asyncio.shield(self._loading)
-        except Exception as exc:
+        except Exception:
             self.state = "failed"
             self._loading = None
-            raise LLMError(ErrorCode.INTERNAL, f"Could not load litellm: {exc}") from exc
+            raise
         self.state = "ready"
         return self._litellm
 
-    def _call_kwargs(self, messages: list[dict[str, str]], *, stream: bool) -> dict[str, Any]:
-        settings = self.settings
-        kwargs: dict[str, Any] = {
-            "model": settings.model,
-            "messages": messages,
-            "stream": stream,
-            "timeout": settings.request_timeout,
+    def _call_kwargs(
+        self,
+        entry: ModelEntry,
+        messages: list[dict[str, str]],
+        *,
+        stream: bool,
+        timeouts: Timeouts,
+        max_output_tokens: int | None,
+    ) -> dict[str, Any]:
+        import httpx
+
+        kwargs: dict[str, Any] = dict(entry.extra_params)
+        kwargs.update(
+            model=entry.model,
+            messages=messages,
+            stream=stream,
+            timeout=httpx.Timeout(timeouts.total, connect=timeouts.connect),
             # Retries belong to RubberDuck, not to the SDK underneath.
-            "max_retries": 0,
-        }
+            max_retries=0,
+        )
         if stream:
             kwargs["stream_options"] = {"include_usage": True}
-        if settings.api_base:
-            kwargs["api_base"] = settings.api_base
-        if settings.api_key:
-            kwargs["api_key"] = settings.api_key
-        elif settings.api_base and not os.environ.get("OPENAI_API_KEY"):
+        if entry.api_base:
+            kwargs["api_base"] = entry.api_base
+        if entry.api_key:
+            kwargs["api_key"] = entry.api_key
+        elif entry.api_base and entry.provider == "openai" and not os.environ.get("OPENAI_API_KEY"):
             kwargs["api_key"] = _PLACEHOLDER_KEY
-        if settings.max_output_tokens:
-            kwargs["max_tokens"] = settings.max_output_tokens
+        if max_output_tokens:
+            kwargs["max_tokens"] = max_output_tokens
         return kwargs
 
-    async def stream(self, messages: list[dict[str, str]]) -> AsyncIterator[StreamPiece]:
-        if not self.settings.configured:
-            raise no_model_error()
+    async def stream(
+        self,
+        entry: ModelEntry,
+        messages: list[dict[str, str]],
+        *,
+        timeouts: Timeouts,
+        max_output_tokens: int | None = None,
+    ) -> AsyncIterator[StreamPiece]:
+        """Text pieces, then one final piece with usage and finish_reason."""
         litellm = await self.load()
+        kwargs = self._call_kwargs(
+            entry, messages, stream=True, timeouts=timeouts, max_output_tokens=max_output_tokens
+        )
         started = False
+        response: Any = None
         try:
-            response = await litellm.acompletion(**self._call_kwargs(messages, stream=True))
-            finish_reason: str | None = None
+            async with asyncio.timeout(timeouts.first_token):
+                response = await litellm.acompletion(**kwargs)
+                iterator = response.__aiter__()
+                first = await _next_text(iterator)
             usage: Usage | None = None
-            async for chunk in response:
-                raw_usage = getattr(chunk, "usage", None)
-                if raw_usage is not None and getattr(raw_usage, "total_tokens", None):
-                    usage = Usage(
-                        prompt_tokens=int(raw_usage.prompt_tokens or 0),
-                        completion_tokens=int(raw_usage.completion_tokens or 0),
-                        total_tokens=int(raw_usage.total_tokens or 0),
-                    )
-                if not chunk.choices:
-                    continue
-                choice = chunk.choices[0]
-                finish_reason = choice.finish_reason or finish_reason
-                text = getattr(choice.delta, "content", None) or ""
+            chunk = first
+            while chunk is not None:
+                text, chunk_usage = chunk
+                usage = chunk_usage or usage
                 if text:
                     started = True
                     yield StreamPiece(text=text)
-            yield StreamPiece(usage=usage or Usage(), finish_reason=finish_reason or "stop")
-        except LLMError:
+                try:
+                    async with asyncio.timeout(timeouts.idle):
+                        chunk = await _next_chunk(iterator)
+                except TimeoutError:
+                    raise ProviderFailure(
+                        FailureKind.IDLE_TIMEOUT,
+                        f"no data for {timeouts.idle:g} s mid-answer",
+                        started=started,
+                    ) from None
+            # litellm reports finish_reason "stop" even when the stream just ended, so ask
+            # whether the provider itself ever said it had finished.
+            finish_reason = getattr(response, "received_finish_reason", None)
+            if not finish_reason:
+                raise ProviderFailure(
+                    FailureKind.INCOMPLETE,
+                    "the stream ended without a finish reason or [DONE]",
+                    started=started,
+                )
+            yield StreamPiece(usage=usage or Usage(), finish_reason=str(finish_reason))
+        except ProviderFailure:
             raise
+        except TimeoutError:
+            raise ProviderFailure(
+                FailureKind.FIRST_TOKEN_TIMEOUT,
+                f"no first token within {timeouts.first_token:g} s",
+            ) from None
         except Exception as exc:
-            raise self._map_error(exc, started=started) from None
+            raise classify(exc, started=started, secret=entry.api_key) from None
+        finally:
+            # Closing the response is what stops the upstream stream when the user cancels.
+            if response is not None and hasattr(response, "aclose"):
+                await asyncio.shield(_close_quietly(response))
 
-    async def complete(self, messages: list[dict[str, str]]) -> str:
-        """One non-streamed answer; used by `jupyter rubberduck doctor` to probe the model."""
-        if not self.settings.configured:
-            raise no_model_error()
+    async def complete(
+        self, entry: ModelEntry, messages: list[dict[str, str]], *, timeouts: Timeouts
+    ) -> str:
+        """One non-streamed answer; `jupyter rubberduck doctor` probes models with it."""
         litellm = await self.load()
+        kwargs = self._call_kwargs(
+            entry, messages, stream=False, timeouts=timeouts, max_output_tokens=None
+        )
         try:
-            response = await litellm.acompletion(**self._call_kwargs(messages, stream=False))
+            async with asyncio.timeout(timeouts.first_token):
+                response = await litellm.acompletion(**kwargs)
+        except TimeoutError:
+            raise ProviderFailure(
+                FailureKind.FIRST_TOKEN_TIMEOUT, f"no answer within {timeouts.first_token:g} s"
+            ) from None
         except Exception as exc:
-            raise self._map_error(exc, started=False) from None
+            raise classify(exc, started=False, secret=entry.api_key) from None
         return str(response.choices[0].message.content or "")
 
-    def _map_error(self, exc: Exception, *, started: bool) -> LLMError:
-        name = type(exc).__name__
-        # litellm wraps transport failures (e.g. InternalServerError around a refused
-        # connection), so the cause chain says more than the outer type.
-        chain = _cause_names(exc)
-        detail = self._redact(str(exc)) or name
-        if len(detail) > 500:
-            detail = detail[:500] + "…"
-        model = self.settings.model
-        if started:
-            return LLMError(
-                ErrorCode.INCOMPLETE,
-                f"The answer from {model} was cut off ({name}); the partial text is kept. "
-                "Ask again to get the rest.",
+    def cost_usd(self, entry: ModelEntry, usage: Usage) -> float | None:
+        """From litellm's local cost map; None for models it does not price (local, proxies)."""
+        if self._litellm is None or not usage.total_tokens:
+            return None
+        try:
+            prompt, completion = self._litellm.cost_per_token(
+                model=entry.model,
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens,
             )
-        if name == "RateLimitError":
-            retry_after = _retry_after(exc)
-            wait = f" Try again in {retry_after:g} s." if retry_after else " Try again shortly."
-            return LLMError(
-                ErrorCode.RATE_LIMITED,
-                f"{model} is rate limiting requests.{wait}",
-                retry_after=retry_after,
-            )
-        if name in {"AuthenticationError", "PermissionDeniedError"}:
-            return LLMError(
-                ErrorCode.PROVIDER_AUTH,
-                f"{model} refused the credentials. Check the provider's key variable "
-                f"(for example OPENAI_API_KEY) or RUBBERDUCK_API_KEY. ({detail})",
-            )
-        if chain & {"Timeout", "APITimeoutError", "TimeoutError", "ReadTimeout", "ConnectTimeout"}:
-            return LLMError(
-                ErrorCode.TIMEOUT,
-                f"{model} did not answer within {self.settings.request_timeout:g} s.",
-            )
-        if chain & {"APIConnectionError", "ConnectError", "ConnectionRefusedError"}:
-            where = self.settings.public_api_base() or "the provider"
-            return LLMError(
-                ErrorCode.PROVIDER_ERROR,
-                f"Could not reach {where} for {model}. Is the server running and the "
-                f"address right? ({detail})",
-            )
-        return LLMError(ErrorCode.PROVIDER_ERROR, f"{model} failed: {detail}")
+        except Exception:
+            return None
+        return float(prompt) + float(completion)
 
-    def _redact(self, text: str) -> str:
-        key = self.settings.api_key
-        if key:
-            text = text.replace(key, "[redacted]")
-        return text
+
+async def _close_quietly(response: Any) -> None:
+    # The answer is already decided; a failure to close cleanly changes nothing for the user.
+    with contextlib.suppress(Exception):
+        await response.aclose()
+
+
+async def _next_chunk(iterator: Any) -> tuple[str, Usage | None] | None:
+    try:
+        chunk = await iterator.__anext__()
+    except StopAsyncIteration:
+        return None
+    usage: Usage | None = None
+    raw_usage = getattr(chunk, "usage", None)
+    if raw_usage is not None and getattr(raw_usage, "total_tokens", None):
+        usage = Usage(
+            prompt_tokens=int(raw_usage.prompt_tokens or 0),
+            completion_tokens=int(raw_usage.completion_tokens or 0),
+            total_tokens=int(raw_usage.total_tokens or 0),
+        )
+    text = ""
+    if chunk.choices:
+        text = getattr(chunk.choices[0].delta, "content", None) or ""
+    return text, usage
+
+
+async def _next_text(iterator: Any) -> tuple[str, Usage | None] | None:
+    """Skips role-only and empty chunks: the first-token clock runs until real text."""
+    while True:
+        chunk = await _next_chunk(iterator)
+        if chunk is None or chunk[0]:
+            return chunk
 
 
 def _cause_names(exc: BaseException) -> set[str]:
@@ -184,13 +282,43 @@ def _cause_names(exc: BaseException) -> set[str]:
     return names
 
 
-def _retry_after(exc: Exception) -> float | None:
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
-    if not headers:
-        return None
-    value = headers.get("retry-after")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
+def _retry_after(exc: BaseException) -> float | None:
+    # litellm keeps the provider's headers apart; its `response` may carry none.
+    candidates = [
+        getattr(exc, "litellm_response_headers", None),
+        getattr(getattr(exc, "response", None), "headers", None),
+    ]
+    for headers in candidates:
+        value = headers.get("retry-after") if headers else None
+        if value is None:
+            continue
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            return None
+    return None
+
+
+def classify(exc: BaseException, *, started: bool, secret: str | None) -> ProviderFailure:
+    """Maps litellm's exceptions (which wrap the SDK's, which wrap httpx's) to one kind."""
+    detail = str(exc) or type(exc).__name__
+    if secret:
+        detail = detail.replace(secret, "[redacted]")
+    if len(detail) > 300:
+        detail = detail[:300] + "…"
+    chain = _cause_names(exc)
+    status = getattr(exc, "status_code", None)
+    if started:
+        return ProviderFailure(FailureKind.INCOMPLETE, detail, started=True)
+    if "RateLimitError" in chain or status == 429:
+        return ProviderFailure(FailureKind.RATE_LIMITED, detail, retry_after=_retry_after(exc))
+    if chain & {"AuthenticationError", "PermissionDeniedError"} or status in (401, 403):
+        return ProviderFailure(FailureKind.AUTH, detail)
+    if chain & {"APIConnectionError", "ConnectError", "ConnectionRefusedError", "ConnectTimeout"}:
+        return ProviderFailure(FailureKind.CONNECTION, detail)
+    if chain & {"Timeout", "APITimeoutError", "ReadTimeout"}:
+        return ProviderFailure(FailureKind.FIRST_TOKEN_TIMEOUT, detail)
+    if isinstance(status, int) and 400 <= status < 500:
+        return ProviderFailure(FailureKind.BAD_REQUEST, detail)
+    # 5xx, a stream cut before any text, or anything unknown from the provider.
+    return ProviderFailure(FailureKind.SERVER, detail)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
@@ -15,9 +16,18 @@ from .memory import ConversationMemory
 Emit = Callable[[dict[str, Any]], Awaitable[None]]
 log = logging.getLogger(__name__)
 
+INCOMPLETE_MARK = "\n\n[answer cut off]"
+
 
 class ChatModel(Protocol):
-    def stream(self, messages: list[dict[str, str]]) -> AsyncIterator[StreamPiece]: ...
+    def stream(
+        self,
+        *,
+        user: str,
+        messages: list[dict[str, str]],
+        model: str | None = None,
+        conversation_id: str | None = None,
+    ) -> AsyncIterator[StreamPiece]: ...
 
 
 class ChatService:
@@ -35,20 +45,37 @@ class ChatService:
         # The question is remembered before the model is called, so a failure loses nothing.
         self.memory.append(user, request.conversation_id, "user", request.text)
         parts: list[str] = []
+        incomplete = False
         seq = 0
         self.active_turns += 1
         try:
-            usage, finish_reason = Usage(), "stop"
-            async for piece in self.model.stream(messages):
-                if piece.text:
-                    parts.append(piece.text)
-                    await emit(chunk_frame(request.id, seq, piece.text))
-                    seq += 1
-                if piece.finish_reason is not None:
-                    usage, finish_reason = piece.usage or Usage(), piece.finish_reason
-            await emit(done_frame(request.id, usage, finish_reason))
+            stream = self.model.stream(
+                user=user,
+                messages=messages,
+                model=request.model,
+                conversation_id=request.conversation_id,
+            )
+            async with contextlib.aclosing(stream):
+                async for piece in stream:
+                    if piece.text:
+                        parts.append(piece.text)
+                        await emit(chunk_frame(request.id, seq, piece.text))
+                        seq += 1
+                    if piece.finish_reason is not None:
+                        await emit(
+                            done_frame(
+                                request.id,
+                                piece.usage or Usage(),
+                                piece.finish_reason,
+                                model=piece.model_name,
+                                cost_usd=piece.cost_usd,
+                                cached=piece.cached,
+                                attempts=list(piece.attempts),
+                            )
+                        )
         except LLMError as exc:
-            await emit(error_frame(request.id, exc.code, exc.message))
+            incomplete = exc.code is ErrorCode.INCOMPLETE
+            await emit(error_frame(request.id, exc.code, exc.message, retry_after=exc.retry_after))
         except Exception:
             log.exception("RubberDuck chat turn %s failed", request.id)
             await emit(
@@ -61,5 +88,6 @@ class ChatService:
         finally:
             self.active_turns -= 1
             if parts:
-                self.memory.append(user, request.conversation_id, "assistant", "".join(parts))
+                answer = "".join(parts) + (INCOMPLETE_MARK if incomplete else "")
+                self.memory.append(user, request.conversation_id, "assistant", answer)
         return "".join(parts)

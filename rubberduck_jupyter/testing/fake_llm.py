@@ -251,6 +251,11 @@ class FakeLLM:
             return list(self._replies)
 
     @property
+    def active_streams(self) -> int:
+        """Completions whose connection is still open: shows whether a client hung up."""
+        return len(self._active)
+
+    @property
     def pending_faults(self) -> list[str]:
         with self._lock:
             return list(self._faults)
@@ -736,6 +741,10 @@ class FakeLLMThread:
     @property
     def pending_faults(self) -> list[str]:
         return self.fake.pending_faults
+
+    @property
+    def active_streams(self) -> int:
+        return self.fake.active_streams
 
     def set_replies(self, replies: Iterable[str]) -> None:
         self.fake.set_replies(replies)

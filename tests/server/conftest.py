@@ -38,3 +38,20 @@ async def _read_turn(ws: Any, msg_id: str, timeout: float = 30) -> list[dict[str
 def read_turn() -> Any:
     """Reads one turn's frames from a socket, up to and including its done or error frame."""
     return _read_turn
+
+
+@pytest.fixture
+def history(jp_serverapp: Any) -> Any:
+    """The server's memory of a conversation, whoever it belongs to.
+
+    Token-authenticated requests without a cookie each get a fresh anonymous user from
+    jupyter_server, so tests look a conversation up by its id alone.
+    """
+
+    async def read(conversation_id: str) -> list[tuple[str, str]]:
+        memory = jp_serverapp.web_app.settings["rubberduck_jupyter"].chat_service.memory
+        owners = [user for user, cid in memory._conversations if cid == conversation_id]
+        assert len(owners) <= 1, f"conversation {conversation_id} has several owners"
+        return memory.history(owners[0], conversation_id) if owners else []
+
+    return read

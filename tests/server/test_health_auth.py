@@ -16,8 +16,11 @@ async def test_health_reports_each_subsystem_without_secrets(jp_fetch: Any) -> N
     assert body["status"] == "ok"
     assert body["protocol_version"] == 1
     assert set(body["subsystems"]) == {"llm", "sessions", "event_loop"}
-    assert body["subsystems"]["llm"]["model"] == "openai/fake-model"
-    assert body["subsystems"]["llm"]["state"] == "idle"
+    llm = body["subsystems"]["llm"]
+    assert llm["model"] == "openai/fake-model"
+    assert llm["state"] == "idle"
+    assert llm["breakers"] == {}
+    assert llm["rate_limits"]["queued"] == 0
     assert "sk-test-key" not in response.body.decode()
 
 

@@ -9,8 +9,9 @@ import pytest
 
 
 @pytest.fixture
-def rubberduck_config() -> dict[str, Any]:
-    return {}
+def rubberduck_config(tmp_path: Any) -> dict[str, Any]:
+    # Nothing answers at this address, so Ollama detection finds nothing.
+    return {"ollama_url": "http://127.0.0.1:9"}
 
 
 async def test_no_model_is_reported_in_health_and_hello(jp_fetch: Any, jp_ws_fetch: Any) -> None:

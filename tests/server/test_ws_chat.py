@@ -26,6 +26,7 @@ async def test_hello_names_the_configured_model(jp_ws_fetch: Any) -> None:
     ws, hello = await _open(jp_ws_fetch)
     assert hello["protocol_version"] == 1
     assert hello["model"] == {"configured": True, "name": "openai/fake-model"}
+    assert hello["models"] == ["openai/fake-model"]
     ws.close()
 
 
@@ -180,13 +181,19 @@ async def test_duplicate_running_id_is_refused(
 
 
 @pytest.mark.parametrize(
-    ("fault", "code"),
-    [("500", "provider_error"), ("429", "rate_limited"), ("401", "provider_auth")],
+    ("faults", "code"),
+    [
+        (["500", "500"], "provider_error"),
+        (["429", "429"], "rate_limited"),
+        (["401"], "provider_auth"),
+    ],
 )
 async def test_provider_faults_end_in_typed_errors(
-    jp_ws_fetch: Any, fake_llm: Any, read_turn: Any, fault: str, code: str
+    jp_ws_fetch: Any, fake_llm: Any, read_turn: Any, faults: list[str], code: str
 ) -> None:
-    fake_llm.add_faults([fault])
+    # One model, no fallback: after its retries the user gets the typed error.
+    fake_llm.retry_after_seconds = 0.1
+    fake_llm.add_faults(faults)
     ws, _ = await _open(jp_ws_fetch)
     ws.write_message(_chat("m1", "hello"))
     frames = await read_turn(ws, "m1")

@@ -33,10 +33,11 @@ def test_doctor_reports_a_working_setup(tmp_path: Path, fake_llm: Any) -> None:
         RUBBERDUCK_API_KEY="sk-doctor-secret-value",
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "[ok  ] model: openai/fake-model (from $RUBBERDUCK_MODEL)" in result.stdout
+    assert "[ok  ] models: 1 from $RUBBERDUCK_MODEL; default openai/fake-model" in result.stdout
+    assert "[ok  ] api key for openai/fake-model: from config (value hidden)" in result.stdout
     assert "[ok  ] server extension: rubberduck_jupyter is enabled" in result.stdout
     assert "[ok  ] lab extension: installed in" in result.stdout
-    assert "model answers: replied in" in result.stdout
+    assert "[ok  ] openai/fake-model answers: replied in" in result.stdout
     assert "sk-doctor-secret-value" not in result.stdout + result.stderr
     assert len(fake_llm.requests) == 1
 
@@ -49,7 +50,7 @@ def test_doctor_reads_traitlets_from_config_files(tmp_path: Path, fake_llm: Any)
         f"c.RubberDuckApp.api_base = '{fake_llm.base_url}'\n"
     )
     result = run_doctor(tmp_path, RUBBERDUCK_MODEL="openai/from-env")
-    assert "model: openai/from-config (from c.RubberDuckApp.model)" in result.stdout
+    assert "models: 1 from traitlets; default openai/from-config" in result.stdout
     assert result.returncode == 0, result.stdout
     assert fake_llm.requests[-1]["model"] == "from-config"
 
@@ -62,11 +63,33 @@ def test_doctor_explains_what_to_fix(tmp_path: Path, fake_llm: Any) -> None:
 
     missing_key = run_doctor(tmp_path, "--skip-model", RUBBERDUCK_MODEL="anthropic/claude-x")
     assert missing_key.returncode == 1
-    assert "[FAIL] api key: $ANTHROPIC_API_KEY is not set" in missing_key.stdout
+    assert "[FAIL] api key for anthropic/claude-x: $ANTHROPIC_API_KEY is not set" in (
+        missing_key.stdout
+    )
 
     fake_llm.add_faults(["401"])
     refused = run_doctor(
         tmp_path, RUBBERDUCK_MODEL="openai/fake-model", RUBBERDUCK_API_BASE=fake_llm.base_url
     )
     assert refused.returncode == 1
-    assert "[FAIL] model answers: provider_auth" in refused.stdout
+    assert "[FAIL] openai/fake-model answers: auth" in refused.stdout
+
+
+def test_doctor_walks_a_models_file_with_fallbacks(tmp_path: Path, fake_llm: Any) -> None:
+    models = tmp_path / "models.yaml"
+    models.write_text(
+        "model_list:\n"
+        "  - model_name: main\n"
+        f"    litellm_params: {{model: openai/fake-main, api_base: '{fake_llm.base_url}', "
+        "api_key: os.environ/TEAM_KEY}\n"
+        "  - model_name: backup\n"
+        f"    litellm_params: {{model: openai/fake-backup, api_base: '{fake_llm.base_url}'}}\n"
+        "fallbacks: [{main: [backup]}]\n"
+    )
+    result = run_doctor(tmp_path, RUBBERDUCK_MODELS_FILE=str(models), TEAM_KEY="sk-team-value")
+    assert result.returncode == 0, result.stdout
+    assert f"models: 2 from file:{models}; default main" in result.stdout
+    assert "falls back to backup" in result.stdout
+    assert "api key for main: from $TEAM_KEY (value hidden)" in result.stdout
+    assert "sk-team-value" not in result.stdout
+    assert [r["model"] for r in fake_llm.requests] == ["fake-main", "fake-backup"]

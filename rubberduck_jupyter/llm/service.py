@@ -1,0 +1,281 @@
+"""LLMService: the only door to models.
+
+Per request: rate limits (per user and global, fair), then the chosen model and its
+fallbacks in order, each behind its provider's circuit breaker, with retries before the
+first token only. Usage and cost are recorded; a recent identical answer may be served,
+marked cached, while breakers are open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..protocol import ErrorCode, Usage
+from .breaker import BreakerBoard
+from .cache import ResponseCache
+from .client import (
+    TRANSIENT,
+    FailureKind,
+    LiteLLMGateway,
+    ProviderFailure,
+    StreamPiece,
+    Timeouts,
+)
+from .config import ModelConfigError, ModelEntry, ModelsConfig
+from .errors import LLMError, no_model_error
+from .ratelimit import FairRateLimiter, Limits
+from .retry import RetryBudget, RetryPolicy
+from .usage import UsageLedger
+
+# Rough prompt size for admission (about 4 characters a token); settled with real usage.
+CHARS_PER_TOKEN = 4
+DEFAULT_OUTPUT_ESTIMATE = 512
+
+
+def estimate_tokens(messages: list[dict[str, str]], max_output_tokens: int | None) -> int:
+    prompt = sum(len(m.get("content") or "") for m in messages) // CHARS_PER_TOKEN + 1
+    return prompt + (max_output_tokens or DEFAULT_OUTPUT_ESTIMATE)
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    max_output_tokens: int | None = None
+    queue_deadline_s: float = 30.0
+
+
+class LLMService:
+    def __init__(
+        self,
+        config: ModelsConfig,
+        *,
+        settings: ServiceSettings | None = None,
+        gateway: LiteLLMGateway | None = None,
+        limiter: FairRateLimiter | None = None,
+        breakers: BreakerBoard | None = None,
+        cache: ResponseCache | None = None,
+        ledger: UsageLedger | None = None,
+        retry_budget: RetryBudget | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.settings = settings or ServiceSettings()
+        self.gateway = gateway or LiteLLMGateway()
+        self.limiter = limiter or FairRateLimiter(
+            global_limits=Limits(), user_limits=Limits(), max_queue=256
+        )
+        self.breakers = breakers or BreakerBoard()
+        self.cache = cache or ResponseCache()
+        self.ledger = ledger or UsageLedger()
+        self.retry_budget = retry_budget or RetryBudget()
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+
+    @property
+    def state(self) -> str:
+        return self.gateway.state if self.config.configured else "not_configured"
+
+    def models_for_users(self) -> dict[str, Any]:
+        return {
+            "default": self.config.default,
+            "models": [self.config.entries[n].describe() for n in self.config.allowed_names()],
+        }
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "model": self.config.default,
+            "source": self.config.source,
+            "models": self.config.allowed_names(),
+            "breakers": self.breakers.snapshot(),
+            "rate_limits": self.limiter.snapshot(),
+            "cache_entries": len(self.cache),
+        }
+
+    async def stream(
+        self,
+        *,
+        user: str,
+        messages: list[dict[str, str]],
+        model: str | None = None,
+        conversation_id: str | None = None,
+    ) -> AsyncIterator[StreamPiece]:
+        """Text pieces, then a final piece with usage, cost, the model used and attempts."""
+        if not self.config.configured:
+            raise no_model_error()
+        try:
+            name = self.config.choose(model)
+        except ModelConfigError as exc:
+            raise LLMError(ErrorCode.MODEL_NOT_ALLOWED, str(exc)) from None
+        assert name is not None
+        estimate = estimate_tokens(messages, self.settings.max_output_tokens)
+        # RateLimited is an LLMError whose message says when to come back.
+        grant = await self.limiter.acquire(
+            user=user, tokens=estimate, deadline_s=self.settings.queue_deadline_s
+        )
+        used_tokens = 0
+        try:
+            self.retry_budget.record_request()
+            async for piece in self._stream_with_failover(user, name, messages, conversation_id):
+                if piece.usage is not None:
+                    used_tokens = piece.usage.total_tokens
+                yield piece
+        finally:
+            self.limiter.settle(grant, actual_tokens=used_tokens)
+
+    async def _stream_with_failover(
+        self,
+        user: str,
+        name: str,
+        messages: list[dict[str, str]],
+        conversation_id: str | None,
+    ) -> AsyncIterator[StreamPiece]:
+        attempts: list[dict[str, Any]] = []
+        last: tuple[ModelEntry, ProviderFailure] | None = None
+        cache_key = ResponseCache.key(name, messages)
+        for entry in self.config.candidates(name):
+            breaker = self.breakers.get(entry.breaker_key)
+            attempt = 0
+            while True:
+                if not breaker.allow():
+                    attempts.append({"model": entry.name, "outcome": "breaker_open"})
+                    break
+                parts: list[str] = []
+                try:
+                    async for piece in self.gateway.stream(
+                        entry,
+                        messages,
+                        timeouts=self.settings.timeouts,
+                        max_output_tokens=self.settings.max_output_tokens,
+                    ):
+                        if piece.finish_reason is None:
+                            parts.append(piece.text)
+                            yield piece
+                            continue
+                        breaker.record_success()
+                        usage = piece.usage or Usage()
+                        cost = self.gateway.cost_usd(entry, usage)
+                        self.ledger.record(user, conversation_id, entry.name, usage, cost)
+                        self.cache.put(cache_key, "".join(parts), entry.name, usage)
+                        attempts.append({"model": entry.name, "outcome": "ok"})
+                        yield StreamPiece(
+                            usage=usage,
+                            finish_reason=piece.finish_reason,
+                            model_name=entry.name,
+                            cost_usd=cost,
+                            attempts=tuple(attempts),
+                        )
+                        return
+                except ProviderFailure as failure:
+                    if failure.kind in (FailureKind.AUTH, FailureKind.BAD_REQUEST):
+                        # Says nothing about the provider's health.
+                        breaker.release_probe()
+                    else:
+                        breaker.record_failure()
+                    attempts.append({"model": entry.name, "outcome": str(failure.kind)})
+                    if failure.started:
+                        raise LLMError(
+                            ErrorCode.INCOMPLETE,
+                            f"The answer from {entry.name} was cut off ({failure.detail}); "
+                            "the part above is kept. Ask again to get the rest.",
+                        ) from None
+                    last = (entry, failure)
+                    if failure.kind not in TRANSIENT:
+                        raise self._final_error(entry, failure, attempts) from None
+                    attempt += 1
+                    delay = self._retry_delay(attempt, failure)
+                    if delay is None:
+                        break  # fail over to the next model
+                    attempts[-1]["retry_in_s"] = round(delay, 3)
+                    await self._sleep(delay)
+                except BaseException:
+                    # Cancelled (the user pressed Stop): no verdict on the provider.
+                    breaker.release_probe()
+                    raise
+        cached = self.cache.get(cache_key)
+        if cached is not None and any(a["outcome"] == "breaker_open" for a in attempts):
+            yield StreamPiece(text=cached.text, cached=True)
+            yield StreamPiece(
+                usage=Usage(),
+                finish_reason="stop",
+                model_name=cached.model_name,
+                cached=True,
+                attempts=(*attempts, {"model": cached.model_name, "outcome": "cached"}),
+            )
+            return
+        if last is not None:
+            raise self._final_error(*last, attempts)
+        retry_in = max(
+            self.breakers.get(e.breaker_key).retry_in() for e in self.config.candidates(name)
+        )
+        raise LLMError(
+            ErrorCode.PROVIDER_UNAVAILABLE,
+            f"{name} is paused after repeated failures (and no fallback is available). "
+            f"RubberDuck will try it again in {retry_in:.0f} s.",
+            retry_after=retry_in,
+        )
+
+    def _retry_delay(self, attempt: int, failure: ProviderFailure) -> float | None:
+        policy = self.settings.retry
+        if attempt >= policy.max_attempts or not self.retry_budget.try_spend():
+            return None
+        return policy.delay(attempt - 1, failure.retry_after, self._rng)
+
+    def _final_error(
+        self, entry: ModelEntry, failure: ProviderFailure, attempts: list[dict[str, Any]]
+    ) -> LLMError:
+        tried = sorted({a["model"] for a in attempts})
+        after = f" (tried {', '.join(tried)})" if len(tried) > 1 else ""
+        name = entry.name
+        kind = failure.kind
+        if kind is FailureKind.RATE_LIMITED:
+            wait = f" Try again in {failure.retry_after:g} s." if failure.retry_after else ""
+            return LLMError(
+                ErrorCode.RATE_LIMITED,
+                f"{name} is rate limiting requests{after}.{wait or ' Try again shortly.'}",
+                retry_after=failure.retry_after,
+            )
+        if kind is FailureKind.AUTH:
+            where = entry.api_key_source or f"the provider's key variable for {entry.provider}"
+            return LLMError(
+                ErrorCode.PROVIDER_AUTH,
+                f"{name} refused the credentials; check {where}. ({failure.detail})",
+            )
+        if kind is FailureKind.CONNECTION:
+            where = entry.public_api_base() or entry.provider
+            return LLMError(
+                ErrorCode.PROVIDER_ERROR,
+                f"Could not reach {where} for {name}{after}. Is it running, and is the "
+                "address right?",
+            )
+        if kind is FailureKind.FIRST_TOKEN_TIMEOUT:
+            return LLMError(
+                ErrorCode.TIMEOUT,
+                f"{name} did not start answering within "
+                f"{self.settings.timeouts.first_token:g} s{after}.",
+            )
+        if kind is FailureKind.BAD_REQUEST:
+            return LLMError(
+                ErrorCode.PROVIDER_ERROR, f"{name} rejected the request: {failure.detail}"
+            )
+        return LLMError(ErrorCode.PROVIDER_ERROR, f"{name} failed{after}: {failure.detail}")
+
+    async def complete(self, messages: list[dict[str, str]], model: str | None = None) -> str:
+        """One plain answer from the chosen model, no fallbacks; for health probes."""
+        if not self.config.configured:
+            raise no_model_error()
+        try:
+            name = self.config.choose(model)
+        except ModelConfigError as exc:
+            raise LLMError(ErrorCode.MODEL_NOT_ALLOWED, str(exc)) from None
+        entry = self.config.entries[name or ""]
+        try:
+            return await self.gateway.complete(entry, messages, timeouts=self.settings.timeouts)
+        except ProviderFailure as failure:
+            raise self._final_error(entry, failure, []) from None
