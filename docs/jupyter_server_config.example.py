@@ -3,18 +3,43 @@
 # Every value here can also come from the environment; these traitlets win over it.
 c = get_config()  # noqa: F821  (provided by Jupyter when it loads this file)
 
-# The model, by its litellm name. Empty: $RUBBERDUCK_MODEL; empty too: no model.
-c.RubberDuckApp.model = "openai/gpt-4o-mini"
+# Models in LiteLLM's model_list shape (see docs/models.md). Keys come from the server's
+# environment through "os.environ/NAME" and never reach the browser or the logs.
+c.RubberDuckApp.models = [
+    {
+        "model_name": "fast",
+        "litellm_params": {"model": "openai/gpt-4o-mini", "api_key": "os.environ/OPENAI_API_KEY"},
+    },
+    {
+        "model_name": "local",
+        "litellm_params": {"model": "ollama/qwen2.5-coder:7b", "api_base": "http://127.0.0.1:11434"},
+    },
+]
+c.RubberDuckApp.fallbacks = {"fast": ["local"]}
+c.RubberDuckApp.default_model = "fast"
+c.RubberDuckApp.allowed_models = ["fast", "local"]  # None: users may pick any
 
-# An OpenAI-compatible endpoint or a team's LiteLLM proxy (then model = "openai/<name>").
-# c.RubberDuckApp.api_base = "http://litellm-proxy.internal:4000/v1"
+# Or the one-model shortcut instead of `models` (also $RUBBERDUCK_MODEL / _API_BASE / _API_KEY):
+# c.RubberDuckApp.model = "openai/team-default"
+# c.RubberDuckApp.api_base = "https://litellm-proxy.internal.example/v1"
 
-# Prefer the provider's own variable (OPENAI_API_KEY, ...) set in the server's environment;
-# a key set here is never sent to the browser or written to logs.
-# c.RubberDuckApp.api_key = ""
-
-c.RubberDuckApp.request_timeout = 120.0  # seconds a model call may take in all
+# Timeouts, retries and breakers.
+c.RubberDuckApp.connect_timeout = 10.0
+c.RubberDuckApp.first_token_timeout = 60.0
+c.RubberDuckApp.idle_timeout = 30.0
+c.RubberDuckApp.request_timeout = 600.0
+c.RubberDuckApp.max_attempts = 2
+c.RubberDuckApp.max_retry_after = 20.0
+c.RubberDuckApp.breaker_failure_threshold = 5
+c.RubberDuckApp.breaker_reset_timeout = 30.0
 c.RubberDuckApp.max_output_tokens = 0  # cap per answer; 0 = provider default
+
+# Rate limits (0 = unlimited), fair across users.
+c.RubberDuckApp.user_requests_per_minute = 20
+c.RubberDuckApp.user_tokens_per_minute = 100_000
+c.RubberDuckApp.global_requests_per_minute = 0
+c.RubberDuckApp.global_tokens_per_minute = 0
+c.RubberDuckApp.rate_limit_wait = 20.0
 
 # Limits on what clients may send.
 c.RubberDuckApp.max_frame_bytes = 262144
