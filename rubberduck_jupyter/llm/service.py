@@ -9,6 +9,7 @@ marked cached, while breakers are open.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -147,31 +148,34 @@ class LLMService:
                     attempts.append({"model": entry.name, "outcome": "breaker_open"})
                     break
                 parts: list[str] = []
+                upstream = self.gateway.stream(
+                    entry,
+                    messages,
+                    timeouts=self.settings.timeouts,
+                    max_output_tokens=self.settings.max_output_tokens,
+                )
                 try:
-                    async for piece in self.gateway.stream(
-                        entry,
-                        messages,
-                        timeouts=self.settings.timeouts,
-                        max_output_tokens=self.settings.max_output_tokens,
-                    ):
-                        if piece.finish_reason is None:
-                            parts.append(piece.text)
-                            yield piece
-                            continue
-                        breaker.record_success()
-                        usage = piece.usage or Usage()
-                        cost = self.gateway.cost_usd(entry, usage)
-                        self.ledger.record(user, conversation_id, entry.name, usage, cost)
-                        self.cache.put(cache_key, "".join(parts), entry.name, usage)
-                        attempts.append({"model": entry.name, "outcome": "ok"})
-                        yield StreamPiece(
-                            usage=usage,
-                            finish_reason=piece.finish_reason,
-                            model_name=entry.name,
-                            cost_usd=cost,
-                            attempts=tuple(attempts),
-                        )
-                        return
+                    # aclosing: leaving early (success, Stop) closes the provider's stream now.
+                    async with contextlib.aclosing(upstream):
+                        async for piece in upstream:
+                            if piece.finish_reason is None:
+                                parts.append(piece.text)
+                                yield piece
+                                continue
+                            breaker.record_success()
+                            usage = piece.usage or Usage()
+                            cost = self.gateway.cost_usd(entry, usage)
+                            self.ledger.record(user, conversation_id, entry.name, usage, cost)
+                            self.cache.put(cache_key, "".join(parts), entry.name, usage)
+                            attempts.append({"model": entry.name, "outcome": "ok"})
+                            yield StreamPiece(
+                                usage=usage,
+                                finish_reason=piece.finish_reason,
+                                model_name=entry.name,
+                                cost_usd=cost,
+                                attempts=tuple(attempts),
+                            )
+                            return
                 except ProviderFailure as failure:
                     if failure.kind in (FailureKind.AUTH, FailureKind.BAD_REQUEST):
                         # Says nothing about the provider's health.
@@ -211,7 +215,7 @@ class LLMService:
             return
         if last is not None:
             raise self._final_error(*last, attempts)
-        retry_in = max(
+        retry_in = min(
             self.breakers.get(e.breaker_key).retry_in() for e in self.config.candidates(name)
         )
         raise LLMError(
