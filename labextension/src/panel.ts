@@ -8,14 +8,24 @@ import { ConnectionState, DuckConnection } from './connection';
 import { contextLabel, notebookContext } from './context';
 import { renderAnswerMarkdown } from './markdown';
 import {
+  ErrorCode,
   IChatFrame,
   IChunkFrame,
   IDoneFrame,
   IErrorFrame,
-  IUsage,
+  IHelloFrame,
   PROTOCOL_VERSION,
   ServerFrame
 } from './protocol';
+import {
+  addAnswer,
+  attemptsText,
+  emptyTotals,
+  failoverText,
+  formatCost,
+  formatTokens,
+  spendText
+} from './usage';
 
 /** Client-side notice codes, next to the server's ErrorCode values. */
 const DISCONNECTED = 'disconnected';
@@ -24,7 +34,11 @@ const DISCONNECTED = 'disconnected';
 const STOP_FALLBACK_MS = 5_000;
 
 // Rejections the user can fix by editing or resending, so their text comes back.
-const RETRYABLE_CODES = new Set(['frame_too_large', 'busy']);
+const RETRYABLE_CODES = new Set<string>([
+  ErrorCode.FRAME_TOO_LARGE,
+  ErrorCode.BUSY,
+  ErrorCode.MODEL_NOT_ALLOWED
+]);
 
 /** The answer currently streaming. */
 interface ITurn {
@@ -66,7 +80,14 @@ export class ChatPanel extends Widget {
     );
     this._newButton.type = 'button';
     this._newButton.title = 'Clear the view and start a new conversation';
-    header.append(title, this._newButton);
+    this._modelSelect = element('select', 'jp-RubberDuck-model');
+    this._modelSelect.setAttribute('aria-label', 'Model');
+    this._modelSelect.title = 'Model for the next question';
+    this._modelSelect.hidden = true;
+    // Grouped so a narrow sidebar wraps both under the title rather than squeezing one.
+    const actions = element('div', 'jp-RubberDuck-actions');
+    actions.append(this._modelSelect, this._newButton);
+    header.append(title, actions);
 
     this._log = element('div', 'jp-RubberDuck-messages');
     this._log.setAttribute('role', 'log');
@@ -84,13 +105,17 @@ export class ChatPanel extends Widget {
     this._sendButton = element('button', 'jp-RubberDuck-send');
     this._sendButton.type = 'button';
     compose.append(this._input, this._sendButton);
+    const statusBar = element('div', 'jp-RubberDuck-statusbar');
     this._status = element('div', 'jp-RubberDuck-status');
     this._status.setAttribute('role', 'status');
-    footer.append(this._contextLine, compose, this._status);
+    this._spend = element('div', 'jp-RubberDuck-spend');
+    statusBar.append(this._status, this._spend);
+    footer.append(this._contextLine, compose, statusBar);
 
     this.node.append(header, this._log, footer);
     this._updateSendButton();
     this._updateStatus();
+    this._updateSpend();
     this._updateContextLine();
 
     this._connection.stateChanged.connect(this._onStateChanged, this);
@@ -116,6 +141,12 @@ export class ChatPanel extends Widget {
           this._newConversation();
         }
         break;
+      case 'change':
+        if (event.target === this._modelSelect) {
+          this._pickedModel = this._modelSelect.value;
+          this._updateStatus();
+        }
+        break;
     }
   }
 
@@ -134,11 +165,13 @@ export class ChatPanel extends Widget {
     super.onAfterAttach(msg);
     this.node.addEventListener('keydown', this);
     this.node.addEventListener('click', this);
+    this.node.addEventListener('change', this);
   }
 
   protected onBeforeDetach(msg: Message): void {
     this.node.removeEventListener('keydown', this);
     this.node.removeEventListener('click', this);
+    this.node.removeEventListener('change', this);
     super.onBeforeDetach(msg);
   }
 
@@ -201,6 +234,10 @@ export class ChatPanel extends Widget {
     if (Object.keys(context).length) {
       frame.context = context;
     }
+    const model = this._chosenModel();
+    if (model !== null) {
+      frame.model = model;
+    }
     if (!this._connection.send(frame)) {
       // Keep the text in the box so nothing typed is lost.
       this._addNotice(
@@ -251,6 +288,8 @@ export class ChatPanel extends Widget {
     }
     this._log.replaceChildren();
     this._conversationId = UUID.uuid4();
+    this._totals = emptyTotals();
+    this._updateSpend();
     this.focusInput();
   }
 
@@ -272,13 +311,7 @@ export class ChatPanel extends Widget {
   private _onFrame(_: DuckConnection, frame: ServerFrame): void {
     switch (frame.type) {
       case 'hello':
-        if (frame.protocol_version !== PROTOCOL_VERSION) {
-          this._addNotice(
-            'unsupported_version',
-            `This page speaks RubberDuck protocol version ${PROTOCOL_VERSION} but the ` +
-              `server speaks version ${frame.protocol_version}. Reload the page.`
-          );
-        }
+        this._onHello(frame);
         break;
       case 'chunk':
         this._onChunk(frame);
@@ -290,6 +323,19 @@ export class ChatPanel extends Widget {
         this._onError(frame);
         break;
     }
+  }
+
+  private _onHello(frame: IHelloFrame): void {
+    if (frame.protocol_version !== PROTOCOL_VERSION) {
+      this._addNotice(
+        'unsupported_version',
+        `This page speaks RubberDuck protocol version ${PROTOCOL_VERSION} but the ` +
+          `server speaks version ${frame.protocol_version}. Reload the page.`
+      );
+    }
+    this._updateModelPicker(frame.models, frame.model.name);
+    // The connection reported 'open' before this frame reached the picker.
+    this._updateStatus();
   }
 
   private _onChunk(frame: IChunkFrame): void {
@@ -332,11 +378,12 @@ export class ChatPanel extends Widget {
         )
       );
     }
-    if (frame.usage.total_tokens > 0) {
-      turn.node.append(
-        element('div', 'jp-RubberDuck-usage', usageText(frame.usage))
-      );
+    const usage = usageLine(frame);
+    if (usage) {
+      turn.node.append(usage);
     }
+    addAnswer(this._totals, frame);
+    this._updateSpend();
     this._scrollToEnd();
   }
 
@@ -358,7 +405,7 @@ export class ChatPanel extends Widget {
         this._input.value = turn.question;
       }
     }
-    this._addNotice(frame.code, frame.message);
+    this._addNotice(frame.code, frame.message, frame.retry_after);
   }
 
   // --- turns ------------------------------------------------------------------------
@@ -435,7 +482,7 @@ export class ChatPanel extends Widget {
     this._addMessage('user').append(element('div', 'jp-RubberDuck-text', text));
   }
 
-  private _addNotice(code: string, message: string): void {
+  private _addNotice(code: string, message: string, retryAfter?: number): void {
     const last = this._log.lastElementChild;
     const error = last?.querySelector('.jp-RubberDuck-error');
     if (
@@ -446,6 +493,10 @@ export class ChatPanel extends Widget {
     }
     const notice = element('div', 'jp-RubberDuck-error', message);
     notice.dataset.code = code;
+    if (retryAfter !== undefined) {
+      // The message already says when; this is for styling and tests.
+      notice.dataset.retryAfter = String(retryAfter);
+    }
     this._addMessage('notice').append(notice);
   }
 
@@ -475,7 +526,7 @@ export class ChatPanel extends Widget {
         const model = connection.model;
         if (model?.configured) {
           state = 'ready';
-          text = `Model: ${model.name ?? 'configured'}`;
+          text = `Model: ${this._chosenModel() ?? model.name ?? 'configured'}`;
         } else {
           state = 'no-model';
           text = 'No model configured';
@@ -485,6 +536,39 @@ export class ChatPanel extends Widget {
     }
     this._status.dataset.state = state;
     this._status.textContent = text;
+  }
+
+  /**
+   * Offer the models the server lists, keeping the user's pick while it is still
+   * listed; with fewer than two there is nothing to choose and the picker hides.
+   */
+  private _updateModelPicker(models: string[], fallback: string | null): void {
+    if (this._pickedModel !== null && !models.includes(this._pickedModel)) {
+      this._pickedModel = null;
+    }
+    const select = this._modelSelect;
+    select.replaceChildren(...models.map(name => new Option(name, name)));
+    const fallbackListed = fallback !== null && models.includes(fallback);
+    select.value =
+      this._pickedModel ?? (fallbackListed ? fallback : (models[0] ?? ''));
+    select.hidden = models.length < 2;
+  }
+
+  /** The model to ask for, or null to let the server use its default. */
+  private _chosenModel(): string | null {
+    const select = this._modelSelect;
+    return select.hidden || !select.value ? null : select.value;
+  }
+
+  private _updateSpend(): void {
+    const totals = this._totals;
+    const text = spendText(totals);
+    this._spend.textContent = text;
+    this._spend.hidden = !text;
+    this._spend.title = totals.unpriced_requests
+      ? `${totals.unpriced_requests} of ${totals.requests} answers came from ` +
+        'models without a known price, so the cost leaves them out'
+      : '';
   }
 
   private _updateContextLine(): void {
@@ -506,10 +590,16 @@ export class ChatPanel extends Widget {
   private _notebooks: INotebookTracker | null;
   private _conversationId = UUID.uuid4();
   private _turn: ITurn | null = null;
+  /** The model the user chose in this panel, null until they choose one. */
+  private _pickedModel: string | null = null;
+  /** What the current conversation has spent, from its done frames. */
+  private _totals = emptyTotals();
   private _log: HTMLDivElement;
   private _input: HTMLTextAreaElement;
   private _sendButton: HTMLButtonElement;
   private _newButton: HTMLButtonElement;
+  private _modelSelect: HTMLSelectElement;
+  private _spend: HTMLDivElement;
   private _status: HTMLDivElement;
   private _contextLine: HTMLDivElement;
 }
@@ -527,9 +617,48 @@ function element<K extends keyof HTMLElementTagNameMap>(
   return node;
 }
 
-function usageText(usage: IUsage): string {
-  return (
-    `${usage.prompt_tokens} prompt + ${usage.completion_tokens} completion = ` +
-    `${usage.total_tokens} tokens`
-  );
+/**
+ * The answer's footer: "gpt-4o-mini · 47 + 15 = 62 tokens · $0.00012", naming the
+ * fallback when one answered and badging cached answers. Null when there is nothing
+ * to say (a cancelled turn).
+ */
+function usageLine(frame: IDoneFrame): HTMLElement | null {
+  const items: (string | HTMLElement)[] = [];
+  const failover = failoverText(frame);
+  if (failover) {
+    items.push(element('span', 'jp-RubberDuck-failover', failover));
+  } else if (frame.model) {
+    items.push(frame.model);
+  }
+  if (frame.usage.total_tokens > 0) {
+    items.push(formatTokens(frame.usage));
+  }
+  if (frame.cost_usd !== null) {
+    items.push(formatCost(frame.cost_usd));
+  }
+  if (!items.length && !frame.cached) {
+    return null;
+  }
+  const line = element('div', 'jp-RubberDuck-usage');
+  for (const [index, item] of items.entries()) {
+    if (index) {
+      line.append(' · ');
+    }
+    line.append(item);
+  }
+  if (frame.cached) {
+    line.append(
+      element('span', 'jp-RubberDuck-cached', 'cached answer (provider paused)')
+    );
+  }
+  const tooltip: string[] = [];
+  if (frame.usage.total_tokens > 0) {
+    tooltip.push('Tokens: prompt + completion = total');
+  }
+  const attempts = attemptsText(frame);
+  if (attempts) {
+    tooltip.push(`Attempts:\n${attempts}`);
+  }
+  line.title = tooltip.join('\n');
+  return line;
 }

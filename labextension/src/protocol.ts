@@ -21,7 +21,9 @@ export const ErrorCode = {
   UNKNOWN_ID: 'unknown_id',
   BUSY: 'busy',
   NO_MODEL: 'no_model',
+  MODEL_NOT_ALLOWED: 'model_not_allowed',
   PROVIDER_ERROR: 'provider_error',
+  PROVIDER_UNAVAILABLE: 'provider_unavailable',
   PROVIDER_AUTH: 'provider_auth',
   RATE_LIMITED: 'rate_limited',
   TIMEOUT: 'timeout',
@@ -49,6 +51,8 @@ export interface IChatFrame {
   conversation_id: string;
   text: string;
   context?: IChatContext;
+  /** One of the hello frame's `models`; absent means the server's default. */
+  model?: string;
 }
 
 export interface ICancelFrame {
@@ -69,7 +73,10 @@ export interface IModelInfo {
 export interface IHelloFrame {
   type: 'hello';
   protocol_version: number;
+  /** The default model. */
   model: IModelInfo;
+  /** The model names this user may pick. */
+  models: string[];
 }
 
 export interface IChunkFrame {
@@ -85,12 +92,28 @@ export interface IUsage {
   total_tokens: number;
 }
 
+/** One try at one model, in the order the server made them. */
+export interface IAttempt {
+  model: string;
+  /** e.g. "ok", "rate_limited", "server_error", "breaker_open", "cached". */
+  outcome: string;
+  /** Set when the server waited this long before trying again. */
+  retry_in_s?: number;
+}
+
 export interface IDoneFrame {
   type: 'done';
   id: string;
   usage: IUsage;
   /** "stop", "cancelled", or whatever the provider reported (e.g. "length"). */
   finish_reason: string;
+  /** The model that answered, which may be a fallback; null when none did (cancelled). */
+  model: string | null;
+  /** null when the model is unpriced. */
+  cost_usd: number | null;
+  /** Served from the recent-answer cache because the provider is paused. */
+  cached: boolean;
+  attempts: IAttempt[];
 }
 
 export interface IErrorFrame {
@@ -100,9 +123,33 @@ export interface IErrorFrame {
   /** One of ErrorCode; typed as string so codes added later still parse. */
   code: string;
   message: string;
+  /** Seconds until a retry may succeed (rate_limited, provider_unavailable). */
+  retry_after?: number;
 }
 
 export type ServerFrame = IHelloFrame | IChunkFrame | IDoneFrame | IErrorFrame;
+
+// --- REST --------------------------------------------------------------------------
+
+/** Tokens and money spent; one shape for a user, a model or a conversation. */
+export interface IUsageTotals {
+  requests: number;
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+  cost_usd: number;
+  /** Answers from models with no known price, so cost_usd leaves them out. */
+  unpriced_requests: number;
+}
+
+/** GET rubberduck/api/usage: the calling user's spending since the server started. */
+export interface IUsageReport {
+  user: string;
+  totals: IUsageTotals;
+  by_model: Record<string, IUsageTotals>;
+  /** By conversation_id. */
+  conversations: Record<string, IUsageTotals>;
+}
 
 type Json = Record<string, unknown>;
 
@@ -113,6 +160,27 @@ const isString = (value: unknown): value is string => typeof value === 'string';
 
 const isCount = (value: unknown): value is number =>
   typeof value === 'number' && Number.isInteger(value) && value >= 0;
+
+const isNonNegative = (value: unknown): value is number =>
+  typeof value === 'number' && Number.isFinite(value) && value >= 0;
+
+function parseAttempts(raw: unknown): IAttempt[] {
+  if (!Array.isArray(raw)) {
+    return [];
+  }
+  const attempts: IAttempt[] = [];
+  for (const item of raw) {
+    if (!isObject(item) || !isString(item.model) || !isString(item.outcome)) {
+      continue;
+    }
+    const attempt: IAttempt = { model: item.model, outcome: item.outcome };
+    if (isNonNegative(item.retry_in_s)) {
+      attempt.retry_in_s = item.retry_in_s;
+    }
+    attempts.push(attempt);
+  }
+  return attempts;
+}
 
 function parseUsage(raw: unknown): IUsage {
   const usage = isObject(raw) ? raw : {};
@@ -154,7 +222,8 @@ export function parseServerFrame(data: unknown): ServerFrame | null {
         model: {
           configured: model.configured === true,
           name: isString(model.name) ? model.name : null
-        }
+        },
+        models: Array.isArray(raw.models) ? raw.models.filter(isString) : []
       };
     }
     case 'chunk':
@@ -170,18 +239,27 @@ export function parseServerFrame(data: unknown): ServerFrame | null {
         type: 'done',
         id: raw.id,
         usage: parseUsage(raw.usage),
-        finish_reason: isString(raw.finish_reason) ? raw.finish_reason : 'stop'
+        finish_reason: isString(raw.finish_reason) ? raw.finish_reason : 'stop',
+        model: isString(raw.model) ? raw.model : null,
+        cost_usd: isNonNegative(raw.cost_usd) ? raw.cost_usd : null,
+        cached: raw.cached === true,
+        attempts: parseAttempts(raw.attempts)
       };
-    case 'error':
+    case 'error': {
       if (!isString(raw.code) || !isString(raw.message)) {
         return null;
       }
-      return {
+      const frame: IErrorFrame = {
         type: 'error',
         id: isString(raw.id) ? raw.id : null,
         code: raw.code,
         message: raw.message
       };
+      if (isNonNegative(raw.retry_after)) {
+        frame.retry_after = raw.retry_after;
+      }
+      return frame;
+    }
     default:
       return null;
   }

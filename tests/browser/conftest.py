@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -9,7 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,16 +59,17 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def lab_server(
-    fake_llm_server: Any, tmp_path_factory: pytest.TempPathFactory
+@contextlib.contextmanager
+def _running_lab(
+    base: Path, extra_env: Mapping[str, str], extra_args: Sequence[str]
 ) -> Iterator[LabServer]:
-    base = tmp_path_factory.mktemp("lab")
     root = base / "root"
     root.mkdir()
     port = _free_port()
     token = "browser-test-token"
-    env = dict(os.environ)
+    # Only the caller's RUBBERDUCK_* settings: a developer's own (a models file beats a
+    # model name) would change which models the lab offers.
+    env = {name: value for name, value in os.environ.items() if not name.startswith("RUBBERDUCK_")}
     env.update(
         {
             "JUPYTER_CONFIG_DIR": str(base / "config"),
@@ -75,9 +77,7 @@ def lab_server(
             "JUPYTER_RUNTIME_DIR": str(base / "runtime"),
             "JUPYTERLAB_SETTINGS_DIR": str(base / "settings"),
             "JUPYTERLAB_WORKSPACES_DIR": str(base / "workspaces"),
-            "RUBBERDUCK_MODEL": "openai/fake-model",
-            "RUBBERDUCK_API_BASE": fake_llm_server.base_url,
-            "RUBBERDUCK_API_KEY": "sk-browser-test",
+            **extra_env,
         }
     )
     # JupyterLab's "fetch news?" toast would cover the right sidebar; answer it in settings.
@@ -98,6 +98,7 @@ def lab_server(
             f"--IdentityProvider.token={token}",
             f"--ServerApp.root_dir={root}",
             "--allow-root",
+            *extra_args,
         ],
         env=env,
         stdout=log,
@@ -130,6 +131,35 @@ def lab_server(
             process.kill()
             process.wait()
         log.close()
+
+
+StartLab = Callable[..., LabServer]
+
+
+@pytest.fixture(scope="module")
+def start_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartLab]:
+    """start_lab(extra_env, extra_args=()) runs a `jupyter lab` until the module ends.
+
+    A test module overrides `lab_server` with one started here to get its own config.
+    """
+    with contextlib.ExitStack() as labs:
+
+        def start(extra_env: Mapping[str, str], extra_args: Sequence[str] = ()) -> LabServer:
+            base = tmp_path_factory.mktemp("lab")
+            return labs.enter_context(_running_lab(base, extra_env, extra_args))
+
+        yield start
+
+
+@pytest.fixture(scope="module")
+def lab_server(fake_llm_server: Any, start_lab: StartLab) -> LabServer:
+    return start_lab(
+        {
+            "RUBBERDUCK_MODEL": "openai/fake-model",
+            "RUBBERDUCK_API_BASE": fake_llm_server.base_url,
+            "RUBBERDUCK_API_KEY": "sk-browser-test",
+        }
+    )
 
 
 @pytest.fixture(scope="module")
