@@ -164,11 +164,17 @@ async def test_slow_first_byte_times_out_and_retries(
     assert elapsed < 2.9, "the first-token timeout (1 s) must cut the 3 s wait short"
 
 
-async def test_auth_errors_are_not_retried(jp_ws_fetch: Any, read_turn: Any, fake_llm: Any) -> None:
+async def test_auth_errors_are_not_retried_and_never_show_the_key(
+    jp_ws_fetch: Any, read_turn: Any, fake_llm: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
     fake_llm.add_faults(["401"])
     frames = await _turn(jp_ws_fetch, read_turn)
     assert frames[-1]["code"] == "provider_auth"
     assert _models_requested(fake_llm) == ["fake-main"]
+    assert "sk-fault-key" not in json.dumps(frames)
+    assert caplog.text, "the server's log should have been captured"
+    assert "sk-fault-key" not in caplog.text
 
 
 @pytest.mark.parametrize("fault", ["stall", "drop", "malformed", "no_done"])
