@@ -14,7 +14,7 @@ $(PY):
 # Stamps keep repeated `make test` runs from reinstalling; they redo when the inputs change.
 # The editable install builds the lab extension once; `develop` links it so rebuilds show up.
 $(VENV)/.installed: $(PY) pyproject.toml constraints.txt labextension/package.json
-	$(PIP) install -c constraints.txt -e .
+	$(PIP) install -c constraints.txt -e ".[embed]"
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/jupyter labextension develop --overwrite .
 	touch $@
 

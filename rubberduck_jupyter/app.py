@@ -7,14 +7,17 @@ import getpass
 import os
 import secrets
 import time
+from pathlib import Path
 from typing import Any
 
+from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
 from tornado.ioloop import IOLoop
 from traitlets import Any as AnyTrait
 from traitlets import Bool, Dict, Float, Int, List, Unicode
 
 from . import __version__
+from .index.service import IndexService, default_db_path
 from .llm.breaker import BreakerBoard
 from .llm.cache import ResponseCache
 from .llm.client import Timeouts
@@ -122,6 +125,18 @@ class RubberDuckApp(ExtensionApp):
         20.0, config=True, help="Seconds a request may wait for capacity before 'rate_limited'."
     )
 
+    # --- project index ----------------------------------------------------------------
+    index_db_path = Unicode(
+        "",
+        config=True,
+        help="DuckDB file of the project index. Empty: one per root folder under the Jupyter "
+        "data dir (jupyter --data-dir)/rubberduck/.",
+    )
+    index_max_file_bytes = Int(2_000_000, config=True, help="Larger files are not indexed.")
+    index_on_save = Bool(
+        True, config=True, help="Re-index a file shortly after it is saved, once an index exists."
+    )
+
     # --- protocol limits and kernels ---------------------------------------------------
     max_frame_bytes = Int(256 * 1024, config=True, help="Largest client frame, in bytes.")
     max_message_chars = Int(100_000, config=True, help="Largest chat message, in characters.")
@@ -195,6 +210,9 @@ class RubberDuckApp(ExtensionApp):
         self.kernel_token = secrets.token_urlsafe(32)
         self.kernel_username = os.environ.get("JUPYTERHUB_USER") or getpass.getuser()
         self._background: set[asyncio.Task[None]] = set()
+        self.index = self.build_index_service()
+        if self.index_on_save:
+            self.serverapp.contents_manager.register_post_save_hook(self._file_saved)
         self._export_kernel_env()
         IOLoop.current().add_callback(self._start_background)
         if config.configured:
@@ -207,6 +225,18 @@ class RubberDuckApp(ExtensionApp):
             )
         else:
             self.log.info("RubberDuck %s: no model configured (set RUBBERDUCK_MODEL)", __version__)
+
+    def build_index_service(self) -> IndexService:
+        root = Path(self.serverapp.root_dir)
+        db_path = (
+            Path(self.index_db_path).expanduser()
+            if self.index_db_path
+            else default_db_path(Path(jupyter_data_dir()), root)
+        )
+        return IndexService(root, db_path, max_file_bytes=self.index_max_file_bytes)
+
+    def _file_saved(self, os_path: str, **_: Any) -> None:
+        self.index.file_saved(os_path)
 
     def _start_background(self) -> None:
         self.loop_lag.start()
@@ -227,6 +257,7 @@ class RubberDuckApp(ExtensionApp):
         from .handlers.chat_rest import ChatStreamHandler
         from .handlers.chat_ws import ChatWebSocketHandler
         from .handlers.health import HealthHandler
+        from .handlers.index import IndexHandler, IndexSearchHandler
         from .handlers.models import ModelsHandler, UsageHandler
 
         self.handlers.extend(
@@ -235,6 +266,8 @@ class RubberDuckApp(ExtensionApp):
                 (r"/rubberduck/api/models", ModelsHandler),
                 (r"/rubberduck/api/usage", UsageHandler),
                 (r"/rubberduck/api/chat", ChatStreamHandler),
+                (r"/rubberduck/api/index", IndexHandler),
+                (r"/rubberduck/api/index/search", IndexSearchHandler),
                 (r"/rubberduck/ws", ChatWebSocketHandler),
             ]
         )
@@ -265,6 +298,7 @@ class RubberDuckApp(ExtensionApp):
                     "open_sockets": self.open_sockets,
                     "conversations": len(self.chat_service.memory),
                 },
+                "index": {"state": self.index.state, "open": self.index.is_open},
                 "event_loop": self.loop_lag.snapshot(),
             },
         }
@@ -273,6 +307,7 @@ class RubberDuckApp(ExtensionApp):
         for task in list(self._background):
             task.cancel()
         await self.loop_lag.stop()
+        await self.index.close()
         if os.environ.get(KERNEL_TOKEN_ENV) == self.kernel_token:
             os.environ.pop(KERNEL_TOKEN_ENV, None)
             os.environ.pop(SERVER_URL_ENV, None)

@@ -212,14 +212,29 @@ def doctor(argv: list[str]) -> int:
     return 1 if failed else 0
 
 
-COMMANDS = {"doctor": doctor}
+def _index(argv: list[str]) -> int:
+    from .index.cli import index_command
+
+    return index_command(argv)
+
+
+def _search(argv: list[str]) -> int:
+    from .index.cli import search_command
+
+    return search_command(argv)
+
+
+COMMANDS = {"doctor": doctor, "index": _index, "search": _search}
+USAGE = """usage: jupyter rubberduck {doctor,index,search} [options]
+  doctor   show the configuration in effect and check that each part works
+  index    index a project folder (incremental) for search and answers
+  search   search the project index ("QUERY" [--top-k N] [--json])"""
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if not args or args[0] in {"-h", "--help"} or args[0] not in COMMANDS:
-        print("usage: jupyter rubberduck {doctor} [options]")
-        print("  doctor   show the configuration in effect and check that each part works")
+        print(USAGE)
         return 0 if args and args[0] in {"-h", "--help"} else 2
     return COMMANDS[args[0]](args[1:])
 

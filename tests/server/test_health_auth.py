@@ -15,7 +15,8 @@ async def test_health_reports_each_subsystem_without_secrets(jp_fetch: Any) -> N
     body = json.loads(response.body)
     assert body["status"] == "ok"
     assert body["protocol_version"] == 1
-    assert set(body["subsystems"]) == {"llm", "sessions", "event_loop"}
+    assert set(body["subsystems"]) == {"llm", "sessions", "index", "event_loop"}
+    assert body["subsystems"]["index"] == {"state": "idle", "open": False}
     llm = body["subsystems"]["llm"]
     assert llm["model"] == "openai/fake-model"
     assert llm["state"] == "idle"

@@ -1,0 +1,53 @@
+"""Shared by the index benchmarks: the corpus they measure on, copied to a temp folder.
+
+The corpus is the pdsh notebooks (../shared/corpora/pdsh, never copied into the repo)
+plus a code tree: some pure-Python standard-library modules of this interpreter.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import sysconfig
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+QUERIES = REPO / "benchmarks" / "queries" / "index_quality.json"
+CORPUS_CANDIDATES = [REPO.parent / "shared" / "corpora" / "pdsh", Path("/work/shared/corpora/pdsh")]
+
+
+def pdsh_dir() -> Path:
+    for candidate in CORPUS_CANDIDATES:
+        if candidate.is_dir():
+            return candidate
+    raise SystemExit("The pdsh corpus was not found next to the repository (../shared).")
+
+
+def load_queries() -> dict[str, Any]:
+    return json.loads(QUERIES.read_text())
+
+
+def build_corpus(target: Path, *, notebooks: bool = True, code: bool = True) -> Path:
+    """A project folder with `notebooks/` (pdsh) and `code/` (stdlib modules)."""
+    target.mkdir(parents=True, exist_ok=True)
+    if notebooks:
+        shutil.copytree(pdsh_dir(), target / "notebooks", ignore=shutil.ignore_patterns("*.md"))
+    if code:
+        stdlib = Path(sysconfig.get_paths()["stdlib"])
+        (target / "code").mkdir()
+        for name in load_queries()["code_modules"]:
+            shutil.copy(stdlib / name, target / "code" / name)
+        for package in ("json", "email", "concurrent"):
+            shutil.copytree(
+                stdlib / package,
+                target / "code" / package,
+                ignore=shutil.ignore_patterns("__pycache__", "test*"),
+            )
+    return target
+
+
+def machine() -> str:
+    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"

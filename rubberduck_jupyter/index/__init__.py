@@ -1,0 +1,1 @@
+"""The project index: chunkers, embedder, DuckDB store, hybrid search and the indexer."""

@@ -1,0 +1,245 @@
+"""`jupyter rubberduck index` and `jupyter rubberduck search`.
+
+Both open the index database directly. When a running Jupyter server holds it (DuckDB
+allows one writer process), they go through that server's REST API instead, or say
+exactly what to do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from .service import default_db_path
+
+
+def _db_path(args: argparse.Namespace) -> Path:
+    if args.db:
+        return Path(args.db).expanduser()
+    from jupyter_core.paths import jupyter_data_dir
+
+    return default_db_path(Path(jupyter_data_dir()), Path(args.root))
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--root", default=".", help="The project folder (default: here).")
+    parser.add_argument("--db", help="The index database (default: the server's for --root).")
+
+
+def _server_for(root: Path) -> dict[str, Any] | None:
+    """A running Jupyter server whose root is this folder, if any."""
+    try:
+        from jupyter_server.serverapp import list_running_servers
+    except ImportError:
+        return None
+    for server in list_running_servers():
+        if Path(server.get("root_dir", "")).resolve() == root.resolve():
+            return server
+    return None
+
+
+def _call_server(server: dict[str, Any], method: str, path: str, body: Any = None) -> Any:
+    url = server["url"].rstrip("/") + "/" + path
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method)
+    request.add_header("Authorization", f"token {server.get('token', '')}")
+    request.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(request, timeout=120) as response:
+        return json.loads(response.read())
+
+
+def _locked_message(db: Path) -> str:
+    return (
+        f"The index {db} is in use by another process, probably a running Jupyter server "
+        "with RubberDuck. Run this command from that server's root folder (so it can go "
+        "through the server), use the sidebar, or stop the server."
+    )
+
+
+class _ProgressLine:
+    """One line redrawn in place on a terminal; nothing when output is piped."""
+
+    def __init__(self) -> None:
+        self.enabled = sys.stderr.isatty()
+        self.last = 0.0
+
+    def __call__(self, progress: Any) -> None:
+        now = time.monotonic()
+        if not self.enabled or now - self.last < 0.1:
+            return
+        self.last = now
+        total = max(progress.files_total, 1)
+        width = 30
+        filled = int(width * progress.files_done / total)
+        bar = "#" * filled + "-" * (width - filled)
+        sys.stderr.write(
+            f"\r[{bar}] {progress.files_done}/{progress.files_total} files, "
+            f"{progress.chunks_embedded} chunks ({progress.phase})   "
+        )
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\n")
+
+
+def _print_report(report: dict[str, Any]) -> None:
+    print(
+        f"Indexed {report['files_indexed']} file(s), {report['files_unchanged']} unchanged, "
+        f"{report['files_removed']} removed, {len(report['skipped'])} skipped, "
+        f"{len(report['errors'])} error(s) in {report['seconds']:.1f} s "
+        f"(embedding {report['seconds_embedding']:.1f} s)."
+    )
+    print(
+        f"{report['chunks_written']} chunks, {report['tokens_embedded']} tokens embedded, "
+        f"{report['truncated_chunks']} truncated."
+    )
+    for error in report["errors"]:
+        print(f"  error: {error['path']}: {error['reason']}")
+    if report.get("cancelled"):
+        print("Stopped before the end; run again to finish.")
+
+
+def index_command(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="jupyter rubberduck index", description="Index a project folder for search."
+    )
+    parser.add_argument("paths", nargs="*", help="Files or folders inside --root (default: all).")
+    _add_common(parser)
+    args = parser.parse_args(argv)
+    root = Path(args.root).resolve()
+    db = _db_path(args)
+    subpaths = [Path(p).resolve() for p in args.paths]
+    outside = [str(p) for p in subpaths if not p.is_relative_to(root)]
+    if outside:
+        print(f"Not inside the root {root}: {', '.join(outside)}", file=sys.stderr)
+        return 2
+
+    from .store import IndexLockedError
+
+    try:
+        return _index_locally(root, db, subpaths)
+    except IndexLockedError:
+        server = _server_for(root)
+        if server is None:
+            print(_locked_message(db), file=sys.stderr)
+            return 1
+        rel = [p.relative_to(root).as_posix() for p in subpaths]
+        return _index_through(server, rel)
+
+
+def _index_locally(root: Path, db: Path, subpaths: list[Path]) -> int:
+    from .embedder import SentenceTransformerEmbedder
+    from .indexer import Indexer
+    from .store import IndexStore
+
+    embedder = SentenceTransformerEmbedder()
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with IndexStore(db, dim=embedder.dim, embedder_id=embedder.id) as store:
+        progress = _ProgressLine()
+        indexer = Indexer(store, embedder, progress=progress)
+        try:
+            report = indexer.index_folder(root, subpaths)
+        except KeyboardInterrupt:
+            indexer.cancel()
+            raise
+        finally:
+            progress.close()
+    print(f"Index: {db}")
+    _print_report(report.to_json())
+    return 0
+
+
+def _index_through(server: dict[str, Any], rel_paths: list[str]) -> int:
+    print(f"The running server at {server['url']} holds the index; asking it to index.")
+    try:
+        _call_server(server, "POST", "rubberduck/api/index", {"paths": rel_paths})
+        while True:
+            status = _call_server(server, "GET", "rubberduck/api/index")
+            if status["state"] != "indexing":
+                break
+            progress = status.get("progress") or {}
+            sys.stderr.write(
+                f"\r{progress.get('files_done', 0)}/{progress.get('files_total', 0)} files   "
+            )
+            time.sleep(0.5)
+    except urllib.error.HTTPError as exc:
+        print(f"The server refused: HTTP {exc.code} {exc.read().decode()[:300]}", file=sys.stderr)
+        return 1
+    sys.stderr.write("\n")
+    if status["state"] == "error":
+        print(f"Indexing failed: {status['error']}", file=sys.stderr)
+        return 1
+    _print_report(status["last_report"])
+    return 0
+
+
+def search_command(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="jupyter rubberduck search", description="Search the project index."
+    )
+    parser.add_argument("query")
+    parser.add_argument("--top-k", type=int, default=10)
+    parser.add_argument("--json", action="store_true", help="One JSON object per hit.")
+    parser.add_argument("--path", help="Only paths matching this glob (e.g. 'src/**/*.py').")
+    parser.add_argument("--kind", action="append", help="Only chunks of this kind (repeatable).")
+    parser.add_argument("--mode", choices=["hybrid", "vector", "bm25"], default="hybrid")
+    _add_common(parser)
+    args = parser.parse_args(argv)
+    root = Path(args.root).resolve()
+    db = _db_path(args)
+    if not db.exists():
+        print(f"No index at {db}. Build one first: jupyter rubberduck index", file=sys.stderr)
+        return 1
+
+    from .store import IndexLockedError
+
+    try:
+        hits = _search_locally(db, args)
+    except IndexLockedError:
+        server = _server_for(root)
+        if server is None:
+            print(_locked_message(db), file=sys.stderr)
+            return 1
+        params = {"q": args.query, "top_k": args.top_k, "mode": args.mode}
+        if args.path:
+            params["path"] = args.path
+        query = urllib.parse.urlencode(params) + "".join(
+            f"&kind={urllib.parse.quote(k)}" for k in args.kind or []
+        )
+        hits = _call_server(server, "GET", f"rubberduck/api/index/search?{query}")["hits"]
+    for rank, hit in enumerate(hits, 1):
+        if args.json:
+            print(json.dumps(hit))
+            continue
+        where = (
+            f"cell {hit['cell']}"
+            if "cell" in hit
+            else f"lines {hit['start_line']}-{hit['end_line']}"
+        )
+        title = f"  [{hit['title']}]" if hit.get("title") else ""
+        print(f"{rank:2d}. {hit['path']} ({where}, {hit['kind']}) score {hit['score']:.4f}{title}")
+        preview = " ".join(hit["text"].split())[:160]
+        print(f"    {preview}")
+    return 0
+
+
+def _search_locally(db: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
+    from .embedder import SentenceTransformerEmbedder
+    from .search import HybridSearcher
+    from .store import IndexStore
+
+    embedder = SentenceTransformerEmbedder()
+    with IndexStore(db, dim=embedder.dim, embedder_id=embedder.id) as store:
+        searcher = HybridSearcher(store, embedder.embed_query)
+        hits = searcher.search(
+            args.query, args.top_k, mode=args.mode, path_glob=args.path, kinds=args.kind
+        )
+        return [hit.to_json() for hit in hits]

@@ -1,0 +1,168 @@
+"""Which files of a folder belong in the index, and which are refused and why.
+
+Refused: hidden files and folders, `.env*`, what .gitignore files exclude, files over the
+size cap, binary files, unknown kinds, and anything whose real path (symlinks resolved)
+leaves the indexed root.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+# Text kinds worth indexing in a data-science project.
+INDEXED_SUFFIXES = frozenset(
+    {
+        ".ipynb", ".py", ".pyi", ".js", ".mjs", ".cjs", ".jsx", ".ts", ".tsx", ".md",
+        ".markdown", ".rst", ".txt", ".toml", ".cfg", ".ini", ".yaml", ".yml", ".sql",
+        ".r", ".R", ".jl", ".sh", ".html", ".css", ".tex",
+    }
+)  # fmt: skip
+ALWAYS_SKIPPED_DIRS = frozenset({"__pycache__", "node_modules", "site-packages", "venv"})
+DEFAULT_MAX_FILE_BYTES = 2_000_000
+_SNIFF_BYTES = 8192
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    path: Path  # real path, inside the root
+    rel_path: str  # POSIX, relative to the root
+    size: int
+    mtime: float
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    rel_path: str
+    reason: str
+
+
+def looks_binary(path: Path) -> bool:
+    with path.open("rb") as handle:
+        return b"\0" in handle.read(_SNIFF_BYTES)
+
+
+def _is_secret_name(name: str) -> bool:
+    return name == ".env" or name.startswith(".env.") or name.endswith((".pem", ".key"))
+
+
+class _GitIgnore:
+    """The .gitignore files from the root down to one folder, applied in order."""
+
+    def __init__(self) -> None:
+        self._specs: list[tuple[str, object]] = []
+
+    def child(self, folder: Path, rel_folder: str) -> _GitIgnore:
+        ignore_file = folder / ".gitignore"
+        if not ignore_file.is_file():
+            return self
+        import pathspec
+
+        try:
+            lines = ignore_file.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            return self
+        child = _GitIgnore()
+        child._specs = [*self._specs, (rel_folder, pathspec.GitIgnoreSpec.from_lines(lines))]
+        return child
+
+    def ignores(self, rel_path: str, is_dir: bool) -> bool:
+        for base, spec in self._specs:
+            local = rel_path[len(base) + 1 :] if base else rel_path
+            if spec.match_file(local + ("/" if is_dir else "")):  # type: ignore[attr-defined]
+                return True
+        return False
+
+
+def discover(
+    root: Path, *, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+) -> Iterator[Candidate | Skipped]:
+    """Walks `root`, yielding what to index and what was refused (with the reason)."""
+    root = root.resolve()
+    yield from _walk(root, root, "", _GitIgnore().child(root, ""), max_file_bytes)
+
+
+def check_file(
+    root: Path, path: Path, *, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+) -> Candidate | Skipped:
+    """The same rules for one file (a save hook): hidden parts and .gitignore included."""
+    root = root.resolve()
+    try:
+        rel = path.absolute().relative_to(root).as_posix()
+    except ValueError:
+        return Skipped(str(path), "outside the indexed folder")
+    parts = rel.split("/")
+    if any(part.startswith(".") for part in parts) or any(p in ALWAYS_SKIPPED_DIRS for p in parts):
+        return Skipped(rel, "hidden or excluded folder")
+    ignore = _GitIgnore().child(root, "")
+    folder, rel_folder = root, ""
+    for part in parts[:-1]:
+        folder = folder / part
+        rel_folder = f"{rel_folder}/{part}" if rel_folder else part
+        if ignore.ignores(rel_folder, True):
+            return Skipped(rel, "ignored by .gitignore")
+        ignore = ignore.child(folder, rel_folder)
+    return _consider(root, path, rel, ignore, max_file_bytes)
+
+
+def _walk(
+    root: Path, folder: Path, rel_folder: str, ignore: _GitIgnore, max_file_bytes: int
+) -> Iterator[Candidate | Skipped]:
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError as exc:
+        yield Skipped(rel_folder or ".", f"unreadable folder: {exc.strerror}")
+        return
+    for entry in entries:
+        rel = f"{rel_folder}/{entry.name}" if rel_folder else entry.name
+        if entry.name.startswith(".") or _is_secret_name(entry.name):
+            continue  # hidden and secret files are never looked at, not even reported
+        try:
+            is_dir = entry.is_dir()
+        except OSError:
+            continue
+        if is_dir:
+            if entry.name in ALWAYS_SKIPPED_DIRS or ignore.ignores(rel, True):
+                continue
+            real = Path(os.path.realpath(entry.path))
+            if not real.is_relative_to(root):
+                yield Skipped(rel, "links outside the indexed folder")
+                continue
+            if entry.is_symlink():
+                continue  # its target inside the root is walked on its own; no loops
+            yield from _walk(
+                root, Path(entry.path), rel, ignore.child(Path(entry.path), rel), max_file_bytes
+            )
+        elif not ignore.ignores(rel, False):
+            yield _consider(root, Path(entry.path), rel, ignore, max_file_bytes)
+
+
+def _consider(
+    root: Path, path: Path, rel: str, ignore: _GitIgnore, max_file_bytes: int
+) -> Candidate | Skipped:
+    name = path.name
+    if name.startswith(".") or _is_secret_name(name):
+        return Skipped(rel, "hidden or secret file")
+    if ignore.ignores(rel, False):
+        return Skipped(rel, "ignored by .gitignore")
+    if path.suffix not in INDEXED_SUFFIXES and path.suffix.lower() not in INDEXED_SUFFIXES:
+        return Skipped(rel, f"not an indexed kind of file ({path.suffix or 'no suffix'})")
+    real = Path(os.path.realpath(path))
+    if not real.is_relative_to(root):
+        return Skipped(rel, "links outside the indexed folder")
+    try:
+        stat = real.stat()
+    except OSError as exc:
+        return Skipped(rel, f"unreadable: {exc.strerror}")
+    if not real.is_file():
+        return Skipped(rel, "not a regular file")
+    if stat.st_size > max_file_bytes:
+        return Skipped(rel, f"larger than {max_file_bytes} bytes")
+    try:
+        if looks_binary(real):
+            return Skipped(rel, "binary file")
+    except OSError as exc:
+        return Skipped(rel, f"unreadable: {exc.strerror}")
+    return Candidate(path=real, rel_path=rel, size=stat.st_size, mtime=stat.st_mtime)

@@ -1,0 +1,289 @@
+"""Builds and refreshes the index of a folder: incremental by content hash, blocking.
+
+Run it in a worker thread. Files are read and chunked in a second thread while the
+embedder (which releases the GIL in torch) works on the previous batch, so parsing hides
+behind embedding. Each batch of files is written in one transaction: a crash loses at most
+the batch in flight, and the next run, comparing hashes, redoes exactly what is missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .chunkers import chunk_bytes
+from .discovery import DEFAULT_MAX_FILE_BYTES, Candidate, Skipped, check_file, discover
+from .embedder import Embedder
+from .store import FileState, IndexStore
+from .types import Chunk, ChunkError
+
+# Chunks embedded together: big enough to keep the model busy, small enough that progress
+# moves and a crash loses little.
+DEFAULT_BATCH_CHUNKS = 256
+
+
+@dataclass
+class IndexProgress:
+    phase: str = "scanning"  # scanning, indexing, finishing, done, cancelled
+    files_total: int = 0
+    files_done: int = 0
+    chunks_embedded: int = 0
+    current: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "phase": self.phase,
+            "files_total": self.files_total,
+            "files_done": self.files_done,
+            "chunks_embedded": self.chunks_embedded,
+            "current": self.current,
+        }
+
+
+@dataclass
+class IndexReport:
+    root: str
+    files_seen: int = 0
+    files_indexed: int = 0
+    files_unchanged: int = 0
+    files_removed: int = 0
+    chunks_written: int = 0
+    tokens_embedded: int = 0
+    truncated_chunks: int = 0  # chunks longer than the embedder's window: the goal is 0
+    skipped: list[Skipped] = field(default_factory=list)
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+    seconds_embedding: float = 0.0
+    cancelled: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "root": self.root,
+            "files_seen": self.files_seen,
+            "files_indexed": self.files_indexed,
+            "files_unchanged": self.files_unchanged,
+            "files_removed": self.files_removed,
+            "chunks_written": self.chunks_written,
+            "tokens_embedded": self.tokens_embedded,
+            "truncated_chunks": self.truncated_chunks,
+            "skipped": [{"path": s.rel_path, "reason": s.reason} for s in self.skipped],
+            "errors": [{"path": p, "reason": r} for p, r in self.errors],
+            "seconds": round(self.seconds, 3),
+            "seconds_embedding": round(self.seconds_embedding, 3),
+            "cancelled": self.cancelled,
+        }
+
+
+@dataclass
+class _Parsed:
+    state: FileState
+    chunks: list[Chunk]
+
+
+def content_hash(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+class Indexer:
+    def __init__(
+        self,
+        store: IndexStore,
+        embedder: Embedder,
+        *,
+        max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+        batch_chunks: int = DEFAULT_BATCH_CHUNKS,
+        progress: Callable[[IndexProgress], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.max_file_bytes = max_file_bytes
+        self.batch_chunks = batch_chunks
+        self._progress_callback = progress
+        self.progress = IndexProgress()
+        self.cancel_event = threading.Event()
+
+    def cancel(self) -> None:
+        self.cancel_event.set()
+
+    def _report_progress(self, **changes: Any) -> None:
+        for name, value in changes.items():
+            setattr(self.progress, name, value)
+        if self._progress_callback is not None:
+            self._progress_callback(self.progress)
+
+    def index_folder(self, root: Path, subpaths: Sequence[Path] = ()) -> IndexReport:
+        """Index `root`, or only the given files/folders inside it; removes what vanished."""
+        root = root.resolve()
+        report = IndexReport(root=str(root))
+        started = time.perf_counter()
+        self._report_progress(phase="scanning")
+        prefixes = [self._rel(root, p) for p in subpaths]
+        found: list[Candidate] = []
+        for item in discover(root, max_file_bytes=self.max_file_bytes):
+            rel = item.rel_path
+            if prefixes and not any(_under(rel, prefix) for prefix in prefixes):
+                continue
+            if isinstance(item, Skipped):
+                report.skipped.append(item)
+            else:
+                found.append(item)
+        known = self.store.file_states()
+        in_scope = {p for p in known if not prefixes or any(_under(p, x) for x in prefixes)}
+        removed = in_scope - {c.rel_path for c in found}
+        self._run(found, known, removed, report)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def index_files(self, root: Path, paths: Iterable[Path]) -> IndexReport:
+        """Refresh single files (after a save): index, update, or drop them."""
+        root = root.resolve()
+        report = IndexReport(root=str(root))
+        started = time.perf_counter()
+        found: list[Candidate] = []
+        removed: set[str] = set()
+        known = self.store.file_states()
+        for path in paths:
+            item = check_file(root, path, max_file_bytes=self.max_file_bytes)
+            if isinstance(item, Candidate):
+                found.append(item)
+            else:
+                report.skipped.append(item)
+                if item.rel_path in known:
+                    removed.add(item.rel_path)  # deleted, or now ignored/too big
+        self._run(found, known, removed, report)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    @staticmethod
+    def _rel(root: Path, path: Path) -> str:
+        rel = path.resolve().relative_to(root).as_posix()
+        return "" if rel == "." else rel
+
+    def _run(
+        self,
+        found: list[Candidate],
+        known: dict[str, FileState],
+        removed: set[str],
+        report: IndexReport,
+    ) -> None:
+        report.files_seen = len(found)
+        changed = []
+        for candidate in found:
+            state = known.get(candidate.rel_path)
+            if state and state.size == candidate.size and state.mtime == candidate.mtime:
+                report.files_unchanged += 1
+            else:
+                changed.append(candidate)
+        if removed:
+            report.files_removed = self.store.delete_files(sorted(removed))
+        self._report_progress(phase="indexing", files_total=len(changed), files_done=0)
+        parsed: queue.Queue[_Parsed | tuple[str, str] | None] = queue.Queue(maxsize=64)
+        reader = threading.Thread(
+            target=self._read_and_chunk, args=(changed, known, parsed), daemon=True
+        )
+        reader.start()
+        batch: list[_Parsed] = []
+        batch_size = 0
+        while True:
+            item = parsed.get()
+            if item is None:
+                break
+            if self.cancel_event.is_set():
+                continue  # drain so the reader thread can finish
+            if isinstance(item, tuple):
+                report.errors.append(item)
+                continue
+            if item.state.n_chunks == -1:  # content unchanged despite a new mtime
+                report.files_unchanged += 1
+                self._report_progress(files_done=self.progress.files_done + 1)
+                continue
+            batch.append(item)
+            batch_size += len(item.chunks)
+            if batch_size >= self.batch_chunks:
+                self._write_batch(batch, report)
+                batch, batch_size = [], 0
+        reader.join()
+        if self.cancel_event.is_set():
+            report.cancelled = True
+            self._report_progress(phase="cancelled")
+            return
+        if batch:
+            self._write_batch(batch, report)
+        self._report_progress(phase="finishing", current=None)
+        if report.files_indexed or report.files_removed:
+            self.store.rebuild_fts()
+        self._report_progress(phase="done")
+
+    def _read_and_chunk(
+        self,
+        changed: list[Candidate],
+        known: dict[str, FileState],
+        out: queue.Queue[_Parsed | tuple[str, str] | None],
+    ) -> None:
+        counter = self.embedder.counter
+        try:
+            for candidate in changed:
+                if self.cancel_event.is_set():
+                    break
+                try:
+                    data = candidate.path.read_bytes()
+                except OSError as exc:
+                    out.put((candidate.rel_path, f"unreadable: {exc.strerror}"))
+                    continue
+                digest = content_hash(data)
+                previous = known.get(candidate.rel_path)
+                if previous is not None and previous.content_hash == digest:
+                    unchanged = FileState(candidate.rel_path, digest, candidate.mtime, 0, -1)
+                    out.put(_Parsed(unchanged, []))
+                    continue
+                try:
+                    # The bytes already read and hashed: no second read racing a writer.
+                    chunks = chunk_bytes(data, candidate.rel_path, counter)
+                except ChunkError as exc:
+                    out.put((candidate.rel_path, str(exc)))
+                    continue
+                state = FileState(
+                    path=candidate.rel_path,
+                    content_hash=digest,
+                    mtime=candidate.mtime,
+                    size=candidate.size,
+                    n_chunks=len(chunks),
+                )
+                out.put(_Parsed(state, chunks))
+        finally:
+            out.put(None)
+
+    def _write_batch(self, batch: list[_Parsed], report: IndexReport) -> None:
+        self._report_progress(current=batch[-1].state.path)
+        texts = [chunk.text for item in batch for chunk in item.chunks]
+        started = time.perf_counter()
+        vectors = self.embedder.embed(texts)
+        report.seconds_embedding += time.perf_counter() - started
+        items: list[tuple[FileState, Sequence[Chunk], np.ndarray]] = []
+        offset = 0
+        window = self.embedder.counter.window
+        for item in batch:
+            count = len(item.chunks)
+            items.append((item.state, item.chunks, vectors[offset : offset + count]))
+            offset += count
+            report.tokens_embedded += sum(c.n_tokens for c in item.chunks)
+            report.truncated_chunks += sum(c.n_tokens > window for c in item.chunks)
+        self.store.replace_files(items)
+        report.files_indexed += len(batch)
+        report.chunks_written += len(texts)
+        self._report_progress(
+            files_done=self.progress.files_done + len(batch),
+            chunks_embedded=self.progress.chunks_embedded + len(texts),
+        )
+
+
+def _under(rel_path: str, prefix: str) -> bool:
+    return not prefix or rel_path == prefix or rel_path.startswith(prefix + "/")

@@ -1,0 +1,129 @@
+"""Hybrid search: exact vector search and BM25, fused by reciprocal rank.
+
+Embeddings find paraphrases ("standardise against a trailing window") and BM25 finds exact
+identifiers and rare words (`seasonal_naive`, an error code) that embeddings blur. Fusing
+by rank, not score, needs no calibration between cosine similarities and BM25 scores.
+Blocking: the server calls `search` from a worker thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from .store import IndexStore
+
+Mode = Literal["hybrid", "vector", "bm25"]
+RRF_K = 60  # the constant from Cormack et al. (2009); damps the weight of the very top ranks
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    path: str
+    kind: str
+    score: float  # RRF score in hybrid mode, cosine similarity or BM25 score otherwise
+    text: str
+    cell: int | None  # first notebook cell of the chunk; None for other files
+    cells: tuple[int, ...]
+    start_line: int | None  # 1-based inclusive; None for notebooks
+    end_line: int | None
+    title: str | None
+    vector_rank: int | None  # 1-based rank in each list it came from, None if absent
+    bm25_rank: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "path": self.path,
+            "kind": self.kind,
+            "score": self.score,
+            "text": self.text,
+            "title": self.title,
+        }
+        if self.cells:
+            out["cell"] = self.cell
+            out["cells"] = list(self.cells)
+        else:
+            out["start_line"] = self.start_line
+            out["end_line"] = self.end_line
+        return out
+
+
+def reciprocal_rank_fusion(
+    rankings: Sequence[Sequence[int]], k: int = RRF_K
+) -> list[tuple[int, float]]:
+    """Sum of 1 / (k + rank) over the rankings an id appears in (ranks are 1-based).
+
+    Best first; equal scores keep the order in which ids were first seen, earlier rankings
+    first, so the result is deterministic.
+    """
+    scores: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, item in enumerate(ranking, start=1):
+            scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
+    return sorted(scores.items(), key=lambda pair: -pair[1])  # sorted() is stable
+
+
+class HybridSearcher:
+    def __init__(self, store: IndexStore, embed_query: Callable[[str], np.ndarray]) -> None:
+        self.store = store
+        self.embed_query = embed_query
+
+    def search(
+        self,
+        query: str,
+        top_k: int = 10,
+        *,
+        mode: Mode = "hybrid",
+        path_glob: str | None = None,
+        kinds: Collection[str] | None = None,
+        candidates: int = 50,
+        allow_stale_bm25: bool = False,
+    ) -> list[Hit]:
+        """The `top_k` best chunks for `query`; `mode` picks one method alone for comparison.
+
+        Hybrid takes the top `candidates` of each method (at least `top_k`) before fusing.
+        Filters apply inside each method, so they never shorten the result list needlessly.
+        `allow_stale_bm25`: see `IndexStore.search_bm25` (for searches during indexing).
+        """
+        if mode not in ("hybrid", "vector", "bm25"):
+            raise ValueError(f"unknown search mode {mode!r}")
+        if not query.strip() or top_k <= 0:
+            return []
+        filters: dict[str, Any] = {"path_glob": path_glob, "kinds": kinds}
+        vector: list[tuple[int, float]] = []
+        bm25: list[tuple[int, float]] = []
+        pool = top_k if mode != "hybrid" else max(candidates, top_k)
+        if mode != "bm25":
+            vector = self.store.search_vector(self.embed_query(query), pool, **filters)
+        if mode != "vector":
+            bm25 = self.store.search_bm25(query, pool, allow_stale=allow_stale_bm25, **filters)
+        if mode == "vector":
+            ranked = vector
+        elif mode == "bm25":
+            ranked = bm25
+        else:
+            ranked = reciprocal_rank_fusion([[i for i, _ in vector], [i for i, _ in bm25]])
+        ranked = ranked[:top_k]
+        vector_ranks = {chunk_id: rank for rank, (chunk_id, _) in enumerate(vector, start=1)}
+        bm25_ranks = {chunk_id: rank for rank, (chunk_id, _) in enumerate(bm25, start=1)}
+        scores = dict(ranked)
+        # A chunk deleted since it was ranked is simply left out.
+        return [
+            Hit(
+                path=chunk.path,
+                kind=chunk.kind,
+                score=scores[chunk.id],
+                text=chunk.text,
+                cell=chunk.cell,
+                cells=chunk.cells,
+                start_line=chunk.start_line,
+                end_line=chunk.end_line,
+                title=chunk.title,
+                vector_rank=vector_ranks.get(chunk.id),
+                bm25_rank=bm25_ranks.get(chunk.id),
+            )
+            for chunk in self.store.chunks([chunk_id for chunk_id, _ in ranked])
+        ]

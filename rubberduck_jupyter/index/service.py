@@ -1,0 +1,230 @@
+"""The index as the server uses it: one store per server, indexing in the background,
+search off the event loop, and files refreshed shortly after they are saved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # numpy and DuckDB load only when the index is first used
+    from .search import Hit
+
+log = logging.getLogger(__name__)
+
+# Saves come in bursts (autosave, several files); wait this long after the last one.
+SAVE_DEBOUNCE_S = 1.0
+
+
+class IndexBusyError(RuntimeError):
+    pass
+
+
+class IndexPathError(ValueError):
+    pass
+
+
+def default_db_path(data_dir: Path, root: Path) -> Path:
+    """One database per project folder, under the Jupyter data dir (outside the project)."""
+    digest = hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:12]
+    return data_dir / "rubberduck" / f"index-{root.resolve().name or 'root'}-{digest}.duckdb"
+
+
+class IndexService:
+    def __init__(
+        self,
+        root: Path,
+        db_path: Path,
+        *,
+        embedder_factory: Callable[[], Any] | None = None,
+        max_file_bytes: int = 2_000_000,
+    ) -> None:
+        self.root = root.resolve()
+        self.db_path = db_path
+        self.max_file_bytes = max_file_bytes
+        self._embedder_factory = embedder_factory
+        self._embedder: Any = None
+        self._store: Any = None
+        self._searcher: Any = None
+        self._open_lock = asyncio.Lock()
+        self._run: asyncio.Task[None] | None = None
+        self._indexer: Any = None
+        self.state = "idle"  # idle, indexing, error
+        self.last_report: dict[str, Any] | None = None
+        self.last_error: str | None = None
+        self._pending_saves: set[Path] = set()
+        self._save_timer: asyncio.TimerHandle | None = None
+        self._refresh: asyncio.Task[None] | None = None
+        self._saves_settled = asyncio.Event()
+        self._saves_settled.set()
+
+    # --- opening (heavy imports and the model load happen here, in a thread) -----------
+
+    def _open_blocking(self) -> None:
+        from .embedder import SentenceTransformerEmbedder
+        from .search import HybridSearcher
+        from .store import IndexStore
+
+        embedder = self._embedder_factory() if self._embedder_factory else None
+        embedder = embedder or SentenceTransformerEmbedder()
+        self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        store = IndexStore(self.db_path, dim=embedder.dim, embedder_id=embedder.id)
+        self._embedder = embedder
+        self._store = store
+        self._searcher = HybridSearcher(store, embedder.embed_query)
+
+    async def _ensure_open(self) -> None:
+        async with self._open_lock:
+            if self._store is None:
+                await asyncio.to_thread(self._open_blocking)
+
+    @property
+    def is_open(self) -> bool:
+        return self._store is not None
+
+    # --- indexing ---------------------------------------------------------------------
+
+    def resolve_subpaths(self, paths: list[str]) -> list[Path]:
+        """Relative paths from a client, checked to stay inside the root (symlinks too)."""
+        resolved = []
+        for raw in paths:
+            if not isinstance(raw, str) or Path(raw).is_absolute():
+                raise IndexPathError(f"{raw!r}: give a path relative to the server's root")
+            path = (self.root / raw).resolve()
+            if not path.is_relative_to(self.root):
+                raise IndexPathError(f"{raw!r} is outside the server's root")
+            if not path.exists():
+                raise IndexPathError(f"{raw!r} does not exist")
+            resolved.append(path)
+        return resolved
+
+    async def start(self, paths: list[str] | None = None) -> None:
+        if self._run is not None and not self._run.done():
+            raise IndexBusyError("Indexing is already running; stop it or wait for it to end.")
+        subpaths = self.resolve_subpaths(paths or [])
+        self.state = "indexing"
+        self.last_error = None
+        self._run = asyncio.get_running_loop().create_task(self._index(subpaths))
+
+    async def _index(self, subpaths: list[Path]) -> None:
+        from .indexer import Indexer
+
+        try:
+            await self._ensure_open()
+            self._indexer = Indexer(self._store, self._embedder, max_file_bytes=self.max_file_bytes)
+            report = await asyncio.to_thread(self._indexer.index_folder, self.root, subpaths)
+            self.last_report = report.to_json()
+            self.state = "idle"
+        except Exception as exc:
+            log.exception("RubberDuck indexing failed")
+            self.state = "error"
+            self.last_error = f"{type(exc).__name__}: {exc}"
+
+    def stop(self) -> bool:
+        if self._run is None or self._run.done() or self._indexer is None:
+            return False
+        self._indexer.cancel()
+        return True
+
+    async def wait(self) -> None:
+        if self._run is not None:
+            await asyncio.shield(self._run)
+
+    def status(self) -> dict[str, Any]:
+        progress = self._indexer.progress.to_json() if self._indexer is not None else None
+        return {
+            "state": self.state,
+            "root": str(self.root),
+            "progress": progress if self.state == "indexing" else None,
+            "last_report": self.last_report,
+            "error": self.last_error,
+            "open": self.is_open,
+        }
+
+    # --- search -----------------------------------------------------------------------
+
+    async def search(
+        self,
+        query: str,
+        *,
+        top_k: int = 10,
+        path_glob: str | None = None,
+        kinds: list[str] | None = None,
+        mode: str = "hybrid",
+    ) -> list[Hit]:
+        await self._ensure_open()
+        return await asyncio.to_thread(
+            self._searcher.search,
+            query,
+            top_k,
+            mode=mode,
+            path_glob=path_glob,
+            kinds=kinds,
+        )
+
+    # --- freshness --------------------------------------------------------------------
+
+    def file_saved(self, os_path: str) -> None:
+        """Post-save hook: refresh the file soon, if it belongs to an index that exists."""
+        path = Path(os_path).resolve()
+        if not path.is_relative_to(self.root) or not (self.is_open or self.db_path.exists()):
+            return
+        self._pending_saves.add(path)
+        self._saves_settled.clear()
+        loop = asyncio.get_running_loop()
+        if self._save_timer is not None:
+            self._save_timer.cancel()
+        self._save_timer = loop.call_later(SAVE_DEBOUNCE_S, self._start_refresh)
+
+    def _start_refresh(self) -> None:
+        self._save_timer = None
+        if self._refresh is not None and not self._refresh.done():
+            # One refresh at a time; the files saved meanwhile go in the next one.
+            self._save_timer = asyncio.get_running_loop().call_later(
+                SAVE_DEBOUNCE_S, self._start_refresh
+            )
+            return
+        paths, self._pending_saves = sorted(self._pending_saves), set()
+        self._refresh = asyncio.get_running_loop().create_task(self._refresh_files(paths))
+
+    async def _refresh_files(self, paths: list[Path]) -> None:
+        from .indexer import Indexer
+
+        started = time.perf_counter()
+        try:
+            await self._ensure_open()
+            indexer = Indexer(self._store, self._embedder, max_file_bytes=self.max_file_bytes)
+            report = await asyncio.to_thread(indexer.index_files, self.root, paths)
+            log.debug(
+                "RubberDuck refreshed %d file(s) in %.2f s",
+                report.files_indexed,
+                time.perf_counter() - started,
+            )
+        except Exception:
+            log.exception("RubberDuck could not refresh %s", [str(p) for p in paths])
+        finally:
+            if self._save_timer is None:
+                self._saves_settled.set()
+
+    async def wait_for_refresh(self) -> None:
+        """For tests and shutdown: until the saves seen so far are indexed."""
+        await self._saves_settled.wait()
+
+    async def close(self) -> None:
+        self.stop()
+        if self._save_timer is not None:
+            self._save_timer.cancel()
+        for task in (self._run, self._refresh):
+            if task is not None and not task.done():
+                try:
+                    await asyncio.wait_for(asyncio.shield(task), 10)
+                except (TimeoutError, Exception):
+                    task.cancel()
+        if self._store is not None:
+            await asyncio.to_thread(self._store.close)
+            self._store = None
