@@ -192,6 +192,7 @@ class Indexer:
         reader.start()
         batch: list[_Parsed] = []
         batch_size = 0
+        touched: list[FileState] = []
         while True:
             item = parsed.get()
             if item is None:
@@ -202,6 +203,7 @@ class Indexer:
                 report.errors.append(item)
                 continue
             if item.state.n_chunks == -1:  # content unchanged despite a new mtime
+                touched.append(item.state)
                 report.files_unchanged += 1
                 self._report_progress(files_done=self.progress.files_done + 1)
                 continue
@@ -217,6 +219,7 @@ class Indexer:
             return
         if batch:
             self._write_batch(batch, report)
+        self.store.touch_files(touched)
         self._report_progress(phase="finishing", current=None)
         if report.files_indexed or report.files_removed:
             self.store.rebuild_fts()
@@ -241,8 +244,10 @@ class Indexer:
                 digest = content_hash(data)
                 previous = known.get(candidate.rel_path)
                 if previous is not None and previous.content_hash == digest:
-                    unchanged = FileState(candidate.rel_path, digest, candidate.mtime, 0, -1)
-                    out.put(_Parsed(unchanged, []))
+                    touched = FileState(
+                        candidate.rel_path, digest, candidate.mtime, candidate.size, -1
+                    )
+                    out.put(_Parsed(touched, []))
                     continue
                 try:
                     # The bytes already read and hashed: no second read racing a writer.

@@ -454,6 +454,17 @@ class IndexStore:
         columns.update({f"v{j}": by_dim[j] for j in range(self.dim)})
         return files, columns, len(chunks)
 
+    def touch_files(self, states: Sequence[FileState]) -> None:
+        """Record new mtimes and sizes of files whose content did not change, so the next
+        pass skips them without reading them again."""
+        if not states:
+            return
+        with self._transaction() as con:
+            con.executemany(
+                "UPDATE files SET mtime = ?, size = ? WHERE path = ?",
+                [(s.mtime, s.size, s.path) for s in states],
+            )
+
     def delete_files(self, paths: Iterable[str]) -> int:
         """Drop files and their chunks; returns how many of them were indexed."""
         wanted = _strings(sorted(set(paths)))

@@ -190,3 +190,15 @@ def _vectors_by_text(store: IndexStore) -> dict[str, np.ndarray]:
         for chunk, vector in zip(store.chunks(ids), store.vectors(ids), strict=True):
             vectors[chunk.text] = vector
     return vectors
+
+
+def test_a_touched_but_unchanged_file_is_not_read_again(tmp_path: Path, embedder: Any) -> None:
+    root = make_project(tmp_path / "project")
+    with IndexStore(tmp_path / "index.duckdb", embedder_id=embedder.id) as store:
+        indexer = Indexer(store, embedder)
+        indexer.index_folder(root)
+        readme = root / "README.md"
+        readme.write_text(readme.read_text())  # same bytes, new mtime
+        first = indexer.index_folder(root)
+        assert (first.files_indexed, first.files_unchanged) == (0, len(NOTEBOOKS) + 2)
+        assert store.file_states()["README.md"].mtime == readme.stat().st_mtime
