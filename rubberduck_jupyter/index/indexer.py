@@ -58,6 +58,7 @@ class IndexReport:
     chunks_written: int = 0
     tokens_embedded: int = 0
     truncated_chunks: int = 0  # chunks longer than the embedder's window: the goal is 0
+    chunks_reused: int = 0  # unchanged chunks of edited files, whose vectors were kept
     skipped: list[Skipped] = field(default_factory=list)
     errors: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
@@ -74,6 +75,7 @@ class IndexReport:
             "chunks_written": self.chunks_written,
             "tokens_embedded": self.tokens_embedded,
             "truncated_chunks": self.truncated_chunks,
+            "chunks_reused": self.chunks_reused,
             "skipped": [{"path": s.rel_path, "reason": s.reason} for s in self.skipped],
             "errors": [{"path": p, "reason": r} for p, r in self.errors],
             "seconds": round(self.seconds, 3),
@@ -269,25 +271,40 @@ class Indexer:
     def _write_batch(self, batch: list[_Parsed], report: IndexReport) -> None:
         self._report_progress(current=batch[-1].state.path)
         texts = [chunk.text for item in batch for chunk in item.chunks]
+        # An edited file keeps most of its chunks word for word: reuse their vectors and
+        # embed only the new texts, so saving one cell costs one chunk, not the notebook.
+        reused = self._previous_vectors(batch)
+        new_texts = list(dict.fromkeys(t for t in texts if t not in reused))
         started = time.perf_counter()
-        vectors = self.embedder.embed(texts)
+        fresh = self.embedder.embed(new_texts)
         report.seconds_embedding += time.perf_counter() - started
+        by_text = {**reused, **dict(zip(new_texts, fresh, strict=True))}
         items: list[tuple[FileState, Sequence[Chunk], np.ndarray]] = []
-        offset = 0
         window = self.embedder.counter.window
         for item in batch:
-            count = len(item.chunks)
-            items.append((item.state, item.chunks, vectors[offset : offset + count]))
-            offset += count
+            vectors = np.array([by_text[c.text] for c in item.chunks], dtype=np.float32).reshape(
+                len(item.chunks), self.embedder.dim
+            )
+            items.append((item.state, item.chunks, vectors))
             report.tokens_embedded += sum(c.n_tokens for c in item.chunks)
             report.truncated_chunks += sum(c.n_tokens > window for c in item.chunks)
         self.store.replace_files(items)
         report.files_indexed += len(batch)
         report.chunks_written += len(texts)
+        report.chunks_reused += len(texts) - len(new_texts)
         self._report_progress(
             files_done=self.progress.files_done + len(batch),
             chunks_embedded=self.progress.chunks_embedded + len(texts),
         )
+
+    def _previous_vectors(self, batch: list[_Parsed]) -> dict[str, np.ndarray]:
+        known: dict[str, np.ndarray] = {}
+        for item in batch:
+            ids = self.store.chunk_ids(item.state.path)
+            if ids:
+                stored = self.store.chunks(ids)
+                known.update(zip((c.text for c in stored), self.store.vectors(ids), strict=True))
+        return known
 
 
 def _under(rel_path: str, prefix: str) -> bool:

@@ -108,13 +108,7 @@ class LLMService:
         conversation_id: str | None = None,
     ) -> AsyncIterator[StreamPiece]:
         """Text pieces, then a final piece with usage, cost, the model used and attempts."""
-        if not self.config.configured:
-            raise no_model_error()
-        try:
-            name = self.config.choose(model)
-        except ModelConfigError as exc:
-            raise LLMError(ErrorCode.MODEL_NOT_ALLOWED, str(exc)) from None
-        assert name is not None
+        name = self._choose(model)
         estimate = estimate_tokens(messages, self.settings.max_output_tokens)
         # RateLimited is an LLMError whose message says when to come back.
         grant = await self.limiter.acquire(
@@ -225,6 +219,17 @@ class LLMService:
             retry_after=retry_in,
         )
 
+    def _choose(self, model: str | None) -> str:
+        """The model_name a request runs on, or the typed error a user can act on."""
+        if not self.config.configured:
+            raise no_model_error()
+        try:
+            name = self.config.choose(model)
+        except ModelConfigError as exc:
+            raise LLMError(ErrorCode.MODEL_NOT_ALLOWED, str(exc)) from None
+        assert name is not None  # configured, so there is a default
+        return name
+
     def _retry_delay(self, attempt: int, failure: ProviderFailure) -> float | None:
         policy = self.settings.retry
         if attempt >= policy.max_attempts or not self.retry_budget.try_spend():
@@ -272,13 +277,7 @@ class LLMService:
 
     async def complete(self, messages: list[dict[str, str]], model: str | None = None) -> str:
         """One plain answer from the chosen model, no fallbacks; for health probes."""
-        if not self.config.configured:
-            raise no_model_error()
-        try:
-            name = self.config.choose(model)
-        except ModelConfigError as exc:
-            raise LLMError(ErrorCode.MODEL_NOT_ALLOWED, str(exc)) from None
-        entry = self.config.entries[name or ""]
+        entry = self.config.entries[self._choose(model)]
         try:
             return await self.gateway.complete(entry, messages, timeouts=self.settings.timeouts)
         except ProviderFailure as failure:
