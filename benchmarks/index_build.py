@@ -17,12 +17,12 @@ import time
 from pathlib import Path
 
 from index_common import build_corpus, machine
-from rubberduck_jupyter.index.store import IndexStore
 
 from rubberduck_jupyter.index.chunkers import chunk_file
 from rubberduck_jupyter.index.discovery import Candidate, discover
 from rubberduck_jupyter.index.embedder import SentenceTransformerEmbedder
 from rubberduck_jupyter.index.indexer import Indexer
+from rubberduck_jupyter.index.store import IndexStore
 
 
 def chunk_texts(root: Path, embedder: SentenceTransformerEmbedder) -> tuple[list[str], int]:
