@@ -620,12 +620,7 @@ class _CompletionsHandler(_BaseHandler):
         if fault == "malformed" and not pieces:
             await self._emit("{not json")
 
-        if fault == "stall":
-            await self._pause(self.fake.stall_seconds)
-            self._abort()
-            return
-        if fault == "drop":
-            self._abort()
+        if await self._cut_short(fault):
             return
         if fault == "no_done":
             return  # The body ends cleanly, but with no finish_reason and no [DONE].
@@ -635,13 +630,17 @@ class _CompletionsHandler(_BaseHandler):
             await self._emit(chunk([], usage=usage))
         await self._emit("[DONE]")
 
-    async def _respond(self, model: str, reply: str, fault: str | None, prompt_tokens: int) -> None:
+    async def _cut_short(self, fault: str | None) -> bool:
+        """A provider dying mid-answer: hang up at once (drop) or after going silent (stall)."""
         if fault == "stall":
             await self._pause(self.fake.stall_seconds)
+        if fault in ("stall", "drop"):
             self._abort()
-            return
-        if fault == "drop":
-            self._abort()
+            return True
+        return False
+
+    async def _respond(self, model: str, reply: str, fault: str | None, prompt_tokens: int) -> None:
+        if await self._cut_short(fault):
             return
         if fault == "malformed":
             self.set_header("Content-Type", "application/json")

@@ -193,6 +193,25 @@ def page(browser: Any, lab_server: LabServer) -> Iterator[Any]:
 
 
 @pytest.fixture
+def open_sidebar(page: Any) -> Any:
+    """Opens the RubberDuck panel and waits until the server said hello."""
+
+    def open_panel(status_text: str = "Model: ") -> Any:
+        # Until the splash goes the layout restorer may still open the sidebar, and a click
+        # then would close it again.
+        page.wait_for_selector("#jupyterlab-splash", state="detached")
+        panel = page.locator(".jp-RubberDuck")
+        # The restorer may already have it open from an earlier page in this workspace.
+        if not panel.is_visible():
+            page.click('.jp-SideBar [data-id="rubberduck-chat"]')
+        panel.wait_for(state="visible")
+        page.wait_for_selector(f".jp-RubberDuck-status:has-text('{status_text}')")
+        return panel
+
+    return open_panel
+
+
+@pytest.fixture
 def screenshot(page: Any) -> Any:
     """Saves what the page shows under test-artifacts/browser/NAME.png."""
 

@@ -18,26 +18,13 @@ ANSWER = (
 )
 
 
-def open_sidebar(page: Any) -> Any:
-    # Until the splash goes the layout restorer may still open the sidebar, and a click
-    # then would close it again.
-    page.wait_for_selector("#jupyterlab-splash", state="detached")
-    panel = page.locator(".jp-RubberDuck")
-    # The layout restorer may already have it open from an earlier page in this workspace.
-    if not panel.is_visible():
-        page.click('.jp-SideBar [data-id="rubberduck-chat"]')
-    panel.wait_for(state="visible")
-    page.wait_for_selector(".jp-RubberDuck-status:has-text('fake-model')")
-    return panel
-
-
 def test_sidebar_streams_a_sanitized_markdown_answer(
-    page: Any, fake_llm: Any, screenshot: Any
+    page: Any, open_sidebar: Any, fake_llm: Any, screenshot: Any
 ) -> None:
     fake_llm.set_replies([ANSWER])
     fake_llm.chunk_delay = 0.01
     try:
-        panel = open_sidebar(page)
+        panel = open_sidebar("fake-model")
         box = panel.locator("textarea.jp-RubberDuck-input")
         box.fill("How do I drop missing rows?")
         box.press("Enter")
@@ -62,11 +49,13 @@ def test_sidebar_streams_a_sanitized_markdown_answer(
     screenshot("sidebar-answer")
 
 
-def test_stop_button_ends_a_streaming_answer(page: Any, fake_llm: Any, screenshot: Any) -> None:
+def test_stop_button_ends_a_streaming_answer(
+    page: Any, open_sidebar: Any, fake_llm: Any, screenshot: Any
+) -> None:
     fake_llm.set_replies(["chunk " * 500])
     fake_llm.chunk_delay = 0.05
     try:
-        panel = open_sidebar(page)
+        panel = open_sidebar("fake-model")
         box = panel.locator("textarea.jp-RubberDuck-input")
         box.fill("Write a long essay")
         box.press("Enter")
@@ -100,12 +89,12 @@ def answer_footer(panel: Any, index: int) -> Any:
 
 
 def test_usage_footer_names_the_model_and_the_conversation_adds_up(
-    page: Any, fake_llm: Any
+    page: Any, open_sidebar: Any, fake_llm: Any
 ) -> None:
     from rubberduck_jupyter.testing.fake_llm import count_tokens, message_text
 
     fake_llm.set_replies(["Four words of answer.", "Two more."])
-    panel = open_sidebar(page)
+    panel = open_sidebar("fake-model")
     # One model: nothing to pick, so no picker.
     assert panel.locator("select.jp-RubberDuck-model").is_hidden()
     spend = panel.locator(".jp-RubberDuck-spend")
@@ -131,7 +120,9 @@ def test_usage_footer_names_the_model_and_the_conversation_adds_up(
     assert panel.locator(".jp-RubberDuck-message").count() == 0
 
 
-def test_footer_shows_cost_and_a_cached_badge(page: Any, fake_llm: Any, screenshot: Any) -> None:
+def test_footer_shows_cost_and_a_cached_badge(
+    page: Any, open_sidebar: Any, fake_llm: Any, screenshot: Any
+) -> None:
     # The fake model is unpriced and its breaker stays closed, so the server's own done
     # frames are amended on their way to the page.
     amendments: list[dict[str, Any]] = [
@@ -161,7 +152,7 @@ def test_footer_shows_cost_and_a_cached_badge(page: Any, fake_llm: Any, screensh
     page.route_web_socket(lambda url: "/rubberduck/ws" in url, amend_done_frames)
     page.reload()
     page.wait_for_selector("#jp-main-dock-panel", state="attached")
-    panel = open_sidebar(page)
+    panel = open_sidebar("fake-model")
 
     ask(panel, "What does this cost?")
     priced = answer_footer(panel, 0)
@@ -183,10 +174,10 @@ def test_footer_shows_cost_and_a_cached_badge(page: Any, fake_llm: Any, screensh
     screenshot("sidebar-cost-cached")
 
 
-def test_rate_limit_notice_says_when_to_retry(page: Any, fake_llm: Any) -> None:
+def test_rate_limit_notice_says_when_to_retry(page: Any, open_sidebar: Any, fake_llm: Any) -> None:
     # Both tries are rate limited and the only model has no fallback.
     fake_llm.add_faults(["429", "429"])
-    panel = open_sidebar(page)
+    panel = open_sidebar("fake-model")
     ask(panel, "Are you there?")
     notice = panel.locator('.jp-RubberDuck-error[data-code="rate_limited"]')
     notice.wait_for()

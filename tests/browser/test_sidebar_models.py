@@ -33,16 +33,6 @@ def lab_server(
     return start_lab({"RUBBERDUCK_MODELS_FILE": str(models)})
 
 
-def open_sidebar(page: Any) -> Any:
-    page.wait_for_selector("#jupyterlab-splash", state="detached")
-    panel = page.locator(".jp-RubberDuck")
-    if not panel.is_visible():
-        page.click('.jp-SideBar [data-id="rubberduck-chat"]')
-    panel.wait_for(state="visible")
-    page.wait_for_selector(".jp-RubberDuck-status:has-text('Model: ')")
-    return panel
-
-
 def ask_and_wait(panel: Any, question: str) -> Any:
     """Send a question; return the usage line of its answer once the answer is done."""
     footers = panel.locator(".jp-RubberDuck-usage")
@@ -55,8 +45,10 @@ def ask_and_wait(panel: Any, question: str) -> Any:
     return footer
 
 
-def test_picker_lists_the_models_and_sends_the_choice(page: Any, fake_llm: Any) -> None:
-    panel = open_sidebar(page)
+def test_picker_lists_the_models_and_sends_the_choice(
+    page: Any, open_sidebar: Any, fake_llm: Any
+) -> None:
+    panel = open_sidebar()
     picker = panel.locator("select.jp-RubberDuck-model")
     assert picker.is_visible()
     assert picker.get_attribute("aria-label") == "Model"
@@ -79,10 +71,12 @@ def test_picker_lists_the_models_and_sends_the_choice(page: Any, fake_llm: Any) 
     assert picker.input_value() == "backup"
 
 
-def test_footer_says_when_a_fallback_answered(page: Any, fake_llm: Any, screenshot: Any) -> None:
+def test_footer_says_when_a_fallback_answered(
+    page: Any, open_sidebar: Any, fake_llm: Any, screenshot: Any
+) -> None:
     # main fails both of its tries (max_attempts is 2), so the answer comes from backup.
     fake_llm.add_faults(["500", "500"])
-    panel = open_sidebar(page)
+    panel = open_sidebar()
     assert panel.locator("select.jp-RubberDuck-model").input_value() == "main"
 
     footer = ask_and_wait(panel, "Is anyone there?")
@@ -98,7 +92,9 @@ def test_footer_says_when_a_fallback_answered(page: Any, fake_llm: Any, screensh
     screenshot("sidebar-models-failover")
 
 
-def test_picker_keeps_the_choice_while_the_server_still_lists_it(page: Any) -> None:
+def test_picker_keeps_the_choice_while_the_server_still_lists_it(
+    page: Any, open_sidebar: Any
+) -> None:
     # Each reconnect brings a new hello; the third claims backup is no longer offered.
     sockets: list[Any] = []
 
@@ -118,7 +114,7 @@ def test_picker_keeps_the_choice_while_the_server_still_lists_it(page: Any) -> N
     page.route_web_socket(lambda url: "/rubberduck/ws" in url, route)
     page.reload()
     page.wait_for_selector("#jp-main-dock-panel", state="attached")
-    panel = open_sidebar(page)
+    panel = open_sidebar()
     picker = panel.locator("select.jp-RubberDuck-model")
     picker.select_option("backup")
 
