@@ -94,9 +94,6 @@ class ChatContext:
             values[name] = value
         return cls(**values)
 
-    def is_empty(self) -> bool:
-        return not any(asdict(self).values())
-
 
 @dataclass(frozen=True, slots=True)
 class ChatRequest:

@@ -88,6 +88,7 @@ class IndexReport:
 class _Parsed:
     state: FileState
     chunks: list[Chunk]
+    replaces_existing: bool = False
 
 
 def content_hash(data: bytes) -> str:
@@ -264,7 +265,7 @@ class Indexer:
                     size=candidate.size,
                     n_chunks=len(chunks),
                 )
-                out.put(_Parsed(state, chunks))
+                out.put(_Parsed(state, chunks, replaces_existing=previous is not None))
         finally:
             out.put(None)
 
@@ -300,6 +301,8 @@ class Indexer:
     def _previous_vectors(self, batch: list[_Parsed]) -> dict[str, np.ndarray]:
         known: dict[str, np.ndarray] = {}
         for item in batch:
+            if not item.replaces_existing:
+                continue  # a new file: nothing stored to reuse, no query
             ids = self.store.chunk_ids(item.state.path)
             if ids:
                 stored = self.store.chunks(ids)

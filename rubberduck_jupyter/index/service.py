@@ -60,8 +60,6 @@ class IndexService:
         self._pending_saves: set[Path] = set()
         self._save_timer: asyncio.TimerHandle | None = None
         self._refresh: asyncio.Task[None] | None = None
-        self._saves_settled = asyncio.Event()
-        self._saves_settled.set()
 
     # --- opening (heavy imports and the model load happen here, in a thread) -----------
 
@@ -131,10 +129,6 @@ class IndexService:
         self._indexer.cancel()
         return True
 
-    async def wait(self) -> None:
-        if self._run is not None:
-            await asyncio.shield(self._run)
-
     def status(self) -> dict[str, Any]:
         progress = self._indexer.progress.to_json() if self._indexer is not None else None
         return {
@@ -178,7 +172,6 @@ class IndexService:
         if not path.is_relative_to(self.root) or not (self.is_open or self.db_path.exists()):
             return
         self._pending_saves.add(path)
-        self._saves_settled.clear()
         loop = asyncio.get_running_loop()
         if self._save_timer is not None:
             self._save_timer.cancel()
@@ -210,13 +203,6 @@ class IndexService:
             )
         except Exception:
             log.exception("RubberDuck could not refresh %s", [str(p) for p in paths])
-        finally:
-            if self._save_timer is None:
-                self._saves_settled.set()
-
-    async def wait_for_refresh(self) -> None:
-        """For tests and shutdown: until the saves seen so far are indexed."""
-        await self._saves_settled.wait()
 
     async def close(self) -> None:
         self.stop()
@@ -226,7 +212,7 @@ class IndexService:
             if task is not None and not task.done():
                 try:
                     await asyncio.wait_for(asyncio.shield(task), 10)
-                except (TimeoutError, Exception):
+                except Exception:
                     task.cancel()
         if self._store is not None:
             await asyncio.to_thread(self._store.close)

@@ -36,9 +36,6 @@ class HFTokenCounter:
     def count(self, text: str) -> int:
         return len(self._tokenizer.encode(text).ids)
 
-    def count_batch(self, texts: list[str]) -> list[int]:
-        return [len(e.ids) for e in self._tokenizer.encode_batch(texts)]
-
     def offsets(self, text: str) -> list[tuple[int, int]]:
         encoding = self._tokenizer.encode(text, add_special_tokens=False)
         return list(encoding.offsets)

@@ -274,11 +274,3 @@ class LLMService:
                 ErrorCode.PROVIDER_ERROR, f"{name} rejected the request: {failure.detail}"
             )
         return LLMError(ErrorCode.PROVIDER_ERROR, f"{name} failed{after}: {failure.detail}")
-
-    async def complete(self, messages: list[dict[str, str]], model: str | None = None) -> str:
-        """One plain answer from the chosen model, no fallbacks; for health probes."""
-        entry = self.config.entries[self._choose(model)]
-        try:
-            return await self.gateway.complete(entry, messages, timeouts=self.settings.timeouts)
-        except ProviderFailure as failure:
-            raise self._final_error(entry, failure, []) from None

@@ -75,7 +75,3 @@ class UsageLedger:
             "by_model": {name: t.to_json() for name, t in account.by_model.items()},
             "conversations": {cid: t.to_json() for cid, t in account.conversations.items()},
         }
-
-    def conversation(self, user: str, conversation_id: str) -> UsageTotals | None:
-        account = self._users.get(user)
-        return account.conversations.get(conversation_id) if account else None

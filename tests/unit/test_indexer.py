@@ -193,7 +193,9 @@ def _vectors_by_text(store: IndexStore) -> dict[str, np.ndarray]:
     return vectors
 
 
-def test_a_touched_but_unchanged_file_is_not_read_again(tmp_path: Path, embedder: Any) -> None:
+def test_a_touched_but_unchanged_file_keeps_its_chunks_and_gets_its_new_mtime(
+    tmp_path: Path, embedder: Any
+) -> None:
     root = make_project(tmp_path / "project")
     with IndexStore(tmp_path / "index.duckdb", embedder_id=embedder.id) as store:
         indexer = Indexer(store, embedder)

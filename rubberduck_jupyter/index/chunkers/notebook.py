@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from ..tokens import TokenCounter
 from ..types import Chunk, ChunkError, ChunkKind
 from .outline import headings
-from .outputs import DEFAULT_MAX_OUTPUT_CHARS, OUTPUT_MARKER, output_text
+from .outputs import DEFAULT_MAX_OUTPUT_CHARS, OUTPUT_MARKER, joined_text, output_text
 from .pack import body_budget, clip_header, content_tokens, fit, pack, with_header
 
 SECTION_PREFIX = "# Section: "
@@ -69,7 +68,7 @@ def _read_cells(source: str, max_output_chars: int) -> list[_Cell]:
         if not isinstance(raw, Mapping):
             raise ChunkError(f"invalid notebook: cell {index} is not an object")
         cell_type = raw.get("cell_type")
-        text = _joined(raw.get("source")).strip()
+        text = joined_text(raw.get("source")).strip()
         found = headings(text) if cell_type == "markdown" else []
         if found:
             heading = found[-1].title
@@ -126,11 +125,3 @@ def _section_chunks(
                 )
             )
     return chunks
-
-
-def _joined(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list):
-        return "".join(item for item in value if isinstance(item, str))
-    return ""

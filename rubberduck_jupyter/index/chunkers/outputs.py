@@ -36,15 +36,15 @@ def output_text(outputs: Iterable[Mapping[str, Any]], max_chars: int) -> str:
 def _one_output(output: Mapping[str, Any]) -> str:
     kind = output.get("output_type")
     if kind == "stream":
-        return _tidy(_joined(output.get("text")))
+        return _tidy(joined_text(output.get("text")))
     if kind == "error":
-        name, value = _joined(output.get("ename")), _joined(output.get("evalue"))
+        name, value = joined_text(output.get("ename")), joined_text(output.get("evalue"))
         return _tidy(f"{name}: {value}")
     if kind in ("execute_result", "display_data"):
         data = output.get("data") or {}
         if any(str(mime).startswith(_RICH_MIME_PREFIXES) for mime in data):
             return ""  # the plain text of a figure or widget is a placeholder
-        plain = _tidy(_joined(data.get("text/plain")))
+        plain = _tidy(joined_text(data.get("text/plain")))
         return "" if _ADDRESS_REPR.match(plain.strip()) else plain
     return ""
 
@@ -54,7 +54,8 @@ def _tidy(text: str) -> str:
     return _ANSI.sub("", text).strip("\n").rstrip()
 
 
-def _joined(value: Any) -> str:
+def joined_text(value: Any) -> str:
+    """nbformat stores multi-line strings as a str or a list of str."""
     if isinstance(value, str):
         return value
     if isinstance(value, list):
