@@ -28,9 +28,27 @@ from .llm.retry import RetryPolicy
 from .llm.service import LLMService, ServiceSettings
 from .protocol import PROTOCOL_VERSION
 from .runtime.loop_lag import LoopLagMonitor
-from .sessions.chat import ChatService
+from .sessions.actor import ActorRegistry
+from .sessions.identity import user_key
+from .sessions.manager import (
+    DEFAULT_CONTEXT_TOKENS,
+    MAX_HISTORY_TOKENS,
+    SessionManager,
+    litellm_context_tokens,
+)
 
 SERVER_URL_ENV = "RUBBERDUCK_SERVER_URL"
+
+
+def default_conversations_path(data_dir: Path, root: Path) -> Path:
+    """One file per project folder, under the Jupyter data dir (outside the project)."""
+    import hashlib
+
+    digest = hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:12]
+    name = root.resolve().name or "root"
+    return data_dir / "rubberduck" / f"conversations-{name}-{digest}.sqlite3"
+
+
 KERNEL_TOKEN_ENV = "RUBBERDUCK_KERNEL_TOKEN"
 
 
@@ -137,6 +155,36 @@ class RubberDuckApp(ExtensionApp):
         True, config=True, help="Re-index a file shortly after it is saved, once an index exists."
     )
 
+    # --- conversations ----------------------------------------------------------------
+    conversations_db_path = Unicode(
+        "",
+        config=True,
+        help="SQLite file of conversations, messages, suggestions and preferences. Empty: "
+        "(jupyter --data-dir)/rubberduck/conversations-<folder>-<hash>.sqlite3.",
+    )
+    user_identity = Unicode(
+        "auto",
+        config=True,
+        help="Whose data a request reaches: 'auto' (the Jupyter user on JupyterHub or with a "
+        "custom identity provider; the server's owner on a plain token/password server), "
+        "'jupyter_user' or 'server_owner'.",
+    )
+    session_mailbox_size = Int(
+        8, config=True, help="Messages that may wait in one conversation before 'busy'."
+    )
+    session_idle_timeout = Float(
+        300.0, config=True, help="Seconds an idle conversation actor lives before it stops."
+    )
+    memory_tokens = Int(
+        0,
+        config=True,
+        help="Tokens of conversation history (summary + recent turns) per prompt. 0: half "
+        "the model's input window as litellm knows it (8k when unknown), at most 32k.",
+    )
+    correction_rounds = Int(
+        2, config=True, help="Self-correction rounds for generated code (0 disables)."
+    )
+
     # --- protocol limits and kernels ---------------------------------------------------
     max_frame_bytes = Int(256 * 1024, config=True, help="Largest client frame, in bytes.")
     max_message_chars = Int(100_000, config=True, help="Largest chat message, in characters.")
@@ -204,13 +252,13 @@ class RubberDuckApp(ExtensionApp):
         self.started_at = time.monotonic()
         config = self.build_models_config()
         self.llm = self.build_llm_service(config)
-        self.chat_service = ChatService(self.llm)
         self.open_sockets = 0
         self.loop_lag = LoopLagMonitor()
         self.kernel_token = secrets.token_urlsafe(32)
         self.kernel_username = os.environ.get("JUPYTERHUB_USER") or getpass.getuser()
         self._background: set[asyncio.Task[None]] = set()
         self.index = self.build_index_service()
+        self.sessions = self.build_session_manager()
         if self.index_on_save:
             self.serverapp.contents_manager.register_post_save_hook(self._file_saved)
         self._export_kernel_env()
@@ -235,6 +283,62 @@ class RubberDuckApp(ExtensionApp):
         )
         return IndexService(root, db_path, max_file_bytes=self.index_max_file_bytes)
 
+    def build_session_manager(self) -> SessionManager:
+        from .context.retrieval import Retriever
+        from .domain.actions import ProjectFiles
+        from .domain.models import Project
+        from .engines.registry import build_engines
+        from .sessions.store import AsyncConversationStore, ConversationStore
+
+        root = str(Path(self.serverapp.root_dir).resolve())
+        db_path = (
+            Path(self.conversations_db_path).expanduser()
+            if self.conversations_db_path
+            else default_conversations_path(Path(jupyter_data_dir()), Path(root))
+        )
+        store = ConversationStore(db_path)
+        interrupted = store.close_unanswered(
+            "The server stopped before this message was answered; send it again."
+        )
+        if interrupted:
+            self.log.info("RubberDuck: %d message(s) were left unanswered by a stop", interrupted)
+        self.conversations = AsyncConversationStore(store)
+        self.project = Project.for_root(root, self.kernel_username)
+        manager = SessionManager(
+            store=self.conversations,
+            model=self.llm,
+            has_model=lambda: self.llm.config.configured,
+            engines={},
+            project=self.project,
+            retriever=Retriever(self.index),
+            history_tokens=self._history_tokens,
+            configured_secrets=self._configured_secrets,
+            files=ProjectFiles(self.project, on_write=lambda p: self.index.file_saved(str(p))),
+            registry=ActorRegistry(
+                mailbox_size=self.session_mailbox_size, idle_timeout=self.session_idle_timeout
+            ),
+            correction_rounds=self.correction_rounds,
+        )
+        manager.engines.update(build_engines(manager))
+        manager.router.engine_names = set(manager.engines)
+        return manager
+
+    def user_for(self, handler: Any) -> str:
+        """The name RubberDuck keys this request's data by (see sessions.identity)."""
+        return user_key(handler, mode=self.user_identity, owner=self.kernel_username)
+
+    def _history_tokens(self, model_name: str | None) -> int:
+        if self.memory_tokens > 0:
+            return self.memory_tokens
+        window = None
+        entry = self.llm.config.entries.get(model_name or self.llm.config.default or "")
+        if entry is not None:
+            window = litellm_context_tokens(entry.model)
+        return min((window or DEFAULT_CONTEXT_TOKENS) // 2, MAX_HISTORY_TOKENS)
+
+    def _configured_secrets(self) -> list[str]:
+        return [e.api_key for e in self.llm.config.entries.values() if e.api_key]
+
     def _file_saved(self, os_path: str, **_: Any) -> None:
         self.index.file_saved(os_path)
 
@@ -256,10 +360,20 @@ class RubberDuckApp(ExtensionApp):
     def initialize_handlers(self) -> None:
         from .handlers.chat_rest import ChatStreamHandler
         from .handlers.chat_ws import ChatWebSocketHandler
+        from .handlers.conversations import (
+            ConversationExportHandler,
+            ConversationHandler,
+            ConversationsHandler,
+            EnginesHandler,
+            PreferencesHandler,
+            SuggestionActionHandler,
+            SuggestionHandler,
+        )
         from .handlers.health import HealthHandler
         from .handlers.index import IndexHandler, IndexSearchHandler
         from .handlers.models import ModelsHandler, UsageHandler
 
+        ident = r"[^/]{1,128}"
         self.handlers.extend(
             [
                 (r"/rubberduck/api/health", HealthHandler),
@@ -268,6 +382,13 @@ class RubberDuckApp(ExtensionApp):
                 (r"/rubberduck/api/chat", ChatStreamHandler),
                 (r"/rubberduck/api/index", IndexHandler),
                 (r"/rubberduck/api/index/search", IndexSearchHandler),
+                (r"/rubberduck/api/conversations", ConversationsHandler),
+                (rf"/rubberduck/api/conversations/({ident})", ConversationHandler),
+                (rf"/rubberduck/api/conversations/({ident})/export", ConversationExportHandler),
+                (r"/rubberduck/api/preferences", PreferencesHandler),
+                (r"/rubberduck/api/engines", EnginesHandler),
+                (rf"/rubberduck/api/suggestions/({ident})", SuggestionHandler),
+                (rf"/rubberduck/api/suggestions/({ident})/(apply|reject)", SuggestionActionHandler),
                 (r"/rubberduck/ws", ChatWebSocketHandler),
             ]
         )
@@ -294,9 +415,8 @@ class RubberDuckApp(ExtensionApp):
                 "llm": self.llm.health(),
                 "sessions": {
                     "state": "ok",
-                    "active_turns": self.chat_service.active_turns,
                     "open_sockets": self.open_sockets,
-                    "conversations": len(self.chat_service.memory),
+                    **self.sessions.snapshot(),
                 },
                 "index": {"state": self.index.state, "open": self.index.is_open},
                 "event_loop": self.loop_lag.snapshot(),
@@ -307,6 +427,8 @@ class RubberDuckApp(ExtensionApp):
         for task in list(self._background):
             task.cancel()
         await self.loop_lag.stop()
+        await self.sessions.close()
+        await self.conversations.aclose()
         await self.index.close()
         if os.environ.get(KERNEL_TOKEN_ENV) == self.kernel_token:
             os.environ.pop(KERNEL_TOKEN_ENV, None)

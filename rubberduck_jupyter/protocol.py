@@ -5,13 +5,21 @@ One module owns the shapes so the server, the magics and the TypeScript client
 ``PROTOCOL_VERSION`` on any incompatible change; additive fields do not bump it.
 
 Client -> server frames (JSON objects with a ``type``):
-  chat   {id, conversation_id, text, context, model?}
+  chat   {id, conversation_id, text, context, model?, engine?}
   cancel {id}
 Server -> client frames:
-  hello  {protocol_version, model: {configured, name}, models}   (first frame on a socket)
-  chunk  {id, seq, text}
-  done   {id, usage, finish_reason, model, cost_usd, cached, attempts}
-  error  {id, code, message, retry_after?}          (id is null if the frame had none)
+  hello      {protocol_version, model: {configured, name}, models, engines}   (first frame)
+  route      {id, engine, reason, forced, confidence}     (which engine answers, and why)
+  step       {id, step, title, status}                    (a reasoning step starts/finishes)
+  chunk      {id, seq, text, step?}     (text of the answer, or of reasoning step `step`)
+  citations  {id, citations: [{n, path, kind, cell?, start_line?, end_line?, title, score}]}
+  correction {id, round, findings, fixed}                 (a self-correction round)
+  suggestion {id, suggestion: {...}}                      (a change the user may apply)
+  task       {id, task: {goal, steps, current}}           (multi-step task state)
+  notice     {id, code, message}                          (e.g. answering without a model)
+  done       {id, usage, finish_reason, model, cost_usd, cached, attempts, engine,
+              conversation_id, message_id}
+  error      {id, code, message, retry_after?}          (id is null if the frame had none)
 """
 
 from __future__ import annotations
@@ -46,6 +54,8 @@ class ErrorCode(StrEnum):
     RATE_LIMITED = "rate_limited"
     TIMEOUT = "timeout"
     INCOMPLETE = "incomplete"
+    NOT_FOUND = "not_found"
+    UNKNOWN_ENGINE = "unknown_engine"
     INTERNAL = "internal"
 
 
@@ -63,6 +73,19 @@ class ProtocolError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class KernelVariable:
+    """One variable of the user's kernel, as the client or the server's inspector saw it."""
+
+    name: str
+    type: str
+    summary: str = ""  # shape, columns, a short repr: whatever fits in a line or two
+
+
+MAX_VARIABLES = 200
+_CONTEXT_STRINGS = ("notebook_path", "active_cell", "selection", "error", "kernel_id", "cell_id")
+
+
+@dataclass(frozen=True, slots=True)
 class ChatContext:
     """What the client knows about where the question was asked."""
 
@@ -71,6 +94,9 @@ class ChatContext:
     selection: str | None = None
     error: str | None = None
     kernel_id: str | None = None
+    cell_index: int | None = None  # the active cell's position in the notebook, 0-based
+    cell_id: str | None = None  # its nbformat id, when the notebook has ids
+    variables: tuple[KernelVariable, ...] = ()
 
     @classmethod
     def from_json(cls, raw: Any, frame_id: str) -> ChatContext:
@@ -78,8 +104,8 @@ class ChatContext:
             return cls()
         if not isinstance(raw, dict):
             raise ProtocolError(ErrorCode.BAD_FRAME, "'context' must be an object", frame_id)
-        values: dict[str, str | None] = {}
-        for name in ("notebook_path", "active_cell", "selection", "error", "kernel_id"):
+        values: dict[str, Any] = {}
+        for name in _CONTEXT_STRINGS:
             value = raw.get(name)
             if value is not None and not isinstance(value, str):
                 raise ProtocolError(
@@ -92,7 +118,52 @@ class ChatContext:
                     frame_id,
                 )
             values[name] = value
+        cell_index = raw.get("cell_index")
+        if cell_index is not None and (
+            not isinstance(cell_index, int) or isinstance(cell_index, bool) or cell_index < 0
+        ):
+            raise ProtocolError(
+                ErrorCode.BAD_FRAME, "'context.cell_index' must be a non-negative integer", frame_id
+            )
+        values["cell_index"] = cell_index
+        values["variables"] = _parse_variables(raw.get("variables"), frame_id)
         return cls(**values)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {name: getattr(self, name) for name in _CONTEXT_STRINGS}
+        out["cell_index"] = self.cell_index
+        out["variables"] = [asdict(v) for v in self.variables]
+        return {k: v for k, v in out.items() if v not in (None, [])}
+
+
+def _parse_variables(raw: Any, frame_id: str) -> tuple[KernelVariable, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or len(raw) > MAX_VARIABLES:
+        raise ProtocolError(
+            ErrorCode.BAD_FRAME,
+            f"'context.variables' must be a list of at most {MAX_VARIABLES} objects",
+            frame_id,
+        )
+    out = []
+    for item in raw:
+        if not isinstance(item, dict) or not all(
+            isinstance(item.get(k, ""), str) and len(item.get(k, "")) <= 2000
+            for k in ("name", "type", "summary")
+        ):
+            raise ProtocolError(
+                ErrorCode.BAD_FRAME,
+                "each of 'context.variables' needs string 'name', 'type', 'summary' "
+                "(at most 2000 characters each)",
+                frame_id,
+            )
+        if item.get("name"):
+            out.append(
+                KernelVariable(
+                    name=item["name"], type=item.get("type", ""), summary=item.get("summary", "")
+                )
+            )
+    return tuple(out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +173,7 @@ class ChatRequest:
     text: str
     context: ChatContext = field(default_factory=ChatContext)
     model: str | None = None
+    engine: str | None = None  # force an engine by name; slash commands in `text` also do
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,12 +237,16 @@ def parse_client_frame(raw: str | bytes, *, max_bytes: int, max_text_chars: int)
         model = obj.get("model")
         if model is not None and (not isinstance(model, str) or len(model) > MAX_ID_LENGTH):
             raise ProtocolError(ErrorCode.BAD_FRAME, "'model' must be a model name", msg_id)
+        engine = obj.get("engine")
+        if engine is not None and (not isinstance(engine, str) or len(engine) > MAX_ID_LENGTH):
+            raise ProtocolError(ErrorCode.BAD_FRAME, "'engine' must be an engine name", msg_id)
         return ChatRequest(
             id=msg_id,
             conversation_id=conversation_id,
             text=text,
             context=context,
             model=model or None,
+            engine=engine or None,
         )
     if kind == "cancel":
         return CancelRequest(id=_require_str(obj, "id", frame_id, max_len=MAX_ID_LENGTH))
@@ -193,17 +269,72 @@ class Usage:
     total_tokens: int = 0
 
 
-def hello_frame(*, default_model: str | None, models: list[str]) -> dict[str, Any]:
+def hello_frame(
+    *,
+    default_model: str | None,
+    models: list[str],
+    engines: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     return {
         "type": "hello",
         "protocol_version": PROTOCOL_VERSION,
         "model": {"configured": default_model is not None, "name": default_model},
         "models": models,
+        "engines": engines or [],
     }
 
 
-def chunk_frame(msg_id: str, seq: int, text: str) -> dict[str, Any]:
-    return {"type": "chunk", "id": msg_id, "seq": seq, "text": text}
+def chunk_frame(msg_id: str, seq: int, text: str, *, step: str | None = None) -> dict[str, Any]:
+    frame: dict[str, Any] = {"type": "chunk", "id": msg_id, "seq": seq, "text": text}
+    if step is not None:
+        frame["step"] = step
+    return frame
+
+
+def route_frame(
+    msg_id: str, *, engine: str, reason: str, forced: bool, confidence: float
+) -> dict[str, Any]:
+    return {
+        "type": "route",
+        "id": msg_id,
+        "engine": engine,
+        "reason": reason,
+        "forced": forced,
+        "confidence": round(confidence, 2),
+    }
+
+
+def step_frame(msg_id: str, step: str, title: str, status: str) -> dict[str, Any]:
+    """`status` is "started" or "finished"; the step's text comes as chunks with `step`."""
+    return {"type": "step", "id": msg_id, "step": step, "title": title, "status": status}
+
+
+def citations_frame(msg_id: str, citations: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"type": "citations", "id": msg_id, "citations": citations}
+
+
+def correction_frame(
+    msg_id: str, round_no: int, findings: list[dict[str, Any]], fixed: bool
+) -> dict[str, Any]:
+    return {
+        "type": "correction",
+        "id": msg_id,
+        "round": round_no,
+        "findings": findings,
+        "fixed": fixed,
+    }
+
+
+def suggestion_frame(msg_id: str, suggestion: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "suggestion", "id": msg_id, "suggestion": suggestion}
+
+
+def task_frame(msg_id: str, task: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "task", "id": msg_id, "task": task}
+
+
+def notice_frame(msg_id: str, code: str, message: str) -> dict[str, Any]:
+    return {"type": "notice", "id": msg_id, "code": code, "message": message}
 
 
 def done_frame(
@@ -215,6 +346,9 @@ def done_frame(
     cost_usd: float | None = None,
     cached: bool = False,
     attempts: list[dict[str, Any]] | None = None,
+    engine: str | None = None,
+    conversation_id: str | None = None,
+    message_id: str | None = None,
 ) -> dict[str, Any]:
     return {
         "type": "done",
@@ -225,6 +359,9 @@ def done_frame(
         "cost_usd": cost_usd,
         "cached": cached,
         "attempts": attempts or [],
+        "engine": engine,
+        "conversation_id": conversation_id,
+        "message_id": message_id,
     }
 
 

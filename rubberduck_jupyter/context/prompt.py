@@ -1,20 +1,36 @@
-"""Builds the message list for one turn: system prompt, notebook context, history, question."""
+"""Builds the messages of a model call: system prompt and preferences, the summary of
+older turns, the recent turns that fit the budget, then the notebook context, retrieved
+sources and the question. Everything here is about to leave the machine, so all of it
+is redacted."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, TypedDict
 
 from ..protocol import ChatContext
-from .redact import redact, secret_env_values
+from .redact import redact
 
-SYSTEM_PROMPT = (
-    "You are RubberDuck, a coding assistant inside JupyterLab. Answer precisely and briefly, "
-    "in Markdown. Put code in fenced blocks with a language tag. When the user's notebook "
+if TYPE_CHECKING:
+    from ..domain.models import Conversation, Message
+    from .memory import MemoryWindow
+    from .retrieval import Citation
+
+
+class ChatMessage(TypedDict):
+    role: str
+    content: str
+
+
+BASE_PROMPT = (
+    "You are RubberDuck, a coding assistant inside JupyterLab. Answer precisely, in "
+    "Markdown. Put code in fenced blocks with a language tag. When the user's notebook "
     "context is given, ground your answer in it; when you are unsure, say so."
 )
 
 # Context strings are trimmed so one huge cell cannot crowd out the question.
 MAX_CONTEXT_CHARS = 12_000
+MAX_VARIABLES_IN_PROMPT = 60
 
 
 def _trim(text: str, limit: int = MAX_CONTEXT_CHARS) -> str:
@@ -26,25 +42,67 @@ def _trim(text: str, limit: int = MAX_CONTEXT_CHARS) -> str:
 def describe_context(context: ChatContext) -> str | None:
     parts: list[str] = []
     if context.notebook_path:
-        parts.append(f"Notebook: {context.notebook_path}")
+        where = f"Notebook: {context.notebook_path}"
+        if context.cell_index is not None:
+            where += f" (active cell {context.cell_index})"
+        parts.append(where)
     if context.active_cell:
         parts.append(f"Active cell:\n```python\n{_trim(context.active_cell)}\n```")
     if context.selection:
         parts.append(f"Selected text:\n```\n{_trim(context.selection)}\n```")
     if context.error:
         parts.append(f"Last error:\n```\n{_trim(context.error)}\n```")
+    if context.variables:
+        lines = [
+            f"- {v.name}: {v.type}" + (f" — {v.summary}" if v.summary else "")
+            for v in context.variables[:MAX_VARIABLES_IN_PROMPT]
+        ]
+        more = len(context.variables) - MAX_VARIABLES_IN_PROMPT
+        if more > 0:
+            lines.append(f"- … and {more} more")
+        parts.append("Kernel variables:\n" + "\n".join(lines))
     return "\n\n".join(parts) or None
 
 
-def build_messages(
-    history: Sequence[tuple[str, str]], text: str, context: ChatContext
-) -> list[dict[str, str]]:
-    """Everything here is about to leave the machine, so all of it is redacted."""
-    secrets = secret_env_values()
-    messages = [{"role": "system", "content": SYSTEM_PROMPT}]
-    for role, content in history:
-        messages.append({"role": role, "content": redact(content, secrets)})
-    described = describe_context(context)
-    question = text if described is None else f"{described}\n\nQuestion:\n{text}"
-    messages.append({"role": "user", "content": redact(question, secrets)})
+def build_turn_messages(
+    *,
+    system: str,
+    preferences: str,
+    conversation: Conversation,
+    history: Sequence[Message],
+    window: MemoryWindow,
+    context: ChatContext,
+    question: str,
+    secrets: list[str],
+    retrieved: Sequence[Citation] = (),
+    include_context: bool = True,
+    include_history: bool = True,
+) -> list[ChatMessage]:
+    from .retrieval import format_retrieved
+
+    system_text = system if not preferences else f"{system}\n\n{preferences}"
+    messages: list[ChatMessage] = [{"role": "system", "content": redact(system_text, secrets)}]
+    if include_history:
+        if conversation.summary:
+            messages.append(
+                {
+                    "role": "system",
+                    "content": "Summary of the earlier conversation:\n"
+                    + redact(conversation.summary, secrets),
+                }
+            )
+        for message in window.select(history, conversation.summary_upto):
+            role = "assistant" if message.role == "assistant" else "user"
+            messages.append({"role": role, "content": redact(message.content, secrets)})
+    parts: list[str] = []
+    described = describe_context(context) if include_context else None
+    if described:
+        parts.append(described)
+    if retrieved:
+        parts.append(
+            "Sources from the user's project (cite them as [n] where you use them):\n\n"
+            + format_retrieved(retrieved)
+        )
+    parts.append(f"Question:\n{question}" if parts else question)
+    messages.append({"role": "user", "content": redact("\n\n".join(parts), secrets)})
     return messages

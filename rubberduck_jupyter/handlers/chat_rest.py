@@ -21,7 +21,7 @@ from .base import RubberDuckAPIHandler
 
 class ChatStreamHandler(RubberDuckAPIHandler):
     auth_resource = "rubberduck:chat"
-    _turn: asyncio.Task[str] | None = None
+    _turn: asyncio.Task[None] | None = None
 
     @web.authenticated
     @authorized
@@ -46,7 +46,7 @@ class ChatStreamHandler(RubberDuckAPIHandler):
         self.set_header("Cache-Control", "no-cache")
         self.set_header("X-Accel-Buffering", "no")
         self._turn = asyncio.create_task(
-            app.chat_service.run_turn(self.current_user.username, frame, self._emit)
+            app.sessions.run_turn(app.user_for(self), frame, self._emit)
         )
         try:
             await self._turn

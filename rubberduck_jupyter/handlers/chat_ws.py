@@ -65,7 +65,15 @@ class ChatWebSocketHandler(
         app.open_sockets += 1
         self._counted = True
         config = app.llm.config
-        self._send(hello_frame(default_model=config.default, models=config.allowed_names()))
+        from ..engines.registry import engine_list
+
+        self._send(
+            hello_frame(
+                default_model=config.default,
+                models=config.allowed_names(),
+                engines=engine_list(app.sessions.engines),
+            )
+        )
 
     async def on_message(self, message: str | bytes) -> None:
         app = self.extensionapp
@@ -101,9 +109,9 @@ class ChatWebSocketHandler(
         self._turns[request.id] = asyncio.create_task(self._run_turn(request))
 
     async def _run_turn(self, request: ChatRequest) -> None:
-        service = self.extensionapp.chat_service
+        app = self.extensionapp
         try:
-            await service.run_turn(self.current_user.username, request, self._emit)
+            await app.sessions.run_turn(app.user_for(self), request, self._emit)
         except asyncio.CancelledError:
             if not self._closed:
                 self._send(done_frame(request.id, Usage(), "cancelled"))

@@ -25,4 +25,4 @@ class UsageHandler(RubberDuckAPIHandler):
     @authorized
     async def get(self) -> None:
         # Each user sees only their own usage.
-        self.finish(self.rubberduck.llm.ledger.for_user(self.current_user.username))
+        self.finish(self.rubberduck.llm.ledger.for_user(self.rubberduck.user_for(self)))

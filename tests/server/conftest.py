@@ -42,16 +42,10 @@ def read_turn() -> Any:
 
 @pytest.fixture
 def history(jp_serverapp: Any) -> Any:
-    """The server's memory of a conversation, whoever it belongs to.
-
-    Token-authenticated requests without a cookie each get a fresh anonymous user from
-    jupyter_server, so tests look a conversation up by its id alone.
-    """
+    """A conversation as stored: (role, content) in order, read straight from the database."""
 
     async def read(conversation_id: str) -> list[tuple[str, str]]:
-        memory = jp_serverapp.web_app.settings["rubberduck_jupyter"].chat_service.memory
-        owners = [user for user, cid in memory._conversations if cid == conversation_id]
-        assert len(owners) <= 1, f"conversation {conversation_id} has several owners"
-        return memory.history(owners[0], conversation_id) if owners else []
+        store = jp_serverapp.web_app.settings["rubberduck_jupyter"].conversations
+        return [(m.role, m.content) for m in await store.messages(conversation_id)]
 
     return read

@@ -131,12 +131,15 @@ async def test_every_model_failing_ends_in_a_typed_error_and_keeps_the_message(
 ) -> None:
     fake_llm.add_faults(["503"] * 4)
     frames = await _turn(jp_ws_fetch, read_turn)
-    assert [f["type"] for f in frames] == ["error"]
-    assert frames[0]["code"] == "provider_error"
-    assert "tried backup, main" in frames[0]["message"]
-    assert "sk-fault-key" not in frames[0]["message"]
+    assert [f["type"] for f in frames] == ["route", "error"]
+    assert frames[1]["code"] == "provider_error"
+    assert "tried backup, main" in frames[1]["message"]
+    assert "sk-fault-key" not in frames[1]["message"]
     assert _models_requested(fake_llm) == ["fake-main"] * 2 + ["fake-backup"] * 2
-    assert await history("faults") == [("user", USER_TEXT)]
+    kept = await history("faults")
+    assert kept[0] == ("user", USER_TEXT)
+    # The failure is on record (shown after a reload, never sent back to the model).
+    assert kept[1][0] == "assistant" and len(kept) == 2
 
 
 async def test_connection_refused_fails_over(
@@ -208,6 +211,8 @@ async def test_stop_closes_the_upstream_stream_promptly(
         ws.write_message(
             json.dumps({"type": "chat", "id": "s", "conversation_id": "faults", "text": "go"})
         )
+        route = json.loads(await asyncio.wait_for(ws.read_message(), 10))
+        assert route["type"] == "route"
         first = json.loads(await asyncio.wait_for(ws.read_message(), 10))
         assert first["type"] == "chunk"
         assert fake_llm.active_streams == 1

@@ -32,8 +32,13 @@ async def test_chat_without_a_model_explains_how_to_add_one(
         json.dumps({"type": "chat", "id": "m1", "conversation_id": "c", "text": "hello?"})
     )
     frames = await read_turn(ws, "m1")
-    assert [f["type"] for f in frames] == ["error"]
-    assert frames[0]["code"] == "no_model"
-    assert "RUBBERDUCK_MODEL" in frames[0]["message"]
+    # Answered from RubberDuck's own search, with a plain notice: never a pretend model.
+    assert [f["type"] for f in frames] == ["route", "notice", "chunk", "done"]
+    notice = frames[1]
+    assert notice["code"] == "no_model"
+    assert "RUBBERDUCK_MODEL" in notice["message"]
+    assert "not from a language model" in notice["message"]
+    assert "not indexed yet" in frames[2]["text"]
+    assert frames[-1]["model"] is None and frames[-1]["usage"]["total_tokens"] == 0
     assert fake_llm.requests == []
     ws.close()

@@ -150,6 +150,8 @@ async def test_cancel_stops_a_streaming_answer(
     try:
         ws, _ = await _open(jp_ws_fetch)
         ws.write_message(_chat("long", "Tell me everything."))
+        route = json.loads(await asyncio.wait_for(ws.read_message(), 15))
+        assert (route["type"], route["engine"]) == ("route", "simple")
         first = json.loads(await asyncio.wait_for(ws.read_message(), 15))
         assert first["type"] == "chunk"
         ws.write_message(json.dumps({"type": "cancel", "id": "long"}))

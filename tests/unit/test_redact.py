@@ -1,7 +1,10 @@
 from __future__ import annotations
 
-from rubberduck_jupyter.context.prompt import build_messages
+from rubberduck_jupyter.context.memory import MemoryWindow
+from rubberduck_jupyter.context.prompt import build_turn_messages
 from rubberduck_jupyter.context.redact import REDACTED, redact, secret_env_values
+from rubberduck_jupyter.context.redact import secret_env_values as env_secrets
+from rubberduck_jupyter.domain.models import Conversation, Message
 from rubberduck_jupyter.protocol import ChatContext
 
 
@@ -36,10 +39,21 @@ def test_secret_environment_values_are_found_by_name() -> None:
 
 def test_prompt_redacts_context_history_and_question(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("WAREHOUSE_SECRET", "wh-very-private-value")
-    messages = build_messages(
-        [("user", "earlier: wh-very-private-value"), ("assistant", "noted")],
-        "and now?",
-        ChatContext(active_cell="conn = connect('wh-very-private-value')"),
+    earlier = [
+        Message(f"m{i}", "c", i, role, text, f"t{i}")
+        for i, (role, text) in enumerate(
+            [("user", "earlier: wh-very-private-value"), ("assistant", "noted")]
+        )
+    ]
+    messages = build_turn_messages(
+        system="sys",
+        preferences="",
+        conversation=Conversation("c", "u", "p"),
+        history=earlier,
+        window=MemoryWindow(1000),
+        context=ChatContext(active_cell="conn = connect('wh-very-private-value')"),
+        question="and now?",
+        secrets=env_secrets(),
     )
     joined = "\n".join(m["content"] for m in messages)
     assert "wh-very-private-value" not in joined

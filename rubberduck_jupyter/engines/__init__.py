@@ -1,0 +1,1 @@
+"""Conversation engines, one module each, and the router that picks one per message."""

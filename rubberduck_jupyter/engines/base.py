@@ -1,0 +1,289 @@
+"""The one small interface every engine implements, and the turn it works on.
+
+An engine gets a `Turn`: the request, the conversation so far, the user's preferences,
+and the services it may use (the model, retrieval, static analysis). It speaks only
+through the turn (`answer`, `step`, `cite`, ...), which turns its words into protocol
+frames and keeps what must be persisted. It never touches a socket or the database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ..context.prompt import ChatMessage
+from ..llm.client import StreamPiece
+from ..llm.errors import LLMError, no_model_error
+from ..protocol import (
+    ChatRequest,
+    ErrorCode,
+    Usage,
+    chunk_frame,
+    citations_frame,
+    correction_frame,
+    notice_frame,
+    step_frame,
+    suggestion_frame,
+    task_frame,
+)
+
+if TYPE_CHECKING:
+    from ..context.retrieval import Citation, Retriever
+    from ..domain.models import CodeSuggestion, Conversation, Message, User
+    from ..sessions.preferences import Preferences
+
+Emit = Callable[[dict[str, Any]], Awaitable[None]]
+
+NO_MODEL_NOTICE = (
+    "No model is configured, so this answer comes from RubberDuck's own search and static "
+    "analysis, not from a language model. To get full answers, set RUBBERDUCK_MODEL (for "
+    "example `openai/gpt-4o-mini` or `ollama/llama3.1`) and the provider's key before "
+    "starting JupyterLab; `jupyter rubberduck doctor` checks the setup."
+)
+
+
+class ChatModel(Protocol):
+    def stream(
+        self,
+        *,
+        user: str,
+        messages: list[dict[str, str]],
+        model: str | None = None,
+        conversation_id: str | None = None,
+    ) -> AsyncIterator[StreamPiece]: ...
+
+
+@dataclass
+class ModelCall:
+    """What one model call returned and cost; a turn may make several."""
+
+    text: str
+    finish_reason: str | None
+    usage: Usage
+    model_name: str | None = None
+    cost_usd: float | None = None
+    cached: bool = False
+    attempts: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass
+class StepRecord:
+    step: str
+    title: str
+    text: str = ""
+
+
+class Turn:
+    """One message being answered. Engines use it; the session runs it."""
+
+    def __init__(
+        self,
+        *,
+        request: ChatRequest,
+        text: str,
+        user: User,
+        conversation: Conversation,
+        history: Sequence[Message],
+        preferences: Preferences,
+        emit: Emit,
+        model: ChatModel | None,
+        has_model: bool,
+        retriever: Retriever | None,
+        project_root: str | None,
+        build_messages: Callable[..., list[ChatMessage]],
+        new_suggestion: Callable[..., Awaitable[CodeSuggestion]] | None = None,
+        save_task: Callable[[dict[str, Any] | None], Awaitable[None]] | None = None,
+        command: str | None = None,
+        correction_rounds: int = 2,
+    ) -> None:
+        self.request = request
+        self.text = text  # the message, any slash command removed
+        self.command = command  # the slash command that chose the engine, if any
+        self.correction_rounds = correction_rounds
+        self.user = user
+        self.conversation = conversation
+        self.history = list(history)
+        self.preferences = preferences
+        self.context = request.context
+        self.has_model = has_model
+        self.retriever = retriever
+        self.project_root = project_root
+        self._emit = emit
+        self._model = model
+        self._build_messages = build_messages
+        self._new_suggestion = new_suggestion
+        self._save_task = save_task
+        self._seq = 0
+        self.answer_parts: list[str] = []
+        self.steps: list[StepRecord] = []
+        self.calls: list[ModelCall] = []
+        self.citations: list[Citation] = []
+        self.suggestions: list[dict[str, Any]] = []
+        self.corrections: list[dict[str, Any]] = []
+        self.notices: list[dict[str, str]] = []
+        self.partial = False  # a model call was cut off mid-answer
+
+    # --- speaking -------------------------------------------------------------------------
+
+    async def answer(self, text: str) -> None:
+        """Adds text to the visible answer."""
+        if not text:
+            return
+        self.answer_parts.append(text)
+        await self._emit(chunk_frame(self.request.id, self._next_seq(), text))
+
+    @contextlib.asynccontextmanager
+    async def step(self, step: str, title: str) -> AsyncIterator[StepRecord]:
+        """A reasoning step: shown collapsed, its text streamed with chunks tagged `step`."""
+        record = StepRecord(step, title)
+        self.steps.append(record)
+        await self._emit(step_frame(self.request.id, step, title, "started"))
+        try:
+            yield record
+        finally:
+            await self._emit(step_frame(self.request.id, step, title, "finished"))
+
+    async def step_text(self, record: StepRecord, text: str) -> None:
+        if not text:
+            return
+        record.text += text
+        await self._emit(chunk_frame(self.request.id, self._next_seq(), text, step=record.step))
+
+    async def cite(self, citations: Sequence[Citation]) -> None:
+        fresh = [c for c in citations if c not in self.citations]
+        if not fresh:
+            return
+        self.citations.extend(fresh)
+        await self._emit(citations_frame(self.request.id, [c.to_json() for c in self.citations]))
+
+    async def correction(self, round_no: int, findings: list[dict[str, Any]], fixed: bool) -> None:
+        record = {"round": round_no, "findings": findings, "fixed": fixed}
+        self.corrections.append(record)
+        await self._emit(correction_frame(self.request.id, round_no, findings, fixed))
+
+    async def notice(self, code: str, message: str) -> None:
+        self.notices.append({"code": code, "message": message})
+        await self._emit(notice_frame(self.request.id, code, message))
+
+    async def suggest(self, **kwargs: Any) -> CodeSuggestion | None:
+        """Records a change the user may apply (see domain.actions) and shows it."""
+        if self._new_suggestion is None:
+            return None
+        suggestion = await self._new_suggestion(**kwargs)
+        data = suggestion.to_json()
+        self.suggestions.append(data)
+        await self._emit(suggestion_frame(self.request.id, data))
+        return suggestion
+
+    async def set_task(self, task: dict[str, Any] | None) -> None:
+        if self._save_task is not None:
+            await self._save_task(task)
+        self.conversation = self.conversation.with_changes(task=task)
+        if task is not None:
+            await self._emit(task_frame(self.request.id, task))
+
+    def _next_seq(self) -> int:
+        seq = self._seq
+        self._seq += 1
+        return seq
+
+    # --- the model ------------------------------------------------------------------------
+
+    def messages(self, system: str, question: str, **extra: Any) -> list[ChatMessage]:
+        """The prompt for this turn: system, preferences, memory, context, then `question`."""
+        return self._build_messages(turn=self, system=system, question=question, **extra)
+
+    async def ask(
+        self,
+        messages: list[ChatMessage],
+        *,
+        to: StepRecord | None = None,
+        visible: bool = True,
+    ) -> ModelCall:
+        """Streams one model call into the answer (or step `to`), returns what it said.
+
+        `visible=False` collects the text without showing it (classification, plans that
+        are parsed before being shown). Raises LLMError; partial text stays shown.
+        """
+        if self._model is None or not self.has_model:
+            raise no_model_error()
+        parts: list[str] = []
+        call = ModelCall(text="", finish_reason=None, usage=Usage())
+        stream = self._model.stream(
+            user=self.user.name,
+            messages=[dict(m) for m in messages],
+            model=self.request.model,
+            conversation_id=self.conversation.id,
+        )
+        try:
+            async with contextlib.aclosing(stream):
+                async for piece in stream:
+                    if piece.text:
+                        parts.append(piece.text)
+                        if visible and to is not None:
+                            await self.step_text(to, piece.text)
+                        elif visible:
+                            await self.answer(piece.text)
+                    if piece.finish_reason is not None:
+                        call = ModelCall(
+                            text="",
+                            finish_reason=piece.finish_reason,
+                            usage=piece.usage or Usage(),
+                            model_name=piece.model_name,
+                            cost_usd=piece.cost_usd,
+                            cached=piece.cached,
+                            attempts=piece.attempts,
+                        )
+        except LLMError as exc:
+            if exc.code is ErrorCode.INCOMPLETE and parts:
+                self.partial = True
+            raise
+        call.text = "".join(parts)
+        self.calls.append(call)
+        return call
+
+    # --- results --------------------------------------------------------------------------
+
+    @property
+    def answer_text(self) -> str:
+        return "".join(self.answer_parts)
+
+    def total_usage(self) -> Usage:
+        return Usage(
+            prompt_tokens=sum(c.usage.prompt_tokens for c in self.calls),
+            completion_tokens=sum(c.usage.completion_tokens for c in self.calls),
+            total_tokens=sum(c.usage.total_tokens for c in self.calls),
+        )
+
+    def total_cost(self) -> float | None:
+        """Known costs summed; None when no call was priced (local models, proxies)."""
+        known = [c.cost_usd for c in self.calls if c.cost_usd is not None]
+        return sum(known) if known else None
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    name: str
+    title: str
+    description: str
+    commands: tuple[str, ...] = ()
+    context_type: str = "question"
+    examples: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "title": self.title,
+            "description": self.description,
+            "commands": list(self.commands),
+        }
+
+
+class Engine(Protocol):
+    info: EngineInfo
+
+    async def run(self, turn: Turn) -> None:
+        """Answer the turn through its methods; raise LLMError for model failures."""
+        ...

@@ -1,0 +1,136 @@
+"""Pieces several engines share: retrieval with citations, reading the code a message is
+about, and the answer given when no model is configured."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..context.retrieval import Citation
+from .base import NO_MODEL_NOTICE, Turn
+
+MAX_TARGET_CHARS = 60_000
+_PATH_RE = re.compile(r"[\w./\-]+\.(?:py|ipynb)\b")
+
+
+async def retrieve(
+    turn: Turn, query: str, *, kinds: Collection[str] | None = None, top_k: int = 4
+) -> list[Citation]:
+    """Searches the project index (when there is one) and shows what was found."""
+    if turn.retriever is None:
+        return []
+    first = len(turn.citations) + 1
+    found = await turn.retriever.search(query, top_k=top_k, kinds=kinds, first_n=first)
+    await turn.cite(found)
+    return found
+
+
+async def say_no_model(turn: Turn) -> None:
+    await turn.notice("no_model", NO_MODEL_NOTICE)
+
+
+def sources_markdown(citations: Sequence[Citation], *, snippet_lines: int = 6) -> str:
+    if not citations:
+        return ""
+    blocks = []
+    for c in citations:
+        head = f"**[{c.n}] {c.location}**" + (f" — {c.title}" if c.title else "")
+        lines = c.text.strip().splitlines()[:snippet_lines]
+        lang = "python" if c.kind in ("code_cell", "function", "class", "method", "module") else ""
+        blocks.append(f"{head}\n\n```{lang}\n" + "\n".join(lines) + "\n```")
+    return "\n\n".join(blocks)
+
+
+async def answer_from_retrieval(turn: Turn, citations: Sequence[Citation]) -> None:
+    await say_no_model(turn)
+    if citations:
+        await turn.answer(
+            "The most relevant places in your project for this question:\n\n"
+            + sources_markdown(citations)
+        )
+    elif turn.retriever is not None and turn.retriever.available:
+        await turn.answer("Nothing in the project index matches this question.")
+    else:
+        await turn.answer(
+            "The project is not indexed yet, so there is nothing to search either. Build the "
+            "index with `jupyter rubberduck index` (or from the sidebar) to get answers "
+            "from your own notebooks and code."
+        )
+
+
+@dataclass(frozen=True)
+class CodeTarget:
+    """A piece of code a message is about: a cell, a selection, a file."""
+
+    label: str  # how answers name it: "the active cell", "src/io.py"
+    source: str
+    path: str | None = None
+    cell_index: int | None = None
+    cell_id: str | None = None
+    is_selection: bool = False
+
+
+def _read_project_file(root: Path, rel: str) -> str | None:
+    root = root.resolve()
+    path = (root / rel).resolve()
+    if not path.is_relative_to(root) or not path.is_file() or path.stat().st_size > 2_000_000:
+        return None
+    if path.suffix == ".ipynb":
+        import nbformat
+
+        try:
+            nb = nbformat.read(str(path), as_version=4)
+        except Exception:
+            return None
+        cells = [
+            f"# In[{i}]\n{cell.source}"
+            for i, cell in enumerate(nb.cells)
+            if cell.cell_type == "code"
+        ]
+        return "\n\n".join(cells)
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+async def code_targets(turn: Turn, text: str) -> list[CodeTarget]:
+    """What the message is about: the selection, else files it names, else the active cell."""
+    ctx = turn.context
+    targets: list[CodeTarget] = []
+    if ctx.selection and ctx.selection.strip():
+        targets.append(
+            CodeTarget("the selected code", ctx.selection, ctx.notebook_path, is_selection=True)
+        )
+    if turn.project_root:
+        root = Path(turn.project_root)
+        for rel in dict.fromkeys(_PATH_RE.findall(text)):
+            source = await asyncio.to_thread(_read_project_file, root, rel)
+            if source is not None:
+                targets.append(CodeTarget(rel, source[:MAX_TARGET_CHARS], rel))
+    if not targets and ctx.active_cell and ctx.active_cell.strip():
+        label = "the active cell"
+        if ctx.cell_index is not None:
+            label += f" (cell {ctx.cell_index})"
+        targets.append(
+            CodeTarget(label, ctx.active_cell, ctx.notebook_path, ctx.cell_index, ctx.cell_id)
+        )
+    return targets
+
+
+def numbered(source: str) -> str:
+    return "\n".join(f"{i:4d}  {line}" for i, line in enumerate(source.splitlines(), start=1))
+
+
+def first_code_block(markdown: str) -> str | None:
+    from ..review.cells import extract_code_blocks
+
+    blocks = [b for b in extract_code_blocks(markdown) if b.lang in ("python", "py", "")]
+    return blocks[0].code if blocks else None
+
+
+def known_names(turn: Turn) -> list[str]:
+    return [v.name for v in turn.context.variables]

@@ -1,0 +1,214 @@
+"""ConversationRouter: picks the engine for each message and records why.
+
+Order: a forced engine (the frame's `engine` field or a slash command) wins; then fast
+rules over the text and its context; only when the best rule is unsure, and a model is
+configured, a short classification call to the model. Every decision carries its reason.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+
+from ..protocol import ChatContext
+
+SIMPLE = "simple"
+COMPLEX = "complex"
+ANALYSIS = "analysis"
+GENERATION = "generation"
+PROBLEM_SOLVER = "problem_solver"
+MULTI_STEP = "multi_step"
+HELP = "help"
+PREFERENCES = "preferences"
+
+# Slash command -> (engine, mode the engine may read from Turn.engine_args' prefix).
+COMMANDS: Mapping[str, str] = {
+    "ask": SIMPLE,
+    "explain": SIMPLE,
+    "think": COMPLEX,
+    "design": COMPLEX,
+    "review": ANALYSIS,
+    "analyze": ANALYSIS,
+    "architecture": ANALYSIS,
+    "fix": PROBLEM_SOLVER,
+    "debug": PROBLEM_SOLVER,
+    "generate": GENERATION,
+    "tests": GENERATION,
+    "plan": MULTI_STEP,
+    "next": MULTI_STEP,
+    "task": MULTI_STEP,
+    "help": HELP,
+    "prefs": PREFERENCES,
+}
+
+# Below this, rules defer to the model (when there is one).
+CONFIDENT = 0.6
+
+_COMMAND_RE = re.compile(r"^\s*/([A-Za-z][\w-]*)\b[ \t]*(.*)$", re.DOTALL)
+_TRACEBACK_RE = re.compile(
+    r"Traceback \(most recent call last\)|^\w+(Error|Exception): |Cell In\[\d+\]", re.MULTILINE
+)
+_FIX_WORDS = re.compile(
+    r"\b(fix|error|errors|fails?|failing|failed|broken|crash\w*|exception|traceback|bug|"
+    r"wrong|doesn'?t work|not working)\b",
+    re.IGNORECASE,
+)
+_REVIEW_WORDS = re.compile(
+    r"\b(review|refactor|improve|clean ?up|code smell|smells|best practices?|"
+    r"architecture|structure of|analy[sz]e|critique|readab\w+|maintainab\w+)\b",
+    re.IGNORECASE,
+)
+_GENERATE_WORDS = re.compile(
+    r"\b(write|generate|create|implement|build|make) (me )?(a|an|the|some)?\s*"
+    r"(function|class|script|code|cell|test|tests|plot|chart|pipeline|query|method|"
+    r"snippet|notebook|module|loader|parser)\b|\bcode (to|that|for)\b|\bunit tests? for\b",
+    re.IGNORECASE,
+)
+_COMPLEX_WORDS = re.compile(
+    r"\b(design|trade-?offs?|step by step|end[- ]to[- ]end|from scratch|architect\w*|"
+    r"compare (approaches|options)|strategy|system for)\b",
+    re.IGNORECASE,
+)
+_CONTINUE_WORDS = re.compile(
+    r"^\s*(next|continue|go on|done|ok(ay)?|proceed|next step|step \d+|skip|finished)\b",
+    re.IGNORECASE,
+)
+_MULTI_WORDS = re.compile(
+    r"\b(help me (build|through|with a project)|walk me through|let'?s (build|do) this "
+    r"(together|step by step)|multi-?step|project plan)\b",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class Route:
+    engine: str
+    reason: str
+    confidence: float
+    forced: bool = False
+    command: str | None = None  # the slash command used, without the slash
+    text: str = ""  # the message without the command
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "engine": self.engine,
+            "reason": self.reason,
+            "confidence": round(self.confidence, 2),
+            "forced": self.forced,
+            "command": self.command,
+        }
+
+
+Classifier = Callable[[str, ChatContext], Awaitable[tuple[str, str] | None]]
+
+
+def parse_command(text: str) -> tuple[str, str] | None:
+    match = _COMMAND_RE.match(text)
+    if not match:
+        return None
+    return match.group(1).lower(), match.group(2).strip()
+
+
+class ConversationRouter:
+    def __init__(self, engine_names: set[str]) -> None:
+        self.engine_names = engine_names
+
+    def forced(self, text: str, engine: str | None) -> Route | None:
+        if engine:
+            if engine not in self.engine_names:
+                return Route(HELP, f"unknown engine {engine!r}", 1.0, True, None, text)
+            return Route(engine, f"engine {engine!r} chosen by the client", 1.0, True, None, text)
+        parsed = parse_command(text)
+        if parsed is None:
+            return None
+        command, rest = parsed
+        target = COMMANDS.get(command)
+        if target is None:
+            return Route(HELP, f"unknown command /{command}", 1.0, True, command, rest)
+        return Route(target, f"/{command} command", 1.0, True, command, rest)
+
+    def by_rules(self, text: str, context: ChatContext, *, has_task: bool) -> Route:
+        """Fast rules; the confidence says how sure the rule is."""
+        if _TRACEBACK_RE.search(text):
+            return Route(PROBLEM_SOLVER, "the message contains a traceback", 0.9, text=text)
+        if context.error and _FIX_WORDS.search(text):
+            return Route(
+                PROBLEM_SOLVER,
+                "an error is in context and the message asks about it",
+                0.9,
+                text=text,
+            )
+        if has_task and _CONTINUE_WORDS.match(text):
+            return Route(MULTI_STEP, "continues the running task", 0.85, text=text)
+        if _REVIEW_WORDS.search(text):
+            return Route(ANALYSIS, "asks for a review or analysis", 0.8, text=text)
+        if _MULTI_WORDS.search(text):
+            return Route(MULTI_STEP, "asks to work through a larger task", 0.7, text=text)
+        if _GENERATE_WORDS.search(text):
+            confidence = 0.55 if _COMPLEX_WORDS.search(text) else 0.75
+            return Route(GENERATION, "asks for new code", confidence, text=text)
+        if _COMPLEX_WORDS.search(text) or len(text) > 1200:
+            return Route(COMPLEX, "an open design question", 0.65, text=text)
+        if context.error and len(text) < 80:
+            return Route(
+                PROBLEM_SOLVER, "a short message with an error in context", 0.55, text=text
+            )
+        if _FIX_WORDS.search(text):
+            return Route(PROBLEM_SOLVER, "mentions a failure", 0.55, text=text)
+        if len(text) < 400:
+            return Route(SIMPLE, "a direct question", 0.7, text=text)
+        return Route(SIMPLE, "no rule matched", 0.4, text=text)
+
+    async def route(
+        self,
+        text: str,
+        context: ChatContext,
+        *,
+        engine: str | None = None,
+        has_task: bool = False,
+        classify: Classifier | None = None,
+    ) -> Route:
+        forced = self.forced(text, engine)
+        if forced is not None:
+            return forced
+        guess = self.by_rules(text, context, has_task=has_task)
+        if guess.confidence >= CONFIDENT or classify is None:
+            return guess
+        try:
+            answer = await classify(text, context)
+        except Exception:  # a failed classification falls back to the rule's guess
+            answer = None
+        if answer is None or answer[0] not in self.engine_names - {HELP, PREFERENCES}:
+            return Route(
+                guess.engine,
+                f"{guess.reason} (the model could not decide)",
+                guess.confidence,
+                text=text,
+            )
+        name, why = answer
+        return Route(name, f"model: {why}" if why else "model's choice", 0.7, text=text)
+
+
+CLASSIFY_PROMPT = """Pick the assistant mode for the user's message. Modes:
+- simple: a direct question with a short answer
+- complex: an open design or multi-part problem that needs requirements and a plan
+- analysis: review, critique or explain the structure of existing code
+- generation: write new code
+- problem_solver: find the cause of an error or failure and fix it
+- multi_step: a larger task the user wants to work through over several turns
+Answer with JSON only: {"mode": "<mode>", "reason": "<at most 12 words>"}"""
+
+
+def parse_classification(text: str) -> tuple[str, str] | None:
+    match = re.search(r"\{.*\}", text, re.DOTALL)
+    if not match:
+        return None
+    try:
+        data = json.loads(match.group(0))
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("mode"), str):
+        return None
+    return data["mode"].strip().lower(), str(data.get("reason", ""))[:200]

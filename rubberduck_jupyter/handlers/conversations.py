@@ -1,0 +1,191 @@
+"""REST for conversations, preferences and suggestions. Thin: parse, call the session
+layer or a domain action for the current user, map refusals to 404 and conflicts to 409."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from jupyter_server.auth.decorator import authorized
+from tornado import web
+
+from ..domain.actions import ActionError, SuggestionConflict, TargetMissing, apply_suggestion
+from ..domain.models import SuggestionStatus, User
+from ..domain.policies import NotPermitted, require_conversation, require_suggestion
+from ..sessions.export import to_markdown, to_notebook
+from ..sessions.preferences import PreferenceError, Preferences
+from .base import RubberDuckAPIHandler
+
+MAX_TITLE = 200
+
+
+class _Base(RubberDuckAPIHandler):
+    auth_resource = "rubberduck:chat"
+
+    @property
+    def actor(self) -> User:
+        return User(self.rubberduck.user_for(self))
+
+    @property
+    def store(self) -> Any:
+        return self.rubberduck.conversations
+
+    def json_body(self) -> dict[str, Any]:
+        try:
+            body = json.loads(self.request.body or b"{}")
+        except ValueError:
+            raise web.HTTPError(400, "The body is not JSON.") from None
+        if not isinstance(body, dict):
+            raise web.HTTPError(400, "The body must be a JSON object.")
+        return body
+
+    async def conversation(self, conversation_id: str, *, write: bool = False) -> Any:
+        found = await self.store.get_conversation(conversation_id)
+        try:
+            return require_conversation(self.actor, found, conversation_id, write=write)
+        except NotPermitted as exc:
+            raise web.HTTPError(404, str(exc)) from None
+
+
+class ConversationsHandler(_Base):
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        self.finish({"conversations": await self.store.list_conversations(self.actor.name)})
+
+
+class ConversationHandler(_Base):
+    @web.authenticated
+    @authorized
+    async def get(self, conversation_id: str) -> None:
+        conversation = await self.conversation(conversation_id)
+        messages = await self.store.messages(conversation_id)
+        suggestions = await self.store.suggestions(conversation_id)
+        self.finish(
+            {
+                "conversation": conversation.to_json(),
+                "messages": [m.to_json() for m in messages],
+                "suggestions": [s.to_json() for s in suggestions],
+            }
+        )
+
+    @web.authenticated
+    @authorized
+    async def patch(self, conversation_id: str) -> None:
+        conversation = await self.conversation(conversation_id, write=True)
+        title = self.json_body().get("title")
+        if not isinstance(title, str) or not title.strip() or len(title) > MAX_TITLE:
+            raise web.HTTPError(400, f"'title' must be 1 to {MAX_TITLE} characters.")
+        updated = conversation.with_changes(title=" ".join(title.split()))
+        await self.store.update_conversation(updated)
+        self.finish({"conversation": updated.to_json()})
+
+    @web.authenticated
+    @authorized
+    async def delete(self, conversation_id: str) -> None:
+        await self.conversation(conversation_id, write=True)
+        await self.store.delete_conversation(conversation_id)
+        self.set_status(204)
+        self.finish()
+
+
+class ConversationExportHandler(_Base):
+    @web.authenticated
+    @authorized
+    async def get(self, conversation_id: str) -> None:
+        conversation = await self.conversation(conversation_id)
+        fmt = self.get_query_argument("format", "markdown")
+        messages = await self.store.messages(conversation_id)
+        safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in conversation.title)[:60]
+        if fmt in ("markdown", "md"):
+            body, kind, ext = to_markdown(conversation, messages), "text/markdown", "md"
+        elif fmt == "ipynb":
+            body, kind, ext = (
+                to_notebook(conversation, messages),
+                "application/x-ipynb+json",
+                "ipynb",
+            )
+        else:
+            raise web.HTTPError(400, "format must be 'markdown' or 'ipynb'")
+        self.set_header("Content-Type", f"{kind}; charset=utf-8")
+        self.set_header(
+            "Content-Disposition", f'attachment; filename="{safe or "conversation"}.{ext}"'
+        )
+        self.finish(body)
+
+
+class PreferencesHandler(_Base):
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        prefs = Preferences.from_json(await self.store.preferences(self.actor.name))
+        self.finish(prefs.to_json())
+
+    @web.authenticated
+    @authorized
+    async def put(self) -> None:
+        current = Preferences.from_json(await self.store.preferences(self.actor.name))
+        try:
+            updated = current.updated(self.json_body())
+        except PreferenceError as exc:
+            raise web.HTTPError(400, str(exc)) from None
+        await self.store.set_preferences(self.actor.name, updated.to_json())
+        self.finish(updated.to_json())
+
+
+class SuggestionHandler(_Base):
+    @web.authenticated
+    @authorized
+    async def get(self, suggestion_id: str) -> None:
+        found = await self.store.get_suggestion(suggestion_id)
+        try:
+            suggestion = require_suggestion(self.actor, found, suggestion_id)
+        except NotPermitted as exc:
+            raise web.HTTPError(404, str(exc)) from None
+        self.finish(suggestion.to_json())
+
+
+class SuggestionActionHandler(_Base):
+    """POST .../apply {"client_target_hash"?}; POST .../reject."""
+
+    @web.authenticated
+    @authorized
+    async def post(self, suggestion_id: str, action: str) -> None:
+        found = await self.store.get_suggestion(suggestion_id)
+        try:
+            if action == "reject":
+                suggestion = require_suggestion(self.actor, found, suggestion_id)
+                if suggestion.status is not SuggestionStatus.PROPOSED:
+                    raise ActionError(f"This suggestion was already {suggestion.status}.")
+                await self.store.set_suggestion_status(suggestion_id, SuggestionStatus.REJECTED)
+            else:
+                client_hash = self.json_body().get("client_target_hash")
+                if client_hash is not None and not isinstance(client_hash, str):
+                    raise ActionError("'client_target_hash' must be a string")
+                await apply_suggestion(
+                    self.actor,
+                    found,
+                    suggestion_id,
+                    self.rubberduck.sessions.files,
+                    client_target_hash=client_hash,
+                )
+                await self.store.set_suggestion_status(suggestion_id, SuggestionStatus.APPLIED)
+        except NotPermitted as exc:
+            raise web.HTTPError(404, str(exc)) from None
+        except SuggestionConflict as exc:
+            raise web.HTTPError(409, str(exc)) from None
+        except TargetMissing as exc:
+            raise web.HTTPError(404, str(exc)) from None
+        except ActionError as exc:
+            raise web.HTTPError(400, str(exc)) from None
+        updated = await self.store.get_suggestion(suggestion_id)
+        self.finish(updated.to_json())
+
+
+class EnginesHandler(_Base):
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        from ..engines.registry import engine_list
+
+        self.finish({"engines": engine_list(self.rubberduck.sessions.engines)})

@@ -1,0 +1,66 @@
+"""A conversation as Markdown or as a notebook (answers' code blocks become code cells)."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Sequence
+
+from ..domain.models import Conversation, Message
+
+_FENCE_RE = re.compile(r"```([\w+-]*)[^\n]*\n(.*?)```", re.DOTALL)
+
+
+def _when(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
+
+
+def _speaker(message: Message) -> str:
+    if message.role == "user":
+        return "You"
+    engine = f", {message.engine}" if message.engine else ""
+    model = message.meta.get("model")
+    return f"RubberDuck{engine}" + (f" ({model})" if model else "")
+
+
+def to_markdown(conversation: Conversation, messages: Sequence[Message]) -> str:
+    lines = [f"# {conversation.title}", "", f"_Exported {_when(time.time())}_", ""]
+    for message in messages:
+        lines.append(f"### {_speaker(message)} — {_when(message.created_at)}")
+        lines.append("")
+        lines.append(message.content.rstrip())
+        sources = message.meta.get("citations") or []
+        if sources:
+            lines.append("")
+            lines.append("Sources: " + "; ".join(f"[{c['n']}] {_where(c)}" for c in sources))
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _where(citation: dict[str, object]) -> str:
+    if citation.get("cell") is not None:
+        return f"{citation['path']}, cell {citation['cell']}"
+    if citation.get("start_line") is not None:
+        return f"{citation['path']}:{citation['start_line']}-{citation['end_line']}"
+    return str(citation["path"])
+
+
+def to_notebook(conversation: Conversation, messages: Sequence[Message]) -> str:
+    """nbformat 4 JSON: each message a markdown cell, each Python block of an answer
+    also a code cell right after it (not run), so the notebook is ready to try."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["rubberduck"] = {"conversation_id": conversation.id, "title": conversation.title}
+    nb.cells.append(nbformat.v4.new_markdown_cell(f"# {conversation.title}"))
+    for message in messages:
+        nb.cells.append(
+            nbformat.v4.new_markdown_cell(f"**{_speaker(message)}**\n\n{message.content}")
+        )
+        if message.role == "assistant":
+            for lang, code in _FENCE_RE.findall(message.content):
+                if lang.lower() in ("python", "py", "ipython", ""):
+                    nb.cells.append(nbformat.v4.new_code_cell(code.rstrip("\n")))
+    nbformat.validate(nb)
+    return json.dumps(nb, indent=1, ensure_ascii=False) + "\n"

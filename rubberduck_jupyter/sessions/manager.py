@@ -1,0 +1,495 @@
+"""SessionManager: every chat turn goes through here.
+
+It stores the user's message before anything else, hands the turn to the conversation's
+actor (turns of one conversation run in order; other conversations run in parallel),
+routes it to an engine, persists the answer with its route, steps, sources and usage,
+ends the turn with exactly one `done` or `error` frame, and folds older turns into a
+summary when the memory window fills.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict
+from typing import Any
+
+from ..context.memory import (
+    SUMMARY_PROMPT,
+    MemoryWindow,
+    conversation_order,
+    extractive_summary,
+    summary_request,
+)
+from ..context.prompt import ChatMessage, build_turn_messages
+from ..context.redact import secret_env_values
+from ..context.retrieval import Retriever
+from ..domain.actions import ProjectFiles
+from ..domain.models import (
+    CodeSuggestion,
+    ContextType,
+    Conversation,
+    Message,
+    MessageStatus,
+    Project,
+    SuggestionTarget,
+    User,
+    new_id,
+)
+from ..domain.policies import NotPermitted, require_conversation
+from ..engines.base import ChatModel, Engine, Turn
+from ..engines.router import CLASSIFY_PROMPT, ConversationRouter, Route, parse_classification
+from ..llm.errors import LLMError
+from ..protocol import ChatRequest, ErrorCode, done_frame, error_frame, route_frame
+from .actor import ActorRegistry, Job, MailboxFull
+from .preferences import Preferences, learn_from_message
+from .store import AsyncConversationStore
+
+Emit = Callable[[dict[str, Any]], Awaitable[None]]
+log = logging.getLogger(__name__)
+
+INCOMPLETE_MARK = "\n\n[answer cut off]"
+TITLE_CHARS = 60
+DEFAULT_CONTEXT_TOKENS = 8192
+MAX_HISTORY_TOKENS = 32_000
+
+
+def title_from(text: str) -> str:
+    first = " ".join(text.strip().split())
+    return first if len(first) <= TITLE_CHARS else first[: TITLE_CHARS - 1].rstrip() + "…"
+
+
+class SessionManager:
+    def __init__(
+        self,
+        *,
+        store: AsyncConversationStore,
+        model: ChatModel,
+        has_model: Callable[[], bool],
+        engines: dict[str, Engine],
+        project: Project,
+        retriever: Retriever | None = None,
+        history_tokens: Callable[[str | None], int] | None = None,
+        configured_secrets: Callable[[], list[str]] = list,
+        files: ProjectFiles | None = None,
+        registry: ActorRegistry | None = None,
+        correction_rounds: int = 2,
+    ) -> None:
+        self.store = store
+        self.model = model
+        self.has_model = has_model
+        self.engines = engines
+        self.router = ConversationRouter(set(engines))
+        self.project = project
+        self.retriever = retriever
+        self.files = files
+        self.registry = registry or ActorRegistry()
+        self._history_tokens = history_tokens or (lambda _model: DEFAULT_CONTEXT_TOKENS // 2)
+        self._configured_secrets = configured_secrets
+        self.correction_rounds = correction_rounds
+        self.active_turns = 0
+
+    # --- the entry point --------------------------------------------------------------
+
+    async def run_turn(self, user_name: str, request: ChatRequest, emit: Emit) -> None:
+        """Store the message, queue the turn on its conversation, wait for it to end."""
+        user = User(user_name)
+        try:
+            conversation = await self._conversation_for(user, request)
+        except NotPermitted as exc:
+            await emit(error_frame(request.id, ErrorCode.NOT_FOUND, str(exc)))
+            return
+        question = await self.store.add_message(
+            Message(
+                id=new_id("msg"),
+                conversation_id=conversation.id,
+                seq=0,
+                role="user",
+                content=request.text,
+                turn_id=request.id,
+                status=MessageStatus.PENDING,
+                meta={"context": request.context.to_json(), "model": request.model},
+            )
+        )
+        actor = self.registry.get(user.name, conversation.id)
+        job = Job(request.id, lambda: self._process(user, request, question, emit))
+        try:
+            actor.submit(job)
+        except MailboxFull:
+            message = (
+                f"{self.registry.mailbox_size} messages are already waiting in this "
+                "conversation; your message is saved, send it again once they are answered."
+            )
+            await self._record_failure(question, ErrorCode.BUSY, message)
+            await emit(error_frame(request.id, ErrorCode.BUSY, message))
+            return
+        try:
+            await asyncio.shield(job.done)
+        except asyncio.CancelledError:
+            actor.cancel(request.id)
+            raise
+
+    async def _conversation_for(self, user: User, request: ChatRequest) -> Conversation:
+        existing = await self.store.get_conversation(request.conversation_id)
+        if existing is not None:
+            return require_conversation(user, existing, request.conversation_id, write=True)
+        conversation = Conversation(
+            id=request.conversation_id,
+            user=user.name,
+            project_id=self.project.id,
+            title=title_from(request.text),
+        )
+        try:
+            return await self.store.create_conversation(conversation)
+        except Exception:
+            # Created meanwhile by a parallel first message: use it (if it is ours).
+            existing = await self.store.get_conversation(request.conversation_id)
+            return require_conversation(user, existing, request.conversation_id, write=True)
+
+    async def _record_failure(self, question: Message, code: ErrorCode, message: str) -> None:
+        await self.store.add_message(
+            Message(
+                id=new_id("msg"),
+                conversation_id=question.conversation_id,
+                seq=0,
+                role="assistant",
+                content=message,
+                turn_id=question.turn_id,
+                status=MessageStatus.ERROR,
+                meta={"error": {"code": str(code), "message": message}},
+            )
+        )
+        await self.store.set_message_status(question.id, MessageStatus.ANSWERED)
+
+    # --- one turn, inside the conversation's actor ------------------------------------
+
+    async def _process(
+        self, user: User, request: ChatRequest, question: Message, emit: Emit
+    ) -> None:
+        conversation = await self.store.get_conversation(question.conversation_id)
+        if conversation is None:  # deleted while the message waited
+            await emit(
+                error_frame(request.id, ErrorCode.NOT_FOUND, "The conversation was deleted.")
+            )
+            return
+        history = [
+            m
+            for m in conversation_order(await self.store.messages(conversation.id))
+            if m.id != question.id
+        ]
+        preferences = await self._preferences(user, request.text)
+        has_model = self.has_model()
+        route = await self.router.route(
+            request.text,
+            request.context,
+            engine=request.engine,
+            has_task=conversation.task is not None,
+            classify=self._classifier(user, request, conversation) if has_model else None,
+        )
+        await emit(
+            route_frame(
+                request.id,
+                engine=route.engine,
+                reason=route.reason,
+                forced=route.forced,
+                confidence=route.confidence,
+            )
+        )
+        answer_id = new_id("msg")
+        turn = Turn(
+            request=request,
+            text=route.text,
+            user=user,
+            conversation=conversation,
+            history=history,
+            preferences=preferences,
+            emit=emit,
+            model=self.model,
+            has_model=has_model,
+            retriever=self.retriever,
+            project_root=self.project.root,
+            build_messages=self._builder(request.model, history),
+            new_suggestion=self._suggestion_maker(user, conversation.id, answer_id),
+            save_task=self._task_saver(conversation.id),
+            command=route.command,
+            correction_rounds=self.correction_rounds,
+        )
+        engine = self.engines[route.engine]
+        status = MessageStatus.COMPLETE
+        failure: tuple[ErrorCode, str] | None = None
+        cancelled = False
+        self.active_turns += 1
+        try:
+            await engine.run(turn)
+        except LLMError as exc:
+            failure = (exc.code, exc.message)
+            status = MessageStatus.INCOMPLETE if turn.answer_parts else MessageStatus.ERROR
+            await emit(error_frame(request.id, exc.code, exc.message, retry_after=exc.retry_after))
+        except asyncio.CancelledError:
+            cancelled = True
+            status = MessageStatus.INCOMPLETE if turn.answer_parts else MessageStatus.ERROR
+            failure = (ErrorCode.INTERNAL, "cancelled")
+            raise
+        except Exception:
+            log.exception("RubberDuck turn %s (%s) failed", request.id, route.engine)
+            failure = (
+                ErrorCode.INTERNAL,
+                "RubberDuck hit an internal error; the server log has the details.",
+            )
+            status = MessageStatus.INCOMPLETE if turn.answer_parts else MessageStatus.ERROR
+            await emit(error_frame(request.id, *failure))
+        finally:
+            self.active_turns -= 1
+            # Shielded: a cancelled turn still records what was said before it stopped.
+            await asyncio.shield(
+                self._persist_answer(
+                    answer_id, turn, route, question, status, failure, cancelled, conversation
+                )
+            )
+        if failure is None:
+            last = turn.calls[-1] if turn.calls else None
+            await emit(
+                done_frame(
+                    request.id,
+                    turn.total_usage(),
+                    "stop" if last is None else (last.finish_reason or "stop"),
+                    model=last.model_name if last else None,
+                    cost_usd=turn.total_cost(),
+                    cached=bool(last and last.cached),
+                    attempts=[a for call in turn.calls for a in call.attempts],
+                    engine=route.engine,
+                    conversation_id=conversation.id,
+                    message_id=answer_id,
+                )
+            )
+        with contextlib.suppress(Exception):
+            await self._summarise_if_full(user, request.model, conversation.id, has_model)
+
+    async def _persist_answer(
+        self,
+        answer_id: str,
+        turn: Turn,
+        route: Route,
+        question: Message,
+        status: MessageStatus,
+        failure: tuple[ErrorCode, str] | None,
+        cancelled: bool,
+        conversation: Conversation,
+    ) -> None:
+        text = turn.answer_text
+        if status is MessageStatus.INCOMPLETE:
+            text += INCOMPLETE_MARK
+        elif not text and failure is not None:
+            text = "Stopped." if cancelled else failure[1]
+        meta: dict[str, Any] = {
+            "route": route.to_json(),
+            "steps": [{"step": s.step, "title": s.title, "text": s.text} for s in turn.steps],
+            "citations": [c.to_json() for c in turn.citations],
+            "suggestions": [s["id"] for s in turn.suggestions],
+            "corrections": turn.corrections,
+            "notices": turn.notices,
+            "usage": asdict(turn.total_usage()),
+            "model": turn.calls[-1].model_name if turn.calls else None,
+            "cost_usd": turn.total_cost(),
+        }
+        if failure is not None:
+            meta["error"] = {"code": str(failure[0]), "message": failure[1], "cancelled": cancelled}
+        try:
+            await self.store.add_message(
+                Message(
+                    id=answer_id,
+                    conversation_id=question.conversation_id,
+                    seq=0,
+                    role="assistant",
+                    content=text,
+                    turn_id=question.turn_id,
+                    status=status,
+                    engine=route.engine,
+                    meta=meta,
+                )
+            )
+            await self.store.set_message_status(question.id, MessageStatus.ANSWERED)
+            if question.seq == 0 and conversation.context_type is ContextType.QUESTION:
+                info = getattr(self.engines[route.engine], "info", None)
+                kind = ContextType(getattr(info, "context_type", "question"))
+                if kind is not ContextType.QUESTION:
+                    latest = await self.store.get_conversation(conversation.id)
+                    if latest is not None:
+                        await self.store.update_conversation(latest.with_changes(context_type=kind))
+        except Exception:
+            log.exception("RubberDuck could not save the answer to %s", question.turn_id)
+
+    # --- helpers the turn gets -------------------------------------------------------
+
+    def _secrets(self) -> list[str]:
+        values = set(secret_env_values()) | {s for s in self._configured_secrets() if len(s) >= 8}
+        return sorted(values, key=len, reverse=True)
+
+    def _builder(
+        self, model: str | None, history: Sequence[Message]
+    ) -> Callable[..., list[ChatMessage]]:
+        window = MemoryWindow(self._history_tokens(model))
+
+        def build(
+            *,
+            turn: Turn,
+            system: str,
+            question: str,
+            retrieved: Sequence[Any] = (),
+            include_context: bool = True,
+            include_history: bool = True,
+        ) -> list[ChatMessage]:
+            return build_turn_messages(
+                system=system,
+                preferences=turn.preferences.prompt(),
+                conversation=turn.conversation,
+                history=history,
+                window=window,
+                context=turn.context,
+                question=question,
+                secrets=self._secrets(),
+                retrieved=retrieved,
+                include_context=include_context,
+                include_history=include_history,
+            )
+
+        return build
+
+    def _classifier(
+        self, user: User, request: ChatRequest, conversation: Conversation
+    ) -> Callable[[str, Any], Awaitable[tuple[str, str] | None]]:
+        async def classify(text: str, _context: Any) -> tuple[str, str] | None:
+            from ..context.redact import redact
+
+            messages = [
+                {"role": "system", "content": CLASSIFY_PROMPT},
+                {"role": "user", "content": redact(text[:2000], self._secrets())},
+            ]
+            reply = await self._collect(user, request.model, conversation.id, messages)
+            return parse_classification(reply)
+
+        return classify
+
+    async def _collect(
+        self, user: User, model: str | None, conversation_id: str, messages: list[dict[str, str]]
+    ) -> str:
+        parts: list[str] = []
+        stream = self.model.stream(
+            user=user.name, messages=messages, model=model, conversation_id=conversation_id
+        )
+        async with contextlib.aclosing(stream):
+            async for piece in stream:
+                parts.append(piece.text)
+        return "".join(parts)
+
+    def _suggestion_maker(
+        self, user: User, conversation_id: str, message_id: str
+    ) -> Callable[..., Awaitable[CodeSuggestion]]:
+        async def make(
+            *, target: Any, proposed: str, title: str = "", mode: str = "replace"
+        ) -> CodeSuggestion:
+            suggestion = CodeSuggestion(
+                id=new_id("sug"),
+                user=user.name,
+                conversation_id=conversation_id,
+                message_id=message_id,
+                target=SuggestionTarget(target.path, target.cell_index, target.cell_id),
+                original=target.source,
+                proposed=proposed,
+                title=title,
+                mode=mode,
+            )
+            return await self.store.add_suggestion(suggestion)
+
+        return make
+
+    def _task_saver(
+        self, conversation_id: str
+    ) -> Callable[[dict[str, Any] | None], Awaitable[None]]:
+        async def save(task: dict[str, Any] | None) -> None:
+            latest = await self.store.get_conversation(conversation_id)
+            if latest is not None:
+                await self.store.update_conversation(latest.with_changes(task=task))
+
+        return save
+
+    async def _preferences(self, user: User, text: str) -> Preferences:
+        prefs = Preferences.from_json(await self.store.preferences(user.name))
+        learned = learn_from_message(text, prefs)
+        if learned != prefs:
+            await self.store.set_preferences(user.name, learned.to_json())
+        return learned
+
+    async def save_preferences(self, user: User, prefs: Preferences) -> None:
+        await self.store.set_preferences(user.name, prefs.to_json())
+
+    # --- memory -----------------------------------------------------------------------
+
+    async def _summarise_if_full(
+        self, user: User, model: str | None, conversation_id: str, has_model: bool
+    ) -> None:
+        conversation = await self.store.get_conversation(conversation_id)
+        if conversation is None:
+            return
+        window = MemoryWindow(self._history_tokens(model))
+        history = conversation_order(await self.store.messages(conversation_id))
+        overflow = window.overflow(history, conversation.summary_upto)
+        if not overflow:
+            return
+        limit = max(400, window.budget_tokens)  # characters: a quarter of the budget
+        if has_model:
+            from ..context.redact import redact
+
+            request = redact(summary_request(conversation.summary, overflow), self._secrets())
+            try:
+                summary = await self._collect(
+                    user,
+                    model,
+                    conversation_id,
+                    [
+                        {"role": "system", "content": SUMMARY_PROMPT},
+                        {"role": "user", "content": request},
+                    ],
+                )
+            except LLMError:
+                summary = ""
+            if not summary.strip():
+                summary = extractive_summary(conversation.summary, overflow, limit)
+        else:
+            summary = extractive_summary(conversation.summary, overflow, limit)
+        latest = await self.store.get_conversation(conversation_id)
+        if latest is not None:
+            await self.store.update_conversation(
+                latest.with_changes(
+                    summary=summary.strip(),
+                    summary_upto=conversation.summary_upto + len(overflow),
+                )
+            )
+
+    # --- health -----------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"active_turns": self.active_turns, **self.registry.snapshot()}
+
+    async def close(self) -> None:
+        await self.registry.stop()
+
+
+def litellm_context_tokens(model: str) -> int | None:
+    """The model's input window from litellm's local map, if litellm is already loaded
+    (it is after the first model call; this never imports it on the event loop)."""
+    litellm = sys.modules.get("litellm")
+    if litellm is None:
+        return None
+    try:
+        info = litellm.get_model_info(model)
+    except Exception:
+        return None
+    value = info.get("max_input_tokens") if isinstance(info, dict) else None
+    return int(value) if value else None
+
+
+__all__ = ["INCOMPLETE_MARK", "MAX_HISTORY_TOKENS", "SessionManager", "litellm_context_tokens"]

@@ -1,0 +1,416 @@
+"""Conversations, messages, suggestions and preferences on disk: one SQLite file per server.
+
+SQLite rather than DuckDB here: this is many tiny transactional writes (a message, a status)
+with reads by key, which is what SQLite's B-trees and WAL are built for, and a second
+process (the CLI, a test reading the file) may open it while the server runs; DuckDB would
+refuse that with a lock error. Measured in benchmarks/conversation_store.py.
+
+Blocking: the server calls it through `AsyncConversationStore`, which runs every call on
+one dedicated thread, so writes are serialized and the event loop never waits on disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ..domain.models import (
+    CodeSuggestion,
+    ContextType,
+    Conversation,
+    Message,
+    MessageStatus,
+    SuggestionStatus,
+    SuggestionTarget,
+)
+
+SCHEMA_VERSION = 1
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS conversations (
+    id TEXT PRIMARY KEY,
+    user TEXT NOT NULL,
+    project_id TEXT NOT NULL,
+    title TEXT NOT NULL,
+    context_type TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    summary TEXT NOT NULL DEFAULT '',
+    summary_upto INTEGER NOT NULL DEFAULT 0,
+    task TEXT
+);
+CREATE INDEX IF NOT EXISTS conversations_by_user ON conversations (user, updated_at);
+CREATE TABLE IF NOT EXISTS messages (
+    id TEXT PRIMARY KEY,
+    conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL,
+    role TEXT NOT NULL,
+    content TEXT NOT NULL,
+    turn_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    engine TEXT,
+    meta TEXT NOT NULL DEFAULT '{}',
+    created_at REAL NOT NULL,
+    UNIQUE (conversation_id, seq)
+);
+CREATE TABLE IF NOT EXISTS suggestions (
+    id TEXT PRIMARY KEY,
+    user TEXT NOT NULL,
+    conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+    message_id TEXT NOT NULL,
+    target_path TEXT,
+    target_cell_index INTEGER,
+    target_cell_id TEXT,
+    original TEXT NOT NULL,
+    proposed TEXT NOT NULL,
+    title TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    resolved_at REAL
+);
+CREATE INDEX IF NOT EXISTS suggestions_by_conversation ON suggestions (conversation_id);
+CREATE TABLE IF NOT EXISTS preferences (user TEXT PRIMARY KEY, data TEXT NOT NULL);
+"""
+
+
+class ConversationStore:
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._con = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+        self._con.row_factory = sqlite3.Row
+        # WAL + NORMAL: a commit survives a crash of the server process (only a power cut
+        # may lose the last commits), and readers in other processes never block writers.
+        self._con.execute("PRAGMA journal_mode=WAL")
+        self._con.execute("PRAGMA synchronous=NORMAL")
+        self._con.execute("PRAGMA foreign_keys=ON")
+        self._con.execute("PRAGMA busy_timeout=5000")
+        self._con.executescript(_SCHEMA)
+        with self._tx() as con:
+            con.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
+
+    def close(self) -> None:
+        with self._lock:
+            self._con.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._con.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._con
+            except BaseException:
+                self._con.execute("ROLLBACK")
+                raise
+            self._con.execute("COMMIT")
+
+    # --- conversations --------------------------------------------------------------------
+
+    def create_conversation(self, conversation: Conversation) -> Conversation:
+        with self._tx() as con:
+            con.execute(
+                "INSERT INTO conversations (id, user, project_id, title, context_type, "
+                "created_at, updated_at, summary, summary_upto, task) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                _conversation_row(conversation),
+            )
+        return conversation
+
+    def get_conversation(self, conversation_id: str) -> Conversation | None:
+        with self._lock:
+            row = self._con.execute(
+                "SELECT * FROM conversations WHERE id = ?", (conversation_id,)
+            ).fetchone()
+        return _conversation(row) if row else None
+
+    def update_conversation(self, conversation: Conversation) -> Conversation:
+        with self._tx() as con:
+            con.execute(
+                "UPDATE conversations SET title = ?, context_type = ?, updated_at = ?, "
+                "summary = ?, summary_upto = ?, task = ? WHERE id = ?",
+                (
+                    conversation.title,
+                    str(conversation.context_type),
+                    conversation.updated_at,
+                    conversation.summary,
+                    conversation.summary_upto,
+                    json.dumps(conversation.task) if conversation.task is not None else None,
+                    conversation.id,
+                ),
+            )
+        return conversation
+
+    def delete_conversation(self, conversation_id: str) -> bool:
+        with self._tx() as con:
+            cur = con.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
+        return cur.rowcount > 0
+
+    def list_conversations(self, user: str) -> list[dict[str, Any]]:
+        """The user's conversations, newest first, each with its message count and a preview."""
+        with self._lock:
+            rows = self._con.execute(
+                "SELECT c.*, (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) "
+                "AS n_messages, (SELECT substr(content, 1, 120) FROM messages m "
+                "WHERE m.conversation_id = c.id AND m.role = 'user' ORDER BY seq DESC LIMIT 1) "
+                "AS last_question FROM conversations c WHERE c.user = ? "
+                "ORDER BY c.updated_at DESC",
+                (user,),
+            ).fetchall()
+        out = []
+        for row in rows:
+            item = _conversation(row).to_json()
+            item.pop("summary", None)
+            item["n_messages"] = row["n_messages"]
+            item["last_question"] = row["last_question"]
+            out.append(item)
+        return out
+
+    # --- messages -------------------------------------------------------------------------
+
+    def add_message(self, message: Message) -> Message:
+        """Stores the message with the next `seq` of its conversation and returns it."""
+        with self._tx() as con:
+            row = con.execute(
+                "SELECT coalesce(max(seq) + 1, 0) FROM messages WHERE conversation_id = ?",
+                (message.conversation_id,),
+            ).fetchone()
+            stored = replace(message, seq=int(row[0]))
+            con.execute(
+                "INSERT INTO messages (id, conversation_id, seq, role, content, turn_id, "
+                "status, engine, meta, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    stored.id,
+                    stored.conversation_id,
+                    stored.seq,
+                    stored.role,
+                    stored.content,
+                    stored.turn_id,
+                    str(stored.status),
+                    stored.engine,
+                    json.dumps(stored.meta),
+                    stored.created_at,
+                ),
+            )
+            con.execute(
+                "UPDATE conversations SET updated_at = ? WHERE id = ?",
+                (time.time(), stored.conversation_id),
+            )
+        return stored
+
+    def set_message_status(self, message_id: str, status: MessageStatus) -> None:
+        with self._tx() as con:
+            con.execute("UPDATE messages SET status = ? WHERE id = ?", (str(status), message_id))
+
+    def messages(self, conversation_id: str) -> list[Message]:
+        with self._lock:
+            rows = self._con.execute(
+                "SELECT * FROM messages WHERE conversation_id = ? ORDER BY seq",
+                (conversation_id,),
+            ).fetchall()
+        return [_message(row) for row in rows]
+
+    def close_unanswered(self, note: str) -> int:
+        """At start: questions whose turn never ended (the server stopped mid-turn) stay,
+        marked answered by an error record saying so, so the user sees them and can resend."""
+        with self._tx() as con:
+            rows = con.execute(
+                "SELECT id, conversation_id, turn_id FROM messages "
+                "WHERE role = 'user' AND status = ?",
+                (str(MessageStatus.PENDING),),
+            ).fetchall()
+            for row in rows:
+                seq = con.execute(
+                    "SELECT max(seq) + 1 FROM messages WHERE conversation_id = ?",
+                    (row["conversation_id"],),
+                ).fetchone()[0]
+                con.execute(
+                    "INSERT INTO messages (id, conversation_id, seq, role, content, turn_id, "
+                    "status, engine, meta, created_at) VALUES (?, ?, ?, 'assistant', ?, ?, ?, "
+                    "NULL, ?, ?)",
+                    (
+                        f"{row['id']}-interrupted",
+                        row["conversation_id"],
+                        seq,
+                        note,
+                        row["turn_id"],
+                        str(MessageStatus.ERROR),
+                        json.dumps({"error": {"code": "interrupted", "message": note}}),
+                        time.time(),
+                    ),
+                )
+                con.execute(
+                    "UPDATE messages SET status = ? WHERE id = ?",
+                    (str(MessageStatus.ANSWERED), row["id"]),
+                )
+        return len(rows)
+
+    # --- suggestions ----------------------------------------------------------------------
+
+    def add_suggestion(self, suggestion: CodeSuggestion) -> CodeSuggestion:
+        target = suggestion.target
+        with self._tx() as con:
+            con.execute(
+                "INSERT INTO suggestions (id, user, conversation_id, message_id, target_path, "
+                "target_cell_index, target_cell_id, original, proposed, title, mode, status, "
+                "created_at, resolved_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    suggestion.id,
+                    suggestion.user,
+                    suggestion.conversation_id,
+                    suggestion.message_id,
+                    target.path,
+                    target.cell_index,
+                    target.cell_id,
+                    suggestion.original,
+                    suggestion.proposed,
+                    suggestion.title,
+                    suggestion.mode,
+                    str(suggestion.status),
+                    suggestion.created_at,
+                    suggestion.resolved_at,
+                ),
+            )
+        return suggestion
+
+    def get_suggestion(self, suggestion_id: str) -> CodeSuggestion | None:
+        with self._lock:
+            row = self._con.execute(
+                "SELECT * FROM suggestions WHERE id = ?", (suggestion_id,)
+            ).fetchone()
+        return _suggestion(row) if row else None
+
+    def set_suggestion_status(self, suggestion_id: str, status: SuggestionStatus) -> None:
+        with self._tx() as con:
+            con.execute(
+                "UPDATE suggestions SET status = ?, resolved_at = ? WHERE id = ?",
+                (str(status), time.time(), suggestion_id),
+            )
+
+    def suggestions(self, conversation_id: str) -> list[CodeSuggestion]:
+        with self._lock:
+            rows = self._con.execute(
+                "SELECT * FROM suggestions WHERE conversation_id = ? ORDER BY created_at",
+                (conversation_id,),
+            ).fetchall()
+        return [_suggestion(row) for row in rows]
+
+    # --- preferences ----------------------------------------------------------------------
+
+    def preferences(self, user: str) -> dict[str, Any]:
+        with self._lock:
+            row = self._con.execute(
+                "SELECT data FROM preferences WHERE user = ?", (user,)
+            ).fetchone()
+        return dict(json.loads(row[0])) if row else {}
+
+    def set_preferences(self, user: str, data: dict[str, Any]) -> None:
+        with self._tx() as con:
+            con.execute(
+                "INSERT INTO preferences (user, data) VALUES (?, ?) "
+                "ON CONFLICT (user) DO UPDATE SET data = excluded.data",
+                (user, json.dumps(data)),
+            )
+
+
+def _conversation_row(c: Conversation) -> tuple[Any, ...]:
+    return (
+        c.id,
+        c.user,
+        c.project_id,
+        c.title,
+        str(c.context_type),
+        c.created_at,
+        c.updated_at,
+        c.summary,
+        c.summary_upto,
+        json.dumps(c.task) if c.task is not None else None,
+    )
+
+
+def _conversation(row: sqlite3.Row) -> Conversation:
+    return Conversation(
+        id=row["id"],
+        user=row["user"],
+        project_id=row["project_id"],
+        title=row["title"],
+        context_type=ContextType(row["context_type"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        summary=row["summary"],
+        summary_upto=row["summary_upto"],
+        task=json.loads(row["task"]) if row["task"] else None,
+    )
+
+
+def _message(row: sqlite3.Row) -> Message:
+    return Message(
+        id=row["id"],
+        conversation_id=row["conversation_id"],
+        seq=row["seq"],
+        role=row["role"],
+        content=row["content"],
+        turn_id=row["turn_id"],
+        status=MessageStatus(row["status"]),
+        engine=row["engine"],
+        meta=json.loads(row["meta"]),
+        created_at=row["created_at"],
+    )
+
+
+def _suggestion(row: sqlite3.Row) -> CodeSuggestion:
+    return CodeSuggestion(
+        id=row["id"],
+        user=row["user"],
+        conversation_id=row["conversation_id"],
+        message_id=row["message_id"],
+        target=SuggestionTarget(
+            path=row["target_path"],
+            cell_index=row["target_cell_index"],
+            cell_id=row["target_cell_id"],
+        ),
+        original=row["original"],
+        proposed=row["proposed"],
+        title=row["title"],
+        mode=row["mode"],
+        status=SuggestionStatus(row["status"]),
+        created_at=row["created_at"],
+        resolved_at=row["resolved_at"],
+    )
+
+
+class AsyncConversationStore:
+    """The store for the event loop: each call runs on the store's own thread."""
+
+    def __init__(self, store: ConversationStore) -> None:
+        self.sync = store
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rubberduck-db")
+
+    async def call(self, fn: Callable[..., T], /, *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        method = getattr(self.sync, name)
+
+        async def run(*args: Any) -> Any:
+            return await self.call(method, *args)
+
+        return run
+
+    async def aclose(self) -> None:
+        await self.call(self.sync.close)
+        self._executor.shutdown(wait=False)
