@@ -159,6 +159,15 @@ PANDAS_REMOVED: dict[str, str] = {
 }
 
 PANDAS_TYPES = frozenset({"DataFrame", "Series", "DataFrameGroupBy", "SeriesGroupBy", "Index"})
+# The DataFrame/Series API people reach for most: candidates for a misspelt attribute.
+PANDAS_ATTRIBUTES = frozenset(
+    "columns index shape dtypes values head tail describe info groupby merge join "
+    "sort_values sort_index reset_index set_index drop dropna fillna isna notna apply map "
+    "agg aggregate pivot_table melt loc iloc at iat astype to_csv to_numpy to_dict "
+    "value_counts unique nunique mean median sum count min max std rename copy query "
+    "assign plot hist corr sample duplicated drop_duplicates iterrows itertuples items "
+    "str dt cat size empty ndim nlargest nsmallest cumsum diff shift rolling resample".split()
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,6 +246,12 @@ def _bound_names(tree: ast.Module | None) -> dict[str, int]:
         elif isinstance(node, ast.arg):
             bind(node.arg, node.lineno)
     return bound
+
+
+def _attribute_names(tree: ast.Module | None) -> set[str]:
+    if tree is None:
+        return set()
+    return {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
 
 
 def _string_literals(tree: ast.Module | None) -> set[str]:
@@ -368,6 +383,18 @@ def _module_not_found(ctx: _Context) -> StaticDiagnosis:
     module = names[0]
     top = module.split(".", 1)[0]
     package = PIP_PACKAGES.get(top, top)
+    if "." in module:
+        # Python names the first part that fails: the package itself was found.
+        parent = module.rpartition(".")[0]
+        cause = (
+            f"`{parent}` is installed but has no submodule `{module}`: renamed or removed in "
+            "the installed version, or a typo."
+        )
+        suggestions = [
+            f"Check the installed version (`%pip show {PIP_PACKAGES.get(top, top)}`) and "
+            f"its documentation for where `{module.rpartition('.')[2]}` lives now.",
+        ]
+        return StaticDiagnosis(_summary(ctx), cause, suggestions)
     install = f"%pip install {package}"
     suggestions = [
         f"Run `{install}` in a cell: `%pip` installs into the environment of this kernel "
@@ -378,11 +405,6 @@ def _module_not_found(ctx: _Context) -> StaticDiagnosis:
         cause = f"`{top}` is provided by the package `{package}` (the import name differs)."
     else:
         cause = f"The package providing `{top}` is not installed in this kernel's environment."
-    if "." in module:
-        suggestions.append(
-            f"If `{top}` is installed, the submodule `{module}` may have been renamed or "
-            "removed in the installed version: check its documentation."
-        )
     suggestions.append(
         f"If `{top}` is your own module, make sure `{top}.py` (or the package folder) is in "
         "the notebook's folder or on `sys.path`."
@@ -544,9 +566,12 @@ def _attribute_error(ctx: _Context) -> StaticDiagnosis:
         suggestions.append(_TYPE_ATTRIBUTE_ADVICE[(short_type, attr)])
         return StaticDiagnosis(_summary(ctx), cause, suggestions)
     close = [hint] if hint else []
+    tree = _parse_cell(ctx.cell)
+    candidates = _attribute_names(tree) | set(_bound_names(tree))
     if short_type in PANDAS_TYPES:
-        candidates = _string_literals(_parse_cell(ctx.cell)) | set(ctx.known)
-        close += [c for c in _closest(attr, candidates) if c not in close]
+        candidates |= PANDAS_ATTRIBUTES | _string_literals(tree) | set(ctx.known)
+    close += [c for c in _closest(attr, candidates) if c not in close and c.isidentifier()]
+    if short_type in PANDAS_TYPES:
         cause = (
             f"The {short_type} has no method or column `{attr}` (attribute access only works "
             "for existing columns whose names are valid identifiers)."
@@ -886,50 +911,48 @@ _CLOSERS = {"(": ")", "[": "]", "{": "}"}
 def _repair_syntax(
     cell: str | None, line_no: int | None, col: int | None, message: str, exc_type: str
 ) -> str | None:
-    """Try the mechanical repair the message names; keep it only if the cell then parses."""
+    """Try the mechanical repairs the message names; keep the first that makes the cell
+    parse, so a suggested fix never trades one syntax error for another."""
     if cell is None:
         return None
-    lines = cell.split("\n")
     candidates: list[str] = []
     if exc_type == "TabError" or "inconsistent use of tabs" in message:
         candidates.append(cell.expandtabs(4))
+    lines = cell.split("\n")
     if line_no is not None and 1 <= line_no <= len(lines):
         index = line_no - 1
-        line = lines[index]
-        code_part = (
-            line.split("#", 1)[0].rstrip()
-            if "#" in line and "'" not in line and '"' not in line
-            else line.rstrip()
-        )
-
-        def with_line(new: str) -> str:
-            return "\n".join([*lines[:index], new, *lines[index + 1 :]])
-
-        if "expected ':'" in message:
-            candidates.append(with_line(code_part + ":" + line[len(code_part) :]))
-        if "was never closed" in message:
-            opener = re.search(r"'(.)' was never closed", message)
-            if opener and opener.group(1) in _CLOSERS:
-                candidates.append(with_line(line.rstrip() + _CLOSERS[opener.group(1)]))
+        for new_line in _line_repairs(lines, index, col, message):
+            candidates.append("\n".join([*lines[:index], new_line, *lines[index + 1 :]]))
     if "was never closed" in message or "incomplete input" in message:
         closers = _missing_closers(cell)
         if closers:
             candidates.append(cell.rstrip() + closers + ("\n" if cell.endswith("\n") else ""))
-        if "unterminated string literal" in message and col is not None and col <= len(line):
-            quote = next((ch for ch in line[col - 1 :] if ch in "\"'"), None)
-            if quote:
-                candidates.append(with_line(line.rstrip() + quote))
-        if "Missing parentheses in call to 'print'" in message:
-            match = re.match(r"^(\s*)print\s+(.*?)\s*$", line)
-            if match:
-                candidates.append(with_line(f"{match[1]}print({match[2]})"))
-        if "unexpected indent" in message or "unindent does not match" in message:
-            for previous in reversed(lines[:index]):
-                if previous.strip():
-                    indent = previous[: len(previous) - len(previous.lstrip())]
-                    candidates.append(with_line(indent + line.lstrip()))
-                    break
     return next((candidate for candidate in candidates if _parses(candidate)), None)
+
+
+def _line_repairs(lines: list[str], index: int, col: int | None, message: str) -> list[str]:
+    """Replacements for the failing line that may fix what `message` says."""
+    line = lines[index]
+    repairs: list[str] = []
+    if "expected ':'" in message:
+        code, hashmark, comment = line.partition("  #")
+        repairs.append(code.rstrip() + ":" + (f"  #{comment}" if hashmark else ""))
+    opener = re.search(r"'(.)' was never closed", message)
+    if opener and opener.group(1) in _CLOSERS:
+        repairs.append(line.rstrip() + _CLOSERS[opener.group(1)])
+    if "unterminated string literal" in message and col is not None and col <= len(line):
+        quote = next((ch for ch in line[col - 1 :] if ch in "\"'"), None)
+        if quote:
+            repairs.append(line.rstrip() + quote)
+    if "Missing parentheses in call to 'print'" in message:
+        match = re.match(r"^(\s*)print\s+(.*?)\s*$", line)
+        if match:
+            repairs.append(f"{match[1]}print({match[2]})")
+    if "unexpected indent" in message or "unindent does not match" in message:
+        previous = next((p for p in reversed(lines[:index]) if p.strip()), None)
+        if previous is not None:
+            repairs.append(previous[: len(previous) - len(previous.lstrip())] + line.lstrip())
+    return repairs
 
 
 def _missing_closers(source: str) -> str:

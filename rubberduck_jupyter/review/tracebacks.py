@@ -218,8 +218,9 @@ def _parse_section(lines: list[str]) -> tuple[str, str, list[Frame], bool] | Non
             builders.append(builder)
             ipython |= is_ipython
             continue
-        if not line[:1].isspace() and (found := _exception_line(line.rstrip())):
-            exception = found
+        found = None if line[:1].isspace() else _exception_line(line.rstrip())
+        if found and (builders or _BARE_EXCEPTION_NAME.search(found[0])):
+            exception = found  # without frames, only a name that looks like an exception
             continue
         if line.startswith("-" * 10) or "Traceback (most recent call last)" in line:
             ipython |= not line.startswith("Traceback")
