@@ -1,0 +1,464 @@
+"""Static review of Python source or a notebook cell: the parser, ruff, and a few checks of
+our own for mistakes that are common in notebooks and that ruff does not know about.
+
+Blocking (a ruff subprocess, ~20-40 ms): the server calls `analyze_python` from a thread.
+Never raises for bad input or a broken ruff: ruff trouble becomes one "info" finding and
+the parser and ast checks still run.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Collection, Iterator
+from functools import cache
+from typing import Any
+
+from .cells import mask_magics, parse_python
+from .findings import Finding, Severity, sort_findings
+
+# What review asks ruff for: bugs and traps, not style. Each entry earns its place:
+# F pyflakes (undefined names, unused imports, bad format strings), E9 unreadable input,
+# E721/E722 type comparison and bare except, B bugbear (mutable defaults, loop closures),
+# PLE pylint errors, a few pylint warnings that are real bugs, C901 complexity,
+# NPY numpy aliases removed in numpy 1.24/2.0 (AttributeError on a current numpy),
+# A001 a builtin shadowed by a variable (`list = [...]` then `list(x)` fails in a later cell).
+RUFF_SELECT = (
+    "F",
+    "E9",
+    "E721",
+    "E722",
+    "B",
+    "PLE",
+    "PLW0120",
+    "PLW0127",
+    "PLW0128",
+    "PLW0129",
+    "PLW0177",
+    "PLW0711",
+    "PLW2901",
+    "PLR1704",
+    "C901",
+    "NPY001",
+    "NPY003",
+    "NPY201",
+    "A001",
+)
+# zip() without strict= and warnings without stacklevel are style in notebook code.
+RUFF_IGNORE = ("B905", "B028")
+MAX_COMPLEXITY = 10
+RUFF_TIMEOUT_S = 10.0
+
+# Fail when run: a re-prompt is worth it.
+_ERROR_CODES = frozenset(
+    {"F821", "F822", "F823", "F701", "F702", "F704", "F706", "F707", "F622", "F633"}
+    | {f"F50{n}" for n in range(1, 10)}
+    | {f"F52{n}" for n in range(1, 6)}
+)
+_ERROR_PREFIXES = ("E9", "PLE")
+_INFO_CODES = frozenset({"C901", "F541", "F403"})
+# Fine in a notebook cell: later cells use the import, or the cell re-runs.
+_CELL_INFO_CODES = frozenset({"F401", "F811"})
+
+# Names IPython defines in every kernel.
+IPYTHON_NAMES = frozenset(
+    {"display", "get_ipython", "In", "Out", "exit", "quit", "_", "__", "___"}
+    | {"_i", "_ii", "_iii", "_ih", "_oh", "_dh", "_exit_code"}
+)
+_HISTORY_NAME = re.compile(r"^_i?\d+$")
+_BACKTICKED = re.compile(r"`([^`]+)`")
+
+
+def analyze_python(
+    source: str,
+    *,
+    filename: str = "cell.py",
+    known_names: Collection[str] = (),
+    cell: bool = True,
+    timeout: float = RUFF_TIMEOUT_S,
+) -> list[Finding]:
+    """All findings for `source`, in reading order.
+
+    `cell=True` treats the source as a notebook cell: IPython syntax is masked first,
+    top-level `await` is allowed, IPython's own names count as defined, and an unused
+    import is only advice. `known_names` (kernel variables, names from earlier cells)
+    are never reported as undefined. A syntax error is reported alone: what follows a
+    parse failure would be noise.
+    """
+    if cell:
+        masked = mask_magics(source)
+        if not masked.is_python:
+            return []
+        source = masked.source
+    try:
+        tree = parse_python(source, filename, top_level_await=cell)
+    except SyntaxError as exc:
+        return [_syntax_finding(exc)]
+    except ValueError as exc:  # null bytes
+        return [Finding("syntax", "SyntaxError", str(exc), 1, 1, severity="error")]
+
+    defined = set(known_names) | (IPYTHON_NAMES if cell else set())
+    findings: list[Finding] = []
+    try:
+        diagnostics = run_ruff(source, filename=filename, timeout=timeout)
+    except RuffUnavailable as exc:
+        findings.append(
+            Finding(
+                "ruff",
+                "ruff-unavailable",
+                f"ruff was not run ({exc}); only syntax and notebook checks were applied",
+                1,
+                1,
+                severity="info",
+            )
+        )
+    else:
+        findings.extend(_ruff_findings(diagnostics, tree, defined, cell=cell))
+    own = notebook_checks(tree)
+    # `model.eval` alone is also ruff's "useless expression"; the specific finding is enough.
+    uncalled_lines = {finding.line for finding in own if finding.code == "RD104"}
+    findings = [f for f in findings if not (f.code == "B018" and f.line in uncalled_lines)]
+    return sort_findings(findings + own)
+
+
+def _syntax_finding(exc: SyntaxError) -> Finding:
+    line = exc.lineno or 1
+    end_line = exc.end_lineno if exc.end_lineno and exc.end_lineno >= line else None
+    return Finding(
+        "syntax", type(exc).__name__, exc.msg, line, exc.offset or 1, end_line, severity="error"
+    )
+
+
+def defined_names(source: str, *, cell: bool = True) -> set[str]:
+    """Names a cell (or module) binds at its top level: assignments, loop and `with`
+    targets, imports, functions and classes. Feed the names of the cells above as
+    `known_names` when checking a cell on its own. Empty when the source does not parse."""
+    try:
+        tree = parse_python(mask_magics(source).source if cell else source)
+    except (SyntaxError, ValueError):
+        return set()
+    names: set[str] = set()
+    stack: list[ast.AST] = list(tree.body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+            continue  # their bodies are another scope
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names if a.name != "*")
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, ast.NamedExpr) and isinstance(node.target, ast.Name):
+            names.add(node.target.id)
+        if not isinstance(node, ast.Lambda | ast.comprehension):
+            stack.extend(ast.iter_child_nodes(node))
+    return names
+
+
+# ---- ruff ----------------------------------------------------------------------------------
+
+
+class RuffUnavailable(RuntimeError):
+    """ruff is not installed, failed, or took too long."""
+
+
+@cache
+def _ruff_binary() -> str:
+    try:
+        from ruff.__main__ import find_ruff_bin
+    except ImportError as exc:
+        raise RuffUnavailable("the ruff package is not installed") from exc
+    try:
+        return str(find_ruff_bin())
+    except FileNotFoundError as exc:
+        raise RuffUnavailable("the ruff binary was not found") from exc
+
+
+_UNKNOWN_SELECTOR = re.compile(r"Unknown rule selector[:\s]+`?([A-Z]+[0-9]*)`?")
+
+
+def run_ruff(
+    source: str, *, filename: str = "cell.py", timeout: float = RUFF_TIMEOUT_S
+) -> list[dict[str, Any]]:
+    """ruff's JSON diagnostics for `source`, isolated from any configuration on disk.
+
+    An older ruff that lacks one of the selected rules is retried without it.
+    """
+    stdin_name = filename if filename.endswith(".py") else f"{filename}.py"
+    select = list(RUFF_SELECT)
+    for _attempt in range(len(RUFF_SELECT)):
+        command = [
+            _ruff_binary(),
+            "check",
+            "--isolated",
+            "--no-cache",
+            "--exit-zero",
+            "--output-format",
+            "json",
+            "--target-version",
+            f"py3{sys.version_info.minor}",
+            "--select",
+            ",".join(select),
+            "--ignore",
+            ",".join(RUFF_IGNORE),
+            "--config",
+            f"lint.mccabe.max-complexity = {MAX_COMPLEXITY}",
+            "--stdin-filename",
+            stdin_name,
+            "-",
+        ]
+        try:
+            done = subprocess.run(
+                command,
+                input=source.encode("utf-8", "surrogatepass"),
+                capture_output=True,
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise RuffUnavailable(f"ruff took over {timeout:g}s") from exc
+        except OSError as exc:
+            raise RuffUnavailable(f"ruff could not start: {exc}") from exc
+        stderr = done.stderr.decode("utf-8", "replace")
+        if done.returncode == 0:
+            try:
+                return list(json.loads(done.stdout or b"[]"))
+            except ValueError as exc:
+                raise RuffUnavailable("ruff printed something that is not JSON") from exc
+        unknown = _UNKNOWN_SELECTOR.search(stderr)
+        if unknown and unknown.group(1) in select:
+            select.remove(unknown.group(1))
+            continue
+        last_line = stderr.strip().splitlines()[-1:] or [f"exit status {done.returncode}"]
+        raise RuffUnavailable(f"ruff failed: {last_line[0]}")
+    raise RuffUnavailable("ruff knows none of the selected rules")
+
+
+def _severity(code: str, *, cell: bool) -> Severity:
+    if code in _ERROR_CODES or code.startswith(_ERROR_PREFIXES):
+        return "error"
+    if code in _INFO_CODES or (cell and code in _CELL_INFO_CODES):
+        return "info"
+    return "warning"
+
+
+def _ruff_findings(
+    diagnostics: list[dict[str, Any]], tree: ast.Module, defined: set[str], *, cell: bool
+) -> Iterator[Finding]:
+    top_level_await_lines = _top_level_await_lines(tree) if cell else set()
+    display_line = _last_expression_line(tree) if cell else None
+    for item in diagnostics:
+        code = item.get("code")
+        if not code or code in ("invalid-syntax", "E999"):
+            continue  # the parser accepted the source; ruff's parser disagreeing is noise
+        location = item.get("location") or {}
+        line = int(location.get("row") or 1)
+        message = str(item.get("message", ""))
+        if code in ("F821", "F405") and _named(message) in defined:
+            continue
+        if code == "F821" and _HISTORY_NAME.match(_named(message) or "") and cell:
+            continue
+        if code in ("F704", "PLE1142") and line in top_level_await_lines:
+            continue  # IPython runs top-level await
+        if code in ("B015", "B018") and line == display_line:
+            continue  # a cell's last expression is displayed, not useless
+        end = item.get("end_location") or {}
+        fix = item.get("fix") or {}
+        yield Finding(
+            "ruff",
+            code,
+            message,
+            line,
+            int(location.get("column") or 1),
+            int(end["row"]) if end.get("row") else None,
+            severity=_severity(code, cell=cell),
+            fix=fix.get("message") or None,
+        )
+
+
+def _named(message: str) -> str | None:
+    match = _BACKTICKED.search(message)
+    return match.group(1) if match else None
+
+
+def _top_level_await_lines(tree: ast.Module) -> set[int]:
+    lines: set[int] = set()
+
+    def visit(node: ast.AST) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+                continue
+            if isinstance(child, ast.Await | ast.AsyncFor | ast.AsyncWith):
+                lines.add(child.lineno)
+            visit(child)
+
+    visit(tree)
+    return lines
+
+
+def _last_expression_line(tree: ast.Module) -> int | None:
+    if tree.body and isinstance(tree.body[-1], ast.Expr):
+        return tree.body[-1].lineno
+    return None
+
+
+# ---- our own checks ------------------------------------------------------------------------
+
+# Methods that change their object and return None: `x = x.sort()` leaves None behind.
+_NONE_RETURNING_METHODS = frozenset(
+    {"sort", "reverse", "extend", "insert", "clear", "update", "shuffle", "append"}
+)
+# Methods that do nothing when referenced without a call (`model.eval`, `plt.show`).
+_ACTION_METHODS = frozenset(
+    {
+        "show",
+        "head",
+        "tail",
+        "describe",
+        "info",
+        "close",
+        "plot",
+        "eval",
+        "train",
+        "backward",
+        "step",
+        "zero_grad",
+        "fit",
+        "compute",
+        "flush",
+        "dropna",
+        "reset_index",
+        "sort_values",
+        "savefig",
+        "commit",
+    }
+)
+_INDEXERS = frozenset({"loc", "iloc", "at", "iat"})
+
+
+def notebook_checks(tree: ast.Module) -> list[Finding]:
+    """Mistakes common in notebook code that ruff does not report."""
+    findings: list[Finding | None] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign | ast.AugAssign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            findings.extend(_chained_assignment(target) for target in targets)
+        if isinstance(node, ast.Assign):
+            findings.extend(_assigned_none(node))
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Call)
+            and _has_inplace_true(node.value)
+        ):
+            findings.append(
+                Finding(
+                    "ast",
+                    "RD102",
+                    f"`.{node.attr}` is taken from the result of an inplace=True call, "
+                    "which is None",
+                    node.lineno,
+                    node.col_offset + 1,
+                    node.end_lineno,
+                    severity="error",
+                    fix="drop inplace=True and chain on the returned object",
+                )
+            )
+        if (
+            isinstance(node, ast.Expr)
+            and isinstance(node.value, ast.Attribute)
+            and node.value.attr in _ACTION_METHODS
+        ):
+            findings.append(
+                Finding(
+                    "ast",
+                    "RD104",
+                    f"`.{node.value.attr}` is referenced but not called, so it does nothing",
+                    node.lineno,
+                    node.col_offset + 1,
+                    node.end_lineno,
+                    severity="warning",
+                    fix=f"call it: `.{node.value.attr}()`",
+                )
+            )
+    return [finding for finding in findings if finding is not None]
+
+
+def _chained_assignment(target: ast.expr) -> Finding | None:
+    """`df[mask]["col"] = v` and `df.loc[r]["col"] = v` may write to a temporary copy."""
+    if not (isinstance(target, ast.Subscript) and isinstance(target.value, ast.Subscript)):
+        return None
+    inner = target.value
+    via_indexer = isinstance(inner.value, ast.Attribute) and inner.value.attr in _INDEXERS
+    selects_rows = isinstance(inner.slice, ast.Compare | ast.BoolOp | ast.UnaryOp) or (
+        isinstance(inner.slice, ast.BinOp) and isinstance(inner.slice.op, ast.BitAnd | ast.BitOr)
+    )
+    selects_columns = isinstance(inner.slice, ast.List)
+    if not (via_indexer or selects_rows or selects_columns):
+        return None  # `grid[i][j] = 0` and `config["a"]["b"] = 1` are fine
+    base = ast.unparse(inner.value)
+    if via_indexer:
+        assert isinstance(inner.value, ast.Attribute)
+        base = ast.unparse(inner.value.value)
+    return Finding(
+        "ast",
+        "RD101",
+        "chained indexing assignment: on a pandas DataFrame this may modify a temporary "
+        "copy and leave the original unchanged (SettingWithCopyWarning)",
+        target.lineno,
+        target.col_offset + 1,
+        target.end_lineno,
+        severity="warning",
+        fix=f"assign in one step: `{base}.loc[rows, cols] = ...`",
+    )
+
+
+def _has_inplace_true(call: ast.Call) -> bool:
+    return any(
+        keyword.arg == "inplace"
+        and isinstance(keyword.value, ast.Constant)
+        and keyword.value.value is True
+        for keyword in call.keywords
+    )
+
+
+def _assigned_none(node: ast.Assign) -> Iterator[Finding]:
+    """`df = df.dropna(inplace=True)` and `xs = xs.sort()` assign None."""
+    call = node.value
+    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)):
+        return
+    if len(node.targets) != 1 or not isinstance(node.targets[0], ast.Name):
+        return
+    method = call.func.attr
+    target = node.targets[0].id
+    if _has_inplace_true(call):
+        yield Finding(
+            "ast",
+            "RD102",
+            f"`{method}(..., inplace=True)` returns None, so `{target}` becomes None",
+            node.lineno,
+            node.col_offset + 1,
+            node.end_lineno,
+            severity="error",
+            fix=f"either `{target} = ....{method}(...)` without inplace, "
+            "or call it with inplace=True and no assignment",
+        )
+    elif method in _NONE_RETURNING_METHODS and ast.unparse(call.func.value) == target:
+        detail = (
+            "; DataFrame.append was removed in pandas 2.0 (use pd.concat)"
+            if method == "append"
+            else ""
+        )
+        yield Finding(
+            "ast",
+            "RD103",
+            f"`{target}.{method}(...)` changes `{target}` in place and returns None for "
+            f"lists, dicts and sets, so `{target}` becomes None{detail}",
+            node.lineno,
+            node.col_offset + 1,
+            node.end_lineno,
+            severity="warning",
+            fix=f"call `{target}.{method}(...)` without assigning it",
+        )
