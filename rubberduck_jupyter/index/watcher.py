@@ -48,14 +48,17 @@ class ChangeFilter:
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
+        self._prefix = os.path.join(str(self.root), "")
         self.rules = GitIgnoreRules(self.root)
 
     def _rel(self, path: str) -> str | None:
-        try:
-            rel = Path(path).relative_to(self.root).as_posix()
-        except ValueError:
+        # String work, not pathlib: this runs for every event of every ignored folder.
+        if not path.startswith(self._prefix):
             return None
-        return None if rel == "." else rel
+        rel = path[len(self._prefix) :]
+        if os.sep != "/":
+            rel = rel.replace(os.sep, "/")
+        return rel or None
 
     def gitignore_changed(self, path: str) -> bool:
         """A .gitignore outside excluded folders changes which files belong."""

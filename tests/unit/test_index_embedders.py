@@ -45,6 +45,14 @@ def api_embedder(fake: Any, **options: Any) -> LiteLLMEmbedder:
     return embedder
 
 
+async def finished(service: IndexService) -> None:
+    for _ in range(600):  # a bound for failing, not a speed expectation
+        if service.state != "indexing":
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("indexing did not finish")
+
+
 # --- the fake provider's embeddings -------------------------------------------------------
 
 
@@ -129,9 +137,7 @@ def test_litellm_embedder_fails_clearly(fake_llm: Any) -> None:
         embedder.embed(["x"])
 
 
-async def test_index_built_and_searched_through_the_provider(
-    fake_llm: Any, tmp_path: Path
-) -> None:
+async def test_index_built_and_searched_through_the_provider(fake_llm: Any, tmp_path: Path) -> None:
     root = tmp_path / "project"
     (root / "src").mkdir(parents=True)
     (root / "src" / "calendar_utils.py").write_text(
@@ -146,8 +152,7 @@ async def test_index_built_and_searched_through_the_provider(
     )
     try:
         await service.start()
-        while service.state == "indexing":
-            await asyncio.sleep(0.05)
+        await finished(service)
         assert service.state == "idle", service.last_error
         assert service.last_report and service.last_report["files_indexed"] == 2
         assert service.status()["embedder"] == f"litellm:{MODEL}:64d:w256"
@@ -173,8 +178,7 @@ async def test_a_provider_down_at_open_is_an_index_error(fake_llm: Any, tmp_path
     fake_llm.add_faults(["401"])
     try:
         await service.start()
-        while service.state == "indexing":
-            await asyncio.sleep(0.05)
+        await finished(service)
         assert service.state == "error"
         assert "EmbeddingProviderError" in (service.last_error or "")
         assert MODEL in (service.last_error or "")
