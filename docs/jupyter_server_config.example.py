@@ -48,3 +48,14 @@ c.RubberDuckApp.max_turns_per_connection = 4
 
 # Give kernels the server URL and a scoped token so %%duck works with no setup.
 c.RubberDuckApp.export_kernel_env = True
+
+# The project index (docs/index.md).
+c.RubberDuckApp.index_on_save = True  # re-index files saved through Jupyter
+c.RubberDuckApp.index_watch = True  # ...and files changed on disk by git, editors, scripts
+c.RubberDuckApp.index_watch_debounce = 1.0  # seconds of quiet before a refresh
+c.RubberDuckApp.index_watch_polling = False  # True on network file systems without inotify
+c.RubberDuckApp.index_embedder = "minilm"  # or "model2vec", or "litellm:<model>":
+# c.RubberDuckApp.index_embedder = "litellm:openai/text-embedding-3-small"
+# c.RubberDuckApp.index_embedder_api_key = "os.environ/OPENAI_API_KEY"
+# c.RubberDuckApp.index_embedder_api_base = "http://127.0.0.1:11434/v1"  # e.g. Ollama, vLLM
+c.RubberDuckApp.index_embedder_window = 256  # tokens per chunk

@@ -7,6 +7,7 @@ import getpass
 import os
 import secrets
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from traitlets import Any as AnyTrait
 from traitlets import Bool, Dict, Float, Int, List, Unicode
 
 from . import __version__
+from .index.embedder_config import EmbedderConfig, EmbedderConfigError, build_embedder
 from .index.service import IndexService, default_db_path
 from .llm.breaker import BreakerBoard
 from .llm.cache import ResponseCache
@@ -154,6 +156,45 @@ class RubberDuckApp(ExtensionApp):
     index_on_save = Bool(
         True, config=True, help="Re-index a file shortly after it is saved, once an index exists."
     )
+    index_watch = Bool(
+        True,
+        config=True,
+        help="Once an index exists, watch the root folder and re-index files changed outside "
+        "Jupyter (git checkout, an editor, a script); deleted files leave the index.",
+    )
+    index_watch_debounce = Float(
+        1.0,
+        config=True,
+        help="Seconds of quiet after the last save or file change before the index refreshes.",
+    )
+    index_watch_polling = Bool(
+        False,
+        config=True,
+        help="Poll for changes instead of using OS notifications (network file systems). "
+        "Polling is also used, with a warning, when notifications cannot be set up.",
+    )
+    index_embedder = Unicode(
+        "minilm",
+        config=True,
+        help="'minilm' (all-MiniLM-L6-v2, local), 'model2vec' (static, distilled from MiniLM "
+        "once and cached; needs the 'static' extra) or 'litellm:<model>' (a provider's "
+        "embedding API, e.g. 'litellm:openai/text-embedding-3-small'). Changing it rebuilds "
+        "the index.",
+    )
+    index_embedder_api_base = Unicode(
+        "", config=True, help="With 'litellm:<model>': the endpoint (OpenAI-compatible, proxy)."
+    )
+    index_embedder_api_key = Unicode(
+        "",
+        config=True,
+        help="With 'litellm:<model>': its key, or 'os.environ/NAME'. Empty: the provider's own "
+        "variable (e.g. OPENAI_API_KEY). Never logged.",
+    )
+    index_embedder_window = Int(
+        256,
+        config=True,
+        help="Tokens per chunk, counted with the MiniLM tokenizer (at most 256 for 'minilm').",
+    )
 
     # --- conversations ----------------------------------------------------------------
     conversations_db_path = Unicode(
@@ -281,7 +322,24 @@ class RubberDuckApp(ExtensionApp):
             if self.index_db_path
             else default_db_path(Path(jupyter_data_dir()), root)
         )
-        return IndexService(root, db_path, max_file_bytes=self.index_max_file_bytes)
+        embedder = EmbedderConfig(
+            spec=self.index_embedder.strip(),
+            api_base=self.index_embedder_api_base,
+            api_key=self.index_embedder_api_key,
+            window=self.index_embedder_window,
+        )
+        try:
+            embedder.validate()
+        except EmbedderConfigError as exc:
+            # The rest of RubberDuck still loads; indexing and search report this error.
+            self.log.error("RubberDuck: %s", exc)
+        return IndexService(
+            root,
+            db_path,
+            embedder_factory=partial(build_embedder, embedder),
+            max_file_bytes=self.index_max_file_bytes,
+            debounce_s=self.index_watch_debounce,
+        )
 
     def build_session_manager(self) -> SessionManager:
         from .context.retrieval import Retriever
@@ -344,6 +402,8 @@ class RubberDuckApp(ExtensionApp):
 
     def _start_background(self) -> None:
         self.loop_lag.start()
+        if self.index_watch:
+            self.index.watch(force_polling=self.index_watch_polling)
         if not self.llm.config.configured and self.detect_ollama:
             task = asyncio.get_running_loop().create_task(self._adopt_local_ollama())
             self._background.add(task)
@@ -418,7 +478,12 @@ class RubberDuckApp(ExtensionApp):
                     "open_sockets": self.open_sockets,
                     **self.sessions.snapshot(),
                 },
-                "index": {"state": self.index.state, "open": self.index.is_open},
+                "index": {
+                    "state": self.index.state,
+                    "open": self.index.is_open,
+                    "embedder": self.index_embedder,
+                    "watch": self.index.watch_status(),
+                },
                 "event_loop": self.loop_lag.snapshot(),
             },
         }

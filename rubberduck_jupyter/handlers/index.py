@@ -7,6 +7,7 @@ import json
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
+from ..index.embedder_config import EmbedderError
 from ..index.service import IndexBusyError, IndexPathError
 from .base import RubberDuckAPIHandler
 
@@ -72,11 +73,15 @@ class IndexSearchHandler(RubberDuckAPIHandler):
         if mode not in {"hybrid", "vector", "bm25"}:
             self.finish_json_error(400, "bad_query", "mode must be hybrid, vector or bm25")
             return
-        hits = await self.rubberduck.index.search(
-            query,
-            top_k=top_k,
-            path_glob=self.get_argument("path", None),
-            kinds=self.get_arguments("kind") or None,
-            mode=mode,
-        )
+        try:
+            hits = await self.rubberduck.index.search(
+                query,
+                top_k=top_k,
+                path_glob=self.get_argument("path", None),
+                kinds=self.get_arguments("kind") or None,
+                mode=mode,
+            )
+        except EmbedderError as exc:
+            self.finish_json_error(503, "embedder_unavailable", str(exc))
+            return
         self.finish({"query": query, "hits": [hit.to_json() for hit in hits]})

@@ -2,7 +2,9 @@
 
 Both open the index database directly. When a running Jupyter server holds it (DuckDB
 allows one writer process), they go through that server's REST API instead, or say
-exactly what to do.
+exactly what to do. They embed with the embedder the server is configured with
+(c.RubberDuckApp.index_embedder in jupyter_server_config), or `--embedder`: an index built
+with one embedder is rebuilt from scratch when opened with another.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from .embedder_config import DEFAULT_WINDOW, EmbedderConfig, EmbedderError
 from .service import default_db_path
 
 
@@ -31,6 +34,36 @@ def _db_path(args: argparse.Namespace) -> Path:
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--root", default=".", help="The project folder (default: here).")
     parser.add_argument("--db", help="The index database (default: the server's for --root).")
+    parser.add_argument(
+        "--embedder",
+        help="minilm, model2vec or litellm:<model> (default: the server's index_embedder, "
+        "else minilm). Must match the one the index was built with, or it is rebuilt.",
+    )
+    parser.add_argument(
+        "--embedder-api-base",
+        help="With litellm:<model>: the endpoint (default: the server's index_embedder_api_base)."
+        " The key comes from the server config or the provider's variable (OPENAI_API_KEY...).",
+    )
+
+
+def _server_settings() -> dict[str, Any]:
+    try:
+        from ..cli import load_server_config
+
+        return load_server_config()
+    except Exception:  # an unreadable config file: the flags and defaults still work
+        return {}
+
+
+def embedder_config(args: argparse.Namespace) -> EmbedderConfig:
+    """The server's embedder settings, overridden by the command's flags."""
+    server = _server_settings()
+    return EmbedderConfig(
+        spec=(args.embedder or server.get("index_embedder") or "minilm").strip(),
+        api_base=args.embedder_api_base or server.get("index_embedder_api_base") or "",
+        api_key=server.get("index_embedder_api_key") or "",
+        window=int(server.get("index_embedder_window") or DEFAULT_WINDOW),
+    ).validate()
 
 
 def _server_for(root: Path) -> dict[str, Any] | None:
@@ -125,7 +158,10 @@ def index_command(argv: list[str]) -> int:
     from .store import IndexLockedError
 
     try:
-        return _index_locally(root, db, subpaths)
+        return _index_locally(root, db, subpaths, embedder_config(args))
+    except EmbedderError as exc:
+        print(exc, file=sys.stderr)
+        return 1
     except IndexLockedError:
         server = _server_for(root)
         if server is None:
@@ -135,12 +171,12 @@ def index_command(argv: list[str]) -> int:
         return _index_through(server, rel)
 
 
-def _index_locally(root: Path, db: Path, subpaths: list[Path]) -> int:
-    from .embedder import SentenceTransformerEmbedder
+def _index_locally(root: Path, db: Path, subpaths: list[Path], config: EmbedderConfig) -> int:
+    from .embedder_config import build_embedder
     from .indexer import Indexer
     from .store import IndexStore
 
-    embedder = SentenceTransformerEmbedder()
+    embedder = build_embedder(config)
     db.parent.mkdir(parents=True, exist_ok=True)
     with IndexStore(db, dim=embedder.dim, embedder_id=embedder.id) as store:
         progress = _ProgressLine()
@@ -152,7 +188,7 @@ def _index_locally(root: Path, db: Path, subpaths: list[Path]) -> int:
             raise
         finally:
             progress.close()
-    print(f"Index: {db}")
+    print(f"Index: {db} (embedder {embedder.id})")
     _print_report(report.to_json())
     return 0
 
@@ -203,6 +239,9 @@ def search_command(argv: list[str]) -> int:
 
     try:
         hits = _search_locally(db, args)
+    except EmbedderError as exc:
+        print(exc, file=sys.stderr)
+        return 1
     except IndexLockedError:
         server = _server_for(root)
         if server is None:
@@ -232,11 +271,11 @@ def search_command(argv: list[str]) -> int:
 
 
 def _search_locally(db: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
-    from .embedder import SentenceTransformerEmbedder
+    from .embedder_config import build_embedder
     from .search import HybridSearcher
     from .store import IndexStore
 
-    embedder = SentenceTransformerEmbedder()
+    embedder = build_embedder(embedder_config(args))
     with IndexStore(db, dim=embedder.dim, embedder_id=embedder.id) as store:
         searcher = HybridSearcher(store, embedder.embed_query)
         hits = searcher.search(

@@ -8,7 +8,7 @@ leaves the indexed root.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,17 +77,103 @@ class _GitIgnore:
 
 
 def discover(
-    root: Path, *, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    root: Path,
+    *,
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    under: Sequence[Path] = (),
 ) -> Iterator[Candidate | Skipped]:
-    """Walks `root`, yielding what to index and what was refused (with the reason)."""
+    """Walks `root` (or only the files and folders `under` it), yielding what to index and
+    what was refused (with the reason)."""
     root = root.resolve()
-    yield from _walk(root, root, "", _GitIgnore().child(root, ""), max_file_bytes)
+    if not under:
+        yield from _walk(root, root, "", _GitIgnore().child(root, ""), max_file_bytes)
+        return
+    rules = GitIgnoreRules(root)
+    for path in under:
+        try:
+            rel = path.absolute().relative_to(root).as_posix()
+        except ValueError:
+            yield Skipped(str(path), "outside the indexed folder")
+            continue
+        if rel == ".":
+            yield from discover(root, max_file_bytes=max_file_bytes)
+            continue
+        if not path.is_dir() or path.is_symlink():
+            yield check_file(root, path, max_file_bytes=max_file_bytes, rules=rules)
+            continue
+        if excluded_by_name(rel) or rules.ignores(rel, True):
+            continue
+        yield from _walk(root, path, rel, rules.folder_chain(rel), max_file_bytes)
+
+
+def excluded_by_name(rel_path: str) -> bool:
+    """Hidden or secret at any level, or under a folder that is never indexed: decided from
+    the path alone, so a file watcher can drop such churn (.git/, node_modules) for free."""
+    parts = rel_path.split("/")
+    return (
+        any(part.startswith(".") for part in parts)
+        or any(part in ALWAYS_SKIPPED_DIRS for part in parts)
+        or _is_secret_name(parts[-1])
+    )
+
+
+class GitIgnoreRules:
+    """The .gitignore files of a tree, each read once, for checking many paths (a save
+    burst, a `git checkout`). Call `clear()` when a .gitignore file changes."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self._chains: dict[str, _GitIgnore] = {}
+
+    def clear(self) -> None:
+        self._chains.clear()
+
+    def _chain(self, rel_folder: str) -> _GitIgnore:
+        chain = self._chains.get(rel_folder)
+        if chain is None:
+            if rel_folder:
+                parent, _, _ = rel_folder.rpartition("/")
+                chain = self._chain(parent).child(self.root / rel_folder, rel_folder)
+            else:
+                chain = _GitIgnore().child(self.root, "")
+            self._chains[rel_folder] = chain
+        return chain
+
+    def folder_ignored(self, rel_path: str) -> bool:
+        """Whether a folder above `rel_path` is excluded (then its own rules never apply)."""
+        parts = rel_path.split("/")
+        rel_folder = ""
+        for part in parts[:-1]:
+            parent = rel_folder
+            rel_folder = f"{rel_folder}/{part}" if rel_folder else part
+            if self._chain(parent).ignores(rel_folder, True):
+                return True
+        return False
+
+    def ignores(self, rel_path: str, is_dir: bool = False) -> bool:
+        if self.folder_ignored(rel_path):
+            return True
+        parent, _, _ = rel_path.rpartition("/")
+        return self._chain(parent).ignores(rel_path, is_dir)
+
+    def folder_chain(self, rel_folder: str) -> _GitIgnore:
+        """The rules that apply inside a folder, its own .gitignore included."""
+        return self._chain(rel_folder)
+
+    def chain_for(self, rel_path: str) -> _GitIgnore:
+        parent, _, _ = rel_path.rpartition("/")
+        return self._chain(parent)
 
 
 def check_file(
-    root: Path, path: Path, *, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    root: Path,
+    path: Path,
+    *,
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    rules: GitIgnoreRules | None = None,
 ) -> Candidate | Skipped:
-    """The same rules for one file (a save hook): hidden parts and .gitignore included."""
+    """The same rules for one file (a save hook): hidden parts and .gitignore included.
+    Pass `rules` when checking many files of one tree, so each .gitignore is read once."""
     root = root.resolve()
     try:
         rel = path.absolute().relative_to(root).as_posix()
@@ -96,15 +182,10 @@ def check_file(
     parts = rel.split("/")
     if any(part.startswith(".") for part in parts) or any(p in ALWAYS_SKIPPED_DIRS for p in parts):
         return Skipped(rel, "hidden or excluded folder")
-    ignore = _GitIgnore().child(root, "")
-    folder, rel_folder = root, ""
-    for part in parts[:-1]:
-        folder = folder / part
-        rel_folder = f"{rel_folder}/{part}" if rel_folder else part
-        if ignore.ignores(rel_folder, True):
-            return Skipped(rel, "ignored by .gitignore")
-        ignore = ignore.child(folder, rel_folder)
-    return _consider(root, path, rel, ignore, max_file_bytes)
+    rules = rules if rules is not None and rules.root == root else GitIgnoreRules(root)
+    if rules.folder_ignored(rel):
+        return Skipped(rel, "ignored by .gitignore")
+    return _consider(root, path, rel, rules.chain_for(rel), max_file_bytes)
 
 
 def _walk(

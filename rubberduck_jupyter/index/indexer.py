@@ -9,6 +9,7 @@ the batch in flight, and the next run, comparing hashes, redoes exactly what is 
 from __future__ import annotations
 
 import hashlib
+import os
 import queue
 import threading
 import time
@@ -20,7 +21,14 @@ from typing import Any
 import numpy as np
 
 from .chunkers import chunk_bytes
-from .discovery import DEFAULT_MAX_FILE_BYTES, Candidate, Skipped, check_file, discover
+from .discovery import (
+    DEFAULT_MAX_FILE_BYTES,
+    Candidate,
+    GitIgnoreRules,
+    Skipped,
+    check_file,
+    discover,
+)
 from .embedder import Embedder
 from .store import FileState, IndexStore
 from .types import Chunk, ChunkError
@@ -130,7 +138,8 @@ class Indexer:
         self._report_progress(phase="scanning")
         prefixes = [self._rel(root, p) for p in subpaths]
         found: list[Candidate] = []
-        for item in discover(root, max_file_bytes=self.max_file_bytes):
+        # Only the given subpaths are walked: a watcher's new folder costs its own files.
+        for item in discover(root, max_file_bytes=self.max_file_bytes, under=subpaths):
             rel = item.rel_path
             if prefixes and not any(_under(rel, prefix) for prefix in prefixes):
                 continue
@@ -146,21 +155,26 @@ class Indexer:
         return report
 
     def index_files(self, root: Path, paths: Iterable[Path]) -> IndexReport:
-        """Refresh single files (after a save): index, update, or drop them."""
+        """Refresh single files (after a save or a watcher event): index, update, or drop
+        them. A path that no longer exists and was a folder drops the files indexed under it
+        (a folder deleted or moved away shows up as one event, not one per file)."""
         root = root.resolve()
         report = IndexReport(root=str(root))
         started = time.perf_counter()
         found: list[Candidate] = []
         removed: set[str] = set()
         known = self.store.file_states()
+        rules = GitIgnoreRules(root)
         for path in paths:
-            item = check_file(root, path, max_file_bytes=self.max_file_bytes)
+            item = check_file(root, path, max_file_bytes=self.max_file_bytes, rules=rules)
             if isinstance(item, Candidate):
                 found.append(item)
-            else:
-                report.skipped.append(item)
-                if item.rel_path in known:
-                    removed.add(item.rel_path)  # deleted, or now ignored/too big
+                continue
+            report.skipped.append(item)
+            if item.rel_path in known:
+                removed.add(item.rel_path)  # deleted, or now ignored/too big
+            elif item.rel_path and not os.path.lexists(path):
+                removed.update(p for p in known if _under(p, item.rel_path))
         self._run(found, known, removed, report)
         report.seconds = time.perf_counter() - started
         return report

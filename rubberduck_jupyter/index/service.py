@@ -1,10 +1,14 @@
 """The index as the server uses it: one store per server, indexing in the background,
-search off the event loop, and files refreshed shortly after they are saved.
+search off the event loop, and files refreshed shortly after they change: saved through
+Jupyter (the contents manager's post-save hook) or changed on disk by anything else (a
+file watcher). Both feed one debounced queue, so a file saved through Jupyter, which the
+watcher sees too, is refreshed once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import time
@@ -17,7 +21,7 @@ if TYPE_CHECKING:  # numpy and DuckDB load only when the index is first used
 
 log = logging.getLogger(__name__)
 
-# Saves come in bursts (autosave, several files); wait this long after the last one.
+# Changes come in bursts (autosave, several files, a checkout); wait this long after the last.
 SAVE_DEBOUNCE_S = 1.0
 
 
@@ -43,10 +47,12 @@ class IndexService:
         *,
         embedder_factory: Callable[[], Any] | None = None,
         max_file_bytes: int = 2_000_000,
+        debounce_s: float = SAVE_DEBOUNCE_S,
     ) -> None:
         self.root = root.resolve()
         self.db_path = db_path
         self.max_file_bytes = max_file_bytes
+        self.debounce_s = debounce_s
         self._embedder_factory = embedder_factory
         self._embedder: Any = None
         self._store: Any = None
@@ -58,8 +64,14 @@ class IndexService:
         self.last_report: dict[str, Any] | None = None
         self.last_error: str | None = None
         self._pending_saves: set[Path] = set()
+        self._pending_rescan = False
         self._save_timer: asyncio.TimerHandle | None = None
         self._refresh: asyncio.Task[None] | None = None
+        self.refreshes = 0  # refresh passes finished, for health and tests
+        self._watch_wanted = False
+        self._watch_options: dict[str, Any] = {}
+        self._watcher: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # --- opening (heavy imports and the model load happen here, in a thread) -----------
 
@@ -118,6 +130,7 @@ class IndexService:
             report = await asyncio.to_thread(self._indexer.index_folder, self.root, subpaths)
             self.last_report = report.to_json()
             self.state = "idle"
+            self._start_watcher_if_indexed()
         except Exception as exc:
             log.exception("RubberDuck indexing failed")
             self.state = "error"
@@ -138,6 +151,8 @@ class IndexService:
             "last_report": self.last_report,
             "error": self.last_error,
             "open": self.is_open,
+            "embedder": self._embedder.id if self._embedder is not None else None,
+            "watch": self.watch_status(),
         }
 
     # --- search -----------------------------------------------------------------------
@@ -166,45 +181,131 @@ class IndexService:
 
     # --- freshness --------------------------------------------------------------------
 
+    @property
+    def index_exists(self) -> bool:
+        return self.is_open or self.db_path.exists()
+
     def file_saved(self, os_path: str) -> None:
         """Post-save hook: refresh the file soon, if it belongs to an index that exists."""
         path = Path(os_path).resolve()
-        if not path.is_relative_to(self.root) or not (self.is_open or self.db_path.exists()):
+        if not path.is_relative_to(self.root) or not self.index_exists:
             return
-        self._pending_saves.add(path)
+        self._queue_refresh({path}, rescan=False)
+
+    def _queue_refresh(self, paths: set[Path], *, rescan: bool) -> None:
+        self._pending_saves |= paths
+        self._pending_rescan = self._pending_rescan or rescan
         loop = asyncio.get_running_loop()
         if self._save_timer is not None:
             self._save_timer.cancel()
-        self._save_timer = loop.call_later(SAVE_DEBOUNCE_S, self._start_refresh)
+        self._save_timer = loop.call_later(self.debounce_s, self._start_refresh)
 
     def _start_refresh(self) -> None:
         self._save_timer = None
         if self._refresh is not None and not self._refresh.done():
-            # One refresh at a time; the files saved meanwhile go in the next one.
+            # One refresh at a time; the files changed meanwhile go in the next one.
             self._save_timer = asyncio.get_running_loop().call_later(
-                SAVE_DEBOUNCE_S, self._start_refresh
+                self.debounce_s, self._start_refresh
             )
             return
         paths, self._pending_saves = sorted(self._pending_saves), set()
-        self._refresh = asyncio.get_running_loop().create_task(self._refresh_files(paths))
+        rescan, self._pending_rescan = self._pending_rescan, False
+        self._refresh = asyncio.get_running_loop().create_task(self._refresh_files(paths, rescan))
 
-    async def _refresh_files(self, paths: list[Path]) -> None:
+    async def _refresh_files(self, paths: list[Path], rescan: bool = False) -> None:
         from .indexer import Indexer
 
         started = time.perf_counter()
         try:
             await self._ensure_open()
             indexer = Indexer(self._store, self._embedder, max_file_bytes=self.max_file_bytes)
-            report = await asyncio.to_thread(indexer.index_files, self.root, paths)
+            indexed = await asyncio.to_thread(self._refresh_blocking, indexer, paths, rescan)
             log.debug(
                 "RubberDuck refreshed %d file(s) in %.2f s",
-                report.files_indexed,
+                indexed,
                 time.perf_counter() - started,
             )
         except Exception:
             log.exception("RubberDuck could not refresh %s", [str(p) for p in paths])
+        finally:
+            self.refreshes += 1
+
+    def _refresh_blocking(self, indexer: Any, paths: list[Path], rescan: bool) -> int:
+        if rescan:
+            # A .gitignore changed: a full incremental pass adds what it now lets in and
+            # drops what it now excludes (unchanged files cost a stat each).
+            return int(indexer.index_folder(self.root).files_indexed)
+        # A folder that appeared (created, moved in, checked out) gets one event: walk it.
+        folders = {p for p in paths if p.is_dir() and not p.is_symlink()}
+        files = [p for p in paths if p not in folders]
+        indexed = 0
+        if files:
+            indexed += indexer.index_files(self.root, files).files_indexed
+        if folders:
+            indexed += indexer.index_folder(self.root, sorted(folders)).files_indexed
+        return indexed
+
+    # --- the file watcher -------------------------------------------------------------
+
+    def watch(self, *, force_polling: bool = False, poll_delay_ms: int | None = None) -> None:
+        """Also refresh files changed outside Jupyter: starts the watcher now if an index
+        exists, else once the first one is built. Call from the event loop."""
+        self._watch_wanted = True
+        self._watch_options = {"force_polling": force_polling}
+        if poll_delay_ms:
+            self._watch_options["poll_delay_ms"] = poll_delay_ms
+        self._loop = asyncio.get_running_loop()
+        self._start_watcher_if_indexed()
+
+    def _start_watcher_if_indexed(self) -> None:
+        if not self._watch_wanted or not self.index_exists:
+            return
+        if self._watcher is not None and self._watcher.alive:
+            return
+        from .watcher import TreeWatcher
+
+        self._loop = asyncio.get_running_loop()
+        self._watcher = TreeWatcher(self.root, self._changes_seen, **self._watch_options)
+        self._watcher.start()
+
+    def _changes_seen(self, paths: set[Path], rescan: bool) -> None:
+        """Called in the watcher's thread: hand the burst to the event loop."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        # The loop may close between the check and the call when the server stops.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(self._queue_changes, paths, rescan)
+
+    def _queue_changes(self, paths: set[Path], rescan: bool) -> None:
+        if self._watcher is None:
+            return  # stopped meanwhile
+        self._queue_refresh(paths, rescan=rescan)
+
+    @property
+    def refresh_idle(self) -> bool:
+        """No change waiting for its debounce and no refresh running."""
+        return self._save_timer is None and (self._refresh is None or self._refresh.done())
+
+    @property
+    def watcher(self) -> Any:
+        return self._watcher
+
+    def watch_status(self) -> dict[str, Any]:
+        if not self._watch_wanted:
+            return {"state": "off"}
+        if self._watcher is None:
+            return {"state": "waiting for an index"}
+        return self._watcher.status()
+
+    async def _stop_watcher(self) -> None:
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            await asyncio.to_thread(watcher.stop)
 
     async def close(self) -> None:
+        self._watch_wanted = False
+        await self._stop_watcher()
         self.stop()
         if self._save_timer is not None:
             self._save_timer.cancel()

@@ -1,4 +1,5 @@
-"""A fake OpenAI-compatible chat-completions provider on 127.0.0.1, for tests and local dev.
+"""A fake OpenAI-compatible provider on 127.0.0.1 (chat completions and embeddings), for
+tests and local dev.
 
 Three ways to run it::
 
@@ -11,6 +12,10 @@ Three ways to run it::
         fake.set_replies(["Hello!"]); fake.base_url; fake.requests
 
 Replies: each completion takes the next scripted reply, else echoes the last user message.
+Embeddings (``POST /v1/embeddings``, OpenAI's shape): a hashed bag of words per input,
+L2-normalised, ``embedding_dim`` wide (64; a request's ``dimensions`` overrides it), so texts
+sharing words are near each other. The same faults apply (error codes, drop, stall,
+slow_first_byte, malformed).
 
 Faults (``FAULT_MODES``) come, first match wins, from the queue filled by ``add_faults()``
 (one per request), from a ``fault-<MODE>`` part of the request's model name, or from the
@@ -19,7 +24,8 @@ the others send (part of) the next reply.
 
 HTTP control API: ``POST /_fake/script`` ``{"replies": [...]}``, ``POST /_fake/faults``
 ``{"faults": [...]}``, ``GET /_fake/requests``, ``POST /_fake/reset``, and
-``GET``/``POST /_fake/settings`` for the numeric settings and the server-wide fault.
+``GET``/``POST /_fake/settings`` for the numeric settings, ``embedding_dim`` and the
+server-wide fault.
 """
 
 from __future__ import annotations
@@ -46,6 +52,8 @@ import tornado.iostream
 import tornado.netutil
 import tornado.web
 from tornado.http1connection import HTTP1Connection
+
+from .embedding import DEFAULT_DIM, hashed_bag_of_words
 
 log = logging.getLogger(__name__)
 
@@ -184,8 +192,10 @@ class FakeLLM:
         slow_first_byte_seconds: float = 5.0,
         stall_seconds: float = 30.0,
         retry_after_seconds: float = 1.0,
+        embedding_dim: int = DEFAULT_DIM,
     ) -> None:
         self.host = host
+        self.embedding_dim = embedding_dim
         self.port = port
         self.chunk_delay = chunk_delay
         self.slow_first_byte_seconds = slow_first_byte_seconds
@@ -235,8 +245,9 @@ class FakeLLM:
 
     @property
     def requests(self) -> list[dict[str, Any]]:
-        """Completion request bodies in arrival order, each with a "_fake" entry holding the
-        path, the fault applied, and whether an Authorization header came (never its value)."""
+        """Completion and embedding request bodies in arrival order, each with a "_fake" entry
+        holding the path, the fault applied, and whether an Authorization header came (never
+        its value)."""
         with self._lock:
             return copy.deepcopy(self._requests)
 
@@ -271,10 +282,11 @@ class FakeLLM:
     def settings(self) -> dict[str, Any]:
         values: dict[str, Any] = {name: getattr(self, name) for name in SETTINGS}
         values["fault"] = self.fault
+        values["embedding_dim"] = self.embedding_dim
         return values
 
     def update_settings(self, values: dict[str, Any]) -> None:
-        unknown = set(values) - {*SETTINGS, "fault"}
+        unknown = set(values) - {*SETTINGS, "fault", "embedding_dim"}
         if unknown:
             raise ValueError(f"unknown settings: {', '.join(sorted(unknown))}")
         for name in SETTINGS:
@@ -282,6 +294,10 @@ class FakeLLM:
                 value = values[name]
                 if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
                     raise ValueError(f"{name} must be a number >= 0")
+        if "embedding_dim" in values:
+            dim = values["embedding_dim"]
+            if isinstance(dim, bool) or not isinstance(dim, int) or not 1 <= dim <= 8192:
+                raise ValueError("embedding_dim must be an integer 1..8192")
         if "fault" in values:
             fault = values["fault"]
             if fault is not None and not isinstance(fault, str):
@@ -290,6 +306,8 @@ class FakeLLM:
         for name in SETTINGS:
             if name in values:
                 setattr(self, name, float(values[name]))
+        if "embedding_dim" in values:
+            self.embedding_dim = int(values["embedding_dim"])
 
     # -- what the handlers use ------------------------------------------------------------
 
@@ -353,6 +371,7 @@ class FakeLLM:
         return tornado.web.Application(
             [
                 (r"/(?:v1/)?chat/completions", _CompletionsHandler, args),
+                (r"/(?:v1/)?embeddings", _EmbeddingsHandler, args),
                 (r"/(?:v1/)?models", _ModelsHandler, args),
                 (r"/_fake/script", _ScriptHandler, args),
                 (r"/_fake/faults", _FaultsHandler, args),
@@ -674,6 +693,71 @@ class _CompletionsHandler(_BaseHandler):
         }
 
 
+class _EmbeddingsHandler(_CompletionsHandler):
+    """POST /v1/embeddings: deterministic vectors, the completions' faults."""
+
+    async def _complete(self) -> None:
+        fake = self.fake
+        body = self.json_body()
+        error: tuple[int, str, str | None] | None = None
+        fault: str | None = None
+        model = DEFAULT_MODEL
+        texts: list[str] = []
+        if not isinstance(body, dict):
+            body = {"_raw": self.request.body.decode("utf-8", "replace")}
+            error = (400, "the request body must be a JSON object", None)
+        else:
+            model = body["model"] if isinstance(body.get("model"), str) else DEFAULT_MODEL
+            raw = body.get("input")
+            texts = [raw] if isinstance(raw, str) else raw if isinstance(raw, list) else []
+            dimensions = body.get("dimensions", fake.embedding_dim)
+            if not texts or not all(isinstance(t, str) and t for t in texts):
+                error = (400, "'input' must be a non-empty string or list of them", None)
+            elif isinstance(dimensions, bool) or not isinstance(dimensions, int) or dimensions < 1:
+                error = (400, "'dimensions' must be a positive integer", None)
+            else:
+                try:
+                    fault = fake._take_fault(model)
+                except UnknownFaultError as exc:
+                    error = (400, str(exc), "unknown_fault")
+        body["_fake"] = {
+            "path": self.request.path,
+            "authorization_present": "Authorization" in self.request.headers,
+            "fault": fault,
+        }
+        fake._record(body, model)
+        if fake._stopping:
+            self._abort()
+            return
+        if error is not None:
+            self.send_error_json(error[0], error[1], code=error[2])
+            return
+        if fault in _ERROR_BODIES:
+            self._send_fault_error(fault)
+            return
+        if fault == "slow_first_byte" and not await self._pause(fake.slow_first_byte_seconds):
+            return
+        if await self._cut_short(fault):
+            return
+        if fault == "malformed":
+            self.set_header("Content-Type", "application/json")
+            self.finish("{not json")
+            return
+        dim = int(body.get("dimensions", fake.embedding_dim))
+        tokens = sum(count_tokens(text) for text in texts)
+        self.send_json(
+            {
+                "object": "list",
+                "data": [
+                    {"object": "embedding", "index": i, "embedding": hashed_bag_of_words(t, dim)}
+                    for i, t in enumerate(texts)
+                ],
+                "model": model,
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            }
+        )
+
+
 T = TypeVar("T")
 
 
@@ -703,6 +787,7 @@ class FakeLLMThread:
     slow_first_byte_seconds: _Forward[float] = _Forward()
     stall_seconds: _Forward[float] = _Forward()
     retry_after_seconds: _Forward[float] = _Forward()
+    embedding_dim: _Forward[int] = _Forward()
     fault: _Forward[str | None] = _Forward()
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, **options: Any) -> None:
@@ -824,6 +909,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--slow-first-byte-seconds", type=float, default=5.0)
     parser.add_argument("--stall-seconds", type=float, default=30.0)
     parser.add_argument("--retry-after-seconds", type=float, default=1.0)
+    parser.add_argument("--embedding-dim", type=int, default=DEFAULT_DIM)
     return parser
 
 
@@ -857,6 +943,7 @@ def main(argv: list[str] | None = None) -> int:
         slow_first_byte_seconds=args.slow_first_byte_seconds,
         stall_seconds=args.stall_seconds,
         retry_after_seconds=args.retry_after_seconds,
+        embedding_dim=args.embedding_dim,
     )
     fake.add_faults(faults)
     asyncio.run(_serve(fake))

@@ -16,7 +16,12 @@ async def test_health_reports_each_subsystem_without_secrets(jp_fetch: Any) -> N
     assert body["status"] == "ok"
     assert body["protocol_version"] == 1
     assert set(body["subsystems"]) == {"llm", "sessions", "index", "event_loop"}
-    assert body["subsystems"]["index"] == {"state": "idle", "open": False}
+    assert body["subsystems"]["index"] == {
+        "state": "idle",
+        "open": False,
+        "embedder": "minilm",
+        "watch": {"state": "waiting for an index"},
+    }
     llm = body["subsystems"]["llm"]
     assert llm["model"] == "openai/fake-model"
     assert llm["state"] == "idle"

@@ -5,7 +5,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from rubberduck_jupyter.index.discovery import Candidate, Skipped, check_file, discover
+from rubberduck_jupyter.index.discovery import (
+    Candidate,
+    GitIgnoreRules,
+    Skipped,
+    check_file,
+    discover,
+    excluded_by_name,
+)
 
 
 def make_tree(root: Path, outside: Path) -> None:
@@ -72,3 +79,40 @@ def test_check_file_applies_the_same_rules_to_one_file(tmp_path: Path) -> None:
         result = check_file(root, path)
         assert isinstance(result, Skipped), path
         assert result.reason == reason
+
+
+def test_discovering_under_subpaths_walks_only_them_by_the_same_rules(tmp_path: Path) -> None:
+    root = tmp_path / "project"
+    make_tree(root, tmp_path / "outside")
+    (root / "src" / "deep").mkdir()
+    (root / "src" / "deep" / "inner.py").write_text("y = 2\n")
+    (root / "src" / "deep" / ".gitignore").write_text("inner.py\n")
+    (root / "src" / "deep" / "kept.py").write_text("z = 3\n")
+
+    whole = {r.rel_path: r for r in discover(root, max_file_bytes=5000)}
+    under_src = {r.rel_path: r for r in discover(root, max_file_bytes=5000, under=[root / "src"])}
+    assert under_src == {rel: r for rel, r in whole.items() if rel.startswith("src/")}
+    assert "src/deep/kept.py" in under_src and "src/deep/inner.py" not in under_src
+
+    # A folder an ancestor's .gitignore excludes yields nothing; a single file is checked.
+    assert list(discover(root, under=[root / "src" / "generated"])) == []
+    (one,) = discover(root, under=[root / "src" / "model.py"])
+    assert isinstance(one, Candidate) and one.rel_path == "src/model.py"
+
+
+def test_gitignore_rules_read_each_file_once_until_cleared(tmp_path: Path) -> None:
+    root = tmp_path / "project"
+    make_tree(root, tmp_path / "outside")
+    rules = GitIgnoreRules(root)
+    assert rules.ignores("build/out.py")
+    assert rules.ignores("src/generated/gen.py")
+    assert not rules.ignores("src/model.py")
+    (root / ".gitignore").write_text("src/model.py\n")
+    assert not rules.ignores("src/model.py")  # cached until told
+    rules.clear()
+    assert rules.ignores("src/model.py")
+    assert not rules.ignores("build/out.py")
+    assert excluded_by_name("notebooks/.ipynb_checkpoints/a-checkpoint.ipynb")
+    assert excluded_by_name("web/node_modules/pkg/index.js")
+    assert excluded_by_name("config/.env.local")
+    assert not excluded_by_name("src/model.py")

@@ -7,12 +7,25 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from rubberduck_jupyter.index.store import IndexStore
 
+REPO = Path(__file__).resolve().parents[2]
 
-def rubberduck(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, JUPYTER_DATA_DIR=str(cwd / "data"))
+
+def rubberduck(
+    *args: str, cwd: Path, config_dir: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = dict(
+        os.environ,
+        JUPYTER_DATA_DIR=str(cwd / "data"),
+        # This checkout's package, whichever one the virtualenv installed.
+        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        JUPYTER_CONFIG_DIR=str(config_dir or cwd / "config"),
+    )
     return subprocess.run(
         [sys.executable, "-m", "jupyter", "rubberduck", *args],
         cwd=cwd,
@@ -76,3 +89,42 @@ def test_a_database_held_elsewhere_gets_a_clear_message(tmp_path: Path) -> None:
         holder.wait()
     with IndexStore(db) as store:  # usable again once the holder is gone
         assert store.file_states() == {}
+
+
+def test_the_cli_embeds_with_the_servers_embedder(
+    tmp_path: Path, fake_llm: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "pricing.py").write_text("def price_elasticity(demand, price):\n    return 0\n")
+    (project / "notes.md").write_text("# Logistics\n\nShipping routes and warehouses.\n")
+    config_dir = tmp_path / "jupyter-config"
+    config_dir.mkdir()
+    (config_dir / "jupyter_server_config.py").write_text(
+        "c.RubberDuckApp.index_embedder = 'litellm:openai/fake-embed'\n"
+        f"c.RubberDuckApp.index_embedder_api_base = {fake_llm.base_url!r}\n"
+        "c.RubberDuckApp.index_embedder_api_key = 'os.environ/FAKE_EMBED_KEY'\n"
+    )
+    db = tmp_path / "index.duckdb"
+    monkeypatch.setenv("FAKE_EMBED_KEY", "sk-from-env")
+    indexed = rubberduck("index", "--db", str(db), cwd=project, config_dir=config_dir)
+    found = rubberduck(
+        "search", "price elasticity of demand", "--db", str(db), "--json", "--mode", "vector",
+        cwd=project, config_dir=config_dir,
+    )  # fmt: skip
+    assert indexed.returncode == 0, indexed.stderr
+    assert "embedder litellm:openai/fake-embed:64d:w256" in indexed.stdout
+    assert found.returncode == 0, found.stderr
+    assert json.loads(found.stdout.splitlines()[0])["path"] == "pricing.py"
+    embeddings = [r for r in fake_llm.requests if r["_fake"]["path"].endswith("/embeddings")]
+    assert embeddings and all(r["_fake"]["authorization_present"] for r in embeddings)
+
+    fake_llm.update_settings({"fault": "401"})
+    refused = rubberduck("search", "anything", "--db", str(db), cwd=project, config_dir=config_dir)
+    assert refused.returncode == 1
+    assert "openai/fake-embed" in refused.stderr and "auth" in refused.stderr
+    assert "sk-from-env" not in refused.stderr
+
+    typo = rubberduck("index", "--db", str(db), "--embedder", "minilm2", cwd=project)
+    assert typo.returncode == 1
+    assert "index_embedder 'minilm2'" in typo.stderr
