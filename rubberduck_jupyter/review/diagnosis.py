@@ -1026,6 +1026,46 @@ def _recursion(ctx: _Context) -> StaticDiagnosis:
     )
 
 
+# Errors whose advice does not depend on the message.
+_FIXED_ADVICE: dict[str, tuple[str, list[str]]] = {
+    "KeyboardInterrupt": (
+        "The run was interrupted: the stop button (Kernel > Interrupt) or a timeout.",
+        ["If it was running too long, try the code on a sample of the data first."],
+    ),
+    "MemoryError": (
+        "The data does not fit in memory.",
+        [
+            "Read fewer rows or columns (`usecols=`, `nrows=`, `chunksize=`), use smaller "
+            "dtypes (`float32`, `category`), and `del` large objects you no longer need.",
+        ],
+    ),
+    "AssertionError": (
+        "An `assert` condition was false.",
+        ["Print the values the assertion compares, just before it."],
+    ),
+    "PermissionError": (
+        "The file or folder cannot be read or written by the user running the kernel.",
+        [
+            "Check the path's permissions, or write to a folder you own; close the file if "
+            "another program (such as Excel) holds it open."
+        ],
+    ),
+    "IsADirectoryError": (
+        "A folder was given where a file path was expected.",
+        ["Add the file name to the path, or list the folder with `os.listdir(path)`."],
+    ),
+    "StopIteration": (
+        "`next()` was called on an exhausted iterator (or one that was empty).",
+        ["Use `next(iterator, default)`, or re-create the iterator: generators run once."],
+    ),
+}
+
+
+def _fixed_advice(ctx: _Context) -> StaticDiagnosis:
+    cause, suggestions = _FIXED_ADVICE[ctx.parsed.short_type]
+    return StaticDiagnosis(_summary(ctx), cause, list(suggestions))
+
+
 def _generic_suggestions(ctx: _Context) -> list[str]:
     suggestions = [
         f"The error says: {ctx.first_line}"
@@ -1093,6 +1133,8 @@ def diagnose(
     frame = parsed.user_frame
     ctx = _Context(parsed, cell, frozenset(known_names), line, frame.location if frame else "")
     handler = _HANDLERS.get(parsed.short_type)
+    if handler is None and parsed.short_type in _FIXED_ADVICE:
+        handler = _fixed_advice
     if handler is None and parsed.short_type.endswith("DecodeError"):
         handler = _unicode_decode if "codec" in parsed.message else _json_decode
     try:
