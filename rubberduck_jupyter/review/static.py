@@ -1,9 +1,9 @@
 """Static review of Python source or a notebook cell: the parser, ruff, and a few checks of
 our own for mistakes that are common in notebooks and that ruff does not know about.
 
-Blocking (a ruff subprocess, ~20-40 ms): the server calls `analyze_python` from a thread.
-Never raises for bad input or a broken ruff: ruff trouble becomes one "info" finding and
-the parser and ast checks still run.
+Blocking (a ruff subprocess, ~15 ms a cell here): the server calls `analyze_python` from
+a thread. Never raises for bad input or a broken ruff: ruff trouble becomes one "info"
+finding and the parser and ast checks still run.
 """
 
 from __future__ import annotations
