@@ -98,7 +98,8 @@ def test_summary_of_a_small_project() -> None:
         "notebooks/report.py": "import shop.orders\n%matplotlib inline\nshop.orders.place([])\n",
         "broken.py": "def oops(:\n",
         "src/shop/hints.py": (
-            "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from shop.orders import place\n"
+            "from typing import TYPE_CHECKING\n"
+            "if TYPE_CHECKING:\n    from shop.orders import place\n"
         ),
     }
     summary = architecture_summary(files, top_n=2)
