@@ -56,7 +56,10 @@ def parse_python(
 
 def parse_cell(source: str) -> ast.Module:
     """A notebook cell's ast, IPython syntax masked. Raises SyntaxError like `ast.parse`."""
-    return parse_python(mask_magics(source).source)
+    try:
+        return parse_python(source)
+    except (SyntaxError, ValueError):
+        return parse_python(mask_magics(source).source)  # IPython syntax never parses
 
 
 def _parses(code: str) -> bool:

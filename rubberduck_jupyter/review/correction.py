@@ -102,6 +102,17 @@ class CorrectionLoop:
         return CorrectionResult(answers[best], rounds, best)
 
 
+def _code_line(blocks: list[list[str]], finding: Finding) -> str | None:
+    """The line of code a finding is about, if the answer's blocks still have it."""
+    if finding.block is not None:
+        lines = blocks[finding.block] if finding.block < len(blocks) else None
+    else:
+        lines = blocks[0] if len(blocks) == 1 else None
+    if lines is None or not 0 < finding.line <= len(lines):
+        return None
+    return lines[finding.line - 1].strip() or None
+
+
 def reprompt_text(answer: str, findings: list[Finding]) -> str:
     """The message that asks a model to fix its answer: each problem with the line of code
     it is about, then the instruction to answer again in full."""
@@ -109,15 +120,8 @@ def reprompt_text(answer: str, findings: list[Finding]) -> str:
     items = []
     for finding in sort_findings(findings):
         item = f"- {format_findings([finding])}"
-        lines = (
-            blocks[finding.block]
-            if finding.block is not None and finding.block < len(blocks)
-            else None
-        )
-        if lines is None and finding.block is None and len(blocks) == 1:
-            lines = blocks[0]
-        if lines is not None and 0 < finding.line <= len(lines) and lines[finding.line - 1].strip():
-            item += f"\n    `{lines[finding.line - 1].strip()}`"
+        if code := _code_line(blocks, finding):
+            item += f"\n    `{code}`"
         items.append(item)
     problems = "\n".join(items) if items else "- (no details)"
     return (

@@ -213,7 +213,7 @@ def _python_hint(message: str) -> str | None:
     return match.group(1) if match else None
 
 
-def _parse_cell(cell: str | None) -> ast.Module | None:
+def _cell_tree(cell: str | None) -> ast.Module | None:
     if cell is None:
         return None
     try:
@@ -223,7 +223,7 @@ def _parse_cell(cell: str | None) -> ast.Module | None:
 
 
 def _parses(code: str) -> bool:
-    return _parse_cell(code) is not None
+    return _cell_tree(code) is not None
 
 
 def _bound_names(tree: ast.Module | None) -> dict[str, int]:
@@ -303,7 +303,7 @@ def _rename(source: str, old: str, new: str) -> str | None:
     )
 
 
-def _first_line_of(code: str | None) -> str:
+def _quoted_code(code: str | None) -> str:
     return f"\n    `{code}`" if code else ""
 
 
@@ -315,7 +315,7 @@ def _name_error(ctx: _Context) -> StaticDiagnosis:
     if not names:
         return _generic(ctx)
     name = names[0]
-    tree = _parse_cell(ctx.cell)
+    tree = _cell_tree(ctx.cell)
     bound = _bound_names(tree)
     hint = _python_hint(ctx.message)
     candidates = set(ctx.known) | set(bound) | set(dir(builtins))
@@ -447,7 +447,7 @@ def _key_error(ctx: _Context) -> StaticDiagnosis:
         key: Any = ast.literal_eval(raw)
     except (ValueError, SyntaxError):
         key = raw
-    tree = _parse_cell(ctx.cell)
+    tree = _cell_tree(ctx.cell)
     candidates = _string_literals(tree) | set(ctx.known)
     suggestions: list[str] = []
     fix: str | None = None
@@ -566,7 +566,7 @@ def _attribute_error(ctx: _Context) -> StaticDiagnosis:
         suggestions.append(_TYPE_ATTRIBUTE_ADVICE[(short_type, attr)])
         return StaticDiagnosis(_summary(ctx), cause, suggestions)
     close = [hint] if hint else []
-    tree = _parse_cell(ctx.cell)
+    tree = _cell_tree(ctx.cell)
     candidates = _attribute_names(tree) | set(_bound_names(tree))
     if short_type in PANDAS_TYPES:
         candidates |= PANDAS_ATTRIBUTES | _string_literals(tree) | set(ctx.known)
@@ -601,7 +601,7 @@ def _rename_attribute(source: str, old: str, new: str) -> str | None:
 
 def _none_culprit(cell: str | None) -> str | None:
     """Point at the line of the cell that assigns None through an in-place call."""
-    tree = _parse_cell(cell)
+    tree = _cell_tree(cell)
     if tree is None:
         return None
     for finding in notebook_checks(tree):
@@ -802,7 +802,7 @@ def _type_error(ctx: _Context) -> StaticDiagnosis:
     if callable_match and ctx.cell is not None:
         shadowed = [
             name
-            for name in _bound_names(_parse_cell(ctx.cell))
+            for name in _bound_names(_cell_tree(ctx.cell))
             if name in dir(builtins) and name != "_"
         ]
         if shadowed:
@@ -1026,6 +1026,46 @@ def _recursion(ctx: _Context) -> StaticDiagnosis:
     )
 
 
+# Errors whose advice does not depend on the message.
+_FIXED_ADVICE: dict[str, tuple[str, list[str]]] = {
+    "KeyboardInterrupt": (
+        "The run was interrupted: the stop button (Kernel > Interrupt) or a timeout.",
+        ["If it was running too long, try the code on a sample of the data first."],
+    ),
+    "MemoryError": (
+        "The data does not fit in memory.",
+        [
+            "Read fewer rows or columns (`usecols=`, `nrows=`, `chunksize=`), use smaller "
+            "dtypes (`float32`, `category`), and `del` large objects you no longer need.",
+        ],
+    ),
+    "AssertionError": (
+        "An `assert` condition was false.",
+        ["Print the values the assertion compares, just before it."],
+    ),
+    "PermissionError": (
+        "The file or folder cannot be read or written by the user running the kernel.",
+        [
+            "Check the path's permissions, or write to a folder you own; close the file if "
+            "another program (such as Excel) holds it open."
+        ],
+    ),
+    "IsADirectoryError": (
+        "A folder was given where a file path was expected.",
+        ["Add the file name to the path, or list the folder with `os.listdir(path)`."],
+    ),
+    "StopIteration": (
+        "`next()` was called on an exhausted iterator (or one that was empty).",
+        ["Use `next(iterator, default)`, or re-create the iterator: generators run once."],
+    ),
+}
+
+
+def _fixed_advice(ctx: _Context) -> StaticDiagnosis:
+    cause, suggestions = _FIXED_ADVICE[ctx.parsed.short_type]
+    return StaticDiagnosis(_summary(ctx), cause, list(suggestions))
+
+
 def _generic_suggestions(ctx: _Context) -> list[str]:
     suggestions = [
         f"The error says: {ctx.first_line}"
@@ -1037,7 +1077,7 @@ def _generic_suggestions(ctx: _Context) -> list[str]:
     if user is not None and frames and frames[-1] is not user:
         suggestions.append(
             f"The error is raised inside a library; the call from your code is at "
-            f"{user.location}: check the arguments passed there.{_first_line_of(user.code)}"
+            f"{user.location}: check the arguments passed there.{_quoted_code(user.code)}"
         )
     suggestions.append("Run `%debug` in the next cell to inspect the variables where it failed.")
     return suggestions
@@ -1093,6 +1133,8 @@ def diagnose(
     frame = parsed.user_frame
     ctx = _Context(parsed, cell, frozenset(known_names), line, frame.location if frame else "")
     handler = _HANDLERS.get(parsed.short_type)
+    if handler is None and parsed.short_type in _FIXED_ADVICE:
+        handler = _fixed_advice
     if handler is None and parsed.short_type.endswith("DecodeError"):
         handler = _unicode_decode if "codec" in parsed.message else _json_decode
     try:

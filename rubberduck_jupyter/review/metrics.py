@@ -45,30 +45,24 @@ class FunctionInfo:
 
 
 _DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
-
-
-def _own_nodes(node: ast.AST) -> Iterator[ast.AST]:
-    """The nodes of a definition's body, not descending into nested definitions."""
-    for child in ast.iter_child_nodes(node):
-        if isinstance(child, _DEFINITIONS):
-            continue
-        yield child
-        yield from _own_nodes(child)
-
-
 # Each adds one path: a branch, a loop (which may run or not), an except clause, a match case.
 _BRANCHES = (ast.If, ast.IfExp, ast.For, ast.AsyncFor, ast.While, ast.ExceptHandler, ast.match_case)
 
 
 def cyclomatic_complexity(node: ast.AST) -> int:
     decisions = 0
-    for child in _own_nodes(node):
+    stack = list(ast.iter_child_nodes(node))
+    while stack:
+        child = stack.pop()
+        if isinstance(child, _DEFINITIONS):
+            continue  # nested definitions are measured on their own
         if isinstance(child, _BRANCHES):
             decisions += 1
         elif isinstance(child, ast.BoolOp):
             decisions += len(child.values) - 1
         elif isinstance(child, ast.comprehension):
             decisions += 1 + len(child.ifs)
+        stack.extend(ast.iter_child_nodes(child))
     return 1 + decisions
 
 
@@ -141,13 +135,26 @@ def module_name(path: str) -> str:
     return ".".join(parts)
 
 
+def _import_statements(tree: ast.Module) -> Iterator[ast.Import | ast.ImportFrom]:
+    """Import statements at any depth, except under `if TYPE_CHECKING:` (type hints only)."""
+    stack: list[ast.stmt] = list(reversed(tree.body))
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            yield node
+        elif isinstance(node, ast.If) and ast.unparse(node.test).endswith("TYPE_CHECKING"):
+            stack.extend(reversed(node.orelse))
+        else:
+            stack.extend(reversed(_nested_statements(node)))
+
+
 def _imports(tree: ast.Module, this_module: str, is_package: bool) -> list[tuple[str, ...]]:
     """What this module imports, each as the dotted names it may refer to, most specific
     first: `from a import b` -> (`a.b`, `a`) since b may be a submodule or a name in a.
     Relative imports are resolved against the module's own package."""
     found: list[tuple[str, ...]] = []
     package = this_module if is_package else this_module.rpartition(".")[0]
-    for node in ast.walk(tree):
+    for node in _import_statements(tree):
         if isinstance(node, ast.Import):
             found.extend((alias.name,) for alias in node.names)
         elif isinstance(node, ast.ImportFrom):

@@ -1,9 +1,9 @@
 """Static review of Python source or a notebook cell: the parser, ruff, and a few checks of
 our own for mistakes that are common in notebooks and that ruff does not know about.
 
-Blocking (a ruff subprocess, ~20-40 ms): the server calls `analyze_python` from a thread.
-Never raises for bad input or a broken ruff: ruff trouble becomes one "info" finding and
-the parser and ast checks still run.
+Blocking (a ruff subprocess, ~15 ms a cell here): the server calls `analyze_python` from
+a thread. Never raises for bad input or a broken ruff: ruff trouble becomes one "info"
+finding and the parser and ast checks still run.
 """
 
 from __future__ import annotations
@@ -88,17 +88,19 @@ def analyze_python(
     are never reported as undefined. A syntax error is reported alone: what follows a
     parse failure would be noise.
     """
-    if cell:
-        masked = mask_magics(source)
+    try:
+        tree = parse_python(source, filename, top_level_await=cell)
+    except (SyntaxError, ValueError) as exc:
+        if not cell:
+            return [_syntax_finding(exc)]
+        masked = mask_magics(source)  # IPython syntax never parses: mask only when needed
         if not masked.is_python:
             return []
         source = masked.source
-    try:
-        tree = parse_python(source, filename, top_level_await=cell)
-    except SyntaxError as exc:
-        return [_syntax_finding(exc)]
-    except ValueError as exc:  # null bytes
-        return [Finding("syntax", "SyntaxError", str(exc), 1, 1, severity="error")]
+        try:
+            tree = parse_python(source, filename)
+        except (SyntaxError, ValueError) as masked_exc:
+            return [_syntax_finding(masked_exc)]
 
     defined = set(known_names) | (IPYTHON_NAMES if cell else set())
     findings: list[Finding] = []
@@ -124,7 +126,9 @@ def analyze_python(
     return sort_findings(findings + own)
 
 
-def _syntax_finding(exc: SyntaxError) -> Finding:
+def _syntax_finding(exc: SyntaxError | ValueError) -> Finding:
+    if not isinstance(exc, SyntaxError):  # null bytes in the source
+        return Finding("syntax", "SyntaxError", str(exc), 1, 1, severity="error")
     line = exc.lineno or 1
     end_line = exc.end_lineno if exc.end_lineno and exc.end_lineno >= line else None
     return Finding(

@@ -209,10 +209,14 @@ def _parse_section(lines: list[str]) -> tuple[str, str, list[Frame], bool] | Non
     exception: tuple[str, str] | None = None
     message_lines: list[str] = []
     for line in lines:
+        header = _frame_header(line)
+        starts_traceback = "Traceback (most recent call last)" in line
+        if exception is not None and (header is not None or starts_traceback):
+            # what looked like the exception was printed before the traceback (a warning)
+            builders, exception, message_lines = [], None, []
         if exception is not None:
             message_lines.append(line)
             continue
-        header = _frame_header(line)
         if header is not None:
             builder, is_ipython = header
             builders.append(builder)
@@ -222,7 +226,7 @@ def _parse_section(lines: list[str]) -> tuple[str, str, list[Frame], bool] | Non
         if found and (builders or _BARE_EXCEPTION_NAME.search(found[0])):
             exception = found  # without frames, only a name that looks like an exception
             continue
-        if line.startswith("-" * 10) or "Traceback (most recent call last)" in line:
+        if starts_traceback or line.startswith("-" * 10):
             ipython |= not line.startswith("Traceback")
             continue
         if builders:

@@ -97,6 +97,10 @@ def test_summary_of_a_small_project() -> None:
         ),
         "notebooks/report.py": "import shop.orders\n%matplotlib inline\nshop.orders.place([])\n",
         "broken.py": "def oops(:\n",
+        "src/shop/hints.py": (
+            "from typing import TYPE_CHECKING\n"
+            "if TYPE_CHECKING:\n    from shop.orders import place\n"
+        ),
     }
     summary = architecture_summary(files, top_n=2)
     modules = {m["path"]: m for m in summary["modules"]}
@@ -109,14 +113,15 @@ def test_summary_of_a_small_project() -> None:
     assert modules["src/shop/pricing.py"]["imports"] == ["src/shop/orders.py"]
     assert modules["notebooks/report.py"]["imports"] == ["src/shop/orders.py"]  # magics masked
     assert "parse_error" in modules["broken.py"]
+    assert modules["src/shop/hints.py"]["imports"] == []  # for type checkers only
     assert summary["import_graph"]["src/shop/__init__.py"] == ["src/shop/orders.py"]
     assert summary["import_cycles"] == [["src/shop/orders.py", "src/shop/pricing.py"]]
     assert [f["name"] for f in summary["most_complex_functions"]] == ["price", "place"]
     assert summary["most_complex_functions"][0]["complexity"] == 4
     assert [f["name"] for f in summary["largest_functions"]] == ["price", "place"]
     assert summary["totals"] == {
-        "files": 5,
-        "lines": 25,
+        "files": 6,
+        "lines": 28,
         "functions": 2,
         "classes": 0,
         "parse_errors": 1,

@@ -194,6 +194,25 @@ def test_older_ipython_headers() -> None:
     assert (frame.cell, frame.line, frame.function) == (7, 3, None)
 
 
+def test_output_printed_before_the_traceback_is_not_taken_for_the_error() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", "print('RuntimeWarning: low memory')\nvalues = []\nvalues[0]"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=60,
+    )
+    assert done.stdout.startswith("RuntimeWarning: low memory\n")
+    parsed = _parse(done.stdout)
+    assert (parsed.exc_type, parsed.message) == ("IndexError", "list index out of range")
+    assert [frame.line for frame in parsed.frames] == [3]
+
+
+def test_interrupt_gets_its_own_advice() -> None:
+    parsed = _parse(_python("raise KeyboardInterrupt"))
+    assert explain_error(parsed).likely_cause.startswith("The run was interrupted")
+
+
 def test_text_without_an_exception_is_not_a_traceback() -> None:
     assert parse_traceback("") is None
     assert parse_traceback("Note: the model was saved\nall good") is None
