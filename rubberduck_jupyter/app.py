@@ -210,6 +210,15 @@ class RubberDuckApp(ExtensionApp):
         "custom identity provider; the server's owner on a plain token/password server), "
         "'jupyter_user' or 'server_owner'.",
     )
+    project_members = List(
+        Unicode(),
+        default_value=None,
+        allow_none=True,
+        config=True,
+        help="Users who may have RubberDuck read and change files of this server's root "
+        "(apply suggestions, analyse files) besides its owner. None: everyone the server "
+        "authenticates. Conversations stay private to each user either way.",
+    )
     session_mailbox_size = Int(
         8, config=True, help="Messages that may wait in one conversation before 'busy'."
     )
@@ -361,7 +370,8 @@ class RubberDuckApp(ExtensionApp):
         if interrupted:
             self.log.info("RubberDuck: %d message(s) were left unanswered by a stop", interrupted)
         self.conversations = AsyncConversationStore(store)
-        self.project = Project.for_root(root, self.kernel_username)
+        members = None if self.project_members is None else frozenset(self.project_members)
+        self.project = Project.for_root(root, self.kernel_username, members)
         manager = SessionManager(
             store=self.conversations,
             model=self.llm,

@@ -54,16 +54,21 @@ class User:
 
 @dataclass(frozen=True, slots=True)
 class Project:
-    """A folder the assistant works on: on a Jupyter server, its root."""
+    """A folder the assistant works on: on a Jupyter server, its root.
+
+    `members`: who besides the owner may work on it; None means every user the Jupyter
+    server itself lets in (its authorizer already guards the files).
+    """
 
     id: str
     root: str
     owner: str
+    members: frozenset[str] | None = None
 
     @classmethod
-    def for_root(cls, root: str, owner: str) -> Project:
+    def for_root(cls, root: str, owner: str, members: frozenset[str] | None = None) -> Project:
         digest = hashlib.sha1(root.encode()).hexdigest()[:12]
-        return cls(id=f"project-{digest}", root=root, owner=owner)
+        return cls(id=f"project-{digest}", root=root, owner=owner, members=members)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,9 @@ class NotPermitted(LookupError):
 
 
 def may_use_project(actor: User, project: Project) -> bool:
-    return project.owner == actor.name
+    if project.owner == actor.name:
+        return True
+    return project.members is None or actor.name in project.members
 
 
 def may_read_conversation(actor: User, conversation: Conversation) -> bool:
