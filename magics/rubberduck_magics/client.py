@@ -60,7 +60,7 @@ class DuckClient:
         text: str,
         *,
         conversation_id: str,
-        context: dict[str, str] | None = None,
+        context: dict[str, object] | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Yield the server's frames (chunk, then done or error) as they arrive."""
         body = {

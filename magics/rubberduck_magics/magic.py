@@ -10,6 +10,7 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from .client import DuckClient, DuckError, ServerAddress
+from .variables import describe_namespace
 
 
 def _last_error() -> str | None:
@@ -30,6 +31,7 @@ class DuckMagics(Magics):
     @magic_arguments()
     @argument("--new", action="store_true", help="Start a new conversation.")
     @argument("--error", action="store_true", help="Include the last traceback as context.")
+    @argument("--no-vars", action="store_true", help="Do not describe the kernel's variables.")
     @argument("question", nargs="*", help="With %%duck as a line magic: the question.")
     def duck(self, line: str, cell: str | None = None) -> None:
         """Ask RubberDuck. `%%duck` sends the cell body; `%duck QUESTION` sends the line."""
@@ -40,11 +42,15 @@ class DuckMagics(Magics):
         if not text:
             print("Nothing to ask: put a question in the cell (or after %duck).", file=sys.stderr)
             return
-        context: dict[str, str] = {}
+        context: dict[str, object] = {}
         if args.error:
             error = _last_error()
             if error:
                 context["error"] = error
+        if not args.no_vars:
+            # IPython's own names (In, Out, _1...) are in user_ns_hidden.
+            hidden = set(getattr(self.shell, "user_ns_hidden", {}))
+            context["variables"] = describe_namespace(self.shell.user_ns, hidden)
         try:
             client = DuckClient(ServerAddress.from_env())
             self._stream(client, text, context)
@@ -54,13 +60,24 @@ class DuckMagics(Magics):
             # Closing the response makes the server stop the model call.
             print("\n[stopped]", file=sys.stderr)
 
-    def _stream(self, client: DuckClient, text: str, context: dict[str, str]) -> None:
+    def _stream(self, client: DuckClient, text: str, context: dict[str, object]) -> None:
         frames = client.stream_chat(text, conversation_id=self.conversation_id, context=context)
         for frame in frames:
             kind = frame.get("type")
-            if kind == "chunk":
+            if kind == "chunk" and "step" not in frame:
                 sys.stdout.write(frame["text"])
                 sys.stdout.flush()
+            elif kind == "step" and frame.get("status") == "started":
+                # Reasoning steps stay out of the output; say what is happening meanwhile.
+                print(f"[{frame.get('title')}…]", file=sys.stderr)
+            elif kind == "notice":
+                print(f"RubberDuck: {frame.get('message')}", file=sys.stderr)
+            elif kind == "suggestion":
+                title = frame.get("suggestion", {}).get("title") or "a change"
+                print(
+                    f"\n[suggestion: {title}; apply it from the RubberDuck sidebar]",
+                    file=sys.stderr,
+                )
             elif kind == "done":
                 sys.stdout.write("\n")
                 if frame.get("finish_reason") not in (None, "stop"):

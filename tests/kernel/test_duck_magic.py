@@ -71,7 +71,32 @@ async def test_duck_sends_the_last_error_when_asked(
     assert out["error"] == ""
     prompt = fake_llm.requests[-1]["messages"][-1]["content"]
     assert "ZeroDivisionError" in prompt
-    assert prompt.endswith("explain that failure")
+    assert "explain that failure" in prompt
+    # An error plus a question about it goes to the problem solver, which parsed it first.
+    assert "Parsed error: ZeroDivisionError" in prompt
+
+
+async def test_duck_describes_the_kernels_variables(
+    jp_fetch: Any, jp_serverapp: Any, fake_llm: Any
+) -> None:
+    fake_llm.set_replies(["Sum the values."])
+    async with running_kernel(jp_fetch, jp_serverapp) as kernel:
+        await _execute(kernel, "%load_ext rubberduck_magics")
+        await _execute(
+            kernel,
+            "sales = {'north': 3, 'south': 5}\nlabels = ['a', 'b', 'c']\nimport math\n"
+            "class Odd:\n    def __repr__(self):\n        raise RuntimeError('no repr')\n"
+            "odd = Odd()",
+        )
+        out = await _execute(kernel, "%%duck\nhow do I total sales?")
+        quiet = await _execute(kernel, "%%duck --no-vars\nand without variables?")
+    assert out["error"] == "" and quiet["error"] == ""
+    prompts = [r["messages"][-1]["content"] for r in fake_llm.requests[-2:]]
+    assert "- sales: dict — len 2" in prompts[0]
+    assert "- labels: list — len 3" in prompts[0]
+    assert "- odd: Odd" in prompts[0]  # its repr raised: the summary is just left out
+    assert "math" not in prompts[0].split("Kernel variables:")[1]
+    assert "Kernel variables" not in prompts[1]
 
 
 async def test_duck_reports_a_refused_token_plainly(
