@@ -23,7 +23,7 @@ async def build_index(service: IndexService) -> None:
     for _ in range(600):  # the service reports its state; poll it for up to 30 s
         if service.state != "indexing":
             break
-        await asyncio.sleep(0.05)  # noqa: ASYNC110
+        await asyncio.sleep(0.05)
     assert service.state == "idle", service.last_error
 
 
