@@ -59,3 +59,11 @@ c.RubberDuckApp.index_embedder = "minilm"  # or "model2vec", or "litellm:<model>
 # c.RubberDuckApp.index_embedder_api_key = "os.environ/OPENAI_API_KEY"
 # c.RubberDuckApp.index_embedder_api_base = "http://127.0.0.1:11434/v1"  # e.g. Ollama, vLLM
 c.RubberDuckApp.index_embedder_window = 256  # tokens per chunk
+
+# Conversations, engines and memory (docs/engines.md).
+# c.RubberDuckApp.conversations_db_path = "/srv/rubberduck/conversations.sqlite3"
+c.RubberDuckApp.user_identity = "auto"  # "jupyter_user" on a shared server, "server_owner"
+c.RubberDuckApp.project_members = None  # or ["alice", "bob"]: who may apply changes to files
+c.RubberDuckApp.session_mailbox_size = 8  # messages waiting per conversation
+c.RubberDuckApp.memory_tokens = 0  # 0: half the model's input window (8k when unknown)
+c.RubberDuckApp.correction_rounds = 2  # re-prompts when generated code fails its checks
