@@ -161,3 +161,23 @@ async def test_first_turn_sets_title_and_context_type(harness: Harness) -> None:
     assert conversation is not None
     assert conversation.title == "/fix it crashes"
     assert str(conversation.context_type) == "bug_fix"
+
+
+async def test_messages_left_pending_by_a_crash_are_closed_at_start(make_harness: Any) -> None:
+    from rubberduck_jupyter.domain.models import Conversation, Message
+
+    h = make_harness()
+    store = h.store.sync
+    store.create_conversation(Conversation("c-crash", "alice", "p"))
+    # As if the server died mid-turn: the question was stored, no answer followed.
+    store.add_message(
+        Message("q1", "c-crash", 0, "user", "unanswered?", "t1", status=MessageStatus.PENDING)
+    )
+    assert store.close_unanswered("The server stopped before this was answered.") == 1
+    rows = store.messages("c-crash")
+    assert [(m.role, m.status) for m in rows] == [
+        ("user", MessageStatus.ANSWERED),
+        ("assistant", MessageStatus.ERROR),
+    ]
+    assert rows[1].meta["error"]["code"] == "interrupted"
+    assert store.close_unanswered("again") == 0
