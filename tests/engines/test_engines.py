@@ -227,3 +227,24 @@ async def test_suggestions_are_stored_with_their_message(harness: Harness) -> No
     assert stored.message_id == frames[-1]["message_id"]
     answer = harness.store.sync.messages("conv-1")[-1]
     assert answer.meta["suggestions"] == [stored.id]
+
+
+async def test_architecture_analysis_summarises_the_project(harness: Harness) -> None:
+    pkg = harness.root / "shop"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "orders.py").write_text("from shop import pricing\n\ndef total(o):\n    return 1\n")
+    (pkg / "pricing.py").write_text("from shop import orders\n\ndef price(x):\n    return x\n")
+    harness.fake.set_replies(["**shop.orders** and **shop.pricing** import each other."])
+    frames = await harness.chat("/architecture")
+    assert frames_of(frames, "route")[0]["engine"] == "analysis"
+    prompt = joined(harness.prompts()[-1])
+    assert "shop/orders.py" in prompt or "shop.orders" in prompt
+    assert "cycles" in prompt  # the import cycle is part of the summary the model reads
+
+
+async def test_architecture_without_a_model_shows_the_structure(offline: Harness) -> None:
+    (offline.root / "etl.py").write_text("def load():\n    return 1\n")
+    frames = await offline.chat("/architecture")
+    text = answer_text(frames)
+    assert "Project structure (1 modules)" in text and "etl" in text
