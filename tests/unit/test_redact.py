@@ -59,3 +59,22 @@ def test_prompt_redacts_context_history_and_question(monkeypatch) -> None:  # ty
     assert "wh-very-private-value" not in joined
     assert joined.count(REDACTED) == 2
     assert messages[-1]["content"].endswith("Question:\nand now?")
+
+
+def test_env_values_that_look_like_tokens_are_secret_whatever_their_name() -> None:
+    env = {
+        "SERVICE_X": "q8Zr2LmX7vNp4Tk9Wd3Hs6Yb",  # a generated token under a plain name
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "JUPYTER_DATA_DIR": "/home/user/.local/share/jupyter",
+        "GREETING": "hello world, this is long",
+        "LANG": "en_US.UTF-8",
+        "COUNT": "12345678901234567890123",
+    }
+    assert secret_env_values(env) == ["q8Zr2LmX7vNp4Tk9Wd3Hs6Yb"]
+
+
+def test_passwords_in_urls_are_redacted() -> None:
+    out = redact("engine = create_engine('postgresql://etl:Sup3r-s3cret@db:5432/sales')", [])
+    assert "Sup3r-s3cret" not in out
+    assert f"postgresql://etl:{REDACTED}@db:5432/sales" in out
+    assert redact("see https://example.org/a@b", []) == "see https://example.org/a@b"
