@@ -99,21 +99,22 @@ class SessionManager:
         user = User(user_name)
         try:
             conversation = await self._conversation_for(user, request)
+            question = await self._store_question(conversation, request)
         except NotPermitted as exc:
             await emit(error_frame(request.id, ErrorCode.NOT_FOUND, str(exc)))
             return
-        question = await self.store.add_message(
-            Message(
-                id=new_id("msg"),
-                conversation_id=conversation.id,
-                seq=0,
-                role="user",
-                content=request.text,
-                turn_id=request.id,
-                status=MessageStatus.PENDING,
-                meta={"context": request.context.to_json(), "model": request.model},
+        except Exception:
+            # The database refused (disk full, file removed): say so rather than go silent.
+            log.exception("RubberDuck could not store the message of turn %s", request.id)
+            await emit(
+                error_frame(
+                    request.id,
+                    ErrorCode.INTERNAL,
+                    "RubberDuck could not save your message (the server log says why); "
+                    "it was not sent. Copy it before reloading.",
+                )
             )
-        )
+            return
         actor = self.registry.get(user.name, conversation.id)
         job = Job(request.id, lambda: self._process(user, request, question, emit))
         try:
@@ -131,6 +132,20 @@ class SessionManager:
         except asyncio.CancelledError:
             actor.cancel(request.id)
             raise
+
+    async def _store_question(self, conversation: Conversation, request: ChatRequest) -> Message:
+        return await self.store.add_message(
+            Message(
+                id=new_id("msg"),
+                conversation_id=conversation.id,
+                seq=0,
+                role="user",
+                content=request.text,
+                turn_id=request.id,
+                status=MessageStatus.PENDING,
+                meta={"context": request.context.to_json(), "model": request.model},
+            )
+        )
 
     async def _conversation_for(self, user: User, request: ChatRequest) -> Conversation:
         existing = await self.store.get_conversation(request.conversation_id)

@@ -181,3 +181,12 @@ async def test_messages_left_pending_by_a_crash_are_closed_at_start(make_harness
     ]
     assert rows[1].meta["error"]["code"] == "interrupted"
     assert store.close_unanswered("again") == 0
+
+
+async def test_a_store_failure_is_reported_not_swallowed(harness: Harness) -> None:
+    harness.store.sync.close()  # the database is gone from under the server
+    frames = await harness.chat("will this be saved?")
+    assert [f["type"] for f in frames] == ["error"]
+    assert frames[0]["code"] == "internal"
+    assert "could not save your message" in frames[0]["message"]
+    assert harness.fake.requests == []
