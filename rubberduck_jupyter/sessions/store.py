@@ -126,8 +126,9 @@ class ConversationStore:
             con.execute(
                 "INSERT INTO conversations (id, user, project_id, title, context_type, "
                 "created_at, updated_at, summary, summary_upto, task) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                _conversation_row(conversation),
+                "VALUES (:id, :user, :project_id, :title, :context_type, :created_at, "
+                ":updated_at, :summary, :summary_upto, :task)",
+                _conversation_params(conversation),
             )
         return conversation
 
@@ -141,17 +142,10 @@ class ConversationStore:
     def update_conversation(self, conversation: Conversation) -> Conversation:
         with self._tx() as con:
             con.execute(
-                "UPDATE conversations SET title = ?, context_type = ?, updated_at = ?, "
-                "summary = ?, summary_upto = ?, task = ? WHERE id = ?",
-                (
-                    conversation.title,
-                    str(conversation.context_type),
-                    conversation.updated_at,
-                    conversation.summary,
-                    conversation.summary_upto,
-                    json.dumps(conversation.task) if conversation.task is not None else None,
-                    conversation.id,
-                ),
+                "UPDATE conversations SET title = :title, context_type = :context_type, "
+                "updated_at = :updated_at, summary = :summary, summary_upto = :summary_upto, "
+                "task = :task WHERE id = :id",
+                _conversation_params(conversation),
             )
         return conversation
 
@@ -327,19 +321,19 @@ class ConversationStore:
             )
 
 
-def _conversation_row(c: Conversation) -> tuple[Any, ...]:
-    return (
-        c.id,
-        c.user,
-        c.project_id,
-        c.title,
-        str(c.context_type),
-        c.created_at,
-        c.updated_at,
-        c.summary,
-        c.summary_upto,
-        json.dumps(c.task) if c.task is not None else None,
-    )
+def _conversation_params(c: Conversation) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "user": c.user,
+        "project_id": c.project_id,
+        "title": c.title,
+        "context_type": str(c.context_type),
+        "created_at": c.created_at,
+        "updated_at": c.updated_at,
+        "summary": c.summary,
+        "summary_upto": c.summary_upto,
+        "task": json.dumps(c.task) if c.task is not None else None,
+    }
 
 
 def _conversation(row: sqlite3.Row) -> Conversation:
