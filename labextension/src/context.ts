@@ -1,4 +1,4 @@
-import type { ICodeCellModel } from '@jupyterlab/cells';
+import type { Cell, ICodeCellModel } from '@jupyterlab/cells';
 import type { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 
 import { IChatContext } from './protocol';
@@ -27,7 +27,7 @@ function tail(text: string, max: number): string {
   return text.length <= max ? text : '[truncated] …\n' + text.slice(-max);
 }
 
-function currentNotebook(
+export function currentNotebook(
   tracker: INotebookTracker | null
 ): NotebookPanel | null {
   const panel = tracker?.currentWidget ?? null;
@@ -42,6 +42,15 @@ export function notebookContext(
   if (!panel) {
     return {};
   }
+  const cell = panel.content.activeCell;
+  return cellContext(panel, cell && !cell.isDisposed ? cell : null);
+}
+
+/** The notebook and one of its cells: source, position, selection, last error. */
+export function cellContext(
+  panel: NotebookPanel,
+  cell: Cell | null
+): IChatContext {
   const context: IChatContext = {
     notebook_path: head(panel.context.path, MAX_PATH_CHARS)
   };
@@ -49,9 +58,15 @@ export function notebookContext(
   if (kernelId) {
     context.kernel_id = kernelId;
   }
-  const cell = panel.content.activeCell;
-  if (!cell || cell.isDisposed) {
+  if (!cell) {
     return context;
+  }
+  const index = panel.content.widgets.indexOf(cell);
+  if (index >= 0) {
+    context.cell_index = index;
+  }
+  if (cell.model.id) {
+    context.cell_id = cell.model.id;
   }
   const source = cell.model.sharedModel.getSource();
   if (source) {
@@ -69,11 +84,9 @@ export function notebookContext(
       );
     }
   }
-  if (cell.model.type === 'code') {
-    const error = lastError(cell.model as ICodeCellModel);
-    if (error) {
-      context.error = tail(error, MAX_ERROR_CHARS);
-    }
+  const error = cellError(cell);
+  if (error) {
+    context.error = tail(error, MAX_ERROR_CHARS);
   }
   return context;
 }
@@ -89,8 +102,12 @@ export function contextLabel(tracker: INotebookTracker | null): string | null {
   return cell ? `${name}, active cell` : name;
 }
 
-function lastError(model: ICodeCellModel): string | null {
-  const outputs = model.outputs.toJSON();
+/** The traceback of the cell's last error output, as plain text; null if it has none. */
+export function cellError(cell: Cell): string | null {
+  if (cell.model.type !== 'code') {
+    return null;
+  }
+  const outputs = (cell.model as ICodeCellModel).outputs.toJSON();
   for (let i = outputs.length - 1; i >= 0; i--) {
     const output = outputs[i];
     if (output.output_type === 'error') {

@@ -4,20 +4,26 @@ import {
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
 import { ICommandPalette } from '@jupyterlab/apputils';
-import { INotebookTracker } from '@jupyterlab/notebook';
+import type { Cell } from '@jupyterlab/cells';
+import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 
+import { DuckApi } from './api';
 import { DuckConnection } from './connection';
+import { cellError } from './context';
+import { FixErrorWatcher } from './fixerror';
 import { duckIcon } from './icon';
 import { ChatPanel } from './panel';
 
 export namespace CommandIDs {
   export const openChat = 'rubberduck:open-chat';
+  export const fixError = 'rubberduck:fix-error';
 }
 
 const PANEL_ID = 'rubberduck-chat';
 
-// The keyboard shortcut (Accel Alt D) lives in schema/plugin.json so users can remap it;
-// Accel Shift D is taken by JupyterLab's simple-interface toggle.
+// Keyboard shortcuts live in schema/plugin.json so users can remap them: Accel Alt D
+// opens the chat (Accel Shift D is JupyterLab's simple-interface toggle), Accel Alt F
+// fixes the active cell's error.
 const plugin: JupyterFrontEndPlugin<void> = {
   id: 'rubberduck-jupyter:plugin',
   description: 'The RubberDuck chat sidebar.',
@@ -30,7 +36,12 @@ const plugin: JupyterFrontEndPlugin<void> = {
     notebooks: INotebookTracker | null
   ) => {
     const connection = new DuckConnection();
-    const panel = new ChatPanel({ connection, notebooks });
+    const panel = new ChatPanel({
+      connection,
+      api: new DuckApi(),
+      notebooks,
+      commands: app.commands
+    });
     panel.id = PANEL_ID;
     panel.title.icon = duckIcon;
     panel.title.caption = 'RubberDuck';
@@ -39,18 +50,62 @@ const plugin: JupyterFrontEndPlugin<void> = {
     app.shell.add(panel, 'right', { rank: 1000 });
     restorer?.add(panel, PANEL_ID);
 
+    const openPanel = (): void => {
+      app.shell.activateById(PANEL_ID);
+      // The command palette hands focus back to the main area as it closes, after
+      // this runs; focusing on the next frame keeps the caret in the chat box.
+      requestAnimationFrame(() => panel.focusInput());
+    };
+
     app.commands.addCommand(CommandIDs.openChat, {
       label: 'Open RubberDuck Chat',
       caption: 'Open the RubberDuck chat sidebar',
       icon: duckIcon,
-      execute: () => {
-        app.shell.activateById(PANEL_ID);
-        // The command palette hands focus back to the main area as it closes, after
-        // this runs; focusing on the next frame keeps the caret in the chat box.
-        requestAnimationFrame(() => panel.focusInput());
-      }
+      execute: openPanel
     });
     palette?.addItem({ command: CommandIDs.openChat, category: 'RubberDuck' });
+
+    /** The notebook and cell the command is about: the active cell, if it failed. */
+    const failedCell = (): { notebook: NotebookPanel; cell: Cell } | null => {
+      const notebook = notebooks?.currentWidget;
+      const cell = notebook?.content.activeCell;
+      if (!notebook || !cell || cell.isDisposed || cellError(cell) === null) {
+        return null;
+      }
+      return { notebook, cell };
+    };
+    const activeCellHasError = (): boolean => failedCell() !== null;
+    app.commands.addCommand(CommandIDs.fixError, {
+      label: args =>
+        args.toolbar ? 'Fix with RubberDuck' : 'Fix This Error with RubberDuck',
+      caption:
+        'Ask RubberDuck to fix the error of the active cell (its traceback, ' +
+        'source and the kernel variables go along)',
+      icon: args => (args.toolbar ? duckIcon : undefined),
+      isEnabled: activeCellHasError,
+      // The cell toolbar shows the button only on a cell whose last run failed.
+      isVisible: args => (args.toolbar ? activeCellHasError() : true),
+      execute: async () => {
+        const target = failedCell();
+        if (!target) {
+          return;
+        }
+        openPanel();
+        await panel.fixCellError(target.notebook, target.cell);
+      }
+    });
+    palette?.addItem({ command: CommandIDs.fixError, category: 'RubberDuck' });
+    app.contextMenu.addItem({
+      command: CommandIDs.fixError,
+      selector: '.jp-Notebook .jp-CodeCell',
+      rank: 12
+    });
+    if (notebooks) {
+      // Enabled state (and the cell toolbar button) follow the active cell's outputs.
+      new FixErrorWatcher(notebooks, () =>
+        app.commands.notifyCommandChanged(CommandIDs.fixError)
+      );
+    }
   }
 };
 

@@ -1,22 +1,45 @@
-import type { INotebookTracker } from '@jupyterlab/notebook';
+import { Dialog, showDialog } from '@jupyterlab/apputils';
+import type { Cell } from '@jupyterlab/cells';
+import type { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
+import { caretDownIcon } from '@jupyterlab/ui-components';
+import type { CommandRegistry } from '@lumino/commands';
 import { UUID } from '@lumino/coreutils';
 import { Message } from '@lumino/messaging';
 import { Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
 
+import { AnswerView, IAnswerServices } from './answer';
+import { ApiError, DuckApi, ExportFormat } from './api';
+import { openCitation } from './citations';
 import { ConnectionState, DuckConnection } from './connection';
-import { contextLabel, notebookContext } from './context';
-import { renderAnswerMarkdown } from './markdown';
+import {
+  cellContext,
+  contextLabel,
+  currentNotebook,
+  notebookContext
+} from './context';
+import { ConversationList } from './conversations';
+import { element } from './dom';
+import { kernelVariables } from './kernelvars';
 import {
   ErrorCode,
+  IChatContext,
   IChatFrame,
   IChunkFrame,
+  IConversationDetail,
+  IConversationSummary,
   IDoneFrame,
+  IEngineInfo,
   IErrorFrame,
   IHelloFrame,
+  ICitation,
+  IStoredMessage,
   PROTOCOL_VERSION,
   ServerFrame
 } from './protocol';
+import { slashCommands, SlashCompleter } from './slash';
+import { SuggestionActions } from './suggestion';
+import { TaskView } from './task';
 import {
   addAnswer,
   attemptsText,
@@ -29,6 +52,10 @@ import {
 
 /** Client-side notice codes, next to the server's ErrorCode values. */
 const DISCONNECTED = 'disconnected';
+const BUSY_HERE = 'busy_here';
+
+// How long a command from outside the panel (Fix this error) waits for the socket.
+const CONNECT_WAIT_MS = 10_000;
 
 // If the server never confirms a cancel, give the user the input back anyway.
 const STOP_FALLBACK_MS = 5_000;
@@ -40,16 +67,23 @@ const RETRYABLE_CODES = new Set<string>([
   ErrorCode.MODEL_NOT_ALLOWED
 ]);
 
+// What the server appends to an answer that was cut off (sessions/manager.py).
+const INCOMPLETE_MARK = '\n\n[answer cut off]';
+
+/** A chunk that arrived ahead of a missing predecessor. */
+interface IPendingChunk {
+  text: string;
+  step?: string;
+}
+
 /** The answer currently streaming. */
 interface ITurn {
   id: string;
   question: string;
-  node: HTMLElement;
-  markdown: HTMLElement;
-  text: string;
+  answer: AnswerView;
   nextSeq: number;
   /** Chunks that arrived ahead of a missing predecessor, by seq. */
-  early: Map<number, string>;
+  early: Map<number, IPendingChunk>;
   /** Pending animation frame for a re-render, 0 if none. */
   frame: number;
   stopping: boolean;
@@ -58,18 +92,34 @@ interface ITurn {
 export namespace ChatPanel {
   export interface IOptions {
     connection: DuckConnection;
+    api: DuckApi;
     /** Optional: without it questions go out with no notebook context. */
     notebooks?: INotebookTracker | null;
+    /** For opening cited files; without it sources are listed but not opened. */
+    commands?: CommandRegistry | null;
   }
 }
 
-/** The RubberDuck sidebar: a conversation log, an input box and a status line. */
+/**
+ * The RubberDuck sidebar: the conversation list, a task panel, the conversation log,
+ * an input box with slash-command completion, and a status line.
+ */
 export class ChatPanel extends Widget {
   constructor(options: ChatPanel.IOptions) {
     super();
     this.addClass('jp-RubberDuck');
     this._connection = options.connection;
+    this._api = options.api;
     this._notebooks = options.notebooks ?? null;
+    this._commands = options.commands ?? null;
+    this._storageKey = `rubberduck:conversation:${this._api.baseUrl}`;
+    this._conversationId = this._loadConversationId() ?? UUID.uuid4();
+    const suggestions = new SuggestionActions(this._api, this._notebooks);
+    this._services = {
+      engineTitle: name => this._engineTitle(name),
+      openCitation: citation => this._openCitation(citation),
+      suggestions
+    };
 
     const header = element('div', 'jp-RubberDuck-header');
     const title = element('span', 'jp-RubberDuck-title', 'RubberDuck');
@@ -89,6 +139,30 @@ export class ChatPanel extends Widget {
     actions.append(this._modelSelect, this._newButton);
     header.append(title, actions);
 
+    this._list = new ConversationList({
+      open: id => void this._switchTo(id),
+      rename: (id, name) => this._rename(id, name),
+      remove: conversation => void this._delete(conversation),
+      exportAs: (id, format) => void this._export(id, format)
+    });
+    this._listButton = element('button', 'jp-RubberDuck-conversations-toggle');
+    this._listButton.type = 'button';
+    this._listButton.setAttribute('aria-expanded', 'false');
+    this._listButton.setAttribute('aria-controls', this._list.node.id);
+    this._listButton.title =
+      'Your conversations: switch, rename, export, delete';
+    this._listTitle = element(
+      'span',
+      'jp-RubberDuck-conversations-current',
+      'New conversation'
+    );
+    this._listButton.append(
+      this._listTitle,
+      caretDownIcon.element({ tag: 'span', className: 'jp-RubberDuck-caret' })
+    );
+
+    this._task = new TaskView();
+
     this._log = element('div', 'jp-RubberDuck-messages');
     this._log.setAttribute('role', 'log');
     this._log.setAttribute('aria-live', 'polite');
@@ -100,8 +174,10 @@ export class ChatPanel extends Widget {
     this._input = element('textarea', 'jp-RubberDuck-input');
     this._input.rows = 3;
     this._input.setAttribute('aria-label', 'Message RubberDuck');
-    this._input.placeholder =
-      'Ask about your code… (Enter to send, Shift+Enter for a new line)';
+    this._input.placeholder = 'Ask about your code… (/ for commands)';
+    this._input.title =
+      'Enter sends, Shift+Enter adds a line, / at the start lists the commands';
+    this._slash = new SlashCompleter(this._input);
     this._sendButton = element('button', 'jp-RubberDuck-send');
     this._sendButton.type = 'button';
     compose.append(this._input, this._sendButton);
@@ -110,9 +186,16 @@ export class ChatPanel extends Widget {
     this._status.setAttribute('role', 'status');
     this._spend = element('div', 'jp-RubberDuck-spend');
     statusBar.append(this._status, this._spend);
-    footer.append(this._contextLine, compose, statusBar);
+    footer.append(this._contextLine, this._slash.node, compose, statusBar);
 
-    this.node.append(header, this._log, footer);
+    this.node.append(
+      header,
+      this._listButton,
+      this._list.node,
+      this._task.node,
+      this._log,
+      footer
+    );
     this._updateSendButton();
     this._updateStatus();
     this._updateSpend();
@@ -124,9 +207,26 @@ export class ChatPanel extends Widget {
     this._notebooks?.activeCellChanged.connect(this._updateContextLine, this);
   }
 
+  /** The conversation new messages go to. */
+  get conversationId(): string {
+    return this._conversationId;
+  }
+
   /** Put the caret in the message box. */
   focusInput(): void {
     this._input.focus();
+  }
+
+  /**
+   * Ask RubberDuck to fix a cell's error: sends `/fix` with the cell, its traceback and
+   * the kernel's variables. False when nothing could be sent.
+   */
+  async fixCellError(notebook: NotebookPanel, cell: Cell): Promise<boolean> {
+    // Taken now: the user may click elsewhere while the socket connects.
+    const context = cellContext(notebook, cell);
+    // The sidebar may have just been opened for this: give its socket time to say hello.
+    await this._whenOpen(CONNECT_WAIT_MS);
+    return this._send('/fix', { notebook, context });
   }
 
   handleEvent(event: Event): void {
@@ -139,6 +239,8 @@ export class ChatPanel extends Widget {
           this._onSendButton();
         } else if (event.target === this._newButton) {
           this._newConversation();
+        } else if (this._listButton.contains(event.target as Node)) {
+          this._toggleList();
         }
         break;
       case 'change':
@@ -180,6 +282,11 @@ export class ChatPanel extends Widget {
     // Connect lazily: a sidebar nobody opens should not hold a socket.
     this._connection.start();
     this._updateContextLine();
+    if (!this._restored) {
+      this._restored = true;
+      void this._load(this._conversationId, { quiet: true });
+      void this._refreshList();
+    }
   }
 
   protected onActivateRequest(msg: Message): void {
@@ -190,6 +297,16 @@ export class ChatPanel extends Widget {
   // --- user actions -----------------------------------------------------------------
 
   private _onKeyDown(event: KeyboardEvent): void {
+    if (event.target === this._input && this._slash.handleKey(event)) {
+      return;
+    }
+    if (event.key === 'Escape' && this._list.isOpen) {
+      event.preventDefault();
+      event.stopPropagation();
+      this._toggleList(false);
+      this._listButton.focus();
+      return;
+    }
     if (event.key === 'Escape' && this._turn) {
       event.preventDefault();
       event.stopPropagation();
@@ -205,7 +322,7 @@ export class ChatPanel extends Widget {
       // While an answer streams Enter does nothing, so the draft is not lost.
       event.preventDefault();
       event.stopPropagation();
-      this._send();
+      void this._send();
     }
   }
 
@@ -213,44 +330,110 @@ export class ChatPanel extends Widget {
     if (this._turn) {
       this._stop();
     } else {
-      this._send();
+      void this._send();
     }
   }
 
-  private _send(): void {
-    const text = this._input.value;
-    if (!text.trim() || this._turn) {
-      return;
+  /**
+   * Send `text` (default: the message box). The kernel's variables are asked for first,
+   * which takes at most VARIABLES_TIMEOUT_MS.
+   */
+  private async _send(
+    text?: string,
+    about?: { notebook: NotebookPanel; context: IChatContext }
+  ): Promise<boolean> {
+    const fromBox = text === undefined;
+    const message = fromBox ? this._input.value : text;
+    if (!message.trim() || this._sending) {
+      return false;
     }
-    const id = UUID.uuid4();
-    const frame: IChatFrame = {
-      type: 'chat',
-      v: PROTOCOL_VERSION,
-      id,
-      conversation_id: this._conversationId,
-      text
-    };
-    const context = notebookContext(this._notebooks);
-    if (Object.keys(context).length) {
-      frame.context = context;
+    if (this._turn) {
+      if (!fromBox) {
+        this._addNotice(
+          BUSY_HERE,
+          'An answer is still coming in; try again once it has finished.'
+        );
+      }
+      return false;
     }
-    const model = this._chosenModel();
-    if (model !== null) {
-      frame.model = model;
+    if (this._connection.state !== 'open') {
+      this._notSent(fromBox);
+      return false;
     }
-    if (!this._connection.send(frame)) {
-      // Keep the text in the box so nothing typed is lost.
-      this._addNotice(
-        DISCONNECTED,
-        'Not connected to the RubberDuck server, so this message was not sent. ' +
-          'It is still in the box: send it again once the status line shows the model.'
-      );
-      this._connection.reconnectNow();
-      return;
+    this._sending = true;
+    this._updateSendButton();
+    try {
+      const id = UUID.uuid4();
+      const frame: IChatFrame = {
+        type: 'chat',
+        v: PROTOCOL_VERSION,
+        id,
+        conversation_id: this._conversationId,
+        text: message
+      };
+      const context = about?.context ?? notebookContext(this._notebooks);
+      const notebook = about?.notebook ?? currentNotebook(this._notebooks);
+      if (notebook) {
+        const variables = await kernelVariables(notebook);
+        if (variables?.length) {
+          context.variables = variables;
+        }
+      }
+      if (Object.keys(context).length) {
+        frame.context = context;
+      }
+      const model = this._chosenModel();
+      if (model !== null) {
+        frame.model = model;
+      }
+      if (this._turn || !this._connection.send(frame)) {
+        this._notSent(fromBox);
+        return false;
+      }
+      this._addUserMessage(message);
+      if (fromBox && this._input.value === message) {
+        this._input.value = '';
+      }
+      this._saveConversationId();
+      this._startTurn(id, message);
+      return true;
+    } finally {
+      this._sending = false;
+      this._updateSendButton();
     }
-    this._addUserMessage(text);
-    this._input.value = '';
-    this._startTurn(id, text);
+  }
+
+  private _whenOpen(timeoutMs: number): Promise<void> {
+    this._connection.start();
+    if (this._connection.state === 'open') {
+      return Promise.resolve();
+    }
+    return new Promise(resolve => {
+      const done = (): void => {
+        window.clearTimeout(timer);
+        this._connection.stateChanged.disconnect(onState);
+        resolve();
+      };
+      const onState = (_: DuckConnection, state: ConnectionState): void => {
+        if (state === 'open') {
+          done();
+        }
+      };
+      const timer = window.setTimeout(done, timeoutMs);
+      this._connection.stateChanged.connect(onState);
+    });
+  }
+
+  private _notSent(fromBox: boolean): void {
+    // Keep the text in the box so nothing typed is lost.
+    this._addNotice(
+      DISCONNECTED,
+      'Not connected to the RubberDuck server, so this message was not sent. ' +
+        (fromBox
+          ? 'It is still in the box: send it again once the status line shows the model.'
+          : 'Try again once the status line shows the model.')
+    );
+    this._connection.reconnectNow();
   }
 
   private _stop(): void {
@@ -276,7 +459,8 @@ export class ChatPanel extends Widget {
     }, STOP_FALLBACK_MS);
   }
 
-  private _newConversation(): void {
+  /** Drop the running turn (it goes on being saved on the server) and clear the view. */
+  private _leaveConversation(): void {
     const turn = this._turn;
     if (turn) {
       this._connection.send({
@@ -286,11 +470,271 @@ export class ChatPanel extends Widget {
       });
       this._endTurn(turn);
     }
+    this._loadSeq += 1;
     this._log.replaceChildren();
-    this._conversationId = UUID.uuid4();
+    this._answers = [];
+    this._task.show(null);
     this._totals = emptyTotals();
     this._updateSpend();
+  }
+
+  private _newConversation(): void {
+    this._leaveConversation();
+    this._conversationId = UUID.uuid4();
+    this._saveConversationId();
+    this._updateListTitle();
+    this._list.update(this._list.conversations, this._conversationId);
     this.focusInput();
+  }
+
+  private _toggleList(open = !this._list.isOpen): void {
+    this._list.setOpen(open);
+    this._listButton.setAttribute('aria-expanded', String(open));
+    if (open) {
+      void this._refreshList().then(() => this._list.focus());
+    }
+  }
+
+  private async _switchTo(id: string): Promise<void> {
+    if (id !== this._conversationId || this._turn) {
+      this._leaveConversation();
+      this._conversationId = id;
+      this._saveConversationId();
+    }
+    this._toggleList(false);
+    this._updateListTitle();
+    await this._load(id, { quiet: false });
+    this.focusInput();
+  }
+
+  private async _rename(id: string, title: string): Promise<void> {
+    try {
+      await this._api.renameConversation(id, title);
+      this._list.showError(null);
+    } catch (error) {
+      this._list.showError(`Could not rename: ${(error as Error).message}`);
+    }
+    await this._refreshList();
+  }
+
+  private async _delete(conversation: IConversationSummary): Promise<void> {
+    const result = await showDialog({
+      title: 'Delete this conversation?',
+      body: `“${conversation.title}” and all its messages and suggestions will be deleted. This cannot be undone.`,
+      buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Delete' })]
+    });
+    if (!result.button.accept) {
+      return;
+    }
+    try {
+      await this._api.deleteConversation(conversation.id);
+      this._list.showError(null);
+    } catch (error) {
+      if (!(error instanceof ApiError && error.status === 404)) {
+        this._list.showError(`Could not delete: ${(error as Error).message}`);
+        return;
+      }
+    }
+    if (conversation.id === this._conversationId) {
+      this._newConversation();
+    }
+    await this._refreshList();
+    this._list.focus();
+  }
+
+  private async _export(id: string, format: ExportFormat): Promise<void> {
+    try {
+      const download = await this._api.exportConversation(id, format);
+      const url = URL.createObjectURL(download.blob);
+      const link = element('a', 'jp-RubberDuck-download');
+      link.href = url;
+      link.download = download.filename;
+      link.hidden = true;
+      document.body.append(link);
+      link.click();
+      link.remove();
+      // The browser has the file once the click is handled; free the blob soon after.
+      window.setTimeout(() => URL.revokeObjectURL(url), 30_000);
+      this._list.showError(null);
+    } catch (error) {
+      this._list.showError(`Could not export: ${(error as Error).message}`);
+    }
+  }
+
+  private async _openCitation(citation: ICitation): Promise<void> {
+    if (!this._commands) {
+      return;
+    }
+    try {
+      await openCitation(this._commands, citation);
+    } catch (error) {
+      this._addNotice(
+        'open_failed',
+        `Could not open ${citation.path}: ${(error as Error).message}`
+      );
+    }
+  }
+
+  // --- conversations ----------------------------------------------------------------
+
+  private async _refreshList(): Promise<void> {
+    try {
+      const items = await this._api.listConversations();
+      this._list.update(items, this._conversationId);
+      this._list.showError(null);
+    } catch (error) {
+      this._list.showError(
+        `Could not load the conversations: ${(error as Error).message}`
+      );
+    }
+    this._updateListTitle();
+  }
+
+  /** Show a stored conversation; `quiet` skips the notice when it cannot load. */
+  private async _load(id: string, options: { quiet: boolean }): Promise<void> {
+    const seq = ++this._loadSeq;
+    let detail: IConversationDetail | null;
+    try {
+      detail = await this._api.getConversation(id);
+    } catch (error) {
+      if (!options.quiet && seq === this._loadSeq) {
+        this._addNotice(
+          'load_failed',
+          `Could not load the conversation: ${(error as Error).message}`
+        );
+      }
+      return;
+    }
+    // The user moved on (or a turn started here) while it loaded.
+    if (seq !== this._loadSeq || id !== this._conversationId || this._turn) {
+      return;
+    }
+    if (!detail) {
+      if (!options.quiet) {
+        this._addNotice(
+          ErrorCode.NOT_FOUND,
+          'This conversation no longer exists.'
+        );
+      }
+      return;
+    }
+    this._renderConversation(detail);
+  }
+
+  private _renderConversation(detail: IConversationDetail): void {
+    this._log.replaceChildren();
+    this._answers = [];
+    this._totals = emptyTotals();
+    const suggestions = new Map(detail.suggestions.map(s => [s.id, s]));
+    const answered = new Set(
+      detail.messages.filter(m => m.role === 'assistant').map(m => m.turn_id)
+    );
+    for (const message of conversationOrder(detail.messages)) {
+      if (message.role === 'user') {
+        this._addUserMessage(message.content);
+        if (!answered.has(message.turn_id) && message.status === 'pending') {
+          this._addMessage('notice').append(
+            element(
+              'div',
+              'jp-RubberDuck-finish',
+              '(still being answered: reopen the conversation to see the answer)'
+            )
+          );
+        }
+      } else {
+        this._addStoredAnswer(message, suggestions);
+      }
+    }
+    this._task.show(detail.conversation.task);
+    this._listTitle.textContent = detail.conversation.title;
+    this._updateSpend();
+    this._scrollToEnd();
+  }
+
+  private _addStoredAnswer(
+    message: IStoredMessage,
+    suggestions: Map<string, IConversationDetail['suggestions'][number]>
+  ): void {
+    const meta = message.meta;
+    const failed = message.status === 'error';
+    if (failed && !meta.route) {
+      // A turn refused before any engine ran (busy, not found): a notice, as it was live.
+      this._addNotice(
+        meta.error?.code ?? ErrorCode.INTERNAL,
+        meta.error?.message || message.content
+      );
+      return;
+    }
+    const answer = this._newAnswer();
+    if (meta.route) {
+      answer.setRoute(meta.route.engine, meta.route.reason, meta.route.forced);
+    }
+    meta.notices.forEach(notice => answer.addNotice(notice));
+    for (const step of meta.steps) {
+      answer.startStep(step.step, step.title);
+      answer.addStepText(step.step, step.text);
+      answer.finishStep(step.step);
+    }
+    let content = message.content;
+    if (message.status === 'incomplete' && content.endsWith(INCOMPLETE_MARK)) {
+      content = content.slice(0, -INCOMPLETE_MARK.length);
+    }
+    if (!failed) {
+      answer.addText(content);
+    }
+    meta.corrections.forEach(c => answer.addCorrection(c));
+    answer.setCitations(meta.citations);
+    for (const id of meta.suggestions) {
+      const suggestion = suggestions.get(id);
+      if (suggestion) {
+        answer.addSuggestion(suggestion);
+      }
+    }
+    answer.render();
+    if (meta.error?.cancelled) {
+      answer.appendLine(element('div', 'jp-RubberDuck-stopped', '(stopped)'));
+    } else if (meta.error) {
+      const error = element('div', 'jp-RubberDuck-error', meta.error.message);
+      error.dataset.code = meta.error.code;
+      answer.appendLine(error);
+    } else if (message.status === 'incomplete') {
+      answer.appendLine(
+        element('div', 'jp-RubberDuck-finish', '(the answer was cut off)')
+      );
+    }
+    const done = storedDone(message);
+    const usage = usageLine(done);
+    if (usage) {
+      answer.appendLine(usage);
+    }
+    addAnswer(this._totals, done);
+  }
+
+  private _updateListTitle(): void {
+    const current = this._list.conversations.find(
+      c => c.id === this._conversationId
+    );
+    this._listTitle.textContent = current?.title ?? 'New conversation';
+    this._listButton.setAttribute(
+      'aria-label',
+      `Conversations (current: ${this._listTitle.textContent})`
+    );
+  }
+
+  private _loadConversationId(): string | null {
+    try {
+      return window.localStorage.getItem(this._storageKey);
+    } catch {
+      return null; // storage disabled: every reload starts a new conversation
+    }
+  }
+
+  private _saveConversationId(): void {
+    try {
+      window.localStorage.setItem(this._storageKey, this._conversationId);
+    } catch {
+      // storage disabled or full: nothing to keep across reloads
+    }
   }
 
   // --- server frames ----------------------------------------------------------------
@@ -309,18 +753,54 @@ export class ChatPanel extends Widget {
   }
 
   private _onFrame(_: DuckConnection, frame: ServerFrame): void {
+    if (frame.type === 'hello') {
+      this._onHello(frame);
+      return;
+    }
+    if (frame.type === 'error') {
+      this._onError(frame);
+      return;
+    }
+    const turn = this._turn;
+    if (!turn || frame.id !== turn.id) {
+      return;
+    }
+    const answer = turn.answer;
     switch (frame.type) {
-      case 'hello':
-        this._onHello(frame);
+      case 'route':
+        answer.setRoute(frame.engine, frame.reason, frame.forced);
+        break;
+      case 'step':
+        // Text that arrived ahead of this frame belongs before it.
+        this._flush(turn);
+        if (frame.status === 'started') {
+          answer.startStep(frame.step, frame.title);
+        } else {
+          answer.finishStep(frame.step);
+        }
         break;
       case 'chunk':
-        this._onChunk(frame);
+        this._onChunk(turn, frame);
+        break;
+      case 'citations':
+        answer.setCitations(frame.citations);
+        this._scheduleRender(turn);
+        break;
+      case 'correction':
+        answer.addCorrection(frame);
+        break;
+      case 'suggestion':
+        answer.addSuggestion(frame.suggestion);
+        this._scrollToEndIfFollowing();
+        break;
+      case 'task':
+        this._task.show(frame.task);
+        break;
+      case 'notice':
+        answer.addNotice(frame);
         break;
       case 'done':
-        this._onDone(frame);
-        break;
-      case 'error':
-        this._onError(frame);
+        this._onDone(turn, frame);
         break;
     }
   }
@@ -333,24 +813,38 @@ export class ChatPanel extends Widget {
           `server speaks version ${frame.protocol_version}. Reload the page.`
       );
     }
+    this._engines = frame.engines;
+    this._slash.setCommands(slashCommands(frame.engines));
+    this._answers.forEach(answer => answer.refreshEngineTitle());
     this._updateModelPicker(frame.models, frame.model.name);
     // The connection reported 'open' before this frame reached the picker.
     this._updateStatus();
   }
 
-  private _onChunk(frame: IChunkFrame): void {
-    const turn = this._turn;
-    if (!turn || frame.id !== turn.id || frame.seq < turn.nextSeq) {
+  private _onChunk(turn: ITurn, frame: IChunkFrame): void {
+    if (frame.seq < turn.nextSeq) {
       return;
     }
-    turn.early.set(frame.seq, frame.text);
+    turn.early.set(frame.seq, { text: frame.text, step: frame.step });
     let next = turn.early.get(turn.nextSeq);
     while (next !== undefined) {
       turn.early.delete(turn.nextSeq);
-      turn.text += next;
+      this._addChunk(turn, next);
       turn.nextSeq += 1;
       next = turn.early.get(turn.nextSeq);
     }
+    this._scheduleRender(turn);
+  }
+
+  private _addChunk(turn: ITurn, chunk: IPendingChunk): void {
+    if (chunk.step !== undefined) {
+      turn.answer.addStepText(chunk.step, chunk.text);
+    } else {
+      turn.answer.addText(chunk.text);
+    }
+  }
+
+  private _scheduleRender(turn: ITurn): void {
     if (!turn.frame) {
       // Re-parsing the whole answer per chunk is cheap once per frame, not per chunk.
       turn.frame = requestAnimationFrame(() => {
@@ -360,17 +854,14 @@ export class ChatPanel extends Widget {
     }
   }
 
-  private _onDone(frame: IDoneFrame): void {
-    const turn = this._turn;
-    if (!turn || frame.id !== turn.id) {
-      return;
-    }
+  private _onDone(turn: ITurn, frame: IDoneFrame): void {
     this._flush(turn);
     this._endTurn(turn);
+    const answer = turn.answer;
     if (frame.finish_reason === 'cancelled') {
-      turn.node.append(element('div', 'jp-RubberDuck-stopped', '(stopped)'));
+      answer.appendLine(element('div', 'jp-RubberDuck-stopped', '(stopped)'));
     } else if (frame.finish_reason !== 'stop') {
-      turn.node.append(
+      answer.appendLine(
         element(
           'div',
           'jp-RubberDuck-finish',
@@ -380,11 +871,13 @@ export class ChatPanel extends Widget {
     }
     const usage = usageLine(frame);
     if (usage) {
-      turn.node.append(usage);
+      answer.appendLine(usage);
     }
     addAnswer(this._totals, frame);
     this._updateSpend();
-    this._scrollToEnd();
+    this._scrollToEndIfFollowing();
+    // The first answer names the conversation; keep the list and its title current.
+    void this._refreshList();
   }
 
   private _onError(frame: IErrorFrame): void {
@@ -397,13 +890,15 @@ export class ChatPanel extends Widget {
     if (turn) {
       this._flush(turn);
       this._endTurn(turn);
-      if (!turn.text) {
+      if (!turn.answer.hasContent) {
         // Nothing was answered: show the notice alone, not an empty model answer.
-        turn.node.remove();
+        turn.answer.node.remove();
+        this._answers = this._answers.filter(a => a !== turn.answer);
       }
       if (RETRYABLE_CODES.has(frame.code) && !this._input.value) {
         this._input.value = turn.question;
       }
+      void this._refreshList();
     }
     this._addNotice(frame.code, frame.message, frame.retry_after);
   }
@@ -411,30 +906,37 @@ export class ChatPanel extends Widget {
   // --- turns ------------------------------------------------------------------------
 
   private _startTurn(id: string, question: string): void {
-    const node = this._addMessage('assistant');
-    node.dataset.streaming = 'true';
-    node.setAttribute('aria-busy', 'true');
-    const markdown = element('div', 'jp-RubberDuck-markdown');
-    node.append(markdown);
+    const answer = this._newAnswer();
+    answer.setStreaming(true);
     this._turn = {
       id,
       question,
-      node,
-      markdown,
-      text: '',
+      answer,
       nextSeq: 0,
       early: new Map(),
       frame: 0,
       stopping: false
     };
+    this._scrollToEnd();
     this._updateSendButton();
+  }
+
+  private _newAnswer(): AnswerView {
+    const answer = new AnswerView(this._services);
+    this._answers.push(answer);
+    this._log.append(answer.node);
+    return answer;
   }
 
   /** Render everything received, including chunks stranded behind a gap. */
   private _flush(turn: ITurn): void {
     const seqs = [...turn.early.keys()].sort((a, b) => a - b);
     for (const seq of seqs) {
-      turn.text += turn.early.get(seq);
+      const chunk = turn.early.get(seq);
+      if (chunk) {
+        this._addChunk(turn, chunk);
+      }
+      turn.nextSeq = Math.max(turn.nextSeq, seq + 1);
     }
     turn.early.clear();
     cancelAnimationFrame(turn.frame);
@@ -444,7 +946,7 @@ export class ChatPanel extends Widget {
 
   private _render(turn: ITurn): void {
     const follow = this._isAtEnd();
-    turn.markdown.innerHTML = renderAnswerMarkdown(turn.text);
+    turn.answer.render();
     if (follow) {
       this._scrollToEnd();
     }
@@ -453,8 +955,7 @@ export class ChatPanel extends Widget {
   private _endTurn(turn: ITurn): void {
     cancelAnimationFrame(turn.frame);
     turn.frame = 0;
-    delete turn.node.dataset.streaming;
-    turn.node.removeAttribute('aria-busy');
+    turn.answer.setStreaming(false);
     if (this._turn === turn) {
       this._turn = null;
     }
@@ -464,10 +965,21 @@ export class ChatPanel extends Widget {
   private _finishAsStopped(turn: ITurn): void {
     this._flush(turn);
     this._endTurn(turn);
-    turn.node.append(element('div', 'jp-RubberDuck-stopped', '(stopped)'));
+    turn.answer.appendLine(
+      element('div', 'jp-RubberDuck-stopped', '(stopped)')
+    );
   }
 
   // --- DOM --------------------------------------------------------------------------
+
+  private _engineTitle(name: string): string {
+    const engine = this._engines.find(e => e.name === name);
+    if (engine) {
+      return engine.title;
+    }
+    const words = name.replace(/_/g, ' ');
+    return words.charAt(0).toUpperCase() + words.slice(1);
+  }
 
   private _addMessage(role: 'user' | 'assistant' | 'notice'): HTMLElement {
     const node = element('div', 'jp-RubberDuck-message');
@@ -506,7 +1018,7 @@ export class ChatPanel extends Widget {
     button.dataset.state = streaming ? 'stop' : 'send';
     button.textContent = streaming ? 'Stop' : 'Send';
     button.title = streaming ? 'Stop the answer (Escape)' : 'Send (Enter)';
-    button.disabled = this._turn?.stopping ?? false;
+    button.disabled = (this._turn?.stopping ?? false) || this._sending;
   }
 
   private _updateStatus(): void {
@@ -586,14 +1098,36 @@ export class ChatPanel extends Widget {
     this._log.scrollTop = this._log.scrollHeight;
   }
 
+  private _scrollToEndIfFollowing(): void {
+    if (this._isAtEnd()) {
+      this._scrollToEnd();
+    }
+  }
+
   private _connection: DuckConnection;
+  private _api: DuckApi;
   private _notebooks: INotebookTracker | null;
-  private _conversationId = UUID.uuid4();
+  private _commands: CommandRegistry | null;
+  private _services: IAnswerServices;
+  private _storageKey: string;
+  private _conversationId: string;
+  private _restored = false;
+  /** Bumped whenever the view changes conversation, so late loads are dropped. */
+  private _loadSeq = 0;
   private _turn: ITurn | null = null;
+  /** A question waiting for the kernel's variables before it goes out. */
+  private _sending = false;
+  private _answers: AnswerView[] = [];
+  private _engines: IEngineInfo[] = [];
   /** The model the user chose in this panel, null until they choose one. */
   private _pickedModel: string | null = null;
   /** What the current conversation has spent, from its done frames. */
   private _totals = emptyTotals();
+  private _list: ConversationList;
+  private _listButton: HTMLButtonElement;
+  private _listTitle: HTMLSpanElement;
+  private _task: TaskView;
+  private _slash: SlashCompleter;
   private _log: HTMLDivElement;
   private _input: HTMLTextAreaElement;
   private _sendButton: HTMLButtonElement;
@@ -604,17 +1138,49 @@ export class ChatPanel extends Widget {
   private _contextLine: HTMLDivElement;
 }
 
-function element<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  className: string,
-  text?: string
-): HTMLElementTagNameMap[K] {
-  const node = document.createElement(tag);
-  node.className = className;
-  if (text !== undefined) {
-    node.textContent = text;
+/**
+ * Finished turns in the order they were asked, each question before its answer
+ * (storage order interleaves when a question was sent while another was answered).
+ */
+function conversationOrder(messages: IStoredMessage[]): IStoredMessage[] {
+  const asked = new Map<string, number>();
+  for (const message of messages) {
+    if (message.role === 'user') {
+      asked.set(message.turn_id, message.seq);
+    }
   }
-  return node;
+  const key = (m: IStoredMessage): [number, number, number] => [
+    asked.get(m.turn_id) ?? m.seq,
+    m.role === 'user' ? 0 : 1,
+    m.seq
+  ];
+  return [...messages].sort((a, b) => {
+    const [a0, a1, a2] = key(a);
+    const [b0, b1, b2] = key(b);
+    return a0 - b0 || a1 - b1 || a2 - b2;
+  });
+}
+
+/** A stored answer's usage, shaped like the done frame it once ended with. */
+function storedDone(message: IStoredMessage): IDoneFrame {
+  const meta = message.meta;
+  return {
+    type: 'done',
+    id: message.turn_id,
+    usage: meta.usage ?? {
+      prompt_tokens: 0,
+      completion_tokens: 0,
+      total_tokens: 0
+    },
+    finish_reason: 'stop',
+    model: meta.model,
+    cost_usd: meta.cost_usd,
+    cached: false,
+    attempts: [],
+    engine: message.engine,
+    conversation_id: null,
+    message_id: message.id
+  };
 }
 
 /**

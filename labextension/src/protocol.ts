@@ -9,6 +9,8 @@ export const PROTOCOL_VERSION = 1;
 
 export const MAX_ID_LENGTH = 128;
 export const MAX_CONTEXT_STRING = 200_000;
+/** The most kernel variables a chat context may carry. */
+export const MAX_VARIABLES = 200;
 
 /** Machine-readable error codes; the `message` beside each says what to do. */
 export const ErrorCode = {
@@ -28,12 +30,21 @@ export const ErrorCode = {
   RATE_LIMITED: 'rate_limited',
   TIMEOUT: 'timeout',
   INCOMPLETE: 'incomplete',
+  NOT_FOUND: 'not_found',
+  UNKNOWN_ENGINE: 'unknown_engine',
   INTERNAL: 'internal'
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
 // --- client frames ----------------------------------------------------------------
+
+/** One variable of the user's kernel: `summary` is a shape, a length or a short repr. */
+export interface IKernelVariable {
+  name: string;
+  type: string;
+  summary: string;
+}
 
 /** What the client knows about where the question was asked; every key is optional. */
 export interface IChatContext {
@@ -42,6 +53,12 @@ export interface IChatContext {
   selection?: string;
   error?: string;
   kernel_id?: string;
+  /** The active cell's position in the notebook, 0-based. */
+  cell_index?: number;
+  /** Its nbformat id, when the notebook has ids. */
+  cell_id?: string;
+  /** At most MAX_VARIABLES of the kernel's variables. */
+  variables?: IKernelVariable[];
 }
 
 export interface IChatFrame {
@@ -53,6 +70,8 @@ export interface IChatFrame {
   context?: IChatContext;
   /** One of the hello frame's `models`; absent means the server's default. */
   model?: string;
+  /** Force an engine by name (see IHelloFrame.engines); a slash command does the same. */
+  engine?: string;
 }
 
 export interface ICancelFrame {
@@ -70,6 +89,15 @@ export interface IModelInfo {
   name: string | null;
 }
 
+/** An engine the server offers, and the slash commands that pick it. */
+export interface IEngineInfo {
+  name: string;
+  title: string;
+  description: string;
+  /** e.g. ["/review", "/analyze"]; empty for engines only the router picks. */
+  commands: string[];
+}
+
 export interface IHelloFrame {
   type: 'hello';
   protocol_version: number;
@@ -77,6 +105,28 @@ export interface IHelloFrame {
   model: IModelInfo;
   /** The model names this user may pick. */
   models: string[];
+  engines: IEngineInfo[];
+}
+
+/** Which engine answers the turn, and why; the first frame of every turn. */
+export interface IRouteFrame {
+  type: 'route';
+  id: string;
+  engine: string;
+  reason: string;
+  /** Chosen by a slash command or the chat frame's `engine`, not by the router. */
+  forced: boolean;
+  confidence: number;
+}
+
+/** A reasoning step starts or finishes; its text arrives as chunks carrying `step`. */
+export interface IStepFrame {
+  type: 'step';
+  id: string;
+  step: string;
+  title: string;
+  /** "started" or "finished"; typed as string so statuses added later still parse. */
+  status: string;
 }
 
 export interface IChunkFrame {
@@ -84,6 +134,121 @@ export interface IChunkFrame {
   id: string;
   seq: number;
   text: string;
+  /** Set when the text belongs to a reasoning step rather than to the answer. */
+  step?: string;
+}
+
+/** A place in the project an answer may cite as `[n]`. */
+export interface ICitation {
+  n: number;
+  /** Relative to the server's root. */
+  path: string;
+  /** e.g. "code_cell", "markdown_cell", "function", "section". */
+  kind: string;
+  /** The cell's index in the notebook, 0-based; null for files. */
+  cell: number | null;
+  /** 1-based lines in a file; null for cells. */
+  start_line: number | null;
+  end_line: number | null;
+  title: string;
+  score: number;
+}
+
+export interface ICitationsFrame {
+  type: 'citations';
+  id: string;
+  /** The whole list so far, not only what is new. */
+  citations: ICitation[];
+}
+
+/** One problem found in generated code (lines are 1-based). */
+export interface IFinding {
+  source: string;
+  code: string;
+  message: string;
+  line: number;
+  col: number;
+  end_line: number | null;
+  /** "error", "warning" or "info". */
+  severity: string;
+  fix: string | null;
+  /** Which Python block of the answer, when it has several. */
+  block?: number;
+}
+
+/** One self-correction round of generated code. */
+export interface ICorrection {
+  round: number;
+  findings: IFinding[];
+  /** This round's code has no errors left (warnings may remain). */
+  fixed: boolean;
+}
+
+export interface ICorrectionFrame extends ICorrection {
+  type: 'correction';
+  id: string;
+}
+
+export interface ISuggestionTarget {
+  /** null: the active cell of an unsaved or unnamed notebook. */
+  path: string | null;
+  cell_index: number | null;
+  cell_id: string | null;
+}
+
+/** A change the user may apply, as the server stored it. */
+export interface ISuggestion {
+  id: string;
+  conversation_id: string | null;
+  message_id: string | null;
+  title: string;
+  /** "replace" the target, or "insert_after" it (a new cell below). */
+  mode: string;
+  /** "proposed", "applied" or "rejected". */
+  status: string;
+  target: ISuggestionTarget;
+  /** contentHash() of `original`: the target must still hash to this to apply. */
+  base_hash: string;
+  original: string;
+  proposed: string;
+  /** Unified diff from `original` to `proposed`. */
+  diff: string;
+}
+
+export interface ISuggestionFrame {
+  type: 'suggestion';
+  id: string;
+  suggestion: ISuggestion;
+}
+
+export interface ITaskStep {
+  title: string;
+  /** "done", "skipped" or "todo". */
+  status: string;
+}
+
+/** A multi-step task; `current` may equal steps.length once every step is through. */
+export interface ITask {
+  goal: string;
+  steps: ITaskStep[];
+  current: number;
+}
+
+export interface ITaskFrame {
+  type: 'task';
+  id: string;
+  task: ITask;
+}
+
+/** Something to know about the answer, e.g. code "no_model". */
+export interface INotice {
+  code: string;
+  message: string;
+}
+
+export interface INoticeFrame extends INotice {
+  type: 'notice';
+  id: string;
 }
 
 export interface IUsage {
@@ -114,6 +279,11 @@ export interface IDoneFrame {
   /** Served from the recent-answer cache because the provider is paused. */
   cached: boolean;
   attempts: IAttempt[];
+  /** The engine that answered. */
+  engine: string | null;
+  conversation_id: string | null;
+  /** The stored answer's id. */
+  message_id: string | null;
 }
 
 export interface IErrorFrame {
@@ -127,7 +297,18 @@ export interface IErrorFrame {
   retry_after?: number;
 }
 
-export type ServerFrame = IHelloFrame | IChunkFrame | IDoneFrame | IErrorFrame;
+export type ServerFrame =
+  | IHelloFrame
+  | IRouteFrame
+  | IStepFrame
+  | IChunkFrame
+  | ICitationsFrame
+  | ICorrectionFrame
+  | ISuggestionFrame
+  | ITaskFrame
+  | INoticeFrame
+  | IDoneFrame
+  | IErrorFrame;
 
 // --- REST --------------------------------------------------------------------------
 
@@ -151,6 +332,74 @@ export interface IUsageReport {
   conversations: Record<string, IUsageTotals>;
 }
 
+/** One entry of GET rubberduck/api/conversations (newest first). */
+export interface IConversationSummary {
+  id: string;
+  title: string;
+  /** "question", "code_review", "bug_fix" or "feature_request". */
+  context_type: string;
+  /** Seconds since the epoch. */
+  created_at: number;
+  updated_at: number;
+  task: ITask | null;
+  n_messages: number;
+  /** The start of the newest question, null for an empty conversation. */
+  last_question: string | null;
+}
+
+/** How a stored answer came about (the `route` frame, without its id). */
+export interface IStoredRoute {
+  engine: string;
+  reason: string;
+  confidence: number;
+  forced: boolean;
+  command: string | null;
+}
+
+export interface IStoredStep {
+  step: string;
+  title: string;
+  text: string;
+}
+
+/** What the server keeps beside an answer's text. */
+export interface IAnswerMeta {
+  route: IStoredRoute | null;
+  steps: IStoredStep[];
+  citations: ICitation[];
+  /** Suggestion ids, resolved against IConversationDetail.suggestions. */
+  suggestions: string[];
+  corrections: ICorrection[];
+  notices: INotice[];
+  usage: IUsage | null;
+  model: string | null;
+  cost_usd: number | null;
+  error: { code: string; message: string; cancelled: boolean } | null;
+}
+
+export interface IStoredMessage {
+  id: string;
+  seq: number;
+  role: 'user' | 'assistant';
+  content: string;
+  /** The chat frame's id: a question and its answer share it. */
+  turn_id: string;
+  /** "pending", "answered", "complete", "incomplete" or "error". */
+  status: string;
+  engine: string | null;
+  meta: IAnswerMeta;
+  created_at: number;
+}
+
+/** GET rubberduck/api/conversations/{id}. */
+export interface IConversationDetail {
+  conversation: IConversationSummary;
+  messages: IStoredMessage[];
+  suggestions: ISuggestion[];
+}
+
+// --- validation --------------------------------------------------------------------
+
 type Json = Record<string, unknown>;
 
 const isObject = (value: unknown): value is Json =>
@@ -164,22 +413,36 @@ const isCount = (value: unknown): value is number =>
 const isNonNegative = (value: unknown): value is number =>
   typeof value === 'number' && Number.isFinite(value) && value >= 0;
 
-function parseAttempts(raw: unknown): IAttempt[] {
+const stringOr = <T>(value: unknown, fallback: T): string | T =>
+  isString(value) ? value : fallback;
+
+const countOrNull = (value: unknown): number | null =>
+  isCount(value) ? value : null;
+
+/** The valid items of a list; anything else is an empty list. */
+function listOf<T>(raw: unknown, parse: (item: unknown) => T | null): T[] {
   if (!Array.isArray(raw)) {
     return [];
   }
-  const attempts: IAttempt[] = [];
+  const out: T[] = [];
   for (const item of raw) {
-    if (!isObject(item) || !isString(item.model) || !isString(item.outcome)) {
-      continue;
+    const parsed = parse(item);
+    if (parsed !== null) {
+      out.push(parsed);
     }
-    const attempt: IAttempt = { model: item.model, outcome: item.outcome };
-    if (isNonNegative(item.retry_in_s)) {
-      attempt.retry_in_s = item.retry_in_s;
-    }
-    attempts.push(attempt);
   }
-  return attempts;
+  return out;
+}
+
+function parseAttempt(item: unknown): IAttempt | null {
+  if (!isObject(item) || !isString(item.model) || !isString(item.outcome)) {
+    return null;
+  }
+  const attempt: IAttempt = { model: item.model, outcome: item.outcome };
+  if (isNonNegative(item.retry_in_s)) {
+    attempt.retry_in_s = item.retry_in_s;
+  }
+  return attempt;
 }
 
 function parseUsage(raw: unknown): IUsage {
@@ -191,6 +454,118 @@ function parseUsage(raw: unknown): IUsage {
     completion_tokens: count('completion_tokens'),
     total_tokens: count('total_tokens')
   };
+}
+
+function parseEngine(item: unknown): IEngineInfo | null {
+  if (!isObject(item) || !isString(item.name)) {
+    return null;
+  }
+  return {
+    name: item.name,
+    title: stringOr(item.title, item.name),
+    description: stringOr(item.description, ''),
+    commands: listOf(item.commands, c =>
+      isString(c) && c.startsWith('/') ? c : null
+    )
+  };
+}
+
+export function parseCitation(item: unknown): ICitation | null {
+  if (!isObject(item) || !isCount(item.n) || !isString(item.path)) {
+    return null;
+  }
+  return {
+    n: item.n,
+    path: item.path,
+    kind: stringOr(item.kind, ''),
+    cell: countOrNull(item.cell),
+    start_line: countOrNull(item.start_line),
+    end_line: countOrNull(item.end_line),
+    title: stringOr(item.title, ''),
+    score: isNonNegative(item.score) ? item.score : 0
+  };
+}
+
+function parseFinding(item: unknown): IFinding | null {
+  if (!isObject(item) || !isString(item.message)) {
+    return null;
+  }
+  const finding: IFinding = {
+    source: stringOr(item.source, ''),
+    code: stringOr(item.code, ''),
+    message: item.message,
+    line: isCount(item.line) ? item.line : 0,
+    col: isCount(item.col) ? item.col : 0,
+    end_line: countOrNull(item.end_line),
+    severity: stringOr(item.severity, 'warning'),
+    fix: stringOr(item.fix, null)
+  };
+  if (isCount(item.block)) {
+    finding.block = item.block;
+  }
+  return finding;
+}
+
+export function parseCorrection(item: unknown): ICorrection | null {
+  if (!isObject(item) || !isCount(item.round)) {
+    return null;
+  }
+  return {
+    round: item.round,
+    findings: listOf(item.findings, parseFinding),
+    fixed: item.fixed === true
+  };
+}
+
+export function parseSuggestion(item: unknown): ISuggestion | null {
+  if (
+    !isObject(item) ||
+    !isString(item.id) ||
+    !isString(item.proposed) ||
+    !isObject(item.target)
+  ) {
+    return null;
+  }
+  const target = item.target;
+  return {
+    id: item.id,
+    conversation_id: stringOr(item.conversation_id, null),
+    message_id: stringOr(item.message_id, null),
+    title: stringOr(item.title, ''),
+    mode: stringOr(item.mode, 'replace'),
+    status: stringOr(item.status, 'proposed'),
+    target: {
+      path: stringOr(target.path, null),
+      cell_index: countOrNull(target.cell_index),
+      cell_id: stringOr(target.cell_id, null)
+    },
+    base_hash: stringOr(item.base_hash, ''),
+    original: stringOr(item.original, ''),
+    proposed: item.proposed,
+    diff: stringOr(item.diff, '')
+  };
+}
+
+export function parseTask(raw: unknown): ITask | null {
+  if (!isObject(raw) || !isString(raw.goal)) {
+    return null;
+  }
+  const steps = listOf(raw.steps, step =>
+    isObject(step) && isString(step.title)
+      ? { title: step.title, status: stringOr(step.status, 'todo') }
+      : null
+  );
+  return {
+    goal: raw.goal,
+    steps,
+    current: isCount(raw.current) ? raw.current : steps.length
+  };
+}
+
+function parseNotice(item: unknown): INotice | null {
+  return isObject(item) && isString(item.code) && isString(item.message)
+    ? { code: item.code, message: item.message }
+    : null;
 }
 
 /**
@@ -210,57 +585,230 @@ export function parseServerFrame(data: unknown): ServerFrame | null {
   if (!isObject(raw)) {
     return null;
   }
-  switch (raw.type) {
-    case 'hello': {
-      const model = raw.model;
-      if (!isCount(raw.protocol_version) || !isObject(model)) {
-        return null;
-      }
-      return {
-        type: 'hello',
-        protocol_version: raw.protocol_version,
-        model: {
-          configured: model.configured === true,
-          name: isString(model.name) ? model.name : null
-        },
-        models: Array.isArray(raw.models) ? raw.models.filter(isString) : []
-      };
+  if (raw.type === 'hello') {
+    const model = raw.model;
+    if (!isCount(raw.protocol_version) || !isObject(model)) {
+      return null;
     }
-    case 'chunk':
-      if (!isString(raw.id) || !isCount(raw.seq) || !isString(raw.text)) {
-        return null;
-      }
-      return { type: 'chunk', id: raw.id, seq: raw.seq, text: raw.text };
-    case 'done':
-      if (!isString(raw.id)) {
+    return {
+      type: 'hello',
+      protocol_version: raw.protocol_version,
+      model: {
+        configured: model.configured === true,
+        name: isString(model.name) ? model.name : null
+      },
+      models: listOf(raw.models, m => (isString(m) ? m : null)),
+      engines: listOf(raw.engines, parseEngine)
+    };
+  }
+  if (raw.type === 'error') {
+    if (!isString(raw.code) || !isString(raw.message)) {
+      return null;
+    }
+    const frame: IErrorFrame = {
+      type: 'error',
+      id: isString(raw.id) ? raw.id : null,
+      code: raw.code,
+      message: raw.message
+    };
+    if (isNonNegative(raw.retry_after)) {
+      frame.retry_after = raw.retry_after;
+    }
+    return frame;
+  }
+  // Every other frame belongs to a turn.
+  if (!isString(raw.id)) {
+    return null;
+  }
+  const id = raw.id;
+  switch (raw.type) {
+    case 'route':
+      if (!isString(raw.engine)) {
         return null;
       }
       return {
-        type: 'done',
-        id: raw.id,
-        usage: parseUsage(raw.usage),
-        finish_reason: isString(raw.finish_reason) ? raw.finish_reason : 'stop',
-        model: isString(raw.model) ? raw.model : null,
-        cost_usd: isNonNegative(raw.cost_usd) ? raw.cost_usd : null,
-        cached: raw.cached === true,
-        attempts: parseAttempts(raw.attempts)
+        type: 'route',
+        id,
+        engine: raw.engine,
+        reason: stringOr(raw.reason, ''),
+        forced: raw.forced === true,
+        confidence: isNonNegative(raw.confidence) ? raw.confidence : 0
       };
-    case 'error': {
-      if (!isString(raw.code) || !isString(raw.message)) {
+    case 'step':
+      if (!isString(raw.step) || !isString(raw.status)) {
         return null;
       }
-      const frame: IErrorFrame = {
-        type: 'error',
-        id: isString(raw.id) ? raw.id : null,
-        code: raw.code,
-        message: raw.message
+      return {
+        type: 'step',
+        id,
+        step: raw.step,
+        title: stringOr(raw.title, raw.step),
+        status: raw.status
       };
-      if (isNonNegative(raw.retry_after)) {
-        frame.retry_after = raw.retry_after;
+    case 'chunk': {
+      if (!isCount(raw.seq) || !isString(raw.text)) {
+        return null;
+      }
+      const frame: IChunkFrame = {
+        type: 'chunk',
+        id,
+        seq: raw.seq,
+        text: raw.text
+      };
+      if (isString(raw.step)) {
+        frame.step = raw.step;
       }
       return frame;
     }
+    case 'citations':
+      return {
+        type: 'citations',
+        id,
+        citations: listOf(raw.citations, parseCitation)
+      };
+    case 'correction': {
+      const correction = parseCorrection(raw);
+      return correction ? { type: 'correction', id, ...correction } : null;
+    }
+    case 'suggestion': {
+      const suggestion = parseSuggestion(raw.suggestion);
+      return suggestion ? { type: 'suggestion', id, suggestion } : null;
+    }
+    case 'task': {
+      const task = parseTask(raw.task);
+      return task ? { type: 'task', id, task } : null;
+    }
+    case 'notice': {
+      const notice = parseNotice(raw);
+      return notice ? { type: 'notice', id, ...notice } : null;
+    }
+    case 'done':
+      return {
+        type: 'done',
+        id,
+        usage: parseUsage(raw.usage),
+        finish_reason: stringOr(raw.finish_reason, 'stop'),
+        model: stringOr(raw.model, null),
+        cost_usd: isNonNegative(raw.cost_usd) ? raw.cost_usd : null,
+        cached: raw.cached === true,
+        attempts: listOf(raw.attempts, parseAttempt),
+        engine: stringOr(raw.engine, null),
+        conversation_id: stringOr(raw.conversation_id, null),
+        message_id: stringOr(raw.message_id, null)
+      };
     default:
       return null;
   }
+}
+
+// --- REST validation ---------------------------------------------------------------
+
+export function parseConversationSummary(
+  item: unknown
+): IConversationSummary | null {
+  if (!isObject(item) || !isString(item.id)) {
+    return null;
+  }
+  const time = (value: unknown): number => (isNonNegative(value) ? value : 0);
+  return {
+    id: item.id,
+    title: stringOr(item.title, 'Untitled'),
+    context_type: stringOr(item.context_type, 'question'),
+    created_at: time(item.created_at),
+    updated_at: time(item.updated_at),
+    task: parseTask(item.task),
+    n_messages: isCount(item.n_messages) ? item.n_messages : 0,
+    last_question: stringOr(item.last_question, null)
+  };
+}
+
+export function parseConversationList(raw: unknown): IConversationSummary[] {
+  return isObject(raw)
+    ? listOf(raw.conversations, parseConversationSummary)
+    : [];
+}
+
+function parseRoute(raw: unknown): IStoredRoute | null {
+  if (!isObject(raw) || !isString(raw.engine)) {
+    return null;
+  }
+  return {
+    engine: raw.engine,
+    reason: stringOr(raw.reason, ''),
+    confidence: isNonNegative(raw.confidence) ? raw.confidence : 0,
+    forced: raw.forced === true,
+    command: stringOr(raw.command, null)
+  };
+}
+
+function parseAnswerMeta(raw: unknown): IAnswerMeta {
+  const meta = isObject(raw) ? raw : {};
+  const error = isObject(meta.error) ? meta.error : null;
+  return {
+    route: parseRoute(meta.route),
+    steps: listOf(meta.steps, step =>
+      isObject(step) && isString(step.step)
+        ? {
+            step: step.step,
+            title: stringOr(step.title, step.step),
+            text: stringOr(step.text, '')
+          }
+        : null
+    ),
+    citations: listOf(meta.citations, parseCitation),
+    suggestions: listOf(meta.suggestions, s => (isString(s) ? s : null)),
+    corrections: listOf(meta.corrections, parseCorrection),
+    notices: listOf(meta.notices, parseNotice),
+    usage: isObject(meta.usage) ? parseUsage(meta.usage) : null,
+    model: stringOr(meta.model, null),
+    cost_usd: isNonNegative(meta.cost_usd) ? meta.cost_usd : null,
+    error: error
+      ? {
+          code: stringOr(error.code, 'internal'),
+          message: stringOr(error.message, ''),
+          cancelled: error.cancelled === true
+        }
+      : null
+  };
+}
+
+function parseStoredMessage(item: unknown): IStoredMessage | null {
+  if (
+    !isObject(item) ||
+    !isString(item.id) ||
+    !isString(item.content) ||
+    (item.role !== 'user' && item.role !== 'assistant')
+  ) {
+    return null;
+  }
+  return {
+    id: item.id,
+    seq: isCount(item.seq) ? item.seq : 0,
+    role: item.role,
+    content: item.content,
+    turn_id: stringOr(item.turn_id, ''),
+    status: stringOr(item.status, 'complete'),
+    engine: stringOr(item.engine, null),
+    meta: parseAnswerMeta(item.meta),
+    created_at: isNonNegative(item.created_at) ? item.created_at : 0
+  };
+}
+
+export function parseConversationDetail(
+  raw: unknown
+): IConversationDetail | null {
+  if (!isObject(raw)) {
+    return null;
+  }
+  const conversation = parseConversationSummary(raw.conversation);
+  if (!conversation) {
+    return null;
+  }
+  const messages = listOf(raw.messages, parseStoredMessage);
+  messages.sort((a, b) => a.seq - b.seq);
+  return {
+    conversation,
+    messages,
+    suggestions: listOf(raw.suggestions, parseSuggestion)
+  };
 }

@@ -1,0 +1,32 @@
+/**
+ * Keeps "Fix this error" current: whether it is enabled (and whether the cell toolbar
+ * shows its button) depends on the active cell's outputs, which change as it runs.
+ */
+import type { Cell, ICodeCellModel } from '@jupyterlab/cells';
+import type { INotebookTracker } from '@jupyterlab/notebook';
+
+export class FixErrorWatcher {
+  constructor(
+    tracker: INotebookTracker,
+    private readonly _changed: () => void
+  ) {
+    tracker.activeCellChanged.connect(this._onActiveCell, this);
+    this._onActiveCell(tracker, tracker.activeCell);
+  }
+
+  private _onActiveCell(_: INotebookTracker, cell: Cell | null): void {
+    this._outputs?.changed.disconnect(this._onOutputs, this);
+    this._outputs = null;
+    if (cell && !cell.isDisposed && cell.model.type === 'code') {
+      this._outputs = (cell.model as ICodeCellModel).outputs;
+      this._outputs.changed.connect(this._onOutputs, this);
+    }
+    this._changed();
+  }
+
+  private _onOutputs(): void {
+    this._changed();
+  }
+
+  private _outputs: ICodeCellModel['outputs'] | null = null;
+}

@@ -1,0 +1,286 @@
+/**
+ * A suggested change: its diff, and Apply / Reject.
+ *
+ * Apply goes one of two ways. When the target notebook is open, the browser holds the
+ * truth (possibly unsaved), so the change is made there: the target cell's current
+ * source must still hash to the suggestion's base_hash, the server records the apply
+ * (re-checking that hash), and only then is the cell replaced or a cell inserted below
+ * it. Otherwise the server applies it to the file on disk, with the same check.
+ */
+import type { ICellModel } from '@jupyterlab/cells';
+import type { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
+
+import { ApiError, DuckApi } from './api';
+import { parseUnifiedDiff, unifiedDiff } from './diff';
+import { button, element } from './dom';
+import { contentHash } from './hash';
+import { ISuggestion } from './protocol';
+
+/** Where an applied suggestion landed. */
+export type AppliedIn = 'notebook' | 'file';
+
+export interface IApplyResult {
+  suggestion: ISuggestion;
+  appliedIn: AppliedIn;
+}
+
+/** Apply and reject, as the panel wires them to the server and the open notebooks. */
+export interface ISuggestionActions {
+  apply(suggestion: ISuggestion): Promise<IApplyResult>;
+  reject(suggestion: ISuggestion): Promise<ISuggestion>;
+}
+
+export class SuggestionActions implements ISuggestionActions {
+  constructor(
+    private readonly _api: DuckApi,
+    private readonly _notebooks: INotebookTracker | null
+  ) {}
+
+  async apply(suggestion: ISuggestion): Promise<IApplyResult> {
+    const target = suggestion.target;
+    const isCell = target.cell_index !== null || target.cell_id !== null;
+    const panel = isCell ? this._openNotebook(target.path) : null;
+    if (!panel) {
+      const updated = await this._api.applySuggestion(suggestion.id);
+      return { suggestion: updated ?? applied(suggestion), appliedIn: 'file' };
+    }
+    const before = findCell(panel, suggestion);
+    if (!before) {
+      throw new ApiError(
+        404,
+        `The target cell is no longer in ${panel.context.path}.`
+      );
+    }
+    const source = before.model.sharedModel.getSource();
+    const hash = await contentHash(source);
+    if (suggestion.mode !== 'insert_after' && hash !== suggestion.base_hash) {
+      throw new ApiError(
+        409,
+        'The cell changed since the suggestion was made; ask again for a fresh one.'
+      );
+    }
+    const updated = await this._api.applySuggestion(suggestion.id, hash);
+    // The request took a moment: look again, and never overwrite an edit made meanwhile.
+    const now = findCell(panel, suggestion);
+    if (!now || now.model.sharedModel.getSource() !== source) {
+      throw new ApiError(
+        409,
+        'The cell changed while the suggestion was being applied; apply it by hand.'
+      );
+    }
+    const cells = panel.content.model?.sharedModel;
+    if (suggestion.mode === 'insert_after' && cells) {
+      cells.insertCell(now.index + 1, {
+        cell_type: 'code',
+        source: suggestion.proposed
+      });
+    } else {
+      now.model.sharedModel.setSource(suggestion.proposed);
+    }
+    return {
+      suggestion: updated ?? applied(suggestion),
+      appliedIn: 'notebook'
+    };
+  }
+
+  async reject(suggestion: ISuggestion): Promise<ISuggestion> {
+    return (
+      (await this._api.rejectSuggestion(suggestion.id)) ?? {
+        ...suggestion,
+        status: 'rejected'
+      }
+    );
+  }
+
+  /** The open notebook at `path`; for an unnamed target, the current one. */
+  private _openNotebook(path: string | null): NotebookPanel | null {
+    const tracker = this._notebooks;
+    if (!tracker) {
+      return null;
+    }
+    if (path === null) {
+      return tracker.currentWidget;
+    }
+    return tracker.find(panel => panel.context.path === path) ?? null;
+  }
+}
+
+function applied(suggestion: ISuggestion): ISuggestion {
+  return { ...suggestion, status: 'applied' };
+}
+
+/** The target cell by id (cells move), else by index. */
+function findCell(
+  panel: NotebookPanel,
+  suggestion: ISuggestion
+): { model: ICellModel; index: number } | null {
+  const cells = panel.content.model?.cells;
+  if (!cells) {
+    return null;
+  }
+  const { cell_id: id, cell_index: index } = suggestion.target;
+  if (id !== null) {
+    for (let i = 0; i < cells.length; i++) {
+      if (cells.get(i).id === id) {
+        return { model: cells.get(i), index: i };
+      }
+    }
+    // Ids the server saw may have been assigned by the lab; fall back to the index.
+  }
+  if (index !== null && index < cells.length) {
+    return { model: cells.get(index), index };
+  }
+  return null;
+}
+
+const STATUS_TEXT: Record<string, string> = {
+  applied: 'Applied',
+  rejected: 'Rejected'
+};
+
+/** One suggestion under an answer. */
+export class SuggestionView {
+  readonly node: HTMLElement;
+
+  constructor(
+    private _suggestion: ISuggestion,
+    private readonly _actions: ISuggestionActions
+  ) {
+    const node = element('div', 'jp-RubberDuck-suggestion');
+    node.dataset.id = _suggestion.id;
+    node.setAttribute('role', 'group');
+    const title = _suggestion.title || 'Suggested change';
+    node.setAttribute('aria-label', `Suggestion: ${title}`);
+    const head = element('div', 'jp-RubberDuck-suggestion-head');
+    head.append(
+      element('span', 'jp-RubberDuck-suggestion-title', title),
+      element(
+        'span',
+        'jp-RubberDuck-suggestion-target',
+        targetLabel(_suggestion)
+      )
+    );
+    this._apply = button(
+      'jp-RubberDuck-suggestion-apply',
+      applyLabel(_suggestion),
+      'Apply'
+    );
+    this._reject = button(
+      'jp-RubberDuck-suggestion-reject',
+      'Reject this suggestion',
+      'Reject'
+    );
+    this._state = element('span', 'jp-RubberDuck-suggestion-state');
+    this._state.setAttribute('role', 'status');
+    const actions = element('div', 'jp-RubberDuck-suggestion-actions');
+    actions.append(this._apply, this._reject, this._state);
+    this._apply.addEventListener('click', () => void this._run('apply'));
+    this._reject.addEventListener('click', () => void this._run('reject'));
+    node.append(head, renderDiff(_suggestion), actions);
+    this.node = node;
+    this._update();
+  }
+
+  get suggestion(): ISuggestion {
+    return this._suggestion;
+  }
+
+  private async _run(action: 'apply' | 'reject'): Promise<void> {
+    this._busy = true;
+    this._message = null;
+    this._failed = false;
+    this._update();
+    try {
+      if (action === 'apply') {
+        const result = await this._actions.apply(this._suggestion);
+        this._suggestion = result.suggestion;
+        this._message =
+          result.appliedIn === 'notebook'
+            ? 'Applied in the open notebook (not saved yet)'
+            : `Applied to ${this._suggestion.target.path ?? 'the file'}`;
+      } else {
+        this._suggestion = await this._actions.reject(this._suggestion);
+      }
+    } catch (error) {
+      this._message = failureText(error);
+      this._failed = true;
+    } finally {
+      this._busy = false;
+      this._update();
+    }
+  }
+
+  private _update(): void {
+    const status = this._suggestion.status;
+    this.node.dataset.status = status;
+    const open = status === 'proposed' && !this._busy;
+    this._apply.disabled = !open;
+    this._reject.disabled = !open;
+    this._apply.hidden = status === 'rejected';
+    this._reject.hidden = status === 'applied';
+    if (this._busy) {
+      this._state.textContent = 'Working…';
+      this._state.dataset.kind = 'busy';
+    } else {
+      this._state.textContent = this._message ?? STATUS_TEXT[status] ?? '';
+      this._state.dataset.kind = this._failed ? 'error' : status;
+    }
+  }
+
+  private _apply: HTMLButtonElement;
+  private _reject: HTMLButtonElement;
+  private _state: HTMLSpanElement;
+  private _busy = false;
+  private _failed = false;
+  private _message: string | null = null;
+}
+
+function targetLabel(suggestion: ISuggestion): string {
+  const { path, cell_index: index } = suggestion.target;
+  const where = path ?? 'the notebook';
+  if (index === null) {
+    return where;
+  }
+  return suggestion.mode === 'insert_after'
+    ? `${where}, new cell after cell ${index}`
+    : `${where}, cell ${index}`;
+}
+
+function applyLabel(suggestion: ISuggestion): string {
+  return suggestion.mode === 'insert_after'
+    ? `Insert this code as a new cell (${targetLabel(suggestion)})`
+    : `Apply this change to ${targetLabel(suggestion)}`;
+}
+
+function failureText(error: unknown): string {
+  if (error instanceof ApiError) {
+    if (error.status === 409) {
+      return `Not applied: changed since. ${error.message}`;
+    }
+    if (error.status === 404) {
+      return `Not applied: not found. ${error.message}`;
+    }
+    return error.message;
+  }
+  return `Failed: ${(error as Error)?.message ?? String(error)}`;
+}
+
+/** The change as a unified diff, coloured by line kind; text only, never HTML. */
+export function renderDiff(suggestion: ISuggestion): HTMLElement {
+  const pre = element('pre', 'jp-RubberDuck-diff');
+  pre.setAttribute('aria-label', 'Proposed change (unified diff)');
+  pre.tabIndex = 0;
+  const header = suggestion.diff
+    .split('\n')
+    .slice(0, 2)
+    .filter(line => line.startsWith('---') || line.startsWith('+++'));
+  const lines =
+    unifiedDiff(suggestion.original, suggestion.proposed, header) ??
+    parseUnifiedDiff(suggestion.diff);
+  for (const line of lines) {
+    const row = element('span', 'jp-RubberDuck-diff-line', line.text + '\n');
+    row.dataset.kind = line.kind;
+    pre.append(row);
+  }
+  return pre;
+}

@@ -1,0 +1,310 @@
+"""Conversations, routing, reasoning steps and slash commands in the sidebar, in a real
+JupyterLab and browser against the fake provider."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+MESSAGES = '.jp-RubberDuck-message[data-role="assistant"]'
+
+
+def api(lab: Any, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    request = urllib.request.Request(
+        f"{lab.url}rubberduck/api/{path}",
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": f"token {lab.token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        raw = response.read()
+    return json.loads(raw) if raw else None
+
+
+def ask_and_wait(panel: Any, question: str) -> Any:
+    """Send a question; return its answer once the answer is done."""
+    answers = panel.locator(MESSAGES)
+    before = panel.locator(".jp-RubberDuck-usage").count()
+    box = panel.locator("textarea.jp-RubberDuck-input")
+    box.fill(question)
+    box.press("Enter")
+    panel.locator(".jp-RubberDuck-usage").nth(before).wait_for()
+    return answers.last
+
+
+def conversation_row(panel: Any, title: str) -> Any:
+    return panel.locator(".jp-RubberDuck-conversation").filter(
+        has=panel.page.locator(".jp-RubberDuck-conversation-title", has_text=title)
+    )
+
+
+def open_list(panel: Any) -> Any:
+    toggle = panel.locator("button.jp-RubberDuck-conversations-toggle")
+    if toggle.get_attribute("aria-expanded") != "true":
+        toggle.click()
+    listing = panel.locator(".jp-RubberDuck-conversations")
+    listing.wait_for(state="visible")
+    return listing
+
+
+def test_conversations_switch_rename_delete_and_survive_a_reload(
+    page: Any, open_sidebar: Any, fake_llm: Any, lab_server: Any
+) -> None:
+    fake_llm.set_replies(["A tuple is an immutable sequence.", "A set holds unique items."])
+    panel = open_sidebar("fake-model")
+    answer = ask_and_wait(panel, "What is a tuple?")
+    assert "immutable sequence" in answer.inner_text()
+    # The router's choice, with its reason as the tooltip.
+    badge = answer.locator(".jp-RubberDuck-engine")
+    assert badge.inner_text() == "Answer"
+    assert "a direct question" in (badge.get_attribute("title") or "")
+    toggle = panel.locator("button.jp-RubberDuck-conversations-toggle")
+    panel.page.wait_for_function(
+        "el => el.textContent.includes('What is a tuple?')", arg=toggle.element_handle()
+    )
+
+    panel.locator("button.jp-RubberDuck-new").click()
+    assert panel.locator(".jp-RubberDuck-message").count() == 0
+    assert toggle.inner_text().strip() == "New conversation"
+    ask_and_wait(panel, "What is a set?")
+
+    listing = open_list(panel)
+    rows = listing.locator(".jp-RubberDuck-conversation")
+    rows.nth(1).wait_for()
+    titles = listing.locator(".jp-RubberDuck-conversation-title").all_inner_texts()
+    # Newest first; earlier tests in this module may have left more behind them.
+    assert titles[:2] == ["What is a set?", "What is a tuple?"]
+    current = listing.locator('.jp-RubberDuck-conversation[aria-current="true"]')
+    assert current.locator(".jp-RubberDuck-conversation-title").inner_text() == "What is a set?"
+    tuple_row = conversation_row(panel, "What is a tuple?")
+    assert (
+        "What is a tuple?" in tuple_row.locator(".jp-RubberDuck-conversation-preview").inner_text()
+    )
+    assert tuple_row.locator("time").inner_text() == "just now"
+
+    # Switch: the stored conversation is drawn from the server, badge included.
+    tuple_row.locator(".jp-RubberDuck-conversation-open").click()
+    assert listing.is_hidden()
+    user = panel.locator('.jp-RubberDuck-message[data-role="user"]')
+    user.first.wait_for()
+    assert user.all_inner_texts() == ["What is a tuple?"]
+    restored = panel.locator(MESSAGES)
+    assert "immutable sequence" in restored.inner_text()
+    assert restored.locator(".jp-RubberDuck-engine").inner_text() == "Answer"
+    assert "a direct question" in (
+        restored.locator(".jp-RubberDuck-engine").get_attribute("title") or ""
+    )
+    assert restored.locator(".jp-RubberDuck-usage").inner_text().startswith("openai/fake-model")
+
+    # Rename inline: Escape cancels, Enter saves.
+    open_list(panel)
+    tuple_row.locator(".jp-RubberDuck-conversation-rename").click()
+    field = panel.locator("input.jp-RubberDuck-conversation-rename-input")
+    field.wait_for()
+    field.fill("Not this")
+    field.press("Escape")
+    assert field.count() == 0
+    assert conversation_row(panel, "What is a tuple?").count() == 1
+    tuple_row.locator(".jp-RubberDuck-conversation-rename").click()
+    field.fill("Tuples explained")
+    field.press("Enter")
+    renamed = conversation_row(panel, "Tuples explained")
+    renamed.wait_for()
+    conversation_id = renamed.get_attribute("data-id")
+    stored = api(lab_server, "GET", f"conversations/{conversation_id}")
+    assert stored["conversation"]["title"] == "Tuples explained"
+    page.wait_for_function(
+        "el => el.textContent.includes('Tuples explained')", arg=toggle.element_handle()
+    )
+
+    # Delete the other one, after confirming.
+    set_row = conversation_row(panel, "What is a set?")
+    set_id = set_row.get_attribute("data-id")
+    set_row.locator(".jp-RubberDuck-conversation-delete").click()
+    dialog = page.locator(".jp-Dialog")
+    dialog.wait_for()
+    assert "What is a set?" in dialog.inner_text()
+    dialog.locator("button.jp-mod-accept").click()
+    set_row.wait_for(state="detached")
+    listed = [c["id"] for c in api(lab_server, "GET", "conversations")["conversations"]]
+    assert set_id not in listed
+    assert conversation_id in listed
+
+    # A reload restores the current conversation from the server.
+    page.reload()
+    page.wait_for_selector("#jp-main-dock-panel", state="attached")
+    panel = open_sidebar("fake-model")
+    restored = panel.locator(MESSAGES)
+    restored.first.wait_for()
+    assert panel.locator('.jp-RubberDuck-message[data-role="user"]').all_inner_texts() == [
+        "What is a tuple?"
+    ]
+    assert "immutable sequence" in restored.inner_text()
+    toggle = panel.locator("button.jp-RubberDuck-conversations-toggle")
+    page.wait_for_function(
+        "el => el.textContent.includes('Tuples explained')", arg=toggle.element_handle()
+    )
+    # And the next question continues that conversation.
+    fake_llm.set_replies(["Yes, they are hashable if their items are."])
+    ask_and_wait(panel, "Are they hashable?")
+    stored = api(lab_server, "GET", f"conversations/{conversation_id}")
+    assert [m["content"] for m in stored["messages"] if m["role"] == "user"] == [
+        "What is a tuple?",
+        "Are they hashable?",
+    ]
+
+
+def test_export_markdown_downloads_the_conversation(
+    page: Any, open_sidebar: Any, fake_llm: Any, tmp_path: Path
+) -> None:
+    fake_llm.set_replies(["Use `df.dropna()` to drop the rows."])
+    panel = open_sidebar("fake-model")
+    ask_and_wait(panel, "How do I drop empty rows in pandas?")
+    listing = open_list(panel)
+    row = conversation_row(panel, "How do I drop empty rows in pandas?")
+    row.wait_for()
+    with page.expect_download() as download_info:
+        row.locator(".jp-RubberDuck-conversation-export-md").click()
+    download = download_info.value
+    assert download.suggested_filename.endswith(".md")
+    target = tmp_path / download.suggested_filename
+    download.save_as(target)
+    text = target.read_text()
+    assert text.startswith("# How do I drop empty rows in pandas?")
+    assert "How do I drop empty rows in pandas?" in text.split("\n", 1)[1]
+    assert "Use `df.dropna()` to drop the rows." in text
+    assert listing.locator(".jp-RubberDuck-conversations-error").is_hidden()
+
+    with page.expect_download() as download_info:
+        row.locator(".jp-RubberDuck-conversation-export-ipynb").click()
+    notebook = tmp_path / "export.ipynb"
+    download_info.value.save_as(notebook)
+    cells = json.loads(notebook.read_text())["cells"]
+    assert any("df.dropna()" in "".join(cell["source"]) for cell in cells)
+
+
+THINK_REPLIES = [
+    "- add two numbers\n- integers and floats",
+    "1. one function `add(a, b)`",
+    "```python\ndef add(a, b):\n    return a + b\n```",
+    "```python\ndef test_add():\n    assert add(1, 2) == 3\n```",
+    "Looks complete; no edge cases missed.",
+]
+
+
+def test_think_streams_reasoning_steps_that_collapse(
+    page: Any, open_sidebar: Any, fake_llm: Any
+) -> None:
+    fake_llm.set_replies(THINK_REPLIES)
+    panel = open_sidebar("fake-model")
+    answer = ask_and_wait(panel, "/think a function that adds two numbers")
+    badge = answer.locator(".jp-RubberDuck-engine")
+    assert badge.inner_text() == "Think it through"
+    assert "/think command" in (badge.get_attribute("title") or "")
+
+    steps = answer.locator("details.jp-RubberDuck-step")
+    assert steps.locator(".jp-RubberDuck-step-title").all_inner_texts() == [
+        "Requirements",
+        "Plan",
+        "Review",
+    ]
+    # Finished steps are collapsed; their text is one click away.
+    for index in range(3):
+        assert steps.nth(index).evaluate("el => el.open") is False
+    plan = steps.nth(1)
+    assert plan.locator(".jp-RubberDuck-step-body").is_hidden()
+    plan.locator("summary").click()
+    assert plan.evaluate("el => el.open") is True
+    assert "add(a, b)" in plan.locator(".jp-RubberDuck-step-body").inner_text()
+    # Keyboard: a summary toggles with Enter.
+    plan.locator("summary").press("Enter")
+    assert plan.evaluate("el => el.open") is False
+
+    # The implementation and tests are the answer; the step text is not.
+    markdown = answer.locator(":scope > .jp-RubberDuck-markdown")
+    headings = markdown.locator("h3").all_inner_texts()
+    assert headings == ["Implementation", "Tests"]
+    assert "return a + b" in markdown.inner_text()
+    assert "add two numbers" not in markdown.inner_text()
+    # The generated code was checked once and was clean.
+    assert answer.locator(".jp-RubberDuck-correction-summary").all_inner_texts() == [
+        "Checked code: round 1 — no problems"
+    ]
+
+
+def test_slash_commands_complete_from_the_keyboard_and_the_mouse(
+    page: Any, open_sidebar: Any, fake_llm: Any
+) -> None:
+    panel = open_sidebar("fake-model")
+    box = panel.locator("textarea.jp-RubberDuck-input")
+    listbox = panel.locator("ul.jp-RubberDuck-slash")
+    options = listbox.locator('[role="option"]')
+    box.focus()
+    page.keyboard.type("/")
+    listbox.wait_for(state="visible")
+    commands = [o.get_attribute("data-command") for o in options.all()]
+    for command in ("/ask", "/think", "/review", "/fix", "/generate", "/plan", "/help", "/prefs"):
+        assert command in commands
+    assert box.get_attribute("aria-expanded") == "true"
+
+    page.keyboard.type("t")
+    assert [o.get_attribute("data-command") for o in options.all()] == [
+        "/think",
+        "/tests",
+        "/task",
+    ]
+    assert options.nth(0).get_attribute("aria-selected") == "true"
+    page.keyboard.press("ArrowDown")
+    assert options.nth(1).get_attribute("aria-selected") == "true"
+    assert box.get_attribute("aria-activedescendant") == options.nth(1).get_attribute("id")
+    page.keyboard.press("ArrowUp")
+    page.keyboard.press("ArrowUp")  # wraps to the last
+    assert options.nth(2).get_attribute("aria-selected") == "true"
+    page.keyboard.press("Enter")
+    assert listbox.is_hidden()
+    assert box.input_value() == "/task "
+    assert box.get_attribute("aria-expanded") == "false"
+    # Enter took the command; nothing was sent.
+    assert panel.locator(".jp-RubberDuck-message").count() == 0
+
+    # Escape closes the list and keeps the text; Tab completes too.
+    box.fill("")
+    page.keyboard.type("/rev")
+    listbox.wait_for(state="visible")
+    page.keyboard.press("Escape")
+    assert listbox.is_hidden()
+    assert box.input_value() == "/rev"
+    box.fill("")
+    page.keyboard.type("/ex")
+    listbox.wait_for(state="visible")
+    # The Tab is the list's: its default (moving the focus on) is cancelled.
+    page.evaluate(
+        "() => window.addEventListener('keydown', e => { window.lastKeydown = e; }, true)"
+    )
+    page.keyboard.press("Tab")
+    assert box.input_value() == "/explain "
+    assert page.evaluate("() => window.lastKeydown.key") == "Tab"
+    assert page.evaluate("() => window.lastKeydown.defaultPrevented") is True
+
+    # The mouse picks one too, and the text after the command stays.
+    box.fill("/ the whole notebook")
+    box.evaluate("el => el.setSelectionRange(1, 1)")
+    box.press("r")  # "/r| the whole notebook"
+    listbox.wait_for(state="visible")
+    listbox.locator('[data-command="/review"]').click()
+    assert box.input_value() == "/review the whole notebook"
+
+    # A command typed in full is sent by Enter, and the server's router obeys it.
+    box.fill("")
+    page.keyboard.type("/help")
+    page.keyboard.press("Enter")
+    answer = panel.locator(MESSAGES).last
+    answer.locator(".jp-RubberDuck-markdown table").wait_for()
+    assert answer.locator(".jp-RubberDuck-engine").inner_text() == "Help"
+    assert "/think" in answer.inner_text()
