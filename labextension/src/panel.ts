@@ -496,12 +496,17 @@ export class ChatPanel extends Widget {
   }
 
   private async _switchTo(id: string): Promise<void> {
-    if (id !== this._conversationId || this._turn) {
+    this._toggleList(false);
+    if (id === this._conversationId && this._turn) {
+      // Already here, and an answer is coming in: nothing to reload.
+      this.focusInput();
+      return;
+    }
+    if (id !== this._conversationId) {
       this._leaveConversation();
       this._conversationId = id;
       this._saveConversationId();
     }
-    this._toggleList(false);
     this._updateListTitle();
     await this._load(id, { quiet: false });
     this.focusInput();

@@ -213,6 +213,9 @@ export interface ISuggestion {
   proposed: string;
   /** Unified diff from `original` to `proposed`. */
   diff: string;
+  /** Seconds since the epoch; resolved_at is null until applied or rejected. */
+  created_at: number | null;
+  resolved_at: number | null;
 }
 
 export interface ISuggestionFrame {
@@ -542,7 +545,9 @@ export function parseSuggestion(item: unknown): ISuggestion | null {
     base_hash: stringOr(item.base_hash, ''),
     original: stringOr(item.original, ''),
     proposed: item.proposed,
-    diff: stringOr(item.diff, '')
+    diff: stringOr(item.diff, ''),
+    created_at: isNonNegative(item.created_at) ? item.created_at : null,
+    resolved_at: isNonNegative(item.resolved_at) ? item.resolved_at : null
   };
 }
 

@@ -237,6 +237,28 @@ def test_think_streams_reasoning_steps_that_collapse(
         "Checked code: round 1 — no problems"
     ]
 
+    # Reloaded from the server, the answer has the same parts.
+    page.reload()
+    page.wait_for_selector("#jp-main-dock-panel", state="attached")
+    panel = open_sidebar("fake-model")
+    restored = panel.locator(MESSAGES).last
+    restored.locator(".jp-RubberDuck-engine").wait_for()
+    assert restored.locator(".jp-RubberDuck-engine").inner_text() == "Think it through"
+    steps = restored.locator("details.jp-RubberDuck-step")
+    assert steps.locator(".jp-RubberDuck-step-title").all_inner_texts() == [
+        "Requirements",
+        "Plan",
+        "Review",
+    ]
+    assert steps.nth(2).evaluate("el => el.open") is False
+    review = steps.nth(2).locator(".jp-RubberDuck-step-body").text_content() or ""
+    assert "no edge cases" in review
+    restored_markdown = restored.locator(":scope > .jp-RubberDuck-markdown")
+    assert restored_markdown.locator("h3").all_inner_texts() == ["Implementation", "Tests"]
+    assert restored.locator(".jp-RubberDuck-correction-summary").all_inner_texts() == [
+        "Checked code: round 1 — no problems"
+    ]
+
 
 def test_slash_commands_complete_from_the_keyboard_and_the_mouse(
     page: Any, open_sidebar: Any, fake_llm: Any
@@ -308,3 +330,152 @@ def test_slash_commands_complete_from_the_keyboard_and_the_mouse(
     answer.locator(".jp-RubberDuck-markdown table").wait_for()
     assert answer.locator(".jp-RubberDuck-engine").inner_text() == "Help"
     assert "/think" in answer.inner_text()
+
+
+def test_plan_pins_the_task_and_follows_its_steps(
+    page: Any, open_sidebar: Any, fake_llm: Any
+) -> None:
+    fake_llm.set_replies(["Read the CSV with pandas.", "Drop rows without a churn label."])
+    panel = open_sidebar("fake-model")
+    task = panel.locator(".jp-RubberDuck-task")
+    assert task.is_hidden()
+    ask_and_wait(panel, "/plan churn model: load the data; clean the columns; fit a model")
+    task.wait_for()
+    assert task.locator(".jp-RubberDuck-task-goal").inner_text() == "churn model"
+    steps = task.locator(".jp-RubberDuck-task-step")
+    assert steps.locator(".jp-RubberDuck-task-title").all_inner_texts() == [
+        "load the data",
+        "clean the columns",
+        "fit a model",
+    ]
+    assert steps.nth(0).get_attribute("aria-current") == "step"
+    assert task.locator(".jp-RubberDuck-task-progress").inner_text().strip() == "· 0/3"
+
+    ask_and_wait(panel, "/next")
+    assert steps.nth(0).get_attribute("data-status") == "done"
+    assert steps.nth(0).get_attribute("aria-current") is None
+    assert steps.nth(1).get_attribute("aria-current") == "step"
+    assert task.locator(".jp-RubberDuck-task-progress").inner_text().strip() == "· 1/3"
+
+    # The task is part of the conversation: a reload brings it back.
+    page.reload()
+    page.wait_for_selector("#jp-main-dock-panel", state="attached")
+    panel = open_sidebar("fake-model")
+    task = panel.locator(".jp-RubberDuck-task")
+    task.wait_for()
+    assert task.locator(".jp-RubberDuck-task-step").nth(1).get_attribute("aria-current") == "step"
+    # A new conversation has no task.
+    panel.locator("button.jp-RubberDuck-new").click()
+    assert task.is_hidden()
+
+
+def test_notices_checked_code_and_a_cited_cell_that_opens(
+    page: Any, open_sidebar: Any, fake_llm: Any, lab_server: Any
+) -> None:
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell(f"step_{i} = {i}") for i in range(4)]
+    nbformat.write(notebook, lab_server.root / "cited.ipynb")
+    extra: dict[str, Any] = {
+        "notice": {"code": "no_model", "message": "Answering from the index only."},
+        "citations": [
+            {
+                "n": 1,
+                "path": "cited.ipynb",
+                "kind": "code_cell",
+                "cell": 2,
+                "start_line": None,
+                "end_line": None,
+                "title": "step two",
+                "score": 0.5,
+            }
+        ],
+        "findings": [
+            {
+                "source": "ruff",
+                "code": "F821",
+                "message": "Undefined name `pd`",
+                "line": 3,
+                "col": 1,
+                "end_line": 3,
+                "severity": "error",
+                "fix": "import pandas as pd",
+            },
+            {
+                "source": "ast",
+                "code": "RD1",
+                "message": "Unused result",
+                "line": 5,
+                "col": 1,
+                "end_line": None,
+                "severity": "warning",
+                "fix": None,
+            },
+        ],
+    }
+
+    # This server has a model and no index, so these frames are added on their way in.
+    def add_frames(ws: Any) -> None:
+        server = ws.connect_to_server()
+
+        def to_page(message: str | bytes) -> None:
+            ws.send(message)
+            frame = json.loads(message)
+            if frame.get("type") != "route":
+                return
+            turn = frame["id"]
+            ws.send(json.dumps({"type": "notice", "id": turn, **extra["notice"]}))
+            ws.send(json.dumps({"type": "citations", "id": turn, "citations": extra["citations"]}))
+            for round_no, fixed in ((0, False), (1, True)):
+                findings = extra["findings"] if not fixed else extra["findings"][1:]
+                ws.send(
+                    json.dumps(
+                        {
+                            "type": "correction",
+                            "id": turn,
+                            "round": round_no,
+                            "findings": findings,
+                            "fixed": fixed,
+                        }
+                    )
+                )
+
+        server.on_message(to_page)
+
+    page.route_web_socket(lambda url: "/rubberduck/ws" in url, add_frames)
+    page.reload()
+    page.wait_for_selector("#jp-main-dock-panel", state="attached")
+    fake_llm.set_replies(["Step two sets it [1]; see also [7]."])
+    panel = open_sidebar("fake-model")
+    answer = ask_and_wait(panel, "Where is step_2 set?")
+
+    info = answer.locator(".jp-RubberDuck-info")
+    assert info.inner_text() == "Answering from the index only."
+    assert info.get_attribute("data-code") == "no_model"
+
+    rounds = answer.locator("details.jp-RubberDuck-correction")
+    assert rounds.locator("summary").all_inner_texts() == [
+        "Checked code: round 1 — 2 problems",
+        "Checked code: round 2 — 1 problem (no errors)",
+    ]
+    assert rounds.nth(0).evaluate("el => el.open") is False
+    rounds.nth(0).locator("summary").click()
+    findings = rounds.nth(0).locator(".jp-RubberDuck-finding")
+    assert findings.nth(0).inner_text() == (
+        "line 3: F821 Undefined name `pd` — import pandas as pd"
+    )
+    assert findings.nth(0).get_attribute("data-severity") == "error"
+
+    # [1] links to the source; [7] is no source, so it stays text.
+    markdown = answer.locator(":scope > .jp-RubberDuck-markdown")
+    assert markdown.locator("a.jp-RubberDuck-cite").all_inner_texts() == ["[1]"]
+    assert "[7]" in markdown.inner_text()
+    source = answer.locator(".jp-RubberDuck-source-open")
+    assert source.inner_text() == "[1] cited.ipynb, cell 2 — step two"
+
+    # Opening it shows the notebook with cell 2 active.
+    source.click()
+    active = page.locator(".jp-NotebookPanel:visible .jp-Cell.jp-mod-active")
+    active.filter(has_text="step_2 = 2").wait_for()
+    assert active.count() == 1
