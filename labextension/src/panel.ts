@@ -34,6 +34,7 @@ import {
   IHelloFrame,
   ICitation,
   IStoredMessage,
+  ISuggestion,
   PROTOCOL_VERSION,
   ServerFrame
 } from './protocol';
@@ -224,7 +225,9 @@ export class ChatPanel extends Widget {
   async fixCellError(notebook: NotebookPanel, cell: Cell): Promise<boolean> {
     // Taken now: the user may click elsewhere while the socket connects.
     const context = cellContext(notebook, cell);
-    // The sidebar may have just been opened for this: give its socket time to say hello.
+    // The sidebar may have just been opened for this: let it draw the conversation so
+    // far, and give its socket time to say hello.
+    await this._restored;
     await this._whenOpen(CONNECT_WAIT_MS);
     return this._send('/fix', { notebook, context });
   }
@@ -283,8 +286,7 @@ export class ChatPanel extends Widget {
     this._connection.start();
     this._updateContextLine();
     if (!this._restored) {
-      this._restored = true;
-      void this._load(this._conversationId, { quiet: true });
+      this._restored = this._load(this._conversationId, { quiet: true });
       void this._refreshList();
     }
   }
@@ -658,7 +660,7 @@ export class ChatPanel extends Widget {
 
   private _addStoredAnswer(
     message: IStoredMessage,
-    suggestions: Map<string, IConversationDetail['suggestions'][number]>
+    suggestions: Map<string, ISuggestion>
   ): void {
     const meta = message.meta;
     const failed = message.status === 'error';
@@ -1116,7 +1118,8 @@ export class ChatPanel extends Widget {
   private _services: IAnswerServices;
   private _storageKey: string;
   private _conversationId: string;
-  private _restored = false;
+  /** The first load of the remembered conversation; null until the panel is shown. */
+  private _restored: Promise<void> | null = null;
   /** Bumped whenever the view changes conversation, so late loads are dropped. */
   private _loadSeq = 0;
   private _turn: ITurn | null = null;
