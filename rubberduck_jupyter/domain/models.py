@@ -174,12 +174,15 @@ class CodeSuggestion:
             name += f" [new cell after {self.target.cell_index}]"
         elif self.target.is_cell:
             name += f" [cell {self.target.cell_index}]"
-        return "".join(
+        # Lines without their endings, joined by "\n": a cell's last line has no newline,
+        # and difflib would otherwise glue it to the next line of the diff.
+        return "\n".join(
             difflib.unified_diff(
-                self.original.splitlines(keepends=True),
-                self.proposed.splitlines(keepends=True),
+                self.original.splitlines(),
+                self.proposed.splitlines(),
                 fromfile=f"a/{name}",
                 tofile=f"b/{name}",
+                lineterm="",
             )
         )
 

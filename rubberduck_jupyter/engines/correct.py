@@ -39,7 +39,8 @@ async def correct_code_answer(
     result = await loop.run(answer, reprompt, on_round)
     if result.final_answer != answer:
         await turn.answer(
-            f"\n\n**Corrected after {len(result.rounds)} check round(s)** — use this version:\n\n"
+            f"\n\n**Corrected after {result.best_round} re-prompt(s)** (the checks found "
+            "errors in the code above) — use this version:\n\n"
             + result.final_answer
         )
     return str(result.final_answer)

@@ -41,9 +41,15 @@ from ..domain.models import (
 )
 from ..domain.policies import NotPermitted, require_conversation
 from ..engines.base import ChatModel, Engine, Turn
-from ..engines.router import CLASSIFY_PROMPT, ConversationRouter, Route, parse_classification
+from ..engines.router import (
+    CLASSIFY_PROMPT,
+    ConversationRouter,
+    Route,
+    parse_classification,
+    parse_command,
+)
 from ..llm.errors import LLMError
-from ..protocol import ChatRequest, ErrorCode, done_frame, error_frame, route_frame
+from ..protocol import ChatContext, ChatRequest, ErrorCode, done_frame, error_frame, route_frame
 from .actor import ActorRegistry, Job, MailboxFull
 from .preferences import Preferences, learn_from_message
 from .store import AsyncConversationStore
@@ -57,7 +63,13 @@ DEFAULT_CONTEXT_TOKENS = 8192
 MAX_HISTORY_TOKENS = 32_000
 
 
-def title_from(text: str) -> str:
+def title_from(text: str, context: ChatContext | None = None) -> str:
+    """A conversation's first title: its first message without a leading slash command."""
+    parsed = parse_command(text)
+    if parsed is not None:
+        command, rest = parsed
+        where = context.notebook_path if context is not None and context.notebook_path else ""
+        text = rest or " ".join(x for x in (command.capitalize(), where) if x)
     first = " ".join(text.strip().split())
     return first if len(first) <= TITLE_CHARS else first[: TITLE_CHARS - 1].rstrip() + "…"
 
@@ -155,7 +167,7 @@ class SessionManager:
             id=request.conversation_id,
             user=user.name,
             project_id=self.project.id,
-            title=title_from(request.text),
+            title=title_from(request.text, request.context),
         )
         try:
             return await self.store.create_conversation(conversation)

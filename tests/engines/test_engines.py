@@ -94,7 +94,7 @@ async def test_generated_code_is_corrected_and_the_rounds_are_shown(harness: Har
     assert any(f["code"] == "F821" and "rowz" in f["message"] for f in rounds[0]["findings"])
     reprompt = joined(harness.prompts()[-1])
     assert "rowz" in reprompt and "F821" in reprompt
-    assert "Corrected after 2 check round(s)" in answer_text(frames)
+    assert "Corrected after 1 re-prompt(s)" in answer_text(frames)
     (suggestion,) = frames_of(frames, "suggestion")
     proposed = suggestion["suggestion"]
     assert proposed["mode"] == "insert_after"
@@ -134,7 +134,9 @@ async def test_analysis_reviews_the_cell_with_static_findings_and_suggests(
     (suggestion,) = frames_of(frames, "suggestion")
     assert suggestion["suggestion"]["original"] == cell
     assert "except ValueError" in suggestion["suggestion"]["proposed"]
-    assert suggestion["suggestion"]["diff"].startswith("--- a/n.ipynb [cell 0]")
+    diff = suggestion["suggestion"]["diff"].splitlines()
+    assert diff[:2] == ["--- a/n.ipynb [cell 0]", "+++ b/n.ipynb [cell 0]"]
+    assert "-except:" in diff and "+except ValueError:" in diff
 
 
 async def test_problem_solver_uses_traceback_cell_and_variables(harness: Harness) -> None:

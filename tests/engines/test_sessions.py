@@ -159,7 +159,7 @@ async def test_first_turn_sets_title_and_context_type(harness: Harness) -> None:
     await harness.chat("/fix it crashes", context=ChatContext(error="ValueError: bad"))
     conversation = harness.store.sync.get_conversation("conv-1")
     assert conversation is not None
-    assert conversation.title == "/fix it crashes"
+    assert conversation.title == "it crashes"
     assert str(conversation.context_type) == "bug_fix"
 
 
@@ -190,3 +190,12 @@ async def test_a_store_failure_is_reported_not_swallowed(harness: Harness) -> No
     assert frames[0]["code"] == "internal"
     assert "could not save your message" in frames[0]["message"]
     assert harness.fake.requests == []
+
+
+def test_titles_leave_out_the_slash_command() -> None:
+    from rubberduck_jupyter.sessions.manager import title_from
+
+    assert title_from("/review") == "Review"
+    assert title_from("/fix", ChatContext(notebook_path="etl.ipynb")) == "Fix etl.ipynb"
+    assert title_from("  how   do I\npivot? ") == "how do I pivot?"
+    assert len(title_from("x" * 500)) == 60
