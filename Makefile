@@ -13,7 +13,10 @@ $(PY):
 
 # Stamps keep repeated `make test` runs from reinstalling; they redo when the inputs change.
 # The editable install builds the lab extension once; `develop` links it so rebuilds show up.
+# `labextension develop` links share/.../rubberduck-jupyter to the build folder, so the
+# wheel's own install.json lands in it; a reinstall would then add that file twice.
 $(VENV)/.installed: $(PY) pyproject.toml constraints.txt labextension/package.json
+	rm -f rubberduck_jupyter/labextension/install.json
 	$(PIP) install -c constraints.txt -e ".[embed]"
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/jupyter labextension develop --overwrite .
 	touch $@
