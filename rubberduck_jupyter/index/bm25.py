@@ -28,13 +28,18 @@ K1 = 1.2
 B = 0.75
 # More terms than this in a query only slow BM25 down without changing the top hits much.
 MAX_QUERY_TERMS = 64
+# A term in at least 1/DENSE_SHARE of the rows is scored as a dense array; see `weights`.
+DENSE_SHARE = 16
+# Score contributions cached per index copy, in postings (8 bytes each); see `_weights`.
+MAX_CACHED_WEIGHTS = 4_000_000
 # Folding the changed posting lists back into one CSR array costs one pass over all
 # postings; do it once this many terms have their own lists (each write copies the map).
 MAX_OVERRIDES = 20_000
 
 _WORD = re.compile(r"[^\W_]+")
-_EMPTY_ROWS = np.zeros(0, dtype=np.int32)
+_EMPTY_ROWS = np.zeros(0, dtype=np.intp)
 _EMPTY_TFS = np.zeros(0, dtype=np.float32)
+_EMPTY_WEIGHTS = np.zeros(0, dtype=np.float64)
 
 
 class Tokenizer:
@@ -93,7 +98,7 @@ def default_tokenizer() -> Tokenizer:
 
 
 def top_k(scores: np.ndarray, k: int, rows: np.ndarray | None = None) -> np.ndarray:
-    """Positions of the `k` highest scores (of `rows` only, if given), best first.
+    """Positions of the `k` highest scores (of `rows` only, ascending, if given), best first.
 
     Equal scores go to the lower row, always: the result does not depend on how
     argpartition happens to break ties, so two indexes with the same content agree.
@@ -101,12 +106,15 @@ def top_k(scores: np.ndarray, k: int, rows: np.ndarray | None = None) -> np.ndar
     values = scores if rows is None else scores[rows]
     n = len(values)
     if k <= 0 or n == 0:
-        return _EMPTY_ROWS.astype(np.int64)
+        return _EMPTY_ROWS
     if n > k:
-        kth = values[np.argpartition(values, n - k)[n - k :]].min()
-        above = np.flatnonzero(values > kth)
-        ties = np.flatnonzero(values == kth)[: k - len(above)]
-        pick = np.concatenate([above, ties])
+        pick = np.argpartition(values, n - k)[n - k :]
+        picked = values[pick]
+        kth = picked.min()
+        if np.count_nonzero(values == kth) > np.count_nonzero(picked == kth):
+            # Rows tied with the k-th score were left out: take the lowest ones instead.
+            above = pick[picked > kth]
+            pick = np.concatenate([above, np.flatnonzero(values == kth)[: k - len(above)]])
     else:
         pick = np.arange(n)
     pick = pick[np.lexsort((pick, -values[pick]))]
@@ -122,13 +130,17 @@ class BM25Index:
     vocab: dict[str, int]  # term -> code; shared by updated copies, which only add to it
     terms_by_code: list[str]  # shared the same way
     indptr: np.ndarray  # int64 (n_base_terms + 1,)
-    rows: np.ndarray  # int32, ascending within each term
+    rows: np.ndarray  # intp (what bincount takes), ascending within each term
     tfs: np.ndarray  # float32
     overrides: Mapping[int, tuple[np.ndarray, np.ndarray]]
     doc_len: np.ndarray  # float32 (n_rows,): terms per row, 0 for rows not in the index
     n_docs: int
     total_len: int
     norm: np.ndarray = field(init=False)  # float32 (n_rows,): the BM25 length factor
+    # Each term's score contribution per posting: fixed for this copy (N, avgdl and df are),
+    # so computed on a term's first query and reused; a write makes a new copy, a new cache.
+    _weights: dict[int, np.ndarray] = field(init=False, default_factory=dict)
+    _cached: list[int] = field(init=False, default_factory=lambda: [0])
 
     def __post_init__(self) -> None:
         avgdl = self.total_len / self.n_docs if self.n_docs else 1.0
@@ -157,7 +169,7 @@ class BM25Index:
         A row without terms is not a document here (it can never match), so N in the
         IDF counts only rows with at least one term.
         """
-        rows = np.asarray(rows, dtype=np.int32)
+        rows = np.asarray(rows, dtype=np.intp)
         tfs = np.asarray(tfs, dtype=np.float32)
         doc_len = np.bincount(rows, weights=tfs, minlength=n_rows).astype(np.float32)
         terms = list(terms)
@@ -192,41 +204,75 @@ class BM25Index:
         # Lucene's form: never negative, so a term in most rows still counts a little.
         return math.log(1.0 + (self.n_docs - df + 0.5) / (df + 0.5))
 
+    def weights(self, term: str) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, float64 score contributions) of one term: its share of each row's score.
+
+        A term in at least 1/DENSE_SHARE of the rows gets its contributions as a dense
+        array over all rows instead (zeros elsewhere; `rows` then is None), which adds up
+        much faster than scattering that many postings.
+        """
+        code = self.vocab.get(term)
+        if code is None:
+            return _EMPTY_ROWS, _EMPTY_WEIGHTS
+        rows, tfs = self._postings(code)
+        found = self._weights.get(code)
+        if found is None:
+            if not len(rows):
+                return _EMPTY_ROWS, _EMPTY_WEIGHTS
+            scale = np.float32(self.idf(len(rows)) * (K1 + 1))
+            found = (tfs * scale / (tfs + self.norm[rows])).astype(np.float64)
+            if len(rows) * DENSE_SHARE >= self.n_rows:
+                dense = np.zeros(self.n_rows)
+                dense[rows] = found
+                found = dense
+            # Concurrent searches may both compute it; either result is the same.
+            if self._cached[0] + len(found) <= MAX_CACHED_WEIGHTS:
+                self._weights[code] = found
+                self._cached[0] += len(found)
+        return rows, found
+
     def scores(self, terms: Iterable[str]) -> tuple[np.ndarray | None, np.ndarray]:
         """BM25 scores of the rows that have at least one of the terms: (rows ascending,
-        their scores) for one term; (None, dense scores over all rows, 0 where nothing
-        matched) for several, where summing over a dense array is the cheaper way."""
-        found_rows: list[np.ndarray] = []
-        weights: list[np.ndarray] = []
-        for term in dict.fromkeys(terms):
-            rows, tfs = self.postings(term)
-            if not len(rows):
-                continue
-            scale = np.float32(self.idf(len(rows)) * (K1 + 1))
-            weights.append(tfs * scale / (tfs + self.norm[rows]))
-            found_rows.append(rows)
-        if not found_rows:
-            return _EMPTY_ROWS, _EMPTY_TFS
-        if len(found_rows) == 1:
-            return found_rows[0], weights[0]
-        dense = np.bincount(
-            np.concatenate(found_rows), np.concatenate(weights), minlength=self.n_rows
-        )
-        return None, dense
+        their scores) when few rows match, else (None, dense scores over all rows with
+        zeros where nothing matched).
+
+        Every row's score is summed in query-term order, whichever way it is computed, so
+        two indexes with the same content give bit-identical scores.
+        """
+        found = [pair for pair in map(self.weights, dict.fromkeys(terms)) if len(pair[0])]
+        if not found:
+            return _EMPTY_ROWS, _EMPTY_WEIGHTS
+        total = sum(len(rows) for rows, _ in found)
+        if total * DENSE_SHARE < self.n_rows:
+            if len(found) == 1:
+                return found[0]
+            rows, where = np.unique(np.concatenate([r for r, _ in found]), return_inverse=True)
+            return rows, np.bincount(where, np.concatenate([w for _, w in found]))
+        scores = np.zeros(self.n_rows)
+        for rows, weights in found:
+            if len(weights) == self.n_rows:
+                # Dense (zeros add nothing), or in every row, where positions are rows.
+                scores += weights
+            else:
+                scores[rows] += weights  # rows are distinct within a term
+        return None, scores
 
     def top(
         self, terms: Iterable[str], k: int, allowed: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """The `k` best (rows, scores); `allowed` (bool, n_rows) filters rows."""
+        """The `k` best (rows, scores) among rows matching a term; `allowed` (bool,
+        n_rows) filters rows."""
         rows, scores = self.scores(terms)
         if not len(scores) or k <= 0:
-            return _EMPTY_ROWS.astype(np.int64), np.zeros(0)
-        keep = scores > 0
+            return _EMPTY_ROWS, _EMPTY_WEIGHTS
+        if rows is not None:  # every row listed matches
+            best = top_k(scores, k, None if allowed is None else np.flatnonzero(allowed[rows]))
+            return rows[best], scores[best]
         if allowed is not None:
-            keep &= allowed if rows is None else allowed[rows]
-        best = top_k(scores, k, np.flatnonzero(keep))
-        if rows is not None:
-            return rows[best].astype(np.int64), scores[best].astype(np.float64)
+            best = top_k(scores, k, np.flatnonzero(allowed & (scores > 0)))
+        else:
+            best = top_k(scores, k)
+            best = best[scores[best] > 0]  # fewer than k rows matched
         return best, scores[best]
 
     # --- changes --------------------------------------------------------------------------
@@ -284,11 +330,11 @@ class BM25Index:
         for code in drop.keys() | grow.keys():
             rows, tfs = self._postings(code)
             if code in drop:
-                gone = np.searchsorted(rows, np.sort(np.array(drop[code], dtype=np.int32)))
+                gone = np.searchsorted(rows, np.sort(np.array(drop[code], dtype=np.intp)))
                 rows, tfs = np.delete(rows, gone), np.delete(tfs, gone)
             if code in grow:
                 new_rows, new_tfs = grow[code]
-                rows = np.concatenate([rows, np.array(new_rows, dtype=np.int32)])
+                rows = np.concatenate([rows, np.array(new_rows, dtype=np.intp)])
                 tfs = np.concatenate([tfs, np.array(new_tfs, dtype=np.float32)])
             overrides[code] = (rows, tfs)
         index = BM25Index(
@@ -320,7 +366,7 @@ class BM25Index:
         np.cumsum(lengths[kept_codes], out=indptr[1:])
         start_of = np.zeros(n_terms, dtype=np.int64)
         start_of[kept_codes] = indptr[:-1]
-        out_rows = np.empty(indptr[-1], dtype=np.int32)
+        out_rows = np.empty(indptr[-1], dtype=np.intp)
         out_tfs = np.empty(indptr[-1], dtype=np.float32)
         # Base postings of terms without an override keep their offset within the term.
         base_code = np.repeat(np.arange(n_base), np.diff(self.indptr))
@@ -335,7 +381,7 @@ class BM25Index:
             out_tfs[start : start + len(rows)] = tfs
         doc_len = self.doc_len
         if new_row is not None:
-            out_rows = new_row[out_rows].astype(np.int32)
+            out_rows = new_row[out_rows].astype(np.intp)
             kept_rows = new_row >= 0
             doc_len = np.zeros(int(kept_rows.sum()), dtype=np.float32)
             doc_len[new_row[kept_rows]] = self.doc_len[kept_rows]

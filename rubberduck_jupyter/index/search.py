@@ -103,34 +103,34 @@ class HybridSearcher:
                 query_vector, pool, path_glob=path_glob, kinds=kinds
             )
             vector = rows.tolist()
-            scores = dict(zip(vector, values.tolist(), strict=True))
+            if mode == "vector":
+                scores = dict(zip(vector, values.tolist(), strict=True))
         if mode != "vector":
             terms = self.store.tokenizer.query_terms(query)
             rows, values = snapshot.search_bm25(terms, pool, path_glob=path_glob, kinds=kinds)
             bm25 = rows.tolist()
-            scores = dict(zip(bm25, values.tolist(), strict=True)) if mode == "bm25" else scores
+            if mode == "bm25":
+                scores = dict(zip(bm25, values.tolist(), strict=True))
         if mode == "hybrid":
             ranked = reciprocal_rank_fusion([vector, bm25])[:top_k]
         else:
             ranked = [(row, scores[row]) for row in (vector or bm25)[:top_k]]
         vector_ranks = {row: rank for rank, row in enumerate(vector, start=1)}
         bm25_ranks = {row: rank for rank, row in enumerate(bm25, start=1)}
-        hits = []
-        for row, score in ranked:
-            chunk = snapshot.chunk(row)
-            hits.append(
-                Hit(
-                    path=chunk.path,
-                    kind=chunk.kind,
-                    score=score,
-                    text=chunk.text,
-                    cell=chunk.cell,
-                    cells=chunk.cells,
-                    start_line=chunk.start_line,
-                    end_line=chunk.end_line,
-                    title=chunk.title,
-                    vector_rank=vector_ranks.get(row),
-                    bm25_rank=bm25_ranks.get(row),
-                )
+        chunks = snapshot.chunks([row for row, _ in ranked])
+        return [
+            Hit(
+                path=chunk.path,
+                kind=chunk.kind,
+                score=score,
+                text=chunk.text,
+                cell=chunk.cell,
+                cells=chunk.cells,
+                start_line=chunk.start_line,
+                end_line=chunk.end_line,
+                title=chunk.title,
+                vector_rank=vector_ranks.get(row),
+                bm25_rank=bm25_ranks.get(row),
             )
-        return hits
+            for (row, score), chunk in zip(ranked, chunks, strict=True)
+        ]

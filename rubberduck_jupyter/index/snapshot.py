@@ -125,7 +125,9 @@ class IndexSnapshot:
         if bm25.n_rows != len(rows):
             raise ValueError(f"BM25 has {bm25.n_rows} rows, the chunks {len(rows)}")
         if rows.vectors.shape != (len(rows), dim):
-            raise ValueError(f"vectors of shape {rows.vectors.shape}, expected ({len(rows)}, {dim})")
+            raise ValueError(
+                f"vectors of shape {rows.vectors.shape}, expected ({len(rows)}, {dim})"
+            )
         if len(rows) and np.any(np.diff(rows.ids) <= 0):
             raise ValueError("chunks must be ascending by id")
         paths, kinds = Names(), Names()
@@ -255,22 +257,40 @@ class IndexSnapshot:
         found = (all_ids[rows] == ids) & self.alive[rows]
         return rows[found]
 
-    def chunk(self, row: int) -> StoredChunk:
+    def chunks(self, rows: Sequence[int] | np.ndarray) -> list[StoredChunk]:
+        """The chunks at these rows, in order (one gather per column, not per chunk)."""
+        rows = np.asarray(rows, dtype=np.intp)
         b = self.buffers
-        start, end = int(b["start_lines"][row]), int(b["end_lines"][row])
-        cells = b["cells"][row]
-        return StoredChunk(
-            id=int(b["ids"][row]),
-            path=self.paths.names[b["path_codes"][row]],
-            kind=self.kinds.names[b["kind_codes"][row]],
-            text=b["texts"][row],
-            start_line=None if start < 0 else start,
-            end_line=None if end < 0 else end,
-            cells=tuple(int(c) for c in cells.split(",")) if cells else (),
-            title=b["titles"][row],
-            part=int(b["parts"][row]),
-            n_tokens=int(b["n_tokens"][row]),
+        names = self.paths.names
+        kinds = self.kinds.names
+        columns = zip(
+            b["ids"][rows].tolist(),
+            b["path_codes"][rows].tolist(),
+            b["kind_codes"][rows].tolist(),
+            b["texts"][rows].tolist(),
+            b["start_lines"][rows].tolist(),
+            b["end_lines"][rows].tolist(),
+            b["cells"][rows].tolist(),
+            b["titles"][rows].tolist(),
+            b["parts"][rows].tolist(),
+            b["n_tokens"][rows].tolist(),
+            strict=True,
         )
+        return [
+            StoredChunk(
+                id=chunk_id,
+                path=names[path],
+                kind=kinds[kind],
+                text=text,
+                start_line=None if start < 0 else start,
+                end_line=None if end < 0 else end,
+                cells=tuple(map(int, cells.split(","))) if cells else (),
+                title=title,
+                part=part,
+                n_tokens=n_tokens,
+            )
+            for chunk_id, path, kind, text, start, end, cells, title, part, n_tokens in columns
+        ]
 
     def filter(
         self, path_glob: str | None, kinds: Collection[str] | None

@@ -13,6 +13,7 @@ import sys
 import textwrap
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import numpy as np
 import pytest
 
 from rubberduck_jupyter.index.search import HybridSearcher, reciprocal_rank_fusion
+from rubberduck_jupyter.index.snapshot import IndexSnapshot
 from rubberduck_jupyter.index.store import FileState, IndexStore, glob_to_regex
 from rubberduck_jupyter.index.types import Chunk, ChunkKind
 
@@ -352,6 +354,130 @@ def test_bm25_follows_every_write_without_a_rebuild(
         assert not store.stats()["in_memory"]
         assert store.search_bm25("numbat edited", 5) == kept
         assert store.search_bm25("wombat", 5) == store.search_bm25("quokka", 5) == []
+
+
+def search_everything(
+    store: IndexStore, queries: np.ndarray, words: list[str]
+) -> list[list[tuple[int, float]]]:
+    """Results of many searches, filters included, for comparing two stores."""
+    out: list[list[tuple[int, float]]] = []
+    filters: list[tuple[str | None, list[str] | None]] = [
+        (None, None),
+        ("*.ipynb", None),
+        ("src/**", ["function"]),
+        (None, ["class", "markdown_cell"]),
+    ]
+    for glob, kinds in filters:
+        for query in queries:
+            out.append(store.search_vector(query, 7, path_glob=glob, kinds=kinds))
+        for word in words:
+            out.append(store.search_bm25(word, 7, path_glob=glob, kinds=kinds))
+    return out
+
+
+def test_random_writes_keep_the_snapshot_equal_to_a_fresh_load(
+    tmp_path: Path, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Replace and delete files at random with the snapshot loaded: every search then
+    equals the same search on a store that loads the database afresh."""
+    from rubberduck_jupyter.index import bm25, snapshot
+
+    monkeypatch.setattr(snapshot, "MIN_DEAD_ROWS", 20)  # compact along the way
+    monkeypatch.setattr(bm25, "MAX_OVERRIDES", 40)  # and fold changed posting lists
+    db = tmp_path / "index.duckdb"
+    paths = [f"src/m{i}.py" for i in range(8)] + [f"notebooks/n{i}.ipynb" for i in range(4)]
+    queries = unit_vectors(rng, 4)
+    words = ["wbal", "wkus wbal", "wdot wgem wfir", "nothing"]
+    compactions = 0
+    with IndexStore(db, embedder_id="test") as store:
+        store.replace_files([make_file(rng, p, 6) for p in paths[:6]])
+        store.snapshot()
+        for step in range(30):
+            picked = rng.choice(paths, size=int(rng.integers(1, 4)), replace=False).tolist()
+            if rng.random() < 0.3:
+                store.delete_files(picked)
+            else:
+                store.replace_files(
+                    [make_file(rng, p, int(rng.integers(0, 9)), version=f"v{step}") for p in picked]
+                )
+            loaded = store.snapshot()
+            compactions += loaded.n_dead == 0 and loaded.n < store.stats()["chunks"] + 20
+            if step % 6 == 5:
+                with IndexStore(db, embedder_id="test") as fresh:
+                    got = search_everything(store, queries, words)
+                    want = search_everything(fresh, queries, words)
+                    assert [[i for i, _ in r] for r in got] == [[i for i, _ in r] for r in want]
+                    # BLAS may round float32 sums differently for another memory layout.
+                    assert [[s for _, s in r] for r in got] == [
+                        pytest.approx([s for _, s in r], rel=1e-5) for r in want
+                    ]
+                    fresh_snapshot = fresh.snapshot()
+                    assert (loaded.n_live, fresh_snapshot.n) == (fresh_snapshot.n, loaded.n_live)
+        assert store.stats()["in_memory"]
+    assert compactions
+
+
+def test_a_search_sees_whole_writes_only(tmp_path: Path, rng: np.random.Generator) -> None:
+    """A writer replaces files again and again; each version of a file has its own number
+    of chunks, all tagged with the version. Readers check every snapshot they get: each
+    file whole at one version, never a mix, and a snapshot never changes once taken."""
+    n_files = 6
+
+    def version_of(path: str, version: int) -> Item:
+        n = 1 + version % 5
+        texts = [f"tag{path[:2]} ver{version} part{j}" for j in range(n)]
+        return make_file(rng, f"{path}.py", n, texts=texts, version=f"v{version}")
+
+    errors: list[BaseException] = []
+    with IndexStore(tmp_path / "index.duckdb", embedder_id="test") as store:
+        names = [f"f{i}" for i in range(n_files)]
+        store.replace_files([version_of(name, 0) for name in names])
+        searcher = HybridSearcher(store, lambda _q: np.ones(DIM, np.float32))
+        done = threading.Event()
+
+        def write() -> None:
+            try:
+                for version in range(1, 40):
+                    picked = [names[version % n_files], names[(version * 7 + 1) % n_files]]
+                    store.replace_files([version_of(name, version) for name in set(picked)])
+            except BaseException as exc:
+                errors.append(exc)
+            finally:
+                done.set()
+
+        def check(snapshot: IndexSnapshot) -> None:
+            by_path: dict[str, set[str]] = {}
+            counts: Counter[str] = Counter()
+            for chunk in snapshot.chunks(np.flatnonzero(snapshot.alive)):
+                by_path.setdefault(chunk.path, set()).add(chunk.text.split()[1])
+                counts[chunk.path] += 1
+            assert len(by_path) == n_files
+            for path, versions in by_path.items():
+                assert len(versions) == 1, (path, versions)  # never two versions at once
+                assert counts[path] == 1 + int(versions.pop()[3:]) % 5  # never a partial one
+
+        def read() -> None:
+            try:
+                while not done.is_set():
+                    snapshot = store.snapshot()
+                    before = snapshot.chunks(np.flatnonzero(snapshot.alive))
+                    check(snapshot)
+                    hits = searcher.search("tagf1 ver7", 5)
+                    assert all(h.path.startswith("f") for h in hits)
+                    assert snapshot.chunks(np.flatnonzero(snapshot.alive)) == before
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=write)] + [
+            threading.Thread(target=read) for _ in range(2)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        assert errors == []
+        check(store.snapshot())
+        assert store.search_bm25("ver39", 10)  # the last write is searchable at once
 
 
 # --- filters ------------------------------------------------------------------------------
