@@ -1,7 +1,7 @@
 """BM25 over chunk texts, held in memory: the tokenizer and an immutable inverted index.
 
 Terms are runs of letters and digits of any script, accent-stripped, lowercased and
-stemmed (Snowball's Porter stemmer): `read_csv` is two terms, `float32` one, `naïve` and
+stemmed (Snowball's English stemmer, "Porter2"): `read_csv` is two terms, `float32` one, `naïve` and
 `naive` the same. No stopwords: code is searched for mean, value, get, none, first..., and
 IDF already discounts common words.
 
@@ -47,7 +47,7 @@ class Tokenizer:
 
     MAX_CACHE = 200_000
 
-    def __init__(self, language: str = "porter") -> None:
+    def __init__(self, language: str = "english") -> None:
         import snowballstemmer
 
         self._stemmer = snowballstemmer.stemmer(language)

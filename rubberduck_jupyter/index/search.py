@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any, Literal
 
 import numpy as np
@@ -60,10 +61,12 @@ def reciprocal_rank_fusion(
     first, so the result is deterministic.
     """
     scores: dict[int, float] = {}
+    get = scores.get
     for ranking in rankings:
-        for rank, item in enumerate(ranking, start=1):
-            scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
-    return sorted(scores.items(), key=lambda pair: -pair[1])  # sorted() is stable
+        for rank, item in enumerate(ranking, start=k + 1):
+            scores[item] = get(item, 0.0) + 1.0 / rank
+    # Stable, also with reverse=True: equal scores stay in first-seen order.
+    return sorted(scores.items(), key=itemgetter(1), reverse=True)
 
 
 class HybridSearcher:
@@ -115,22 +118,33 @@ class HybridSearcher:
             ranked = reciprocal_rank_fusion([vector, bm25])[:top_k]
         else:
             ranked = [(row, scores[row]) for row in (vector or bm25)[:top_k]]
-        vector_ranks = {row: rank for rank, row in enumerate(vector, start=1)}
-        bm25_ranks = {row: rank for rank, row in enumerate(bm25, start=1)}
-        chunks = snapshot.chunks([row for row, _ in ranked])
+        vector_ranks = dict(zip(vector, range(1, len(vector) + 1), strict=True))
+        bm25_ranks = dict(zip(bm25, range(1, len(bm25) + 1), strict=True))
+        fields = snapshot.chunk_fields([row for row, _ in ranked])
         return [
             Hit(
-                path=chunk.path,
-                kind=chunk.kind,
+                path=path,
+                kind=kind,
                 score=score,
-                text=chunk.text,
-                cell=chunk.cell,
-                cells=chunk.cells,
-                start_line=chunk.start_line,
-                end_line=chunk.end_line,
-                title=chunk.title,
+                text=text,
+                cell=cells[0] if cells else None,
+                cells=cells,
+                start_line=start_line,
+                end_line=end_line,
+                title=title,
                 vector_rank=vector_ranks.get(row),
                 bm25_rank=bm25_ranks.get(row),
             )
-            for (row, score), chunk in zip(ranked, chunks, strict=True)
+            for (row, score), (
+                _,
+                path,
+                kind,
+                text,
+                start_line,
+                end_line,
+                cells,
+                title,
+                _,
+                _,
+            ) in zip(ranked, fields, strict=True)
         ]

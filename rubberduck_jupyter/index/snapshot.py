@@ -14,6 +14,7 @@ Rows are in chunk-id order (ids only grow), so ties broken by row are broken by 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -39,6 +40,12 @@ _COLUMNS = (
     "n_tokens",
     "vectors",
 )
+
+
+# StoredChunk's fields as a plain tuple: building hits from these skips one object each.
+ChunkFields = tuple[
+    int, str, str, str, int | None, int | None, tuple[int, ...], str | None, int, int
+]
 
 
 @dataclass(frozen=True, eq=False)
@@ -82,11 +89,26 @@ class Names:
         return out
 
 
+def roomy_buffer(n: int, shape: tuple[int, ...], dtype: np.dtype | type) -> np.ndarray:
+    """An empty buffer for `n` rows and spare ones after them for later appends; fill
+    `buffer[:n]` and pass that view as a column to skip a copy."""
+    return np.empty((n + max(1024, n // 8), *shape), dtype=dtype)
+
+
 def _with_room(values: np.ndarray) -> np.ndarray:
     """A buffer holding `values` with spare rows after them for later appends."""
-    n = len(values)
-    buf = np.empty((n + max(1024, n // 8), *values.shape[1:]), dtype=values.dtype)
-    buf[:n] = values
+    base = values.base
+    if (
+        isinstance(base, np.ndarray)
+        and base.dtype == values.dtype
+        and base.shape[1:] == values.shape[1:]
+        and len(base) > len(values)
+        and base.flags.c_contiguous
+        and values.ctypes.data == base.ctypes.data
+    ):
+        return base  # `values` is already the start of such a buffer
+    buf = roomy_buffer(len(values), values.shape[1:], values.dtype)
+    buf[: len(values)] = values
     return buf
 
 
@@ -258,10 +280,14 @@ class IndexSnapshot:
         return rows[found]
 
     def chunks(self, rows: Sequence[int] | np.ndarray) -> list[StoredChunk]:
-        """The chunks at these rows, in order (one gather per column, not per chunk)."""
+        """The chunks at these rows, in order."""
+        return [StoredChunk(*fields) for fields in self.chunk_fields(rows)]
+
+    def chunk_fields(self, rows: Sequence[int] | np.ndarray) -> list[ChunkFields]:
+        """StoredChunk's fields, in its order, for these rows: one gather per column."""
         rows = np.asarray(rows, dtype=np.intp)
         b = self.buffers
-        names = self.paths.names
+        paths = self.paths.names
         kinds = self.kinds.names
         columns = zip(
             b["ids"][rows].tolist(),
@@ -277,17 +303,17 @@ class IndexSnapshot:
             strict=True,
         )
         return [
-            StoredChunk(
-                id=chunk_id,
-                path=names[path],
-                kind=kinds[kind],
-                text=text,
-                start_line=None if start < 0 else start,
-                end_line=None if end < 0 else end,
-                cells=tuple(map(int, cells.split(","))) if cells else (),
-                title=title,
-                part=part,
-                n_tokens=n_tokens,
+            (
+                chunk_id,
+                paths[path],
+                kinds[kind],
+                text,
+                None if start < 0 else start,
+                None if end < 0 else end,
+                tuple(map(int, cells.split(","))) if cells else (),
+                title,
+                part,
+                n_tokens,
             )
             for chunk_id, path, kind, text, start, end, cells, title, part, n_tokens in columns
         ]
@@ -331,7 +357,7 @@ class IndexSnapshot:
         q = np.asarray(query, dtype=np.float32).reshape(-1)
         if q.shape != (self.dim,):
             raise ValueError(f"query vector has {q.size} values, expected {self.dim}")
-        norm = float(np.linalg.norm(q))
+        norm = math.sqrt(float(q @ q))
         if k <= 0 or not np.isfinite(norm) or norm == 0.0 or not self.n_live:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         scores = self.column("vectors") @ (q / np.float32(norm))

@@ -32,7 +32,7 @@ import numpy as np
 
 from .bm25 import BM25Index, Tokenizer, default_tokenizer
 from .globs import glob_to_regex
-from .snapshot import ChunkRows, IndexSnapshot, empty_rows
+from .snapshot import ChunkRows, IndexSnapshot, empty_rows, roomy_buffer
 from .types import Chunk, StoredChunk
 
 __all__ = [
@@ -550,7 +550,7 @@ class IndexStore:
         n = len(got["id"])
         titles = np.ma.getdata(got["title"]).astype(object)
         titles[np.ma.getmaskarray(got["title"])] = None
-        vectors = np.zeros((n, self.dim), dtype=np.float32)
+        vectors = roomy_buffer(n, (self.dim,), np.float32)[:n]
         if n:
             np.stack(got["vec"], out=vectors)
         rows = ChunkRows(
