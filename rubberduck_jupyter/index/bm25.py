@@ -1,9 +1,9 @@
 """BM25 over chunk texts, held in memory: the tokenizer and an immutable inverted index.
 
 Terms are runs of letters and digits of any script, accent-stripped, lowercased and
-stemmed (Snowball's English stemmer, "Porter2"): `read_csv` is two terms, `float32` one, `naïve` and
-`naive` the same. No stopwords: code is searched for mean, value, get, none, first..., and
-IDF already discounts common words.
+stemmed (Snowball's English stemmer, "Porter2"): `read_csv` is two terms, `float32` one,
+`naïve` and `naive` the same. No stopwords: code is searched for mean, value, get, none,
+first..., and IDF already discounts common words.
 
 `BM25Index` knows rows (positions 0..n_rows-1 that the caller maps to chunks), never
 DuckDB. It is immutable: `updated()` returns a new index that shares every posting list
