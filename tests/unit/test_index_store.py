@@ -417,6 +417,24 @@ def test_random_writes_keep_the_snapshot_equal_to_a_fresh_load(
     assert compactions
 
 
+def test_a_snapshot_that_cannot_follow_a_write_is_reloaded(
+    tmp_path: Path, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with IndexStore(tmp_path / "index.duckdb", embedder_id="test") as store:
+        store.replace_files([make_file(rng, "a.py", 2, texts=["old quokka", "x"])])
+        assert store.search_bm25("quokka", 5)
+
+        def broken(*args: object, **kwargs: object) -> IndexSnapshot:
+            raise RuntimeError("bug")
+
+        monkeypatch.setattr(IndexSnapshot, "with_changes", broken)
+        store.replace_files([make_file(rng, "a.py", 1, texts=["new wombat"], version="v2")])
+        # The write is committed; the stale snapshot is dropped, never served.
+        assert not store.stats()["in_memory"]
+        assert store.search_bm25("quokka", 5) == []
+        assert store.search_bm25("wombat", 5)[0][0] == store.chunk_ids("a.py")[0]
+
+
 def test_a_search_sees_whole_writes_only(tmp_path: Path, rng: np.random.Generator) -> None:
     """A writer replaces files again and again; each version of a file has its own number
     of chunks, all tagged with the version. Readers check every snapshot they get: each
