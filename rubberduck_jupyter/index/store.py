@@ -276,9 +276,7 @@ class IndexStore:
             with self._transaction() as con:
                 con.register("_new_files", batch.files)
                 try:
-                    if snapshot is not None:
-                        removed = self._chunk_terms(con, "_new_files")
-                    con.execute("DELETE FROM chunks WHERE path IN (SELECT path FROM _new_files)")
+                    removed = self._delete_chunks(con, "_new_files", snapshot is not None)
                     con.execute("DELETE FROM files WHERE path IN (SELECT path FROM _new_files)")
                     con.execute(
                         "INSERT INTO files (path, content_hash, mtime, size, n_chunks) "
@@ -391,9 +389,7 @@ class IndexStore:
                     ).fetchone()
                     count = int(row[0]) if row else 0
                     if count:
-                        if snapshot is not None:
-                            removed = self._chunk_terms(con, "_gone")
-                        con.execute("DELETE FROM chunks WHERE path IN (SELECT path FROM _gone)")
+                        removed = self._delete_chunks(con, "_gone", snapshot is not None)
                         con.execute("DELETE FROM files WHERE path IN (SELECT path FROM _gone)")
                 finally:
                     con.unregister("_gone")
@@ -402,15 +398,17 @@ class IndexStore:
                 self._advance(snapshot, removed, empty_rows(self.dim), [])
         return count
 
-    def _chunk_terms(
-        self, con: duckdb.DuckDBPyConnection, paths: str
+    def _delete_chunks(
+        self, con: duckdb.DuckDBPyConnection, paths: str, want_terms: bool
     ) -> list[tuple[int, list[str]]]:
-        """(id, BM25 terms) of the chunks of the files listed in the registered `paths`."""
-        rows = con.execute(
-            f"SELECT id, bm25_terms FROM chunks WHERE path IN (SELECT path FROM {paths}) "
-            "ORDER BY id"
-        ).fetchall()
-        return [(int(chunk_id), list(terms)) for chunk_id, terms in rows]
+        """Delete the chunks of the files in the registered table `paths`; with
+        `want_terms`, return their (id, BM25 terms) for updating the snapshot."""
+        where = f"WHERE path IN (SELECT path FROM {paths})"
+        if not want_terms:
+            con.execute(f"DELETE FROM chunks {where}")
+            return []
+        rows = con.execute(f"DELETE FROM chunks {where} RETURNING id, bm25_terms").fetchall()
+        return [(int(chunk_id), list(terms)) for chunk_id, terms in sorted(rows)]
 
     def _advance(
         self,
