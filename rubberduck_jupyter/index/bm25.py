@@ -140,7 +140,7 @@ class BM25Index:
     # Each term's score contribution per posting: fixed for this copy (N, avgdl and df are),
     # so computed on a term's first query and reused; a write makes a new copy, a new cache.
     _weights: dict[int, np.ndarray] = field(init=False, default_factory=dict)
-    _cached: list[int] = field(init=False, default_factory=lambda: [0])
+    _weights_size: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
         avgdl = self.total_len / self.n_docs if self.n_docs else 1.0
@@ -187,10 +187,6 @@ class BM25Index:
 
     # --- reads ----------------------------------------------------------------------------
 
-    def postings(self, term: str) -> tuple[np.ndarray, np.ndarray]:
-        code = self.vocab.get(term)
-        return (_EMPTY_ROWS, _EMPTY_TFS) if code is None else self._postings(code)
-
     def _postings(self, code: int) -> tuple[np.ndarray, np.ndarray]:
         found = self.overrides.get(code)
         if found is not None:
@@ -207,9 +203,9 @@ class BM25Index:
     def weights(self, term: str) -> tuple[np.ndarray, np.ndarray]:
         """(rows, float64 score contributions) of one term: its share of each row's score.
 
-        A term in at least 1/DENSE_SHARE of the rows gets its contributions as a dense
-        array over all rows instead (zeros elsewhere; `rows` then is None), which adds up
-        much faster than scattering that many postings.
+        For a term in at least 1/DENSE_SHARE of the rows, the contributions come as a
+        dense array over all rows (zeros elsewhere), which adds up much faster than
+        scattering that many postings.
         """
         code = self.vocab.get(term)
         if code is None:
@@ -226,9 +222,9 @@ class BM25Index:
                 dense[rows] = found
                 found = dense
             # Concurrent searches may both compute it; either result is the same.
-            if self._cached[0] + len(found) <= MAX_CACHED_WEIGHTS:
+            if self._weights_size + len(found) <= MAX_CACHED_WEIGHTS:
                 self._weights[code] = found
-                self._cached[0] += len(found)
+                object.__setattr__(self, "_weights_size", self._weights_size + len(found))
         return rows, found
 
     def scores(self, terms: Iterable[str]) -> tuple[np.ndarray | None, np.ndarray]:
@@ -330,7 +326,10 @@ class BM25Index:
         for code in drop.keys() | grow.keys():
             rows, tfs = self._postings(code)
             if code in drop:
-                gone = np.searchsorted(rows, np.sort(np.array(drop[code], dtype=np.intp)))
+                wanted = np.sort(np.array(drop[code], dtype=np.intp))
+                gone = np.searchsorted(rows, wanted)
+                if np.any(gone >= len(rows)) or not np.array_equal(rows[gone], wanted):
+                    raise KeyError(f"rows {wanted} do not all have the term {code}")
                 rows, tfs = np.delete(rows, gone), np.delete(tfs, gone)
             if code in grow:
                 new_rows, new_tfs = grow[code]

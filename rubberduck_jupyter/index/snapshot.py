@@ -136,6 +136,10 @@ class IndexSnapshot:
     n_kinds: int
     bm25: BM25Index
     dim: int
+    version: int = 0  # counts the writes applied since the buffers were made
+    # Shared by the snapshots that share buffers: the version of the newest one, the only
+    # one allowed to append (an older one would write over rows the newest one reads).
+    _newest: list[int] = field(default_factory=lambda: [0])
     # Filter masks by (glob, kinds), computed on first use: a snapshot serves many searches.
     _filters: dict[object, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
@@ -194,7 +198,13 @@ class IndexSnapshot:
         added_terms: Sequence[Mapping[str, int]],
     ) -> IndexSnapshot:
         """A new snapshot without the `removed` chunks (id, its BM25 terms) and with the
-        `added` ones (their term counts in `added_terms`), whose ids must be new."""
+        `added` ones (their term counts in `added_terms`), whose ids must be new.
+
+        Only the newest snapshot takes changes (the store applies each committed write to
+        the newest one, under its write lock).
+        """
+        if self._newest[0] != self.version:
+            raise RuntimeError("changes go to the newest snapshot only")
         if len(added_terms) != len(added):
             raise ValueError("one term count per added chunk")
         if added.vectors.shape[1:] != (self.dim,):
@@ -227,7 +237,10 @@ class IndexSnapshot:
             n_kinds=len(self.kinds.names),
             bm25=bm25,
             dim=self.dim,
+            version=self.version + 1,
+            _newest=self._newest,
         )
+        self._newest[0] = snapshot.version
         if snapshot.n_dead >= max(MIN_DEAD_ROWS, MAX_DEAD_SHARE * end):
             return snapshot.compacted()
         return snapshot

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from rubberduck_jupyter.index.search import HybridSearcher, reciprocal_rank_fusion
-from rubberduck_jupyter.index.snapshot import IndexSnapshot
+from rubberduck_jupyter.index.snapshot import IndexSnapshot, empty_rows
 from rubberduck_jupyter.index.store import FileState, IndexStore, glob_to_regex
 from rubberduck_jupyter.index.types import Chunk, ChunkKind
 
@@ -283,6 +283,9 @@ def test_vector_search_follows_writes(tmp_path: Path, rng: np.random.Generator) 
         assert store.snapshot() is not loaded and loaded.n == 3
         old_rows, _ = loaded.search_vector(query, 5)
         assert old_rows[0] == 0 and len(old_rows) == 3
+        # Appending from an old snapshot would write over rows the newest one reads.
+        with pytest.raises(RuntimeError, match="newest"):
+            loaded.with_changes([], empty_rows(DIM), [])
         found = [i for i, _ in store.search_vector(query, 2)]
         assert found == [store.chunk_ids("a.py")[0], store.chunk_ids("b.py")[0]]  # ties: older
         store.delete_files(["a.py"])
