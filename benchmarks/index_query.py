@@ -130,10 +130,13 @@ def measure(n: int, rounds: int, rng: np.random.Generator) -> dict[str, Any]:
             current = {"i": 0}
             searcher = HybridSearcher(store, lambda _text: queries[current["i"]])
 
-            def numpy_exact(i: int) -> None:
-                scores = vectors @ queries[i]
-                top = np.argpartition(-scores, 10)[:10]
-                top[np.argsort(-scores[top])]
+            def numpy_exact(matrix: np.ndarray) -> Callable[[int], object]:
+                def run(i: int) -> object:
+                    scores = matrix @ queries[i]
+                    top = np.argpartition(-scores, 10)[:10]
+                    return top[np.argsort(-scores[top])]
+
+                return run
 
             def search(mode: str) -> Callable[[int], object]:
                 def run(i: int) -> object:
@@ -143,13 +146,17 @@ def measure(n: int, rounds: int, rng: np.random.Generator) -> dict[str, Any]:
                 return run
 
             result: dict[str, Any] = {"chunks": n, "build_s": build_s, "load_s": load_s}
+            # The baseline runs on two copies of the matrix, the benchmark's own and the
+            # index's, and the faster counts: memory placement alone can differ by 10-20%.
             runs = {
-                "numpy": numpy_exact,
+                "numpy_own": numpy_exact(vectors),
+                "numpy_index": numpy_exact(store.snapshot().column("vectors")),
                 "vector": search("vector"),
                 "bm25": search("bm25"),
                 "hybrid": search("hybrid"),
             }
             result.update(interleaved_medians(runs, rounds))
+            result["numpy"] = min(result["numpy_own"], result["numpy_index"])
             result.update(measure_write_then_search(store, n, rng))
             result["memory"] = snapshot_bytes(store.snapshot())
     return result
@@ -191,7 +198,8 @@ def main() -> None:
         r = measure(n, args.repeats, rng)
         print(
             f"{n:>7} chunks (built in {r['build_s']:.1f} s, loaded in {r['load_s']:.2f} s): "
-            f"numpy exact {r['numpy']:.2f} ms, vector {r['vector']:.2f} ms, "
+            f"numpy exact {r['numpy']:.2f} ms (own matrix {r['numpy_own']:.2f}, index's "
+            f"{r['numpy_index']:.2f}), vector {r['vector']:.2f} ms, "
             f"bm25 {r['bm25']:.2f} ms, hybrid {r['hybrid']:.2f} ms; "
             f"hybrid / numpy = {r['hybrid'] / r['numpy']:.2f} (goal <= 1.5)"
         )
