@@ -91,10 +91,12 @@ def interleaved_medians(runs: dict[str, Callable[[int], object]], rounds: int) -
 
 
 def snapshot_bytes(snapshot: IndexSnapshot) -> dict[str, float]:
-    """Resident size of the snapshot's parts, in MB (texts counted as Python strings)."""
+    """Size of the snapshot's parts in MB: texts, the chunk objects holding them, and so on."""
     n = snapshot.n
     vectors = snapshot.column("vectors").nbytes
-    texts = sum(sys.getsizeof(t) for t in snapshot.column("texts"))
+    chunks = snapshot.column("chunks")
+    texts = sum(sys.getsizeof(c.text) for c in chunks)
+    objects = sum(sys.getsizeof(c) + sys.getsizeof(c.id) for c in chunks)
     bm25 = snapshot.bm25
     postings = bm25.rows.nbytes + bm25.tfs.nbytes + bm25.indptr.nbytes
     postings += sum(r.nbytes + t.nbytes for r, t in bm25.overrides.values())
@@ -102,6 +104,7 @@ def snapshot_bytes(snapshot: IndexSnapshot) -> dict[str, float]:
     return {
         "vectors": vectors / 1e6,
         "texts": texts / 1e6,
+        "chunk objects": objects / 1e6,
         "postings": postings / 1e6,
         "other columns": other / 1e6,
         "rows": n,

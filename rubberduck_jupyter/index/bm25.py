@@ -28,6 +28,9 @@ K1 = 1.2
 B = 0.75
 # More terms than this in a query only slow BM25 down without changing the top hits much.
 MAX_QUERY_TERMS = 64
+# Top-k of this many scores or more starts from a bound sampled from every SAMPLE_STEP-th.
+SAMPLE_FROM = 4096
+SAMPLE_STEP = 8
 # A term in at least 1/DENSE_SHARE of the rows is scored as a dense array; see `weights`.
 DENSE_SHARE = 16
 # Score contributions cached per index copy, in postings (8 bytes each); see `_weights`.
@@ -39,7 +42,6 @@ MAX_OVERRIDES = 20_000
 _WORD = re.compile(r"[^\W_]+")
 _EMPTY_ROWS = np.zeros(0, dtype=np.intp)
 _EMPTY_TFS = np.zeros(0, dtype=np.float32)
-_EMPTY_WEIGHTS = np.zeros(0, dtype=np.float64)
 
 
 class Tokenizer:
@@ -107,18 +109,44 @@ def top_k(scores: np.ndarray, k: int, rows: np.ndarray | None = None) -> np.ndar
     n = len(values)
     if k <= 0 or n == 0:
         return _EMPTY_ROWS
-    if n > k:
-        pick = np.argpartition(values, n - k)[n - k :]
-        picked = values[pick]
-        kth = picked.min()
-        if np.count_nonzero(values == kth) > np.count_nonzero(picked == kth):
-            # Rows tied with the k-th score were left out: take the lowest ones instead.
-            above = pick[picked > kth]
-            pick = np.concatenate([above, np.flatnonzero(values == kth)[: k - len(above)]])
-    else:
-        pick = np.arange(n)
-    pick = pick[np.lexsort((pick, -values[pick]))]
+    pick = _top_k_by_sample(values, k) if n >= SAMPLE_FROM else None
+    if pick is None:
+        if n > k:
+            pick = np.argpartition(values, n - k)[n - k :]
+            picked = values[pick]
+            kth = picked.min()
+            if np.count_nonzero(values == kth) > np.count_nonzero(picked == kth):
+                # Rows tied with the k-th score were left out: take the lowest ones instead.
+                above = pick[picked > kth]
+                pick = np.concatenate([above, np.flatnonzero(values == kth)[: k - len(above)]])
+        else:
+            pick = np.arange(n)
+        pick = pick[np.lexsort((pick, -values[pick]))]
     return pick if rows is None else rows[pick]
+
+
+def _top_k_by_sample(values: np.ndarray, k: int) -> np.ndarray | None:
+    """`top_k` over a few candidates instead of all values, or None if that cannot work.
+
+    A bound taken from every SAMPLE_STEP-th value usually leaves ~2k values at or above
+    it. If at least k are, the k best are all among them (ties with the k-th included),
+    so the answer is exact; selecting among all n values costs several times more.
+    """
+    n = len(values)
+    if n < SAMPLE_STEP * 4 * k:
+        return None
+    sample = values[::SAMPLE_STEP]
+    rank = min(len(sample), k // (SAMPLE_STEP // 2) + 2)
+    bound = np.partition(sample, len(sample) - rank)[len(sample) - rank]
+    candidates = np.flatnonzero(values >= bound)
+    if len(candidates) < k or len(candidates) > n // 2:
+        return None
+    return candidates[top_k(values[candidates], k)]
+
+
+def _sparse(rows: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """A term's contributions per posting, from either of the forms `weights` returns."""
+    return weights[rows] if len(weights) != len(rows) else weights
 
 
 @dataclass(frozen=True, eq=False)
@@ -139,7 +167,7 @@ class BM25Index:
     norm: np.ndarray = field(init=False)  # float32 (n_rows,): the BM25 length factor
     # Each term's score contribution per posting: fixed for this copy (N, avgdl and df are),
     # so computed on a term's first query and reused; a write makes a new copy, a new cache.
-    _weights: dict[int, np.ndarray] = field(init=False, default_factory=dict)
+    _weights: dict[int, tuple[np.ndarray, np.ndarray]] = field(init=False, default_factory=dict)
     _weights_size: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
@@ -201,7 +229,7 @@ class BM25Index:
         return math.log(1.0 + (self.n_docs - df + 0.5) / (df + 0.5))
 
     def weights(self, term: str) -> tuple[np.ndarray, np.ndarray]:
-        """(rows, float64 score contributions) of one term: its share of each row's score.
+        """(rows, float32 score contributions) of one term: its share of each row's score.
 
         For a term in at least 1/DENSE_SHARE of the rows, the contributions come as a
         dense array over all rows (zeros elsewhere), which adds up much faster than
@@ -209,42 +237,47 @@ class BM25Index:
         """
         code = self.vocab.get(term)
         if code is None:
-            return _EMPTY_ROWS, _EMPTY_WEIGHTS
-        rows, tfs = self._postings(code)
+            return _EMPTY_ROWS, _EMPTY_TFS
         found = self._weights.get(code)
-        if found is None:
-            if not len(rows):
-                return _EMPTY_ROWS, _EMPTY_WEIGHTS
-            scale = np.float32(self.idf(len(rows)) * (K1 + 1))
-            found = (tfs * scale / (tfs + self.norm[rows])).astype(np.float64)
-            if len(rows) * DENSE_SHARE >= self.n_rows:
-                dense = np.zeros(self.n_rows)
-                dense[rows] = found
-                found = dense
-            # Concurrent searches may both compute it; either result is the same.
-            if self._weights_size + len(found) <= MAX_CACHED_WEIGHTS:
-                self._weights[code] = found
-                object.__setattr__(self, "_weights_size", self._weights_size + len(found))
-        return rows, found
+        if found is not None:
+            return found
+        rows, tfs = self._postings(code)
+        if not len(rows):
+            return _EMPTY_ROWS, _EMPTY_TFS
+        scale = np.float32(self.idf(len(rows)) * (K1 + 1))
+        weights = tfs * scale / (tfs + self.norm[rows])
+        if len(rows) * DENSE_SHARE >= self.n_rows:
+            dense = np.zeros(self.n_rows, dtype=np.float32)
+            dense[rows] = weights
+            weights = dense
+        # Concurrent searches may both compute it; either result is the same.
+        if self._weights_size + len(weights) <= MAX_CACHED_WEIGHTS:
+            self._weights[code] = (rows, weights)
+            object.__setattr__(self, "_weights_size", self._weights_size + len(weights))
+        return rows, weights
 
     def scores(self, terms: Iterable[str]) -> tuple[np.ndarray | None, np.ndarray]:
-        """BM25 scores of the rows that have at least one of the terms: (rows ascending,
-        their scores) when few rows match, else (None, dense scores over all rows with
-        zeros where nothing matched).
+        """float32 BM25 scores of the rows that have at least one of the terms: (rows
+        ascending, their scores) when few rows match, else (None, dense scores over all
+        rows with zeros where nothing matched).
 
-        Every row's score is summed in query-term order, whichever way it is computed, so
-        two indexes with the same content give bit-identical scores.
+        Every row's score is summed in query-term order, whichever way it is computed, and
+        the way depends on the live documents only, so two indexes with the same content
+        give bit-identical scores.
         """
         found = [pair for pair in map(self.weights, dict.fromkeys(terms)) if len(pair[0])]
         if not found:
-            return _EMPTY_ROWS, _EMPTY_WEIGHTS
+            return _EMPTY_ROWS, _EMPTY_TFS
+        if len(found) == 1 and len(found[0][1]) == len(found[0][0]):
+            return found[0]  # one term, sparse: its contributions are the scores
         total = sum(len(rows) for rows, _ in found)
-        if total * DENSE_SHARE < self.n_rows:
-            if len(found) == 1:
-                return found[0]
+        if total * DENSE_SHARE < self.n_docs:
             rows, where = np.unique(np.concatenate([r for r, _ in found]), return_inverse=True)
-            return rows, np.bincount(where, np.concatenate([w for _, w in found]))
-        scores = np.zeros(self.n_rows)
+            scores = np.zeros(len(rows), dtype=np.float32)
+            # Adds in input order, i.e. term by term for each row, like the dense way.
+            np.add.at(scores, where, np.concatenate([_sparse(r, w) for r, w in found]))
+            return rows, scores
+        scores = np.zeros(self.n_rows, dtype=np.float32)
         for rows, weights in found:
             if len(weights) == self.n_rows:
                 # Dense (zeros add nothing), or in every row, where positions are rows.
@@ -260,7 +293,7 @@ class BM25Index:
         n_rows) filters rows."""
         rows, scores = self.scores(terms)
         if not len(scores) or k <= 0:
-            return _EMPTY_ROWS, _EMPTY_WEIGHTS
+            return _EMPTY_ROWS, _EMPTY_TFS
         if rows is not None:  # every row listed matches
             best = top_k(scores, k, None if allowed is None else np.flatnonzero(allowed[rows]))
             return rows[best], scores[best]

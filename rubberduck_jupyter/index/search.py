@@ -120,31 +120,20 @@ class HybridSearcher:
             ranked = [(row, scores[row]) for row in (vector or bm25)[:top_k]]
         vector_ranks = dict(zip(vector, range(1, len(vector) + 1), strict=True))
         bm25_ranks = dict(zip(bm25, range(1, len(bm25) + 1), strict=True))
-        fields = snapshot.chunk_fields([row for row, _ in ranked])
+        chunks = snapshot.chunks([row for row, _ in ranked])
         return [
             Hit(
-                path=path,
-                kind=kind,
+                path=chunk.path,
+                kind=chunk.kind,
                 score=score,
-                text=text,
-                cell=cells[0] if cells else None,
-                cells=cells,
-                start_line=start_line,
-                end_line=end_line,
-                title=title,
+                text=chunk.text,
+                cell=chunk.cell,
+                cells=chunk.cells,
+                start_line=chunk.start_line,
+                end_line=chunk.end_line,
+                title=chunk.title,
                 vector_rank=vector_ranks.get(row),
                 bm25_rank=bm25_ranks.get(row),
             )
-            for (row, score), (
-                _,
-                path,
-                kind,
-                text,
-                start_line,
-                end_line,
-                cells,
-                title,
-                _,
-                _,
-            ) in zip(ranked, fields, strict=True)
+            for (row, score), chunk in zip(ranked, chunks, strict=True)
         ]

@@ -27,25 +27,9 @@ from .types import StoredChunk
 # Compact once tombstones are this share of the rows (and at least MIN_DEAD_ROWS).
 MAX_DEAD_SHARE = 0.25
 MIN_DEAD_ROWS = 1024
-_COLUMNS = (
-    "ids",
-    "path_codes",
-    "kind_codes",
-    "texts",
-    "start_lines",
-    "end_lines",
-    "cells",
-    "titles",
-    "parts",
-    "n_tokens",
-    "vectors",
-)
-
-
-# StoredChunk's fields as a plain tuple: building hits from these skips one object each.
-ChunkFields = tuple[
-    int, str, str, str, int | None, int | None, tuple[int, ...], str | None, int, int
-]
+# Row-aligned columns: ids and codes for lookups and filters, the chunks as ready objects
+# (a search hands them out as they are), and the vectors.
+_COLUMNS = ("ids", "path_codes", "kind_codes", "chunks", "vectors")
 
 
 @dataclass(frozen=True, eq=False)
@@ -177,17 +161,44 @@ class IndexSnapshot:
 
     @staticmethod
     def _columns(rows: ChunkRows, paths: Names, kinds: Names) -> dict[str, np.ndarray]:
+        ids = np.asarray(rows.ids, dtype=np.int64)
+        path_codes = paths.codes_of(rows.paths)
+        kind_codes = kinds.codes_of(rows.kinds)
+        chunks = np.empty(len(ids), dtype=object)
+        fields = zip(
+            ids.tolist(),
+            path_codes.tolist(),
+            kind_codes.tolist(),
+            list(rows.texts),
+            np.asarray(rows.start_lines).tolist(),
+            np.asarray(rows.end_lines).tolist(),
+            list(rows.cells),
+            list(rows.titles),
+            np.asarray(rows.parts).tolist(),
+            np.asarray(rows.n_tokens).tolist(),
+            strict=True,
+        )
+        path_names, kind_names = paths.names, kinds.names
+        for i, (chunk_id, path, kind, text, start, end, cells, title, part, n_tokens) in enumerate(
+            fields
+        ):
+            chunks[i] = StoredChunk(
+                id=chunk_id,
+                path=path_names[path],  # one string object per path, shared
+                kind=kind_names[kind],
+                text=text,
+                start_line=None if start < 0 else start,
+                end_line=None if end < 0 else end,
+                cells=tuple(map(int, cells.split(","))) if cells else (),
+                title=title,
+                part=part,
+                n_tokens=n_tokens,
+            )
         return {
-            "ids": np.asarray(rows.ids, dtype=np.int64),
-            "path_codes": paths.codes_of(rows.paths),
-            "kind_codes": kinds.codes_of(rows.kinds),
-            "texts": np.asarray(rows.texts, dtype=object),
-            "start_lines": np.asarray(rows.start_lines, dtype=np.int32),
-            "end_lines": np.asarray(rows.end_lines, dtype=np.int32),
-            "cells": np.asarray(rows.cells, dtype=object),
-            "titles": np.asarray(rows.titles, dtype=object),
-            "parts": np.asarray(rows.parts, dtype=np.int32),
-            "n_tokens": np.asarray(rows.n_tokens, dtype=np.int32),
+            "ids": ids,
+            "path_codes": path_codes,
+            "kind_codes": kind_codes,
+            "chunks": chunks,
             "vectors": np.asarray(rows.vectors, dtype=np.float32),
         }
 
@@ -294,42 +305,8 @@ class IndexSnapshot:
 
     def chunks(self, rows: Sequence[int] | np.ndarray) -> list[StoredChunk]:
         """The chunks at these rows, in order."""
-        return [StoredChunk(*fields) for fields in self.chunk_fields(rows)]
-
-    def chunk_fields(self, rows: Sequence[int] | np.ndarray) -> list[ChunkFields]:
-        """StoredChunk's fields, in its order, for these rows: one gather per column."""
-        rows = np.asarray(rows, dtype=np.intp)
-        b = self.buffers
-        paths = self.paths.names
-        kinds = self.kinds.names
-        columns = zip(
-            b["ids"][rows].tolist(),
-            b["path_codes"][rows].tolist(),
-            b["kind_codes"][rows].tolist(),
-            b["texts"][rows].tolist(),
-            b["start_lines"][rows].tolist(),
-            b["end_lines"][rows].tolist(),
-            b["cells"][rows].tolist(),
-            b["titles"][rows].tolist(),
-            b["parts"][rows].tolist(),
-            b["n_tokens"][rows].tolist(),
-            strict=True,
-        )
-        return [
-            (
-                chunk_id,
-                paths[path],
-                kinds[kind],
-                text,
-                None if start < 0 else start,
-                None if end < 0 else end,
-                tuple(map(int, cells.split(","))) if cells else (),
-                title,
-                part,
-                n_tokens,
-            )
-            for chunk_id, path, kind, text, start, end, cells, title, part, n_tokens in columns
-        ]
+        chunks: list[StoredChunk] = self.column("chunks")[np.asarray(rows, dtype=np.intp)].tolist()
+        return chunks
 
     def filter(
         self, path_glob: str | None, kinds: Collection[str] | None

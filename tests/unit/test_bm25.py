@@ -161,6 +161,19 @@ def test_top_k_breaks_ties_by_lowest_row() -> None:
     assert top_k(many, 5).tolist() == [0, 7, 14, 21, 28]
 
 
+@pytest.mark.parametrize("distinct", [3, 50, 100_000])
+def test_top_k_of_many_scores_equals_a_full_sort(distinct: int) -> None:
+    # Large inputs take the sampled-bound path; few distinct values make ties everywhere.
+    rng = np.random.default_rng(distinct)
+    for n, k in ((5000, 10), (20_000, 50), (100_000, 7), (20_000, 3000)):
+        scores = rng.integers(0, distinct, n).astype(np.float32)
+        expected = np.argsort(-scores, kind="stable")[:k]
+        assert top_k(scores, k).tolist() == expected.tolist()
+        rows = np.flatnonzero(rng.random(n) < 0.7)
+        expected = rows[np.argsort(-scores[rows], kind="stable")[:k]]
+        assert top_k(scores, k, rows).tolist() == expected.tolist()
+
+
 # --- incremental updates --------------------------------------------------------------------
 
 
