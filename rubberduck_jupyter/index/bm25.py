@@ -28,7 +28,9 @@ K1 = 1.2
 B = 0.75
 # More terms than this in a query only slow BM25 down without changing the top hits much.
 MAX_QUERY_TERMS = 64
-# Top-k of this many scores or more starts from a bound sampled from every SAMPLE_STEP-th.
+# Top-k of up to SORT_UP_TO scores sorts them all; of SAMPLE_FROM or more, it starts from a
+# bound sampled from every SAMPLE_STEP-th score.
+SORT_UP_TO = 512
 SAMPLE_FROM = 4096
 SAMPLE_STEP = 8
 # A term in at least 1/DENSE_SHARE of the rows is scored as a dense array; see `weights`.
@@ -102,26 +104,20 @@ def default_tokenizer() -> Tokenizer:
 def top_k(scores: np.ndarray, k: int, rows: np.ndarray | None = None) -> np.ndarray:
     """Positions of the `k` highest scores (of `rows` only, ascending, if given), best first.
 
-    Equal scores go to the lower row, always: the result does not depend on how
-    argpartition happens to break ties, so two indexes with the same content agree.
+    Equal scores go to the lower row, always: the result does not depend on how a
+    selection algorithm happens to break ties, so two indexes with the same content agree.
     """
     values = scores if rows is None else scores[rows]
     n = len(values)
     if k <= 0 or n == 0:
         return _EMPTY_ROWS
-    pick = _top_k_by_sample(values, k) if n >= SAMPLE_FROM else None
-    if pick is None:
-        if n > k:
-            pick = np.argpartition(values, n - k)[n - k :]
-            picked = values[pick]
-            kth = picked.min()
-            if np.count_nonzero(values == kth) > np.count_nonzero(picked == kth):
-                # Rows tied with the k-th score were left out: take the lowest ones instead.
-                above = pick[picked > kth]
-                pick = np.concatenate([above, np.flatnonzero(values == kth)[: k - len(above)]])
-        else:
-            pick = np.arange(n)
-        pick = pick[np.lexsort((pick, -values[pick]))]
+    if n <= SORT_UP_TO:
+        # A stable sort of the negated scores: best first, ties in ascending position.
+        pick = np.argsort(-values, kind="stable")[:k]
+    else:
+        pick = _top_k_by_sample(values, k) if n >= SAMPLE_FROM else None
+        if pick is None:
+            pick = _top_k_by_partition(values, k)
     return pick if rows is None else rows[pick]
 
 
@@ -142,6 +138,21 @@ def _top_k_by_sample(values: np.ndarray, k: int) -> np.ndarray | None:
     if len(candidates) < k or len(candidates) > n // 2:
         return None
     return candidates[top_k(values[candidates], k)]
+
+
+def _top_k_by_partition(values: np.ndarray, k: int) -> np.ndarray:
+    n = len(values)
+    if n <= k:
+        pick = np.arange(n)
+    else:
+        pick = np.argpartition(values, n - k)[n - k :]
+        picked = values[pick]
+        kth = picked.min()
+        if np.count_nonzero(values == kth) > np.count_nonzero(picked == kth):
+            # Rows tied with the k-th score were left out: take the lowest ones instead.
+            above = pick[picked > kth]
+            pick = np.concatenate([above, np.flatnonzero(values == kth)[: k - len(above)]])
+    return pick[np.lexsort((pick, -values[pick]))]
 
 
 def _sparse(rows: np.ndarray, weights: np.ndarray) -> np.ndarray:

@@ -8,6 +8,7 @@ Blocking: the server calls `search` from a worker thread.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
@@ -61,12 +62,21 @@ def reciprocal_rank_fusion(
     first, so the result is deterministic.
     """
     scores: dict[int, float] = {}
-    get = scores.get
     for ranking in rankings:
-        for rank, item in enumerate(ranking, start=k + 1):
-            scores[item] = get(item, 0.0) + 1.0 / rank
+        weights = _rrf_weights(k, len(ranking))
+        if not scores:
+            scores = dict(zip(ranking, weights, strict=False))  # the common first pass, in C
+            continue
+        get = scores.get
+        for item, weight in zip(ranking, weights, strict=False):
+            scores[item] = get(item, 0.0) + weight
     # Stable, also with reverse=True: equal scores stay in first-seen order.
     return sorted(scores.items(), key=itemgetter(1), reverse=True)
+
+
+@functools.lru_cache(maxsize=16)
+def _rrf_weights(k: int, n: int) -> tuple[float, ...]:
+    return tuple(1.0 / (k + rank) for rank in range(1, n + 1))
 
 
 class HybridSearcher:

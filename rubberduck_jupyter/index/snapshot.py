@@ -348,7 +348,7 @@ class IndexSnapshot:
         if q.shape != (self.dim,):
             raise ValueError(f"query vector has {q.size} values, expected {self.dim}")
         norm = math.sqrt(float(q @ q))
-        if k <= 0 or not np.isfinite(norm) or norm == 0.0 or not self.n_live:
+        if k <= 0 or not math.isfinite(norm) or norm == 0.0 or not self.n_live:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         scores = self.column("vectors") @ (q / np.float32(norm))
         allowed = self.filter(path_glob, kinds)
