@@ -7,7 +7,7 @@ term counts, so a crash leaves every file whole, old or new, and there is nothin
 rebuild afterwards.
 
 Searches never touch DuckDB. The first one loads every chunk into an `IndexSnapshot`
-(vectors, locations, texts, a BM25 inverted index; ~2.5 s per 100k chunks); from then on
+(vectors, locations, texts, a BM25 inverted index; ~3 s per 100k chunks); from then on
 each committed write derives the next snapshot from the last one, in proportion to what it
 changed, and swaps it in under a lock. A search holds the snapshot it started with, so it
 sees every write committed before it and never half of one.
