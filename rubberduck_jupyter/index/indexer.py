@@ -40,7 +40,7 @@ DEFAULT_BATCH_CHUNKS = 256
 
 @dataclass
 class IndexProgress:
-    phase: str = "scanning"  # scanning, indexing, finishing, done, cancelled
+    phase: str = "scanning"  # scanning, indexing, done, cancelled
     files_total: int = 0
     files_done: int = 0
     chunks_embedded: int = 0
@@ -237,10 +237,7 @@ class Indexer:
         if batch:
             self._write_batch(batch, report)
         self.store.touch_files(touched)
-        self._report_progress(phase="finishing", current=None)
-        if report.files_indexed or report.files_removed:
-            self.store.rebuild_fts()
-        self._report_progress(phase="done")
+        self._report_progress(phase="done", current=None)
 
     def _read_and_chunk(
         self,

@@ -8,8 +8,10 @@ Blocking: the server calls `search` from a worker thread.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any, Literal
 
 import numpy as np
@@ -61,9 +63,20 @@ def reciprocal_rank_fusion(
     """
     scores: dict[int, float] = {}
     for ranking in rankings:
-        for rank, item in enumerate(ranking, start=1):
-            scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
-    return sorted(scores.items(), key=lambda pair: -pair[1])  # sorted() is stable
+        weights = _rrf_weights(k, len(ranking))
+        if not scores:
+            scores = dict(zip(ranking, weights, strict=False))  # the common first pass, in C
+            continue
+        get = scores.get
+        for item, weight in zip(ranking, weights, strict=False):
+            scores[item] = get(item, 0.0) + weight
+    # Stable, also with reverse=True: equal scores stay in first-seen order.
+    return sorted(scores.items(), key=itemgetter(1), reverse=True)
+
+
+@functools.lru_cache(maxsize=16)
+def _rrf_weights(k: int, n: int) -> tuple[float, ...]:
+    return tuple(1.0 / (k + rank) for rank in range(1, n + 1))
 
 
 class HybridSearcher:
@@ -80,50 +93,57 @@ class HybridSearcher:
         path_glob: str | None = None,
         kinds: Collection[str] | None = None,
         candidates: int = 50,
-        allow_stale_bm25: bool = False,
     ) -> list[Hit]:
         """The `top_k` best chunks for `query`; `mode` picks one method alone for comparison.
 
         Hybrid takes the top `candidates` of each method (at least `top_k`) before fusing.
         Filters apply inside each method, so they never shorten the result list needlessly.
-        `allow_stale_bm25`: see `IndexStore.search_bm25` (for searches during indexing).
+        Both methods and the hits read one snapshot of the index: one consistent state.
         """
         if mode not in ("hybrid", "vector", "bm25"):
             raise ValueError(f"unknown search mode {mode!r}")
         if not query.strip() or top_k <= 0:
             return []
-        filters: dict[str, Any] = {"path_glob": path_glob, "kinds": kinds}
-        vector: list[tuple[int, float]] = []
-        bm25: list[tuple[int, float]] = []
         pool = top_k if mode != "hybrid" else max(candidates, top_k)
-        if mode != "bm25":
-            vector = self.store.search_vector(self.embed_query(query), pool, **filters)
+        vector: list[int] = []
+        bm25: list[int] = []
+        scores: dict[int, float] = {}
+        # Embed before taking the snapshot, so the search sees the newest one.
+        query_vector = self.embed_query(query) if mode != "bm25" else None
+        snapshot = self.store.snapshot()
+        if query_vector is not None:
+            rows, values = snapshot.search_vector(
+                query_vector, pool, path_glob=path_glob, kinds=kinds
+            )
+            vector = rows.tolist()
+            if mode == "vector":
+                scores = dict(zip(vector, values.tolist(), strict=True))
         if mode != "vector":
-            bm25 = self.store.search_bm25(query, pool, allow_stale=allow_stale_bm25, **filters)
-        if mode == "vector":
-            ranked = vector
-        elif mode == "bm25":
-            ranked = bm25
+            terms = self.store.tokenizer.query_terms(query)
+            rows, values = snapshot.search_bm25(terms, pool, path_glob=path_glob, kinds=kinds)
+            bm25 = rows.tolist()
+            if mode == "bm25":
+                scores = dict(zip(bm25, values.tolist(), strict=True))
+        if mode == "hybrid":
+            ranked = reciprocal_rank_fusion([vector, bm25])[:top_k]
         else:
-            ranked = reciprocal_rank_fusion([[i for i, _ in vector], [i for i, _ in bm25]])
-        ranked = ranked[:top_k]
-        vector_ranks = {chunk_id: rank for rank, (chunk_id, _) in enumerate(vector, start=1)}
-        bm25_ranks = {chunk_id: rank for rank, (chunk_id, _) in enumerate(bm25, start=1)}
-        scores = dict(ranked)
-        # A chunk deleted since it was ranked is simply left out.
+            ranked = [(row, scores[row]) for row in (vector or bm25)[:top_k]]
+        vector_ranks = dict(zip(vector, range(1, len(vector) + 1), strict=True))
+        bm25_ranks = dict(zip(bm25, range(1, len(bm25) + 1), strict=True))
+        chunks = snapshot.chunks([row for row, _ in ranked])
         return [
             Hit(
                 path=chunk.path,
                 kind=chunk.kind,
-                score=scores[chunk.id],
+                score=score,
                 text=chunk.text,
                 cell=chunk.cell,
                 cells=chunk.cells,
                 start_line=chunk.start_line,
                 end_line=chunk.end_line,
                 title=chunk.title,
-                vector_rank=vector_ranks.get(chunk.id),
-                bm25_rank=bm25_ranks.get(chunk.id),
+                vector_rank=vector_ranks.get(row),
+                bm25_rank=bm25_ranks.get(row),
             )
-            for chunk in self.store.chunks([chunk_id for chunk_id, _ in ranked])
+            for (row, score), chunk in zip(ranked, chunks, strict=True)
         ]

@@ -174,9 +174,6 @@ class IndexService:
             mode=mode,
             path_glob=path_glob,
             kinds=kinds,
-            # While a pass runs, the full-text index is rebuilt once at its end rather than
-            # after every batch a search happens to follow.
-            allow_stale_bm25=self.state == "indexing",
         )
 
     # --- freshness --------------------------------------------------------------------

@@ -1,29 +1,27 @@
-"""The index on disk: one DuckDB file with the indexed files, their chunks and vectors, and
-a BM25 (full-text) index over the chunk texts.
+"""The index on disk and in memory: one DuckDB file with the indexed files, their chunks,
+vectors and BM25 term counts, and an in-memory snapshot of it that searches read.
 
-Blocking throughout: the server calls it from worker threads. Writes and FTS rebuilds are
-serialized on one connection; reads each take their own cursor, so a search does not wait
-for an indexing batch to commit (DuckDB gives every cursor a consistent snapshot).
+Blocking throughout: the server calls it from worker threads. Writes are serialized on
+one connection; each write is one transaction holding the chunks with their vectors and
+term counts, so a crash leaves every file whole, old or new, and there is nothing to
+rebuild afterwards.
 
-Vector search runs in numpy over a cached matrix of all vectors: exact, and ~10x faster
-than DuckDB's array_cosine_distance. Any write drops the cache; the next search reloads it.
+Searches never touch DuckDB. The first one loads every chunk into an `IndexSnapshot`
+(vectors, locations, texts, a BM25 inverted index; ~3 s per 100k chunks); from then on
+each committed write derives the next snapshot from the last one, in proportion to what it
+changed, and swaps it in under a lock. A search holds the snapshot it started with, so it
+sees every write committed before it and never half of one.
 
-The BM25 index is a snapshot DuckDB builds in one go. Writes mark it stale (persistently, in
-the same transaction), `rebuild_fts()` refreshes it, and a BM25 search on a stale index
-rebuilds it first, so BM25 results always reflect every committed write. The indexer calls
-`rebuild_fts()` once at the end of a pass, so searches normally never pay for it; during a
-pass, `allow_stale=True` searches the last snapshot instead of rebuilding after every batch.
-
-Path filters are globs on the relative POSIX path; see `glob_to_regex`.
+Vector search is exact (numpy over all vectors, ~10x faster than DuckDB's
+array_cosine_distance); BM25 is `bm25.BM25Index`. Path filters are globs on the relative
+POSIX path; see `globs.glob_to_regex`.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
-import re
 import threading
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,25 +30,30 @@ from typing import Any
 import duckdb
 import numpy as np
 
-from .types import Chunk
+from .bm25 import BM25Index, Tokenizer, default_tokenizer
+from .globs import glob_to_regex
+from .snapshot import ChunkRows, IndexSnapshot, empty_rows, roomy_buffer
+from .types import Chunk, StoredChunk
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "FileState",
+    "IndexLockedError",
+    "IndexStore",
+    "StoredChunk",
+    "glob_to_regex",
+]
 
 log = logging.getLogger(__name__)
 
 # Bump when the tables change: an index is a cache, so an old one is cleared and rebuilt.
-SCHEMA_VERSION = 2
-FTS_SCHEMA = "fts_main_chunks"
-# Letters and digits of any script make terms; `read_csv` is two terms, `float32` one.
-# No stopwords: DuckDB's English list drops mean, value, name, get, try, else, none, first...
-# which are exactly what code is searched for; BM25's IDF already discounts common words.
-FTS_OPTIONS = (
-    "stemmer='porter', stopwords='none', ignore='[^\\p{L}\\p{N}]+', "
-    "strip_accents=1, lower=1, overwrite=1"
-)
-# More terms than this in a query only slow BM25 down without changing the top hits much.
-MAX_QUERY_TERMS = 64
+# 3: BM25 term counts per chunk replace DuckDB's full-text index.
+SCHEMA_VERSION = 3
+# Left behind by schema 2 (DuckDB's FTS extension); dropped when such an index is cleared.
+_LEGACY_FTS_SCHEMA = "fts_main_chunks"
 
 _CONFIG = {
-    # Extensions come from the pinned duckdb-extension-* wheels, never from the network.
+    # No extension is needed; never fetch one from the network either.
     "autoinstall_known_extensions": False,
     "autoload_known_extensions": False,
     # Without pandas, DuckDB retries `import pandas` for every sampled object while it
@@ -70,24 +73,6 @@ class FileState:
     n_chunks: int
 
 
-@dataclass(frozen=True, slots=True)
-class StoredChunk:
-    id: int
-    path: str
-    kind: str
-    text: str
-    start_line: int | None
-    end_line: int | None
-    cells: tuple[int, ...]
-    title: str | None
-    part: int
-    n_tokens: int
-
-    @property
-    def cell(self) -> int | None:
-        return self.cells[0] if self.cells else None
-
-
 class IndexLockedError(RuntimeError):
     """Another process holds the index file (DuckDB allows one read-write process)."""
 
@@ -99,112 +84,30 @@ class IndexLockedError(RuntimeError):
         )
 
 
-@functools.lru_cache(maxsize=256)
-def glob_to_regex(pattern: str) -> re.Pattern[str]:
-    """Compile a path glob, matched against the whole relative POSIX path.
+@dataclass(frozen=True, eq=False)
+class _Batch:
+    """A write's chunks, as DuckDB takes them in and as the snapshot takes them."""
 
-    `*` and `?` stay inside one path segment, `[abc]`/`[!abc]` are character classes, and
-    `**` crosses segments: `notebooks/**` is everything under notebooks/, `**/x.py` is
-    x.py in any folder including the top, `src/**/*.py` is every .py under src/.
-    A pattern without `/` matches the file name in any folder (`*.ipynb` is every
-    notebook), like .gitignore and `rg -g`. A trailing `/` means everything under it.
-    Matching is case-sensitive. Leading `./` or `/` is ignored.
-    """
-    pat = pattern.strip()
-    while pat.startswith("./"):
-        pat = pat[2:]
-    pat = pat.lstrip("/")
-    if pat.endswith("/"):
-        pat += "**"
-    if not pat:
-        raise ValueError("empty path glob")
-    out: list[str] = []
-    i, n = 0, len(pat)
-    while i < n:
-        c = pat[i]
-        if c == "*":
-            j = i
-            while j < n and pat[j] == "*":
-                j += 1
-            if j - i == 1:
-                out.append("[^/]*")
-            elif (i == 0 or pat[i - 1] == "/") and j < n and pat[j] == "/":
-                out.append("(?:.*/)?")  # `**/` may also stand for no folder at all
-                j += 1
-            else:
-                out.append(".*")
-            i = j
-            continue
-        if c == "?":
-            out.append("[^/]")
-        elif c == "[" and (end := _class_end(pat, i)) > 0:
-            out.append(_class_regex(pat[i + 1 : end]))
-            i = end + 1
-            continue
-        else:
-            out.append(re.escape(c))
-        i += 1
-    body = "".join(out)
-    return re.compile(body if "/" in pat else "(?:.*/)?" + body, re.DOTALL)
+    files: dict[str, np.ndarray]
+    columns: dict[str, np.ndarray]
+    vectors: np.ndarray  # float32 (n, dim)
+    term_counts: list[dict[str, int]]
 
-
-def _class_end(pat: str, start: int) -> int:
-    """Index of the `]` closing the class opened at `start`, or -1 (then `[` is literal)."""
-    i = start + 1
-    if i < len(pat) and pat[i] in "!^":
-        i += 1
-    if i < len(pat) and pat[i] == "]":
-        i += 1  # a `]` first in the class is a member, as in fnmatch
-    end = pat.find("]", i)
-    return end
-
-
-def _class_regex(body: str) -> str:
-    negate = body[:1] in ("!", "^")
-    if negate:
-        body = body[1:]
-    members = "".join(c if c == "-" else re.escape(c) for c in body)
-    # A class never matches `/`, so `[!a]` cannot jump into another folder.
-    return f"[^/{members}]" if negate else f"(?!/)[{members}]"
-
-
-def _extension_path(name: str) -> str:
-    """The .duckdb_extension file inside the duckdb-extension-<name> wheel."""
-    import importlib
-
-    package = importlib.import_module(f"duckdb_extension_{name}")
-    root = Path(next(iter(package.__path__))) / "extensions"
-    exact = root / f"v{duckdb.__version__}" / f"{name}.duckdb_extension"
-    if exact.is_file():
-        return str(exact)
-    found = sorted(root.glob(f"*/{name}.duckdb_extension"))
-    if not found:
-        raise RuntimeError(f"duckdb-extension-{name} has no {name}.duckdb_extension in {root}")
-    return str(found[-1])
-
-
-@dataclass(frozen=True)
-class _VectorCache:
-    ids: np.ndarray  # int64 (n,)
-    matrix: np.ndarray  # float32 (n, dim), rows unit length
-    paths: np.ndarray  # unique paths (object)
-    path_codes: np.ndarray  # index into paths, per row
-    kinds: np.ndarray  # unique kinds (object)
-    kind_codes: np.ndarray
-
-    def mask(self, path_glob: str | None, kinds: Collection[str] | None) -> np.ndarray | None:
-        mask: np.ndarray | None = None
-        if path_glob:
-            regex = glob_to_regex(path_glob)
-            ok = np.fromiter(
-                (regex.fullmatch(p) is not None for p in self.paths), bool, len(self.paths)
-            )
-            mask = ok[self.path_codes]
-        if kinds:
-            wanted = {str(k) for k in kinds}
-            ok = np.fromiter((k in wanted for k in self.kinds), bool, len(self.kinds))
-            mask = ok[self.kind_codes] if mask is None else mask & ok[self.kind_codes]
-        return mask
+    def rows(self, ids: np.ndarray) -> ChunkRows:
+        c = self.columns
+        return ChunkRows(
+            ids=ids,
+            paths=c["path"],
+            kinds=c["kind"],
+            texts=c["text"],
+            start_lines=c["start_line"],
+            end_lines=c["end_line"],
+            cells=c["cells"],
+            titles=c["title"],
+            parts=c["part"],
+            n_tokens=c["n_tokens"],
+            vectors=self.vectors,
+        )
 
 
 _CHUNK_COLUMNS = "id, path, kind, text, start_line, end_line, cells, title, part, n_tokens"
@@ -212,20 +115,26 @@ _CHUNK_COLUMNS = "id, path, kind, text, start_line, end_line, cells, title, part
 
 class IndexStore:
     """One per index file and process: DuckDB hands every connection to a file in one
-    process the same database, but the vector cache and FTS flags here are per object."""
+    process the same database, but the in-memory snapshot here is per object."""
 
-    def __init__(self, db_path: Path, *, dim: int = 384, embedder_id: str = "") -> None:
+    def __init__(
+        self,
+        db_path: Path,
+        *,
+        dim: int = 384,
+        embedder_id: str = "",
+        tokenizer: Tokenizer | None = None,
+    ) -> None:
         self.db_path = Path(db_path)
         self.dim = dim
         self.embedder_id = embedder_id
+        self.tokenizer = tokenizer or default_tokenizer()
         self.cleared_on_open: str | None = None  # why an existing index was cleared, if it was
+        # Held by every write and by loading the snapshot, so a loaded snapshot always
+        # matches the database and every later write is applied to it exactly once.
         self._write_lock = threading.RLock()
-        self._cache_lock = threading.Lock()
-        self._load_lock = threading.Lock()
-        self._cache: _VectorCache | None = None
-        self._generation = 0  # bumped by every write, so a cache loaded meanwhile is dropped
-        self._fts_stale = True  # chunks changed since the BM25 index was built
-        self._fts_built = False  # a BM25 index exists, however old
+        self._snapshot_lock = threading.Lock()
+        self._snapshot: IndexSnapshot | None = None
         self._vec_expr = "[" + ", ".join(f"v{j}" for j in range(dim)) + f"]::FLOAT[{dim}]"
         try:
             self._con: duckdb.DuckDBPyConnection | None = duckdb.connect(
@@ -236,8 +145,6 @@ class IndexStore:
                 raise IndexLockedError(self.db_path, str(exc)) from exc
             raise
         try:
-            fts = _extension_path("fts").replace("'", "''")
-            self._con.execute(f"LOAD '{fts}'")
             self._open_schema()
         except BaseException:
             self._con.close()
@@ -251,8 +158,7 @@ class IndexStore:
             if self._con is not None:
                 self._con.close()
                 self._con = None
-            with self._cache_lock:
-                self._cache = None
+            self._set_snapshot(None)
 
     def __enter__(self) -> IndexStore:
         return self
@@ -312,12 +218,10 @@ class IndexStore:
                 log.info("Clearing the index %s: %s", self.db_path, reason)
                 self.cleared_on_open = reason
             self._create_schema(con)
-        self._read_fts_state(con)
 
     def _create_schema(self, con: duckdb.DuckDBPyConnection) -> None:
         with self._transaction():
-            con.execute(f"DROP SCHEMA IF EXISTS {FTS_SCHEMA} CASCADE")
-            self._fts_built = False
+            con.execute(f"DROP SCHEMA IF EXISTS {_LEGACY_FTS_SCHEMA} CASCADE")
             con.execute("DROP TABLE IF EXISTS chunks")
             con.execute("DROP TABLE IF EXISTS files")
             con.execute("DROP TABLE IF EXISTS meta")
@@ -332,12 +236,14 @@ class IndexStore:
             # No PRIMARY KEY on id (unique by construction): DuckDB rewrites a whole ART
             # index at every checkpoint, which made commits stall for seconds at 100k chunks.
             # Ids grow with insertion, so zone maps keep `WHERE id IN (...)` fast anyway.
+            # bm25_terms/bm25_tfs: the chunk's distinct BM25 terms and how often each occurs.
             con.execute(
                 "CREATE TABLE chunks (id BIGINT NOT NULL, path VARCHAR NOT NULL, "
                 "kind VARCHAR NOT NULL, text VARCHAR NOT NULL, start_line INTEGER, "
                 "end_line INTEGER, cells INTEGER[] NOT NULL, title VARCHAR, "
                 "part INTEGER NOT NULL, n_tokens INTEGER NOT NULL, "
-                f"vec FLOAT[{self.dim}] NOT NULL)"
+                f"vec FLOAT[{self.dim}] NOT NULL, "
+                "bm25_terms VARCHAR[] NOT NULL, bm25_tfs INTEGER[] NOT NULL)"
             )
             con.executemany(
                 "INSERT INTO meta VALUES (?, ?)",
@@ -345,18 +251,9 @@ class IndexStore:
                     ("schema_version", str(SCHEMA_VERSION)),
                     ("dim", str(self.dim)),
                     ("embedder_id", self.embedder_id),
-                    ("fts_stale", "1"),
                 ],
             )
-        self._invalidate()
-
-    def _read_fts_state(self, con: duckdb.DuckDBPyConnection) -> None:
-        row = con.execute("SELECT value FROM meta WHERE key = 'fts_stale'").fetchone()
-        built = con.execute(
-            "SELECT count(*) FROM duckdb_schemas() WHERE schema_name = ?", [FTS_SCHEMA]
-        ).fetchone()
-        self._fts_built = bool(built and built[0])
-        self._fts_stale = not self._fts_built or row is None or row[0] != "0"
+            self._set_snapshot(None)
 
     # --- writes ---------------------------------------------------------------------------
 
@@ -371,41 +268,48 @@ class IndexStore:
         """
         if not items:
             return
-        files, chunk_cols, n = self._columns(items)
-        with self._transaction() as con:
-            con.register("_new_files", files)
-            try:
-                con.execute("DELETE FROM chunks WHERE path IN (SELECT path FROM _new_files)")
-                con.execute("DELETE FROM files WHERE path IN (SELECT path FROM _new_files)")
-                con.execute(
-                    "INSERT INTO files (path, content_hash, mtime, size, n_chunks) "
-                    "SELECT path, content_hash, mtime, size, n_chunks FROM _new_files"
-                )
-            finally:
-                con.unregister("_new_files")
-            if n:
-                # Ids in chunk order, so `chunk_ids(path)` lists a file's chunks in order.
-                ids = con.execute(
-                    "SELECT nextval('chunk_ids') AS id FROM range(?)", [n]
-                ).fetchnumpy()["id"]
-                chunk_cols["id"] = np.sort(np.asarray(ids, dtype=np.int64))
-                con.register("_new_chunks", chunk_cols)
+        batch = self._batch(items)
+        ids = np.zeros(0, dtype=np.int64)
+        with self._write_lock:
+            snapshot = self._snapshot
+            removed: list[tuple[int, list[str]]] = []
+            with self._transaction() as con:
+                con.register("_new_files", batch.files)
                 try:
+                    removed = self._delete_chunks(con, "_new_files", snapshot is not None)
+                    con.execute("DELETE FROM files WHERE path IN (SELECT path FROM _new_files)")
                     con.execute(
-                        f"INSERT INTO chunks ({_CHUNK_COLUMNS}, vec) SELECT id, path, kind, "
-                        "text, nullif(start_line, -1), nullif(end_line, -1), "
-                        "CASE WHEN cells = '' THEN []::INTEGER[] "
-                        "ELSE string_split(cells, ',')::INTEGER[] END, "
-                        f"title::VARCHAR, part, n_tokens, {self._vec_expr} FROM _new_chunks"
+                        "INSERT INTO files (path, content_hash, mtime, size, n_chunks) "
+                        "SELECT path, content_hash, mtime, size, n_chunks FROM _new_files"
                     )
                 finally:
-                    con.unregister("_new_chunks")
-            self._mark_fts_stale(con)
-        self._invalidate()
+                    con.unregister("_new_files")
+                n = len(batch.term_counts)
+                if n:
+                    # Ids in chunk order, so `chunk_ids(path)` lists a file's chunks in order.
+                    got = con.execute("SELECT nextval('chunk_ids') AS id FROM range(?)", [n])
+                    ids = np.sort(np.asarray(got.fetchnumpy()["id"], dtype=np.int64))
+                    con.register("_new_chunks", {"id": ids, **batch.columns})
+                    try:
+                        con.execute(
+                            f"INSERT INTO chunks ({_CHUNK_COLUMNS}, vec, bm25_terms, bm25_tfs) "
+                            "SELECT id, path, kind, text, nullif(start_line, -1), "
+                            "nullif(end_line, -1), "
+                            "CASE WHEN cells = '' THEN []::INTEGER[] "
+                            "ELSE string_split(cells, ',')::INTEGER[] END, "
+                            f"title::VARCHAR, part, n_tokens, {self._vec_expr}, "
+                            "CASE WHEN terms = '' THEN []::VARCHAR[] "
+                            "ELSE string_split(terms, ' ') END, "
+                            "CASE WHEN tfs = '' THEN []::INTEGER[] "
+                            "ELSE string_split(tfs, ' ')::INTEGER[] END "
+                            "FROM _new_chunks"
+                        )
+                    finally:
+                        con.unregister("_new_chunks")
+            # Committed; the write lock is still held, so no write can come between.
+            self._advance(snapshot, removed, batch.rows(ids), batch.term_counts)
 
-    def _columns(
-        self, items: Sequence[tuple[FileState, Sequence[Chunk], np.ndarray]]
-    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], int]:
+    def _batch(self, items: Sequence[tuple[FileState, Sequence[Chunk], np.ndarray]]) -> _Batch:
         """Column arrays for DuckDB's numpy scan, which is ~1000x faster than executemany."""
         seen: set[str] = set()
         blocks: list[np.ndarray] = []
@@ -436,6 +340,7 @@ class IndexStore:
             "size": np.array([s.size for s in states], dtype=np.int64),
             "n_chunks": np.array([s.n_chunks for s in states], dtype=np.int64),
         }
+        term_counts = [self.tokenizer.term_counts(c.text) for c in chunks]
         # One float column per dimension: without pyarrow, this is how DuckDB takes in a
         # matrix fast (a column of per-row arrays is ~100x slower).
         matrix = np.concatenate(blocks) if blocks else np.zeros((0, self.dim), np.float32)
@@ -450,9 +355,12 @@ class IndexStore:
             "title": _strings(c.title for c in chunks),
             "part": _ints(c.part for c in chunks),
             "n_tokens": _ints(c.n_tokens for c in chunks),
+            # Terms are letters and digits only, so a space separates them safely.
+            "terms": _strings(" ".join(counts) for counts in term_counts),
+            "tfs": _strings(" ".join(map(str, counts.values())) for counts in term_counts),
         }
         columns.update({f"v{j}": by_dim[j] for j in range(self.dim)})
-        return files, columns, len(chunks)
+        return _Batch(files, columns, matrix, term_counts)
 
     def touch_files(self, states: Sequence[FileState]) -> None:
         """Record new mtimes and sizes of files whose content did not change, so the next
@@ -470,47 +378,59 @@ class IndexStore:
         wanted = _strings(sorted(set(paths)))
         if not len(wanted):
             return 0
-        with self._transaction() as con:
-            con.register("_gone", {"path": wanted})
-            try:
-                row = con.execute(
-                    "SELECT count(*) FROM files WHERE path IN (SELECT path FROM _gone)"
-                ).fetchone()
-                count = int(row[0]) if row else 0
-                if count:
-                    con.execute("DELETE FROM chunks WHERE path IN (SELECT path FROM _gone)")
-                    con.execute("DELETE FROM files WHERE path IN (SELECT path FROM _gone)")
-                    self._mark_fts_stale(con)
-            finally:
-                con.unregister("_gone")
-        if count:
-            self._invalidate()
+        removed: list[tuple[int, list[str]]] = []
+        with self._write_lock:
+            snapshot = self._snapshot
+            with self._transaction() as con:
+                con.register("_gone", {"path": wanted})
+                try:
+                    row = con.execute(
+                        "SELECT count(*) FROM files WHERE path IN (SELECT path FROM _gone)"
+                    ).fetchone()
+                    count = int(row[0]) if row else 0
+                    if count:
+                        removed = self._delete_chunks(con, "_gone", snapshot is not None)
+                        con.execute("DELETE FROM files WHERE path IN (SELECT path FROM _gone)")
+                finally:
+                    con.unregister("_gone")
+            # Committed; the write lock is still held, so no write can come between.
+            if removed:
+                self._advance(snapshot, removed, empty_rows(self.dim), [])
         return count
 
-    def _mark_fts_stale(self, con: duckdb.DuckDBPyConnection) -> None:
-        # In the writing transaction, so a crash cannot leave new chunks behind a "fresh" flag.
-        if not self._fts_stale:
-            con.execute("UPDATE meta SET value = '1' WHERE key = 'fts_stale'")
-            self._fts_stale = True
+    def _delete_chunks(
+        self, con: duckdb.DuckDBPyConnection, paths: str, want_terms: bool
+    ) -> list[tuple[int, list[str]]]:
+        """Delete the chunks of the files in the registered table `paths`; with
+        `want_terms`, return their (id, BM25 terms) for updating the snapshot."""
+        where = f"WHERE path IN (SELECT path FROM {paths})"
+        if not want_terms:
+            con.execute(f"DELETE FROM chunks {where}")
+            return []
+        rows = con.execute(f"DELETE FROM chunks {where} RETURNING id, bm25_terms").fetchall()
+        return [(int(chunk_id), list(terms)) for chunk_id, terms in sorted(rows)]
 
-    def _invalidate(self) -> None:
-        with self._cache_lock:
-            self._generation += 1
-            self._cache = None
+    def _advance(
+        self,
+        snapshot: IndexSnapshot | None,
+        removed: Sequence[tuple[int, Sequence[str]]],
+        added: ChunkRows,
+        term_counts: Sequence[Mapping[str, int]],
+    ) -> None:
+        """Apply a committed write to the loaded snapshot (a no-op when none is loaded)."""
+        if snapshot is None:
+            return
+        try:
+            following: IndexSnapshot | None = snapshot.with_changes(removed, added, term_counts)
+        except Exception:
+            # Never serve a snapshot that may differ from the database: load it afresh.
+            log.exception("Could not update the in-memory index of %s; reloading", self.db_path)
+            following = None
+        self._set_snapshot(following)
 
-    def rebuild_fts(self) -> None:
-        """Rebuild the BM25 index from the current chunks (~0.5 s per 10k chunks)."""
-        with self._transaction() as con:
-            con.execute(f"PRAGMA create_fts_index('chunks', 'id', 'text', {FTS_OPTIONS})")
-            con.execute("UPDATE meta SET value = '0' WHERE key = 'fts_stale'")
-        self._fts_stale = False
-        self._fts_built = True
-
-    def _ensure_fts(self, allow_stale: bool) -> None:
-        if self._fts_stale and not (allow_stale and self._fts_built):
-            with self._write_lock:
-                if self._fts_stale:  # another thread may have rebuilt it while we waited
-                    self.rebuild_fts()
+    def _set_snapshot(self, snapshot: IndexSnapshot | None) -> None:
+        with self._snapshot_lock:
+            self._snapshot = snapshot
 
     # --- reads ----------------------------------------------------------------------------
 
@@ -575,6 +495,7 @@ class IndexStore:
             for p in (self.db_path, self.db_path.with_name(self.db_path.name + ".wal"))
             if p.exists()
         )
+        snapshot = self._snapshot
         return {
             "path": str(self.db_path),
             "files": int(n_files),
@@ -582,14 +503,74 @@ class IndexStore:
             "tokens": int(tokens),
             "kinds": {str(k): int(v) for k, v in kinds.items()},
             "db_bytes": db_bytes,
-            "fts_fresh": not self._fts_stale,
-            "fts_built": self._fts_built,
-            "vector_cache_loaded": self._cache is not None,
+            "in_memory": snapshot is not None,
+            "memory_rows": snapshot.n if snapshot is not None else 0,
+            "memory_dead_rows": snapshot.n_dead if snapshot is not None else 0,
             "dim": self.dim,
             "embedder_id": self.embedder_id,
             "schema_version": SCHEMA_VERSION,
             "cleared_on_open": self.cleared_on_open,
         }
+
+    # --- the in-memory snapshot -----------------------------------------------------------
+
+    def snapshot(self) -> IndexSnapshot:
+        """Every committed chunk, in memory: loaded on first use, then kept up to date."""
+        snapshot = self._snapshot
+        if snapshot is not None:
+            return snapshot
+        with self._write_lock:  # one thread loads, and no write lands while it does
+            if self._snapshot is None:
+                self._set_snapshot(self._load_snapshot())
+            snapshot = self._snapshot
+        assert snapshot is not None
+        return snapshot
+
+    def _load_snapshot(self) -> IndexSnapshot:
+        with self._reader() as cur:
+            got = cur.execute(
+                "SELECT id, path, kind, text, coalesce(start_line, -1) AS start_line, "
+                "coalesce(end_line, -1) AS end_line, array_to_string(cells, ',') AS cells, "
+                "title, part, n_tokens, vec FROM chunks ORDER BY id"
+            ).fetchnumpy()
+            terms = cur.execute(
+                "SELECT DISTINCT unnest(bm25_terms) AS term FROM chunks ORDER BY term"
+            ).fetchnumpy()["term"]
+            # Codes number the terms in the order above; rows number chunks by id.
+            postings = cur.execute(
+                "WITH numbered AS (SELECT row_number() OVER (ORDER BY id) - 1 AS row, "
+                "bm25_terms, bm25_tfs FROM chunks), "
+                "flat AS (SELECT row, unnest(bm25_terms) AS term, unnest(bm25_tfs) AS tf "
+                "FROM numbered) "
+                "SELECT dense_rank() OVER (ORDER BY term) - 1 AS code, row, tf FROM flat "
+                "ORDER BY code, row"
+            ).fetchnumpy()
+        n = len(got["id"])
+        titles = np.ma.getdata(got["title"]).astype(object)
+        titles[np.ma.getmaskarray(got["title"])] = None
+        vectors = roomy_buffer(n, (self.dim,), np.float32)[:n]
+        if n:
+            np.stack(got["vec"], out=vectors)
+        rows = ChunkRows(
+            ids=np.asarray(got["id"], dtype=np.int64),
+            paths=got["path"].tolist(),
+            kinds=got["kind"].tolist(),
+            texts=got["text"],
+            start_lines=got["start_line"],
+            end_lines=got["end_line"],
+            cells=got["cells"],
+            titles=titles,
+            parts=got["part"],
+            n_tokens=got["n_tokens"],
+            vectors=vectors,
+        )
+        counts = np.bincount(np.asarray(postings["code"], dtype=np.int64), minlength=len(terms))
+        indptr = np.zeros(len(terms) + 1, dtype=np.int64)
+        np.cumsum(counts, out=indptr[1:])
+        bm25 = BM25Index.from_postings(
+            terms.tolist(), indptr, postings["row"], postings["tf"], n_rows=n
+        )
+        return IndexSnapshot.build(rows, bm25, self.dim)
 
     # --- search ---------------------------------------------------------------------------
 
@@ -602,50 +583,9 @@ class IndexStore:
         kinds: Collection[str] | None = None,
     ) -> list[tuple[int, float]]:
         """Exact top-k by cosine similarity: (chunk id, similarity), best first."""
-        q = np.asarray(query, dtype=np.float32).reshape(-1)
-        if q.shape != (self.dim,):
-            raise ValueError(f"query vector has {q.size} values, expected {self.dim}")
-        norm = float(np.linalg.norm(q))
-        if k <= 0 or not np.isfinite(norm) or norm == 0.0:
-            return []
-        cache = self._vector_cache()
-        if not len(cache.ids):
-            return []
-        scores = cache.matrix @ (q / norm)
-        mask = cache.mask(path_glob, kinds)
-        rows = np.flatnonzero(mask) if mask is not None else np.arange(len(scores))
-        if len(rows) > k:
-            rows = rows[np.argpartition(-scores[rows], k - 1)[:k]]
-        # Ties go to the older chunk, so equal scores rank the same way every time.
-        rows = rows[np.lexsort((cache.ids[rows], -scores[rows]))]
-        return [(int(cache.ids[r]), float(scores[r])) for r in rows]
-
-    def _vector_cache(self) -> _VectorCache:
-        with self._cache_lock:
-            if self._cache is not None:
-                return self._cache
-        with self._load_lock:  # one thread loads; the others wait and share its result
-            with self._cache_lock:
-                if self._cache is not None:
-                    return self._cache
-                generation = self._generation
-            cache = self._load_vectors()
-            with self._cache_lock:
-                if self._generation == generation:
-                    self._cache = cache
-            return cache
-
-    def _load_vectors(self) -> _VectorCache:
-        with self._reader() as cur:
-            got = cur.execute("SELECT id, path, kind, vec FROM chunks").fetchnumpy()
-        ids = np.asarray(got["id"], dtype=np.int64)
-        if len(ids):
-            matrix = np.stack(got["vec"]).astype(np.float32, copy=False)
-        else:
-            matrix = np.zeros((0, self.dim), dtype=np.float32)
-        paths, path_codes = np.unique(np.asarray(got["path"], dtype=object), return_inverse=True)
-        kinds, kind_codes = np.unique(np.asarray(got["kind"], dtype=object), return_inverse=True)
-        return _VectorCache(ids, matrix, paths, path_codes, kinds, kind_codes)
+        snapshot = self.snapshot()
+        rows, scores = snapshot.search_vector(query, k, path_glob=path_glob, kinds=kinds)
+        return _pairs(snapshot, rows, scores)
 
     def search_bm25(
         self,
@@ -654,48 +594,20 @@ class IndexStore:
         *,
         path_glob: str | None = None,
         kinds: Collection[str] | None = None,
-        allow_stale: bool = False,
     ) -> list[tuple[int, float]]:
-        """BM25 over chunk texts: (chunk id, score), best first. Any query string is safe.
-
-        A BM25 index older than the last write is rebuilt first (~0.5 s per 10k chunks).
-        `allow_stale=True` skips that while an indexing pass is still writing: results then
-        miss chunks written since the last rebuild, but never include deleted ones.
-        """
-        terms = bm25_terms(query)
+        """BM25 over chunk texts: (chunk id, score), best first. Any query string is safe."""
+        terms = self.tokenizer.query_terms(query)
         if k <= 0 or not terms:
             return []
-        self._ensure_fts(allow_stale)
-        where = []
-        with self._reader() as cur:
-            params: list[Any] = [terms]
-            if path_glob:
-                regex = glob_to_regex(path_glob)
-                # Filter paths in Python so both searches share one glob implementation.
-                paths = [p for (p,) in cur.execute("SELECT path FROM files").fetchall()]
-                allowed = _strings(p for p in paths if regex.fullmatch(p))
-                if not len(allowed):
-                    return []
-                cur.register("_allowed", {"path": allowed})
-                where.append("path IN (SELECT path FROM _allowed)")
-            if kinds:
-                where.append("list_contains(?, kind)")
-                params.append(sorted({str(x) for x in kinds}))
-            params.append(int(k))
-            filters = f"WHERE {' AND '.join(where)}" if where else ""
-            rows = cur.execute(
-                f"SELECT id, score FROM (SELECT id, {FTS_SCHEMA}.match_bm25(id, ?) AS score "
-                f"FROM chunks {filters}) WHERE score IS NOT NULL "
-                "ORDER BY score DESC, id LIMIT ?",
-                params,
-            ).fetchall()
-        return [(int(i), float(s)) for i, s in rows]
+        snapshot = self.snapshot()
+        rows, scores = snapshot.search_bm25(terms, k, path_glob=path_glob, kinds=kinds)
+        return _pairs(snapshot, rows, scores)
 
 
-def bm25_terms(query: str) -> str:
-    """The query as plain words: FTS sees no quotes, operators or punctuation."""
-    words = re.findall(r"[^\W_]+", query)
-    return " ".join(words[:MAX_QUERY_TERMS])
+def _pairs(
+    snapshot: IndexSnapshot, rows: np.ndarray, scores: np.ndarray
+) -> list[tuple[int, float]]:
+    return list(zip(snapshot.ids[rows].tolist(), scores.tolist(), strict=True))
 
 
 def _strings(values: Iterable[str | None]) -> np.ndarray:

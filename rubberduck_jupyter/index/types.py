@@ -44,3 +44,23 @@ class Chunk:
 
 class ChunkError(Exception):
     """A file that cannot be chunked (invalid notebook, binary, undecodable); it is skipped."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredChunk:
+    """A chunk as the index holds it, with its id in the store."""
+
+    id: int
+    path: str
+    kind: str
+    text: str
+    start_line: int | None
+    end_line: int | None
+    cells: tuple[int, ...]
+    title: str | None
+    part: int
+    n_tokens: int
+
+    @property
+    def cell(self) -> int | None:
+        return self.cells[0] if self.cells else None

@@ -13,6 +13,7 @@ import sys
 import textwrap
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -21,12 +22,8 @@ import numpy as np
 import pytest
 
 from rubberduck_jupyter.index.search import HybridSearcher, reciprocal_rank_fusion
-from rubberduck_jupyter.index.store import (
-    FileState,
-    IndexStore,
-    bm25_terms,
-    glob_to_regex,
-)
+from rubberduck_jupyter.index.snapshot import IndexSnapshot, empty_rows
+from rubberduck_jupyter.index.store import FileState, IndexStore, glob_to_regex
 from rubberduck_jupyter.index.types import Chunk, ChunkKind
 
 DIM = 384
@@ -114,10 +111,8 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Corpus]:
         store.replace_files(items[start : start + 250])
     rows_per_s = 10_000 / (time.perf_counter() - started)
     started = time.perf_counter()
-    store.rebuild_fts()
-    print(
-        f"\n10k chunks: {rows_per_s:,.0f} rows/s, FTS build {time.perf_counter() - started:.2f} s"
-    )
+    store.snapshot()
+    print(f"\n10k chunks: {rows_per_s:,.0f} rows/s, load {time.perf_counter() - started:.2f} s")
     yield Corpus(store, items, rows_per_s)
     store.close()
 
@@ -130,7 +125,6 @@ def test_reopen_keeps_files_chunks_and_vectors(tmp_path: Path, rng: np.random.Ge
     items = [make_file(rng, "a.py", 3), make_file(rng, "nb/b.ipynb", 2)]
     with IndexStore(db, embedder_id="test") as store:
         store.replace_files(items)
-        store.rebuild_fts()
         before = texts_by_path(store)
     with IndexStore(db, embedder_id="test") as store:
         assert store.file_states() == {state.path: state for state, _, _ in items}
@@ -145,11 +139,13 @@ def test_reopen_keeps_files_chunks_and_vectors(tmp_path: Path, rng: np.random.Ge
         first = store.chunks(store.chunk_ids("a.py"))[0]
         assert (first.start_line, first.end_line, first.cell, first.n_tokens) == (1, 9, None, 40)
         stats = store.stats()
-        assert (stats["files"], stats["chunks"], stats["fts_fresh"]) == (2, 5, True)
+        assert (stats["files"], stats["chunks"], stats["in_memory"]) == (2, 5, False)
         assert stats["db_bytes"] > 0 and stats["cleared_on_open"] is None
         assert store.search_vector(items[0][2][1], 1) == [
             (store.chunk_ids("a.py")[1], pytest.approx(1.0, abs=1e-5))
         ]
+        assert store.stats()["in_memory"]
+        assert store.search_bm25(items[1][1][0].text, 1)[0][0] == ids[0]
 
 
 def test_replace_file_swaps_the_old_chunks_for_the_new(
@@ -273,17 +269,23 @@ def test_vector_search_equals_brute_force(corpus: Corpus) -> None:
         corpus.store.search_vector(row[:10], 5)
 
 
-def test_vector_cache_follows_writes(tmp_path: Path, rng: np.random.Generator) -> None:
+def test_vector_search_follows_writes(tmp_path: Path, rng: np.random.Generator) -> None:
     with IndexStore(tmp_path / "index.duckdb", embedder_id="test") as store:
         a = make_file(rng, "a.py", 3)
         store.replace_files([a])
         query = a[2][0]
         assert store.search_vector(query, 1)[0][0] == store.chunk_ids("a.py")[0]
-        assert store.stats()["vector_cache_loaded"]
+        loaded = store.snapshot()
         b = make_file(rng, "b.py", 1)
         b[2][0] = query  # same vector, newer chunk
         store.replace_files([b])
-        assert not store.stats()["vector_cache_loaded"]
+        # The write updated the loaded snapshot into a new one; the old one is unchanged.
+        assert store.snapshot() is not loaded and loaded.n == 3
+        old_rows, _ = loaded.search_vector(query, 5)
+        assert old_rows[0] == 0 and len(old_rows) == 3
+        # Appending from an old snapshot would write over rows the newest one reads.
+        with pytest.raises(RuntimeError, match="newest"):
+            loaded.with_changes([], empty_rows(DIM), [])
         found = [i for i, _ in store.search_vector(query, 2)]
         assert found == [store.chunk_ids("a.py")[0], store.chunk_ids("b.py")[0]]  # ties: older
         store.delete_files(["a.py"])
@@ -304,7 +306,6 @@ def test_bm25_finds_a_rare_word_and_any_query_is_safe(
     with IndexStore(tmp_path / "index.duckdb", embedder_id="test") as store:
         store.replace_files([make_file(rng, f"f{i}.py", 10) for i in range(20)])
         store.replace_files([make_file(rng, "special.py", 3, texts=texts)])
-        store.rebuild_fts()
         special = store.chunk_ids("special.py")
         assert [i for i, _ in store.search_bm25("xylophonist", 5)] == [special[0]]
         assert store.search_bm25("seasonal_naive", 1)[0][0] == special[0]
@@ -333,37 +334,171 @@ def test_bm25_finds_a_rare_word_and_any_query_is_safe(
         assert store.search_bm25("", 5) == [] and store.search_bm25("?!", 5) == []
         assert [i for i, _ in store.search_bm25("\"xylophonist'", 5)] == [special[0]]
         assert store.stats()["chunks"] == 203  # the DROP TABLE stayed a search term
-    assert bm25_terms("read_csv('a.b')") == "read csv a b"
-    assert len(bm25_terms(" ".join(WORDS)).split()) == 64
 
 
-def test_a_stale_bm25_index_is_rebuilt_before_searching(
+def test_bm25_follows_every_write_without_a_rebuild(
     tmp_path: Path, rng: np.random.Generator
 ) -> None:
     db = tmp_path / "index.duckdb"
     with IndexStore(db, embedder_id="test") as store:
-        assert store.search_bm25("anything", 5) == []  # empty, never built: still fine
+        assert store.search_bm25("anything", 5) == []  # empty: still fine
         store.replace_files([make_file(rng, "a.py", 3, texts=["old quokka", "b", "c"])])
-        store.rebuild_fts()
-        assert store.stats()["fts_fresh"]
+        assert store.search_bm25("quokka", 5)[0][0] == store.chunk_ids("a.py")[0]
         store.replace_files([make_file(rng, "b.py", 1, texts=["new wombat"])])
-        assert not store.stats()["fts_fresh"]
-    with IndexStore(db, embedder_id="test") as store:
-        assert not store.stats()["fts_fresh"]  # the flag survives a restart
-        # During indexing, the last snapshot may be used: it lacks b.py but is instant.
-        assert store.search_bm25("wombat", 5, allow_stale=True) == []
-        assert store.search_bm25("quokka", 5, allow_stale=True)
-        assert not store.stats()["fts_fresh"]
         assert store.search_bm25("wombat", 5)[0][0] == store.chunk_ids("b.py")[0]
-        assert store.stats()["fts_fresh"]
-        store.delete_files(["a.py"])
-        assert store.search_bm25("quokka", 5, allow_stale=True) == []  # deleted: never found
+        store.replace_files([make_file(rng, "a.py", 1, texts=["edited numbat"], version="v2")])
+        assert store.search_bm25("quokka", 5) == []  # replaced: never found
+        assert store.search_bm25("numbat", 5)[0][0] == store.chunk_ids("a.py")[0]
+        store.delete_files(["b.py"])
+        assert store.search_bm25("wombat", 5) == []
+        kept = store.search_bm25("numbat edited", 5)
+    with IndexStore(db, embedder_id="test") as store:
+        # Term counts were committed with the chunks: a fresh load scores the same.
+        assert not store.stats()["in_memory"]
+        assert store.search_bm25("numbat edited", 5) == kept
+        assert store.search_bm25("wombat", 5) == store.search_bm25("quokka", 5) == []
+
+
+def search_everything(
+    store: IndexStore, queries: np.ndarray, words: list[str]
+) -> list[list[tuple[int, float]]]:
+    """Results of many searches, filters included, for comparing two stores."""
+    out: list[list[tuple[int, float]]] = []
+    filters: list[tuple[str | None, list[str] | None]] = [
+        (None, None),
+        ("*.ipynb", None),
+        ("src/**", ["function"]),
+        (None, ["class", "markdown_cell"]),
+    ]
+    for glob, kinds in filters:
+        for query in queries:
+            out.append(store.search_vector(query, 7, path_glob=glob, kinds=kinds))
+        for word in words:
+            out.append(store.search_bm25(word, 7, path_glob=glob, kinds=kinds))
+    return out
+
+
+def test_random_writes_keep_the_snapshot_equal_to_a_fresh_load(
+    tmp_path: Path, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Replace and delete files at random with the snapshot loaded: every search then
+    equals the same search on a store that loads the database afresh."""
+    from rubberduck_jupyter.index import bm25, snapshot
+
+    monkeypatch.setattr(snapshot, "MIN_DEAD_ROWS", 20)  # compact along the way
+    monkeypatch.setattr(bm25, "MAX_OVERRIDES", 40)  # and fold changed posting lists
+    db = tmp_path / "index.duckdb"
+    paths = [f"src/m{i}.py" for i in range(8)] + [f"notebooks/n{i}.ipynb" for i in range(4)]
+    queries = unit_vectors(rng, 4)
+    words = ["wbal", "wkus wbal", "wdot wgem wfir", "nothing"]
+    compactions = 0
+    with IndexStore(db, embedder_id="test") as store:
+        store.replace_files([make_file(rng, p, 6) for p in paths[:6]])
+        store.snapshot()
+        for step in range(30):
+            picked = rng.choice(paths, size=int(rng.integers(1, 4)), replace=False).tolist()
+            if rng.random() < 0.3:
+                store.delete_files(picked)
+            else:
+                store.replace_files(
+                    [make_file(rng, p, int(rng.integers(0, 9)), version=f"v{step}") for p in picked]
+                )
+            loaded = store.snapshot()
+            compactions += loaded.n_dead == 0 and loaded.n < store.stats()["chunks"] + 20
+            if step % 6 == 5:
+                with IndexStore(db, embedder_id="test") as fresh:
+                    got = search_everything(store, queries, words)
+                    want = search_everything(fresh, queries, words)
+                    assert [[i for i, _ in r] for r in got] == [[i for i, _ in r] for r in want]
+                    # BLAS may round float32 sums differently for another memory layout.
+                    assert [[s for _, s in r] for r in got] == [
+                        pytest.approx([s for _, s in r], rel=1e-5) for r in want
+                    ]
+                    fresh_snapshot = fresh.snapshot()
+                    assert (loaded.n_live, fresh_snapshot.n) == (fresh_snapshot.n, loaded.n_live)
+        assert store.stats()["in_memory"]
+    assert compactions
+
+
+def test_a_snapshot_that_cannot_follow_a_write_is_reloaded(
+    tmp_path: Path, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with IndexStore(tmp_path / "index.duckdb", embedder_id="test") as store:
+        store.replace_files([make_file(rng, "a.py", 2, texts=["old quokka", "x"])])
+        assert store.search_bm25("quokka", 5)
+
+        def broken(*args: object, **kwargs: object) -> IndexSnapshot:
+            raise RuntimeError("bug")
+
+        monkeypatch.setattr(IndexSnapshot, "with_changes", broken)
+        store.replace_files([make_file(rng, "a.py", 1, texts=["new wombat"], version="v2")])
+        # The write is committed; the stale snapshot is dropped, never served.
+        assert not store.stats()["in_memory"]
         assert store.search_bm25("quokka", 5) == []
-    with IndexStore(tmp_path / "other.duckdb", embedder_id="test") as store:
-        store.replace_files([make_file(rng, "c.py", 1, texts=["lone numbat"])])
-        assert not store.stats()["fts_built"]
-        # With no snapshot at all, even a stale-tolerant search builds one.
-        assert store.search_bm25("numbat", 5, allow_stale=True)
+        assert store.search_bm25("wombat", 5)[0][0] == store.chunk_ids("a.py")[0]
+
+
+def test_a_search_sees_whole_writes_only(tmp_path: Path, rng: np.random.Generator) -> None:
+    """A writer replaces files again and again; each version of a file has its own number
+    of chunks, all tagged with the version. Readers check every snapshot they get: each
+    file whole at one version, never a mix, and a snapshot never changes once taken."""
+    n_files = 6
+
+    def version_of(path: str, version: int) -> Item:
+        n = 1 + version % 5
+        texts = [f"tag{path[:2]} ver{version} part{j}" for j in range(n)]
+        return make_file(rng, f"{path}.py", n, texts=texts, version=f"v{version}")
+
+    errors: list[BaseException] = []
+    with IndexStore(tmp_path / "index.duckdb", embedder_id="test") as store:
+        names = [f"f{i}" for i in range(n_files)]
+        store.replace_files([version_of(name, 0) for name in names])
+        searcher = HybridSearcher(store, lambda _q: np.ones(DIM, np.float32))
+        done = threading.Event()
+
+        def write() -> None:
+            try:
+                for version in range(1, 40):
+                    picked = [names[version % n_files], names[(version * 7 + 1) % n_files]]
+                    store.replace_files([version_of(name, version) for name in set(picked)])
+            except BaseException as exc:
+                errors.append(exc)
+            finally:
+                done.set()
+
+        def check(snapshot: IndexSnapshot) -> None:
+            by_path: dict[str, set[str]] = {}
+            counts: Counter[str] = Counter()
+            for chunk in snapshot.chunks(np.flatnonzero(snapshot.alive)):
+                by_path.setdefault(chunk.path, set()).add(chunk.text.split()[1])
+                counts[chunk.path] += 1
+            assert len(by_path) == n_files
+            for path, versions in by_path.items():
+                assert len(versions) == 1, (path, versions)  # never two versions at once
+                assert counts[path] == 1 + int(versions.pop()[3:]) % 5  # never a partial one
+
+        def read() -> None:
+            try:
+                while not done.is_set():
+                    snapshot = store.snapshot()
+                    before = snapshot.chunks(np.flatnonzero(snapshot.alive))
+                    check(snapshot)
+                    hits = searcher.search("tagf1 ver7", 5)
+                    assert all(h.path.startswith("f") for h in hits)
+                    assert snapshot.chunks(np.flatnonzero(snapshot.alive)) == before
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=write)] + [
+            threading.Thread(target=read) for _ in range(2)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        assert errors == []
+        check(store.snapshot())
+        assert store.search_bm25("ver39", 10)  # the last write is searchable at once
 
 
 # --- filters ------------------------------------------------------------------------------
@@ -645,8 +780,6 @@ def test_searches_run_while_another_thread_writes(tmp_path: Path, rng: np.random
                 for start in range(0, len(items), 4):
                     store.replace_files(items[start : start + 4])
                     store.delete_files([items[start][0].path])
-                    if start % 8:
-                        store.rebuild_fts()
             except BaseException as exc:
                 errors.append(exc)
 
@@ -656,7 +789,7 @@ def test_searches_run_while_another_thread_writes(tmp_path: Path, rng: np.random
         searches = 0
         while writer.is_alive() or searches < 20:
             store.search_vector(queries[searches % 200], 5, path_glob="w*.py")
-            store.search_bm25("wbal wkus", 5, kinds=["function"], allow_stale=searches % 2 == 0)
+            store.search_bm25("wbal wkus", 5, kinds=["function"])
             store.chunks([1, 2, 3])
             searches += 1
         writer.join()
@@ -698,7 +831,7 @@ def test_hybrid_latency_at_10k_chunks(corpus: Corpus) -> None:
     filtered_ms = median_ms(
         lambda q: searcher.search(" ".join(next(words)), 10, path_glob="src/**", kinds=["class"])
     )
-    store._invalidate()
+    store._set_snapshot(None)
     started = time.perf_counter()
     store.search_vector(queries[0], 10)
     reload_ms = (time.perf_counter() - started) * 1000
@@ -706,5 +839,5 @@ def test_hybrid_latency_at_10k_chunks(corpus: Corpus) -> None:
         f"\n10k chunks, median of 30: numpy exact {numpy_ms:.2f} ms, search_vector "
         f"{vector_ms:.2f} ms, search_bm25 (top 50) {bm25_ms:.2f} ms, hybrid {hybrid_ms:.2f} ms "
         f"(x{hybrid_ms / numpy_ms:.0f} numpy), hybrid+filters {filtered_ms:.2f} ms, "
-        f"vector cache reload {reload_ms:.0f} ms; bulk insert {corpus.rows_per_s:,.0f} rows/s"
+        f"snapshot load {reload_ms:.0f} ms; bulk insert {corpus.rows_per_s:,.0f} rows/s"
     )

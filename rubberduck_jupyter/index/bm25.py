@@ -1,0 +1,442 @@
+"""BM25 over chunk texts, held in memory: the tokenizer and an immutable inverted index.
+
+Terms are runs of letters and digits of any script, accent-stripped, lowercased and
+stemmed (Snowball's English stemmer, "Porter2"): `read_csv` is two terms, `float32` one,
+`naïve` and `naive` the same. No stopwords: code is searched for mean, value, get, none,
+first..., and IDF already discounts common words.
+
+`BM25Index` knows rows (positions 0..n_rows-1 that the caller maps to chunks), never
+DuckDB. It is immutable: `updated()` returns a new index that shares every posting list
+the change did not touch, so a search holding the old one is never disturbed, and a
+one-file edit costs time in proportion to the terms it touches, not to the index.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# Okapi BM25 parameters, the usual defaults (and DuckDB FTS's, which this replaces).
+K1 = 1.2
+B = 0.75
+# More terms than this in a query only slow BM25 down without changing the top hits much.
+MAX_QUERY_TERMS = 64
+# Top-k of up to SORT_UP_TO scores sorts them all; of SAMPLE_FROM or more, it starts from a
+# bound sampled from every SAMPLE_STEP-th score.
+SORT_UP_TO = 512
+SAMPLE_FROM = 4096
+SAMPLE_STEP = 8
+# A term in at least 1/DENSE_SHARE of the rows is scored as a dense array; see `weights`.
+DENSE_SHARE = 16
+# Score contributions cached per index copy, in postings (8 bytes each); see `_weights`.
+MAX_CACHED_WEIGHTS = 4_000_000
+# Folding the changed posting lists back into one CSR array costs one pass over all
+# postings; do it once this many terms have their own lists (each write copies the map).
+MAX_OVERRIDES = 20_000
+
+_WORD = re.compile(r"[^\W_]+")
+_EMPTY_ROWS = np.zeros(0, dtype=np.intp)
+_EMPTY_TFS = np.zeros(0, dtype=np.float32)
+
+
+class Tokenizer:
+    """Text to BM25 terms. Thread-safe; stems each distinct word once (cached)."""
+
+    MAX_CACHE = 200_000
+
+    def __init__(self, language: str = "english") -> None:
+        import snowballstemmer
+
+        self._stemmer = snowballstemmer.stemmer(language)
+        self._stem_lock = threading.Lock()  # Snowball stemmers keep state while stemming
+        self._cache: dict[str, str] = {}
+
+    def terms(self, text: str) -> list[str]:
+        if not text.isascii():
+            # Decompose and drop the marks first: a combining mark is not a letter, so
+            # left in place it would cut `naïve` into `nai` and `ve`.
+            text = "".join(
+                c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c)
+            )
+        words = _WORD.findall(text.lower())
+        cache = self._cache
+        out = []
+        for word in words:
+            term = cache.get(word)
+            if term is None:
+                term = self._stem(word)
+            out.append(term)
+        return out
+
+    def _stem(self, word: str) -> str:
+        with self._stem_lock:
+            term: str = self._stemmer.stemWord(word)
+        if len(self._cache) >= self.MAX_CACHE:
+            self._cache = {}  # a new dict: readers of the old one are unaffected
+        self._cache[word] = term
+        return term
+
+    def term_counts(self, text: str) -> dict[str, int]:
+        return dict(Counter(self.terms(text)))
+
+    def query_terms(self, query: str) -> list[str]:
+        """The distinct terms of a query, in order, at most MAX_QUERY_TERMS."""
+        return list(dict.fromkeys(self.terms(query)))[:MAX_QUERY_TERMS]
+
+
+_default_tokenizer: Tokenizer | None = None
+
+
+def default_tokenizer() -> Tokenizer:
+    global _default_tokenizer
+    if _default_tokenizer is None:
+        _default_tokenizer = Tokenizer()
+    return _default_tokenizer
+
+
+def top_k(scores: np.ndarray, k: int, rows: np.ndarray | None = None) -> np.ndarray:
+    """Positions of the `k` highest scores (of `rows` only, ascending, if given), best first.
+
+    Equal scores go to the lower row, always: the result does not depend on how a
+    selection algorithm happens to break ties, so two indexes with the same content agree.
+    """
+    values = scores if rows is None else scores[rows]
+    n = len(values)
+    if k <= 0 or n == 0:
+        return _EMPTY_ROWS
+    if n <= SORT_UP_TO:
+        # A stable sort of the negated scores: best first, ties in ascending position.
+        pick = np.argsort(-values, kind="stable")[:k]
+    else:
+        pick = _top_k_by_sample(values, k) if n >= SAMPLE_FROM else None
+        if pick is None:
+            pick = _top_k_by_partition(values, k)
+    return pick if rows is None else rows[pick]
+
+
+def _top_k_by_sample(values: np.ndarray, k: int) -> np.ndarray | None:
+    """`top_k` over a few candidates instead of all values, or None if that cannot work.
+
+    A bound taken from every SAMPLE_STEP-th value usually leaves ~2k values at or above
+    it. If at least k are, the k best are all among them (ties with the k-th included),
+    so the answer is exact; selecting among all n values costs several times more.
+    """
+    n = len(values)
+    if n < SAMPLE_STEP * 4 * k:
+        return None
+    sample = values[::SAMPLE_STEP]
+    rank = min(len(sample), k // (SAMPLE_STEP // 2) + 2)
+    bound = np.partition(sample, len(sample) - rank)[len(sample) - rank]
+    candidates = np.flatnonzero(values >= bound)
+    if len(candidates) < k or len(candidates) > n // 2:
+        return None
+    return candidates[top_k(values[candidates], k)]
+
+
+def _top_k_by_partition(values: np.ndarray, k: int) -> np.ndarray:
+    n = len(values)
+    if n <= k:
+        pick = np.arange(n)
+    else:
+        pick = np.argpartition(values, n - k)[n - k :]
+        picked = values[pick]
+        kth = picked.min()
+        if np.count_nonzero(values == kth) > np.count_nonzero(picked == kth):
+            # Rows tied with the k-th score were left out: take the lowest ones instead.
+            above = pick[picked > kth]
+            pick = np.concatenate([above, np.flatnonzero(values == kth)[: k - len(above)]])
+    return pick[np.lexsort((pick, -values[pick]))]
+
+
+def _sparse(rows: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """A term's contributions per posting, from either of the forms `weights` returns."""
+    return weights[rows] if len(weights) != len(rows) else weights
+
+
+@dataclass(frozen=True, eq=False)
+class BM25Index:
+    """An inverted index over rows: for each term, the rows that contain it (ascending)
+    and how often. A base CSR array plus `overrides`, the lists changed since the base
+    was built; a term found in `overrides` ignores its base list."""
+
+    vocab: dict[str, int]  # term -> code; shared by updated copies, which only add to it
+    terms_by_code: list[str]  # shared the same way
+    indptr: np.ndarray  # int64 (n_base_terms + 1,)
+    rows: np.ndarray  # intp (what bincount takes), ascending within each term
+    tfs: np.ndarray  # float32
+    overrides: Mapping[int, tuple[np.ndarray, np.ndarray]]
+    doc_len: np.ndarray  # float32 (n_rows,): terms per row, 0 for rows not in the index
+    n_docs: int
+    total_len: int
+    norm: np.ndarray = field(init=False)  # float32 (n_rows,): the BM25 length factor
+    # Each term's score contribution per posting: fixed for this copy (N, avgdl and df are),
+    # so computed on a term's first query and reused; a write makes a new copy, a new cache.
+    _weights: dict[int, tuple[np.ndarray, np.ndarray]] = field(init=False, default_factory=dict)
+    _weights_size: int = field(init=False, default=0)
+
+    def __post_init__(self) -> None:
+        avgdl = self.total_len / self.n_docs if self.n_docs else 1.0
+        norm = (K1 * (1 - B + B * (self.doc_len / np.float32(avgdl)))).astype(np.float32)
+        object.__setattr__(self, "norm", norm)
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.doc_len)
+
+    @classmethod
+    def empty(cls) -> BM25Index:
+        return cls.from_postings([], np.zeros(1, np.int64), _EMPTY_ROWS, _EMPTY_TFS, 0)
+
+    @classmethod
+    def from_postings(
+        cls,
+        terms: Sequence[str],
+        indptr: np.ndarray,
+        rows: np.ndarray,
+        tfs: np.ndarray,
+        n_rows: int,
+    ) -> BM25Index:
+        """From CSR postings: term `terms[i]` is in `rows[indptr[i]:indptr[i+1]]`, ascending.
+
+        A row without terms is not a document here (it can never match), so N in the
+        IDF counts only rows with at least one term.
+        """
+        rows = np.asarray(rows, dtype=np.intp)
+        tfs = np.asarray(tfs, dtype=np.float32)
+        doc_len = np.bincount(rows, weights=tfs, minlength=n_rows).astype(np.float32)
+        terms = list(terms)
+        return cls(
+            vocab={t: i for i, t in enumerate(terms)},
+            terms_by_code=terms,
+            indptr=np.asarray(indptr, dtype=np.int64),
+            rows=rows,
+            tfs=tfs,
+            overrides={},
+            doc_len=doc_len,
+            n_docs=int(np.count_nonzero(doc_len)),
+            total_len=int(tfs.sum(dtype=np.float64)),
+        )
+
+    # --- reads ----------------------------------------------------------------------------
+
+    def _postings(self, code: int) -> tuple[np.ndarray, np.ndarray]:
+        found = self.overrides.get(code)
+        if found is not None:
+            return found
+        if code + 1 < len(self.indptr):
+            start, end = self.indptr[code], self.indptr[code + 1]
+            return self.rows[start:end], self.tfs[start:end]
+        return _EMPTY_ROWS, _EMPTY_TFS  # a term added after this copy was made
+
+    def idf(self, df: int) -> float:
+        # Lucene's form: never negative, so a term in most rows still counts a little.
+        return math.log(1.0 + (self.n_docs - df + 0.5) / (df + 0.5))
+
+    def weights(self, term: str) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, float32 score contributions) of one term: its share of each row's score.
+
+        For a term in at least 1/DENSE_SHARE of the rows, the contributions come as a
+        dense array over all rows (zeros elsewhere), which adds up much faster than
+        scattering that many postings.
+        """
+        code = self.vocab.get(term)
+        if code is None:
+            return _EMPTY_ROWS, _EMPTY_TFS
+        found = self._weights.get(code)
+        if found is not None:
+            return found
+        rows, tfs = self._postings(code)
+        if not len(rows):
+            return _EMPTY_ROWS, _EMPTY_TFS
+        scale = np.float32(self.idf(len(rows)) * (K1 + 1))
+        weights = tfs * scale / (tfs + self.norm[rows])
+        if len(rows) * DENSE_SHARE >= self.n_rows:
+            dense = np.zeros(self.n_rows, dtype=np.float32)
+            dense[rows] = weights
+            weights = dense
+        # Concurrent searches may both compute it; either result is the same.
+        if self._weights_size + len(weights) <= MAX_CACHED_WEIGHTS:
+            self._weights[code] = (rows, weights)
+            object.__setattr__(self, "_weights_size", self._weights_size + len(weights))
+        return rows, weights
+
+    def scores(self, terms: Iterable[str]) -> tuple[np.ndarray | None, np.ndarray]:
+        """float32 BM25 scores of the rows that have at least one of the terms: (rows
+        ascending, their scores) when few rows match, else (None, dense scores over all
+        rows with zeros where nothing matched).
+
+        Every row's score is summed in query-term order, whichever way it is computed, and
+        the way depends on the live documents only, so two indexes with the same content
+        give bit-identical scores.
+        """
+        found = [pair for pair in map(self.weights, dict.fromkeys(terms)) if len(pair[0])]
+        if not found:
+            return _EMPTY_ROWS, _EMPTY_TFS
+        if len(found) == 1 and len(found[0][1]) == len(found[0][0]):
+            return found[0]  # one term, sparse: its contributions are the scores
+        total = sum(len(rows) for rows, _ in found)
+        if total * DENSE_SHARE < self.n_docs:
+            rows, where = np.unique(np.concatenate([r for r, _ in found]), return_inverse=True)
+            scores = np.zeros(len(rows), dtype=np.float32)
+            # Adds in input order, i.e. term by term for each row, like the dense way.
+            np.add.at(scores, where, np.concatenate([_sparse(r, w) for r, w in found]))
+            return rows, scores
+        scores = np.zeros(self.n_rows, dtype=np.float32)
+        for rows, weights in found:
+            if len(weights) == self.n_rows:
+                # Dense (zeros add nothing), or in every row, where positions are rows.
+                scores += weights
+            else:
+                scores[rows] += weights  # rows are distinct within a term
+        return None, scores
+
+    def top(
+        self, terms: Iterable[str], k: int, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The `k` best (rows, scores) among rows matching a term; `allowed` (bool,
+        n_rows) filters rows."""
+        rows, scores = self.scores(terms)
+        if not len(scores) or k <= 0:
+            return _EMPTY_ROWS, _EMPTY_TFS
+        if rows is not None:  # every row listed matches
+            best = top_k(scores, k, None if allowed is None else np.flatnonzero(allowed[rows]))
+            return rows[best], scores[best]
+        if allowed is not None:
+            best = top_k(scores, k, np.flatnonzero(allowed & (scores > 0)))
+        else:
+            best = top_k(scores, k)
+            best = best[scores[best] > 0]  # fewer than k rows matched
+        return best, scores[best]
+
+    # --- changes --------------------------------------------------------------------------
+
+    def updated(
+        self,
+        removed: Sequence[tuple[int, Iterable[str]]],
+        added: Sequence[tuple[int, Mapping[str, int]]],
+        n_rows: int,
+    ) -> BM25Index:
+        """A copy without the `removed` rows (row, its terms) and with the `added` ones
+        (row, term counts), grown to `n_rows`. Added rows must be new and ascending."""
+        if n_rows < self.n_rows:
+            raise ValueError("rows can only be added; compact to renumber them")
+        drop: dict[int, list[int]] = {}
+        doc_len = np.zeros(n_rows, dtype=np.float32)
+        doc_len[: self.n_rows] = self.doc_len
+        n_docs, total_len = self.n_docs, self.total_len
+        for row, terms in removed:
+            distinct = dict.fromkeys(terms)
+            if not distinct:
+                continue  # a row without terms was never a document
+            if not doc_len[row]:
+                raise KeyError(f"row {row} is not in the index")
+            for term in distinct:
+                drop.setdefault(self.vocab[term], []).append(row)
+            n_docs -= 1
+            total_len -= int(doc_len[row])
+            doc_len[row] = 0
+        grow: dict[int, tuple[list[int], list[int]]] = {}
+        last = self.n_rows - 1
+        vocab = self.vocab
+        for row, counts in added:
+            if row <= last:
+                raise ValueError(f"row {row} is not new, or added rows are not ascending")
+            last = row
+            for term, tf in counts.items():
+                code = vocab.get(term)
+                if code is None:
+                    # Appending to the shared vocabulary is safe: older copies see a code
+                    # beyond their lists and find no postings for it.
+                    code = vocab.setdefault(term, len(self.terms_by_code))
+                    if code == len(self.terms_by_code):
+                        self.terms_by_code.append(term)
+                pair = grow.get(code)
+                if pair is None:
+                    grow[code] = pair = ([], [])
+                pair[0].append(row)
+                pair[1].append(tf)
+            size = sum(counts.values())
+            doc_len[row] = size
+            n_docs += bool(size)
+            total_len += size
+        overrides = dict(self.overrides)
+        for code in drop.keys() | grow.keys():
+            rows, tfs = self._postings(code)
+            if code in drop:
+                wanted = np.sort(np.array(drop[code], dtype=np.intp))
+                gone = np.searchsorted(rows, wanted)
+                if np.any(gone >= len(rows)) or not np.array_equal(rows[gone], wanted):
+                    raise KeyError(f"rows {wanted} do not all have the term {code}")
+                rows, tfs = np.delete(rows, gone), np.delete(tfs, gone)
+            if code in grow:
+                new_rows, new_tfs = grow[code]
+                rows = np.concatenate([rows, np.array(new_rows, dtype=np.intp)])
+                tfs = np.concatenate([tfs, np.array(new_tfs, dtype=np.float32)])
+            overrides[code] = (rows, tfs)
+        index = BM25Index(
+            self.vocab,
+            self.terms_by_code,
+            self.indptr,
+            self.rows,
+            self.tfs,
+            overrides,
+            doc_len,
+            n_docs,
+            total_len,
+        )
+        return index.compacted() if len(overrides) > MAX_OVERRIDES else index
+
+    def compacted(self, new_row: np.ndarray | None = None) -> BM25Index:
+        """One CSR array again, without terms no row has any more. `new_row` (int,
+        n_rows) renumbers rows; rows mapped to -1 must already be out of the index."""
+        n_terms = len(self.terms_by_code)
+        n_base = len(self.indptr) - 1
+        lengths = np.zeros(n_terms, dtype=np.int64)
+        lengths[:n_base] = np.diff(self.indptr)
+        overridden = np.zeros(n_terms, dtype=bool)
+        for code, (rows, _) in self.overrides.items():
+            lengths[code] = len(rows)
+            overridden[code] = True
+        kept_codes = np.flatnonzero(lengths)
+        indptr = np.zeros(len(kept_codes) + 1, dtype=np.int64)
+        np.cumsum(lengths[kept_codes], out=indptr[1:])
+        start_of = np.zeros(n_terms, dtype=np.int64)
+        start_of[kept_codes] = indptr[:-1]
+        out_rows = np.empty(indptr[-1], dtype=np.intp)
+        out_tfs = np.empty(indptr[-1], dtype=np.float32)
+        # Base postings of terms without an override keep their offset within the term.
+        base_code = np.repeat(np.arange(n_base), np.diff(self.indptr))
+        keep = ~overridden[base_code]
+        offset = np.arange(len(self.rows)) - self.indptr[base_code]
+        target = start_of[base_code[keep]] + offset[keep]
+        out_rows[target] = self.rows[keep]
+        out_tfs[target] = self.tfs[keep]
+        for code, (rows, tfs) in self.overrides.items():
+            start = start_of[code]
+            out_rows[start : start + len(rows)] = rows
+            out_tfs[start : start + len(rows)] = tfs
+        doc_len = self.doc_len
+        if new_row is not None:
+            out_rows = new_row[out_rows].astype(np.intp)
+            kept_rows = new_row >= 0
+            doc_len = np.zeros(int(kept_rows.sum()), dtype=np.float32)
+            doc_len[new_row[kept_rows]] = self.doc_len[kept_rows]
+        terms = [self.terms_by_code[c] for c in kept_codes.tolist()]
+        return BM25Index(
+            {t: i for i, t in enumerate(terms)},
+            terms,
+            indptr,
+            out_rows,
+            out_tfs,
+            {},
+            doc_len,
+            self.n_docs,
+            self.total_len,
+        )
