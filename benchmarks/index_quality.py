@@ -13,11 +13,11 @@ import tempfile
 from pathlib import Path
 
 from index_common import build_corpus, load_queries, machine
-from rubberduck_jupyter.index.search import Hit, HybridSearcher
-from rubberduck_jupyter.index.store import IndexStore
 
 from rubberduck_jupyter.index.embedder import SentenceTransformerEmbedder
 from rubberduck_jupyter.index.indexer import Indexer
+from rubberduck_jupyter.index.search import Hit, HybridSearcher
+from rubberduck_jupyter.index.store import IndexStore
 
 MODES = ("vector", "bm25", "hybrid")
 

@@ -40,7 +40,6 @@ async def correct_code_answer(
     if result.final_answer != answer:
         await turn.answer(
             f"\n\n**Corrected after {result.best_round} re-prompt(s)** (the checks found "
-            "errors in the code above) — use this version:\n\n"
-            + result.final_answer
+            "errors in the code above) — use this version:\n\n" + result.final_answer
         )
     return str(result.final_answer)
