@@ -235,11 +235,11 @@ def search_command(argv: list[str]) -> int:
         print(f"No index at {db}. Build one first: jupyter rubberduck index", file=sys.stderr)
         return 1
 
-    from .store import IndexLockedError
+    from .store import IndexLockedError, IndexMismatchError
 
     try:
         hits = _search_locally(db, args)
-    except EmbedderError as exc:
+    except (EmbedderError, IndexMismatchError) as exc:
         print(exc, file=sys.stderr)
         return 1
     except IndexLockedError:
@@ -276,7 +276,8 @@ def _search_locally(db: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
     from .store import IndexStore
 
     embedder = build_embedder(embedder_config(args))
-    with IndexStore(db, dim=embedder.dim, embedder_id=embedder.id) as store:
+    # A search never clears an index built with another embedder; it says so instead.
+    with IndexStore(db, dim=embedder.dim, embedder_id=embedder.id, clear_mismatch=False) as store:
         searcher = HybridSearcher(store, embedder.embed_query)
         hits = searcher.search(
             args.query, args.top_k, mode=args.mode, path_glob=args.path, kinds=args.kind

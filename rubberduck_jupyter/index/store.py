@@ -84,6 +84,18 @@ class IndexLockedError(RuntimeError):
         )
 
 
+class IndexMismatchError(RuntimeError):
+    """The index was built by another embedder (or schema) and the caller asked to keep it."""
+
+    def __init__(self, db_path: Path, reason: str) -> None:
+        self.db_path = db_path
+        self.reason = reason
+        super().__init__(
+            f"The index {db_path} was built differently ({reason}). Search it with the "
+            "embedder it was built with (--embedder), or rebuild it: jupyter rubberduck index"
+        )
+
+
 @dataclass(frozen=True, eq=False)
 class _Batch:
     """A write's chunks, as DuckDB takes them in and as the snapshot takes them."""
@@ -124,8 +136,12 @@ class IndexStore:
         dim: int = 384,
         embedder_id: str = "",
         tokenizer: Tokenizer | None = None,
+        clear_mismatch: bool = True,
     ) -> None:
+        """`clear_mismatch=False`: raise IndexMismatchError instead of clearing an index
+        built with another embedder or schema (for read-only uses such as a CLI search)."""
         self.db_path = Path(db_path)
+        self.clear_mismatch = clear_mismatch
         self.dim = dim
         self.embedder_id = embedder_id
         self.tokenizer = tokenizer or default_tokenizer()
@@ -213,6 +229,8 @@ class IndexStore:
                     f"schema {wanted[0]}, dim {wanted[1]}, embedder {wanted[2]!r}"
                 )
         if reason is not None:
+            if tables and not self.clear_mismatch:
+                raise IndexMismatchError(self.db_path, reason)
             if tables:
                 # Vectors from another model or size cannot be compared with new ones.
                 log.info("Clearing the index %s: %s", self.db_path, reason)

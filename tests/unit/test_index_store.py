@@ -23,7 +23,12 @@ import pytest
 
 from rubberduck_jupyter.index.search import HybridSearcher, reciprocal_rank_fusion
 from rubberduck_jupyter.index.snapshot import IndexSnapshot, empty_rows
-from rubberduck_jupyter.index.store import FileState, IndexStore, glob_to_regex
+from rubberduck_jupyter.index.store import (
+    FileState,
+    IndexMismatchError,
+    IndexStore,
+    glob_to_regex,
+)
 from rubberduck_jupyter.index.types import Chunk, ChunkKind
 
 DIM = 384
@@ -248,6 +253,22 @@ def test_changing_the_embedder_or_dim_clears_the_index(
         )
     with IndexStore(db, dim=8, embedder_id="model-b") as store:
         assert store.cleared_on_open is None and set(store.file_states()) == {"small.py"}
+
+
+def test_a_reader_that_must_not_clear_gets_an_error_and_the_index_stays(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    db = tmp_path / "index.duckdb"
+    with IndexStore(db, embedder_id="model-a") as store:
+        store.replace_files([make_file(rng, "a.py", 2)])
+    with pytest.raises(IndexMismatchError, match="model-a") as caught:
+        IndexStore(db, embedder_id="model-b", clear_mismatch=False)
+    assert "--embedder" in str(caught.value)
+    with IndexStore(db, embedder_id="model-a") as store:  # closed cleanly, nothing lost
+        assert store.stats()["chunks"] == 2
+    fresh = tmp_path / "new.duckdb"  # a new file is not a mismatch
+    with IndexStore(fresh, embedder_id="model-b", clear_mismatch=False) as store:
+        assert store.stats()["chunks"] == 0
 
 
 # --- vector search ------------------------------------------------------------------------
