@@ -94,8 +94,15 @@ class TreeWatcher:
         force_polling: bool = False,
         poll_delay_ms: int = DEFAULT_POLL_DELAY_MS,
         debounce_ms: int = NOTIFY_DEBOUNCE_MS,
+        restart_delay_s: float = 1.0,
+        max_restart_delay_s: float = 60.0,
     ) -> None:
         self.root = root.resolve()
+        # A failed watch (the root moved away, a notify error) is retried with backoff,
+        # supervisor-style, until it works again or the watcher is stopped.
+        self.restart_delay_s = restart_delay_s
+        self.max_restart_delay_s = max_restart_delay_s
+        self.restarts = 0
         self.on_changes = on_changes
         self.force_polling = force_polling
         self.poll_delay_ms = poll_delay_ms
@@ -148,6 +155,7 @@ class TreeWatcher:
             "error": self.error,
             "events": self.stats.events,
             "relevant": self.stats.relevant,
+            "restarts": self.restarts,
         }
 
     # --- the thread ---------------------------------------------------------------------
@@ -173,13 +181,25 @@ class TreeWatcher:
         return notify
 
     def _run(self) -> None:
+        delay = self.restart_delay_s
+        while not self._stop.is_set():
+            if self._watch_once():
+                delay = self.restart_delay_s  # it ran: a later failure starts over
+            if self._stop.wait(delay):
+                return
+            delay = min(delay * 2, self.max_restart_delay_s)
+            self.restarts += 1
+            log.info("RubberDuck: watching %s again (restart %d)", self.root, self.restarts)
+
+    def _watch_once(self) -> bool:
+        """Watches until stopped or until it fails; True if watching got going."""
         try:
             notify = self._open()
         except Exception as exc:
             self._fail(exc)
-            return
+            return False
         try:
-            self.state = "watching"
+            self.state, self.error = "watching", None
             self._ready.set()
             while not self._stop.is_set():
                 raw = notify.watch(self.debounce_ms, NOTIFY_STEP_MS, NOTIFY_TIMEOUT_MS, self._stop)
@@ -191,6 +211,7 @@ class TreeWatcher:
         finally:
             notify.close()
             self._ready.set()
+        return True
 
     def _deliver(self, raw: set[tuple[int, str]]) -> None:
         started = time.perf_counter()

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import os
 import shutil
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -272,3 +273,41 @@ async def _lacks(service: IndexService, *rels: str) -> bool:
 
 async def _text_has(service: IndexService, rel: str, needle: str) -> bool:
     return needle in await indexed_text(service, rel)
+
+
+def test_a_failed_watch_is_restarted_with_backoff(tmp_path: Path) -> None:
+    from rubberduck_jupyter.index.watcher import TreeWatcher
+
+    root = tmp_path / "tree"
+    root.mkdir()
+    seen: list[set[Path]] = []
+    watcher = TreeWatcher(
+        root, lambda paths, _rescan: seen.append(set(paths)), restart_delay_s=0.05
+    )
+    real_open = watcher._open
+    failures = iter([OSError("notify backend went away")])
+
+    def flaky_open() -> Any:
+        failure = next(failures, None)
+        if failure is not None:
+            raise failure
+        return real_open()
+
+    watcher._open = flaky_open  # type: ignore[method-assign]
+    watcher.start()
+    try:
+        for _ in range(200):
+            if watcher.state == "watching":
+                break
+            time.sleep(0.02)
+        status = watcher.status()
+        assert status["state"] == "watching" and status["error"] is None
+        assert status["restarts"] == 1
+        (root / "late.py").write_text("x = 1\n")
+        for _ in range(200):
+            if seen:
+                break
+            time.sleep(0.02)
+        assert any(p.name == "late.py" for batch in seen for p in batch)
+    finally:
+        assert watcher.stop()
