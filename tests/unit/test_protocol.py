@@ -89,3 +89,48 @@ def test_invalid_utf8_is_bad_json() -> None:
     with pytest.raises(ProtocolError) as info:
         parse_client_frame(b"\xff\xfe{}", **LIMITS)
     assert info.value.code is ErrorCode.BAD_JSON
+
+
+def test_chat_frame_takes_engine_cell_and_variables() -> None:
+    frame = parse(
+        {
+            "type": "chat",
+            "id": "m1",
+            "conversation_id": "c1",
+            "text": "fix it",
+            "engine": "problem_solver",
+            "context": {
+                "cell_index": 3,
+                "cell_id": "ab12",
+                "variables": [{"name": "df", "type": "DataFrame", "summary": "shape 3 x 2"}],
+            },
+        }
+    )
+    assert isinstance(frame, ChatRequest)
+    assert frame.engine == "problem_solver"
+    assert frame.context.cell_index == 3 and frame.context.cell_id == "ab12"
+    assert frame.context.variables[0].name == "df"
+    assert frame.context.to_json()["variables"][0]["summary"] == "shape 3 x 2"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"engine": 3}, "'engine' must be an engine name"),
+        ({"context": {"cell_index": -1}}, "cell_index"),
+        ({"context": {"cell_index": True}}, "cell_index"),
+        ({"context": {"cell_index": "2"}}, "cell_index"),
+        ({"context": {"variables": "df"}}, "variables"),
+        ({"context": {"variables": [{"name": 1}]}}, "variables"),
+        ({"context": {"variables": [{"name": "x", "summary": "y" * 3000}]}}, "variables"),
+        ({"context": {"variables": [{"name": f"v{i}"} for i in range(201)]}}, "at most 200"),
+        ({"context": {"cell_id": 5}}, "cell_id"),
+    ],
+)
+def test_bad_new_fields_are_refused_precisely(extra: dict[str, object], message: str) -> None:
+    body = {"type": "chat", "id": "m1", "conversation_id": "c1", "text": "hi"} | extra
+    with pytest.raises(ProtocolError) as caught:
+        parse(body)
+    assert caught.value.code is ErrorCode.BAD_FRAME
+    assert message in caught.value.message
+    assert caught.value.frame_id == "m1"
