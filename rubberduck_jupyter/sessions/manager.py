@@ -144,6 +144,13 @@ class SessionManager:
         except asyncio.CancelledError:
             actor.cancel(request.id)
             raise
+        except Exception:
+            # A bug before the engine ran (the engine's own failures are answered inside
+            # the turn): the question is kept; record it and end the turn with an error.
+            message = "RubberDuck hit an internal error; the server log has the details."
+            with contextlib.suppress(Exception):
+                await self._record_failure(question, ErrorCode.INTERNAL, message)
+            await emit(error_frame(request.id, ErrorCode.INTERNAL, message))
 
     async def _store_question(self, conversation: Conversation, request: ChatRequest) -> Message:
         return await self.store.add_message(

@@ -199,3 +199,17 @@ def test_titles_leave_out_the_slash_command() -> None:
     assert title_from("/fix", ChatContext(notebook_path="etl.ipynb")) == "Fix etl.ipynb"
     assert title_from("  how   do I\npivot? ") == "how do I pivot?"
     assert len(title_from("x" * 500)) == 60
+
+
+async def test_a_bug_before_the_engine_runs_still_ends_the_turn(harness: Harness) -> None:
+    def broken_route(*_args: Any, **_kwargs: Any) -> Any:
+        raise RuntimeError("router bug")
+
+    harness.manager.router.route = broken_route  # type: ignore[method-assign]
+    frames = await harness.chat("anything")
+    assert frames[-1]["type"] == "error" and frames[-1]["code"] == "internal"
+    stored = harness.store.sync.messages("conv-1")
+    assert [(m.role, m.status) for m in stored] == [
+        ("user", MessageStatus.ANSWERED),
+        ("assistant", MessageStatus.ERROR),
+    ]
