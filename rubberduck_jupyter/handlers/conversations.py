@@ -3,6 +3,7 @@ layer or a domain action for the current user, map refusals to 404 and conflicts
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -98,15 +99,13 @@ class ConversationExportHandler(_Base):
         messages = await self.store.messages(conversation_id)
         safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in conversation.title)[:60]
         if fmt in ("markdown", "md"):
-            body, kind, ext = to_markdown(conversation, messages), "text/markdown", "md"
+            render, kind, ext = to_markdown, "text/markdown", "md"
         elif fmt == "ipynb":
-            body, kind, ext = (
-                to_notebook(conversation, messages),
-                "application/x-ipynb+json",
-                "ipynb",
-            )
+            render, kind, ext = to_notebook, "application/x-ipynb+json", "ipynb"
         else:
             raise web.HTTPError(400, "format must be 'markdown' or 'ipynb'")
+        # nbformat's schema validation of a long conversation is worth keeping off the loop.
+        body = await asyncio.to_thread(render, conversation, messages)
         self.set_header("Content-Type", f"{kind}; charset=utf-8")
         self.set_header(
             "Content-Disposition", f'attachment; filename="{safe or "conversation"}.{ext}"'
