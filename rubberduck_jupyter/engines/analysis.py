@@ -133,7 +133,7 @@ class AnalysisConversation:
         call = await turn.ask(turn.messages(REVIEW_PROMPT, question, include_context=False))
         target = targets[0]
         improved = first_code_block(call.text)
-        if improved and len(targets) == 1 and not target.is_selection:
+        if improved and len(targets) == 1 and target.replaceable:
             await turn.suggest(
                 target=target, proposed=improved.rstrip("\n"), title=f"Review of {target.label}"
             )

@@ -31,6 +31,7 @@ from ..protocol import (
 
 if TYPE_CHECKING:
     from ..context.retrieval import Citation, Retriever
+    from ..domain.actions import ProjectFiles
     from ..domain.models import CodeSuggestion, Conversation, Message, User
     from ..sessions.preferences import Preferences
 
@@ -97,6 +98,7 @@ class Turn:
         save_task: Callable[[dict[str, Any] | None], Awaitable[None]] | None = None,
         command: str | None = None,
         correction_rounds: int = 2,
+        files: ProjectFiles | None = None,
     ) -> None:
         self.request = request
         self.text = text  # the message, any slash command removed
@@ -110,6 +112,7 @@ class Turn:
         self.has_model = has_model
         self.retriever = retriever
         self.project_root = project_root
+        self.files = files  # the project's files, kept inside its root
         self._emit = emit
         self._model = model
         self._build_messages = build_messages

@@ -7,9 +7,9 @@ import asyncio
 import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from ..context.retrieval import Citation
+from ..domain.actions import ActionError, ProjectFiles
 from .base import NO_MODEL_NOTICE, Turn
 
 MAX_TARGET_CHARS = 60_000
@@ -72,29 +72,35 @@ class CodeTarget:
     cell_id: str | None = None
     is_selection: bool = False
 
+    @property
+    def replaceable(self) -> bool:
+        """A suggestion may replace it whole: a cell, or a whole (untruncated) code file."""
+        if self.is_selection:
+            return False
+        if self.cell_index is not None or self.cell_id is not None or self.path is None:
+            return True
+        return not self.path.endswith(".ipynb") and len(self.source) < MAX_TARGET_CHARS
 
-def _read_project_file(root: Path, rel: str) -> str | None:
-    root = root.resolve()
-    path = (root / rel).resolve()
-    if not path.is_relative_to(root) or not path.is_file() or path.stat().st_size > 2_000_000:
-        return None
-    if path.suffix == ".ipynb":
-        import nbformat
 
-        try:
-            nb = nbformat.read(str(path), as_version=4)
-        except Exception:
-            return None
-        cells = [
-            f"# In[{i}]\n{cell.source}"
-            for i, cell in enumerate(nb.cells)
-            if cell.cell_type == "code"
-        ]
-        return "\n\n".join(cells)
+def _read_project_file(files: ProjectFiles, rel: str) -> str | None:
+    """A named file's code (a notebook's code cells, marked `# In[i]`), or None if it is
+    not a readable text file inside the project."""
     try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
+        code_file = files.read(rel)
+    except ActionError:
         return None
+    if code_file.language != "notebook":
+        return code_file.text
+    import nbformat
+
+    try:
+        nb = nbformat.reads(code_file.text, as_version=4)
+    except Exception:
+        return None
+    cells = [
+        f"# In[{i}]\n{cell.source}" for i, cell in enumerate(nb.cells) if cell.cell_type == "code"
+    ]
+    return "\n\n".join(cells)
 
 
 async def code_targets(turn: Turn, text: str) -> list[CodeTarget]:
@@ -105,10 +111,9 @@ async def code_targets(turn: Turn, text: str) -> list[CodeTarget]:
         targets.append(
             CodeTarget("the selected code", ctx.selection, ctx.notebook_path, is_selection=True)
         )
-    if turn.project_root:
-        root = Path(turn.project_root)
+    if turn.files is not None:
         for rel in dict.fromkeys(_PATH_RE.findall(text)):
-            source = await asyncio.to_thread(_read_project_file, root, rel)
+            source = await asyncio.to_thread(_read_project_file, turn.files, rel)
             if source is not None:
                 targets.append(CodeTarget(rel, source[:MAX_TARGET_CHARS], rel))
     if not targets and ctx.active_cell and ctx.active_cell.strip():

@@ -250,6 +250,7 @@ class SessionManager:
             save_task=self._task_saver(conversation.id),
             command=route.command,
             correction_rounds=self.correction_rounds,
+            files=self.files,
         )
         engine = self.engines[route.engine]
         status = MessageStatus.COMPLETE

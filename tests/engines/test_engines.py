@@ -250,3 +250,31 @@ async def test_architecture_without_a_model_shows_the_structure(offline: Harness
     frames = await offline.chat("/architecture")
     text = answer_text(frames)
     assert "Project structure (1 modules)" in text and "etl" in text
+
+
+async def test_review_of_named_files_stays_inside_the_project(
+    harness: Harness, tmp_path: Any
+) -> None:
+    import nbformat
+
+    (harness.root / "etl.py").write_text("def load(p):\n    return open(p).read()\n")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("total = sum(values)")]
+    nbformat.write(nb, str(harness.root / "report.ipynb"))
+    (tmp_path / "outside.py").write_text("SECRET_PLAN = 1\n")
+    (harness.root / "sneaky.py").symlink_to(tmp_path / "outside.py")
+    improved = "```python\ndef load(p):\n    with open(p) as f:\n        return f.read()\n```"
+    harness.fake.set_replies([improved, improved])
+
+    frames = await harness.chat("/review etl.py and ../outside.py and sneaky.py")
+    prompt = joined(harness.prompts()[-1])
+    assert "return open(p).read()" in prompt
+    assert "SECRET_PLAN" not in prompt
+    (suggestion,) = frames_of(frames, "suggestion")
+    assert suggestion["suggestion"]["target"]["path"] == "etl.py"
+    assert suggestion["suggestion"]["target"]["cell_index"] is None
+
+    frames = await harness.chat("/review report.ipynb", conversation="c2")
+    assert "   1  # In[0]\n   2  total = sum(values)" in joined(harness.prompts()[-1])
+    # A whole notebook rendered as code cannot be replaced by one code block.
+    assert frames_of(frames, "suggestion") == []
