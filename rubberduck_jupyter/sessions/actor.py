@@ -6,13 +6,15 @@ the next message."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 log = logging.getLogger(__name__)
+
+# How long a stopping actor lets its running turn finish cancelling (persist what it said).
+STOP_GRACE_S = 5.0
 
 
 class MailboxFull(Exception):
@@ -44,8 +46,9 @@ class ConversationActor:
         self._on_exit = on_exit
         self._current: Job | None = None
         self._current_task: asyncio.Task[Any] | None = None
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        self._stopping = False
         self.processed = 0
+        self._task = asyncio.get_running_loop().create_task(self._run())
 
     @property
     def waiting(self) -> int:
@@ -75,15 +78,31 @@ class ConversationActor:
                 return True
         return False
 
+    async def _next_job(self) -> Job | None:
+        """The next job, or None once the actor has been idle for `idle_timeout`.
+
+        asyncio.wait, not wait_for: Python 3.11's wait_for can swallow a cancellation
+        that arrives as the queue hands over an item, which left stop() waiting forever.
+        """
+        while not self._stopping:
+            getter = asyncio.ensure_future(self._mailbox.get())
+            try:
+                done, _ = await asyncio.wait({getter}, timeout=self.idle_timeout)
+            finally:
+                if not getter.done():
+                    getter.cancel()
+            if done:
+                return getter.result()
+            if self._mailbox.empty():
+                return None
+        return None
+
     async def _run(self) -> None:
         try:
-            while True:
-                try:
-                    job = await asyncio.wait_for(self._mailbox.get(), self.idle_timeout)
-                except TimeoutError:
-                    if self._mailbox.empty():
-                        return
-                    continue
+            while not self._stopping:
+                job = await self._next_job()
+                if job is None:
+                    return
                 if job.cancelled:
                     continue
                 self._current = job
@@ -93,8 +112,7 @@ class ConversationActor:
                 except asyncio.CancelledError:
                     if not self._current_task.done():  # the actor itself is stopping
                         self._current_task.cancel()
-                        with contextlib.suppress(BaseException):
-                            await self._current_task
+                        await asyncio.wait({self._current_task}, timeout=STOP_GRACE_S)
                         if not job.done.done():
                             job.done.cancel()
                         raise
@@ -118,9 +136,12 @@ class ConversationActor:
             self._on_exit(self)
 
     async def stop(self) -> None:
+        """Ends the actor (and a turn it runs); bounded, so a server stop never hangs."""
+        self._stopping = True
         self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        await asyncio.wait({self._task}, timeout=2 * STOP_GRACE_S)
+        if not self._task.done():
+            log.warning("RubberDuck conversation %s did not stop in time", self.key[1])
 
 
 class ActorRegistry:

@@ -103,6 +103,7 @@ class SessionManager:
         self._configured_secrets = configured_secrets
         self.correction_rounds = correction_rounds
         self.active_turns = 0
+        self._persisting: set[asyncio.Future[None]] = set()
 
     # --- the entry point --------------------------------------------------------------
 
@@ -278,12 +279,16 @@ class SessionManager:
             await emit(error_frame(request.id, *failure))
         finally:
             self.active_turns -= 1
-            # Shielded: a cancelled turn still records what was said before it stopped.
-            await asyncio.shield(
+            # Shielded and tracked: a cancelled turn still records what was said before it
+            # stopped, and a server stop waits for that record (see close()).
+            persist = asyncio.ensure_future(
                 self._persist_answer(
                     answer_id, turn, route, question, status, failure, cancelled, conversation
                 )
             )
+            self._persisting.add(persist)
+            persist.add_done_callback(self._persisting.discard)
+            await asyncio.shield(persist)
         if failure is None:
             last = turn.calls[-1] if turn.calls else None
             await emit(
@@ -511,6 +516,8 @@ class SessionManager:
 
     async def close(self) -> None:
         await self.registry.stop()
+        if self._persisting:
+            await asyncio.wait(set(self._persisting), timeout=5)
 
 
 def litellm_context_tokens(model: str) -> int | None:

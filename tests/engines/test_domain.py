@@ -206,3 +206,18 @@ async def test_actor_mailbox_is_bounded_and_queued_turns_can_be_cancelled() -> N
     with pytest.raises(asyncio.CancelledError):
         await running.done
     await registry.stop()
+
+
+async def test_stop_never_hangs_when_a_job_arrives_as_the_actor_stops() -> None:
+    # Python 3.11's wait_for swallowed a cancel that arrived as the mailbox handed over a
+    # job; the actor then waited on its mailbox again and a server stop hung for good.
+    async def quick() -> str:
+        return "ran"
+
+    for _ in range(20):
+        registry = ActorRegistry(mailbox_size=4, idle_timeout=300)
+        actor = registry.get("alice", "c1")
+        await asyncio.sleep(0)  # the actor now waits on its mailbox
+        actor.submit(Job("t", quick))
+        await asyncio.wait_for(registry.stop(), 10)
+        assert not actor.alive
