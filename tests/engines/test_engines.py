@@ -9,7 +9,7 @@ import sys
 from typing import Any
 
 import pytest
-from conftest import API_KEY, Harness, answer_text, frames_of, joined
+from engine_harness import API_KEY, Harness, answer_text, frames_of, joined
 
 from rubberduck_jupyter.protocol import ChatContext, KernelVariable
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import Harness, answer_text, frames_of, joined
+from engine_harness import Harness, answer_text, frames_of, joined
 
 from rubberduck_jupyter.context.memory import MemoryWindow, conversation_order
 from rubberduck_jupyter.domain.models import Message, MessageStatus

@@ -9,7 +9,7 @@ from typing import Any
 
 import nbformat
 import pytest
-from conftest import Harness, answer_text, frames_of, joined
+from engine_harness import Harness, answer_text, frames_of, joined
 
 from rubberduck_jupyter.context.retrieval import Retriever
 from rubberduck_jupyter.index.service import IndexService

@@ -4,7 +4,7 @@ when the rules are unsure; every decision says why."""
 from __future__ import annotations
 
 import pytest
-from conftest import Harness, frames_of
+from engine_harness import Harness, frames_of
 
 from rubberduck_jupyter.engines.router import ConversationRouter, parse_classification
 from rubberduck_jupyter.protocol import ChatContext

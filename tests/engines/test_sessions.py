@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 from typing import Any
 
-from conftest import Harness, answer_text, joined
+from engine_harness import Harness, answer_text, joined
 
 from rubberduck_jupyter.domain.models import MessageStatus
 from rubberduck_jupyter.protocol import ChatContext, ChatRequest
