@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import socket
@@ -51,6 +52,18 @@ class LabServer:
 
     def lab_url(self) -> str:
         return f"{self.url}lab?token={self.token}"
+
+    def api(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        """RubberDuck's REST API of this lab, as the token's user."""
+        request = urllib.request.Request(
+            f"{self.url}rubberduck/api/{path}",
+            method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            raw = response.read()
+        return json.loads(raw) if raw else None
 
 
 def _free_port() -> int:

@@ -54,18 +54,6 @@ def lab_server(
     )
 
 
-def api(lab: Any, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    request = urllib.request.Request(
-        f"{lab.url}rubberduck/api/{path}",
-        method=method,
-        data=None if body is None else json.dumps(body).encode(),
-        headers={"Authorization": f"token {lab.token}", "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        raw = response.read()
-    return json.loads(raw) if raw else None
-
-
 def fake_chat_requests(fake: Any) -> list[dict[str, Any]]:
     """What the fake provider was asked, through its own HTTP control API."""
     root = fake.base_url.removesuffix("/v1")
@@ -149,7 +137,7 @@ def test_fix_applies_to_the_open_notebook(
     assert suggestion.locator("button.jp-RubberDuck-suggestion-reject").is_hidden()
     assert cell_source(cell) == FIXED_CELL
     assert cell_source(notebook.locator(".jp-Cell").nth(1)) == "print('next')"
-    stored = api(lab_server, "GET", f"suggestions/{suggestion.get_attribute('data-id')}")
+    stored = lab_server.api("GET", f"suggestions/{suggestion.get_attribute('data-id')}")
     assert stored["status"] == "applied"
     # Applied in the browser only: the file on disk waits for the user's save.
     on_disk = nbformat.read(lab_server.root / "apply_fix.ipynb", as_version=4)
@@ -205,7 +193,7 @@ def test_fix_error_command_sends_the_traceback_and_refuses_a_changed_cell(
     suggestion.locator("button.jp-RubberDuck-suggestion-reject").click()
     page.wait_for_function("el => el.textContent === 'Rejected'", arg=state.element_handle())
     assert suggestion.locator("button.jp-RubberDuck-suggestion-apply").is_hidden()
-    stored = api(lab_server, "GET", f"suggestions/{suggestion.get_attribute('data-id')}")
+    stored = lab_server.api("GET", f"suggestions/{suggestion.get_attribute('data-id')}")
     assert stored["status"] == "rejected"
 
     # The keyboard shortcut does the same from the notebook (command mode).
@@ -218,9 +206,9 @@ def test_fix_error_command_sends_the_traceback_and_refuses_a_changed_cell(
 
 
 def build_index(lab: Any) -> None:
-    api(lab, "POST", "index", {"paths": []})
+    lab.api("POST", "index", {"paths": []})
     deadline = time.monotonic() + 60
-    while api(lab, "GET", "index")["state"] == "indexing":
+    while lab.api("GET", "index")["state"] == "indexing":
         assert time.monotonic() < deadline, "indexing did not finish"
         time.sleep(0.2)
 

@@ -4,7 +4,6 @@ JupyterLab and browser against the fake provider."""
 from __future__ import annotations
 
 import json
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -13,18 +12,6 @@ import pytest
 pytestmark = pytest.mark.browser
 
 MESSAGES = '.jp-RubberDuck-message[data-role="assistant"]'
-
-
-def api(lab: Any, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    request = urllib.request.Request(
-        f"{lab.url}rubberduck/api/{path}",
-        method=method,
-        data=None if body is None else json.dumps(body).encode(),
-        headers={"Authorization": f"token {lab.token}", "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        raw = response.read()
-    return json.loads(raw) if raw else None
 
 
 def ask_and_wait(panel: Any, question: str) -> Any:
@@ -117,7 +104,7 @@ def test_conversations_switch_rename_delete_and_survive_a_reload(
     renamed = conversation_row(panel, "Tuples explained")
     renamed.wait_for()
     conversation_id = renamed.get_attribute("data-id")
-    stored = api(lab_server, "GET", f"conversations/{conversation_id}")
+    stored = lab_server.api("GET", f"conversations/{conversation_id}")
     assert stored["conversation"]["title"] == "Tuples explained"
     page.wait_for_function(
         "el => el.textContent.includes('Tuples explained')", arg=toggle.element_handle()
@@ -132,7 +119,7 @@ def test_conversations_switch_rename_delete_and_survive_a_reload(
     assert "What is a set?" in dialog.inner_text()
     dialog.locator("button.jp-mod-accept").click()
     set_row.wait_for(state="detached")
-    listed = [c["id"] for c in api(lab_server, "GET", "conversations")["conversations"]]
+    listed = [c["id"] for c in lab_server.api("GET", "conversations")["conversations"]]
     assert set_id not in listed
     assert conversation_id in listed
 
@@ -153,7 +140,7 @@ def test_conversations_switch_rename_delete_and_survive_a_reload(
     # And the next question continues that conversation.
     fake_llm.set_replies(["Yes, they are hashable if their items are."])
     ask_and_wait(panel, "Are they hashable?")
-    stored = api(lab_server, "GET", f"conversations/{conversation_id}")
+    stored = lab_server.api("GET", f"conversations/{conversation_id}")
     assert [m["content"] for m in stored["messages"] if m["role"] == "user"] == [
         "What is a tuple?",
         "Are they hashable?",
