@@ -527,11 +527,39 @@ class _CompletionsHandler(_BaseHandler):
         finally:
             self.fake._active.discard(self)
 
+    def _admit(
+        self, body: dict[str, Any], model: str | None, error: tuple[int, str, str | None] | None
+    ) -> tuple[bool, str | None]:
+        """Takes the request's fault (when the body is valid), records the request, and
+        answers what ends it here: a shutdown, a bad body, an error fault. Returns whether
+        it was answered, and the fault for the caller to play out otherwise."""
+        fake = self.fake
+        fault: str | None = None
+        if error is None:
+            try:
+                fault = fake._take_fault(model or DEFAULT_MODEL)
+            except UnknownFaultError as exc:
+                error = (400, str(exc), "unknown_fault")
+        body["_fake"] = {
+            "path": self.request.path,
+            "authorization_present": "Authorization" in self.request.headers,
+            "fault": fault,
+        }
+        fake._record(body, model)
+        if fake._stopping:
+            self._abort()
+        elif error is not None:
+            self.send_error_json(error[0], error[1], code=error[2])
+        elif fault in _ERROR_BODIES:
+            self._send_fault_error(fault)
+        else:
+            return False, fault
+        return True, fault
+
     async def _complete(self) -> None:
         fake = self.fake
         body = self.json_body()
         error: tuple[int, str, str | None] | None = None
-        fault: str | None = None
         model: str | None = None
         messages: list[Any] = []
         if not isinstance(body, dict):
@@ -543,24 +571,8 @@ class _CompletionsHandler(_BaseHandler):
                 error = (400, "'messages' must be a list", None)
             else:
                 messages = body["messages"]
-                try:
-                    fault = fake._take_fault(model)
-                except UnknownFaultError as exc:
-                    error = (400, str(exc), "unknown_fault")
-        body["_fake"] = {
-            "path": self.request.path,
-            "authorization_present": "Authorization" in self.request.headers,
-            "fault": fault,
-        }
-        fake._record(body, model)
-        if fake._stopping:
-            self._abort()
-            return
-        if error is not None:
-            self.send_error_json(error[0], error[1], code=error[2])
-            return
-        if fault in _ERROR_BODIES:
-            self._send_fault_error(fault)
+        answered, fault = self._admit(body, model, error)
+        if answered:
             return
 
         model = model or DEFAULT_MODEL
@@ -700,7 +712,6 @@ class _EmbeddingsHandler(_CompletionsHandler):
         fake = self.fake
         body = self.json_body()
         error: tuple[int, str, str | None] | None = None
-        fault: str | None = None
         model = DEFAULT_MODEL
         texts: list[str] = []
         if not isinstance(body, dict):
@@ -715,25 +726,8 @@ class _EmbeddingsHandler(_CompletionsHandler):
                 error = (400, "'input' must be a non-empty string or list of them", None)
             elif isinstance(dimensions, bool) or not isinstance(dimensions, int) or dimensions < 1:
                 error = (400, "'dimensions' must be a positive integer", None)
-            else:
-                try:
-                    fault = fake._take_fault(model)
-                except UnknownFaultError as exc:
-                    error = (400, str(exc), "unknown_fault")
-        body["_fake"] = {
-            "path": self.request.path,
-            "authorization_present": "Authorization" in self.request.headers,
-            "fault": fault,
-        }
-        fake._record(body, model)
-        if fake._stopping:
-            self._abort()
-            return
-        if error is not None:
-            self.send_error_json(error[0], error[1], code=error[2])
-            return
-        if fault in _ERROR_BODIES:
-            self._send_fault_error(fault)
+        answered, fault = self._admit(body, model, error)
+        if answered:
             return
         if fault == "slow_first_byte" and not await self._pause(fake.slow_first_byte_seconds):
             return
