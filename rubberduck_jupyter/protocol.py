@@ -195,6 +195,35 @@ def _require_str(obj: dict[str, Any], name: str, frame_id: str | None, *, max_le
     return value
 
 
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def decode_json(raw: str | bytes) -> Any:
+    """json.loads for untrusted input, raising ProtocolError(BAD_JSON) with a precise reason.
+
+    Refuses what the standard decoder lets through but later breaks us: nesting deep enough
+    to raise RecursionError, NaN/Infinity, and lone surrogates (``"\\ud800"``), which decode
+    to a str that cannot be encoded as UTF-8 for SQLite, a log line or the socket. The
+    surrogate check re-encodes the decoded value once, in C, so it costs O(n).
+    """
+    try:
+        obj = json.loads(raw, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise ProtocolError(ErrorCode.BAD_JSON, "JSON is nested too deeply") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ProtocolError(ErrorCode.BAD_JSON, f"Not valid JSON: {exc}") from None
+    try:
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ProtocolError(
+            ErrorCode.BAD_JSON, "JSON holds a lone surrogate (\\ud800-\\udfff); send UTF-8 text"
+        ) from None
+    except RecursionError:
+        raise ProtocolError(ErrorCode.BAD_JSON, "JSON is nested too deeply") from None
+    return obj
+
+
 def parse_client_frame(raw: str | bytes, *, max_bytes: int, max_text_chars: int) -> ClientFrame:
     """Validate one client frame; raise ProtocolError with a precise reason otherwise."""
     size = len(raw.encode("utf-8") if isinstance(raw, str) else raw)
@@ -203,10 +232,7 @@ def parse_client_frame(raw: str | bytes, *, max_bytes: int, max_text_chars: int)
             ErrorCode.FRAME_TOO_LARGE,
             f"Frame of {size} bytes exceeds the limit of {max_bytes} bytes",
         )
-    try:
-        obj = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ProtocolError(ErrorCode.BAD_JSON, f"Frame is not valid JSON: {exc}") from None
+    obj = decode_json(raw)
     if not isinstance(obj, dict):
         raise ProtocolError(ErrorCode.BAD_FRAME, "Frame must be a JSON object")
     raw_id = obj.get("id")

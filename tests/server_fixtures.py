@@ -1,0 +1,54 @@
+"""Fixtures for tests against a real Jupyter server with RubberDuck loaded (pytest-jupyter):
+the extension config pointing at the fake provider, and readers for turns and history."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+
+
+@pytest.fixture
+def rubberduck_config(fake_llm: Any) -> dict[str, Any]:
+    """RubberDuckApp traitlets for a test; override in a module to change them."""
+    return {"model": "openai/fake-model", "api_base": fake_llm.base_url, "api_key": "sk-test-key"}
+
+
+@pytest.fixture
+def jp_server_config(rubberduck_config: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "ServerApp": {"jpserver_extensions": {"rubberduck_jupyter": True}},
+        "RubberDuckApp": rubberduck_config,
+    }
+
+
+async def _read_turn(ws: Any, msg_id: str, timeout: float = 30) -> list[dict[str, Any]]:
+    frames: list[dict[str, Any]] = []
+    while True:
+        raw = await asyncio.wait_for(ws.read_message(), timeout)
+        assert raw is not None, "socket closed before the turn ended"
+        frame = json.loads(raw)
+        if frame.get("id") != msg_id:
+            continue
+        frames.append(frame)
+        if frame["type"] in {"done", "error"}:
+            return frames
+
+
+@pytest.fixture
+def read_turn() -> Any:
+    """Reads one turn's frames from a socket, up to and including its done or error frame."""
+    return _read_turn
+
+
+@pytest.fixture
+def history(jp_serverapp: Any) -> Any:
+    """A conversation as stored: (role, content) in order, read straight from the database."""
+
+    async def read(conversation_id: str) -> list[tuple[str, str]]:
+        store = jp_serverapp.web_app.settings["rubberduck_jupyter"].conversations
+        return [(m.role, m.content) for m in await store.messages(conversation_id)]
+
+    return read
