@@ -57,6 +57,14 @@ class ErrorCode(StrEnum):
     NOT_FOUND = "not_found"
     UNKNOWN_ENGINE = "unknown_engine"
     INTERNAL = "internal"
+    # REST-only codes: every RubberDuck REST error body is {"code", "message"}.
+    BAD_REQUEST = "bad_request"
+    BAD_PATH = "bad_path"
+    BAD_QUERY = "bad_query"
+    FORBIDDEN = "forbidden"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    CONFLICT = "conflict"
+    EMBEDDER_UNAVAILABLE = "embedder_unavailable"
 
 
 class ProtocolError(Exception):
