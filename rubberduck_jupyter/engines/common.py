@@ -13,6 +13,9 @@ from ..domain.actions import ActionError, ProjectFiles
 from .base import NO_MODEL_NOTICE, Turn
 
 MAX_TARGET_CHARS = 60_000
+# A search query longer than this says nothing more: the embedders read 256 tokens (~1,000
+# characters) and BM25 favours a few rare terms; a 100k-character query only costs time.
+MAX_QUERY_CHARS = 2_000
 _PATH_RE = re.compile(r"[\w./\-]+\.(?:py|ipynb)\b")
 
 
@@ -23,6 +26,7 @@ async def retrieve(
     if turn.retriever is None:
         return []
     first = len(turn.citations) + 1
+    query = query[:MAX_QUERY_CHARS]
     found = await turn.retriever.search(query, top_k=top_k, kinds=kinds, first_n=first)
     await turn.cite(found)
     return found
@@ -30,6 +34,19 @@ async def retrieve(
 
 async def say_no_model(turn: Turn) -> None:
     await turn.notice("no_model", NO_MODEL_NOTICE)
+
+
+def clip_middle(text: str, limit: int) -> str:
+    """`text` in at most `limit` characters: the head and the tail (where a message's
+    question and a step's conclusion usually are), with a marker saying what was cut."""
+    if len(text) <= limit:
+        return text
+    marker = f"\n\n[… {len(text) - limit} characters left out …]\n\n"
+    if limit <= len(marker):
+        return text[:limit]
+    keep = max(0, limit - len(marker))
+    head = keep * 2 // 3
+    return text[:head] + marker + text[len(text) - (keep - head) :]
 
 
 def sources_markdown(citations: Sequence[Citation], *, snippet_lines: int = 6) -> str:
