@@ -1,6 +1,7 @@
 """Actions on the domain, named for what they do. Each runs for an actor and checks the
 policy first; none knows about HTTP. File access goes through `ProjectFiles`, which keeps
-every path inside the project root (symlinks resolved)."""
+every path inside the project root (symlinks resolved) and applies the index's rules
+(`file_rules`: no hidden, .env or key files, no FIFOs or folders, no binary or huge files)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from .file_rules import DEFAULT_MAX_FILE_BYTES, FileRefused, name_refusal, read_allowed
 from .models import CodeFile, CodeSuggestion, Project, SuggestionStatus, User, content_hash
 from .policies import require_project, require_suggestion
-
-MAX_FILE_BYTES = 5_000_000
 
 
 class ActionError(Exception):
@@ -31,35 +31,64 @@ class TargetMissing(ActionError):
     code = "not_found"
 
 
-class ProjectFiles:
-    """Reads and writes files of one project, refusing any path that leaves its root."""
+class FileNotAllowed(ActionError):
+    """A file inside the root that the file rules refuse (hidden, secret, binary, ...)."""
 
-    def __init__(self, project: Project, on_write: Callable[[Path], None] | None = None) -> None:
+
+class ProjectFiles:
+    """Reads and writes files of one project, refusing any path that leaves its root or
+    that the index would refuse (the same `file_rules`, so what the index never holds no
+    engine sends to a model either)."""
+
+    def __init__(
+        self,
+        project: Project,
+        on_write: Callable[[Path], None] | None = None,
+        *,
+        max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    ) -> None:
         self.project = project
         self.root = Path(project.root).resolve()
+        self.max_file_bytes = max_file_bytes
         self._on_write = on_write
 
     def resolve(self, rel: str) -> Path:
-        if not rel or Path(rel).is_absolute():
+        """The real path of `rel`, inside the root and allowed by name, both as given and
+        after symlinks (a harmless name may link to `.env`)."""
+        if not rel or "\0" in rel or Path(rel).is_absolute():
             raise ActionError(f"{rel!r}: give a path relative to the project root")
-        path = (self.root / rel).resolve()
+        try:
+            path = (self.root / rel).resolve()
+        except (OSError, RuntimeError):  # a symlink loop, a name too long
+            raise ActionError(f"{rel!r} cannot be resolved") from None
         if not path.is_relative_to(self.root):
             raise ActionError(f"{rel!r} is outside the project")
+        refusal = name_refusal(Path(rel).as_posix())
+        if refusal is not None:
+            raise FileNotAllowed(refusal)
+        real_rel = path.relative_to(self.root).as_posix()
+        refusal = name_refusal(real_rel) if real_rel != "." else None
+        if refusal is not None:
+            raise FileNotAllowed(f"`{rel}` links to {refusal}")
         return path
 
     def read(self, rel: str) -> CodeFile:
         path = self.resolve(rel)
-        if not path.is_file():
-            raise TargetMissing(f"{rel} does not exist")
-        if path.stat().st_size > MAX_FILE_BYTES:
-            raise ActionError(f"{rel} is too large")
         try:
-            return CodeFile(rel, path.read_text(encoding="utf-8"))
+            data = read_allowed(path, rel, self.max_file_bytes)
+        except FileNotFoundError:
+            raise TargetMissing(f"{rel} does not exist") from None
+        except FileRefused as exc:
+            raise FileNotAllowed(str(exc)) from None
+        try:
+            return CodeFile(rel, data.decode("utf-8"))
         except UnicodeDecodeError:
-            raise ActionError(f"{rel} is not a text file") from None
+            raise FileNotAllowed(f"`{rel}` is not a UTF-8 text file") from None
 
     def write(self, rel: str, text: str) -> None:
         path = self.resolve(rel)
+        if path.exists() and not path.is_file():
+            raise FileNotAllowed(f"`{rel}` is not a regular file; RubberDuck writes text files")
         tmp = path.with_name(f".{path.name}.rubberduck-tmp")
         tmp.write_text(text, encoding="utf-8")
         tmp.replace(path)  # atomic: a reader sees the old file or the new one

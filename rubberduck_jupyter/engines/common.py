@@ -9,7 +9,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from ..context.retrieval import Citation
-from ..domain.actions import ActionError, ProjectFiles
+from ..domain.actions import ActionError, ProjectFiles, TargetMissing
 from .base import NO_MODEL_NOTICE, Turn
 
 MAX_TARGET_CHARS = 60_000
@@ -99,29 +99,34 @@ class CodeTarget:
         return not self.path.endswith(".ipynb") and len(self.source) < MAX_TARGET_CHARS
 
 
-def _read_project_file(files: ProjectFiles, rel: str) -> str | None:
-    """A named file's code (a notebook's code cells, marked `# In[i]`), or None if it is
-    not a readable text file inside the project."""
+def _read_project_file(files: ProjectFiles, rel: str) -> tuple[str | None, str | None]:
+    """A named file's code (a notebook's code cells, marked `# In[i]`), or why it is not
+    read: (code, None), (None, reason), or (None, None) when no such file exists (a word
+    that only looks like a path)."""
     try:
         code_file = files.read(rel)
-    except ActionError:
-        return None
+    except TargetMissing:
+        return None, None
+    except ActionError as exc:
+        return None, str(exc)
     if code_file.language != "notebook":
-        return code_file.text
+        return code_file.text, None
     import nbformat
 
     try:
         nb = nbformat.reads(code_file.text, as_version=4)
     except Exception:
-        return None
+        return None, f"`{rel}` is not a valid notebook"
     cells = [
         f"# In[{i}]\n{cell.source}" for i, cell in enumerate(nb.cells) if cell.cell_type == "code"
     ]
-    return "\n\n".join(cells)
+    return "\n\n".join(cells), None
 
 
 async def code_targets(turn: Turn, text: str) -> list[CodeTarget]:
-    """What the message is about: the selection, else files it names, else the active cell."""
+    """What the message is about: the selection, else files it names, else the active cell.
+    A named file the project's rules refuse (outside the root, hidden, .env, keys, binary,
+    too large) is never read; the user is told why in a notice."""
     ctx = turn.context
     targets: list[CodeTarget] = []
     if ctx.selection and ctx.selection.strip():
@@ -130,7 +135,9 @@ async def code_targets(turn: Turn, text: str) -> list[CodeTarget]:
         )
     if turn.files is not None:
         for rel in dict.fromkeys(_PATH_RE.findall(text)):
-            source = await asyncio.to_thread(_read_project_file, turn.files, rel)
+            source, refusal = await asyncio.to_thread(_read_project_file, turn.files, rel)
+            if refusal is not None:
+                await turn.notice("file_refused", refusal)
             if source is not None:
                 targets.append(CodeTarget(rel, source[:MAX_TARGET_CHARS], rel))
     if not targets and ctx.active_cell and ctx.active_cell.strip():

@@ -12,6 +12,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+# The hidden/secret/binary rules are shared with the engines' file reads (domain.file_rules).
+from ..domain.file_rules import DEFAULT_MAX_FILE_BYTES, SNIFF_BYTES
+from ..domain.file_rules import is_secret_name as _is_secret_name
+from ..domain.file_rules import looks_binary as _head_looks_binary
+
 # Text kinds worth indexing in a data-science project.
 INDEXED_SUFFIXES = frozenset(
     {
@@ -21,8 +26,6 @@ INDEXED_SUFFIXES = frozenset(
     }
 )  # fmt: skip
 ALWAYS_SKIPPED_DIRS = frozenset({"__pycache__", "node_modules", "site-packages", "venv"})
-DEFAULT_MAX_FILE_BYTES = 2_000_000
-_SNIFF_BYTES = 8192
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,11 +44,7 @@ class Skipped:
 
 def looks_binary(path: Path) -> bool:
     with path.open("rb") as handle:
-        return b"\0" in handle.read(_SNIFF_BYTES)
-
-
-def _is_secret_name(name: str) -> bool:
-    return name == ".env" or name.startswith(".env.") or name.endswith((".pem", ".key"))
+        return _head_looks_binary(handle.read(SNIFF_BYTES))
 
 
 class _GitIgnore:
