@@ -25,6 +25,7 @@ Server -> client frames:
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -33,6 +34,12 @@ PROTOCOL_VERSION = 1
 
 MAX_ID_LENGTH = 128
 MAX_CONTEXT_STRING = 200_000
+# A notebook cell's position: far above any real notebook (the largest seen have ~10^4
+# cells), far below SQLite's 64-bit INTEGER, which a bigger Python int would overflow.
+MAX_CELL_INDEX = 1_000_000
+# Ids travel into log lines, SQLite and the sidebar's DOM: no control characters (C0, DEL,
+# C1), so an id cannot forge a log line or hide behind a terminal escape.
+_CONTROL_CHARS = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
 class ErrorCode(StrEnum):
@@ -128,10 +135,14 @@ class ChatContext:
             values[name] = value
         cell_index = raw.get("cell_index")
         if cell_index is not None and (
-            not isinstance(cell_index, int) or isinstance(cell_index, bool) or cell_index < 0
+            not isinstance(cell_index, int)
+            or isinstance(cell_index, bool)
+            or not 0 <= cell_index <= MAX_CELL_INDEX
         ):
             raise ProtocolError(
-                ErrorCode.BAD_FRAME, "'context.cell_index' must be a non-negative integer", frame_id
+                ErrorCode.BAD_FRAME,
+                f"'context.cell_index' must be an integer from 0 to {MAX_CELL_INDEX}",
+                frame_id,
             )
         values["cell_index"] = cell_index
         values["variables"] = _parse_variables(raw.get("variables"), frame_id)
@@ -192,19 +203,47 @@ class CancelRequest:
 ClientFrame = ChatRequest | CancelRequest
 
 
-def _require_str(obj: dict[str, Any], name: str, frame_id: str | None, *, max_len: int) -> str:
+def _is_valid_id(value: object) -> bool:
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= MAX_ID_LENGTH
+        and _CONTROL_CHARS.search(value) is None
+    )
+
+
+def _require_id(obj: dict[str, Any], name: str, frame_id: str | None) -> str:
     value = obj.get(name)
     if not isinstance(value, str) or not value:
         raise ProtocolError(ErrorCode.BAD_FRAME, f"'{name}' must be a non-empty string", frame_id)
-    if len(value) > max_len:
+    if len(value) > MAX_ID_LENGTH:
         raise ProtocolError(
-            ErrorCode.BAD_FRAME, f"'{name}' is longer than {max_len} characters", frame_id
+            ErrorCode.BAD_FRAME, f"'{name}' is longer than {MAX_ID_LENGTH} characters", frame_id
+        )
+    if _CONTROL_CHARS.search(value):
+        raise ProtocolError(
+            ErrorCode.BAD_FRAME,
+            f"'{name}' holds a control character; use printable characters only",
+            frame_id,
         )
     return value
 
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
+
+
+def _clean_id(obj: Any) -> str | None:
+    """The frame's id when it is itself valid, so a refusal can still name its turn."""
+    if not isinstance(obj, dict):
+        return None
+    value = obj.get("id")
+    if not _is_valid_id(value):
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    return str(value)
 
 
 def decode_json(raw: str | bytes) -> Any:
@@ -225,7 +264,9 @@ def decode_json(raw: str | bytes) -> Any:
         json.dumps(obj, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
         raise ProtocolError(
-            ErrorCode.BAD_JSON, "JSON holds a lone surrogate (\\ud800-\\udfff); send UTF-8 text"
+            ErrorCode.BAD_JSON,
+            "JSON holds a lone surrogate (\\ud800-\\udfff); send UTF-8 text",
+            _clean_id(obj),
         ) from None
     except RecursionError:
         raise ProtocolError(ErrorCode.BAD_JSON, "JSON is nested too deeply") from None
@@ -244,7 +285,7 @@ def parse_client_frame(raw: str | bytes, *, max_bytes: int, max_text_chars: int)
     if not isinstance(obj, dict):
         raise ProtocolError(ErrorCode.BAD_FRAME, "Frame must be a JSON object")
     raw_id = obj.get("id")
-    frame_id = raw_id if isinstance(raw_id, str) and 0 < len(raw_id) <= MAX_ID_LENGTH else None
+    frame_id = raw_id if _is_valid_id(raw_id) else None
 
     version = obj.get("v", PROTOCOL_VERSION)
     if version != PROTOCOL_VERSION:
@@ -256,8 +297,8 @@ def parse_client_frame(raw: str | bytes, *, max_bytes: int, max_text_chars: int)
         )
     kind = obj.get("type")
     if kind == "chat":
-        msg_id = _require_str(obj, "id", frame_id, max_len=MAX_ID_LENGTH)
-        conversation_id = _require_str(obj, "conversation_id", msg_id, max_len=MAX_ID_LENGTH)
+        msg_id = _require_id(obj, "id", frame_id)
+        conversation_id = _require_id(obj, "conversation_id", msg_id)
         text = obj.get("text")
         if not isinstance(text, str) or not text.strip():
             raise ProtocolError(ErrorCode.BAD_FRAME, "'text' must be a non-empty string", msg_id)
@@ -283,7 +324,7 @@ def parse_client_frame(raw: str | bytes, *, max_bytes: int, max_text_chars: int)
             engine=engine or None,
         )
     if kind == "cancel":
-        return CancelRequest(id=_require_str(obj, "id", frame_id, max_len=MAX_ID_LENGTH))
+        return CancelRequest(id=_require_id(obj, "id", frame_id))
     if not isinstance(kind, str):
         raise ProtocolError(ErrorCode.BAD_FRAME, "Frame has no 'type' string", frame_id)
     raise ProtocolError(

@@ -134,3 +134,65 @@ def test_bad_new_fields_are_refused_precisely(extra: dict[str, object], message:
     assert caught.value.code is ErrorCode.BAD_FRAME
     assert message in caught.value.message
     assert caught.value.frame_id == "m1"
+
+
+CHAT = {"type": "chat", "id": "m1", "conversation_id": "c1", "text": "hi"}
+
+
+@pytest.mark.parametrize(
+    ("raw", "frame_id"),
+    [
+        ("[" * 1000 + "]" * 1000, None),
+        ('{"type": "chat", "id": "m1", "context": ' + '{"a": ' * 1000 + "1" + "}" * 1001, None),
+        ('{"type": "chat", "id": "m1", "conversation_id": "c1", "text": NaN}', None),
+        ('{"type": "chat", "id": "m1", "conversation_id": "c1", "text": "\\ud800"}', "m1"),
+        ('{"type": "chat", "id": "\\ud800", "conversation_id": "c1", "text": "hi"}', None),
+        ('{"type": "chat", "id": "m1", "conversation_id": "\\udfff", "text": "hi"}', "m1"),
+        ('{"type": "chat", "id": "m1", "conversation_id": "c", "text": "hi", '
+         '"context": {"selection": "a\\ud800b"}}', "m1"),
+    ],
+)  # fmt: skip
+def test_unusable_json_is_bad_json_naming_the_turn_when_it_can(
+    raw: str, frame_id: str | None
+) -> None:
+    # A frame too deep to decode has no id to name; one that decodes (NaN refused while
+    # decoding aside) is named by its id when that id is itself clean.
+    with pytest.raises(ProtocolError) as info:
+        parse_client_frame(raw, max_bytes=1 << 20, max_text_chars=1000)
+    assert info.value.code is ErrorCode.BAD_JSON
+    assert info.value.frame_id == frame_id
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"context": {"cell_index": 10**100}}, "from 0 to 1000000"),
+        ({"context": {"cell_index": 1_000_001}}, "from 0 to 1000000"),
+        ({"conversation_id": "c\n1"}, "control character"),
+        ({"conversation_id": "c\x00"}, "control character"),
+        ({"conversation_id": "c\x9b[31m"}, "control character"),
+    ],
+)
+def test_out_of_range_ints_and_control_characters_are_bad_frames(
+    extra: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ProtocolError) as info:
+        parse(CHAT | extra)
+    assert info.value.code is ErrorCode.BAD_FRAME
+    assert message in info.value.message
+    assert info.value.frame_id == "m1"
+
+
+def test_an_id_with_a_control_character_is_refused_without_echoing_it() -> None:
+    with pytest.raises(ProtocolError) as info:
+        parse(CHAT | {"id": "m1\r\nFAKE LOG LINE"})
+    assert info.value.code is ErrorCode.BAD_FRAME
+    assert "control character" in info.value.message
+    assert info.value.frame_id is None
+
+
+def test_the_largest_cell_index_and_printable_unicode_ids_pass() -> None:
+    frame = parse(CHAT | {"id": "m-é-日本", "context": {"cell_index": 1_000_000}})
+    assert isinstance(frame, ChatRequest)
+    assert frame.id == "m-é-日本"
+    assert frame.context.cell_index == 1_000_000
