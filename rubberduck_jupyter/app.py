@@ -234,6 +234,15 @@ class RubberDuckApp(ExtensionApp):
     correction_rounds = Int(
         2, config=True, help="Self-correction rounds for generated code (0 disables)."
     )
+    partial_save_interval = Float(
+        2.0,
+        config=True,
+        help="Seconds of streaming after which the answer so far is saved, so a crash loses "
+        "at most this much of it (0 disables partial saves).",
+    )
+    partial_save_chunks = Int(
+        100, config=True, help="Also save the answer so far after this many chunks (0: time only)."
+    )
 
     # --- protocol limits and kernels ---------------------------------------------------
     max_frame_bytes = Int(256 * 1024, config=True, help="Largest client frame, in bytes.")
@@ -369,6 +378,8 @@ class RubberDuckApp(ExtensionApp):
         )
         if interrupted:
             self.log.info("RubberDuck: %d message(s) were left unanswered by a stop", interrupted)
+        if store.shared:
+            self.log.warning("RubberDuck: another server uses %s (shared)", db_path)
         self.conversations = AsyncConversationStore(store)
         members = None if self.project_members is None else frozenset(self.project_members)
         self.project = Project.for_root(root, self.kernel_username, members)
@@ -386,6 +397,8 @@ class RubberDuckApp(ExtensionApp):
                 mailbox_size=self.session_mailbox_size, idle_timeout=self.session_idle_timeout
             ),
             correction_rounds=self.correction_rounds,
+            partial_save_interval=self.partial_save_interval,
+            partial_save_chunks=self.partial_save_chunks,
         )
         manager.engines.update(build_engines(manager))
         manager.router.engine_names = set(manager.engines)

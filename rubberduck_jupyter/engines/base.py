@@ -99,7 +99,11 @@ class Turn:
         command: str | None = None,
         correction_rounds: int = 2,
         files: ProjectFiles | None = None,
+        on_text: Callable[[], None] | None = None,
     ) -> None:
+        """`on_text` is called after each piece of visible text (answer or step) is kept;
+        the session uses it to save a partial answer. It must return at once: it runs
+        inside the stream."""
         self.request = request
         self.text = text  # the message, any slash command removed
         self.command = command  # the slash command that chose the engine, if any
@@ -118,6 +122,7 @@ class Turn:
         self._build_messages = build_messages
         self._new_suggestion = new_suggestion
         self._save_task = save_task
+        self._on_text = on_text
         self._seq = 0
         self.answer_parts: list[str] = []
         self.steps: list[StepRecord] = []
@@ -135,6 +140,8 @@ class Turn:
         if not text:
             return
         self.answer_parts.append(text)
+        if self._on_text is not None:
+            self._on_text()
         await self._emit(chunk_frame(self.request.id, self._next_seq(), text))
 
     @contextlib.asynccontextmanager
@@ -152,6 +159,8 @@ class Turn:
         if not text:
             return
         record.text += text
+        if self._on_text is not None:
+            self._on_text()
         await self._emit(chunk_frame(self.request.id, self._next_seq(), text, step=record.step))
 
     async def cite(self, citations: Sequence[Citation]) -> None:

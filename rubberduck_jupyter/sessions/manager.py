@@ -51,13 +51,13 @@ from ..engines.router import (
 from ..llm.errors import LLMError
 from ..protocol import ChatContext, ChatRequest, ErrorCode, done_frame, error_frame, route_frame
 from .actor import ActorRegistry, Job, MailboxFull
+from .partial import DEFAULT_EVERY_CHUNKS, DEFAULT_INTERVAL_S, PartialSaver
 from .preferences import Preferences, learn_from_message
-from .store import AsyncConversationStore
+from .store import INCOMPLETE_MARK, AsyncConversationStore
 
 Emit = Callable[[dict[str, Any]], Awaitable[None]]
 log = logging.getLogger(__name__)
 
-INCOMPLETE_MARK = "\n\n[answer cut off]"
 TITLE_CHARS = 60
 DEFAULT_CONTEXT_TOKENS = 8192
 MAX_HISTORY_TOKENS = 32_000
@@ -89,6 +89,8 @@ class SessionManager:
         files: ProjectFiles | None = None,
         registry: ActorRegistry | None = None,
         correction_rounds: int = 2,
+        partial_save_interval: float = DEFAULT_INTERVAL_S,
+        partial_save_chunks: int = DEFAULT_EVERY_CHUNKS,
     ) -> None:
         self.store = store
         self.model = model
@@ -102,6 +104,8 @@ class SessionManager:
         self._history_tokens = history_tokens or (lambda _model: DEFAULT_CONTEXT_TOKENS // 2)
         self._configured_secrets = configured_secrets
         self.correction_rounds = correction_rounds
+        self.partial_save_interval = partial_save_interval
+        self.partial_save_chunks = partial_save_chunks
         self.active_turns = 0
         self._persisting: set[asyncio.Future[None]] = set()
 
@@ -234,6 +238,12 @@ class SessionManager:
             )
         )
         answer_id = new_id("msg")
+        saver = PartialSaver(
+            self.store,
+            lambda: self._partial_message(answer_id, turn, route, question),
+            interval_s=self.partial_save_interval,
+            every_chunks=self.partial_save_chunks,
+        )
         turn = Turn(
             request=request,
             text=route.text,
@@ -252,6 +262,7 @@ class SessionManager:
             command=route.command,
             correction_rounds=self.correction_rounds,
             files=self.files,
+            on_text=saver.touch,
         )
         engine = self.engines[route.engine]
         status = MessageStatus.COMPLETE
@@ -279,6 +290,7 @@ class SessionManager:
             await emit(error_frame(request.id, *failure))
         finally:
             self.active_turns -= 1
+            saver.close()
             # Shielded and tracked: a cancelled turn still records what was said before it
             # stopped, and a server stop waits for that record (see close()).
             persist = asyncio.ensure_future(
@@ -307,6 +319,29 @@ class SessionManager:
             )
         with contextlib.suppress(Exception):
             await self._summarise_if_full(user, request.model, conversation.id, has_model)
+
+    @staticmethod
+    def _partial_message(answer_id: str, turn: Turn, route: Route, question: Message) -> Message:
+        """The answer so far, as `save_partial` stores it while the turn streams."""
+        return Message(
+            id=answer_id,
+            conversation_id=question.conversation_id,
+            seq=0,
+            role="assistant",
+            content=turn.answer_text,
+            turn_id=question.turn_id,
+            status=MessageStatus.PENDING,
+            engine=route.engine,
+            meta={
+                "route": route.to_json(),
+                "steps": [{"step": s.step, "title": s.title, "text": s.text} for s in turn.steps],
+                "citations": [c.to_json() for c in turn.citations],
+                "suggestions": [s["id"] for s in turn.suggestions],
+                "corrections": turn.corrections,
+                "notices": turn.notices,
+                "partial": True,
+            },
+        )
 
     async def _persist_answer(
         self,
@@ -338,7 +373,7 @@ class SessionManager:
         if failure is not None:
             meta["error"] = {"code": str(failure[0]), "message": failure[1], "cancelled": cancelled}
         try:
-            await self.store.add_message(
+            await self.store.finish_answer(
                 Message(
                     id=answer_id,
                     conversation_id=question.conversation_id,
@@ -349,9 +384,9 @@ class SessionManager:
                     status=status,
                     engine=route.engine,
                     meta=meta,
-                )
+                ),
+                question.id,
             )
-            await self.store.set_message_status(question.id, MessageStatus.ANSWERED)
             if question.seq == 0 and conversation.context_type is ContextType.QUESTION:
                 info = getattr(self.engines[route.engine], "info", None)
                 kind = ContextType(getattr(info, "context_type", "question"))
@@ -512,7 +547,19 @@ class SessionManager:
     # --- health -----------------------------------------------------------------------
 
     def snapshot(self) -> dict[str, Any]:
-        return {"active_turns": self.active_turns, **self.registry.snapshot()}
+        out: dict[str, Any] = {"active_turns": self.active_turns, **self.registry.snapshot()}
+        sync = getattr(self.store, "sync", None)
+        if getattr(sync, "shared", False):
+            # Not an error: both servers read and write the conversations (SQLite WAL). Said
+            # because the index is the first server's alone, and questions left pending by a
+            # crash are only closed by a server that starts alone.
+            out["shared"] = True
+            out["note"] = (
+                f"Another Jupyter server uses these conversations ({sync.path}); both see "
+                "the same history. Questions a crash left unanswered are marked once a server "
+                "starts alone."
+            )
+        return out
 
     async def close(self) -> None:
         await self.registry.stop()

@@ -7,12 +7,28 @@ refuse that with a lock error. Measured in benchmarks/conversation_store.py.
 
 Blocking: the server calls it through `AsyncConversationStore`, which runs every call on
 one dedicated thread, so writes are serialized and the event loop never waits on disk.
+
+Durability: the question is stored (pending) before anything else; while its answer streams,
+the session saves what was said so far as an assistant row in status pending
+(`save_partial`, every couple of seconds); the end of the turn writes the final answer and
+marks the question answered in one transaction (`finish_answer`). After a crash,
+`close_unanswered` at the next start turns a saved partial answer into an incomplete one
+carrying an "interrupted" error, or, if nothing had been saved, adds an error record; both
+say to send the question again.
+
+A second server on the same file: SQLite in WAL mode lets both read and write (each
+transaction is short; `busy_timeout` covers the rest), so conversations are shared. Every
+server holds a shared `flock` on `<file>.lock`; only one that can take it exclusively at
+start is alone, and only then may it close unanswered questions: with another server alive,
+a pending question may be one that server is answering right now.
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -35,6 +51,11 @@ from ..domain.models import (
 
 SCHEMA_VERSION = 1
 T = TypeVar("T")
+
+# Appended to an answer that was cut off (provider failure, cancel, server stop); the sidebar
+# strips it and shows its own line instead.
+INCOMPLETE_MARK = "\n\n[answer cut off]"
+INTERRUPTED = "interrupted"  # the error code of a turn a server stop cut short
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -103,10 +124,33 @@ class ConversationStore:
             con.execute(
                 "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
+        self._server_lock: int | None = None  # the fd of `<file>.lock` once claimed
+        self.shared = False  # another server had the file open when this one claimed it
 
     def close(self) -> None:
         with self._lock:
             self._con.close()
+            if self._server_lock is not None:
+                os.close(self._server_lock)  # releases the flock
+                self._server_lock = None
+
+    def claim_for_server(self) -> bool:
+        """Registers this process as a server using the file; True if it is the only one.
+
+        The flock is released by the kernel when the process dies, kill -9 included, so a
+        crashed server never looks alive. Idempotent.
+        """
+        if self._server_lock is None:
+            fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                self.shared = False
+            except BlockingIOError:
+                self.shared = True
+            # Shared from now on: a server that starts later sees this one as alive.
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            self._server_lock = fd
+        return not self.shared
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -179,32 +223,7 @@ class ConversationStore:
     def add_message(self, message: Message) -> Message:
         """Stores the message with the next `seq` of its conversation and returns it."""
         with self._tx() as con:
-            row = con.execute(
-                "SELECT coalesce(max(seq) + 1, 0) FROM messages WHERE conversation_id = ?",
-                (message.conversation_id,),
-            ).fetchone()
-            stored = replace(message, seq=int(row[0]))
-            con.execute(
-                "INSERT INTO messages (id, conversation_id, seq, role, content, turn_id, "
-                "status, engine, meta, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    stored.id,
-                    stored.conversation_id,
-                    stored.seq,
-                    stored.role,
-                    stored.content,
-                    stored.turn_id,
-                    str(stored.status),
-                    stored.engine,
-                    json.dumps(stored.meta),
-                    stored.created_at,
-                ),
-            )
-            con.execute(
-                "UPDATE conversations SET updated_at = ? WHERE id = ?",
-                (time.time(), stored.conversation_id),
-            )
-        return stored
+            return self._insert(con, message)
 
     def set_message_status(self, message_id: str, status: MessageStatus) -> None:
         with self._tx() as con:
@@ -218,40 +237,142 @@ class ConversationStore:
             ).fetchall()
         return [_message(row) for row in rows]
 
-    def close_unanswered(self, note: str) -> int:
-        """At start: questions whose turn never ended (the server stopped mid-turn) stay,
-        marked answered by an error record saying so, so the user sees them and can resend."""
+    def save_partial(self, message: Message) -> bool:
+        """What an answer has said so far, while it streams: inserted on the first save
+        (taking the conversation's next seq), updated after. Never overwrites a row that is
+        no longer pending, so a late save cannot undo the final answer. True if written."""
         with self._tx() as con:
-            rows = con.execute(
+            updated = con.execute(
+                "UPDATE messages SET content = ?, engine = ?, meta = ? WHERE id = ? AND status = ?",
+                (
+                    message.content,
+                    message.engine,
+                    json.dumps(message.meta),
+                    message.id,
+                    str(MessageStatus.PENDING),
+                ),
+            ).rowcount
+            if updated:
+                return True
+            if con.execute("SELECT 1 FROM messages WHERE id = ?", (message.id,)).fetchone():
+                return False  # already final
+            self._insert(con, replace(message, status=MessageStatus.PENDING))
+        return True
+
+    def finish_answer(self, message: Message, question_id: str) -> Message:
+        """The turn's final answer (replacing a saved partial one, keeping its place) and
+        the question marked answered, in one transaction: a crash between the two would
+        otherwise leave an answered question looking unanswered."""
+        with self._tx() as con:
+            row = con.execute("SELECT seq FROM messages WHERE id = ?", (message.id,)).fetchone()
+            if row is None:
+                stored = self._insert(con, message)
+            else:
+                stored = replace(message, seq=int(row["seq"]))
+                con.execute(
+                    "UPDATE messages SET content = ?, status = ?, engine = ?, meta = ?, "
+                    "created_at = ? WHERE id = ?",
+                    (
+                        stored.content,
+                        str(stored.status),
+                        stored.engine,
+                        json.dumps(stored.meta),
+                        stored.created_at,
+                        stored.id,
+                    ),
+                )
+            con.execute(
+                "UPDATE messages SET status = ? WHERE id = ?",
+                (str(MessageStatus.ANSWERED), question_id),
+            )
+        return stored
+
+    def _insert(self, con: sqlite3.Connection, message: Message) -> Message:
+        row = con.execute(
+            "SELECT coalesce(max(seq) + 1, 0) FROM messages WHERE conversation_id = ?",
+            (message.conversation_id,),
+        ).fetchone()
+        stored = replace(message, seq=int(row[0]))
+        con.execute(
+            "INSERT INTO messages (id, conversation_id, seq, role, content, turn_id, "
+            "status, engine, meta, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                stored.id,
+                stored.conversation_id,
+                stored.seq,
+                stored.role,
+                stored.content,
+                stored.turn_id,
+                str(stored.status),
+                stored.engine,
+                json.dumps(stored.meta),
+                stored.created_at,
+            ),
+        )
+        con.execute(
+            "UPDATE conversations SET updated_at = ? WHERE id = ?",
+            (time.time(), stored.conversation_id),
+        )
+        return stored
+
+    def close_unanswered(self, note: str) -> int:
+        """At start: turns that never ended (the server stopped mid-turn) are closed so the
+        user sees them and can resend. A partial answer saved while streaming becomes an
+        incomplete answer with an "interrupted" error saying `note`; a question with nothing
+        saved gets an error record saying `note`. Returns how many questions were closed.
+
+        Skipped (returns 0) while another server uses the file: its pending questions may be
+        ones it is answering right now (see claim_for_server)."""
+        if not self.claim_for_server():
+            return 0
+        error = {"code": INTERRUPTED, "message": note}
+        with self._tx() as con:
+            questions = con.execute(
                 "SELECT id, conversation_id, turn_id FROM messages "
                 "WHERE role = 'user' AND status = ?",
                 (str(MessageStatus.PENDING),),
             ).fetchall()
-            for row in rows:
-                seq = con.execute(
-                    "SELECT max(seq) + 1 FROM messages WHERE conversation_id = ?",
-                    (row["conversation_id"],),
-                ).fetchone()[0]
+            # By conversation and turn: turn ids are the client's and may repeat elsewhere.
+            partials = {
+                (row["conversation_id"], row["turn_id"]): row
+                for row in con.execute(
+                    "SELECT id, conversation_id, turn_id, content, meta FROM messages "
+                    "WHERE role = 'assistant' AND status = ?",
+                    (str(MessageStatus.PENDING),),
+                ).fetchall()
+            }
+            for row in partials.values():
+                meta = {**json.loads(row["meta"]), "error": error, INTERRUPTED: True}
+                meta.pop("partial", None)
                 con.execute(
-                    "INSERT INTO messages (id, conversation_id, seq, role, content, turn_id, "
-                    "status, engine, meta, created_at) VALUES (?, ?, ?, 'assistant', ?, ?, ?, "
-                    "NULL, ?, ?)",
+                    "UPDATE messages SET content = ?, status = ?, meta = ? WHERE id = ?",
                     (
-                        f"{row['id']}-interrupted",
-                        row["conversation_id"],
-                        seq,
-                        note,
-                        row["turn_id"],
-                        str(MessageStatus.ERROR),
-                        json.dumps({"error": {"code": "interrupted", "message": note}}),
-                        time.time(),
+                        row["content"] + INCOMPLETE_MARK,
+                        str(MessageStatus.INCOMPLETE),
+                        json.dumps(meta),
+                        row["id"],
                     ),
                 )
+            for row in questions:
+                if (row["conversation_id"], row["turn_id"]) not in partials:
+                    self._insert(
+                        con,
+                        Message(
+                            id=f"{row['id']}-interrupted",
+                            conversation_id=row["conversation_id"],
+                            seq=0,
+                            role="assistant",
+                            content=note,
+                            turn_id=row["turn_id"],
+                            status=MessageStatus.ERROR,
+                            meta={"error": error, INTERRUPTED: True},
+                        ),
+                    )
                 con.execute(
                     "UPDATE messages SET status = ? WHERE id = ?",
                     (str(MessageStatus.ANSWERED), row["id"]),
                 )
-        return len(rows)
+        return len(questions)
 
     # --- suggestions ----------------------------------------------------------------------
 
@@ -395,7 +516,12 @@ class AsyncConversationStore:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rubberduck-db")
 
     async def call(self, fn: Callable[..., T], /, *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        return await self.submit(fn, *args)
+
+    def submit(self, fn: Callable[..., T], /, *args: Any) -> asyncio.Future[T]:
+        """Queues the call now (not at the first await), so calls run in the order they
+        were submitted: a partial save queued before the final answer runs before it."""
+        return asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
         method = getattr(self.sync, name)
