@@ -5,14 +5,15 @@ from __future__ import annotations
 import asyncio
 import getpass
 import os
-import secrets
 import time
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from jupyter_core.paths import jupyter_data_dir
+from jupyter_server.base.call_context import CallContext
 from jupyter_server.extension.application import ExtensionApp
+from jupyter_server.utils import ensure_async
 from tornado.ioloop import IOLoop
 from traitlets import Any as AnyTrait
 from traitlets import Bool, Dict, Float, Int, List, Unicode
@@ -31,7 +32,7 @@ from .llm.service import LLMService, ServiceSettings
 from .protocol import PROTOCOL_VERSION
 from .runtime.loop_lag import LoopLagMonitor
 from .sessions.actor import ActorRegistry
-from .sessions.identity import user_key
+from .sessions.identity import KernelTokens, kernel_start_user, user_key
 from .sessions.manager import (
     DEFAULT_CONTEXT_TOKENS,
     MAX_HISTORY_TOKENS,
@@ -254,8 +255,11 @@ class RubberDuckApp(ExtensionApp):
         True,
         config=True,
         help=f"Give kernels started by this server ${SERVER_URL_ENV} and a scoped "
-        f"${KERNEL_TOKEN_ENV}, so %%duck works with no setup. The token reaches only "
-        "RubberDuck's chat and health endpoints.",
+        f"${KERNEL_TOKEN_ENV}, so %%duck works with no setup. The token acts for the user "
+        "who started the kernel and reaches only RubberDuck's chat, health, models, usage, "
+        "that user's conversations (read) and suggestions (read, apply, reject), and index "
+        "status and search; not indexing, preferences, or renaming and deleting "
+        "conversations.",
     )
 
     def build_models_config(self) -> ModelsConfig:
@@ -313,14 +317,14 @@ class RubberDuckApp(ExtensionApp):
         self.llm = self.build_llm_service(config)
         self.open_sockets = 0
         self.loop_lag = LoopLagMonitor()
-        self.kernel_token = secrets.token_urlsafe(32)
+        self.kernel_tokens = KernelTokens()
         self.kernel_username = os.environ.get("JUPYTERHUB_USER") or getpass.getuser()
         self._background: set[asyncio.Task[None]] = set()
         self.index = self.build_index_service()
         self.sessions = self.build_session_manager()
         if self.index_on_save:
             self.serverapp.contents_manager.register_post_save_hook(self._file_saved)
-        self._export_kernel_env()
+        self._wrap_kernel_start()
         IOLoop.current().add_callback(self._start_background)
         if config.configured:
             self.log.info(
@@ -476,17 +480,47 @@ class RubberDuckApp(ExtensionApp):
             ]
         )
 
-    async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
-        # The port is only final once the HTTP server is bound (port retries), so refresh.
-        self._export_kernel_env()
-        await super()._start_jupyter_server_extension(serverapp)
+    def _wrap_kernel_start(self) -> None:
+        """Give each kernel its starter's token through the kernel's own `env`.
 
-    def _export_kernel_env(self) -> None:
+        Not os.environ: every kernel inherits that, so a token there would act for whoever
+        owns the server in every user's kernel. jupyter_server does not tell
+        `start_kernel` who asked, but it records the request's handler in its CallContext (a
+        contextvar set in prepare), which is still set while that request's coroutine starts
+        the kernel; kernels API and sessions API alike.
+        """
         if not self.export_kernel_env or self.serverapp is None:
             return
-        # Kernels inherit the server's environment (the session manager copies os.environ).
-        os.environ[SERVER_URL_ENV] = self.serverapp.connection_url
-        os.environ[KERNEL_TOKEN_ENV] = self.kernel_token
+        manager = self.serverapp.kernel_manager
+        start = manager.start_kernel
+
+        async def start_kernel(*args: Any, **kwargs: Any) -> Any:
+            kwargs["env"] = self.kernel_env(kwargs.get("env"))
+            return await ensure_async(start(*args, **kwargs))
+
+        manager.start_kernel = start_kernel
+
+    def kernel_env(self, env: dict[str, str] | None) -> dict[str, str]:
+        """The environment of a kernel starting now: `env` (or os.environ, which the
+        kernels API lets jupyter_client use) with the server URL and the starter's token."""
+        merged = dict(os.environ if env is None else env)
+        # A token the server itself inherited (it was started from a kernel) is not ours.
+        merged.pop(KERNEL_TOKEN_ENV, None)
+        # The port is only final once the HTTP server is bound, so read the URL now.
+        merged[SERVER_URL_ENV] = self.serverapp.connection_url
+        user = kernel_start_user(
+            CallContext.get(CallContext.JUPYTER_HANDLER),
+            provider=self.serverapp.identity_provider,
+            mode=self.user_identity,
+            owner=self.kernel_username,
+        )
+        if user is None:
+            self.log.info(
+                "RubberDuck: a kernel started outside a user's request gets no kernel token"
+            )
+        else:
+            merged[KERNEL_TOKEN_ENV] = self.kernel_tokens.token_for(user)
+        return merged
 
     def health(self) -> dict[str, Any]:
         return {
@@ -518,6 +552,3 @@ class RubberDuckApp(ExtensionApp):
         await self.sessions.close()
         await self.conversations.aclose()
         await self.index.close()
-        if os.environ.get(KERNEL_TOKEN_ENV) == self.kernel_token:
-            os.environ.pop(KERNEL_TOKEN_ENV, None)
-            os.environ.pop(SERVER_URL_ENV, None)

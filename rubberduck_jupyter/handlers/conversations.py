@@ -1,10 +1,13 @@
 """REST for conversations, preferences and suggestions. Thin: parse, call the session
-layer or a domain action for the current user, map refusals to 404 and conflicts to 409."""
+layer or a domain action for the current user, map refusals to 404 and conflicts to 409.
+
+Resources: ``rubberduck:conversations``, ``rubberduck:preferences``,
+``rubberduck:suggestions`` and ``rubberduck:chat`` (engines), so an authorizer (and the
+kernel token's scope) can tell reading history from deleting it."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
 from jupyter_server.auth.decorator import authorized
@@ -13,15 +16,16 @@ from tornado import web
 from ..domain.actions import ActionError, SuggestionConflict, TargetMissing, apply_suggestion
 from ..domain.models import SuggestionStatus, User
 from ..domain.policies import NotPermitted, require_conversation, require_suggestion
+from ..protocol import ErrorCode
 from ..sessions.export import to_markdown, to_notebook
 from ..sessions.preferences import PreferenceError, Preferences
-from .base import RubberDuckAPIHandler
+from .base import RubberDuckAPIHandler, RubberDuckError
 
 MAX_TITLE = 200
 
 
 class _Base(RubberDuckAPIHandler):
-    auth_resource = "rubberduck:chat"
+    auth_resource = "rubberduck:conversations"
 
     @property
     def actor(self) -> User:
@@ -31,21 +35,12 @@ class _Base(RubberDuckAPIHandler):
     def store(self) -> Any:
         return self.rubberduck.conversations
 
-    def json_body(self) -> dict[str, Any]:
-        try:
-            body = json.loads(self.request.body or b"{}")
-        except ValueError:
-            raise web.HTTPError(400, "The body is not JSON.") from None
-        if not isinstance(body, dict):
-            raise web.HTTPError(400, "The body must be a JSON object.")
-        return body
-
     async def conversation(self, conversation_id: str, *, write: bool = False) -> Any:
         found = await self.store.get_conversation(conversation_id)
         try:
             return require_conversation(self.actor, found, conversation_id, write=write)
         except NotPermitted as exc:
-            raise web.HTTPError(404, str(exc)) from None
+            raise RubberDuckError(404, ErrorCode.NOT_FOUND, str(exc)) from None
 
 
 class ConversationsHandler(_Base):
@@ -76,7 +71,9 @@ class ConversationHandler(_Base):
         conversation = await self.conversation(conversation_id, write=True)
         title = self.json_body().get("title")
         if not isinstance(title, str) or not title.strip() or len(title) > MAX_TITLE:
-            raise web.HTTPError(400, f"'title' must be 1 to {MAX_TITLE} characters.")
+            raise RubberDuckError(
+                400, ErrorCode.BAD_FRAME, f"'title' must be 1 to {MAX_TITLE} characters."
+            )
         updated = conversation.with_changes(title=" ".join(title.split()))
         await self.store.update_conversation(updated)
         self.finish({"conversation": updated.to_json()})
@@ -103,7 +100,7 @@ class ConversationExportHandler(_Base):
         elif fmt == "ipynb":
             render, kind, ext = to_notebook, "application/x-ipynb+json", "ipynb"
         else:
-            raise web.HTTPError(400, "format must be 'markdown' or 'ipynb'")
+            raise RubberDuckError(400, ErrorCode.BAD_QUERY, "format must be 'markdown' or 'ipynb'")
         # nbformat's schema validation of a long conversation is worth keeping off the loop.
         body = await asyncio.to_thread(render, conversation, messages)
         self.set_header("Content-Type", f"{kind}; charset=utf-8")
@@ -114,6 +111,8 @@ class ConversationExportHandler(_Base):
 
 
 class PreferencesHandler(_Base):
+    auth_resource = "rubberduck:preferences"
+
     @web.authenticated
     @authorized
     async def get(self) -> None:
@@ -127,12 +126,14 @@ class PreferencesHandler(_Base):
         try:
             updated = current.updated(self.json_body())
         except PreferenceError as exc:
-            raise web.HTTPError(400, str(exc)) from None
+            raise RubberDuckError(400, ErrorCode.BAD_FRAME, str(exc)) from None
         await self.store.set_preferences(self.actor.name, updated.to_json())
         self.finish(updated.to_json())
 
 
 class SuggestionHandler(_Base):
+    auth_resource = "rubberduck:suggestions"
+
     @web.authenticated
     @authorized
     async def get(self, suggestion_id: str) -> None:
@@ -140,12 +141,14 @@ class SuggestionHandler(_Base):
         try:
             suggestion = require_suggestion(self.actor, found, suggestion_id)
         except NotPermitted as exc:
-            raise web.HTTPError(404, str(exc)) from None
+            raise RubberDuckError(404, ErrorCode.NOT_FOUND, str(exc)) from None
         self.finish(suggestion.to_json())
 
 
 class SuggestionActionHandler(_Base):
     """POST .../apply {"client_target_hash"?}; POST .../reject."""
+
+    auth_resource = "rubberduck:suggestions"
 
     @web.authenticated
     @authorized
@@ -170,18 +173,20 @@ class SuggestionActionHandler(_Base):
                 )
                 await self.store.set_suggestion_status(suggestion_id, SuggestionStatus.APPLIED)
         except NotPermitted as exc:
-            raise web.HTTPError(404, str(exc)) from None
+            raise RubberDuckError(404, ErrorCode.NOT_FOUND, str(exc)) from None
         except SuggestionConflict as exc:
-            raise web.HTTPError(409, str(exc)) from None
+            raise RubberDuckError(409, ErrorCode.CONFLICT, str(exc)) from None
         except TargetMissing as exc:
-            raise web.HTTPError(404, str(exc)) from None
+            raise RubberDuckError(404, ErrorCode.NOT_FOUND, str(exc)) from None
         except ActionError as exc:
-            raise web.HTTPError(400, str(exc)) from None
+            raise RubberDuckError(400, ErrorCode.BAD_REQUEST, str(exc)) from None
         updated = await self.store.get_suggestion(suggestion_id)
         self.finish(updated.to_json())
 
 
 class EnginesHandler(_Base):
+    auth_resource = "rubberduck:chat"
+
     @web.authenticated
     @authorized
     async def get(self) -> None:

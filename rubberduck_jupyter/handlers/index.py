@@ -2,16 +2,45 @@
 
 from __future__ import annotations
 
-import json
+import re
+from typing import Any
 
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
 from ..index.embedder_config import EmbedderError
 from ..index.service import IndexBusyError, IndexPathError
-from .base import RubberDuckAPIHandler
+from ..protocol import ErrorCode
+from .base import RubberDuckAPIHandler, RubberDuckError
 
 MAX_TOP_K = 100
+# Linux's PATH_MAX and NAME_MAX: longer paths cannot exist, and the OS would answer them with
+# ENAMETOOLONG from deep inside the indexer; refuse them here, precisely.
+MAX_PATH_CHARS = 4096
+MAX_NAME_BYTES = 255
+MAX_PATHS = 1000  # one request's folders; a whole project is one path: ""
+# A search query is embedded and tokenized on every call: keep it to what a person types.
+MAX_QUERY_CHARS = 2000
+MAX_GLOB_CHARS = 1000
+
+
+def check_relative_path(raw: Any) -> str:
+    """A client's relative path that can be handed to the file system, or bad_path."""
+    if not isinstance(raw, str):
+        raise RubberDuckError(400, ErrorCode.BAD_PATH, "Each path must be a string.")
+    shown = raw[:60] + ("..." if len(raw) > 60 else "")
+    if "\x00" in raw:
+        raise RubberDuckError(400, ErrorCode.BAD_PATH, f"{shown!r} contains a NUL character.")
+    if len(raw) > MAX_PATH_CHARS or any(
+        len(part.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES for part in raw.split("/")
+    ):
+        raise RubberDuckError(
+            400,
+            ErrorCode.BAD_PATH,
+            f"{shown!r} is too long for a path ({MAX_PATH_CHARS} characters, "
+            f"{MAX_NAME_BYTES} bytes per name at most).",
+        )
+    return raw
 
 
 class IndexHandler(RubberDuckAPIHandler):
@@ -25,23 +54,26 @@ class IndexHandler(RubberDuckAPIHandler):
     @web.authenticated
     @authorized
     async def post(self) -> None:
+        paths = self.json_body().get("paths", [])
+        if not isinstance(paths, list) or len(paths) > MAX_PATHS:
+            raise RubberDuckError(
+                400,
+                ErrorCode.BAD_FRAME,
+                f"'paths' must be a list of at most {MAX_PATHS} paths relative to the root.",
+            )
+        checked = [check_relative_path(p) for p in paths]
         try:
-            body = json.loads(self.request.body or b"{}")
-        except ValueError:
-            self.finish_json_error(400, "bad_json", 'The body must be JSON: {"paths": [...]}')
-            return
-        paths = body.get("paths", []) if isinstance(body, dict) else None
-        if not isinstance(paths, list):
-            self.finish_json_error(400, "bad_frame", "'paths' must be a list of relative paths")
-            return
-        try:
-            await self.rubberduck.index.start(paths)
+            await self.rubberduck.index.start(checked)
         except IndexPathError as exc:
-            self.finish_json_error(400, "bad_path", str(exc))
-            return
+            raise RubberDuckError(400, ErrorCode.BAD_PATH, str(exc)) from None
+        except (OSError, ValueError) as exc:
+            # What the OS refuses about a path (a name it cannot store, a loop of symlinks).
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise RubberDuckError(
+                400, ErrorCode.BAD_PATH, f"That path cannot be read: {reason}."
+            ) from None
         except IndexBusyError as exc:
-            self.finish_json_error(409, "busy", str(exc))
-            return
+            raise RubberDuckError(409, ErrorCode.BUSY, str(exc)) from None
         self.set_status(202)
         self.finish(self.rubberduck.index.status())
 
@@ -60,28 +92,40 @@ class IndexSearchHandler(RubberDuckAPIHandler):
     async def get(self) -> None:
         query = self.get_argument("q", "").strip()
         if not query:
-            self.finish_json_error(400, "bad_query", "Give a query: ?q=...")
-            return
+            raise RubberDuckError(400, ErrorCode.BAD_QUERY, "Give a query: ?q=...")
+        if len(query) > MAX_QUERY_CHARS:
+            raise RubberDuckError(
+                400, ErrorCode.BAD_QUERY, f"The query is over {MAX_QUERY_CHARS} characters."
+            )
         try:
             top_k = int(self.get_argument("top_k", "10"))
         except ValueError:
             top_k = 0
         if not 1 <= top_k <= MAX_TOP_K:
-            self.finish_json_error(400, "bad_query", f"top_k must be 1..{MAX_TOP_K}")
-            return
+            raise RubberDuckError(400, ErrorCode.BAD_QUERY, f"top_k must be 1..{MAX_TOP_K}")
         mode = self.get_argument("mode", "hybrid")
         if mode not in {"hybrid", "vector", "bm25"}:
-            self.finish_json_error(400, "bad_query", "mode must be hybrid, vector or bm25")
-            return
+            raise RubberDuckError(400, ErrorCode.BAD_QUERY, "mode must be hybrid, vector or bm25")
+        path_glob = self.get_argument("path", None)
+        if path_glob is not None and (len(path_glob) > MAX_GLOB_CHARS or "\x00" in path_glob):
+            raise RubberDuckError(
+                400,
+                ErrorCode.BAD_QUERY,
+                f"'path' must be a glob of at most {MAX_GLOB_CHARS} characters, without NUL.",
+            )
         try:
             hits = await self.rubberduck.index.search(
                 query,
                 top_k=top_k,
-                path_glob=self.get_argument("path", None),
+                path_glob=path_glob,
                 kinds=self.get_arguments("kind") or None,
                 mode=mode,
             )
         except EmbedderError as exc:
-            self.finish_json_error(503, "embedder_unavailable", str(exc))
-            return
+            raise RubberDuckError(503, ErrorCode.EMBEDDER_UNAVAILABLE, str(exc)) from None
+        except re.error as exc:
+            # A glob whose character class cannot compile, such as '[z-a]'.
+            raise RubberDuckError(
+                400, ErrorCode.BAD_QUERY, f"'path' is not a usable glob: {exc.msg}."
+            ) from None
         self.finish({"query": query, "hits": [hit.to_json() for hit in hits]})

@@ -106,7 +106,8 @@ async def test_chat_post_refuses_cross_origin_cookie_requests(jp_fetch: Any) -> 
 
 async def test_kernel_token_reaches_rubberduck_only(jp_fetch: Any, jp_serverapp: Any) -> None:
     app = jp_serverapp.web_app.settings["rubberduck_jupyter"]
-    scoped = {"Authorization": "", "X-RubberDuck-Kernel-Token": app.kernel_token}
+    token = app.kernel_tokens.token_for(app.kernel_username)
+    scoped = {"Authorization": "", "X-RubberDuck-Kernel-Token": token}
     response = await jp_fetch("rubberduck", "api", "health", headers=scoped)
     assert json.loads(response.body)["status"] == "ok"
     # The same token opens nothing else in Jupyter.
@@ -117,12 +118,19 @@ async def test_kernel_token_reaches_rubberduck_only(jp_fetch: Any, jp_serverapp:
     with pytest.raises(tornado.httpclient.HTTPClientError) as info:
         await jp_fetch("rubberduck", "api", "health", headers=wrong)
     assert info.value.code == 403
+    assert json.loads(info.value.response.body) == {
+        "code": "forbidden",
+        "message": "Invalid RubberDuck kernel token.",
+    }
 
 
-async def test_kernels_receive_server_url_and_scoped_token(jp_serverapp: Any) -> None:
+async def test_no_server_wide_kernel_token_in_the_environment(jp_serverapp: Any) -> None:
     import os
 
     app = jp_serverapp.web_app.settings["rubberduck_jupyter"]
-    assert os.environ["RUBBERDUCK_KERNEL_TOKEN"] == app.kernel_token
-    assert os.environ["RUBBERDUCK_SERVER_URL"] == jp_serverapp.connection_url
-    assert jp_serverapp.identity_provider.token not in os.environ["RUBBERDUCK_KERNEL_TOKEN"]
+    # Every kernel inherits os.environ: a token there would act for the owner in anyone's.
+    assert "RUBBERDUCK_KERNEL_TOKEN" not in os.environ
+    env = app.kernel_env(None)  # a single-user server: a kernel outside a request is the owner's
+    assert env["RUBBERDUCK_SERVER_URL"] == jp_serverapp.connection_url
+    assert app.kernel_tokens.user_for(env["RUBBERDUCK_KERNEL_TOKEN"]) == app.kernel_username
+    assert jp_serverapp.identity_provider.token not in env["RUBBERDUCK_KERNEL_TOKEN"]

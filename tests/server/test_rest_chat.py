@@ -26,7 +26,8 @@ async def test_rest_chat_streams_ndjson_frames(jp_fetch: Any, fake_llm: Any) -> 
 async def test_rest_chat_accepts_the_kernel_token(
     jp_fetch: Any, jp_serverapp: Any, fake_llm: Any
 ) -> None:
-    token = jp_serverapp.web_app.settings["rubberduck_jupyter"].kernel_token
+    app = jp_serverapp.web_app.settings["rubberduck_jupyter"]
+    token = app.kernel_tokens.token_for(app.kernel_username)
     response = await jp_fetch(
         "rubberduck",
         "api",
