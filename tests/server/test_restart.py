@@ -1,6 +1,7 @@
 """A real `jupyter server` process, stopped and started again on the same data: the
 conversation, its answer and the user's preferences come back, the next prompt carries
-the earlier turns, and a question left unanswered by a kill -9 is kept and marked."""
+the earlier turns, and a question left unanswered by a kill -9 is kept and marked, with the
+part of its answer that had streamed for more than the partial-save interval (2 s)."""
 
 from __future__ import annotations
 
@@ -135,9 +136,11 @@ def test_conversations_survive_a_restart_and_a_kill(tmp_path: Path, fake_llm: An
         ]
         assert "Keep answers short" in prompt[0]["content"]
 
-    # kill -9 while an answer streams: the question stays, marked at the next start.
+    # kill -9 while an answer streams: the question stays, marked at the next start, and
+    # so does what had streamed before the last partial save (default: every 2 s).
     fake_llm.update_settings({"chunk_delay": 0.2})
     fake_llm.set_replies(["word " * 100])
+    received: list[tuple[float, str]] = []  # (seconds after the first chunk, text)
     with jupyter_server(tmp_path, fake_llm.base_url, kill=True) as (server, process):
         request = urllib.request.Request(
             server.url + "rubberduck/api/chat",
@@ -149,10 +152,23 @@ def test_conversations_survive_a_restart_and_a_kill(tmp_path: Path, fake_llm: An
         )
         response = urllib.request.urlopen(request, timeout=30)
         assert json.loads(response.readline())["type"] == "route"
+        first = None
+        for _ in range(40):  # bounded: 100 chunks come, we stop after ~3.2 s of them
+            frame = json.loads(response.readline())
+            assert frame["type"] == "chunk", frame
+            now = time.monotonic()
+            first = first if first is not None else now
+            received.append((now - first, frame["text"]))
+            if now - first >= 3.2:
+                break
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=20)
         response.close()
     fake_llm.update_settings({"chunk_delay": 0.0})
+    streamed = "".join(text for _, text in received)
+    # What streamed in the first 1.5 s was in the save due at 2.0 s (0.5 s of slack for it).
+    must_keep = "".join(text for at, text in received if at <= 1.5)
+    assert len(must_keep) >= len("word ") * 5
     with jupyter_server(tmp_path, fake_llm.base_url) as (server, _):
         messages = server.call("GET", "rubberduck/api/conversations/c-weekly")["messages"]
         assert [m["content"] for m in messages][:4] == [
@@ -161,7 +177,18 @@ def test_conversations_survive_a_restart_and_a_kill(tmp_path: Path, fake_llm: An
             "label left?",
             "Pass label='left'.",
         ]
+        assert len(messages) == 6
         assert messages[4]["content"] == "and now?"
         assert messages[4]["status"] == "answered"
-        assert messages[5]["status"] == "error"
-        assert "server stopped before this message was answered" in messages[5]["content"]
+        partial = messages[5]
+        assert partial["turn_id"] == "t3" and partial["status"] == "incomplete"
+        kept = partial["content"].removesuffix("\n\n[answer cut off]")
+        assert kept != partial["content"]
+        assert streamed.startswith(kept) and kept.startswith(must_keep)
+        assert partial["meta"]["interrupted"] is True
+        assert partial["meta"]["error"]["code"] == "interrupted"
+        assert "send it again" in partial["meta"]["error"]["message"]
+        assert partial["meta"]["route"]["engine"] == "simple"
+        # The listing counts it as one of the conversation's messages.
+        listed = server.call("GET", "rubberduck/api/conversations")["conversations"]
+        assert listed[0]["n_messages"] == 6
