@@ -9,6 +9,7 @@ from jupyter_server.auth.decorator import authorized
 from tornado import web
 
 from ..index.embedder_config import EmbedderError
+from ..index.globs import GlobError
 from ..index.service import IndexBusyError, IndexPathError
 from ..protocol import ErrorCode
 from .base import RubberDuckAPIHandler, RubberDuckError
@@ -123,6 +124,11 @@ class IndexSearchHandler(RubberDuckAPIHandler):
             )
         except EmbedderError as exc:
             raise RubberDuckError(503, ErrorCode.EMBEDDER_UNAVAILABLE, str(exc)) from None
+        except GlobError as exc:
+            # index.globs refuses an empty glob or a reversed range such as '[z-a]'.
+            raise RubberDuckError(
+                400, ErrorCode.BAD_QUERY, f"'path' is not a usable glob: {exc}."
+            ) from None
         except re.error as exc:
             # A glob whose character class cannot compile, such as '[z-a]'.
             raise RubberDuckError(
