@@ -68,8 +68,8 @@ class ConversationHandler(_Base):
     @web.authenticated
     @authorized
     async def patch(self, conversation_id: str) -> None:
-        conversation = await self.conversation(conversation_id, write=True)
         title = self.json_body().get("title")
+        conversation = await self.conversation(conversation_id, write=True)
         if not isinstance(title, str) or not title.strip() or len(title) > MAX_TITLE:
             raise RubberDuckError(
                 400, ErrorCode.BAD_FRAME, f"'title' must be 1 to {MAX_TITLE} characters."

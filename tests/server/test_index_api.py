@@ -118,3 +118,19 @@ async def test_index_api_refuses_unauthenticated_requests(jp_fetch: Any) -> None
                 headers={"Authorization": ""},
             )
         assert info.value.code == 403
+
+
+async def test_odd_search_globs_are_answered_never_a_500(jp_fetch: Any, project: Path) -> None:
+    await _index(jp_fetch)
+    for glob in ("/", "./", "[z-a]", "[", "**/**/**", "\\"):
+        response = await jp_fetch(
+            "rubberduck",
+            "api",
+            "index",
+            "search",
+            params={"q": "fiscal quarter", "path": glob},
+            raise_error=False,
+        )
+        assert response.code in (200, 400), (glob, response.code, response.body)
+        if response.code == 400:
+            assert json.loads(response.body)["code"] == "bad_query", glob
