@@ -19,6 +19,7 @@ from traitlets import Any as AnyTrait
 from traitlets import Bool, Dict, Float, Int, List, Unicode
 
 from . import __version__
+from .context.redact import Redactor
 from .index.embedder_config import EmbedderConfig, EmbedderConfigError, build_embedder
 from .index.service import IndexService, default_db_path
 from .llm.breaker import BreakerBoard
@@ -309,6 +310,7 @@ class RubberDuckApp(ExtensionApp):
                 reset_timeout=self.breaker_reset_timeout,
             ),
             cache=ResponseCache(max_entries=self.cache_entries),
+            redactor=Redactor(self._configured_secrets),
         )
 
     def initialize_settings(self) -> None:
@@ -395,7 +397,6 @@ class RubberDuckApp(ExtensionApp):
             project=self.project,
             retriever=Retriever(self.index),
             history_tokens=self._history_tokens,
-            configured_secrets=self._configured_secrets,
             files=ProjectFiles(self.project, on_write=lambda p: self.index.file_saved(str(p))),
             registry=ActorRegistry(
                 mailbox_size=self.session_mailbox_size, idle_timeout=self.session_idle_timeout

@@ -1,7 +1,8 @@
 """Builds the messages of a model call: system prompt and preferences, the summary of
 older turns, the recent turns that fit the budget, then the notebook context, retrieved
-sources and the question. Everything here is about to leave the machine, so all of it
-is redacted."""
+sources and the question. Everything here is about to leave the machine: the LLM
+service redacts every message at its door (context.redact.Redactor); what only this module
+can know, that a kernel variable's name marks its value as a secret, is handled here."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, TypedDict
 
 from ..protocol import ChatContext
-from .redact import redact
+from .redact import REDACTED, is_secret_name
 
 if TYPE_CHECKING:
     from ..domain.models import Conversation, Message
@@ -39,6 +40,11 @@ def _trim(text: str, limit: int = MAX_CONTEXT_CHARS) -> str:
     return text[:limit] + f"\n… [{len(text) - limit} more characters not shown]"
 
 
+def _summary(name: str, summary: str) -> str:
+    # `aws_secret = "..."` in the kernel: the summary is the value's repr, whatever shape.
+    return REDACTED if is_secret_name(name) else summary
+
+
 def describe_context(context: ChatContext) -> str | None:
     parts: list[str] = []
     if context.notebook_path:
@@ -54,7 +60,7 @@ def describe_context(context: ChatContext) -> str | None:
         parts.append(f"Last error:\n```\n{_trim(context.error)}\n```")
     if context.variables:
         lines = [
-            f"- {v.name}: {v.type}" + (f" — {v.summary}" if v.summary else "")
+            f"- {v.name}: {v.type}" + (f" — {_summary(v.name, v.summary)}" if v.summary else "")
             for v in context.variables[:MAX_VARIABLES_IN_PROMPT]
         ]
         more = len(context.variables) - MAX_VARIABLES_IN_PROMPT
@@ -73,7 +79,6 @@ def build_turn_messages(
     window: MemoryWindow,
     context: ChatContext,
     question: str,
-    secrets: list[str],
     retrieved: Sequence[Citation] = (),
     include_context: bool = True,
     include_history: bool = True,
@@ -81,19 +86,18 @@ def build_turn_messages(
     from .retrieval import format_retrieved
 
     system_text = system if not preferences else f"{system}\n\n{preferences}"
-    messages: list[ChatMessage] = [{"role": "system", "content": redact(system_text, secrets)}]
+    messages: list[ChatMessage] = [{"role": "system", "content": system_text}]
     if include_history:
         if conversation.summary:
             messages.append(
                 {
                     "role": "system",
-                    "content": "Summary of the earlier conversation:\n"
-                    + redact(conversation.summary, secrets),
+                    "content": "Summary of the earlier conversation:\n" + conversation.summary,
                 }
             )
         for message in window.select(history, conversation.summary_upto):
             role = "assistant" if message.role == "assistant" else "user"
-            messages.append({"role": role, "content": redact(message.content, secrets)})
+            messages.append({"role": role, "content": message.content})
     parts: list[str] = []
     described = describe_context(context) if include_context else None
     if described:
@@ -104,5 +108,5 @@ def build_turn_messages(
             + format_retrieved(retrieved)
         )
     parts.append(f"Question:\n{question}" if parts else question)
-    messages.append({"role": "user", "content": redact("\n\n".join(parts), secrets)})
+    messages.append({"role": "user", "content": "\n\n".join(parts)})
     return messages

@@ -25,7 +25,6 @@ from ..context.memory import (
     summary_request,
 )
 from ..context.prompt import ChatMessage, build_turn_messages
-from ..context.redact import secret_env_values
 from ..context.retrieval import Retriever
 from ..domain.actions import ProjectFiles
 from ..domain.models import (
@@ -85,7 +84,6 @@ class SessionManager:
         project: Project,
         retriever: Retriever | None = None,
         history_tokens: Callable[[str | None], int] | None = None,
-        configured_secrets: Callable[[], list[str]] = list,
         files: ProjectFiles | None = None,
         registry: ActorRegistry | None = None,
         correction_rounds: int = 2,
@@ -102,7 +100,6 @@ class SessionManager:
         self.files = files
         self.registry = registry or ActorRegistry()
         self._history_tokens = history_tokens or (lambda _model: DEFAULT_CONTEXT_TOKENS // 2)
-        self._configured_secrets = configured_secrets
         self.correction_rounds = correction_rounds
         self.partial_save_interval = partial_save_interval
         self.partial_save_chunks = partial_save_chunks
@@ -399,10 +396,6 @@ class SessionManager:
 
     # --- helpers the turn gets -------------------------------------------------------
 
-    def _secrets(self) -> list[str]:
-        values = set(secret_env_values()) | {s for s in self._configured_secrets() if len(s) >= 8}
-        return sorted(values, key=len, reverse=True)
-
     def _builder(
         self, model: str | None, history: Sequence[Message]
     ) -> Callable[..., list[ChatMessage]]:
@@ -425,7 +418,6 @@ class SessionManager:
                 window=window,
                 context=turn.context,
                 question=question,
-                secrets=self._secrets(),
                 retrieved=retrieved,
                 include_context=include_context,
                 include_history=include_history,
@@ -437,11 +429,10 @@ class SessionManager:
         self, user: User, request: ChatRequest, conversation: Conversation
     ) -> Callable[[str, Any], Awaitable[tuple[str, str] | None]]:
         async def classify(text: str, _context: Any) -> tuple[str, str] | None:
-            from ..context.redact import redact
-
+            # The LLM service redacts every message at its door.
             messages = [
                 {"role": "system", "content": CLASSIFY_PROMPT},
-                {"role": "user", "content": redact(text[:2000], self._secrets())},
+                {"role": "user", "content": text[:2000]},
             ]
             reply = await self._collect(user, request.model, conversation.id, messages)
             return parse_classification(reply)
@@ -516,9 +507,7 @@ class SessionManager:
             return
         limit = max(400, window.budget_tokens)  # characters: a quarter of the budget
         if has_model:
-            from ..context.redact import redact
-
-            request = redact(summary_request(conversation.summary, overflow), self._secrets())
+            request = summary_request(conversation.summary, overflow)
             try:
                 summary = await self._collect(
                     user,

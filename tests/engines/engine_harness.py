@@ -8,6 +8,7 @@ import itertools
 from pathlib import Path
 from typing import Any
 
+from rubberduck_jupyter.context.redact import Redactor
 from rubberduck_jupyter.domain.actions import ProjectFiles
 from rubberduck_jupyter.domain.models import Project
 from rubberduck_jupyter.engines.registry import build_engines
@@ -41,7 +42,9 @@ class Harness:
             config = build_models_config(env={})
         self.fake = fake_llm
         self.llm = LLMService(
-            config, settings=ServiceSettings(retry=RetryPolicy(max_attempts=1, base_delay=0.01))
+            config,
+            settings=ServiceSettings(retry=RetryPolicy(max_attempts=1, base_delay=0.01)),
+            redactor=Redactor(lambda: [API_KEY]),
         )
         self.store = AsyncConversationStore(ConversationStore(db_path))
         self.root = root
@@ -53,7 +56,6 @@ class Harness:
             engines={},
             project=self.project,
             history_tokens=lambda _model: memory_tokens,
-            configured_secrets=lambda: [API_KEY],
             files=ProjectFiles(self.project),
             correction_rounds=correction_rounds,
         )

@@ -2,8 +2,7 @@ from __future__ import annotations
 
 from rubberduck_jupyter.context.memory import MemoryWindow
 from rubberduck_jupyter.context.prompt import build_turn_messages
-from rubberduck_jupyter.context.redact import REDACTED, redact, secret_env_values
-from rubberduck_jupyter.context.redact import secret_env_values as env_secrets
+from rubberduck_jupyter.context.redact import REDACTED, Redactor, redact, secret_env_values
 from rubberduck_jupyter.domain.models import Conversation, Message
 from rubberduck_jupyter.protocol import ChatContext
 
@@ -53,8 +52,8 @@ def test_prompt_redacts_context_history_and_question(monkeypatch) -> None:  # ty
         window=MemoryWindow(1000),
         context=ChatContext(active_cell="conn = connect('wh-very-private-value')"),
         question="and now?",
-        secrets=env_secrets(),
     )
+    messages = Redactor()(messages)  # what the LLM service does at its door
     joined = "\n".join(m["content"] for m in messages)
     assert "wh-very-private-value" not in joined
     assert joined.count(REDACTED) == 2
