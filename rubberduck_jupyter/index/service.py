@@ -30,7 +30,43 @@ class IndexBusyError(RuntimeError):
 
 
 class IndexPathError(ValueError):
-    pass
+    """A path from a client that cannot be indexed; the message says why."""
+
+
+# Linux's PATH_MAX and NAME_MAX, in bytes of the UTF-8 encoding: the OS refuses longer ones
+# with ENAMETOOLONG, so they are refused here first, precisely.
+MAX_PATH_BYTES = 4096
+MAX_NAME_BYTES = 255
+MAX_INDEX_PATHS = 1000  # one request's folders and files; a whole project is one path: ""
+
+
+def _shown(raw: str) -> str:
+    """A client's path for an error message: short, and printable whatever it holds."""
+    return ascii(raw[:60] + ("..." if len(raw) > 60 else ""))
+
+
+def check_client_path(raw: object) -> str:
+    """A relative path as a client sent it, refused with IndexPathError if the file system
+    could not even look it up: not a string, NUL, a lone surrogate, or over-long."""
+    if not isinstance(raw, str):
+        raise IndexPathError(f"{ascii(raw)[:60]}: each path must be a string")
+    if "\x00" in raw:
+        raise IndexPathError(f"{_shown(raw)} contains a NUL character")
+    try:
+        encoded = raw.encode("utf-8")
+    except UnicodeEncodeError:
+        raise IndexPathError(f"{_shown(raw)} is not valid text (a lone surrogate)") from None
+    if len(encoded) > MAX_PATH_BYTES:
+        raise IndexPathError(
+            f"{_shown(raw)} is {len(encoded)} bytes long; paths have at most {MAX_PATH_BYTES}"
+        )
+    for part in encoded.split(b"/"):
+        if len(part) > MAX_NAME_BYTES:
+            raise IndexPathError(
+                f"{_shown(raw)} has a name of {len(part)} bytes; names have at most "
+                f"{MAX_NAME_BYTES}"
+            )
+    return raw
 
 
 def default_db_path(data_dir: Path, root: Path) -> Path:
@@ -100,16 +136,32 @@ class IndexService:
     # --- indexing ---------------------------------------------------------------------
 
     def resolve_subpaths(self, paths: list[str]) -> list[Path]:
-        """Relative paths from a client, checked to stay inside the root (symlinks too)."""
+        """Relative paths from a client, checked to stay inside the root (symlinks too).
+
+        Every refusal is an IndexPathError (the handler's 400 bad_path), including what the
+        OS itself cannot take (NUL, names past NAME_MAX, paths past PATH_MAX), so nothing
+        a client sends reaches the file system as an OSError or ValueError.
+        """
+        if len(paths) > MAX_INDEX_PATHS:
+            raise IndexPathError(
+                f"{len(paths)} paths in one request; give at most {MAX_INDEX_PATHS} "
+                "(index their common folder instead)"
+            )
         resolved = []
         for raw in paths:
-            if not isinstance(raw, str) or Path(raw).is_absolute():
-                raise IndexPathError(f"{raw!r}: give a path relative to the server's root")
-            path = (self.root / raw).resolve()
+            check_client_path(raw)
+            if Path(raw).is_absolute():
+                raise IndexPathError(f"{_shown(raw)}: give a path relative to the server's root")
+            try:
+                path = (self.root / raw).resolve()
+                exists = path.exists()
+            except (OSError, ValueError, RuntimeError) as exc:  # RuntimeError: a symlink loop
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+                raise IndexPathError(f"{_shown(raw)} cannot be read: {reason}") from None
             if not path.is_relative_to(self.root):
-                raise IndexPathError(f"{raw!r} is outside the server's root")
-            if not path.exists():
-                raise IndexPathError(f"{raw!r} does not exist")
+                raise IndexPathError(f"{_shown(raw)} is outside the server's root")
+            if not exists:
+                raise IndexPathError(f"{_shown(raw)} does not exist")
             resolved.append(path)
         return resolved
 
@@ -166,6 +218,12 @@ class IndexService:
         kinds: list[str] | None = None,
         mode: str = "hybrid",
     ) -> list[Hit]:
+        from .globs import glob_to_regex
+
+        if path_glob is not None and not path_glob.strip():
+            path_glob = None  # an empty filter field: no filter, as before
+        if path_glob is not None:
+            glob_to_regex(path_glob)  # GlobError now, before the index opens (cached)
         await self._ensure_open()
         return await asyncio.to_thread(
             self._searcher.search,
