@@ -1,7 +1,17 @@
 """WebSocket /rubberduck/ws: chat turns and cancels for the sidebar.
 
 Each socket runs its turns as tasks so a cancel can arrive while an answer streams. Bad
-frames are answered with an error frame and the socket stays open.
+frames are answered with an error frame and the socket stays open: unparseable or invalid
+frames get their precise code, a text frame that is not UTF-8 gets ``bad_json``, and a
+handler bug gets ``internal`` (the traceback goes to the server log only).
+
+Frame sizes: a frame up to ``max_frame_bytes`` (256 KiB by default) is read and parsed. A
+bigger one, up to `MAX_WIRE_MESSAGE_BYTES`, is read off the socket in 64 KiB pieces and
+thrown away unbuffered, then answered with ``frame_too_large``: the socket stays usable and
+such a frame costs no more memory than a piece. Above that cap tornado closes the socket
+with 1009 "message too big" without reading the payload, so nobody can make the server
+read forever. Worst case per socket: one accepted frame (``max_frame_bytes`` in the read
+buffer, its unmasked copy and its decoded str, ~3x) plus one 64 KiB piece.
 """
 
 from __future__ import annotations
@@ -17,6 +27,7 @@ from jupyter_server.base.websocket import WebSocketMixin
 from jupyter_server.extension.handler import ExtensionHandlerMixin
 from jupyter_server.utils import ensure_async
 from tornado import web, websocket
+from tornado.iostream import StreamClosedError
 
 from ..protocol import (
     CancelRequest,
@@ -32,6 +43,69 @@ from ..protocol import (
 
 log = logging.getLogger(__name__)
 
+# Past this, tornado refuses a message with close code 1009 instead of reading it: reading
+# and discarding a bigger one would only spend bandwidth and time. 16 MiB is 64x the
+# default frame limit, so a client that pastes a big notebook still hears
+# `frame_too_large` and keeps its socket.
+MAX_WIRE_MESSAGE_BYTES = 16 * 1024 * 1024
+_DISCARD_PIECE = 64 * 1024
+# Reads of at most this many bytes are frame headers (<= 8) or control-frame payloads
+# (<= 125, RFC 6455 5.5): those are never discarded.
+_CONTROL_PAYLOAD_MAX = 125
+_OPCODE_TEXT, _OPCODE_BINARY = 0x1, 0x2
+
+
+class _BoundedProtocol(websocket.WebSocketProtocol13):
+    """Tornado's RFC 6455 protocol, with two refusals answered instead of fatal.
+
+    A payload that would take the message over `accept_bytes` is read and discarded in
+    pieces, and the message is handed to ``handler.on_frame_too_large(size)``; a text
+    frame that is not UTF-8 goes to ``handler.on_message`` as bytes (which the handler
+    answers with ``bad_json``) instead of dropping the connection. This leans on tornado's
+    `_read_bytes` / `_handle_message` hooks (checked against tornado 6.5-6.6); the server
+    tests of frame sizes fail if a tornado upgrade moves them.
+    """
+
+    def __init__(self, handler: Any, params: Any, *, accept_bytes: int) -> None:
+        super().__init__(handler, False, params)
+        self._accept_bytes = accept_bytes
+        self._dropped = 0  # payload bytes of the current message thrown away unread
+
+    async def _read_bytes(self, n: int) -> bytes:
+        buffered = len(self._fragmented_message_buffer or b"")
+        if n <= _CONTROL_PAYLOAD_MAX or (not self._dropped and buffered + n <= self._accept_bytes):
+            return await super()._read_bytes(n)
+        if self._dropped + buffered + n > self.params.max_message_size:
+            # Fragments each under tornado's cap that add up to more than it.
+            self.close(1009, "message too big")
+            raise StreamClosedError()
+        remaining = n
+        pieces = 0
+        while remaining > 0:  # each read takes >= 1 byte or raises StreamClosedError
+            piece = await self.stream.read_bytes(min(remaining, _DISCARD_PIECE), partial=True)
+            remaining -= len(piece)
+            pieces += 1
+            if pieces % 16 == 0:
+                await asyncio.sleep(0)  # buffered data completes reads inline: let others run
+        self._wire_bytes_in += n
+        self._dropped += n
+        return b""
+
+    def _handle_message(self, opcode: int, data: bytes) -> Any:
+        if opcode not in (_OPCODE_TEXT, _OPCODE_BINARY) or self.client_terminated:
+            return super()._handle_message(opcode, data)
+        if self._dropped:
+            size, self._dropped = self._dropped + len(data), 0
+            return self._run_callback(self.handler.on_frame_too_large, size)
+        if opcode == _OPCODE_TEXT and not self._frame_compressed:
+            self._message_bytes_in += len(data)
+            try:
+                text: str | bytes = data.decode("utf-8")
+            except UnicodeDecodeError:
+                text = data  # on_message refuses it as bad_json; the socket stays
+            return self._run_callback(self.handler.on_message, text)
+        return super()._handle_message(opcode, data)
+
 
 class ChatWebSocketHandler(
     ExtensionHandlerMixin, WebSocketMixin, websocket.WebSocketHandler, JupyterHandler
@@ -46,9 +120,17 @@ class ChatWebSocketHandler(
 
     @property
     def max_message_size(self) -> int:  # type: ignore[override]
-        # Tornado drops the connection over this size; keep it well above our own limit so
-        # a merely oversized frame gets a readable error and the socket survives.
-        return max(4 * self.extensionapp.max_frame_bytes, 1 << 20)
+        # Tornado closes with 1009 over this size; below it, _BoundedProtocol discards what
+        # exceeds max_frame_bytes and the frame gets a readable frame_too_large.
+        return max(MAX_WIRE_MESSAGE_BYTES, self.extensionapp.max_frame_bytes)
+
+    def get_websocket_protocol(self) -> websocket.WebSocketProtocol | None:
+        protocol = super().get_websocket_protocol()
+        if not isinstance(protocol, websocket.WebSocketProtocol13):
+            return protocol
+        return _BoundedProtocol(
+            self, protocol.params, accept_bytes=self.extensionapp.max_frame_bytes
+        )
 
     @ws_authenticated
     async def get(self, *args: Any, **kwargs: Any) -> None:
@@ -76,8 +158,31 @@ class ChatWebSocketHandler(
         )
 
     async def on_message(self, message: str | bytes) -> None:
+        # Whatever goes wrong here must not reach tornado, which would drop the socket.
+        try:
+            self._handle(message)
+        except Exception:
+            log.exception("RubberDuck: a WebSocket frame could not be handled")
+            self._send(
+                error_frame(
+                    None,
+                    ErrorCode.INTERNAL,
+                    "RubberDuck could not handle this frame; the server log has details.",
+                )
+            )
+
+    def _handle(self, message: str | bytes) -> None:
         app = self.extensionapp
         try:
+            if isinstance(message, bytes):
+                # Binary frames are read as UTF-8 JSON too; json.loads would also guess
+                # UTF-16/32 from bytes, which the protocol does not speak.
+                try:
+                    message = message.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise ProtocolError(
+                        ErrorCode.BAD_JSON, f"The frame is not UTF-8 text ({exc.reason})"
+                    ) from None
             frame = parse_client_frame(
                 message, max_bytes=app.max_frame_bytes, max_text_chars=app.max_message_chars
             )
@@ -88,6 +193,17 @@ class ChatWebSocketHandler(
             self._cancel(frame.id)
         elif isinstance(frame, ChatRequest):
             self._start_turn(frame)
+
+    def on_frame_too_large(self, size: int) -> None:
+        limit = self.extensionapp.max_frame_bytes
+        self._send(
+            error_frame(
+                None,
+                ErrorCode.FRAME_TOO_LARGE,
+                f"Frame of {size} bytes exceeds the limit of {limit} bytes; send less "
+                "context (a selection instead of the whole cell or notebook).",
+            )
+        )
 
     def _start_turn(self, request: ChatRequest) -> None:
         limit = self.extensionapp.max_turns_per_connection
@@ -115,6 +231,17 @@ class ChatWebSocketHandler(
         except asyncio.CancelledError:
             if not self._closed:
                 self._send(done_frame(request.id, Usage(), "cancelled"))
+        except Exception:
+            # The session layer answers its own failures; this is the net under it, so a
+            # turn still ends in exactly one error frame.
+            log.exception("RubberDuck: turn %r failed outside the session layer", request.id)
+            self._send(
+                error_frame(
+                    request.id,
+                    ErrorCode.INTERNAL,
+                    "RubberDuck could not answer; the server log has details.",
+                )
+            )
         finally:
             self._turns.pop(request.id, None)
 
