@@ -320,6 +320,7 @@ class RubberDuckApp(ExtensionApp):
         self.open_sockets = 0
         self.loop_lag = LoopLagMonitor()
         self.kernel_tokens = KernelTokens()
+        self._ioloop = IOLoop.current()
         self.kernel_username = os.environ.get("JUPYTERHUB_USER") or getpass.getuser()
         self._background: set[asyncio.Task[None]] = set()
         self.index = self.build_index_service()
@@ -397,7 +398,7 @@ class RubberDuckApp(ExtensionApp):
             project=self.project,
             retriever=Retriever(self.index),
             history_tokens=self._history_tokens,
-            files=ProjectFiles(self.project, on_write=lambda p: self.index.file_saved(str(p))),
+            files=ProjectFiles(self.project, on_write=self._project_file_written),
             registry=ActorRegistry(
                 mailbox_size=self.session_mailbox_size, idle_timeout=self.session_idle_timeout
             ),
@@ -427,6 +428,11 @@ class RubberDuckApp(ExtensionApp):
 
     def _file_saved(self, os_path: str, **_: Any) -> None:
         self.index.file_saved(os_path)
+
+    def _project_file_written(self, path: Any) -> None:
+        # ProjectFiles writes from a worker thread (an applied suggestion), but the index's
+        # refresh timer lives on the loop: IOLoop.add_callback is safe from any thread.
+        self._ioloop.add_callback(self.index.file_saved, str(path))
 
     def _start_background(self) -> None:
         self.loop_lag.start()
