@@ -352,6 +352,7 @@ class RubberDuckApp(ExtensionApp):
             api_base=self.index_embedder_api_base,
             api_key=self.index_embedder_api_key,
             window=self.index_embedder_window,
+            redact=Redactor(self._configured_secrets).texts,
         )
         try:
             embedder.validate()
@@ -436,6 +437,11 @@ class RubberDuckApp(ExtensionApp):
 
     def _start_background(self) -> None:
         self.loop_lag.start()
+        # litellm's import and first-call setup, off the loop and before the first chat.
+        warm = self.llm.warm_up()
+        if warm is not None:
+            self._background.add(warm)
+            warm.add_done_callback(self._background.discard)
         if self.index_watch:
             self.index.watch(force_polling=self.index_watch_polling)
         if not self.llm.config.configured and self.detect_ollama:

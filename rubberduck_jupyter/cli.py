@@ -213,15 +213,17 @@ def doctor(argv: list[str]) -> int:
 
 
 def _index(argv: list[str]) -> int:
+    from .context.redact import Redactor
     from .index.cli import index_command
 
-    return index_command(argv)
+    return index_command(argv, redact=Redactor().texts)
 
 
 def _search(argv: list[str]) -> int:
+    from .context.redact import Redactor
     from .index.cli import search_command
 
-    return search_command(argv)
+    return search_command(argv, redact=Redactor().texts)
 
 
 COMMANDS = {"doctor": doctor, "index": _index, "search": _search}

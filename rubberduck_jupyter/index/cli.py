@@ -16,6 +16,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,10 +56,14 @@ def _server_settings() -> dict[str, Any]:
         return {}
 
 
-def embedder_config(args: argparse.Namespace) -> EmbedderConfig:
-    """The server's embedder settings, overridden by the command's flags."""
+def embedder_config(
+    args: argparse.Namespace, redact: Callable[[Sequence[str]], list[str]] | None = None
+) -> EmbedderConfig:
+    """The server's embedder settings, overridden by the command's flags. `redact` is
+    applied to what a provider's embedding API is sent (the top-level CLI passes it)."""
     server = _server_settings()
     return EmbedderConfig(
+        redact=redact,
         spec=(args.embedder or server.get("index_embedder") or "minilm").strip(),
         api_base=args.embedder_api_base or server.get("index_embedder_api_base") or "",
         api_key=server.get("index_embedder_api_key") or "",
@@ -140,7 +145,9 @@ def _print_report(report: dict[str, Any]) -> None:
         print("Stopped before the end; run again to finish.")
 
 
-def index_command(argv: list[str]) -> int:
+def index_command(
+    argv: list[str], redact: Callable[[Sequence[str]], list[str]] | None = None
+) -> int:
     parser = argparse.ArgumentParser(
         prog="jupyter rubberduck index", description="Index a project folder for search."
     )
@@ -158,7 +165,7 @@ def index_command(argv: list[str]) -> int:
     from .store import IndexLockedError
 
     try:
-        return _index_locally(root, db, subpaths, embedder_config(args))
+        return _index_locally(root, db, subpaths, embedder_config(args, redact))
     except EmbedderError as exc:
         print(exc, file=sys.stderr)
         return 1
@@ -217,7 +224,9 @@ def _index_through(server: dict[str, Any], rel_paths: list[str]) -> int:
     return 0
 
 
-def search_command(argv: list[str]) -> int:
+def search_command(
+    argv: list[str], redact: Callable[[Sequence[str]], list[str]] | None = None
+) -> int:
     parser = argparse.ArgumentParser(
         prog="jupyter rubberduck search", description="Search the project index."
     )
@@ -238,7 +247,7 @@ def search_command(argv: list[str]) -> int:
     from .store import IndexLockedError, IndexMismatchError
 
     try:
-        hits = _search_locally(db, args)
+        hits = _search_locally(db, args, redact)
     except (EmbedderError, IndexMismatchError) as exc:
         print(exc, file=sys.stderr)
         return 1
@@ -270,12 +279,16 @@ def search_command(argv: list[str]) -> int:
     return 0
 
 
-def _search_locally(db: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
+def _search_locally(
+    db: Path,
+    args: argparse.Namespace,
+    redact: Callable[[Sequence[str]], list[str]] | None = None,
+) -> list[dict[str, Any]]:
     from .embedder_config import build_embedder
     from .search import HybridSearcher
     from .store import IndexStore
 
-    embedder = build_embedder(embedder_config(args))
+    embedder = build_embedder(embedder_config(args, redact))
     # A search never clears an index built with another embedder; it says so instead.
     with IndexStore(db, dim=embedder.dim, embedder_id=embedder.id, clear_mismatch=False) as store:
         searcher = HybridSearcher(store, embedder.embed_query)

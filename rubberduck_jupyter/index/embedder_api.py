@@ -61,8 +61,12 @@ class LiteLLMEmbedder:
         timeout: float = DEFAULT_API_TIMEOUT_S,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        redact: Callable[[Sequence[str]], list[str]] | None = None,
     ) -> None:
         self.model = model
+        # Project files and queries leave the machine here: secrets are taken out first.
+        # Vectors of redacted text are what the index stores and compares, for both.
+        self._redact = redact
         self.counter = counter
         self.api_base = api_base or None
         self._api_key = api_key or None
@@ -92,6 +96,8 @@ class LiteLLMEmbedder:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        if self._redact is not None:
+            texts = self._redact(texts)
         parts = [
             self._request(list(texts[start : start + self.batch_size]))
             for start in range(0, len(texts), self.batch_size)

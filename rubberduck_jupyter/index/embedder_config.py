@@ -12,7 +12,7 @@ imports its runtime and happens when the index is first opened, in a worker thre
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,9 @@ class EmbedderConfig:
     window: int = DEFAULT_WINDOW
     batch_size: int = 0  # 0: the embedder's own default
     cache_dir: Path | None = None  # where model2vec keeps its distilled model
+    # Applied to every text a provider's embedding API is sent (app.py passes the same
+    # Redactor the LLM service uses; the index knows no secret rules of its own).
+    redact: Callable[[Sequence[str]], list[str]] | None = None
 
     @property
     def kind(self) -> str:
@@ -114,6 +117,7 @@ def build_embedder(config: EmbedderConfig) -> Any:
         api_base=config.api_base or None,
         api_key=config.resolved_api_key(),
         batch_size=config.batch_size or DEFAULT_API_BATCH,
+        redact=config.redact,
     )
 
 
