@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # The hidden/secret/binary rules are shared with the engines' file reads (domain.file_rules).
-from ..domain.file_rules import DEFAULT_MAX_FILE_BYTES, SNIFF_BYTES
+from ..domain.file_rules import DEFAULT_MAX_FILE_BYTES, SNIFF_BYTES, name_refusal
 from ..domain.file_rules import is_secret_name as _is_secret_name
 from ..domain.file_rules import looks_binary as _head_looks_binary
 
@@ -232,6 +232,8 @@ def _consider(
     real = Path(os.path.realpath(path))
     if not real.is_relative_to(root):
         return Skipped(rel, "links outside the indexed folder")
+    if real != path.absolute() and name_refusal(real.relative_to(root).as_posix()) is not None:
+        return Skipped(rel, "links to a hidden or secret file")  # `notes.py -> .env`
     try:
         stat = real.stat()
     except OSError as exc:

@@ -127,3 +127,17 @@ def test_paths_outside_the_root_or_malformed(rel: str, files: ProjectFiles) -> N
     with pytest.raises(ActionError) as refused:
         files.read(rel)
     assert not isinstance(refused.value, FileNotAllowed | TargetMissing)
+
+
+def test_the_index_refuses_a_harmless_name_linking_to_a_secret(root: Path) -> None:
+    # Found by the path corpus: `envlink.py -> .env` was indexed and searchable.
+    from rubberduck_jupyter.index.discovery import Skipped, discover
+
+    (root / ".env").write_text("SECRET=1\n")
+    (root / "envlink.py").symlink_to(root / ".env")
+    (root / "ok.py").write_text("x = 1\n")
+    found = {r.rel_path: r for r in discover(root)}
+    assert isinstance(found["ok.py"], Candidate)
+    assert isinstance(found["envlink.py"], Skipped)
+    assert found["envlink.py"].reason == "links to a hidden or secret file"
+    assert isinstance(check_file(root, root / "envlink.py"), Skipped)
