@@ -13,15 +13,87 @@ import {
   parseSuggestion
 } from './protocol';
 
-/** A request the server refused; `status` 404 is "gone", 409 "changed since". */
+/**
+ * A request the server refused. Every RubberDuck REST error body is `{code, message}`
+ * (docs/protocol.md, "REST errors"); `code` says what kind of refusal it is, `message`
+ * what happened. Status 0 (code `unreachable`) means no answer came at all.
+ */
 export class ApiError extends Error {
   constructor(
     readonly status: number,
-    message: string
+    message: string,
+    readonly code: string = codeForStatus(status),
+    readonly retryAfter?: number
   ) {
     super(message);
     this.name = 'ApiError';
   }
+
+  /** What the user sees: the server's message, then what to do about it. */
+  get advice(): string {
+    return errorAdvice(this.code, this.retryAfter);
+  }
+}
+
+/** The code a bare status stands for, when the body named none (or was not ours). */
+export function codeForStatus(status: number): string {
+  switch (status) {
+    case 0:
+      return 'unreachable';
+    case 401:
+    case 403:
+      return 'forbidden';
+    case 404:
+      return 'not_found';
+    case 409:
+      return 'conflict';
+    case 429:
+      return 'rate_limited';
+    default:
+      return status >= 500 ? 'internal' : 'bad_request';
+  }
+}
+
+/** What the user can do about a refusal with this code; '' when the message says it. */
+export function errorAdvice(code: string, retryAfter?: number): string {
+  switch (code) {
+    case 'not_found':
+      return 'It may have been deleted; reload the list.';
+    case 'forbidden':
+      return 'Sign in to Jupyter again (reload the page), or ask its admin for access.';
+    case 'rate_limited':
+      return retryAfter !== undefined
+        ? `Try again in ${Math.max(1, Math.ceil(retryAfter))} s.`
+        : 'Try again in a moment.';
+    case 'busy':
+      return 'Wait for the running work to finish, then try again.';
+    case 'conflict':
+      return 'It changed in the meantime; reload it and try again.';
+    case 'unreachable':
+      return 'Check that the Jupyter server is still running, then try again.';
+    case 'provider_unavailable':
+    case 'embedder_unavailable':
+      return 'Try again later.';
+    case 'internal':
+      return 'This is a bug in RubberDuck; the server log has the details.';
+    default:
+      return '';
+  }
+}
+
+/** One line for any error: an ApiError's message and advice, or another error's text. */
+export function describeError(error: unknown): string {
+  if (error instanceof ApiError) {
+    const message = error.message.trim();
+    const advice = error.advice;
+    if (!advice) {
+      return message;
+    }
+    return /[.!?]$/.test(message)
+      ? `${message} ${advice}`
+      : `${message}. ${advice}`;
+  }
+  return error instanceof Error ? error.message : String(error);
 }
 
 export type ExportFormat = 'markdown' | 'ipynb';
@@ -162,7 +234,7 @@ export class DuckApi {
       );
     }
     if (!response.ok) {
-      throw new ApiError(response.status, await errorMessage(response));
+      throw await apiError(response);
     }
     return response;
   }
@@ -170,15 +242,36 @@ export class DuckApi {
   private _settings: ServerConnection.ISettings;
 }
 
-/** Tornado's JSON error body carries the reason in `message`. */
-async function errorMessage(response: Response): Promise<string> {
+/** The server's `{code, message}` body (a chat error frame has both at the top too). */
+async function apiError(response: Response): Promise<ApiError> {
+  let code: string | undefined;
+  let message = `${response.status} ${response.statusText}`.trim();
+  let retryAfter = retryAfterHeader(response.headers.get('Retry-After'));
   try {
-    const body = (await response.json()) as { message?: unknown };
+    const body = (await response.json()) as {
+      code?: unknown;
+      message?: unknown;
+      retry_after?: unknown;
+    };
+    if (typeof body.code === 'string' && body.code) {
+      code = body.code;
+    }
     if (typeof body.message === 'string' && body.message) {
-      return body.message;
+      message = body.message;
+    }
+    if (typeof body.retry_after === 'number' && body.retry_after >= 0) {
+      retryAfter = body.retry_after;
     }
   } catch {
-    // Not JSON: fall through to the status text.
+    // Not JSON (a proxy's page): the status says what there is to say.
   }
-  return `${response.status} ${response.statusText}`.trim();
+  return new ApiError(response.status, message, code, retryAfter);
+}
+
+function retryAfterHeader(value: string | null): number | undefined {
+  if (value === null) {
+    return undefined;
+  }
+  const seconds = Number(value);
+  return Number.isFinite(seconds) && seconds >= 0 ? seconds : undefined;
 }

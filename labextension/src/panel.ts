@@ -9,7 +9,7 @@ import { Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
 
 import { AnswerView, IAnswerServices } from './answer';
-import { ApiError, DuckApi, ExportFormat } from './api';
+import { ApiError, describeError, DuckApi, ExportFormat } from './api';
 import { openCitation } from './citations';
 import { ConnectionState, DuckConnection } from './connection';
 import {
@@ -515,13 +515,18 @@ export class ChatPanel extends Widget {
   }
 
   private async _rename(id: string, title: string): Promise<void> {
+    let failure: string | null = null;
     try {
       await this._api.renameConversation(id, title);
-      this._list.showError(null);
     } catch (error) {
-      this._list.showError(`Could not rename: ${(error as Error).message}`);
+      failure = `Could not rename: ${describeError(error)}`;
     }
+    // Refresh first: a refresh that succeeds clears the list's error, and this one (the
+    // conversation was deleted elsewhere, the session expired) must stay readable.
     await this._refreshList();
+    if (failure) {
+      this._list.showError(failure);
+    }
   }
 
   private async _delete(conversation: IConversationSummary): Promise<void> {
@@ -538,7 +543,7 @@ export class ChatPanel extends Widget {
       this._list.showError(null);
     } catch (error) {
       if (!(error instanceof ApiError && error.status === 404)) {
-        this._list.showError(`Could not delete: ${(error as Error).message}`);
+        this._list.showError(`Could not delete: ${describeError(error)}`);
         return;
       }
     }
@@ -564,7 +569,7 @@ export class ChatPanel extends Widget {
       window.setTimeout(() => URL.revokeObjectURL(url), 30_000);
       this._list.showError(null);
     } catch (error) {
-      this._list.showError(`Could not export: ${(error as Error).message}`);
+      this._list.showError(`Could not export: ${describeError(error)}`);
     }
   }
 
@@ -591,7 +596,7 @@ export class ChatPanel extends Widget {
       this._list.showError(null);
     } catch (error) {
       this._list.showError(
-        `Could not load the conversations: ${(error as Error).message}`
+        `Could not load the conversations: ${describeError(error)}`
       );
     }
     this._updateListTitle();
@@ -606,8 +611,9 @@ export class ChatPanel extends Widget {
     } catch (error) {
       if (!options.quiet && seq === this._loadSeq) {
         this._addNotice(
-          'load_failed',
-          `Could not load the conversation: ${(error as Error).message}`
+          error instanceof ApiError ? error.code : 'load_failed',
+          `Could not load the conversation: ${describeError(error)}`,
+          error instanceof ApiError ? error.retryAfter : undefined
         );
       }
       return;
