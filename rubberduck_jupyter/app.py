@@ -512,6 +512,15 @@ class RubberDuckApp(ExtensionApp):
             return await ensure_async(start(*args, **kwargs))
 
         manager.start_kernel = start_kernel
+        update_env = getattr(manager, "update_env", None)
+        if update_env is not None:
+            # A renamed session refreshes the kernel's env from os.environ for its next
+            # restart; a token the server inherited must not replace the kernel's own.
+            def update_env_keeping_token(*, kernel_id: str, env: dict[str, str]) -> None:
+                kept = {k: v for k, v in env.items() if k != KERNEL_TOKEN_ENV}
+                update_env(kernel_id=kernel_id, env=kept)
+
+            manager.update_env = update_env_keeping_token
 
     def kernel_env(self, env: dict[str, str] | None) -> dict[str, str]:
         """The environment of a kernel starting now: `env` (or os.environ, which the

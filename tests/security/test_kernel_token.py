@@ -82,11 +82,29 @@ async def test_each_users_kernel_gets_a_token_for_that_user_only(
     response = await jp_fetch(
         "api", "sessions", method="POST", body=json.dumps(session), headers=auth("bob")
     )
-    bob_kernel = json.loads(response.body)["kernel"]["id"]
+    bob_session = json.loads(response.body)
+    bob_kernel = bob_session["kernel"]["id"]
     try:
         alice_env, bob_env = await asyncio.gather(
             _kernel_environ(jp_serverapp, alice_kernel), _kernel_environ(jp_serverapp, bob_kernel)
         )
+        # Renaming the notebook refreshes the kernel's env (for its next restart) from
+        # os.environ; a token the server process inherited must not replace Bob's.
+        os.environ["RUBBERDUCK_KERNEL_TOKEN"] = "inherited-from-a-parent"
+        try:
+            await jp_fetch(
+                "api",
+                "sessions",
+                bob_session["id"],
+                method="PATCH",
+                body=json.dumps({"path": "renamed.ipynb", "name": "renamed"}),
+                headers=auth("bob"),
+            )
+        finally:
+            del os.environ["RUBBERDUCK_KERNEL_TOKEN"]
+        launch_env = jp_serverapp.kernel_manager.get_kernel(bob_kernel)._launch_args["env"]
+        assert launch_env["JPY_SESSION_NAME"].endswith("renamed")  # update_env ran
+        assert launch_env["RUBBERDUCK_KERNEL_TOKEN"] == bob_env["RUBBERDUCK_KERNEL_TOKEN"]
     finally:
         for kernel_id in (alice_kernel, bob_kernel):
             await jp_serverapp.kernel_manager.shutdown_kernel(kernel_id, now=True)
