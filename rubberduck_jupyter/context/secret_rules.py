@@ -72,7 +72,7 @@ _ASSIGNMENT = re.compile(
 # A bare value that is code, not a secret: a call, an attribute, an index. A plain word
 # (`API_KEY: s3cr3tvalue` in YAML or .env) is a value.
 _CODE_VALUE = re.compile(
-    r"[A-Za-z_][A-Za-z0-9_]{0,80}(?:(?:\.[A-Za-z_][A-Za-z0-9_]{0,80}){1,8}[(\[]?|[(\[])"
+    r"(?<![A-Za-z0-9_])[A-Za-z_][A-Za-z0-9_]{0,80}(?:(?:\.[A-Za-z_][A-Za-z0-9_]{0,80}){1,8}[(\[]?|[(\[])"
 )
 _CODE_WORDS = frozenset(
     {"none", "null", "true", "false", "nil", "undefined", "required", "optional", "str", "int"}

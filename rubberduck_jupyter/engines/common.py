@@ -16,7 +16,9 @@ MAX_TARGET_CHARS = 60_000
 # A search query longer than this says nothing more: the embedders read 256 tokens (~1,000
 # characters) and BM25 favours a few rare terms; a 100k-character query only costs time.
 MAX_QUERY_CHARS = 2_000
-_PATH_RE = re.compile(r"[\w./\-]+\.(?:py|ipynb)\b")
+# A path starts where a run of path characters starts (the lookbehind), and is bounded:
+# without both, a long word costs n^2 steps as every position rescans it.
+_PATH_RE = re.compile(r"(?<![\w./\-])[\w./\-]{1,255}\.(?:py|ipynb)\b")
 
 
 async def retrieve(

@@ -202,11 +202,13 @@ Answer with JSON only: {"mode": "<mode>", "reason": "<at most 12 words>"}"""
 
 
 def parse_classification(text: str) -> tuple[str, str] | None:
-    match = re.search(r"\{.*\}", text, re.DOTALL)
-    if not match:
+    # The outermost braces, found by two scans (a `\{.*\}` regex rescans the text from
+    # every "{": quadratic on a reply full of braces).
+    start, end = text.find("{"), text.rfind("}")
+    if start < 0 or end <= start:
         return None
     try:
-        data = json.loads(match.group(0))
+        data = json.loads(text[start : end + 1])
     except ValueError:
         return None
     if not isinstance(data, dict) or not isinstance(data.get("mode"), str):

@@ -19,7 +19,11 @@ PYTHON_LINE_MAGICS = frozenset({"time", "timeit", "prun", "debug", "memit"})
 # Options of those magics that take a value (`%timeit -n 100 -r 3 f(x)`).
 _OPTIONS_WITH_VALUE = frozenset({"-n", "-r", "-p", "-s", "-l", "-T", "-D", "-m", "-S"})
 
-_ASSIGN_FROM_ESCAPE = re.compile(r"^(?P<lhs>[\w.,\s\[\]()*]+?)\s*=\s*[%!]")
+# `x = %time f()`, `files = !ls`. The target is bounded and ends at a non-space, so the
+# match costs O(line) (a lazy run followed by `\s*` was quadratic on a line of spaces).
+_ASSIGN_FROM_ESCAPE = re.compile(
+    r"^(?P<lhs>[\w.,\[\]()*](?:[\w.,\s\[\]()*]{0,200}[\w.,\[\]()*])?)[ \t]{0,40}=[ \t]{0,40}[%!]"
+)
 _PROMPT_ESCAPES = ("%", "!", "?", "/", ";", ",")
 
 

@@ -722,7 +722,7 @@ _VALUE_ERRORS: list[PatternAdvice] = [
         ["Print `a.shape, b.shape`; reshape (`b[:, None]`) or transpose so dimensions line up."],
     ),
     (
-        re.compile(r"(shapes .* not aligned|matmul: Input operand .* mismatch)"),
+        re.compile(r"(shapes .{0,300}? not aligned|matmul: Input operand .{0,300}? mismatch)"),
         "Matrix multiplication needs the inner dimensions to match.",
         ["Print the shapes; transpose one operand (`a @ b.T`)."],
     ),

@@ -9,7 +9,28 @@ from collections.abc import Sequence
 
 from ..domain.models import Conversation, Message
 
-_FENCE_RE = re.compile(r"```([\w+-]*)[^\n]*\n(.*?)```", re.DOTALL)
+_FENCE_LANG = re.compile(r"[\w+-]{0,40}")
+
+
+def code_blocks(markdown: str) -> list[tuple[str, str]]:
+    """(language, code) of each fenced block, read line by line: a DOTALL `(.*?)```` regex
+    rescans the rest of the text from every fence, quadratic on a reply full of them."""
+    blocks: list[tuple[str, str]] = []
+    lang: str | None = None
+    lines: list[str] = []
+    for line in markdown.splitlines():
+        stripped = line.lstrip()
+        if lang is None:
+            if stripped.startswith("```"):
+                match = _FENCE_LANG.match(stripped, 3)
+                lang = match.group() if match else ""
+                lines = []
+        elif stripped.startswith("```"):
+            blocks.append((lang, "\n".join(lines) + "\n"))
+            lang = None
+        else:
+            lines.append(line)
+    return blocks
 
 
 def _when(ts: float) -> str:
@@ -59,7 +80,7 @@ def to_notebook(conversation: Conversation, messages: Sequence[Message]) -> str:
             nbformat.v4.new_markdown_cell(f"**{_speaker(message)}**\n\n{message.content}")
         )
         if message.role == "assistant":
-            for lang, code in _FENCE_RE.findall(message.content):
+            for lang, code in code_blocks(message.content):
                 if lang.lower() in ("python", "py", "ipython", ""):
                     nb.cells.append(nbformat.v4.new_code_cell(code.rstrip("\n")))
     nbformat.validate(nb)

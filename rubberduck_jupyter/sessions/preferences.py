@@ -100,7 +100,9 @@ class Preferences:
 def parse_prefs_command(args: str, current: Preferences) -> Preferences:
     """`style=concise prefer=polars,plotly avoid=matplotlib notes="..."`."""
     data: dict[str, Any] = {}
-    for match in re.finditer(r'(\w+)=("([^"]*)"|\S*)', args):
+    # A key starts at a word's start (lookbehind) and is short, so a long word is one
+    # failed attempt, not one per position.
+    for match in re.finditer(r'(?<!\w)(\w{1,40})=("([^"]*)"|\S*)', args):
         key, raw, quoted = match.group(1), match.group(2), match.group(3)
         value = quoted if quoted is not None else raw
         if key in ("prefer", "avoid"):

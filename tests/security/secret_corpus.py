@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (a table of cases: one case a line reads better than wrapped ones)
 """A corpus of secret shapes, each planted in the syntax people write it in, and of ordinary
 code that must reach the model unchanged.
 
@@ -39,7 +40,9 @@ gh_fine = "github_pat_" + rand(22) + "_" + rand(59)
 gh_oauth = "gho_" + rand(36)
 gitlab = "glpat-" + rand(20, ALNUM + "-_")
 slack_bot = "xoxb-" + rand(11, string.digits) + "-" + rand(12, string.digits) + "-" + rand(24)
-slack_hook = f"https://hooks.slack.com/services/T{rand(8, UPPER_DIGITS)}/B{rand(8, UPPER_DIGITS)}/{rand(24)}"
+slack_hook = (
+    f"https://hooks.slack.com/services/T{rand(8, UPPER_DIGITS)}/B{rand(8, UPPER_DIGITS)}/{rand(24)}"
+)
 stripe = "sk_live_" + rand(24)
 stripe_test = "sk_test_" + rand(99)
 google = "AIza" + rand(35, ALNUM + "-_")
@@ -72,11 +75,19 @@ hex_secret = rand(40, HEX)
 PLANTED: list[tuple[str, str, str]] = [
     # provider shapes, bare in prose and code
     ("aws access key id", f"my key is {aws_id} ok", aws_id),
-    ("aws secret in os.environ", f"os.environ['AWS_SECRET_ACCESS_KEY'] = '{aws_secret}'", aws_secret),
+    (
+        "aws secret in os.environ",
+        f"os.environ['AWS_SECRET_ACCESS_KEY'] = '{aws_secret}'",
+        aws_secret,
+    ),
     ("aws secret in json", f'{{"aws_secret_access_key": "{aws_secret}"}}', aws_secret),
     ("aws secret in dict", f"creds = {{'aws_secret_access_key': '{aws_secret}'}}", aws_secret),
     ("aws secret in ini", f"[default]\naws_secret_access_key = {aws_secret}", aws_secret),
-    ("aws secret in boto3 call", f"boto3.client('s3', aws_secret_access_key=\"{aws_secret}\")", aws_secret),
+    (
+        "aws secret in boto3 call",
+        f"boto3.client('s3', aws_secret_access_key=\"{aws_secret}\")",
+        aws_secret,
+    ),
     ("openai project key", f"client = OpenAI(api_key='{openai_key}')", openai_key),
     ("openai key bare", f"use {openai_key}", openai_key),
     ("anthropic key", f"ANTHROPIC_API_KEY={anthropic_key}", anthropic_key),
@@ -106,10 +117,22 @@ PLANTED: list[tuple[str, str, str]] = [
     ("pkcs8 private key", f"pem:\n{pk8_key}\n", pk8_line),
     # passwords in URLs
     ("postgres url", f"create_engine('postgresql://etl:{db_password}@db:5432/sales')", db_password),
-    ("url password with slash", f"mysql+pymysql://app:{url_password_slash}@db/x", url_password_slash),
-    ("mongodb srv", f"MongoClient('mongodb+srv://admin:{db_password}@cluster0.example.net')", db_password),
+    (
+        "url password with slash",
+        f"mysql+pymysql://app:{url_password_slash}@db/x",
+        url_password_slash,
+    ),
+    (
+        "mongodb srv",
+        f"MongoClient('mongodb+srv://admin:{db_password}@cluster0.example.net')",
+        db_password,
+    ),
     ("redis url", f"redis://:{db_password}@cache:6379/0", db_password),
-    ("https basic in url", f"pip install -i https://user:{db_password}@pypi.example.org/simple x", db_password),
+    (
+        "https basic in url",
+        f"pip install -i https://user:{db_password}@pypi.example.org/simple x",
+        db_password,
+    ),
     # secret-named assignments in many syntaxes
     ("python password", f'db_password = "{plain_password}"', plain_password),
     ("python password word", f"PASSWORD = '{word_password}'", word_password),
@@ -123,10 +146,14 @@ PLANTED: list[tuple[str, str, str]] = [
     ("getenv default", f"os.getenv('DB_PASSWORD', '{plain_password}')", plain_password),
     ("walrus", f"(secret := '{generic_token}')", generic_token),
     ("js const", f"const apiKey = '{generic_token}';", generic_token),
-    ("js object", f"fetch(url, {{headers: {{apiKey: \"{generic_token}\"}}}})", generic_token),
+    ("js object", f'fetch(url, {{headers: {{apiKey: "{generic_token}"}}}})', generic_token),
     ("shell export", f"export DATABASE_PASSWORD={plain_password}", plain_password),
     ("connection string", f"Server=db;User Id=sa;Password={plain_password};", plain_password),
-    ("query string", f"https://api.example.com/v1?user=x&api_key={generic_token}&q=1", generic_token),
+    (
+        "query string",
+        f"https://api.example.com/v1?user=x&api_key={generic_token}&q=1",
+        generic_token,
+    ),
     ("cli flag", f"mysql -u root --password={plain_password} db", plain_password),
     ("toml", f'[auth]\ntoken = "{generic_token}"', generic_token),
     ("r-string", f"secret_key = r'{generic_token}'", generic_token),

@@ -12,7 +12,9 @@ from tree_sitter import Node
 
 from .parsers import parser
 
-_CLOSING_HASHES = re.compile(r"(^|\s+)#+\s*$")
+# "## Title ##": the closing run of hashes. Anchored at the end by the lookbehind and
+# bounded, so a title of many spaces is not rescanned from every space.
+_CLOSING_HASHES = re.compile(r"(?:^|(?<!\s)\s{1,200})#{1,200}\s{0,200}$")
 # A line any heading needs: an ATX "#" opener or a setext underline. Most notebook markdown
 # cells have none, and skipping their parse is most of the notebook chunker's parsing time.
 _MAYBE_HEADING = re.compile(r"^ {0,3}(#|=+[ \t]*$|-+[ \t]*$)", re.MULTILINE)
