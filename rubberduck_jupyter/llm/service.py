@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -31,6 +32,12 @@ from .errors import LLMError, no_model_error
 from .ratelimit import FairRateLimiter, Limits
 from .retry import RetryBudget, RetryPolicy
 from .usage import UsageLedger
+
+log = logging.getLogger(__name__)
+
+# The import competes with the server's own start (the GIL); starting it a moment after the
+# server listens keeps time-to-ready unchanged (benchmarks/startup.py).
+WARM_UP_DELAY_S = 1.0
 
 # Rough prompt size for admission (about 4 characters a token); settled with real usage.
 CHARS_PER_TOKEN = 4
@@ -85,6 +92,23 @@ class LLMService:
         self.retry_budget = retry_budget or RetryBudget()
         self._sleep = sleep
         self._rng = rng or random.Random()
+
+    def warm_up(self, delay_s: float = WARM_UP_DELAY_S) -> asyncio.Task[None] | None:
+        """Loads litellm in the background `delay_s` after the server starts, so the first
+        chats do not wait for it; a chat that comes sooner starts (and shares) the load.
+        Nothing to do without a configured model."""
+        if not self.config.configured:
+            return None
+
+        async def load_later() -> None:
+            await asyncio.sleep(delay_s)
+            try:
+                await self.gateway.load()
+            except Exception:
+                # The first chat retries the load and reports the failure to its user.
+                log.warning("RubberDuck could not load litellm in the background", exc_info=True)
+
+        return asyncio.get_running_loop().create_task(load_later())
 
     @property
     def state(self) -> str:
