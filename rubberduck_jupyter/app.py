@@ -321,6 +321,7 @@ class RubberDuckApp(ExtensionApp):
         self.open_sockets = 0
         self.loop_lag = LoopLagMonitor()
         self.kernel_tokens = KernelTokens()
+        self._ioloop = IOLoop.current()
         self.kernel_username = os.environ.get("JUPYTERHUB_USER") or getpass.getuser()
         self._background: set[asyncio.Task[None]] = set()
         self.index = self.build_index_service()
@@ -352,6 +353,7 @@ class RubberDuckApp(ExtensionApp):
             api_base=self.index_embedder_api_base,
             api_key=self.index_embedder_api_key,
             window=self.index_embedder_window,
+            redact=Redactor(self._configured_secrets).texts,
         )
         try:
             embedder.validate()
@@ -398,7 +400,7 @@ class RubberDuckApp(ExtensionApp):
             project=self.project,
             retriever=Retriever(self.index),
             history_tokens=self._history_tokens,
-            files=ProjectFiles(self.project, on_write=lambda p: self.index.file_saved(str(p))),
+            files=ProjectFiles(self.project, on_write=self._project_file_written),
             registry=ActorRegistry(
                 mailbox_size=self.session_mailbox_size, idle_timeout=self.session_idle_timeout
             ),
@@ -428,6 +430,11 @@ class RubberDuckApp(ExtensionApp):
 
     def _file_saved(self, os_path: str, **_: Any) -> None:
         self.index.file_saved(os_path)
+
+    def _project_file_written(self, path: Any) -> None:
+        # ProjectFiles writes from a worker thread (an applied suggestion), but the index's
+        # refresh timer lives on the loop: IOLoop.add_callback is safe from any thread.
+        self._ioloop.add_callback(self.index.file_saved, str(path))
 
     def _start_background(self) -> None:
         favour_event_loop()
@@ -507,6 +514,15 @@ class RubberDuckApp(ExtensionApp):
             return await ensure_async(start(*args, **kwargs))
 
         manager.start_kernel = start_kernel
+        update_env = getattr(manager, "update_env", None)
+        if update_env is not None:
+            # A renamed session refreshes the kernel's env from os.environ for its next
+            # restart; a token the server inherited must not replace the kernel's own.
+            def update_env_keeping_token(*, kernel_id: str, env: dict[str, str]) -> None:
+                kept = {k: v for k, v in env.items() if k != KERNEL_TOKEN_ENV}
+                update_env(kernel_id=kernel_id, env=kept)
+
+            manager.update_env = update_env_keeping_token
 
     def kernel_env(self, env: dict[str, str] | None) -> dict[str, str]:
         """The environment of a kernel starting now: `env` (or os.environ, which the
