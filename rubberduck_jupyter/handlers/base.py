@@ -145,7 +145,15 @@ class RubberDuckAPIHandler(ExtensionHandlerMixin, APIHandler):
         return super().authorizer  # type: ignore[no-any-return]
 
     def json_body(self, *, default: str = "{}") -> dict[str, Any]:
-        """The request body as a JSON object, refusing what `protocol.decode_json` refuses."""
+        """The request body as a JSON object, refusing what `protocol.decode_json` refuses
+        and bodies over the frame limit (no REST body of ours needs more)."""
+        limit = self.rubberduck.max_frame_bytes
+        if len(self.request.body) > limit:
+            raise RubberDuckError(
+                413,
+                ErrorCode.FRAME_TOO_LARGE,
+                f"The body of {len(self.request.body)} bytes exceeds the limit of {limit} bytes.",
+            )
         try:
             body = decode_json(self.request.body or default)
         except ProtocolError as exc:

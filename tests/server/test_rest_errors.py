@@ -48,6 +48,9 @@ DEEP = "[" * 1000 + "]" * 1000
         ("POST", ("index",), '{"paths": [3]}', 400, "bad_path"),
         ("POST", ("suggestions", "s", "apply"), DEEP, 400, "bad_json"),
         ("GET", ("conversations", "c", "export"), None, 404, "not_found"),
+        # Over the frame limit (256 KiB by default): refused before it is parsed.
+        ("PUT", ("preferences",), json.dumps({"notes": "n" * 300_000}), 413, "frame_too_large"),
+        ("POST", ("index",), json.dumps({"paths": ["a"] * 100_000}), 413, "frame_too_large"),
     ],
 )
 async def test_rest_errors_have_one_shape(
