@@ -46,9 +46,12 @@ class Cases:
 
 
 def suite_of(path: Path) -> str:
+    """The suite a test file counts for: its folder (tests/security/...), or its name for a
+    module that must live elsewhere (tests/browser/test_security_render.py needs the browser
+    fixtures, yet proves a security promise)."""
     parts = path.parts
     for suite in SUITES:
-        if suite in parts:
+        if suite in parts or suite in path.stem:
             return suite
     return "other"
 
