@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import tempfile
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -89,9 +91,21 @@ class ProjectFiles:
         path = self.resolve(rel)
         if path.exists() and not path.is_file():
             raise FileNotAllowed(f"`{rel}` is not a regular file; RubberDuck writes text files")
-        tmp = path.with_name(f".{path.name}.rubberduck-tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)  # atomic: a reader sees the old file or the new one
+        # A fresh temporary file (O_EXCL: never a planted symlink out of the root), given
+        # the file's own mode, then renamed over it: a reader sees the old file or the new.
+        mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
+        fd, tmp_name = tempfile.mkstemp(
+            dir=path.parent, prefix=f".{path.name}.", suffix=".rubberduck-tmp"
+        )
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+            tmp.chmod(mode)
+            tmp.replace(path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         if self._on_write is not None:
             self._on_write(path)
 

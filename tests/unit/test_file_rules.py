@@ -141,3 +141,20 @@ def test_the_index_refuses_a_harmless_name_linking_to_a_secret(root: Path) -> No
     assert isinstance(found["envlink.py"], Skipped)
     assert found["envlink.py"].reason == "links to a hidden or secret file"
     assert isinstance(check_file(root, root / "envlink.py"), Skipped)
+
+
+def test_a_write_follows_no_planted_temporary_symlink(root: Path, tmp_path: Path) -> None:
+    # The old fixed temporary name `.calc.py.rubberduck-tmp` could be planted as a symlink
+    # out of the root; the write would then have gone to the link's target.
+    files = ProjectFiles(Project.for_root(str(root), "alice"))
+    outside = tmp_path / "outside.txt"
+    outside.write_text("untouched\n")
+    (root / "calc.py").write_text("x = 1\n")
+    (root / "calc.py").chmod(0o640)
+    (root / ".calc.py.rubberduck-tmp").symlink_to(outside)
+    files.write("calc.py", "x = 2\n")
+    assert (root / "calc.py").read_text() == "x = 2\n"
+    assert (root / "calc.py").stat().st_mode & 0o777 == 0o640
+    assert outside.read_text() == "untouched\n"
+    leftovers = [p.name for p in root.iterdir() if p.name.endswith(".rubberduck-tmp")]
+    assert leftovers == [".calc.py.rubberduck-tmp"]  # only the planted link, untouched
