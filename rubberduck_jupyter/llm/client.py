@@ -34,6 +34,21 @@ def _import_litellm() -> Any:
     return litellm
 
 
+_WARM_CHUNK_BASE = {"id": "warm", "object": "chat.completion.chunk", "created": 0, "model": "m"}
+_WARM_CHUNKS: tuple[dict[str, Any], ...] = (
+    {
+        **_WARM_CHUNK_BASE,
+        "choices": [{"index": 0, "delta": {"role": "assistant", "content": "a"}}],
+    },
+    {**_WARM_CHUNK_BASE, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+    {
+        **_WARM_CHUNK_BASE,
+        "choices": [],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+    },
+)
+
+
 def _load_and_warm_litellm() -> Any:
     """Imports litellm and does, in this worker thread, what its first call would do on
     the event loop.
@@ -55,6 +70,13 @@ def _load_and_warm_litellm() -> Any:
         # The SDK imports its resource modules on first attribute access.
         sdk = openai.AsyncOpenAI(api_key=_PLACEHOLDER_KEY, base_url="http://127.0.0.1:9/v1")
         _resources = sdk.chat.completions
+        # The SDK builds a pydantic validator per union field the first time a streamed
+        # chunk has it (role, finish_reason, usage): ~60 ms on the loop on the first call.
+        from openai._models import construct_type
+        from openai.types.chat import ChatCompletionChunk
+
+        for chunk in _WARM_CHUNKS:
+            construct_type(type_=ChatCompletionChunk, value=chunk)
     with contextlib.suppress(Exception):
         warm = litellm.completion(
             model="openai/rubberduck-warm-up",
