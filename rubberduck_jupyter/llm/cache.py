@@ -1,4 +1,9 @@
-"""Answers to recent identical requests, kept to serve while a provider's breaker is open."""
+"""Answers to recent identical requests, kept to serve while a provider's breaker is open.
+
+Keys are SHA-256 digests of the request, never the prompt itself. Answers longer than
+`max_text_chars` are not kept: 128 entries of a megabyte each would hold 128 MB for a
+fallback that is rarely used (a 100k-character message once produced answers that long).
+"""
 
 from __future__ import annotations
 
@@ -26,10 +31,12 @@ class ResponseCache:
         *,
         max_entries: int = 128,
         ttl_s: float = 600.0,
+        max_text_chars: int = 32_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.max_entries = max_entries
         self.ttl_s = ttl_s
+        self.max_text_chars = max_text_chars
         self._clock = clock
         self._items: OrderedDict[str, CachedAnswer] = OrderedDict()
 
@@ -49,7 +56,7 @@ class ResponseCache:
         return answer
 
     def put(self, key: str, text: str, model_name: str, usage: Usage) -> None:
-        if self.max_entries <= 0 or not text:
+        if self.max_entries <= 0 or not text or len(text) > self.max_text_chars:
             return
         self._items[key] = CachedAnswer(text, model_name, usage, self._clock())
         self._items.move_to_end(key)

@@ -105,3 +105,17 @@ async def test_long_message_keeps_prompts_and_memory_bounded(
         f"largest prompt {max(prompts)} chars (bound {bound}); RSS {before:.0f} → {after:.0f} MB;"
         f" turn {took:.1f} s"
     )
+
+
+def test_response_cache_keeps_digests_and_no_huge_answers(cases: Any) -> None:
+    from rubberduck_jupyter.llm.cache import ResponseCache
+    from rubberduck_jupyter.protocol import Usage
+
+    cache = ResponseCache(max_entries=4, max_text_chars=1_000)
+    key = ResponseCache.key("m", [{"role": "user", "content": "x" * MESSAGE_CHARS}])
+    assert cases.check(len(key) == 64)  # a digest, not the 100k prompt
+    cache.put(key, "y" * 1_001, "m", Usage())
+    assert cases.check(cache.get(key) is None)
+    cache.put(key, "short answer", "m", Usage())
+    hit = cache.get(key)
+    assert cases.check(hit is not None and hit.text == "short answer")
