@@ -10,7 +10,9 @@
  *
  * Rules:
  * - Elements in DROPPED_TAGS are removed together with everything inside them.
- * - `img` survives only with a `data:image/...` src (no network fetch is possible).
+ * - `img` survives only with a `data:image/...` src (no network fetch is possible);
+ *   any other image becomes a visible "[image not loaded: alt]" note naming its host,
+ *   so a prompt-injected answer trying to phone home shows the attempt, not nothing.
  * - Elements not in ALLOWED_TAGS are unwrapped: their text stays, the tag goes.
  * - Attributes not in ALLOWED_ATTRIBUTES are removed, which drops every `on*`
  *   handler, `style`, `id`/`name` and all `data-*` (including
@@ -154,6 +156,24 @@ function isDataImage(src: string | null): boolean {
   return src !== null && /^data:image\/[a-z0-9.+-]+[;,]/i.test(src.trim());
 }
 
+/** What a refused image leaves: its alt text and host, as text (nothing to load). */
+function blockedImageNote(img: Element): HTMLElement {
+  const note = img.ownerDocument.createElement('em');
+  note.className = 'jp-RubberDuck-blocked-image';
+  const alt = (img.getAttribute('alt') ?? '').trim().slice(0, 200);
+  note.textContent = alt ? `[image not loaded: ${alt}]` : '[image not loaded]';
+  let host = '';
+  try {
+    host = new URL((img.getAttribute('src') ?? '').trim()).host;
+  } catch {
+    // A relative or malformed src names no host.
+  }
+  note.title =
+    'RubberDuck does not load images from other sites in answers: they could send ' +
+    `what you see there${host ? ` (this one: ${host})` : ''}.`;
+  return note;
+}
+
 function cleanChildren(parent: Element): void {
   for (const node of Array.from(parent.childNodes)) {
     if (node.nodeType === Node.COMMENT_NODE) {
@@ -166,10 +186,11 @@ function cleanChildren(parent: Element): void {
 
 function cleanElement(el: Element): void {
   const tag = el.localName;
-  if (
-    DROPPED_TAGS.has(tag) ||
-    (tag === 'img' && !isDataImage(el.getAttribute('src')))
-  ) {
+  if (tag === 'img' && !isDataImage(el.getAttribute('src'))) {
+    el.replaceWith(blockedImageNote(el));
+    return;
+  }
+  if (DROPPED_TAGS.has(tag)) {
     el.remove();
     return;
   }

@@ -334,6 +334,10 @@ def test_a_readable_answer_with_payloads_in_light_and_dark(
     assert "df.dropna(subset=['churned'])" in markdown.locator("pre code").inner_text()
     assert markdown.locator("table th, table td").count() == 4
     assert "inline <b>code</b>" in markdown.inner_text()  # code shows HTML as text
+    # The refused remote image shows as a note naming its host, not as nothing at all.
+    notes = markdown.locator("em.jp-RubberDuck-blocked-image")
+    assert notes.all_inner_texts() == ["[image not loaded]", "[image not loaded: leak]"]
+    assert "(this one: 203.0.113.5)" in (notes.nth(1).get_attribute("title") or "")
     screenshot("security-render-light")
     page.evaluate(
         "() => window.jupyterapp.commands.execute('apputils:change-theme',"
