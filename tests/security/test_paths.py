@@ -143,12 +143,16 @@ def planted(jp_root_dir: Path) -> Iterator[Planted]:
 
 
 class Recorder:
-    """Every response body the tests saw, to search for the marker at the end."""
+    """Every response body the tests saw, to search for the marker at the end; past the
+    deadline it fails the test at once (a hung read would otherwise cost a timeout per
+    request of the corpus)."""
 
-    def __init__(self) -> None:
+    def __init__(self, deadline: float) -> None:
         self.bodies: list[str] = []
+        self.deadline = deadline
 
     def keep(self, body: bytes | str) -> str:
+        assert time.monotonic() < self.deadline, "the path corpus ran past its time bound"
         text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
         self.bodies.append(text)
         return text
@@ -180,8 +184,9 @@ def _ended(frames: list[dict[str, Any]]) -> bool:
     return bool(frames) and frames[-1].get("type") in {"done", "error"}
 
 
-def _provider_saw(fake_llm: Any) -> str:
-    return json.dumps(fake_llm.requests, ensure_ascii=False)
+def _provider_saw(fake_llm: Any, since: int = 0) -> str:
+    """What the fake provider received, from its `since`-th request on."""
+    return json.dumps(fake_llm.requests[since:], ensure_ascii=False)
 
 
 async def _wait_index_idle(jp_fetch: Any, rec: Recorder, deadline: float) -> dict[str, Any]:
@@ -194,6 +199,7 @@ async def _wait_index_idle(jp_fetch: Any, rec: Recorder, deadline: float) -> dic
     raise AssertionError("indexing did not finish in time")
 
 
+@pytest.mark.timeout(DEADLINE_S + 30)  # the hard stop, should a request hang outright
 async def test_path_corpus_reads_nothing_outside_or_refused(
     jp_fetch: Any,
     jp_ws_fetch: Any,
@@ -204,7 +210,7 @@ async def test_path_corpus_reads_nothing_outside_or_refused(
     cases: Any,
 ) -> None:
     deadline = time.monotonic() + DEADLINE_S
-    rec = Recorder()
+    rec = Recorder(deadline)
     corpus = planted.corpus
     refusals: dict[str, list[str]] = {}
 
@@ -212,14 +218,16 @@ async def test_path_corpus_reads_nothing_outside_or_refused(
     # The control first: a readable file reaches the model (the channel works).
     control = await _rest_chat(jp_fetch, rec, "conv-review", "/review ok.py")
     assert _ended(control) and CONTROL in _provider_saw(fake_llm), control
-    ok = 0
+    leaks = []
     for path in corpus:
+        seen = len(fake_llm.requests)
         frames = await _rest_chat(jp_fetch, rec, "conv-review", f"/review {path}")
         notices = [f["message"] for f in frames if f.get("type") == "notice"]
         refusals[path] = notices
-        ok += _ended(frames) and MARKER not in _provider_saw(fake_llm)
-    cases.add(len(corpus), ok)
-    assert ok == len(corpus)
+        if not _ended(frames) or MARKER in _provider_saw(fake_llm, seen):
+            leaks.append(path)
+    cases.add(len(corpus), len(corpus) - len(leaks))
+    assert not leaks, f"sent to the model: {leaks}"
     # The message says which file and which rule (finding: `/review .env.py` was read).
     env_notice = " ".join(refusals[".env.py"])
     assert "`.env.py` is an .env file; RubberDuck does not read hidden files" in env_notice
@@ -234,12 +242,14 @@ async def test_path_corpus_reads_nothing_outside_or_refused(
     commands = [c for e in json.loads(body)["engines"] for c in e.get("commands", [])]
     assert "/review" in commands
     every_path = " ".join(p for p in corpus if p and "\0" not in p)
-    ok = 0
+    leaks = []
     for command in commands:
+        seen = len(fake_llm.requests)
         frames = await _rest_chat(jp_fetch, rec, "conv-cmds", f"{command} {every_path}")
-        ok += _ended(frames) and MARKER not in _provider_saw(fake_llm)
-    cases.add(len(commands), ok)
-    assert ok == len(commands)
+        if not _ended(frames) or MARKER in _provider_saw(fake_llm, seen):
+            leaks.append(command)
+    cases.add(len(commands), len(commands) - len(leaks))
+    assert not leaks, f"sent to the model: {leaks}"
 
     # --- 3. chat context.notebook_path over the socket, with an active cell -------------
     # The model's reply holds a code block, so the review proposes a suggestion whose
@@ -247,21 +257,23 @@ async def test_path_corpus_reads_nothing_outside_or_refused(
     fake_llm.set_replies(["Looks fine.\n\n```python\nx = 2\n```"] * len(corpus))
     ws = await jp_ws_fetch("rubberduck", "ws")
     rec.keep(await ws.read_message())  # hello
-    ok = 0
+    leaks = []
     made: list[str] = []
     for i, path in enumerate(corpus):
+        seen = len(fake_llm.requests)
         context = {"notebook_path": path, "active_cell": "x = 1", "cell_index": 0}
         msg = {"type": "chat", "v": 1, "id": f"nb{i}", "conversation_id": "conv-nb"}
         ws.write_message(json.dumps({**msg, "text": "/review", "context": context}))
-        frames = await read_turn(ws, f"nb{i}")
+        frames = await read_turn(ws, f"nb{i}", timeout=15)
         for frame in frames:
             rec.keep(json.dumps(frame))
             if frame["type"] == "suggestion":
                 made.append(frame["suggestion"]["id"])
-        ok += _ended(frames) and MARKER not in _provider_saw(fake_llm)
+        if not _ended(frames) or MARKER in _provider_saw(fake_llm, seen):
+            leaks.append(path)
     ws.close()
-    cases.add(len(corpus), ok)
-    assert ok == len(corpus)
+    cases.add(len(corpus), len(corpus) - len(leaks))
+    assert not leaks, f"sent to the model: {leaks}"
     assert made, "the scripted code block should have produced suggestions to apply"
 
     # --- 4. suggestions apply: the engine-made ones and crafted rows --------------------
@@ -285,15 +297,16 @@ async def test_path_corpus_reads_nothing_outside_or_refused(
             )  # fmt: skip
             await store.add_suggestion(row)
             crafted.append(row.id)
-    ok = 0
+    applied = []
     for sid in made + crafted:
         code, body = await _fetch(
             jp_fetch, rec, "rubberduck", "api", "suggestions", sid, "apply",
             method="POST", body="{}",
         )  # fmt: skip
-        ok += code >= 400 and MARKER not in body
-    cases.add(len(made) + len(crafted), ok)
-    assert ok == len(made) + len(crafted)
+        if code < 400 or MARKER in body:
+            applied.append((sid, code, body[:200]))
+    cases.add(len(made) + len(crafted), len(made) + len(crafted) - len(applied))
+    assert not applied, applied
 
     # --- 5. POST /rubberduck/api/index {"paths": [...]}, then search for the marker -----
     status = await _fetch(
@@ -301,17 +314,18 @@ async def test_path_corpus_reads_nothing_outside_or_refused(
     )
     assert status[0] == 202, status
     await _wait_index_idle(jp_fetch, rec, deadline)
-    ok = 0
+    odd = []
     for path in corpus:
-        code, _ = await _fetch(
+        code, body = await _fetch(
             jp_fetch, rec, "rubberduck", "api", "index",
             method="POST", body=json.dumps({"paths": [path]}),
         )  # fmt: skip
         if code == 202:
             await _wait_index_idle(jp_fetch, rec, deadline)
-        ok += code in (202, 400)
-    cases.add(len(corpus), ok)
-    assert ok == len(corpus)
+        elif code != 400:  # refused precisely, or accepted and (below) never indexed
+            odd.append((path, code, body[:200]))
+    cases.add(len(corpus), len(corpus) - len(odd))
+    assert not odd, odd
 
     # --- 6. index search, with each path as the `path` filter ---------------------------
     def search(**params: str) -> Any:
