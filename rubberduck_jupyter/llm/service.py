@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 # The import competes with the server's own start (the GIL); starting it a moment after the
 # server listens keeps time-to-ready unchanged (benchmarks/startup.py).
 WARM_UP_DELAY_S = 1.0
+WARM_UP_ENV = "RUBBERDUCK_LLM_WARM_UP"
 
 # Rough prompt size for admission (about 4 characters a token); settled with real usage.
 CHARS_PER_TOKEN = 4
@@ -96,8 +98,9 @@ class LLMService:
     def warm_up(self, delay_s: float = WARM_UP_DELAY_S) -> asyncio.Task[None] | None:
         """Loads litellm in the background `delay_s` after the server starts, so the first
         chats do not wait for it; a chat that comes sooner starts (and shares) the load.
-        Nothing to do without a configured model."""
-        if not self.config.configured:
+        Nothing to do without a configured model, or with RUBBERDUCK_LLM_WARM_UP=0 (a
+        server that rarely chats keeps ~100-150 MB of litellm out of its idle RSS)."""
+        if not self.config.configured or os.environ.get(WARM_UP_ENV, "1").strip() == "0":
             return None
 
         async def load_later() -> None:
