@@ -255,6 +255,19 @@ def test_render_payloads_run_nothing_and_fetch_nothing(
             bad[name] = found
     cases.add(len(PAYLOADS), len(PAYLOADS) - len(bad))
 
+    # --- the user's own message, echoed back by the fake model (no reply is scripted) -----
+    question = f"/ask why <img src=x onerror=\"{RUN}='user'\"> and ![q]({EVIL}/q.png)?"
+    echoed = _ask(panel, question)
+    _settle(page)
+    mine = panel.locator('.jp-RubberDuck-message[data-role="user"]').last
+    user_checks = {
+        "user message shown as typed": mine.inner_text().strip() == question,
+        "user message DOM clean": not mine.evaluate(_DOM_CHECK),
+        "echo DOM clean": not echoed.locator(".jp-RubberDuck-markdown").first.evaluate(_DOM_CHECK),
+    }
+    cases.add(len(user_checks), sum(user_checks.values()))
+    assert all(user_checks.values()), (user_checks, mine.inner_html())
+
     # --- citations: a payload-named notebook and file, payload headings as titles --------
     fake_llm.set_replies(["The churn model is described in [1] and [2]."])
     answer = _ask(panel, "/ask where is the churn gradient boosting model?")
