@@ -67,7 +67,7 @@ def read_allowed(path: Path, rel_path: str, max_file_bytes: int = DEFAULT_MAX_FI
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
     except FileNotFoundError:
-        raise
+        raise  # missing is the caller's "not found", not a refusal by the rules
     except OSError as exc:
         raise FileRefused(f"`{rel_path}` cannot be read: {exc.strerror}") from None
     try:
