@@ -400,7 +400,12 @@ class RubberDuckApp(ExtensionApp):
             project=self.project,
             retriever=Retriever(self.index),
             history_tokens=self._history_tokens,
-            files=ProjectFiles(self.project, on_write=self._project_file_written),
+            # The same size cap as the index: what it would not index, no engine reads.
+            files=ProjectFiles(
+                self.project,
+                on_write=self._project_file_written,
+                max_file_bytes=self.index_max_file_bytes,
+            ),
             registry=ActorRegistry(
                 mailbox_size=self.session_mailbox_size, idle_timeout=self.session_idle_timeout
             ),
