@@ -16,6 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..domain.file_rules import name_refusal
+
 if TYPE_CHECKING:  # numpy and DuckDB load only when the index is first used
     from .search import Hit
 
@@ -162,12 +164,23 @@ class IndexService:
                 raise IndexPathError(f"{_shown(raw)} is outside the server's root")
             if not exists:
                 raise IndexPathError(f"{_shown(raw)} does not exist")
+            # Named in the request, refused by the index's rules: say so instead of a 202
+            # for a path the indexer would then skip without a word.
+            refusal = name_refusal(Path(raw).as_posix()) or name_refusal(
+                path.relative_to(self.root).as_posix()
+            )
+            if refusal is not None:
+                raise IndexPathError(refusal.replace("`", "'"))
+            if not (path.is_dir() or path.is_file()):
+                raise IndexPathError(f"{_shown(raw)} is not a regular file or folder")
             resolved.append(path)
         return resolved
 
     async def start(self, paths: list[str] | None = None) -> None:
         if self._run is not None and not self._run.done():
             raise IndexBusyError("Indexing is already running; stop it or wait for it to end.")
+        if self.state == "locked" and await self.probe_lock():
+            raise IndexBusyError(self.last_error or "The index is locked by another process.")
         subpaths = self.resolve_subpaths(paths or [])
         self.state = "indexing"
         self.last_error = None
@@ -184,6 +197,12 @@ class IndexService:
             self.state = "idle"
             self._start_watcher_if_indexed()
         except Exception as exc:
+            from .store import IndexLockedError
+
+            if isinstance(exc, IndexLockedError):
+                log.warning("RubberDuck: %s", exc)
+                self.state, self.last_error = "locked", str(exc)
+                return
             log.exception("RubberDuck indexing failed")
             self.state = "error"
             self.last_error = f"{type(exc).__name__}: {exc}"
@@ -209,6 +228,20 @@ class IndexService:
 
     # --- search -----------------------------------------------------------------------
 
+    async def probe_lock(self) -> bool:
+        """Whether another process holds the index file (DuckDB allows one read-write
+        process; a second fails even read-only). Sets state "locked" with a message saying
+        what to do, or clears it. Only probes an index this service has not opened: DuckDB's
+        lock is per process, so our own open file never looks locked."""
+        if self.is_open or not self.db_path.exists():
+            return False
+        locked = await asyncio.to_thread(_locked_by_other_process, self.db_path)
+        if locked is not None:
+            self.state, self.last_error = "locked", locked
+        elif self.state == "locked":
+            self.state, self.last_error = "idle", None
+        return locked is not None
+
     async def search(
         self,
         query: str,
@@ -224,7 +257,13 @@ class IndexService:
             path_glob = None  # an empty filter field: no filter, as before
         if path_glob is not None:
             glob_to_regex(path_glob)  # GlobError now, before the index opens (cached)
-        await self._ensure_open()
+        from .store import IndexLockedError
+
+        try:
+            await self._ensure_open()
+        except IndexLockedError as exc:
+            self.state, self.last_error = "locked", str(exc)
+            raise IndexBusyError(str(exc)) from exc
         return await asyncio.to_thread(
             self._searcher.search,
             query,
@@ -373,3 +412,19 @@ class IndexService:
         if self._store is not None:
             await asyncio.to_thread(self._store.close)
             self._store = None
+
+
+def _locked_by_other_process(db_path: Path) -> str | None:
+    """IndexLockedError's message if another process holds `db_path`, else None."""
+    import duckdb
+
+    from .store import IndexLockedError
+
+    try:
+        duckdb.connect(str(db_path), read_only=True).close()
+    except duckdb.IOException as exc:
+        if "lock" in str(exc).lower():
+            return str(IndexLockedError(db_path, str(exc)))
+    except duckdb.Error:
+        return None  # not ours to diagnose here: opening it for real reports it
+    return None

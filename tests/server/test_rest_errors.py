@@ -99,3 +99,32 @@ async def test_rest_chat_errors_are_frames_with_code_and_message(jp_fetch: Any) 
     assert frame["type"] == "error"
     assert frame["code"] == "bad_json"
     assert frame["message"]
+
+
+async def test_index_paths_the_rules_refuse_are_named_not_skipped(
+    jp_fetch: Any, jp_root_dir: Any
+) -> None:
+    import os
+
+    (jp_root_dir / ".env").write_text("TOKEN=x\n")
+    (jp_root_dir / "id_rsa").write_text("key\n")
+    (jp_root_dir / ".hidden").mkdir()
+    (jp_root_dir / ".hidden" / "a.py").write_text("x = 1\n")
+    os.mkfifo(jp_root_dir / "pipe.py")
+    for path, words in [
+        (".env", "an .env file"),
+        ("id_rsa", "a key file"),
+        (".hidden/a.py", "hidden folder"),
+        ("pipe.py", "not a regular file"),
+    ]:
+        response = await jp_fetch(
+            "rubberduck",
+            "api",
+            "index",
+            method="POST",
+            body=json.dumps({"paths": [path]}),
+            raise_error=False,
+        )
+        assert response.code == 400, (path, response.body)
+        error = _error(response)
+        assert error["code"] == "bad_path" and words in error["message"], error
