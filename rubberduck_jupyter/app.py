@@ -444,6 +444,10 @@ class RubberDuckApp(ExtensionApp):
     def _start_background(self) -> None:
         favour_event_loop()
         self.loop_lag.start()
+        # A second server on the same index file: say so in health from the start.
+        probe = asyncio.get_running_loop().create_task(self.index.probe_lock())
+        self._background.add(probe)
+        probe.add_done_callback(self._background.discard)
         # litellm's import and first-call setup, off the loop and before the first chat.
         warm = self.llm.warm_up()
         if warm is not None:
@@ -480,7 +484,9 @@ class RubberDuckApp(ExtensionApp):
         from .handlers.index import IndexHandler, IndexSearchHandler
         from .handlers.models import ModelsHandler, UsageHandler
 
-        ident = r"[^/]{1,128}"
+        # Matched against the percent-encoded path: 128 characters of an id can take 1,536
+        # there, so no bound here; an id no frame could have made is simply not found.
+        ident = r"[^/]+"
         self.handlers.extend(
             [
                 (r"/rubberduck/api/health", HealthHandler),
@@ -566,6 +572,7 @@ class RubberDuckApp(ExtensionApp):
                 },
                 "index": {
                     "state": self.index.state,
+                    "error": self.index.last_error,
                     "open": self.index.is_open,
                     "embedder": self.index_embedder,
                     "watch": self.index.watch_status(),

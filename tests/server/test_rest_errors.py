@@ -128,3 +128,15 @@ async def test_index_paths_the_rules_refuse_are_named_not_skipped(
         assert response.code == 400, (path, response.body)
         error = _error(response)
         assert error["code"] == "bad_path" and words in error["message"], error
+
+
+async def test_ids_of_any_encoded_length_get_our_not_found(jp_fetch: Any) -> None:
+    from urllib.parse import quote
+
+    for ident in ("é" * 100, "x" * 2000):
+        for parts in (("conversations", ident), ("suggestions", ident)):
+            response = await jp_fetch(
+                "rubberduck", "api", parts[0], quote(parts[1]), raise_error=False
+            )
+            assert response.code == 404
+            assert _error(response)["code"] == "not_found"
