@@ -124,6 +124,9 @@ class IndexSearchHandler(RubberDuckAPIHandler):
             )
         except EmbedderError as exc:
             raise RubberDuckError(503, ErrorCode.EMBEDDER_UNAVAILABLE, str(exc)) from None
+        except IndexBusyError as exc:
+            # Another server holds the index file; the message says which and what to do.
+            raise RubberDuckError(409, ErrorCode.BUSY, str(exc)) from None
         except GlobError as exc:
             # index.globs refuses an empty glob or a reversed range such as '[z-a]'.
             raise RubberDuckError(
