@@ -18,6 +18,7 @@ async def test_health_reports_each_subsystem_without_secrets(jp_fetch: Any) -> N
     assert set(body["subsystems"]) == {"llm", "sessions", "index", "event_loop"}
     assert body["subsystems"]["index"] == {
         "state": "idle",
+        "error": None,
         "open": False,
         "embedder": "minilm",
         "watch": {"state": "waiting for an index"},
