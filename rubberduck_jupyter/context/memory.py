@@ -81,12 +81,39 @@ SUMMARY_PROMPT = (
 )
 
 
+# A summary request is bounded like every other prompt: a 100,000-character message that
+# overflows the memory window would otherwise be sent whole to be summarised (and the
+# request grows with every message folded in). ~6k tokens in all; each message keeps its
+# head and tail, which is what a 200-word summary can use of it anyway.
+SUMMARY_REQUEST_CHARS = 24_000
+SUMMARY_MESSAGE_CHARS = 4_000
+SUMMARY_MESSAGE_MIN_CHARS = 400
+SUMMARY_PREVIOUS_CHARS = 4_000
+
+
+def clip_text(text: str, limit: int) -> str:
+    """`text` in at most about `limit` characters: head and tail, with a marker between."""
+    if len(text) <= limit:
+        return text
+    head = limit * 2 // 3
+    tail = max(0, limit - head - 40)
+    return f"{text[:head]}\n[… {len(text) - head - tail} characters left out …]\n" + (
+        text[len(text) - tail :] if tail else ""
+    )
+
+
 def summary_request(previous_summary: str, messages: Sequence[Message]) -> str:
+    """What the summariser is asked to fold in, at most ~SUMMARY_REQUEST_CHARS."""
     parts = []
     if previous_summary:
-        parts.append(f"Summary so far:\n{previous_summary}")
-    lines = [f"{m.role.upper()}: {m.content}" for m in messages]
-    parts.append("Newer messages to fold in:\n" + "\n\n".join(lines))
+        parts.append(f"Summary so far:\n{clip_text(previous_summary, SUMMARY_PREVIOUS_CHARS)}")
+    share = SUMMARY_REQUEST_CHARS // max(1, len(messages))
+    each = max(SUMMARY_MESSAGE_MIN_CHARS, min(SUMMARY_MESSAGE_CHARS, share))
+    lines = [f"{m.role.upper()}: {clip_text(m.content, each)}" for m in messages]
+    body = "\n\n".join(lines)
+    # Many small messages at the floor can still add up: keep the newest that fit.
+    body = body[-SUMMARY_REQUEST_CHARS:] if len(body) > SUMMARY_REQUEST_CHARS else body
+    parts.append("Newer messages to fold in:\n" + body)
     return "\n\n".join(parts)
 
 

@@ -129,6 +129,9 @@ class ConversationActor:
                     self.processed += 1
                     self._current = None
                     self._current_task = None
+                    # Waiting for the next message must not keep this one alive: a
+                    # 100k-character request stayed in memory until the next turn.
+                    del job
         finally:
             for job in list(self._mailbox._queue):  # type: ignore[attr-defined]
                 if not job.done.done():
