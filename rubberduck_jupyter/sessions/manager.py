@@ -186,7 +186,8 @@ class SessionManager:
             return require_conversation(user, existing, request.conversation_id, write=True)
 
     async def _record_failure(self, question: Message, code: ErrorCode, message: str) -> None:
-        await self.store.add_message(
+        # The record and the answered question in one transaction (see finish_answer).
+        await self.store.finish_answer(
             Message(
                 id=new_id("msg"),
                 conversation_id=question.conversation_id,
@@ -196,9 +197,9 @@ class SessionManager:
                 turn_id=question.turn_id,
                 status=MessageStatus.ERROR,
                 meta={"error": {"code": str(code), "message": message}},
-            )
+            ),
+            question.id,
         )
-        await self.store.set_message_status(question.id, MessageStatus.ANSWERED)
 
     # --- one turn, inside the conversation's actor ------------------------------------
 
