@@ -141,7 +141,12 @@ class ConversationStore:
         crashed server never looks alive. Idempotent.
         """
         if self._server_lock is None:
-            fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError:
+                # No lock file possible (a read-only folder): behave as before the lock
+                # existed, as the only server, rather than refuse to start.
+                return True
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 self.shared = False
