@@ -14,6 +14,9 @@ import pytest
 
 from rubberduck_jupyter.testing.fake_llm import echo_reply
 
+# Each test here takes 10-30 s on 2 cores; a hang fails that test, not the whole run.
+pytestmark = pytest.mark.timeout(90)
+
 CHATS = 50
 TURNS_PER_CHAT = 2  # sequential on each socket: the second turn carries the first as history
 DEADLINE_S = 60.0

@@ -19,7 +19,11 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
 from server_process import TOKEN, Server, jupyter_server
+
+# Each test here takes 10-30 s on 2 cores; a hang fails that test, not the whole run.
+pytestmark = pytest.mark.timeout(90)
 
 PDSH = Path("/work/shared/corpora/pdsh")
 # 24 notebooks make ~3 index batches (one transaction each), so a kill can land after the

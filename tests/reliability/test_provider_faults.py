@@ -21,6 +21,9 @@ import pytest
 from rubberduck_jupyter.protocol import ErrorCode
 from rubberduck_jupyter.testing.fake_llm import FAULT_MODES
 
+# Each test here takes 10-30 s on 2 cores; a hang fails that test, not the whole run.
+pytestmark = pytest.mark.timeout(90)
+
 FAULTS = ("429", "500", "503", "drop", "stall", "malformed", "no_done", "slow_first_byte")
 N_FAULTS = 320  # 40 of each
 WORKERS = 12  # sockets, each running its turns one after another
