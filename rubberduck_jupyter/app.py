@@ -453,12 +453,21 @@ class RubberDuckApp(ExtensionApp):
         if warm is not None:
             self._background.add(warm)
             warm.add_done_callback(self._background.discard)
+        # detect-secrets' plugins (~80 ms of imports, requests among them) for redaction.
+        rules = asyncio.get_running_loop().create_task(self._load_secret_rules())
+        self._background.add(rules)
+        rules.add_done_callback(self._background.discard)
         if self.index_watch:
             self.index.watch(force_polling=self.index_watch_polling)
         if not self.llm.config.configured and self.detect_ollama:
             task = asyncio.get_running_loop().create_task(self._adopt_local_ollama())
             self._background.add(task)
             task.add_done_callback(self._background.discard)
+
+    async def _load_secret_rules(self) -> None:
+        from .context.secret_rules import provider_patterns
+
+        await asyncio.to_thread(provider_patterns)
 
     async def _adopt_local_ollama(self) -> None:
         names = await detect_ollama(self.ollama_url)

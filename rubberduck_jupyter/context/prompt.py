@@ -32,6 +32,9 @@ BASE_PROMPT = (
 # Context strings are trimmed so one huge cell cannot crowd out the question.
 MAX_CONTEXT_CHARS = 12_000
 MAX_VARIABLES_IN_PROMPT = 60
+# The model writes the summary of older turns; it goes into every later prompt, so its
+# size is bounded here whatever the model returned.
+MAX_SUMMARY_CHARS = 8_000
 
 
 def _trim(text: str, limit: int = MAX_CONTEXT_CHARS) -> str:
@@ -92,7 +95,8 @@ def build_turn_messages(
             messages.append(
                 {
                     "role": "system",
-                    "content": "Summary of the earlier conversation:\n" + conversation.summary,
+                    "content": "Summary of the earlier conversation:\n"
+                    + _trim(conversation.summary, MAX_SUMMARY_CHARS),
                 }
             )
         for message in window.select(history, conversation.summary_upto):

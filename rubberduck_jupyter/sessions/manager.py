@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -560,9 +561,15 @@ class SessionManager:
 def litellm_context_tokens(model: str) -> int | None:
     """The model's input window from litellm's local map, if litellm is already loaded
     (it is after the first model call; this never imports it on the event loop)."""
-    litellm = sys.modules.get("litellm")
-    if litellm is None:
+    if sys.modules.get("litellm") is None:
         return None
+    return _known_context_tokens(model)
+
+
+@functools.lru_cache(maxsize=256)
+def _known_context_tokens(model: str) -> int | None:
+    # litellm's map is static for the process; asked on every turn, once is enough.
+    litellm = sys.modules["litellm"]
     try:
         info = litellm.get_model_info(model)
     except Exception:

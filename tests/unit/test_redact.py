@@ -77,3 +77,37 @@ def test_passwords_in_urls_are_redacted() -> None:
     assert "Sup3r-s3cret" not in out
     assert f"postgresql://etl:{REDACTED}@db:5432/sales" in out
     assert redact("see https://example.org/a@b", []) == "see https://example.org/a@b"
+
+
+def test_a_model_written_summary_is_bounded_in_every_prompt() -> None:
+    from rubberduck_jupyter.context.prompt import MAX_SUMMARY_CHARS
+
+    conversation = Conversation("c", "u", "p", summary="s" * (MAX_SUMMARY_CHARS * 5))
+    messages = build_turn_messages(
+        system="sys",
+        preferences="",
+        conversation=conversation,
+        history=[],
+        window=MemoryWindow(1000),
+        context=ChatContext(),
+        question="next?",
+    )
+    summary = next(m["content"] for m in messages if m["content"].startswith("Summary"))
+    assert MAX_SUMMARY_CHARS < len(summary) < MAX_SUMMARY_CHARS + 200
+
+
+def test_kernel_variables_named_like_secrets_are_sent_without_their_value() -> None:
+    from rubberduck_jupyter.context.prompt import describe_context
+    from rubberduck_jupyter.protocol import KernelVariable
+
+    described = describe_context(
+        ChatContext(
+            variables=(
+                KernelVariable("db_password", "str", "'letmein'"),
+                KernelVariable("df", "DataFrame", "shape (3, 2)"),
+            )
+        )
+    )
+    assert described is not None
+    assert "letmein" not in described and f"db_password: str — {REDACTED}" in described
+    assert "df: DataFrame — shape (3, 2)" in described
