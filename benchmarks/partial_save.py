@@ -5,9 +5,9 @@
 The same long answer (`--words` chunks from the fake provider, a separate process on
 127.0.0.1, no delay between chunks: the worst case for a per-chunk cost) through
 `SessionManager.run_turn` with partial saves off, at the defaults (every 2 s or 100 chunks)
-and at an aggressive every-10-chunks, interleaved round by round; medians and the ratio to
-"off". Then `--concurrent` such turns at once per setting, the time for the whole batch,
-interleaved over `--batch-rounds` rounds; medians.
+and at an aggressive every-10-chunks, interleaved round by round (the order rotating);
+medians and the ratio to "off". Then `--concurrent` such turns at once per setting, the
+time for the whole batch, interleaved over `--batch-rounds` rounds; medians.
 """
 
 from __future__ import annotations
@@ -85,8 +85,9 @@ async def run(
         await turn(interval, every)
     times: dict[str, list[float]] = {label: [] for label, _, _ in SETTINGS}
     chunks = 0
-    for _ in range(rounds):
-        for label, interval, every in SETTINGS:
+    for r in range(rounds):
+        # The order rotates each round, so no setting always runs first (or after another).
+        for label, interval, every in SETTINGS[r % 3 :] + SETTINGS[: r % 3]:
             elapsed, chunks = await turn(interval, every)
             times[label].append(elapsed)
     off = statistics.median(times["off"]) * 1000
@@ -95,12 +96,11 @@ async def run(
         ms = statistics.median(times[label]) * 1000
         print(f"  {label:>16}: {ms:7.2f} ms  added {ms - off:+6.2f} ms  ratio {ms / off:.3f}")
 
-    print(f"{concurrent} turns at once, each {chunks} chunks:")
     # One batch first: the first burst of concurrent connections pays for opening them.
     await asyncio.gather(*(one_turn(manager, text, f"warm-{i}") for i in range(concurrent)))
     batches: dict[str, list[float]] = {label: [] for label, _, _ in SETTINGS}
     for r in range(batch_rounds):  # interleaved, like the single turns: the machine is shared
-        for label, interval, every in SETTINGS:
+        for label, interval, every in SETTINGS[r % 3 :] + SETTINGS[: r % 3]:
             manager.partial_save_interval, manager.partial_save_chunks = interval, every
             started = time.perf_counter()
             await asyncio.gather(
