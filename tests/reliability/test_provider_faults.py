@@ -6,6 +6,9 @@ Faults are queued on the fake (one per provider request, in arrival order), so w
 meets which fault depends on timing; the checks hold for any assignment. Half the turns use
 `main`, which fails over to `backup`; the other half use `solo`, which has no fallback.
 Timeouts are small so a stall or a slow first byte costs a fraction of a second.
+
+A second test pins each fault to a model (the fake reads `fault-<MODE>` in the model name),
+with and without a fallback, and checks the exact outcome each must end in.
 """
 
 from __future__ import annotations
@@ -179,3 +182,102 @@ async def test_hundreds_of_provider_faults_end_every_turn_cleanly(
     assert not bad, "\n".join(bad[:10])
     assert len(turns) >= N_FAULTS // 4, "the faults were spread over too few turns"
     assert outcomes.get("done", 0) > 0 and len(outcomes) > 2, outcomes
+
+
+# What each fault must end in, by whether the model has a healthy fallback. Faults before
+# the first token are retried, then failed over; after content has streamed there is no
+# failover (the user has read part of an answer), so those end `incomplete` either way.
+EXPECTED: dict[str, tuple[set[str], set[str]]] = {
+    # fault: (outcomes with a fallback, outcomes without)
+    "429": ({"done"}, {"rate_limited"}),
+    "500": ({"done"}, {"provider_error", "provider_unavailable"}),
+    "503": ({"done"}, {"provider_error", "provider_unavailable"}),
+    "slow_first_byte": ({"done"}, {"timeout"}),
+    "drop": ({"incomplete"}, {"incomplete"}),
+    "stall": ({"incomplete"}, {"incomplete"}),
+    "malformed": ({"incomplete"}, {"incomplete"}),
+    "no_done": ({"incomplete"}, {"incomplete"}),
+}
+TURNS_PER_MODEL = 6
+
+
+@pytest.fixture
+def fault_models(rubberduck_config: dict[str, Any], fake_llm: Any) -> list[str]:
+    """Per fault, a model that always meets it (the fake reads `fault-<MODE>` in the model
+    name), once with the healthy `backup` as its fallback and once alone."""
+    names = []
+    for fault in FAULTS:
+        for fallback in (True, False):
+            name = f"{fault}-{'fb' if fallback else 'alone'}"
+            params = {
+                "model": f"openai/fake-fault-{fault}-{name}",
+                "api_base": fake_llm.base_url,
+                "api_key": "sk-fault-key",
+            }
+            rubberduck_config["models"].append({"model_name": name, "litellm_params": params})
+            if fallback:
+                rubberduck_config["fallbacks"][name] = ["backup"]
+            names.append(name)
+    return names
+
+
+async def test_each_fault_ends_as_it_should(
+    fault_models: list[str], jp_ws_fetch: Any, history: Any, cases: Any
+) -> None:
+    queue = [(m, n) for n in range(TURNS_PER_MODEL) for m in fault_models]
+    results: dict[str, list[dict[str, Any]]] = {}
+
+    async def worker(w: int) -> None:
+        ws = await jp_ws_fetch("rubberduck", "ws")
+        await asyncio.wait_for(ws.read_message(), 30)  # hello
+        try:
+            for _ in range(len(queue)):  # bounded by the work list
+                if not queue:
+                    return
+                model, n = queue.pop()
+                turn_id = f"{model}-{n}"
+                ws.write_message(
+                    json.dumps(
+                        {
+                            "type": "chat",
+                            "id": turn_id,
+                            "conversation_id": f"each-{model}",
+                            "text": f"question {n} for {model}",
+                            "model": model,
+                            "engine": "simple",
+                        }
+                    )
+                )
+                for _ in range(500):  # bounded: a turn here is a few dozen frames
+                    raw = await asyncio.wait_for(ws.read_message(), 20)
+                    assert raw is not None, "socket closed mid-turn"
+                    got = json.loads(raw)
+                    results.setdefault(str(got.get("id")), []).append(got)
+                    if got.get("id") == turn_id and got["type"] in {"done", "error"}:
+                        break
+        finally:
+            ws.close()
+
+    started = time.monotonic()
+    await asyncio.wait_for(asyncio.gather(*(worker(w) for w in range(WORKERS))), DEADLINE_S)
+    elapsed = time.monotonic() - started
+    tried = correct = 0
+    wrong: list[str] = []
+    for model in fault_models:
+        fault, kind = model.rsplit("-", 1)
+        allowed = EXPECTED[fault][0 if kind == "fb" else 1]
+        stored = await history(f"each-{model}")
+        for n in range(TURNS_PER_MODEL):
+            tried += 1
+            got = results.get(f"{model}-{n}", [])
+            ends = [f for f in got if f["type"] in {"done", "error"}]
+            outcome = "none" if len(ends) != 1 else ends[0].get("code", ends[0]["type"])
+            ok = outcome in allowed and ("user", f"question {n} for {model}") in stored
+            if ok and outcome == "done" and kind == "fb":
+                ok = ends[0]["model"] == "backup"  # answered by the fallback
+            if not ok:
+                wrong.append(f"{model}-{n}: {outcome} (expected {sorted(allowed)})")
+            correct += ok
+    cases.add(tried, correct)
+    print(f"{tried} turns over {len(fault_models)} faulty models in {elapsed:.1f} s")
+    assert not wrong, "\n".join(wrong[:12])
