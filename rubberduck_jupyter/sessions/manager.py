@@ -53,11 +53,13 @@ from ..protocol import ChatContext, ChatRequest, ErrorCode, done_frame, error_fr
 from .actor import ActorRegistry, Job, MailboxFull
 from .partial import DEFAULT_EVERY_CHUNKS, DEFAULT_INTERVAL_S, PartialSaver
 from .preferences import Preferences, learn_from_message
-from .store import INCOMPLETE_MARK, AsyncConversationStore
+from .store import INCOMPLETE_MARK, INTERRUPTED, AsyncConversationStore
 
 Emit = Callable[[dict[str, Any]], Awaitable[None]]
 log = logging.getLogger(__name__)
 
+# What a turn cut short by a server stop says (a crash's leftovers say it at the next start).
+STOPPED_NOTE = "The server stopped before this message was answered; send it again."
 TITLE_CHARS = 60
 DEFAULT_CONTEXT_TOKENS = 8192
 MAX_HISTORY_TOKENS = 32_000
@@ -105,6 +107,7 @@ class SessionManager:
         self.partial_save_interval = partial_save_interval
         self.partial_save_chunks = partial_save_chunks
         self.active_turns = 0
+        self._stopping = False  # close() began: a cancelled turn was cut short, not stopped
         self._persisting: set[asyncio.Future[None]] = set()
 
     # --- the entry point --------------------------------------------------------------
@@ -354,10 +357,11 @@ class SessionManager:
         conversation: Conversation,
     ) -> None:
         text = turn.answer_text
+        interrupted = cancelled and self._stopping
         if status is MessageStatus.INCOMPLETE:
             text += INCOMPLETE_MARK
         elif not text and failure is not None:
-            text = "Stopped." if cancelled else failure[1]
+            text = STOPPED_NOTE if interrupted else "Stopped." if cancelled else failure[1]
         meta: dict[str, Any] = {
             "route": route.to_json(),
             "steps": [{"step": s.step, "title": s.title, "text": s.text} for s in turn.steps],
@@ -371,6 +375,10 @@ class SessionManager:
         }
         if failure is not None:
             meta["error"] = {"code": str(failure[0]), "message": failure[1], "cancelled": cancelled}
+        if interrupted:
+            # The user did not stop it: say what a crash's leftovers say, so they resend.
+            meta["error"] = {"code": INTERRUPTED, "message": STOPPED_NOTE}
+            meta[INTERRUPTED] = True
         try:
             await self.store.finish_answer(
                 Message(
@@ -553,6 +561,7 @@ class SessionManager:
         return out
 
     async def close(self) -> None:
+        self._stopping = True
         await self.registry.stop()
         if self._persisting:
             await asyncio.wait(set(self._persisting), timeout=5)

@@ -157,3 +157,24 @@ def test_a_second_server_leaves_pending_questions_to_the_first(tmp_path: Any) ->
     third = ConversationStore(tmp_path / "c.sqlite3")
     assert third.close_unanswered("note") == 1 and not third.shared
     third.close()
+
+
+async def test_a_server_stop_mid_answer_says_send_it_again(harness: Harness) -> None:
+    # A graceful stop cancels the turn: the record must say the server stopped (as after a
+    # crash), not "(stopped)" as if the user had pressed stop.
+    harness.fake.update_settings({"chunk_delay": 0.05})
+    harness.fake.set_replies(["word " * 80])
+    request = ChatRequest(id="t-stop", conversation_id="c-stop", text="long one")
+    task, frames = await _stream_until(harness, request, 5)
+    await harness.manager.close()
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.wait_for(task, 10)
+    stored = harness.store.sync.messages("c-stop")
+    assert [(m.role, m.status) for m in stored] == [
+        ("user", MessageStatus.ANSWERED),
+        ("assistant", MessageStatus.INCOMPLETE),
+    ]
+    answer = stored[1]
+    assert answer.content.removesuffix(INCOMPLETE_MARK) == _streamed(frames)
+    assert answer.meta["error"]["code"] == "interrupted"
+    assert "send it again" in answer.meta["error"]["message"]
