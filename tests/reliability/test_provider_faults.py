@@ -275,6 +275,8 @@ async def test_each_fault_ends_as_it_should(
             ok = outcome in allowed and ("user", f"question {n} for {model}") in stored
             if ok and outcome == "done" and kind == "fb":
                 ok = ends[0]["model"] == "backup"  # answered by the fallback
+            if ok and outcome == "rate_limited":
+                ok = ends[0].get("retry_after") is not None  # the provider's Retry-After, passed on
             if not ok:
                 wrong.append(f"{model}-{n}: {outcome} (expected {sorted(allowed)})")
             correct += ok
