@@ -639,8 +639,12 @@ export class ChatPanel extends Widget {
     this._answers = [];
     this._totals = emptyTotals();
     const suggestions = new Map(detail.suggestions.map(s => [s.id, s]));
+    // An answer still streaming is stored as it goes (status 'pending'): it is shown,
+    // and its question still says it is being answered.
     const answered = new Set(
-      detail.messages.filter(m => m.role === 'assistant').map(m => m.turn_id)
+      detail.messages
+        .filter(m => m.role === 'assistant' && m.status !== 'pending')
+        .map(m => m.turn_id)
     );
     for (const message of conversationOrder(detail.messages)) {
       if (message.role === 'user') {
