@@ -313,6 +313,12 @@ class IndexService:
     async def _refresh_files(self, paths: list[Path], rescan: bool = False) -> None:
         from .indexer import Indexer
 
+        if self.state == "locked" and await self.probe_lock():
+            # Another server holds the index (health says which); it sees the same files
+            # change. Nothing to do here, and nothing to log at every save.
+            log.debug("RubberDuck: index locked by another process; %d change(s) left", len(paths))
+            self.refreshes += 1
+            return
         started = time.perf_counter()
         try:
             await self._ensure_open()
@@ -323,8 +329,14 @@ class IndexService:
                 indexed,
                 time.perf_counter() - started,
             )
-        except Exception:
-            log.exception("RubberDuck could not refresh %s", [str(p) for p in paths])
+        except Exception as exc:
+            from .store import IndexLockedError
+
+            if isinstance(exc, IndexLockedError):
+                self.state, self.last_error = "locked", str(exc)
+                log.warning("RubberDuck: the index is locked by another process: %s", exc)
+            else:
+                log.exception("RubberDuck could not refresh %s", [str(p) for p in paths])
         finally:
             self.refreshes += 1
 
