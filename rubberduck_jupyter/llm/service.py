@@ -15,7 +15,7 @@ import os
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..protocol import ErrorCode, Usage
 from .breaker import BreakerBoard
@@ -33,6 +33,9 @@ from .errors import LLMError, no_model_error
 from .ratelimit import FairRateLimiter, Limits
 from .retry import RetryBudget, RetryPolicy
 from .usage import UsageLedger
+
+if TYPE_CHECKING:
+    from .openai_stream import OpenAICompatibleGateway
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +64,9 @@ class ServiceSettings:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     max_output_tokens: int | None = None
     queue_deadline_s: float = 30.0
+    # `openai/<name>` entries stream over httpx without litellm (llm/openai_stream.py);
+    # False sends every call through litellm.
+    direct_openai_streaming: bool = True
 
 
 class LLMService:
@@ -94,6 +100,43 @@ class LLMService:
         self.retry_budget = retry_budget or RetryBudget()
         self._sleep = sleep
         self._rng = rng or random.Random()
+        self._direct: OpenAICompatibleGateway | None = None
+        self._direct_loading: asyncio.Future[OpenAICompatibleGateway] | None = None
+
+    async def _gateway_for(self, entry: ModelEntry) -> Any:
+        """The direct path for the entries it can send, litellm for the rest."""
+        if not self.settings.direct_openai_streaming or not entry.model.startswith("openai/"):
+            return self.gateway
+        direct = self._direct
+        if direct is None:
+            if self._direct_loading is None:
+                # httpx's import (~45 ms) runs in a thread, once, like litellm's.
+                self._direct_loading = asyncio.ensure_future(asyncio.to_thread(_new_direct))
+            try:
+                direct = self._direct = await asyncio.shield(self._direct_loading)
+            except Exception:
+                self._direct_loading = None
+                log.warning("RubberDuck's direct OpenAI path failed to load", exc_info=True)
+                return self.gateway
+        return direct if direct.handles(entry) else self.gateway
+
+    async def _cost_usd(self, entry: ModelEntry, usage: Usage) -> float | None:
+        """litellm's local cost map. After a direct stream litellm may not be loaded yet (a
+        chat within seconds of the start): its import then runs in its worker thread,
+        shared with the warm-up, never on the loop; the text has already streamed."""
+        if not usage.total_tokens:
+            return None
+        if self.gateway.state != "ready":
+            try:
+                await self.gateway.load()
+            except Exception:
+                return None
+        return self.gateway.cost_usd(entry, usage)
+
+    async def aclose(self) -> None:
+        """Closes the direct path's pooled connections (the server is stopping)."""
+        if self._direct is not None:
+            await self._direct.aclose()
 
     def warm_up(self, delay_s: float = WARM_UP_DELAY_S) -> asyncio.Task[None] | None:
         """Loads litellm in the background `delay_s` after the server starts, so the first
@@ -188,7 +231,8 @@ class LLMService:
                     attempts.append({"model": entry.name, "outcome": "breaker_open"})
                     break
                 parts: list[str] = []
-                upstream = self.gateway.stream(
+                gateway = await self._gateway_for(entry)
+                upstream = gateway.stream(
                     entry,
                     messages,
                     timeouts=self.settings.timeouts,
@@ -204,7 +248,7 @@ class LLMService:
                                 continue
                             breaker.record_success()
                             usage = piece.usage or Usage()
-                            cost = self.gateway.cost_usd(entry, usage)
+                            cost = await self._cost_usd(entry, usage)
                             self.ledger.record(user, conversation_id, entry.name, usage, cost)
                             self.cache.put(cache_key, "".join(parts), entry.name, usage)
                             attempts.append({"model": entry.name, "outcome": "ok"})
@@ -320,3 +364,9 @@ class LLMService:
                 ErrorCode.PROVIDER_ERROR, f"{name} rejected the request: {failure.detail}"
             )
         return LLMError(ErrorCode.PROVIDER_ERROR, f"{name} failed{after}: {failure.detail}")
+
+
+def _new_direct() -> OpenAICompatibleGateway:
+    from .openai_stream import OpenAICompatibleGateway
+
+    return OpenAICompatibleGateway()
