@@ -431,7 +431,8 @@ class OpenAICompatibleGateway:
             kind = FailureKind.INCOMPLETE if started else FailureKind.SERVER
             raise ProviderFailure(kind, detail, started=started) from None
         except Exception as exc:
-            raise _transport_failure(exc, started, plan.where, secret) from None
+            responded = response is not None
+            raise _transport_failure(exc, started, responded, plan.where, secret) from None
         finally:
             # Closing an unfinished response closes its connection: the provider stops
             # generating at once when the user presses Stop.
@@ -501,13 +502,17 @@ async def _status_failure(
 
 
 def _transport_failure(
-    exc: BaseException, started: bool, where: str, secret: str | None
+    exc: BaseException, started: bool, responded: bool, where: str, secret: str | None
 ) -> ProviderFailure:
     detail = _clean(f"{type(exc).__name__} talking to {where}: {exc}".rstrip(": "), secret)
     if started:
         return ProviderFailure(FailureKind.INCOMPLETE, detail, started=True)
     if isinstance(exc, httpx.ReadTimeout | httpx.WriteTimeout):
         return ProviderFailure(FailureKind.FIRST_TOKEN_TIMEOUT, detail)
+    if responded:
+        # The endpoint answered, then its body broke before any text: litellm reports this
+        # as a mid-stream error, which classify calls a server error.
+        return ProviderFailure(FailureKind.SERVER, detail)
     if isinstance(exc, httpx.TransportError | OSError):
         # Refused, reset, cut before any text, no pool slot in time: the endpoint's health.
         return ProviderFailure(FailureKind.CONNECTION, detail)
