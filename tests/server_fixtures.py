@@ -16,6 +16,13 @@ def rubberduck_config(fake_llm: Any) -> dict[str, Any]:
     return {"model": "openai/fake-model", "api_base": fake_llm.base_url, "api_key": "sk-test-key"}
 
 
+@pytest.fixture(params=[True, False], ids=["direct", "litellm"])
+def direct_openai_streaming(request: pytest.FixtureRequest) -> bool:
+    """Both streaming paths (llm/openai_stream.py and litellm): a module whose
+    rubberduck_config takes this fixture runs each test on each."""
+    return bool(request.param)
+
+
 @pytest.fixture
 def jp_server_config(rubberduck_config: dict[str, Any]) -> dict[str, Any]:
     return {

@@ -1,4 +1,5 @@
-"""Every way a provider fails, through a real server, litellm and the fake provider.
+"""Every way a provider fails, through a real server and the fake provider, on both
+streaming paths (the direct OpenAI-compatible one and litellm).
 
 Two models on one fake server: `main` (model fake-main) falls back to `backup`
 (fake-backup), and `dead` points at a closed port and falls back to `main`. Each test
@@ -26,7 +27,7 @@ def _closed_port() -> int:
 
 
 @pytest.fixture
-def rubberduck_config(fake_llm: Any) -> dict[str, Any]:
+def rubberduck_config(fake_llm: Any, direct_openai_streaming: bool) -> dict[str, Any]:
     fake_llm.retry_after_seconds = 0.2
     fake_llm.slow_first_byte_seconds = 3.0
     fake_llm.stall_seconds = 5.0
@@ -52,6 +53,7 @@ def rubberduck_config(fake_llm: Any) -> dict[str, Any]:
         "max_retry_after": 2.0,
         "max_attempts": 2,
         "breaker_failure_threshold": 100,
+        "direct_openai_streaming": direct_openai_streaming,
     }
 
 

@@ -1,4 +1,5 @@
-"""Breakers, the cache, rate limits, usage, cost and model choice, through a real server."""
+"""Breakers, the cache, rate limits, usage, cost and model choice, through a real server,
+on both streaming paths (the direct OpenAI-compatible one and litellm)."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ def _entry(name: str, model: str, base: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def rubberduck_config(fake_llm: Any) -> dict[str, Any]:
+def rubberduck_config(fake_llm: Any, direct_openai_streaming: bool) -> dict[str, Any]:
     return {
+        "direct_openai_streaming": direct_openai_streaming,
         "models": [
             _entry("solo", "openai/fake-solo", fake_llm.base_url),
             # A name litellm prices, so cost can be computed; the fake answers it.
