@@ -192,6 +192,8 @@ class Harness:
             "--RubberDuckApp.index_watch=False",
             # Default queue (64) is for one person's server; 200 users may queue more.
             "--RubberDuckApp.rate_limit_queue_size=1024",
+            # The direct OpenAI-compatible stream (default) or, with --litellm, litellm's.
+            f"--RubberDuckApp.direct_openai_streaming={not self.args.litellm}",
         ]
         log = (self.workdir / "server.log").open("w")
         started = time.perf_counter()
@@ -553,6 +555,11 @@ def main() -> None:
     parser.add_argument(
         "--cold-wait", type=float, default=0.0, help="seconds from ready to the 50 cold chats"
     )
+    parser.add_argument(
+        "--litellm",
+        action="store_true",
+        help="stream chats through litellm (direct_openai_streaming=False), as before 2026-12",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work folder (server log)")
     args = parser.parse_args()
     args.users = [max(1, min(1000, int(u))) for u in args.users.split(",")]
@@ -560,7 +567,8 @@ def main() -> None:
     print(
         f"{time.strftime('%Y-%m-%d %H:%M')} · {cpu_model()} · {os.cpu_count()} cores · "
         f"Python {platform.python_version()} · rounds {args.rounds}, think {args.think} s, "
-        f"reply {args.reply_words} words, chunk delay {args.chunk_delay} s"
+        f"reply {args.reply_words} words, chunk delay {args.chunk_delay} s, "
+        f"chat stream: {'litellm' if args.litellm else 'direct'}"
     )
     workdir = Path(tempfile.mkdtemp(prefix="rd-load-"))
     try:
