@@ -4,9 +4,11 @@
 
 Against the fake provider (a separate process on 127.0.0.1, so it does not share this
 process's GIL): time to first token and total time of a streamed answer through
-(a) raw httpx, (b) a direct `litellm.acompletion`, (c) `LLMService.stream`, interleaved
-round by round, at 1 and 50 concurrent streams; medians and ratios. Then 200 concurrent
-streams through the service, counting errors.
+(a) raw httpx, (b) a direct `litellm.acompletion`, (c) `LLMService.stream` through
+litellm (`direct_openai_streaming=False`), (d) `LLMService.stream` on the direct
+OpenAI-compatible path (llm/openai_stream.py), interleaved round by round, at 1 and 50
+concurrent streams; medians and ratios, and the CPU time of this process per stream for
+each arm. Then 200 concurrent streams through each service, counting errors.
 """
 
 from __future__ import annotations
@@ -85,8 +87,15 @@ async def via_service(service: Any, user: str) -> Timing:
     return first, time.perf_counter() - started
 
 
-async def gather_round(call: Callable[[int], Awaitable[Timing]], concurrency: int) -> list[Timing]:
-    return list(await asyncio.gather(*(call(i) for i in range(concurrency))))
+async def gather_round(
+    call: Callable[[int], Awaitable[Timing]], concurrency: int, cpu: list[float] | None = None
+) -> list[Timing]:
+    # The fake runs in its own process: this process's CPU time is the client's own cost.
+    started = time.process_time()
+    results = list(await asyncio.gather(*(call(i) for i in range(concurrency))))
+    if cpu is not None:
+        cpu.append((time.process_time() - started) / concurrency)
+    return results
 
 
 def median_ms(samples: list[Timing], index: int) -> float:
@@ -98,7 +107,7 @@ async def run(rounds: int) -> None:
 
     from rubberduck_jupyter.llm.client import _import_litellm
     from rubberduck_jupyter.llm.config import build_models_config
-    from rubberduck_jupyter.llm.service import LLMService
+    from rubberduck_jupyter.llm.service import LLMService, ServiceSettings
 
     litellm = _import_litellm()
     process, base_url = start_fake()
@@ -116,14 +125,17 @@ async def run(rounds: int) -> None:
             ],
             env={},
         )
-        service = LLMService(config)
+        service = LLMService(config, settings=ServiceSettings(direct_openai_streaming=False))
         await service.gateway.load()
+        direct = LLMService(config, settings=ServiceSettings(direct_openai_streaming=True))
+        await direct.gateway.load()  # for the cost map, as on a server after its warm-up
         limits = httpx.Limits(max_connections=500, max_keepalive_connections=500)
         async with httpx.AsyncClient(timeout=60, limits=limits) as client:
             arms: dict[str, Callable[[int], Awaitable[Timing]]] = {
                 "httpx": lambda i: via_httpx(client, base_url),
                 "litellm": lambda i: via_litellm(litellm, base_url),
                 "service": lambda i: via_service(service, f"user{i % 10}"),
+                "direct": lambda i: via_service(direct, f"user{i % 10}"),
             }
             for arm in arms.values():  # warm connections and code paths
                 await gather_round(arm, 5)
@@ -133,34 +145,42 @@ async def run(rounds: int) -> None:
             )
             for concurrency, n_rounds in ((1, rounds), (50, max(4, rounds // 25))):
                 samples: dict[str, list[Timing]] = {name: [] for name in arms}
+                cpu: dict[str, list[float]] = {name: [] for name in arms}
                 for _ in range(n_rounds):
                     for name, arm in arms.items():
-                        samples[name] += await gather_round(arm, concurrency)
+                        samples[name] += await gather_round(arm, concurrency, cpu[name])
                 print(f"\n{concurrency} concurrent stream(s), {n_rounds} rounds, medians:")
                 for name in arms:
                     print(
                         f"  {name:8s} first token {median_ms(samples[name], 0):7.2f} ms"
                         f"   total {median_ms(samples[name], 1):7.2f} ms"
+                        f"   CPU {statistics.median(cpu[name]) * 1000:6.2f} ms/stream"
                     )
                 for index, what in ((0, "first token"), (1, "total")):
                     lit = median_ms(samples["litellm"], index)
                     svc = median_ms(samples["service"], index)
                     raw = median_ms(samples["httpx"], index)
+                    dir_ = median_ms(samples["direct"], index)
                     print(
                         f"  {what}: service/litellm {svc / lit:.3f} ({svc - lit:+.2f} ms), "
-                        f"litellm/httpx {lit / raw:.3f} ({lit - raw:+.2f} ms)"
+                        f"litellm/httpx {lit / raw:.3f} ({lit - raw:+.2f} ms), "
+                        f"direct/service {dir_ / svc:.3f} ({dir_ - svc:+.2f} ms), "
+                        f"direct/httpx {dir_ / raw:.3f} ({dir_ - raw:+.2f} ms)"
                     )
-            errors = 0
-            started = time.perf_counter()
-            results = await asyncio.gather(
-                *(via_service(service, f"user{i % 20}") for i in range(200)),
-                return_exceptions=True,
-            )
-            errors = sum(isinstance(r, BaseException) for r in results)
-            print(
-                f"\n200 concurrent streams through the service: {200 - errors} completed, "
-                f"{errors} errors, {time.perf_counter() - started:.2f} s"
-            )
+            for name, svc_ in (("service", service), ("direct", direct)):
+                started = time.perf_counter()
+                cpu_started = time.process_time()
+                results = await asyncio.gather(
+                    *(via_service(svc_, f"user{i % 20}") for i in range(200)),
+                    return_exceptions=True,
+                )
+                errors = sum(isinstance(r, BaseException) for r in results)
+                print(
+                    f"\n200 concurrent streams through {name}: {200 - errors} completed, "
+                    f"{errors} errors, {time.perf_counter() - started:.2f} s, "
+                    f"CPU {time.process_time() - cpu_started:.2f} s"
+                )
+            await direct.aclose()
     finally:
         process.terminate()
         process.wait(timeout=10)
