@@ -323,7 +323,8 @@ class OpenAICompatibleGateway:
                 httpx.AsyncClient(
                     http1=True,
                     http2=False,
-                    trust_env=False,  # the entry says where to go; no proxy from the environment
+                    # As the OpenAI SDK: HTTPS_PROXY/NO_PROXY and SSL_CERT_FILE apply.
+                    trust_env=True,
                     follow_redirects=False,
                     limits=limits,
                 )

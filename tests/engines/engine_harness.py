@@ -94,6 +94,7 @@ class Harness:
         if not self.closed:
             self.closed = True
             await self.manager.close()
+            await self.llm.aclose()
             await self.store.aclose()
 
 

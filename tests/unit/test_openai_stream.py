@@ -378,3 +378,54 @@ def test_statuses_and_streams_broken_before_text_map_as_litellm_maps_them(
     # litellm reads only delta-seconds; the direct path also reads the HTTP date (past: 0).
     if case == "429":
         assert direct.retry_after == 0.0
+
+
+def test_max_tokens_and_entry_params_reach_the_provider_on_both_paths(fake: FakeLLMThread) -> None:
+    entry = ModelEntry(
+        name="m",
+        model="openai/fake-params",
+        api_base=fake.base_url,
+        api_key=KEY,
+        extra_params={"temperature": 0.1, "seed": 7},
+    )
+
+    async def both() -> None:
+        litellm = LiteLLMGateway()
+        direct = OpenAICompatibleGateway(env={})
+        for gateway in (litellm, direct):
+            async for _piece in gateway.stream(
+                entry, MESSAGES, timeouts=TIMEOUTS, max_output_tokens=33
+            ):
+                pass
+        await direct.aclose()
+
+    asyncio.run(both())
+    via_litellm, via_direct = fake.requests
+    for request in (via_litellm, via_direct):
+        assert request["max_tokens"] == 33
+        assert request["temperature"] == 0.1
+        assert request["seed"] == 7
+        assert request["stream_options"] == {"include_usage": True}
+
+
+def test_the_total_timeout_cuts_a_long_answer_and_keeps_its_text(fake: FakeLLMThread) -> None:
+    fake.update_settings({"chunk_delay": 0.05})
+    fake.set_replies(["word " * 200])
+    timeouts = Timeouts(connect=1.0, first_token=1.0, idle=1.0, total=0.4)
+
+    async def run() -> Outcome:
+        direct = OpenAICompatibleGateway(env={})
+        try:
+            return await _run(direct, _fake_entry(fake), timeouts)
+        finally:
+            await direct.aclose()
+
+    outcome = asyncio.run(run())
+    assert outcome.kind == FailureKind.INCOMPLETE and outcome.started
+    assert "0.4 s in all" in outcome.detail
+    assert outcome.text.startswith("word word")
+    for _ in range(50):
+        if fake.active_streams == 0:
+            break
+        threading.Event().wait(0.02)
+    assert fake.active_streams == 0, "the provider connection is still open"
