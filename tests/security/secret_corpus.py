@@ -1,4 +1,3 @@
-# ruff: noqa: E501  (a table of cases: one case a line reads better than wrapped ones)
 """A corpus of secret shapes, each planted in the syntax people write it in, and of ordinary
 code that must reach the model unchanged.
 
