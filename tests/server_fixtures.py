@@ -9,6 +9,24 @@ from typing import Any
 
 import pytest
 
+EMBED_MODEL = "openai/fake-embed"
+
+
+def indexed_config(fake_llm: Any, tmp_path: Any, **extra: Any) -> dict[str, Any]:
+    """The fake model, an index in `tmp_path` embedded by the fake provider (no model
+    loads, searches are fast), no Ollama probe; `extra` adds or overrides traitlets."""
+    return {
+        "model": "openai/fake-model",
+        "api_base": fake_llm.base_url,
+        "api_key": "sk-test-key",
+        "index_db_path": str(tmp_path / "index.duckdb"),
+        "ollama_url": "http://127.0.0.1:9",
+        "index_embedder": f"litellm:{EMBED_MODEL}",
+        "index_embedder_api_base": fake_llm.base_url,
+        "index_embedder_api_key": "sk-test-key",
+        **extra,
+    }
+
 
 @pytest.fixture
 def rubberduck_config(fake_llm: Any) -> dict[str, Any]:

@@ -31,6 +31,7 @@ import psutil
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from server_fixtures import indexed_config
 
 from rubberduck_jupyter.index.globs import glob_to_regex
 from rubberduck_jupyter.protocol import ErrorCode
@@ -39,7 +40,6 @@ CODES = {str(code) for code in ErrorCode}
 WS_EXAMPLES = 600  # ~15 ms each
 REST_EXAMPLES = 500  # ~20 ms each
 READ_TIMEOUT_S = 20.0  # a bound for failing, not a speed expectation
-EMBED_MODEL = "openai/fake-embed"
 FUZZ = settings(
     max_examples=300,
     deadline=timedelta(seconds=30),
@@ -52,16 +52,7 @@ FUZZ = settings(
 @pytest.fixture
 def rubberduck_config(jp_root_dir: Path, tmp_path: Path, fake_llm: Any) -> dict[str, Any]:
     (jp_root_dir / "notes.md").write_text("# Notes\n\nThe fiscal quarter starts in April.\n")
-    return {
-        "model": "openai/fake-model",
-        "api_base": fake_llm.base_url,
-        "api_key": "sk-test-key",
-        "index_db_path": str(tmp_path / "index.duckdb"),
-        "ollama_url": "http://127.0.0.1:9",
-        "index_embedder": f"litellm:{EMBED_MODEL}",
-        "index_embedder_api_base": fake_llm.base_url,
-        "index_embedder_api_key": "sk-test-key",
-    }
+    return indexed_config(fake_llm, tmp_path)
 
 
 def _on_loop(loop: asyncio.AbstractEventLoop, check: Callable[[Any], Awaitable[None]]) -> Any:

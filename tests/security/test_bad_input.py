@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from server_fixtures import indexed_config
 
 from rubberduck_jupyter.handlers.chat_ws import MAX_WIRE_MESSAGE_BYTES
 from rubberduck_jupyter.protocol import ErrorCode
@@ -24,7 +25,6 @@ from rubberduck_jupyter.protocol import ErrorCode
 CODES = {str(code) for code in ErrorCode}
 DEEP = "[" * 1000 + "]" * 1000
 DEEP_OBJECT = '{"a": ' * 1000 + "1" + "}" * 1000
-EMBED_MODEL = "openai/fake-embed"
 
 
 @pytest.fixture
@@ -40,16 +40,7 @@ def project(jp_root_dir: Path) -> Path:
 @pytest.fixture
 def rubberduck_config(project: Path, tmp_path: Path, fake_llm: Any) -> dict[str, Any]:
     # Embeddings from the fake provider: no model loads, searches are fast.
-    return {
-        "model": "openai/fake-model",
-        "api_base": fake_llm.base_url,
-        "api_key": "sk-test-key",
-        "index_db_path": str(tmp_path / "index.duckdb"),
-        "ollama_url": "http://127.0.0.1:9",
-        "index_embedder": f"litellm:{EMBED_MODEL}",
-        "index_embedder_api_base": fake_llm.base_url,
-        "index_embedder_api_key": "sk-test-key",
-    }
+    return indexed_config(fake_llm, tmp_path)
 
 
 async def _open(jp_ws_fetch: Any) -> Any:

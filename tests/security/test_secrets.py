@@ -21,11 +21,11 @@ from typing import Any
 
 import pytest
 from secret_corpus import CLEAN, PLANTED
+from server_fixtures import indexed_config
 from tornado.httpclient import HTTPClientError
 
 from rubberduck_jupyter.context.redact import REDACTED, redact
 
-EMBED_MODEL = "openai/fake-embed"
 # A key shaped like no rule knows, so only the configured-key path can take it out.
 CONFIGURED_KEY = "cfgkey" + uuid.uuid4().hex
 # A generated token under a plain variable name: found by its shape in the environment.
@@ -60,17 +60,13 @@ def planted_root(jp_root_dir: Path) -> Path:
 
 @pytest.fixture
 def rubberduck_config(planted_root: Path, tmp_path: Path, fake_llm: Any) -> dict[str, Any]:
-    return {
-        "model": "openai/fake-model",
-        "api_base": fake_llm.base_url,
-        "api_key": CONFIGURED_KEY,
-        "index_db_path": str(tmp_path / "index.duckdb"),
-        "index_embedder": f"litellm:{EMBED_MODEL}",
-        "index_embedder_api_base": fake_llm.base_url,
-        "index_embedder_api_key": CONFIGURED_KEY,
-        "index_watch": False,
-        "ollama_url": "http://127.0.0.1:9",
-    }
+    return indexed_config(
+        fake_llm,
+        tmp_path,
+        api_key=CONFIGURED_KEY,
+        index_embedder_api_key=CONFIGURED_KEY,
+        index_watch=False,
+    )
 
 
 @pytest.fixture
