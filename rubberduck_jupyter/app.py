@@ -421,6 +421,7 @@ class RubberDuckApp(ExtensionApp):
             correction_rounds=self.correction_rounds,
             partial_save_interval=self.partial_save_interval,
             partial_save_chunks=self.partial_save_chunks,
+            redactor=Redactor(self._configured_secrets),
         )
         manager.engines.update(build_engines(manager))
         manager.router.engine_names = set(manager.engines)

@@ -33,6 +33,7 @@ __all__ = [
     "is_secret_name",
     "looks_like_token",
     "redact",
+    "restore_redacted",
     "secret_env_values",
 ]
 
@@ -135,3 +136,34 @@ class Redactor:
             {**m, "content": redact(m["content"], secrets)} if m.get("content") else m
             for m in messages
         ]
+
+
+def restore_redacted(original: str, proposed: str, redactor: Redactor) -> tuple[str, int]:
+    """`proposed` (code a model wrote after seeing `original` redacted) with each line that
+    still carries a `[REDACTED]` placeholder put back to the original line it came from,
+    and how many such lines had no original (the model changed them). Applying a line with
+    the placeholder would write "[REDACTED]" over the user's real value."""
+    if REDACTED not in proposed:
+        return proposed, 0
+    secrets = redactor.secrets()
+    by_redacted: dict[str, str] = {}
+    for line in original.splitlines():
+        stripped = line.strip()
+        if stripped:
+            by_redacted.setdefault(redact(stripped, secrets), stripped)
+    out: list[str] = []
+    unresolved = 0
+    for line in proposed.splitlines(keepends=True):
+        if REDACTED not in line:
+            out.append(line)
+            continue
+        body = line.rstrip("\r\n")
+        stripped = body.strip()
+        source = by_redacted.get(stripped)
+        if source is None:
+            unresolved += 1
+            out.append(line)
+            continue
+        indent = body[: len(body) - len(body.lstrip())]
+        out.append(indent + source + line[len(body) :])
+    return "".join(out), unresolved

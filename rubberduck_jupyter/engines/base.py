@@ -94,7 +94,7 @@ class Turn:
         retriever: Retriever | None,
         project_root: str | None,
         build_messages: Callable[..., list[ChatMessage]],
-        new_suggestion: Callable[..., Awaitable[CodeSuggestion]] | None = None,
+        new_suggestion: Callable[..., Awaitable[CodeSuggestion | None]] | None = None,
         save_task: Callable[[dict[str, Any] | None], Awaitable[None]] | None = None,
         command: str | None = None,
         correction_rounds: int = 2,
@@ -184,6 +184,14 @@ class Turn:
         if self._new_suggestion is None:
             return None
         suggestion = await self._new_suggestion(**kwargs)
+        if suggestion is None:
+            await self.notice(
+                "suggestion_withheld",
+                "The suggested change rewrites a line whose secret the model never saw (it "
+                "was sent as [REDACTED]); applying it would write that placeholder into "
+                "your code, so it is not offered. Make that change by hand.",
+            )
+            return None
         data = suggestion.to_json()
         self.suggestions.append(data)
         await self._emit(suggestion_frame(self.request.id, data))

@@ -26,6 +26,7 @@ from ..context.memory import (
     summary_request,
 )
 from ..context.prompt import ChatMessage, build_turn_messages
+from ..context.redact import Redactor, restore_redacted
 from ..context.retrieval import Retriever
 from ..domain.actions import ProjectFiles
 from ..domain.models import (
@@ -92,8 +93,12 @@ class SessionManager:
         correction_rounds: int = 2,
         partial_save_interval: float = DEFAULT_INTERVAL_S,
         partial_save_chunks: int = DEFAULT_EVERY_CHUNKS,
+        redactor: Redactor | None = None,
     ) -> None:
         self.store = store
+        # The one the LLM service applies: what the model saw of a file, to map its
+        # suggestions back to the user's real values.
+        self.redactor = redactor or Redactor()
         self.model = model
         self.has_model = has_model
         self.engines = engines
@@ -463,10 +468,15 @@ class SessionManager:
 
     def _suggestion_maker(
         self, user: User, conversation_id: str, message_id: str
-    ) -> Callable[..., Awaitable[CodeSuggestion]]:
+    ) -> Callable[..., Awaitable[CodeSuggestion | None]]:
         async def make(
             *, target: Any, proposed: str, title: str = "", mode: str = "replace"
-        ) -> CodeSuggestion:
+        ) -> CodeSuggestion | None:
+            # The model saw the code redacted: lines it kept come back with their secrets;
+            # a changed line that still holds a placeholder is not offered at all.
+            proposed, unresolved = restore_redacted(target.source or "", proposed, self.redactor)
+            if unresolved:
+                return None
             suggestion = CodeSuggestion(
                 id=new_id("sug"),
                 user=user.name,

@@ -278,3 +278,44 @@ async def test_review_of_named_files_stays_inside_the_project(
     assert "   1  # In[0]\n   2  total = sum(values)" in joined(harness.prompts()[-1])
     # A whole notebook rendered as code cannot be replaced by one code block.
     assert frames_of(frames, "suggestion") == []
+
+
+SECRET_CELL = (
+    "import boto3\n"
+    "AWS_SECRET = 'q8Zr2LmX7vNp4Tk9Wd3Hs6YbQ8Zr2LmX7vNp4Tk9'\n"
+    "client = boto3.client('s3', aws_secret_access_key=AWS_SECRET)\n"
+    "try:\n    client.list_buckets()\nexcept:\n    pass\n"
+)
+
+
+async def test_a_review_suggestion_keeps_the_secrets_the_model_never_saw(
+    harness: Harness,
+) -> None:
+    # The model saw the secret line as [REDACTED] and wrote it back unchanged.
+    improved = (
+        "```python\nimport boto3\nAWS_SECRET = '[REDACTED]'\n"
+        "client = boto3.client('s3', aws_secret_access_key=AWS_SECRET)\n"
+        "try:\n    client.list_buckets()\nexcept Exception:\n    raise\n```"
+    )
+    harness.fake.set_replies([f"- **line 6** bare except.\n\n{improved}"])
+    context = ChatContext(notebook_path="n.ipynb", cell_index=0, active_cell=SECRET_CELL)
+    frames = await harness.chat("please review this", context=context)
+    assert "q8Zr2LmX7vNp4Tk9" not in joined(harness.prompts()[-1])
+    (suggestion,) = frames_of(frames, "suggestion")
+    proposed = suggestion["suggestion"]["proposed"]
+    assert "AWS_SECRET = 'q8Zr2LmX7vNp4Tk9Wd3Hs6YbQ8Zr2LmX7vNp4Tk9'" in proposed
+    assert "[REDACTED]" not in proposed and "except Exception:" in proposed
+
+
+async def test_a_suggestion_that_changes_a_redacted_line_is_withheld(harness: Harness) -> None:
+    changed = (
+        "```python\nimport boto3, os\nAWS_SECRET = os.environ.get('X', '[REDACTED]')\n"
+        "client = boto3.client('s3', aws_secret_access_key=AWS_SECRET)\n```"
+    )
+    harness.fake.set_replies([f"- move the secret out.\n\n{changed}"])
+    context = ChatContext(notebook_path="n.ipynb", cell_index=0, active_cell=SECRET_CELL)
+    frames = await harness.chat("please review this", context=context)
+    assert frames_of(frames, "suggestion") == []
+    notices = [f for f in frames_of(frames, "notice") if f["code"] == "suggestion_withheld"]
+    assert notices and "[REDACTED]" in notices[0]["message"]
+    assert frames[-1]["type"] == "done"

@@ -87,7 +87,13 @@ async def test_other_conversations_do_not_wait(harness: Harness) -> None:
     harness.fake.add_faults(["slow_first_byte"])
     harness.fake.update_settings({"slow_first_byte_seconds": 5.0})
     slow = asyncio.ensure_future(harness.chat("slow one", conversation="c-slow"))
-    await asyncio.sleep(0.3)
+    # The queued fault goes to the next request the fake sees: wait until that was the
+    # slow one (a fixed sleep lost this race on a loaded machine).
+    for _ in range(100):
+        if harness.fake.requests:
+            break
+        await asyncio.sleep(0.05)
+    assert harness.fake.requests, "the slow question never reached the provider"
     harness.fake.set_replies(["quick answer"])
     fast = await asyncio.wait_for(harness.chat("quick one", conversation="c-fast"), 4)
     assert answer_text(fast) == "quick answer"

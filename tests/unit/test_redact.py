@@ -111,3 +111,18 @@ def test_kernel_variables_named_like_secrets_are_sent_without_their_value() -> N
     assert described is not None
     assert "letmein" not in described and f"db_password: str — {REDACTED}" in described
     assert "df: DataFrame — shape (3, 2)" in described
+
+
+def test_restore_puts_back_the_lines_the_model_kept_and_counts_the_rest() -> None:
+    from rubberduck_jupyter.context.redact import restore_redacted
+
+    original = "import os\n    password = 'hunter2hunter2'\nurl = 'postgresql://a:pw-123456@db/x'\n"
+    seen = redact(original, [])
+    assert "hunter2" not in seen and "pw-123456" not in seen
+    # kept, re-indented, and one line changed by the model
+    proposed = seen.replace("    password", "        password") + f"token = '{REDACTED}x'\n"
+    restored, unresolved = restore_redacted(original, proposed, Redactor(lambda: []))
+    assert "        password = 'hunter2hunter2'" in restored
+    assert "postgresql://a:pw-123456@db/x" in restored
+    assert unresolved == 1
+    assert restore_redacted(original, "x = 1\n", Redactor())[0] == "x = 1\n"
