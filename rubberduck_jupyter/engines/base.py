@@ -180,8 +180,17 @@ class Turn:
         await self._emit(notice_frame(self.request.id, code, message))
 
     async def suggest(self, **kwargs: Any) -> CodeSuggestion | None:
-        """Records a change the user may apply (see domain.actions) and shows it."""
+        """Records a change the user may apply (see domain.actions) and shows it. Python
+        code that does not parse (IPython syntax allowed in cells) is never offered."""
         if self._new_suggestion is None:
+            return None
+        problem = _unparsable(kwargs.get("target"), kwargs.get("proposed", ""))
+        if problem is not None:
+            await self.notice(
+                "suggestion_unparsable",
+                f"The model's change does not parse ({problem}), so it is not offered "
+                "to apply; the answer above still describes it.",
+            )
             return None
         suggestion = await self._new_suggestion(**kwargs)
         if suggestion is None:
@@ -307,3 +316,20 @@ class Engine(Protocol):
     async def run(self, turn: Turn) -> None:
         """Answer the turn through its methods; raise LLMError for model failures."""
         ...
+
+
+def _unparsable(target: Any, proposed: str) -> str | None:
+    """Why `proposed` cannot replace a Python target (a .py file or a notebook cell)."""
+    path = str(getattr(target, "path", "") or "")
+    is_cell = getattr(target, "cell_index", None) is not None or not path
+    if not (is_cell or path.endswith((".py", ".ipynb"))):
+        return None  # a Markdown or JavaScript file: not ours to parse here
+    from ..review.cells import parse_cell
+
+    try:
+        parse_cell(proposed)
+    except SyntaxError as exc:
+        return f"line {exc.lineno}: {exc.msg}"
+    except ValueError as exc:  # null bytes
+        return str(exc)
+    return None
