@@ -10,6 +10,20 @@ from typing import Any
 import pytest
 
 EMBED_MODEL = "openai/fake-embed"
+WAIT_S = 30.0  # a bound for failing, not a speed expectation
+
+
+async def eventually(check: Any, what: str, timeout: float = WAIT_S) -> Any:
+    """Awaits `check()` until it returns something truthy (returned), or fails after
+    `timeout` seconds naming `what` it waited for."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for: {what}")
+        await asyncio.sleep(0.05)
 
 
 def indexed_config(fake_llm: Any, tmp_path: Any, **extra: Any) -> dict[str, Any]:

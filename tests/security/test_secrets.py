@@ -8,7 +8,6 @@ body it receives; the check is on those bodies, i.e. on what really left the ser
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
@@ -21,7 +20,7 @@ from typing import Any
 
 import pytest
 from secret_corpus import CLEAN, PLANTED
-from server_fixtures import indexed_config
+from server_fixtures import eventually, indexed_config
 from tornado.httpclient import HTTPClientError
 
 from rubberduck_jupyter.context.redact import REDACTED, redact
@@ -88,17 +87,6 @@ def server_logs() -> Any:
     root.setLevel(old_level)
 
 
-async def _eventually(check: Any, what: str) -> Any:
-    deadline = asyncio.get_running_loop().time() + WAIT_S
-    while True:
-        result = await check()
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for: {what}")
-        await asyncio.sleep(0.1)
-
-
 async def _chat(ws: Any, read_turn: Any, conversation: str, text: str, **context: Any) -> None:
     msg_id = uuid.uuid4().hex
     frame = {"type": "chat", "id": msg_id, "conversation_id": conversation, "text": text}
@@ -125,7 +113,7 @@ async def test_planted_secrets_never_reach_the_provider(
         status = json.loads((await jp_fetch("rubberduck", "api", "index")).body)
         return status["state"] != "indexing" and status.get("chunks", 1) > 0
 
-    await _eventually(indexed, "the index to be built")
+    await eventually(indexed, "the index to be built", WAIT_S)
 
     every_text = "\n".join(text for _, text, _ in PLANTED) + f"\nwarehouse {ENV_SECRET}"
     # Named like a secret, valued like nothing: only the name tells. The prompt shows the

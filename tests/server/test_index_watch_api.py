@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from server_fixtures import eventually
 
 EMBED_MODEL = "openai/fake-embed"
 WAIT_S = 20.0  # a bound for failing, not a speed expectation
@@ -35,17 +36,6 @@ def rubberduck_config(project: Path, tmp_path: Path, fake_llm: Any) -> dict[str,
         "index_embedder_api_key": "sk-test-key",
         "index_watch_debounce": 0.1,
     }
-
-
-async def eventually(check: Any, what: str) -> Any:
-    deadline = asyncio.get_running_loop().time() + WAIT_S
-    while True:
-        result = await check()
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for: {what}")
-        await asyncio.sleep(0.05)
 
 
 async def health_index(jp_fetch: Any) -> dict[str, Any]:
