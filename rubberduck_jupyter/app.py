@@ -320,12 +320,15 @@ class RubberDuckApp(ExtensionApp):
                 reset_timeout=self.breaker_reset_timeout,
             ),
             cache=ResponseCache(max_entries=self.cache_entries),
-            redactor=Redactor(self._configured_secrets),
+            redactor=self.redactor,
         )
 
     def initialize_settings(self) -> None:
         self.started_at = time.monotonic()
         config = self.build_models_config()
+        # One Redactor for every path to a model: the LLM service's door, the API
+        # embedder, and the session manager (which maps suggestions back through it).
+        self.redactor = Redactor(self._configured_secrets)
         self.llm = self.build_llm_service(config)
         self.open_sockets = 0
         self.loop_lag = LoopLagMonitor()
@@ -362,7 +365,7 @@ class RubberDuckApp(ExtensionApp):
             api_base=self.index_embedder_api_base,
             api_key=self.index_embedder_api_key,
             window=self.index_embedder_window,
-            redact=Redactor(self._configured_secrets).texts,
+            redact=self.redactor.texts,
         )
         try:
             embedder.validate()
@@ -421,7 +424,7 @@ class RubberDuckApp(ExtensionApp):
             correction_rounds=self.correction_rounds,
             partial_save_interval=self.partial_save_interval,
             partial_save_chunks=self.partial_save_chunks,
-            redactor=Redactor(self._configured_secrets),
+            redactor=self.redactor,
         )
         manager.engines.update(build_engines(manager))
         manager.router.engine_names = set(manager.engines)
