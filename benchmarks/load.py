@@ -259,36 +259,24 @@ class Harness:
 
     async def baseline(self, text: str) -> tuple[float, float]:
         """The same question streamed straight from the fake provider."""
-        started = time.perf_counter()
-        first = 0.0
-        buffer = b""
-
-        def on_chunk(data: bytes) -> None:
-            nonlocal first, buffer
-            buffer += data
-            if not first and b'"content"' in buffer:
-                first = time.perf_counter() - started
-
         body = {
             "model": "fake-model",
             "stream": True,
             "messages": [{"role": "user", "content": text}],
         }
-        await self.http.fetch(
-            HTTPRequest(
-                f"{self.fake_url}/chat/completions",
-                method="POST",
-                body=json.dumps(body),
-                headers={"Content-Type": "application/json", "Authorization": "Bearer sk-x"},
-                streaming_callback=on_chunk,
-                request_timeout=TURN_TIMEOUT_S,
-            )
+        headers = {"Content-Type": "application/json", "Authorization": "Bearer sk-x"}
+        first, total, buffer = await self._timed_stream(
+            f"{self.fake_url}/chat/completions", body, headers, b'"content"'
         )
         if b"[DONE]" not in buffer:
             raise RuntimeError("baseline stream ended without [DONE]")
-        return first, time.perf_counter() - started
+        return first, total
 
-    async def rest_chat(self, conversation: str, msg_id: str, text: str) -> tuple[float, float]:
+    async def _timed_stream(
+        self, url: str, body: dict[str, Any], headers: dict[str, str], marker: bytes
+    ) -> tuple[float, float, bytes]:
+        """POSTs `body` and reads the streamed response: seconds to the first `marker`,
+        seconds in all, and the bytes received."""
         started = time.perf_counter()
         first = 0.0
         buffer = b""
@@ -296,26 +284,32 @@ class Harness:
         def on_chunk(data: bytes) -> None:
             nonlocal first, buffer
             buffer += data
-            if not first and b'"chunk"' in buffer:
+            if not first and marker in buffer:
                 first = time.perf_counter() - started
 
-        frame = {"type": "chat", "v": 1, "id": msg_id, "conversation_id": conversation,
-                 "text": text, "engine": "simple"}  # fmt: skip
         await self.http.fetch(
             HTTPRequest(
-                f"{self.base}/rubberduck/api/chat",
+                url,
                 method="POST",
-                body=json.dumps(frame),
-                headers=self._headers(),
+                body=json.dumps(body),
+                headers=headers,
                 streaming_callback=on_chunk,
                 request_timeout=TURN_TIMEOUT_S,
             )
+        )
+        return first, time.perf_counter() - started, buffer
+
+    async def rest_chat(self, conversation: str, msg_id: str, text: str) -> tuple[float, float]:
+        frame = {"type": "chat", "v": 1, "id": msg_id, "conversation_id": conversation,
+                 "text": text, "engine": "simple"}  # fmt: skip
+        first, total, buffer = await self._timed_stream(
+            f"{self.base}/rubberduck/api/chat", frame, self._headers(), b'"chunk"'
         )
         frames = [json.loads(line) for line in buffer.splitlines() if line.strip()]
         last = frames[-1] if frames else {}
         if last.get("type") != "done":
             raise RuntimeError(f"REST turn ended with {last}")
-        return first, time.perf_counter() - started
+        return first, total
 
     async def ws_chat(
         self, ws: Any, conversation: str, msg_id: str, text: str

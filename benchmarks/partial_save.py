@@ -27,14 +27,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from llm_overhead import start_fake
+from session_overhead import bench_manager
 
-from rubberduck_jupyter.domain.models import Project
-from rubberduck_jupyter.engines.registry import build_engines
-from rubberduck_jupyter.llm.config import build_models_config
-from rubberduck_jupyter.llm.service import LLMService
 from rubberduck_jupyter.protocol import ChatRequest
 from rubberduck_jupyter.sessions.manager import SessionManager
-from rubberduck_jupyter.sessions.store import AsyncConversationStore, ConversationStore
 
 # (label, partial_save_interval, partial_save_chunks)
 SETTINGS = (("off", 0.0, 0), ("default", 2.0, 100), ("every 10 chunks", 2.0, 10))
@@ -58,19 +54,7 @@ async def one_turn(manager: SessionManager, text: str, key: str) -> tuple[float,
 async def run(
     base_url: str, rounds: int, words: int, concurrent: int, batch_rounds: int, folder: Path
 ) -> None:
-    config = build_models_config(model="openai/fake", api_base=base_url, api_key="sk-b", env={})
-    service = LLMService(config)
-    store = AsyncConversationStore(ConversationStore(folder / "bench.sqlite3"))
-    manager = SessionManager(
-        store=store,
-        model=service,
-        has_model=lambda: True,
-        engines={},
-        project=Project.for_root(str(folder), "bench"),
-        history_tokens=lambda _m: 2000,
-    )
-    manager.engines.update(build_engines(manager))
-    manager.router.engine_names = set(manager.engines)
+    _, manager = bench_manager(base_url, folder)
     # The fake echoes the last user message: `words` words come back as `words` chunks.
     text = " ".join(f"w{i}" for i in range(words))
     n = 0
@@ -113,7 +97,7 @@ async def run(
         ms = statistics.median(batches[label])
         print(f"  {label:>16}: {ms:8.1f} ms  ratio {ms / off_batch:.3f}")
     await manager.close()
-    await store.aclose()
+    await manager.store.aclose()
 
 
 def main() -> None:

@@ -58,7 +58,9 @@ async def via_session(manager: SessionManager, conversation: str, i: int) -> flo
     return time.perf_counter() - started
 
 
-async def turn_overhead(base_url: str, rounds: int, folder: Path) -> dict[str, float]:
+def bench_manager(base_url: str, folder: Path) -> tuple[LLMService, SessionManager]:
+    """The LLM service and a session manager wired as the server wires them, on the fake
+    provider at `base_url` and a SQLite file in `folder` (shared with partial_save.py)."""
     config = build_models_config(model="openai/fake", api_base=base_url, api_key="sk-b", env={})
     service = LLMService(config)
     store = AsyncConversationStore(ConversationStore(folder / "bench.sqlite3"))
@@ -72,6 +74,11 @@ async def turn_overhead(base_url: str, rounds: int, folder: Path) -> dict[str, f
     )
     manager.engines.update(build_engines(manager))
     manager.router.engine_names = set(manager.engines)
+    return service, manager
+
+
+async def turn_overhead(base_url: str, rounds: int, folder: Path) -> dict[str, float]:
+    service, manager = bench_manager(base_url, folder)
     for i in range(3):  # warm up litellm and both paths
         await via_service(service)
         await via_session(manager, "warm", i)
@@ -84,7 +91,7 @@ async def turn_overhead(base_url: str, rounds: int, folder: Path) -> dict[str, f
         # For information: a conversation carrying up to 9 earlier turns of history.
         with_history.append(await via_session(manager, f"c{i // 10}", rounds + i))
     await manager.close()
-    await store.aclose()
+    await manager.store.aclose()
     d, s = statistics.median(direct) * 1000, statistics.median(session) * 1000
     h = statistics.median(with_history) * 1000
     return {"service_ms": d, "session_ms": s, "added_ms": s - d, "ratio": s / d, "history_ms": h}
