@@ -5,7 +5,7 @@ PIP := $(PY) -m pip
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 PYTEST_ARGS ?=
 
-.PHONY: lab test install install-test chromium js lint format bench clean
+.PHONY: lab test install install-test chromium hub-proxy js lint format bench clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -39,7 +39,18 @@ chromium:
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium); \
 	  else echo "chromium missing: sudo apt-get install chromium"; exit 1; fi; }
 
-test: install-test chromium
+# tests/hub runs the real configurable-http-proxy that JupyterHub puts in front of its
+# servers: installed into tests/hub/proxy from its committed lockfile, never globally. npm ci
+# writes node_modules/.package-lock.json, the stamp that redoes it when the lockfile changes.
+HUB_PROXY_STAMP := tests/hub/proxy/node_modules/.package-lock.json
+
+$(HUB_PROXY_STAMP): tests/hub/proxy/package-lock.json
+	npm ci --prefix tests/hub/proxy --no-audit --no-fund
+	touch $@
+
+hub-proxy: $(HUB_PROXY_STAMP)
+
+test: install-test chromium hub-proxy
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Rebuild the lab extension after editing labextension/src (pip skips it once built).
