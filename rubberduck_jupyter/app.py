@@ -78,6 +78,15 @@ class RubberDuckApp(ExtensionApp):
         help="Ordered fallbacks per model_name: {'gpt': ['claude', 'local']} or LiteLLM's "
         "[{'gpt': [...]}].",
     )
+    models_file = Unicode(
+        "",
+        config=True,
+        help="A LiteLLM config.yaml (or JSON) to read models from when `models` is empty: "
+        "model_list, router_settings and litellm_settings (fallbacks, "
+        "context_window_fallbacks, num_retries, timeout), as the proxy reads it; keys "
+        "RubberDuck does not use are named at start and by doctor. "
+        "Empty: $RUBBERDUCK_MODELS_FILE.",
+    )
     default_model = Unicode("", config=True, help="model_name used when a user picks none.")
     allowed_models = List(
         Unicode(),
@@ -281,18 +290,31 @@ class RubberDuckApp(ExtensionApp):
             model=self.model,
             api_base=self.api_base,
             api_key=self.api_key,
+            models_file=self.models_file,
         )
 
+    def _set_here(self, name: str) -> bool:
+        """Whether the admin set traitlet `name` in Jupyter's config (not its default)."""
+        return name in self.config.get(type(self).__name__, {})
+
     def build_llm_service(self, config: ModelsConfig) -> LLMService:
+        # A LiteLLM config's num_retries and timeout apply unless Jupyter's config sets
+        # max_attempts or request_timeout itself.
+        max_attempts = self.max_attempts
+        if config.num_retries is not None and not self._set_here("max_attempts"):
+            max_attempts = config.num_retries + 1
+        total = self.request_timeout
+        if config.timeout is not None and not self._set_here("request_timeout"):
+            total = config.timeout
         settings = ServiceSettings(
             timeouts=Timeouts(
                 connect=self.connect_timeout,
                 first_token=self.first_token_timeout,
                 idle=self.idle_timeout,
-                total=self.request_timeout,
+                total=total,
             ),
             retry=RetryPolicy(
-                max_attempts=self.max_attempts,
+                max_attempts=max_attempts,
                 base_delay=self.retry_base_delay,
                 max_retry_after=self.max_retry_after,
             ),
@@ -352,6 +374,8 @@ class RubberDuckApp(ExtensionApp):
             )
         else:
             self.log.info("RubberDuck %s: no model configured (set RUBBERDUCK_MODEL)", __version__)
+        for note in config.warnings:
+            self.log.warning("RubberDuck: %s", note)
 
     def build_index_service(self) -> IndexService:
         root = Path(self.serverapp.root_dir)

@@ -65,6 +65,7 @@ def models_config_from(config: dict[str, Any]) -> ModelsConfig:
         model=config.get("model", ""),
         api_base=config.get("api_base", ""),
         api_key=config.get("api_key", ""),
+        models_file=config.get("models_file", ""),
     )
 
 
@@ -86,8 +87,15 @@ def check_configuration(config: ModelsConfig) -> list[Check]:
     ]
     for entry in config.entries.values():
         where = f" at {entry.public_api_base()}" if entry.api_base else ""
-        fallbacks = config.fallbacks.get(entry.name)
-        then = f", falls back to {', '.join(fallbacks)}" if fallbacks else ""
+        then = ""
+        if entry.deployment_of:
+            then = f", a deployment of {entry.deployment_of} tried after the first"
+        else:
+            fallbacks = config.fallbacks.get(entry.name, config.default_fallbacks)
+            then = f", falls back to {', '.join(fallbacks)}" if fallbacks else ""
+            wider = config.context_window_fallbacks.get(entry.name)
+            if wider:
+                then += f"; prompts too long for it go to {', '.join(wider)}"
         checks.append(Check(f"model {entry.name}", True, f"{entry.model}{where}{then}"))
         checks.append(check_api_key(entry))
     return checks
@@ -202,6 +210,8 @@ def doctor(argv: list[str]) -> int:
     checks += [check_server_extension(), check_lab_extension()]
     if not args.skip_model:
         checks += check_model_answers(config)
+    for note in config.warnings:
+        print(f"  [warn] {note}")
     for check in checks:
         mark = "ok  " if check.ok else "FAIL"
         print(f"  [{mark}] {check.name}: {check.detail}")

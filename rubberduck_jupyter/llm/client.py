@@ -16,6 +16,7 @@ from typing import Any
 
 from ..protocol import Usage
 from .config import ModelEntry
+from .errors import hide_key
 
 # Some OpenAI-compatible servers (vLLM, Ollama, llama.cpp) need no key, but the OpenAI SDK
 # refuses to send a request without one.
@@ -98,6 +99,9 @@ class FailureKind(StrEnum):
     IDLE_TIMEOUT = "idle_timeout"
     AUTH = "auth"
     BAD_REQUEST = "bad_request"
+    # A prompt longer than the model's window: another model (context_window_fallbacks) can
+    # take it, a retry of the same cannot.
+    CONTEXT_WINDOW = "context_window"
     INCOMPLETE = "incomplete"
 
 
@@ -330,6 +334,24 @@ async def _next_text(iterator: Any) -> tuple[str, Usage | None] | None:
             return chunk
 
 
+# How providers say a prompt is too long (OpenAI's code and message, Anthropic's, Gemini's,
+# vLLM's); lower-case substrings, so checking one costs a scan of the error text.
+_CONTEXT_WINDOW_HINTS = (
+    "context_length_exceeded",
+    "maximum context length",
+    "context window",
+    "prompt is too long",
+    "input is too long",
+    "exceeds the maximum number of tokens",
+)
+
+
+def says_context_window(text: str) -> bool:
+    """Whether a provider's 400 answer says the prompt does not fit the model's window."""
+    low = text.lower()
+    return any(hint in low for hint in _CONTEXT_WINDOW_HINTS)
+
+
 def _cause_names(exc: BaseException) -> set[str]:
     names: set[str] = set()
     current: BaseException | None = exc
@@ -359,8 +381,7 @@ def _retry_after(exc: BaseException) -> float | None:
 def classify(exc: BaseException, *, started: bool, secret: str | None) -> ProviderFailure:
     """Maps litellm's exceptions (which wrap the SDK's, which wrap httpx's) to one kind."""
     detail = str(exc) or type(exc).__name__
-    if secret:
-        detail = detail.replace(secret, "[redacted]")
+    detail = hide_key(detail, secret)
     if len(detail) > 300:
         detail = detail[:300] + "…"
     chain = _cause_names(exc)
@@ -375,6 +396,8 @@ def classify(exc: BaseException, *, started: bool, secret: str | None) -> Provid
         return ProviderFailure(FailureKind.CONNECTION, detail)
     if chain & {"Timeout", "APITimeoutError", "ReadTimeout"}:
         return ProviderFailure(FailureKind.FIRST_TOKEN_TIMEOUT, detail)
+    if "ContextWindowExceededError" in chain or (status == 400 and says_context_window(detail)):
+        return ProviderFailure(FailureKind.CONTEXT_WINDOW, detail)
     if isinstance(status, int) and 400 <= status < 500:
         return ProviderFailure(FailureKind.BAD_REQUEST, detail)
     # 5xx, a stream cut before any text, or anything unknown from the provider.

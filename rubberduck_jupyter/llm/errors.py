@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 from ..protocol import ErrorCode
+
+
+class ModelConfigError(ValueError):
+    """A model configuration that cannot work; the message names the entry and the fix."""
 
 
 class LLMError(Exception):
@@ -25,3 +31,20 @@ def no_model_error() -> LLMError:
         "`c.RubberDuckApp.model` in jupyter_server_config.py. For an OpenAI-compatible "
         "server add RUBBERDUCK_API_BASE. Run `jupyter rubberduck doctor` to check.",
     )
+
+
+# A key this short is a placeholder (`x`, `none`, `EMPTY`, `sk-1234` for a local server), and
+# replacing it wherever it occurs would cut words apart ("OpenAIException" has an "x" in it).
+SHORT_KEY_CHARS = 8
+_TOKEN_CHARS = r"A-Za-z0-9_\-."
+
+
+def hide_key(text: str, key: str | None) -> str:
+    """`text` with the model's key replaced: everywhere when the key is 8 characters or
+    more, only where it stands alone (not inside a word or another token) when shorter."""
+    if not key or key not in text:
+        return text
+    if len(key) >= SHORT_KEY_CHARS:
+        return text.replace(key, "[redacted]")
+    alone = re.compile(rf"(?<![{_TOKEN_CHARS}]){re.escape(key)}(?![{_TOKEN_CHARS}])")
+    return alone.sub("[redacted]", text)

@@ -38,8 +38,16 @@ import httpx
 
 from .. import __version__
 from ..protocol import Usage
-from .client import _PLACEHOLDER_KEY, FailureKind, ProviderFailure, StreamPiece, Timeouts
+from .client import (
+    _PLACEHOLDER_KEY,
+    FailureKind,
+    ProviderFailure,
+    StreamPiece,
+    Timeouts,
+    says_context_window,
+)
 from .config import ModelEntry
+from .errors import hide_key
 from .sse import SSEError, SSEParser, parse_retry_after
 
 log = logging.getLogger(__name__)
@@ -464,8 +472,7 @@ async def _close_quietly(response: httpx.Response) -> None:
 
 
 def _clean(detail: str, secret: str | None) -> str:
-    if secret:
-        detail = detail.replace(secret, "[redacted]")
+    detail = hide_key(detail, secret)
     if len(detail) > DETAIL_CHARS:
         detail = detail[:DETAIL_CHARS] + "…"
     return detail
@@ -513,6 +520,8 @@ async def _status_failure(
     if status in (408, 504):
         # litellm raises its Timeout for both, which classify calls a first-token timeout.
         return ProviderFailure(FailureKind.FIRST_TOKEN_TIMEOUT, detail)
+    if status == 400 and says_context_window(raw[:4000].decode("utf-8", "replace")):
+        return ProviderFailure(FailureKind.CONTEXT_WINDOW, detail)
     if 400 <= status < 500:
         # 400, 404 (model not found), 413, 422, ...: another try would get the same.
         return ProviderFailure(FailureKind.BAD_REQUEST, detail)

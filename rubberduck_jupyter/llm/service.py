@@ -223,7 +223,13 @@ class LLMService:
         attempts: list[dict[str, Any]] = []
         last: tuple[ModelEntry, ProviderFailure] | None = None
         cache_key = ResponseCache.key(name, messages)
-        for entry in self.config.candidates(name):
+        # A list that grows: a prompt too long for a model sends the rest of the turn to
+        # that model's context_window_fallbacks instead of its ordinary ones.
+        queue = self.config.candidates(name)
+        index = -1
+        while index + 1 < len(queue):
+            index += 1
+            entry = queue[index]
             breaker = self.breakers.get(entry.breaker_key)
             attempt = 0
             while True:
@@ -261,7 +267,11 @@ class LLMService:
                             )
                             return
                 except ProviderFailure as failure:
-                    if failure.kind in (FailureKind.AUTH, FailureKind.BAD_REQUEST):
+                    if failure.kind in (
+                        FailureKind.AUTH,
+                        FailureKind.BAD_REQUEST,
+                        FailureKind.CONTEXT_WINDOW,
+                    ):
                         # Says nothing about the provider's health.
                         breaker.release_probe()
                     else:
@@ -274,6 +284,11 @@ class LLMService:
                             "the part above is kept. Ask again to get the rest.",
                         ) from None
                     last = (entry, failure)
+                    if failure.kind is FailureKind.CONTEXT_WINDOW:
+                        wider = self._wider_models(entry, queue[: index + 1])
+                        if wider:
+                            queue[index + 1 :] = wider
+                            break
                     if failure.kind not in TRANSIENT:
                         raise self._final_error(entry, failure, attempts) from None
                     attempt += 1
@@ -308,6 +323,13 @@ class LLMService:
             f"RubberDuck will try it again in {retry_in:.0f} s.",
             retry_after=retry_in,
         )
+
+    def _wider_models(self, entry: ModelEntry, tried: list[ModelEntry]) -> list[ModelEntry]:
+        """The models to try after `entry` refused a prompt as too long: its
+        context_window_fallbacks (its deployments share its window), minus those tried."""
+        base = entry.deployment_of or entry.name
+        done = {e.name for e in tried}
+        return [e for e in self.config.candidates(base, context_window=True) if e.name not in done]
 
     def _choose(self, model: str | None) -> str:
         """The model_name a request runs on, or the typed error a user can act on."""
@@ -358,6 +380,13 @@ class LLMService:
                 ErrorCode.TIMEOUT,
                 f"{name} did not start answering within "
                 f"{self.settings.timeouts.first_token:g} s{after}.",
+            )
+        if kind is FailureKind.CONTEXT_WINDOW:
+            return LLMError(
+                ErrorCode.PROVIDER_ERROR,
+                f"The conversation is too long for {name}'s context window{after}. Start a "
+                "new conversation, send less context, or ask the admin to add a "
+                "context_window_fallbacks entry for it.",
             )
         if kind is FailureKind.BAD_REQUEST:
             return LLMError(

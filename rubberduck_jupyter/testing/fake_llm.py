@@ -19,7 +19,7 @@ slow_first_byte, malformed).
 
 Faults (``FAULT_MODES``) come, first match wins, from the queue filled by ``add_faults()``
 (one per request), from a ``fault-<MODE>`` part of the request's model name, or from the
-server-wide ``fault`` setting. Error faults (429, 500, 503, 401) leave the reply queue alone;
+server-wide ``fault`` setting. Error faults (429, 500, 503, 401, context_window) leave the reply queue alone;
 the others send (part of) the next reply.
 
 HTTP control API: ``POST /_fake/script`` ``{"replies": [...]}``, ``POST /_fake/faults``
@@ -57,7 +57,7 @@ from .embedding import DEFAULT_DIM, hashed_bag_of_words
 
 log = logging.getLogger(__name__)
 
-ERROR_FAULTS = ("429", "500", "503", "401")
+ERROR_FAULTS = ("429", "500", "503", "401", "context_window")
 STREAM_FAULTS = ("slow_first_byte", "stall", "drop", "malformed", "no_done")
 FAULT_MODES = ERROR_FAULTS + STREAM_FAULTS
 
@@ -96,6 +96,14 @@ _ERROR_BODIES: dict[str, tuple[int, str, str, str | None]] = {
         "Incorrect API key provided (fake-llm fault 401).",
         "invalid_request_error",
         "invalid_api_key",
+    ),
+    # OpenAI's answer to a prompt longer than the model's window.
+    "context_window": (
+        400,
+        "This model's maximum context length is 8192 tokens. However, your messages "
+        "resulted in 9000 tokens (fake-llm fault context_window).",
+        "invalid_request_error",
+        "context_length_exceeded",
     ),
 }
 

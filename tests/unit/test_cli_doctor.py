@@ -93,3 +93,35 @@ def test_doctor_walks_a_models_file_with_fallbacks(tmp_path: Path, fake_llm: Any
     assert "api key for main: from $TEAM_KEY (value hidden)" in result.stdout
     assert "sk-team-value" not in result.stdout
     assert [r["model"] for r in fake_llm.requests] == ["fake-main", "fake-backup"]
+
+
+def test_doctor_reads_a_litellm_proxy_config_and_warns_about_unused_keys(
+    tmp_path: Path, fake_llm: Any
+) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "model_list:\n"
+        "  - model_name: main\n"
+        f"    litellm_params: {{model: openai/fake-main, api_base: '{fake_llm.base_url}', "
+        "rpm: 60}\n"
+        "  - model_name: wide\n"
+        f"    litellm_params: {{model: openai/fake-wide, api_base: '{fake_llm.base_url}'}}\n"
+        "router_settings:\n"
+        "  routing_strategy: latency-based-routing\n"
+        "  context_window_fallbacks: [{main: [wide]}]\n"
+        "litellm_settings:\n"
+        "  fallbacks: [{main: [wide]}]\n"
+        "general_settings: {master_key: sk-master-secret}\n"
+    )
+    (tmp_path / "config").mkdir()
+    server_config = tmp_path / "config" / "jupyter_server_config.py"
+    server_config.write_text(f"c.RubberDuckApp.models_file = {str(config)!r}\n")
+    result = run_doctor(tmp_path, "--skip-model")
+    assert result.returncode == 0, result.stdout
+    assert f"models: 2 from file:{config}" in result.stdout
+    assert "falls back to wide; prompts too long for it go to wide" in result.stdout
+    warned = [line for line in result.stdout.splitlines() if "[warn]" in line]
+    assert any("router_settings.routing_strategy is not used" in w for w in warned), warned
+    assert any("general_settings is not used" in w for w in warned), warned
+    assert any("litellm_params.rpm (1 entry)" in w for w in warned), warned
+    assert "sk-master-secret" not in result.stdout

@@ -454,6 +454,7 @@ def test_fault_names_are_the_documented_ones() -> None:
         "500",
         "503",
         "401",
+        "context_window",
         "slow_first_byte",
         "stall",
         "drop",

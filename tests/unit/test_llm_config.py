@@ -57,7 +57,7 @@ def test_allowlist_limits_what_users_pick() -> None:
         ({"default_model": "nope"}, "default_model 'nope'"),
         ({"allowed_models": ["local"]}, "not in allowed_models"),
         ({"model_list": [{"model_name": "x", "litellm_params": {}}]}, "litellm_params.model"),
-        ({"model_list": [MODEL_LIST[0], MODEL_LIST[0]]}, "listed twice"),
+        ({"model_list": [{"model_name": "a#1", "litellm_params": {"model": "m"}}]}, "'#'"),
     ],
 )
 def test_bad_configs_name_the_problem(kwargs: dict, message: str) -> None:  # type: ignore[type-arg]
