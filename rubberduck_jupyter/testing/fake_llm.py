@@ -19,8 +19,8 @@ slow_first_byte, malformed).
 
 Faults (``FAULT_MODES``) come, first match wins, from the queue filled by ``add_faults()``
 (one per request), from a ``fault-<MODE>`` part of the request's model name, or from the
-server-wide ``fault`` setting. Error faults (429, 500, 503, 401, context_window) leave the reply queue alone;
-the others send (part of) the next reply.
+server-wide ``fault`` setting. Error faults (429, 500, 503, 401, context_window) leave the
+reply queue alone; the others send (part of) the next reply.
 
 HTTP control API: ``POST /_fake/script`` ``{"replies": [...]}``, ``POST /_fake/faults``
 ``{"faults": [...]}``, ``GET /_fake/requests``, ``POST /_fake/reset``, and
@@ -34,6 +34,7 @@ import argparse
 import asyncio
 import contextlib
 import copy
+import hashlib
 import json
 import logging
 import re
@@ -118,6 +119,17 @@ def check_fault(name: str) -> str:
     if name not in FAULT_MODES:
         raise UnknownFaultError(name)
     return name
+
+
+def authorization_digest(value: str | None) -> str | None:
+    """What `requests` records of an Authorization header: a digest a test can compare."""
+    return _digest(value)
+
+
+def _digest(value: str | None) -> str | None:
+    if value is None:
+        return None
+    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 def split_reply(text: str) -> list[str]:
@@ -254,8 +266,8 @@ class FakeLLM:
     @property
     def requests(self) -> list[dict[str, Any]]:
         """Completion and embedding request bodies in arrival order, each with a "_fake" entry
-        holding the path, the fault applied, and whether an Authorization header came (never
-        its value)."""
+        holding the path, the fault applied, and whether an Authorization header came and the
+        first 16 hex digits of its SHA-256 (see `authorization_digest`; never its value)."""
         with self._lock:
             return copy.deepcopy(self._requests)
 
@@ -551,6 +563,8 @@ class _CompletionsHandler(_BaseHandler):
         body["_fake"] = {
             "path": self.request.path,
             "authorization_present": "Authorization" in self.request.headers,
+            # Which credential came, without keeping it: tests compare digests.
+            "authorization_sha256": _digest(self.request.headers.get("Authorization")),
             "fault": fault,
         }
         fake._record(body, model)
