@@ -621,6 +621,8 @@ class RubberDuckApp(ExtensionApp):
                     "error": self.index.last_error,
                     "open": self.index.is_open,
                     "embedder": self.index_embedder,
+                    # Set while searches fall back to keywords because queries cannot embed.
+                    "embedder_error": self.index.embedder_error,
                     "watch": self.index.watch_status(),
                 },
                 "event_loop": self.loop_lag.snapshot(),

@@ -49,11 +49,51 @@ class Citation:
         }
 
 
+# Notice codes of an answer whose retrieval was degraded; each is said once to each user
+# while the problem lasts (not on every answer), and again after it cleared and came back.
+NO_INDEX = "no_index"
+INDEX_UNAVAILABLE = "index_unavailable"
+KEYWORD_ONLY = "keyword_search_only"
+
+NO_INDEX_MESSAGE = (
+    "This project has no index yet, so answers do not search your notebooks and files. "
+    "Build it from the index panel or with `jupyter rubberduck index` to get answers "
+    "grounded in your own code."
+)
+
+
+def index_unavailable_message(problem: str) -> str:
+    return (
+        f"The project index cannot be searched ({problem}), so this answer does not use "
+        "it. Health (GET /rubberduck/api/health) shows the index's state."
+    )
+
+
+def keyword_only_message(problem: str) -> str:
+    return (
+        f"Project search used keywords only: {problem}. Results may miss passages that "
+        "say the same thing in other words."
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Retrieved:
+    citations: list[Citation]
+    # (code, message) when the search was degraded and this user has not been told yet.
+    notice: tuple[str, str] | None = None
+
+
 class Retriever:
-    """Searches the index only when one exists: asking never starts a full indexing run."""
+    """Searches the index only when one exists: asking never starts a full indexing run.
+
+    Retrieval helps an answer and must never sink it: a missing or broken index gives an
+    answer without sources, an embedder that fails gives keyword hits (BM25), and each user
+    hears of each problem once (`Retrieved.notice`) until it clears.
+    """
 
     def __init__(self, index: IndexService) -> None:
         self.index = index
+        self._told: dict[str, set[str]] = {}  # problem code -> users told while it lasts
 
     @property
     def available(self) -> bool:
@@ -67,13 +107,51 @@ class Retriever:
         kinds: Collection[str] | None = None,
         first_n: int = 1,
     ) -> list[Citation]:
-        if not self.available or not query.strip():
-            return []
+        return (await self.lookup(query, top_k=top_k, kinds=kinds, first_n=first_n)).citations
+
+    async def lookup(
+        self,
+        query: str,
+        *,
+        user: str = "",
+        top_k: int = 5,
+        kinds: Collection[str] | None = None,
+        first_n: int = 1,
+    ) -> Retrieved:
+        if not query.strip():
+            return Retrieved([])
+        if not self.available:
+            return Retrieved([], self._once(user, NO_INDEX, NO_INDEX_MESSAGE))
+        self._clear(NO_INDEX)
         try:
-            hits = await self.index.search(query, top_k=top_k, kinds=list(kinds) if kinds else None)
-        except Exception:  # retrieval helps an answer; its failure must not sink it
+            hits, degraded = await self.index.find(
+                query, top_k=top_k, kinds=list(kinds) if kinds else None
+            )
+        except Exception as exc:
             log.warning("RubberDuck retrieval failed; answering without it", exc_info=True)
-            return []
+            problem = str(exc).strip() or type(exc).__name__
+            notice = self._once(user, INDEX_UNAVAILABLE, index_unavailable_message(problem))
+            return Retrieved([], notice)
+        self._clear(INDEX_UNAVAILABLE)
+        notice = None
+        if degraded is not None:
+            notice = self._once(user, KEYWORD_ONLY, keyword_only_message(degraded))
+        else:
+            self._clear(KEYWORD_ONLY)
+        return Retrieved(self._citations(hits, first_n), notice)
+
+    def _once(self, user: str, code: str, message: str) -> tuple[str, str] | None:
+        told = self._told.setdefault(code, set())
+        if user in told:
+            return None
+        told.add(user)
+        return code, message
+
+    def _clear(self, code: str) -> None:
+        self._told.pop(code, None)
+
+    @staticmethod
+    def _citations(hits: Sequence[Any], first_n: int) -> list[Citation]:
         return [
             Citation(
                 n=first_n + i,

@@ -8,7 +8,7 @@ import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-from ..context.retrieval import Citation
+from ..context.retrieval import NO_INDEX, Citation
 from ..domain.actions import ActionError, ProjectFiles, TargetMissing
 from .base import NO_MODEL_NOTICE, Turn
 
@@ -24,14 +24,20 @@ _PATH_RE = re.compile(r"(?<![\w./\-])[\w./\-]{1,255}\.(?:py|ipynb)\b")
 async def retrieve(
     turn: Turn, query: str, *, kinds: Collection[str] | None = None, top_k: int = 4
 ) -> list[Citation]:
-    """Searches the project index (when there is one) and shows what was found."""
+    """Searches the project index (when there is one) and shows what was found; says once
+    per user when the index is missing or broken or its search fell back to keywords."""
     if turn.retriever is None:
         return []
     first = len(turn.citations) + 1
     query = query[:MAX_QUERY_CHARS]
-    found = await turn.retriever.search(query, top_k=top_k, kinds=kinds, first_n=first)
-    await turn.cite(found)
-    return found
+    found = await turn.retriever.lookup(
+        query, user=turn.user.name, top_k=top_k, kinds=kinds, first_n=first
+    )
+    # Without a model the answer is the search itself, and says there is no index.
+    if found.notice is not None and (turn.has_model or found.notice[0] != NO_INDEX):
+        await turn.notice(*found.notice)
+    await turn.cite(found.citations)
+    return found.citations
 
 
 async def say_no_model(turn: Turn) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
+from ..context.retrieval import KEYWORD_ONLY, keyword_only_message
 from ..index.embedder_config import EmbedderError
 from ..index.globs import GlobError
 from ..index.service import IndexBusyError, IndexPathError
@@ -115,7 +116,7 @@ class IndexSearchHandler(RubberDuckAPIHandler):
                 f"'path' must be a glob of at most {MAX_GLOB_CHARS} characters, without NUL.",
             )
         try:
-            hits = await self.rubberduck.index.search(
+            hits, degraded = await self.rubberduck.index.find(
                 query,
                 top_k=top_k,
                 path_glob=path_glob,
@@ -137,4 +138,8 @@ class IndexSearchHandler(RubberDuckAPIHandler):
             raise RubberDuckError(
                 400, ErrorCode.BAD_QUERY, f"'path' is not a usable glob: {exc.msg}."
             ) from None
-        self.finish({"query": query, "hits": [hit.to_json() for hit in hits]})
+        body: dict[str, Any] = {"query": query, "hits": [hit.to_json() for hit in hits]}
+        if degraded is not None:
+            # A hybrid search whose query could not be embedded: keyword hits, and why.
+            body["notice"] = {"code": KEYWORD_ONLY, "message": keyword_only_message(degraded)}
+        self.finish(body)

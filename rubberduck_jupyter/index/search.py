@@ -93,12 +93,16 @@ class HybridSearcher:
         path_glob: str | None = None,
         kinds: Collection[str] | None = None,
         candidates: int = 50,
+        on_degraded: Callable[[BaseException], None] | None = None,
     ) -> list[Hit]:
         """The `top_k` best chunks for `query`; `mode` picks one method alone for comparison.
 
         Hybrid takes the top `candidates` of each method (at least `top_k`) before fusing.
         Filters apply inside each method, so they never shorten the result list needlessly.
         Both methods and the hits read one snapshot of the index: one consistent state.
+        With `on_degraded`, a hybrid search whose query cannot be embedded (the model will
+        not load, the embedding API is down) answers from BM25 alone and reports the error
+        there; without it, or in vector mode, the error propagates.
         """
         if mode not in ("hybrid", "vector", "bm25"):
             raise ValueError(f"unknown search mode {mode!r}")
@@ -109,7 +113,15 @@ class HybridSearcher:
         bm25: list[int] = []
         scores: dict[int, float] = {}
         # Embed before taking the snapshot, so the search sees the newest one.
-        query_vector = self.embed_query(query) if mode != "bm25" else None
+        query_vector = None
+        if mode != "bm25":
+            try:
+                query_vector = self.embed_query(query)
+            except Exception as exc:
+                if mode == "vector" or on_degraded is None:
+                    raise
+                on_degraded(exc)
+                mode = "bm25"
         snapshot = self.store.snapshot()
         if query_vector is not None:
             rows, values = snapshot.search_vector(

@@ -100,6 +100,8 @@ class IndexService:
         self._run: asyncio.Task[None] | None = None
         self._indexer: Any = None
         self.state = "idle"  # idle, indexing, error
+        # Why the last search could not embed its query (it used keywords alone), or None.
+        self.embedder_error: str | None = None
         self.last_report: dict[str, Any] | None = None
         self.last_error: str | None = None
         self._pending_saves: set[Path] = set()
@@ -227,6 +229,7 @@ class IndexService:
             "error": self.last_error,
             "open": self.is_open,
             "embedder": self._embedder.id if self._embedder is not None else None,
+            "embedder_error": self.embedder_error,
             "watch": self.watch_status(),
         }
 
@@ -255,6 +258,33 @@ class IndexService:
         kinds: list[str] | None = None,
         mode: str = "hybrid",
     ) -> list[Hit]:
+        """Hits for `query`; an embedder failure raises (see `find` for the fallback)."""
+        hits, _ = await self._search(query, top_k, path_glob, kinds, mode, fallback=False)
+        return hits
+
+    async def find(
+        self,
+        query: str,
+        *,
+        top_k: int = 10,
+        path_glob: str | None = None,
+        kinds: list[str] | None = None,
+        mode: str = "hybrid",
+    ) -> tuple[list[Hit], str | None]:
+        """Hits, and why they come from keywords alone when the query could not be embedded
+        (None when it was): a hybrid search degrades to BM25 rather than failing."""
+        return await self._search(query, top_k, path_glob, kinds, mode, fallback=True)
+
+    async def _search(
+        self,
+        query: str,
+        top_k: int,
+        path_glob: str | None,
+        kinds: list[str] | None,
+        mode: str,
+        *,
+        fallback: bool,
+    ) -> tuple[list[Hit], str | None]:
         from .globs import glob_to_regex
 
         if path_glob is not None and not path_glob.strip():
@@ -268,14 +298,23 @@ class IndexService:
         except IndexLockedError as exc:
             self.state, self.last_error = "locked", str(exc)
             raise IndexBusyError(str(exc)) from exc
-        return await asyncio.to_thread(
+        failures: list[BaseException] = []
+        hits = await asyncio.to_thread(
             self._searcher.search,
             query,
             top_k,
             mode=mode,
             path_glob=path_glob,
             kinds=kinds,
+            on_degraded=failures.append if fallback else None,
         )
+        if failures:
+            self.embedder_error = _embedder_problem(failures[0])
+            log.warning("RubberDuck: search fell back to keywords: %s", self.embedder_error)
+            return hits, self.embedder_error
+        if mode != "bm25":
+            self.embedder_error = None  # the query embedded: the embedder works again
+        return hits, None
 
     # --- freshness --------------------------------------------------------------------
 
@@ -428,6 +467,21 @@ class IndexService:
         if self._store is not None:
             await asyncio.to_thread(self._store.close)
             self._store = None
+
+
+def _embedder_problem(exc: BaseException) -> str:
+    """What a user reads when the embedder failed: its own message for ours (they say what
+    to do), a hint for a missing or broken local model."""
+    from .embedder_config import EmbedderError
+
+    if isinstance(exc, EmbedderError):
+        return str(exc)
+    if isinstance(exc, ImportError):
+        return (
+            f"the embedding model cannot load ({exc}); install it with "
+            "pip install 'rubberduck-jupyter[embed]'"
+        )
+    return f"the embedding model failed ({type(exc).__name__}: {exc})"[:300]
 
 
 def _locked_by_other_process(db_path: Path) -> str | None:

@@ -54,10 +54,15 @@ async def test_duck_cell_streams_the_answer_into_the_cell(
         loaded = await _execute(kernel, "%load_ext rubberduck_magics")
         assert loaded["error"] == ""
         out = await _execute(kernel, "%%duck\nHow do I drop missing rows in pandas?")
+        fake_llm.set_replies(["Pass subset= to choose the columns."])
+        again = await _execute(kernel, "%%duck\nOnly some columns?")
     assert out["error"] == "", out
-    assert out["stderr"] == "", out
+    # This server has no index: the magic says so once, on stderr, beside the answer.
+    assert out["stderr"].startswith("RubberDuck: This project has no index yet"), out
+    assert again["stderr"] == "", again
+    assert again["stdout"].strip() == "Pass subset= to choose the columns."
     assert out["stdout"].strip() == "Use df.dropna() to drop rows with missing values."
-    request = fake_llm.requests[-1]
+    request = fake_llm.requests[0]
     assert request["messages"][-1]["content"] == "How do I drop missing rows in pandas?"
 
 

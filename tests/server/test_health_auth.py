@@ -21,6 +21,7 @@ async def test_health_reports_each_subsystem_without_secrets(jp_fetch: Any) -> N
         "error": None,
         "open": False,
         "embedder": "minilm",
+        "embedder_error": None,
         "watch": {"state": "waiting for an index"},
     }
     llm = body["subsystems"]["llm"]

@@ -164,6 +164,17 @@ async def test_index_built_and_searched_through_the_provider(fake_llm: Any, tmp_
         fake_llm.update_settings({"fault": "500"})
         with pytest.raises(EmbeddingProviderError, match="server_error"):
             await service.search("anything at all")
+        # find() degrades instead: keyword hits, and why, with the state in status().
+        hits, degraded = await service.find("fiscal_quarter date")
+        assert hits and hits[0].path == "src/calendar_utils.py"
+        assert hits[0].vector_rank is None and hits[0].bm25_rank == 1
+        assert degraded is not None and "server_error" in degraded
+        assert service.status()["embedder_error"] == degraded
+        with pytest.raises(EmbeddingProviderError):
+            await service.find("fiscal_quarter", mode="vector")  # asked for vectors only
+        fake_llm.update_settings({"fault": None})
+        hits, degraded = await service.find("fiscal quarter of a date")
+        assert degraded is None and service.status()["embedder_error"] is None
     finally:
         fake_llm.update_settings({"fault": None})
         await service.close()
