@@ -19,6 +19,10 @@ c.RubberDuckApp.fallbacks = {"fast": ["local"]}
 c.RubberDuckApp.default_model = "fast"
 c.RubberDuckApp.allowed_models = ["fast", "local"]  # None: users may pick any
 
+# Or a LiteLLM proxy's config.yaml as it is (model_list, router_settings' fallbacks,
+# context_window_fallbacks, num_retries, timeout); unused keys are named at start:
+# c.RubberDuckApp.models_file = "/etc/jupyter/litellm_config.yaml"
+
 # Or the one-model shortcut instead of `models` (also $RUBBERDUCK_MODEL / _API_BASE / _API_KEY):
 # c.RubberDuckApp.model = "openai/team-default"
 # c.RubberDuckApp.api_base = "https://litellm-proxy.internal.example/v1"
