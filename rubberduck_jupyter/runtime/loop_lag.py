@@ -63,6 +63,7 @@ class LoopLagMonitor:
         self.max_ms = 0.0
         self.counts = [0] * len(BUCKETS_MS)
         self.samples = 0
+        self.sum_ms = 0.0  # with counts, a Prometheus histogram (runtime/metrics.py)
         if stall_ms is None:
             try:
                 stall_ms = float(os.environ.get(STALL_ENV, "0") or 0)
@@ -94,6 +95,7 @@ class LoopLagMonitor:
         self.max_ms = max(self.max_ms, lag_ms)
         self.counts[bisect.bisect_left(BUCKETS_MS, lag_ms)] += 1
         self.samples += 1
+        self.sum_ms += lag_ms
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -143,6 +145,7 @@ class LoopLagMonitor:
             "p50_ms": percentile_bound(self.counts, 0.50),
             "p99_ms": percentile_bound(self.counts, 0.99),
             "samples": self.samples,
+            "sum_ms": round(self.sum_ms, 3),
             "interval_s": self.interval,
             # "inf" rather than Infinity: JSON has no infinity.
             "buckets_ms": [b if math.isfinite(b) else "inf" for b in BUCKETS_MS],

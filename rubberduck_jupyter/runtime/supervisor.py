@@ -99,6 +99,7 @@ class Child:
     on_exit: Callable[[Child], None] | None = None
     state: ChildState = ChildState.RUNNING
     restarts: int = 0
+    failures: int = 0  # times marked failed (a named child may be started again)
     last_error: str | None = None
     last_error_type: str | None = None
     last_start: float | None = None  # wall-clock time.time() of the last start
@@ -118,6 +119,7 @@ class Child:
             "state": str(self.state),
             "restart": str(self.restart),
             "restarts": self.restarts,
+            "failures": self.failures,
             "last_error": self.last_error,
             "last_start": None if self.last_start is None else round(self.last_start, 3),
         }
@@ -273,6 +275,7 @@ class Supervisor:
         if len(child.crashes) <= self.policy.max_restarts:
             return True
         child.state = ChildState.FAILED
+        child.failures += 1
         if child.group is not None:
             self._groups[child.group].failed += 1
         log.error(

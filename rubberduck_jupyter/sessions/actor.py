@@ -228,7 +228,7 @@ class ActorRegistry:
         self.mailbox_size = mailbox_size
         self.idle_timeout = idle_timeout
         # The server's (app.py); a registry made alone (tests, benchmarks) has its own.
-        self.supervisor = supervisor or Supervisor()
+        self.supervisor = supervisor if supervisor is not None else Supervisor()
         self._actors: dict[tuple[str, str], ConversationActor] = {}
 
     def get(self, user: str, conversation_id: str) -> ConversationActor:

@@ -111,7 +111,9 @@ class SessionManager:
         self.project = project
         self.retriever = retriever
         self.files = files
-        self.registry = registry or ActorRegistry()
+        # Not `registry or ...`: an empty registry has len() 0 and is falsy, which silently
+        # replaced the configured one (its mailbox size, idle timeout and supervisor).
+        self.registry = registry if registry is not None else ActorRegistry()
         self._history_tokens = history_tokens or (lambda _model: DEFAULT_CONTEXT_TOKENS // 2)
         self.correction_rounds = correction_rounds
         self.partial_save_interval = partial_save_interval
