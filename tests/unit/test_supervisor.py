@@ -250,3 +250,34 @@ async def test_backoff_grows_is_capped_and_jittered() -> None:
     for delay, bound in zip(delays, bounds, strict=True):
         assert bound / 2 <= delay <= bound
     await sup.stop()
+
+
+async def test_an_index_refresh_that_crashes_is_run_again_with_the_same_files(
+    tmp_path: object,
+) -> None:
+    from pathlib import Path
+
+    from rubberduck_jupyter.index.service import IndexService
+
+    sup = supervisor()
+    root = Path(str(tmp_path))
+
+    def spawn(name: str, factory: object) -> object:
+        child = sup.start_child(name, factory, restart=Restart.TRANSIENT)  # type: ignore[arg-type]
+        return child.task
+
+    service = IndexService(root, root / "index.duckdb", debounce_s=0.001, spawn=spawn)  # type: ignore[arg-type]
+    calls: list[tuple[list[Path], bool]] = []
+
+    async def refresh(paths: list[Path], rescan: bool = False) -> None:
+        calls.append((paths, rescan))
+        if len(calls) == 1:
+            raise RuntimeError("a bug outside the refresh's own error handling")
+
+    service._refresh_files = refresh  # type: ignore[method-assign]
+    service._queue_refresh({root / "a.py"}, rescan=False)
+    await until(lambda: len(calls) == 2 and service.refresh_idle)
+    assert calls[0] == calls[1] == ([root / "a.py"], False)
+    child = sup.child("index_refresh")
+    assert child is not None and child.state is ChildState.DONE and child.restarts == 1
+    await sup.stop()
