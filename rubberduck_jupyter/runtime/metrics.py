@@ -184,9 +184,10 @@ def _supervisor(snap: dict[str, Any]) -> Iterator[Metric]:
         restarts.add_metric([name], child.get("restarts") or 0)
         failures.add_metric([name], child.get("failures") or (1 if state == "failed" else 0))
     for name, group in snap.get("groups", {}).items():
-        states = group.get("states", {})
-        for known in CHILD_STATES:
-            children.add_metric([name, known], states.get(known, 0))
+        # Only the live states: a group member that ended leaves the group (its end is
+        # counted in failures_total when it failed).
+        for known, n in group.get("states", {}).items():
+            children.add_metric([name, known], n)
         restarts.add_metric([name], group.get("restarts", 0))
         failures.add_metric([name], group.get("failed", 0))
     yield children
