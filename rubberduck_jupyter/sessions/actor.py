@@ -47,7 +47,10 @@ class Job:
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
     cancelled: bool = False
-    started: bool = False  # the work began (it then records its own answer)
+    started: bool = False  # the work's coroutine began running
+    # Set by the work once it is sure to record its own answer (even when cancelled); a
+    # turn ended by a crash before that is recorded by its caller.
+    recording: bool = False
     crashed: bool = False  # the actor crashed under it: the work was cancelled for that
 
 
@@ -149,8 +152,7 @@ class ConversationActor:
 
     async def _run_job(self, job: Job) -> None:
         self._current = job
-        job.started = True
-        task = self._current_task = asyncio.get_running_loop().create_task(job.work())
+        task = self._current_task = asyncio.get_running_loop().create_task(self._work(job))
         try:
             await self._wait_turn(task)
         except asyncio.CancelledError:
@@ -177,6 +179,11 @@ class ConversationActor:
         self.processed += 1
         self._current = None
         self._current_task = None
+
+    @staticmethod
+    async def _work(job: Job) -> Any:
+        job.started = True  # not before: a task cancelled before its first step never ran
+        return await job.work()
 
     async def _wait_turn(self, task: asyncio.Task[Any]) -> None:
         """Until the turn's task ends. asyncio.wait neither raises the task's error nor

@@ -164,8 +164,8 @@ class SessionManager:
             actor.cancel(request.id)
             raise
         except ActorCrashed:
-            # A turn that began recorded its answer so far itself (see _process).
-            if not job.started:
+            # A turn that got far enough recorded its answer so far itself (see _process).
+            if not job.recording:
                 with contextlib.suppress(Exception):
                     await self._record_failure(question, ErrorCode.INTERNAL, CRASHED_NOTE)
             await emit(error_frame(request.id, ErrorCode.INTERNAL, CRASHED_NOTE))
@@ -295,6 +295,8 @@ class SessionManager:
         failure: tuple[ErrorCode, str] | None = None
         cancelled = False
         self.active_turns += 1
+        if job is not None:
+            job.recording = True  # from here the finally below records the answer
         try:
             await engine.run(turn)
         except LLMError as exc:

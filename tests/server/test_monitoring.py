@@ -100,7 +100,9 @@ async def test_metrics_carry_rubberduck_figures_with_the_token_only(
     assert info.value.code == 403
 
 
+@pytest.mark.parametrize("when", ["while_streaming", "before_the_turn_starts"])
 async def test_a_crashed_actor_restarts_with_its_mailbox_and_loses_no_message(
+    when: str,
     jp_fetch: Any,
     jp_ws_fetch: Any,
     fake_llm: Any,
@@ -115,9 +117,10 @@ async def test_a_crashed_actor_restarts_with_its_mailbox_and_loses_no_message(
     async def crash_once(self: ConversationActor, task: asyncio.Task[Any]) -> None:
         nonlocal crashes
         if crashes == 0:
-            # The loop fails while the turn runs and the second message waits behind it:
-            # a bug in the actor itself, outside the turn's own error handling.
-            for _ in range(500):  # bounded: 5 s
+            # The loop fails (a bug in the actor itself, outside the turn's own error
+            # handling) while the turn streams and the second message waits behind it,
+            # or before the turn's task took its first step (nothing of it ran).
+            for _ in range(500 if when == "while_streaming" else 0):  # bounded: 5 s
                 if self.waiting:
                     break
                 await asyncio.sleep(0.01)
