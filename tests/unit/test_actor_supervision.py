@@ -102,3 +102,19 @@ async def test_an_actor_that_keeps_crashing_fails_ends_its_waiting_turns_and_is_
     fresh.submit(job)
     assert await asyncio.wait_for(job.done, 2) == "answered"
     await reg.stop()
+
+
+async def test_the_session_manager_keeps_the_registry_it_is_given() -> None:
+    from rubberduck_jupyter.domain.models import Project
+    from rubberduck_jupyter.sessions.manager import SessionManager
+
+    reg = registry(max_restarts=1)
+    manager = SessionManager(
+        store=None,  # type: ignore[arg-type]
+        model=None,  # type: ignore[arg-type]
+        has_model=lambda: False,
+        engines={},
+        project=Project.for_root("/tmp", "owner", None),
+        registry=reg,
+    )
+    assert manager.registry is reg  # empty, hence falsy: it used to be replaced
