@@ -332,8 +332,9 @@ class RubberDuckApp(ExtensionApp):
         # One Redactor for every path to a model: the LLM service's door, the API
         # embedder, and the session manager (which maps suggestions back through it).
         self.redactor = Redactor(self._configured_secrets)
-        # The long-lived tasks (conversation actors, index refreshes, the Ollama probe)
-        # run under one supervisor; error texts in its health pass the redactor.
+        # The long-lived tasks (conversation actors, index refreshes, the loop-lag
+        # sampler, the Ollama probe) run under one supervisor; error texts in its health
+        # pass the redactor.
         self.supervisor = Supervisor(scrub=self.redactor.text)
         self.llm = self.build_llm_service(config)
         self.open_sockets = 0
@@ -469,7 +470,7 @@ class RubberDuckApp(ExtensionApp):
 
     def _start_background(self) -> None:
         favour_event_loop()
-        self.loop_lag.start()
+        self.loop_lag.start(spawn=self._spawn_permanent)
         # A second server on the same index file: say so in health from the start.
         probe = asyncio.get_running_loop().create_task(self.index.probe_lock())
         self._background.add(probe)
@@ -490,6 +491,12 @@ class RubberDuckApp(ExtensionApp):
             self.supervisor.start_child(
                 "ollama_probe", self._adopt_local_ollama, restart=Restart.TRANSIENT
             )
+
+    def _spawn_permanent(self, name: str, factory: Any) -> asyncio.Future[None]:
+        """A loop that should always run (the event-loop lag sampler)."""
+        child = self.supervisor.start_child(name, factory, restart=Restart.PERMANENT)
+        assert child.task is not None
+        return child.task
 
     def _spawn_transient(self, name: str, factory: Any) -> asyncio.Future[None]:
         """The index's background jobs, as transient children of the supervisor."""

@@ -27,6 +27,8 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -71,15 +73,24 @@ class LoopLagMonitor:
                 stall_ms = 0.0
         self.stall_ms = stall_ms
         self.stall_reports = 0
-        self._task: asyncio.Task[None] | None = None
+        self._task: asyncio.Future[None] | None = None
         self._beat = time.monotonic()
         self._watchdog: threading.Thread | None = None
         self._stop_watchdog = threading.Event()
 
-    def start(self) -> None:
+    def start(
+        self,
+        spawn: Callable[[str, Callable[[], Coroutine[Any, Any, None]]], asyncio.Future[None]]
+        | None = None,
+    ) -> None:
+        """Starts sampling; `spawn(name, factory)` runs the sampler elsewhere (app.py: as a
+        permanent child of the supervisor) and returns its task."""
         if self._task is None:
             self._beat = time.monotonic()
-            self._task = asyncio.get_running_loop().create_task(self._run())
+            if spawn is None:
+                self._task = asyncio.get_running_loop().create_task(self._run())
+            else:
+                self._task = spawn("event_loop_lag", self._run)
             if self.stall_ms > 0:
                 self._stop_watchdog.clear()
                 self._watchdog = threading.Thread(

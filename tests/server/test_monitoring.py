@@ -55,6 +55,9 @@ async def test_health_shows_supervisor_queues_process_and_latency_after_a_chat(
     assert supervisor["state"] == "ok" and supervisor["failed"] == []
     # The watcher waits for an index: reported in the supervisor's shape, not running.
     assert supervisor["children"]["index_watcher"]["state"] == "stopped", supervisor
+    lag = supervisor["children"]["event_loop_lag"]
+    assert lag["state"] == "running" and lag["restart"] == "permanent"
+    assert lag["restarts"] == 0 and lag["last_start"] > 0
     actors = supervisor["groups"]["session_actors"]
     assert actors["restarts"] == 0 and actors["failed"] == 0
     assert actors["states"]["running"] == 1  # the idle actor lives on (idle timeout 300 s)
