@@ -31,8 +31,11 @@ from .llm.ratelimit import FairRateLimiter, Limits
 from .llm.retry import RetryPolicy
 from .llm.service import LLMService, ServiceSettings
 from .protocol import PROTOCOL_VERSION
+from .runtime import metrics
 from .runtime.gil import favour_event_loop
 from .runtime.loop_lag import LoopLagMonitor
+from .runtime.process import memory
+from .runtime.supervisor import Restart, Supervisor
 from .sessions.actor import ActorRegistry
 from .sessions.identity import KernelTokens, kernel_start_user, user_key
 from .sessions.manager import (
@@ -351,6 +354,10 @@ class RubberDuckApp(ExtensionApp):
         # One Redactor for every path to a model: the LLM service's door, the API
         # embedder, and the session manager (which maps suggestions back through it).
         self.redactor = Redactor(self._configured_secrets)
+        # The long-lived tasks (conversation actors, index refreshes, the loop-lag
+        # sampler, the Ollama probe) run under one supervisor; error texts in its health
+        # pass the redactor.
+        self.supervisor = Supervisor(scrub=self.redactor.text)
         self.llm = self.build_llm_service(config)
         self.open_sockets = 0
         self.loop_lag = LoopLagMonitor()
@@ -363,6 +370,10 @@ class RubberDuckApp(ExtensionApp):
         if self.index_on_save:
             self.serverapp.contents_manager.register_post_save_hook(self._file_saved)
         self._wrap_kernel_start()
+        if self.index_watch:
+            self.supervisor.report("index_watcher", self._watcher_health)
+        # /metrics (jupyter_server's) reads health through one process-wide collector.
+        self._metrics_key = metrics.register(self.health)
         IOLoop.current().add_callback(self._start_background)
         if config.configured:
             self.log.info(
@@ -402,6 +413,7 @@ class RubberDuckApp(ExtensionApp):
             embedder_factory=partial(build_embedder, embedder),
             max_file_bytes=self.index_max_file_bytes,
             debounce_s=self.index_watch_debounce,
+            spawn=self._spawn_transient,
         )
 
     def build_session_manager(self) -> SessionManager:
@@ -443,7 +455,9 @@ class RubberDuckApp(ExtensionApp):
                 max_file_bytes=self.index_max_file_bytes,
             ),
             registry=ActorRegistry(
-                mailbox_size=self.session_mailbox_size, idle_timeout=self.session_idle_timeout
+                mailbox_size=self.session_mailbox_size,
+                idle_timeout=self.session_idle_timeout,
+                supervisor=self.supervisor,
             ),
             correction_rounds=self.correction_rounds,
             partial_save_interval=self.partial_save_interval,
@@ -480,7 +494,7 @@ class RubberDuckApp(ExtensionApp):
 
     def _start_background(self) -> None:
         favour_event_loop()
-        self.loop_lag.start()
+        self.loop_lag.start(spawn=self._spawn_permanent)
         # A second server on the same index file: say so in health from the start.
         probe = asyncio.get_running_loop().create_task(self.index.probe_lock())
         self._background.add(probe)
@@ -497,9 +511,38 @@ class RubberDuckApp(ExtensionApp):
         if self.index_watch:
             self.index.watch(force_polling=self.index_watch_polling)
         if not self.llm.config.configured and self.detect_ollama:
-            task = asyncio.get_running_loop().create_task(self._adopt_local_ollama())
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            # Transient: a crash retries it with backoff, an answer (even "none") ends it.
+            self.supervisor.start_child(
+                "ollama_probe", self._adopt_local_ollama, restart=Restart.TRANSIENT
+            )
+
+    def _spawn_permanent(self, name: str, factory: Any) -> asyncio.Future[None]:
+        """A loop that should always run (the event-loop lag sampler)."""
+        child = self.supervisor.start_child(name, factory, restart=Restart.PERMANENT)
+        assert child.task is not None
+        return child.task
+
+    def _spawn_transient(self, name: str, factory: Any) -> asyncio.Future[None]:
+        """The index's background jobs, as transient children of the supervisor."""
+        child = self.supervisor.start_child(name, factory, restart=Restart.TRANSIENT)
+        assert child.task is not None
+        return child.task
+
+    def _watcher_health(self) -> dict[str, Any]:
+        """The index watcher's thread (it restarts itself) in the supervisor's shape."""
+        status = self.index.watch_status()
+        state = {"watching": "running", "starting": "running", "error": "backing_off"}.get(
+            status["state"], "stopped"
+        )
+        return {
+            "state": state,
+            "restart": "permanent",
+            "restarts": status.get("restarts", 0),
+            "failures": 0,
+            "last_error": status.get("error"),
+            "last_start": status.get("last_start"),
+            "detail": status["state"],
+        }
 
     async def _load_secret_rules(self) -> None:
         from .context.secret_rules import provider_patterns
@@ -604,17 +647,22 @@ class RubberDuckApp(ExtensionApp):
         return merged
 
     def health(self) -> dict[str, Any]:
+        """What GET /rubberduck/api/health and /metrics report (docs/monitoring.md).
+        Nothing secret: no keys, no user names, no conversation ids or texts."""
+        supervisor = self.supervisor.snapshot()
+        llm = self.llm.health()
+        sessions = self.sessions.snapshot()
         return {
-            "status": "ok",
+            "status": "degraded" if supervisor["state"] != "ok" else "ok",
             "version": __version__,
             "protocol_version": PROTOCOL_VERSION,
             "uptime_s": round(time.monotonic() - self.started_at, 1),
             "subsystems": {
-                "llm": self.llm.health(),
+                "llm": llm,
                 "sessions": {
                     "state": "ok",
                     "open_sockets": self.open_sockets,
-                    **self.sessions.snapshot(),
+                    **sessions,
                 },
                 "index": {
                     "state": self.index.state,
@@ -626,10 +674,35 @@ class RubberDuckApp(ExtensionApp):
                     "watch": self.index.watch_status(),
                 },
                 "event_loop": self.loop_lag.snapshot(),
+                "supervisor": supervisor,
+                "queues": self._queues(sessions, llm["rate_limits"]),
+                "process": {"state": "ok", **memory()},
             },
         }
 
+    @staticmethod
+    def _queues(sessions: dict[str, Any], limits: dict[str, Any]) -> dict[str, Any]:
+        """Every bounded queue's depth beside its capacity, in one place."""
+        mailboxes = {
+            "waiting": sessions.get("waiting", 0),
+            "deepest": sessions.get("deepest_mailbox", 0),
+            "capacity_each": sessions.get("mailbox_size"),
+        }
+        rate_limit = {"queued": limits.get("queued", 0), "capacity": limits.get("max_queue")}
+        full = (
+            mailboxes["capacity_each"] and mailboxes["deepest"] >= mailboxes["capacity_each"]
+        ) or (
+            rate_limit["capacity"] is not None
+            and rate_limit["queued"] >= rate_limit["capacity"] > 0
+        )
+        return {
+            "state": "full" if full else "ok",
+            "session_mailboxes": mailboxes,
+            "rate_limit": rate_limit,
+        }
+
     async def stop_extension(self) -> None:
+        metrics.unregister(self._metrics_key)  # a stopped server's figures leave /metrics
         for task in list(self._background):
             task.cancel()
         await self.loop_lag.stop()
@@ -637,3 +710,4 @@ class RubberDuckApp(ExtensionApp):
         await self.llm.aclose()
         await self.conversations.aclose()
         await self.index.close()
+        await self.supervisor.stop()

@@ -13,7 +13,8 @@ import hashlib
 import importlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,10 @@ if TYPE_CHECKING:  # numpy and DuckDB load only when the index is first used
     from .search import Hit
 
 log = logging.getLogger(__name__)
+
+# Runs a named background job and returns its task: app.py passes the server's
+# supervisor (runtime/supervisor.py, transient children) without the index importing it.
+Spawn = Callable[[str, Callable[[], Coroutine[Any, Any, None]]], "asyncio.Future[None]"]
 
 # Changes come in bursts (autosave, several files, a checkout); wait this long after the last.
 SAVE_DEBOUNCE_S = 1.0
@@ -87,8 +92,10 @@ class IndexService:
         embedder_factory: Callable[[], Any] | None = None,
         max_file_bytes: int = 2_000_000,
         debounce_s: float = SAVE_DEBOUNCE_S,
+        spawn: Spawn | None = None,
     ) -> None:
         self.root = root.resolve()
+        self._spawn = spawn
         self.db_path = db_path
         self.max_file_bytes = max_file_bytes
         self.debounce_s = debounce_s
@@ -107,7 +114,7 @@ class IndexService:
         self._pending_saves: set[Path] = set()
         self._pending_rescan = False
         self._save_timer: asyncio.TimerHandle | None = None
-        self._refresh: asyncio.Task[None] | None = None
+        self._refresh: asyncio.Future[None] | None = None
         self.refreshes = 0  # refresh passes finished, for health and tests
         self._watch_wanted = False
         self._watch_options: dict[str, Any] = {}
@@ -347,7 +354,16 @@ class IndexService:
             return
         paths, self._pending_saves = sorted(self._pending_saves), set()
         rescan, self._pending_rescan = self._pending_rescan, False
-        self._refresh = asyncio.get_running_loop().create_task(self._refresh_files(paths, rescan))
+        if self._spawn is None:
+            self._refresh = asyncio.get_running_loop().create_task(
+                self._refresh_files(paths, rescan)
+            )
+        else:
+            # Supervised: a crash outside the refresh's own error handling re-runs it with
+            # the same paths, after a backoff; health counts the restarts.
+            self._refresh = self._spawn(
+                "index_refresh", partial(self._refresh_files, paths, rescan)
+            )
 
     async def _refresh_files(self, paths: list[Path], rescan: bool = False) -> None:
         from .indexer import Indexer

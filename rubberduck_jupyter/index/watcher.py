@@ -103,6 +103,7 @@ class TreeWatcher:
         self.restart_delay_s = restart_delay_s
         self.max_restart_delay_s = max_restart_delay_s
         self.restarts = 0
+        self.last_start: float | None = None  # time.time() when watching last began
         self.on_changes = on_changes
         self.force_polling = force_polling
         self.poll_delay_ms = poll_delay_ms
@@ -156,6 +157,7 @@ class TreeWatcher:
             "events": self.stats.events,
             "relevant": self.stats.relevant,
             "restarts": self.restarts,
+            "last_start": None if self.last_start is None else round(self.last_start, 3),
         }
 
     # --- the thread ---------------------------------------------------------------------
@@ -200,6 +202,7 @@ class TreeWatcher:
             return False
         try:
             self.state, self.error = "watching", None
+            self.last_start = time.time()
             self._ready.set()
             while not self._stop.is_set():
                 raw = notify.watch(self.debounce_ms, NOTIFY_STEP_MS, NOTIFY_TIMEOUT_MS, self._stop)

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import random
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,7 @@ from .client import (
 )
 from .config import ModelConfigError, ModelEntry, ModelsConfig
 from .errors import LLMError, no_model_error
+from .latency import LatencyBoard
 from .ratelimit import FairRateLimiter, Limits
 from .retry import RetryBudget, RetryPolicy
 from .usage import UsageLedger
@@ -83,6 +85,8 @@ class LLMService:
         retry_budget: RetryBudget | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
+        latency: LatencyBoard | None = None,
+        clock: Callable[[], float] = time.perf_counter,
         redactor: Callable[[list[dict[str, str]]], list[dict[str, str]]] | None = None,
     ) -> None:
         self.config = config
@@ -95,11 +99,16 @@ class LLMService:
             global_limits=Limits(), user_limits=Limits(), max_queue=256
         )
         self.breakers = breakers or BreakerBoard()
-        self.cache = cache or ResponseCache()
+        # Not `cache or ...`: an empty cache is falsy (len 0), which replaced the one
+        # configured (cache_entries) with a default one.
+        self.cache = cache if cache is not None else ResponseCache()
         self.ledger = ledger or UsageLedger()
         self.retry_budget = retry_budget or RetryBudget()
         self._sleep = sleep
         self._rng = rng or random.Random()
+        # Time to first token and total per answering model (health and /metrics).
+        self.latency = latency or LatencyBoard()
+        self._clock = clock
         self._direct: OpenAICompatibleGateway | None = None
         self._direct_loading: asyncio.Future[OpenAICompatibleGateway] | None = None
 
@@ -175,6 +184,7 @@ class LLMService:
             "breakers": self.breakers.snapshot(),
             "rate_limits": self.limiter.snapshot(),
             "cache_entries": len(self.cache),
+            "latency": self.latency.snapshot(),
         }
 
     async def stream(
@@ -238,6 +248,7 @@ class LLMService:
                     break
                 parts: list[str] = []
                 gateway = await self._gateway_for(entry)
+                started = self._clock()
                 upstream = gateway.stream(
                     entry,
                     messages,
@@ -249,10 +260,13 @@ class LLMService:
                     async with contextlib.aclosing(upstream):
                         async for piece in upstream:
                             if piece.finish_reason is None:
+                                if not parts:  # the one per-chunk check: a list's truth
+                                    self.latency.first_token(entry.name, self._clock() - started)
                                 parts.append(piece.text)
                                 yield piece
                                 continue
                             breaker.record_success()
+                            self.latency.total(entry.name, self._clock() - started)
                             usage = piece.usage or Usage()
                             cost = await self._cost_usd(entry, usage)
                             self.ledger.record(user, conversation_id, entry.name, usage, cost)

@@ -1,1 +1,3 @@
-"""Process-level health: event-loop lag and subsystem states."""
+"""Process-level concerns: event-loop lag, the GIL switch interval, the supervisor of
+long-lived tasks, process memory and the /metrics collector. Below sessions/ (which
+runs its actors under the supervisor); imports no session, engine or handler."""

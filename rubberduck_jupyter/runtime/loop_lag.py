@@ -27,6 +27,8 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,7 @@ class LoopLagMonitor:
         self.max_ms = 0.0
         self.counts = [0] * len(BUCKETS_MS)
         self.samples = 0
+        self.sum_ms = 0.0  # with counts, a Prometheus histogram (runtime/metrics.py)
         if stall_ms is None:
             try:
                 stall_ms = float(os.environ.get(STALL_ENV, "0") or 0)
@@ -70,15 +73,24 @@ class LoopLagMonitor:
                 stall_ms = 0.0
         self.stall_ms = stall_ms
         self.stall_reports = 0
-        self._task: asyncio.Task[None] | None = None
+        self._task: asyncio.Future[None] | None = None
         self._beat = time.monotonic()
         self._watchdog: threading.Thread | None = None
         self._stop_watchdog = threading.Event()
 
-    def start(self) -> None:
+    def start(
+        self,
+        spawn: Callable[[str, Callable[[], Coroutine[Any, Any, None]]], asyncio.Future[None]]
+        | None = None,
+    ) -> None:
+        """Starts sampling; `spawn(name, factory)` runs the sampler elsewhere (app.py: as a
+        permanent child of the supervisor) and returns its task."""
         if self._task is None:
             self._beat = time.monotonic()
-            self._task = asyncio.get_running_loop().create_task(self._run())
+            if spawn is None:
+                self._task = asyncio.get_running_loop().create_task(self._run())
+            else:
+                self._task = spawn("event_loop_lag", self._run)
             if self.stall_ms > 0:
                 self._stop_watchdog.clear()
                 self._watchdog = threading.Thread(
@@ -94,6 +106,7 @@ class LoopLagMonitor:
         self.max_ms = max(self.max_ms, lag_ms)
         self.counts[bisect.bisect_left(BUCKETS_MS, lag_ms)] += 1
         self.samples += 1
+        self.sum_ms += lag_ms
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -143,6 +156,7 @@ class LoopLagMonitor:
             "p50_ms": percentile_bound(self.counts, 0.50),
             "p99_ms": percentile_bound(self.counts, 0.99),
             "samples": self.samples,
+            "sum_ms": round(self.sum_ms, 3),
             "interval_s": self.interval,
             # "inf" rather than Infinity: JSON has no infinity.
             "buckets_ms": [b if math.isfinite(b) else "inf" for b in BUCKETS_MS],

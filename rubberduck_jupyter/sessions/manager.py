@@ -51,7 +51,7 @@ from ..engines.router import (
 )
 from ..llm.errors import LLMError
 from ..protocol import ChatContext, ChatRequest, ErrorCode, done_frame, error_frame, route_frame
-from .actor import ActorRegistry, Job, MailboxFull
+from .actor import ActorCrashed, ActorRegistry, Job, MailboxFull
 from .partial import DEFAULT_EVERY_CHUNKS, DEFAULT_INTERVAL_S, PartialSaver
 from .preferences import Preferences, learn_from_message
 from .store import INCOMPLETE_MARK, INTERRUPTED, AsyncConversationStore
@@ -61,6 +61,11 @@ log = logging.getLogger(__name__)
 
 # What a turn cut short by a server stop says (a crash's leftovers say it at the next start).
 STOPPED_NOTE = "The server stopped before this message was answered; send it again."
+# What a turn says when its conversation's actor crashed under it (runtime/supervisor.py).
+CRASHED_NOTE = (
+    "RubberDuck hit an internal error in this conversation (the server log has the "
+    "details); your message is saved, send it again."
+)
 TITLE_CHARS = 60
 DEFAULT_CONTEXT_TOKENS = 8192
 MAX_HISTORY_TOKENS = 32_000
@@ -106,7 +111,9 @@ class SessionManager:
         self.project = project
         self.retriever = retriever
         self.files = files
-        self.registry = registry or ActorRegistry()
+        # Not `registry or ...`: an empty registry has len() 0 and is falsy, which silently
+        # replaced the configured one (its mailbox size, idle timeout and supervisor).
+        self.registry = registry if registry is not None else ActorRegistry()
         self._history_tokens = history_tokens or (lambda _model: DEFAULT_CONTEXT_TOKENS // 2)
         self.correction_rounds = correction_rounds
         self.partial_save_interval = partial_save_interval
@@ -139,7 +146,8 @@ class SessionManager:
             )
             return
         actor = self.registry.get(user.name, conversation.id)
-        job = Job(request.id, lambda: self._process(user, request, question, emit))
+        # The work sees its own Job: a cancel caused by the actor's crash says so.
+        job = Job(request.id, lambda: self._process(user, request, question, emit, job))
         try:
             actor.submit(job)
         except MailboxFull:
@@ -155,6 +163,12 @@ class SessionManager:
         except asyncio.CancelledError:
             actor.cancel(request.id)
             raise
+        except ActorCrashed:
+            # A turn that got far enough recorded its answer so far itself (see _process).
+            if not job.recording:
+                with contextlib.suppress(Exception):
+                    await self._record_failure(question, ErrorCode.INTERNAL, CRASHED_NOTE)
+            await emit(error_frame(request.id, ErrorCode.INTERNAL, CRASHED_NOTE))
         except Exception:
             # A bug before the engine ran (the engine's own failures are answered inside
             # the turn): the question is kept; record it and end the turn with an error.
@@ -213,7 +227,12 @@ class SessionManager:
     # --- one turn, inside the conversation's actor ------------------------------------
 
     async def _process(
-        self, user: User, request: ChatRequest, question: Message, emit: Emit
+        self,
+        user: User,
+        request: ChatRequest,
+        question: Message,
+        emit: Emit,
+        job: Job | None = None,
     ) -> None:
         conversation = await self.store.get_conversation(question.conversation_id)
         if conversation is None:  # deleted while the message waited
@@ -276,6 +295,8 @@ class SessionManager:
         failure: tuple[ErrorCode, str] | None = None
         cancelled = False
         self.active_turns += 1
+        if job is not None:
+            job.recording = True  # from here the finally below records the answer
         try:
             await engine.run(turn)
         except LLMError as exc:
@@ -283,9 +304,12 @@ class SessionManager:
             status = MessageStatus.INCOMPLETE if turn.answer_parts else MessageStatus.ERROR
             await emit(error_frame(request.id, exc.code, exc.message, retry_after=exc.retry_after))
         except asyncio.CancelledError:
-            cancelled = True
             status = MessageStatus.INCOMPLETE if turn.answer_parts else MessageStatus.ERROR
-            failure = (ErrorCode.INTERNAL, "cancelled")
+            if job is not None and job.crashed:
+                failure = (ErrorCode.INTERNAL, CRASHED_NOTE)  # not the user's Stop
+            else:
+                cancelled = True
+                failure = (ErrorCode.INTERNAL, "cancelled")
             raise
         except Exception:
             log.exception("RubberDuck turn %s (%s) failed", request.id, route.engine)

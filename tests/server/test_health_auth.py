@@ -15,7 +15,15 @@ async def test_health_reports_each_subsystem_without_secrets(jp_fetch: Any) -> N
     body = json.loads(response.body)
     assert body["status"] == "ok"
     assert body["protocol_version"] == 1
-    assert set(body["subsystems"]) == {"llm", "sessions", "index", "event_loop"}
+    assert set(body["subsystems"]) == {
+        "llm",
+        "sessions",
+        "index",
+        "event_loop",
+        "supervisor",
+        "queues",
+        "process",
+    }
     assert body["subsystems"]["index"] == {
         "state": "idle",
         "error": None,
