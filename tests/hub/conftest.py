@@ -103,13 +103,25 @@ class Browser:
         self.hub = hub
         self.name = name
         self.session = requests.Session()
+        # The hub's pages hand their JavaScript an XSRF token (window.jhdata.xsrf_token),
+        # which it sends with its API calls: the token of the last hub page loaded.
+        self.hub_xsrf = ""
 
     def page(self, path: str, **kw: Any) -> Any:
         headers = {"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Site": "same-origin"}
-        return self.session.get(self.hub.url + path, headers=headers, timeout=REQUEST_TIMEOUT, **kw)
+        response = self.session.get(
+            self.hub.url + path, headers=headers, timeout=REQUEST_TIMEOUT, **kw
+        )
+        found = re.search(r'xsrf_token:\s*"([^"]+)"', response.text)
+        if found:
+            self.hub_xsrf = found.group(1)
+        return response
 
     def xsrf(self, path: str) -> str:
-        """The `_xsrf` cookie a browser would send to `path`: the most specific one."""
+        """What a browser sends as X-XSRFToken to `path`: on the hub, its page's token;
+        on a single-user server, JupyterLab's, the most specific `_xsrf` cookie."""
+        if path.startswith("/hub/") and self.hub_xsrf:
+            return self.hub_xsrf
         best, best_len = "", -1
         for cookie in self.session.cookies:
             cookie_path = cookie.path or "/"
@@ -394,13 +406,16 @@ def spawn(browser: Browser) -> float:
     """Start the user's server from the hub's spawn page and wait until it is ready."""
     name = browser.name
     started = time.monotonic()
-    # The spawn page starts the server; it redirects to spawn-pending while it comes up.
+    # The spawn page starts the server and redirects to spawn-pending while it comes up,
+    # whose script then follows the spawn through the hub's API.
     response = browser.page(f"/hub/spawn/{name}", allow_redirects=False)
     assert response.status_code in (200, 302), (response.status_code, response.text[:500])
+    browser.page(f"/hub/spawn-pending/{name}")
 
     def ready() -> bool:
-        model = browser.api("GET", f"/hub/api/users/{name}").json()
-        server = model.get("servers", {}).get("")
+        response = browser.api("GET", f"/hub/api/users/{name}")
+        assert response.status_code == 200, (response.status_code, response.text[:500])
+        server = response.json().get("servers", {}).get("")
         return bool(server and server.get("ready"))
 
     eventually(ready, timeout=SPAWN_TIMEOUT, what=f"{name}'s server", step=0.2)
