@@ -19,7 +19,7 @@ from typing import Any
 
 import nbformat
 import pytest
-from conftest import (
+from hub_harness import (
     TIMINGS,
     USERS,
     Browser,
@@ -31,7 +31,9 @@ from conftest import (
     run_in_kernel,
 )
 
-pytestmark = pytest.mark.timeout(120)
+# Each test bounds its own waits; this covers the module fixtures too (hub start and spawns
+# are bounded at 60 s and 90 s in hub_harness).
+pytestmark = pytest.mark.timeout(180)
 
 # The first question each user asks on their own server (unique words, so the fake
 # provider's request log shows whose prompt it got).
