@@ -3,6 +3,7 @@ spawned once (the harness itself is in hub_harness.py)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -46,5 +47,14 @@ def browsers(hub: Hub) -> dict[str, Browser]:
     for name, seconds in spawn_times.items():
         TIMINGS[f"spawn {name}"] = seconds
     for name, browser in logged_in.items():
+        started = time.monotonic()
         browser.open_server(name)
+        TIMINGS.setdefault("open server (OAuth)", time.monotonic() - started)
     return logged_in
+
+
+@pytest.fixture(autouse=True)
+def _fresh_fake_provider(fake_llm: Any) -> None:
+    """The fake provider is the suite's shared one: each hub test starts with no scripted
+    replies, queued faults or changed settings left by an earlier test (tests/conftest.py's
+    `fake_llm` resets them)."""
