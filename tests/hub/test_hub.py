@@ -103,21 +103,32 @@ def test_each_user_logs_in_and_rubberduck_loads_in_their_server(
         assert body["subsystems"]["llm"]["source"] == "$RUBBERDUCK_MODEL"
 
 
-def test_each_user_chats_with_the_provider_and_keeps_their_own_conversations(
-    hub: Hub, browsers: dict[str, Browser], fake_llm_server: Any
-) -> None:
-    # No scripted replies: the fake echoes the prompt's last user message.
+@pytest.fixture(scope="module")
+def first_chats(browsers: dict[str, Browser], fake_llm_server: Any) -> dict[str, Any]:
+    """Each user's first chat on their own server: its frames and the prompts the fake
+    provider got for it. No scripted replies: the fake echoes the last user message."""
+    fake_llm_server.reset()  # module fixtures run before the per-test reset
+    fake_llm_server.update_settings(fake_llm_server.initial_settings)
+    chats: dict[str, Any] = {}
     for name, browser in browsers.items():
         before = len(fake_llm_server.requests)
         started = time.monotonic()
         frames = chat_frames(browser, name, f"c-{name}", QUESTION[name])
         TIMINGS.setdefault("first chat", time.monotonic() - started)
+        chats[name] = {"frames": frames, "prompts": json.dumps(fake_llm_server.requests[before:])}
+    return chats
+
+
+def test_each_user_chats_with_the_provider_and_keeps_their_own_conversations(
+    hub: Hub, browsers: dict[str, Browser], first_chats: dict[str, Any]
+) -> None:
+    for name in browsers:
+        frames, prompts = first_chats[name]["frames"], first_chats[name]["prompts"]
         assert frames[0]["type"] == "route"
         done = done_frame(frames)
         assert done["conversation_id"] == f"c-{name}"
         assert done["model"] == "openai/fake-model"
         assert QUESTION[name] in answer_text(frames)
-        prompts = json.dumps(fake_llm_server.requests[before:])
         assert QUESTION[name] in prompts
         assert all(QUESTION[other] not in prompts for other in USERS if other != name)
 
@@ -132,7 +143,7 @@ def test_each_user_chats_with_the_provider_and_keeps_their_own_conversations(
 
 
 @pytest.fixture(scope="module")
-def tokens(browsers: dict[str, Browser]) -> dict[str, str]:
+def tokens(browsers: dict[str, Browser], first_chats: dict[str, Any]) -> dict[str, str]:
     """A hub API token per user, made through the hub's REST API before any share."""
     return {
         name: create_token(browser, "tests/hub before sharing")
