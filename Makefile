@@ -70,4 +70,4 @@ bench: install-test
 	$(PY) benchmarks/startup.py
 
 clean:
-	rm -rf $(VENV) labextension/node_modules labextension/lib rubberduck_jupyter/labextension test-artifacts
+	rm -rf $(VENV) labextension/node_modules labextension/lib rubberduck_jupyter/labextension test-artifacts tests/hub/proxy/node_modules
