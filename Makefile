@@ -22,6 +22,7 @@ $(VENV)/.installed: $(PY) pyproject.toml constraints.txt labextension/package.js
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
+	rm -f rubberduck_jupyter/labextension/install.json
 	$(PIP) install -c constraints.txt -e ".[test]"
 	touch $@
 
