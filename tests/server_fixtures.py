@@ -76,6 +76,26 @@ async def _read_turn(ws: Any, msg_id: str, timeout: float = 30) -> list[dict[str
             return frames
 
 
+async def chat_on_model(
+    jp_ws_fetch: Any, text: str, model: str, *, conversation_id: str | None = None
+) -> list[dict[str, Any]]:
+    """One turn over a fresh WebSocket on `model` (its conversation named after the model
+    unless given): every frame up to its done or error."""
+    ws = await jp_ws_fetch("rubberduck", "ws")
+    await ws.read_message()
+    frame = {
+        "type": "chat",
+        "id": "m",
+        "conversation_id": conversation_id or model,
+        "text": text,
+        "model": model,
+    }
+    ws.write_message(json.dumps(frame))
+    frames = await _read_turn(ws, "m")
+    ws.close()
+    return frames
+
+
 @pytest.fixture
 def read_turn() -> Any:
     """Reads one turn's frames from a socket, up to and including its done or error frame."""

@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from tests.server_fixtures import chat_on_model
+
 
 @pytest.fixture
 def rubberduck_config(
@@ -48,21 +50,11 @@ router_settings:
     }
 
 
-async def _chat(jp_ws_fetch: Any, read_turn: Any, text: str, model: str) -> list[dict[str, Any]]:
-    ws = await jp_ws_fetch("rubberduck", "ws")
-    await ws.read_message()
-    frame = {"type": "chat", "id": "m", "conversation_id": model, "text": text, "model": model}
-    ws.write_message(json.dumps(frame))
-    frames = await read_turn(ws, "m")
-    ws.close()
-    return frames
-
-
 async def test_router_settings_fallbacks_fail_over_through_every_deployment(
-    jp_ws_fetch: Any, read_turn: Any, fake_llm: Any
+    jp_ws_fetch: Any, fake_llm: Any
 ) -> None:
     fake_llm.set_replies(["from the backup"])
-    frames = await _chat(jp_ws_fetch, read_turn, "hello", "main")
+    frames = await chat_on_model(jp_ws_fetch, "hello", "main")
     done = frames[-1]
     assert done["type"] == "done", done
     assert done["model"] == "backup"
@@ -80,10 +72,10 @@ async def test_router_settings_fallbacks_fail_over_through_every_deployment(
 
 
 async def test_a_prompt_too_long_goes_to_the_context_window_fallback(
-    jp_ws_fetch: Any, read_turn: Any, fake_llm: Any
+    jp_ws_fetch: Any, fake_llm: Any
 ) -> None:
     fake_llm.set_replies(["from the wide model"])
-    frames = await _chat(jp_ws_fetch, read_turn, "a long question", "narrow")
+    frames = await chat_on_model(jp_ws_fetch, "a long question", "narrow")
     done = frames[-1]
     assert done["type"] == "done", done
     assert done["model"] == "wide"

@@ -9,7 +9,6 @@ in the proxy is invisible to RubberDuck except as a good answer.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -25,6 +24,7 @@ from typing import Any
 import pytest
 
 from rubberduck_jupyter.testing.fake_llm import authorization_digest
+from tests.server_fixtures import chat_on_model
 from tests.server_process import _free_port
 
 UPSTREAM_KEY = "sk-upstream-provider-secret-0123456789"
@@ -135,25 +135,15 @@ def rubberduck_config(
     }
 
 
-async def _chat(jp_ws_fetch: Any, read_turn: Any, text: str, model: str) -> list[dict[str, Any]]:
-    ws = await jp_ws_fetch("rubberduck", "ws")
-    await ws.read_message()
-    frame = {"type": "chat", "id": "m", "conversation_id": model, "text": text, "model": model}
-    ws.write_message(json.dumps(frame))
-    frames = await read_turn(ws, "m")
-    ws.close()
-    return frames
-
-
 def _answer(frames: list[dict[str, Any]]) -> str:
     return "".join(f["text"] for f in frames if f["type"] == "chunk")
 
 
 async def test_answers_stream_through_the_proxy_which_alone_holds_the_provider_key(
-    jp_ws_fetch: Any, read_turn: Any, jp_fetch: Any, fake_llm: Any
+    jp_ws_fetch: Any, jp_fetch: Any, fake_llm: Any
 ) -> None:
     fake_llm.set_replies(["Use a groupby, then agg."])
-    frames = await _chat(jp_ws_fetch, read_turn, "How do I sum per group?", "team-default")
+    frames = await chat_on_model(jp_ws_fetch, "How do I sum per group?", "team-default")
     assert frames[-1]["type"] == "done", frames[-1]
     assert _answer(frames) == "Use a groupby, then agg."
     (request,) = fake_llm.requests
@@ -167,21 +157,21 @@ async def test_answers_stream_through_the_proxy_which_alone_holds_the_provider_k
 
 
 async def test_failover_configured_in_the_proxy_reaches_rubberduck_as_an_answer(
-    jp_ws_fetch: Any, read_turn: Any, fake_llm: Any
+    jp_ws_fetch: Any, fake_llm: Any
 ) -> None:
     fake_llm.set_replies(["The backup answered."])
-    frames = await _chat(jp_ws_fetch, read_turn, "Anything", "team-flaky")
+    frames = await chat_on_model(jp_ws_fetch, "Anything", "team-flaky")
     assert frames[-1]["type"] == "done", frames[-1]
     assert _answer(frames) == "The backup answered."
     assert [r["model"] for r in fake_llm.requests] == ["fake-flaky-fault-500", "fake-backup"]
 
 
 async def test_a_key_the_proxy_refuses_ends_in_its_reason_and_reaches_no_provider(
-    jp_ws_fetch: Any, read_turn: Any, fake_llm: Any
+    jp_ws_fetch: Any, fake_llm: Any
 ) -> None:
     # Without its database the proxy cannot look a virtual key up and answers 400 "No
     # connected db." (with one it answers 401, which is provider_auth: test_llm_faults).
-    frames = await _chat(jp_ws_fetch, read_turn, "Anything", "wrong-key")
+    frames = await chat_on_model(jp_ws_fetch, "Anything", "wrong-key")
     error = frames[-1]
     assert error["type"] == "error", error
     assert error["code"] in {"provider_auth", "provider_error"}, error
