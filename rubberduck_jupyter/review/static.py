@@ -13,7 +13,7 @@ import json
 import re
 import subprocess
 import sys
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from functools import cache
 from typing import Any
 
@@ -70,6 +70,11 @@ IPYTHON_NAMES = frozenset(
 )
 _HISTORY_NAME = re.compile(r"^_i?\d+$")
 _BACKTICKED = re.compile(r"`([^`]+)`")
+
+
+def is_ipython_name(name: str) -> bool:
+    """A name every IPython kernel defines (`display`, `In`, `_`, `_i3`, `_12`...)."""
+    return name in IPYTHON_NAMES or bool(_HISTORY_NAME.match(name))
 
 
 def analyze_python(
@@ -144,8 +149,14 @@ def defined_names(source: str, *, cell: bool = True) -> set[str]:
         tree = parse_python(mask_magics(source).source if cell else source)
     except (SyntaxError, ValueError):
         return set()
+    return bound_names(tree.body)
+
+
+def bound_names(statements: Iterable[ast.stmt]) -> set[str]:
+    """Names `statements` bind in their own scope (not inside functions, classes' bodies,
+    lambdas or comprehensions)."""
     names: set[str] = set()
-    stack: list[ast.AST] = list(tree.body)
+    stack: list[ast.AST] = list(statements)
     while stack:
         node = stack.pop()
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
@@ -157,6 +168,8 @@ def defined_names(source: str, *, cell: bool = True) -> set[str]:
             names.add(node.id)
         elif isinstance(node, ast.NamedExpr) and isinstance(node.target, ast.Name):
             names.add(node.target.id)
+        elif isinstance(node, ast.ExceptHandler | ast.MatchAs | ast.MatchStar) and node.name:
+            names.add(node.name)  # `except E as e`, `case [x, *rest]`: a str, not a Name
         if not isinstance(node, ast.Lambda | ast.comprehension):
             stack.extend(ast.iter_child_nodes(node))
     return names
