@@ -572,6 +572,7 @@ class RubberDuckApp(ExtensionApp):
         from .handlers.health import HealthHandler
         from .handlers.index import IndexHandler, IndexSearchHandler
         from .handlers.models import ModelsHandler, UsageHandler
+        from .handlers.review import NotebookReviewHandler
 
         # Matched against the percent-encoded path: 128 characters of an id can take 1,536
         # there, so no bound here; an id no frame could have made is simply not found.
@@ -589,6 +590,7 @@ class RubberDuckApp(ExtensionApp):
                 (rf"/rubberduck/api/conversations/({ident})/export", ConversationExportHandler),
                 (r"/rubberduck/api/preferences", PreferencesHandler),
                 (r"/rubberduck/api/engines", EnginesHandler),
+                (r"/rubberduck/api/review/notebook", NotebookReviewHandler),
                 (rf"/rubberduck/api/suggestions/({ident})", SuggestionHandler),
                 (rf"/rubberduck/api/suggestions/({ident})/(apply|reject)", SuggestionActionHandler),
                 (r"/rubberduck/ws", ChatWebSocketHandler),

@@ -318,6 +318,7 @@ ROUTE_METHODS: list[tuple[st.SearchStrategy[tuple[str, ...]], list[str]]] = [
     (st.just(("conversations",)), ["GET"]),
     (st.just(("preferences",)), ["GET", "PUT"]),
     (st.just(("chat",)), ["POST"]),
+    (st.just(("review", "notebook")), ["POST"]),
     (st.just(("index",)), ["GET", "POST", "DELETE"]),
     (st.just(("index", "search")), ["GET"]),
     (KNOWN_OR_URL_IDS.map(lambda i: ("conversations", i)), ["GET", "PATCH", "DELETE"]),
