@@ -74,6 +74,18 @@ class ErrorCode(StrEnum):
     EMBEDDER_UNAVAILABLE = "embedder_unavailable"
 
 
+class NoticeCode(StrEnum):
+    """Codes of `notice` frames: information beside an answer, never its end."""
+
+    NO_MODEL = "no_model"
+    NO_INDEX = "no_index"
+    INDEX_UNAVAILABLE = "index_unavailable"
+    KEYWORD_SEARCH_ONLY = "keyword_search_only"
+    FILE_REFUSED = "file_refused"
+    SUGGESTION_UNPARSABLE = "suggestion_unparsable"
+    SUGGESTION_WITHHELD = "suggestion_withheld"
+
+
 class ProtocolError(Exception):
     """A client frame that cannot be accepted; becomes an ``error`` frame."""
 

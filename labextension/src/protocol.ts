@@ -32,10 +32,31 @@ export const ErrorCode = {
   INCOMPLETE: 'incomplete',
   NOT_FOUND: 'not_found',
   UNKNOWN_ENGINE: 'unknown_engine',
-  INTERNAL: 'internal'
+  INTERNAL: 'internal',
+  // REST-only codes: every RubberDuck REST error body is {"code", "message"}.
+  BAD_REQUEST: 'bad_request',
+  BAD_PATH: 'bad_path',
+  BAD_QUERY: 'bad_query',
+  FORBIDDEN: 'forbidden',
+  METHOD_NOT_ALLOWED: 'method_not_allowed',
+  CONFLICT: 'conflict',
+  EMBEDDER_UNAVAILABLE: 'embedder_unavailable'
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** Codes of `notice` frames: information beside an answer, never its end. */
+export const NoticeCode = {
+  NO_MODEL: 'no_model',
+  NO_INDEX: 'no_index',
+  INDEX_UNAVAILABLE: 'index_unavailable',
+  KEYWORD_SEARCH_ONLY: 'keyword_search_only',
+  FILE_REFUSED: 'file_refused',
+  SUGGESTION_UNPARSABLE: 'suggestion_unparsable',
+  SUGGESTION_WITHHELD: 'suggestion_withheld'
+} as const;
+
+export type NoticeCode = (typeof NoticeCode)[keyof typeof NoticeCode];
 
 // --- client frames ----------------------------------------------------------------
 

@@ -7,6 +7,8 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..protocol import NoticeCode
+
 if TYPE_CHECKING:
     from ..index.service import IndexService
 
@@ -51,9 +53,9 @@ class Citation:
 
 # Notice codes of an answer whose retrieval was degraded; each is said once to each user
 # while the problem lasts (not on every answer), and again after it cleared and came back.
-NO_INDEX = "no_index"
-INDEX_UNAVAILABLE = "index_unavailable"
-KEYWORD_ONLY = "keyword_search_only"
+NO_INDEX = NoticeCode.NO_INDEX
+INDEX_UNAVAILABLE = NoticeCode.INDEX_UNAVAILABLE
+KEYWORD_ONLY = NoticeCode.KEYWORD_SEARCH_ONLY
 
 NO_INDEX_MESSAGE = (
     "This project has no index yet, so answers do not search your notebooks and files. "

@@ -19,6 +19,7 @@ from ..llm.errors import LLMError, no_model_error
 from ..protocol import (
     ChatRequest,
     ErrorCode,
+    NoticeCode,
     Usage,
     chunk_frame,
     citations_frame,
@@ -187,7 +188,7 @@ class Turn:
         problem = _unparsable(kwargs.get("target"), kwargs.get("proposed", ""))
         if problem is not None:
             await self.notice(
-                "suggestion_unparsable",
+                NoticeCode.SUGGESTION_UNPARSABLE,
                 f"The model's change does not parse ({problem}), so it is not offered "
                 "to apply; the answer above still describes it.",
             )
@@ -195,7 +196,7 @@ class Turn:
         suggestion = await self._new_suggestion(**kwargs)
         if suggestion is None:
             await self.notice(
-                "suggestion_withheld",
+                NoticeCode.SUGGESTION_WITHHELD,
                 "The suggested change rewrites a line whose secret the model never saw (it "
                 "was sent as [REDACTED]); applying it would write that placeholder into "
                 "your code, so it is not offered. Make that change by hand.",

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from ..context.retrieval import NO_INDEX, Citation
 from ..domain.actions import ActionError, ProjectFiles, TargetMissing
+from ..protocol import NoticeCode
 from .base import NO_MODEL_NOTICE, Turn
 
 MAX_TARGET_CHARS = 60_000
@@ -41,7 +42,7 @@ async def retrieve(
 
 
 async def say_no_model(turn: Turn) -> None:
-    await turn.notice("no_model", NO_MODEL_NOTICE)
+    await turn.notice(NoticeCode.NO_MODEL, NO_MODEL_NOTICE)
 
 
 def clip_middle(text: str, limit: int) -> str:
@@ -145,7 +146,7 @@ async def code_targets(turn: Turn, text: str) -> list[CodeTarget]:
         for rel in dict.fromkeys(_PATH_RE.findall(text)):
             source, refusal = await asyncio.to_thread(_read_project_file, turn.files, rel)
             if refusal is not None:
-                await turn.notice("file_refused", refusal)
+                await turn.notice(NoticeCode.FILE_REFUSED, refusal)
             if source is not None:
                 targets.append(CodeTarget(rel, source[:MAX_TARGET_CHARS], rel))
     if not targets and ctx.active_cell and ctx.active_cell.strip():
