@@ -89,7 +89,9 @@ export class SlashCompleter {
 
   setCommands(commands: ISlashCommand[]): void {
     this._commands = commands;
-    if (this.isOpen) {
+    // A "/" typed before the server's hello (which brings the commands) found nothing to
+    // show; once they arrive, show them for what is already in the box.
+    if (this.isOpen || document.activeElement === this._input) {
       this.update();
     }
   }
