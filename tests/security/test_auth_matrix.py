@@ -41,6 +41,7 @@ from rubberduck_jupyter.domain.models import (
     SuggestionTarget,
 )
 from rubberduck_jupyter.handlers.base import KERNEL_SCOPE
+from tests.server_fixtures import indexed_config
 
 CONVERSATION = "conv-owner"
 SUGGESTION = "sugg-owner"
@@ -168,10 +169,12 @@ def matrix(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def jp_server_config(rubberduck_config: dict[str, Any], matrix: str) -> dict[str, Any]:
+def jp_server_config(fake_llm: Any, tmp_path: Any, matrix: str) -> dict[str, Any]:
+    # The fake provider's embeddings: an allowed search must not wait for torch and MiniLM
+    # to load (~4 s alone, past the request timeout on a loaded 2-core machine).
     return {
         "ServerApp": {"jpserver_extensions": {"rubberduck_jupyter": True}, **MATRIX[matrix]},
-        "RubberDuckApp": {**rubberduck_config, "index_watch": False},
+        "RubberDuckApp": {**indexed_config(fake_llm, tmp_path), "index_watch": False},
     }
 
 
