@@ -76,6 +76,11 @@ async def _read_turn(ws: Any, msg_id: str, timeout: float = 30) -> list[dict[str
             return frames
 
 
+def chunks_text(frames: list[dict[str, Any]]) -> str:
+    """The answer a turn streamed: its chunk frames' text, joined."""
+    return "".join(f["text"] for f in frames if f["type"] == "chunk")
+
+
 async def chat_on_model(
     jp_ws_fetch: Any, text: str, model: str, *, conversation_id: str | None = None
 ) -> list[dict[str, Any]]:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.server_fixtures import chat_on_model
+from tests.server_fixtures import chat_on_model, chunks_text
 
 
 @pytest.fixture
@@ -84,7 +84,7 @@ async def test_a_prompt_too_long_goes_to_the_context_window_fallback(
         ("narrow", "context_window"),
         ("wide", "ok"),
     ]
-    text = "".join(f["text"] for f in frames if f["type"] == "chunk")
+    text = chunks_text(frames)
     assert text == "from the wide model"
 
 

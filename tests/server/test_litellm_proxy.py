@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from rubberduck_jupyter.testing.fake_llm import authorization_digest
-from tests.server_fixtures import chat_on_model
+from tests.server_fixtures import chat_on_model, chunks_text
 from tests.server_process import _free_port
 
 UPSTREAM_KEY = "sk-upstream-provider-secret-0123456789"
@@ -135,17 +135,13 @@ def rubberduck_config(
     }
 
 
-def _answer(frames: list[dict[str, Any]]) -> str:
-    return "".join(f["text"] for f in frames if f["type"] == "chunk")
-
-
 async def test_answers_stream_through_the_proxy_which_alone_holds_the_provider_key(
     jp_ws_fetch: Any, jp_fetch: Any, fake_llm: Any
 ) -> None:
     fake_llm.set_replies(["Use a groupby, then agg."])
     frames = await chat_on_model(jp_ws_fetch, "How do I sum per group?", "team-default")
     assert frames[-1]["type"] == "done", frames[-1]
-    assert _answer(frames) == "Use a groupby, then agg."
+    assert chunks_text(frames) == "Use a groupby, then agg."
     (request,) = fake_llm.requests
     assert request["model"] == "fake-team"
     # The provider saw the proxy's provider key, never the key RubberDuck holds.
@@ -162,7 +158,7 @@ async def test_failover_configured_in_the_proxy_reaches_rubberduck_as_an_answer(
     fake_llm.set_replies(["The backup answered."])
     frames = await chat_on_model(jp_ws_fetch, "Anything", "team-flaky")
     assert frames[-1]["type"] == "done", frames[-1]
-    assert _answer(frames) == "The backup answered."
+    assert chunks_text(frames) == "The backup answered."
     assert [r["model"] for r in fake_llm.requests] == ["fake-flaky-fault-500", "fake-backup"]
 
 
