@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+import rubberduck_jupyter
+
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -93,6 +95,14 @@ def _running_lab(
             **extra_env,
         }
     )
+    # The lab serves the build beside the rubberduck_jupyter this test imports: its data dir
+    # comes first in the labextensions path, so a git worktree tests its own front end, not
+    # the one `labextension develop` linked into the venv.
+    built = Path(rubberduck_jupyter.__file__).parent / "labextension"
+    if (built / "package.json").exists():
+        extensions = base / "data" / "labextensions"
+        extensions.mkdir(parents=True)
+        (extensions / "rubberduck-jupyter").symlink_to(built, target_is_directory=True)
     # JupyterLab's "fetch news?" toast would cover the right sidebar; answer it in settings.
     notification = base / "settings" / "@jupyterlab" / "apputils-extension"
     notification.mkdir(parents=True)
