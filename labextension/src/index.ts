@@ -6,6 +6,7 @@ import {
 import { ICommandPalette } from '@jupyterlab/apputils';
 import type { Cell } from '@jupyterlab/cells';
 import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
+import { ISettingRegistry } from '@jupyterlab/settingregistry';
 
 import { DuckApi } from './api';
 import { DuckConnection } from './connection';
@@ -13,6 +14,7 @@ import { cellError } from './context';
 import { FixErrorWatcher } from './fixerror';
 import { duckIcon } from './icon';
 import { ChatPanel } from './panel';
+import { DuckSettings } from './settings';
 
 export namespace CommandIDs {
   export const openChat = 'rubberduck:open-chat';
@@ -28,13 +30,25 @@ const plugin: JupyterFrontEndPlugin<void> = {
   id: 'rubberduck-jupyter:plugin',
   description: 'The RubberDuck chat sidebar.',
   autoStart: true,
-  optional: [ICommandPalette, ILayoutRestorer, INotebookTracker],
+  optional: [
+    ICommandPalette,
+    ILayoutRestorer,
+    INotebookTracker,
+    ISettingRegistry
+  ],
   activate: (
     app: JupyterFrontEnd,
     palette: ICommandPalette | null,
     restorer: ILayoutRestorer | null,
-    notebooks: INotebookTracker | null
+    notebooks: INotebookTracker | null,
+    registry: ISettingRegistry | null
   ) => {
+    // Defaults until the registry answers; every surface follows `settings.changed`.
+    const settings = new DuckSettings();
+    registry
+      ?.load(plugin.id)
+      .then(loaded => settings.follow(loaded))
+      .catch(reason => console.warn('RubberDuck settings not loaded:', reason));
     const connection = new DuckConnection();
     const panel = new ChatPanel({
       connection,
