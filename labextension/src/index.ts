@@ -5,6 +5,7 @@ import {
 } from '@jupyterlab/application';
 import { ICommandPalette } from '@jupyterlab/apputils';
 import type { Cell } from '@jupyterlab/cells';
+import { IEditorLanguageRegistry } from '@jupyterlab/codemirror';
 import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 
@@ -35,14 +36,16 @@ const plugin: JupyterFrontEndPlugin<void> = {
     ICommandPalette,
     ILayoutRestorer,
     INotebookTracker,
-    ISettingRegistry
+    ISettingRegistry,
+    IEditorLanguageRegistry
   ],
   activate: (
     app: JupyterFrontEnd,
     palette: ICommandPalette | null,
     restorer: ILayoutRestorer | null,
     notebooks: INotebookTracker | null,
-    registry: ISettingRegistry | null
+    registry: ISettingRegistry | null,
+    languages: IEditorLanguageRegistry | null
   ) => {
     // Defaults until the registry answers; every surface follows `settings.changed`.
     const settings = new DuckSettings();
@@ -61,7 +64,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
       connection,
       api,
       notebooks,
-      commands: app.commands
+      commands: app.commands,
+      languages
     });
     panel.id = PANEL_ID;
     panel.title.icon = duckIcon;
