@@ -248,7 +248,13 @@ def test_code_block_actions_and_folded_sources(
     assert more.locator(".jp-RubberDuck-source").first.is_visible()
 
     # /help's table: no cell narrower than its longest word.
-    help_answer = ask(panel, "/help")
+    # (/help answers without a model: no usage line to wait for.)
+    before = panel.locator(ANSWERS).count()
+    box = panel.locator("textarea.jp-RubberDuck-input")
+    box.fill("/help")
+    box.press("Enter")
+    help_answer = panel.locator(ANSWERS).nth(before)
+    help_answer.locator("table td").first.wait_for()
     squeezed = help_answer.evaluate(
         """el => [...el.querySelectorAll('td, th')].filter(cell => {
             const probe = document.createElement('span');
