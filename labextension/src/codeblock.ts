@@ -154,6 +154,9 @@ class CodeBlockView {
     toolbar.setAttribute('role', 'toolbar');
     toolbar.setAttribute('aria-label', 'Code block actions');
     toolbar.setAttribute('aria-orientation', 'horizontal');
+    if (language) {
+      toolbar.dataset.language = language; // shown at its start (answer.css)
+    }
     this._status = element('span', 'jp-RubberDuck-codeblock-status');
     this._status.setAttribute('role', 'status');
     const buttons = [
