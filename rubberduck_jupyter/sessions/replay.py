@@ -69,7 +69,7 @@ class LiveTurn:
     first_n: int = 1
     last_n: int = 0
     bytes: int = 0
-    finished: bool = False
+    finished: bool = False  # its done or error was emitted (or its task ended)
     evicted: bool = False
     owner: object | None = None  # the socket handler the frames go to now
     sink: Sink | None = None
@@ -135,6 +135,8 @@ class ReplayHub:
                 raise TurnRunning(turn_id)
             self._drop(users, old)
         self._make_room(users)
+        # Dropping a user's last turn forgets the user: register again.
+        users = self._users.setdefault(user, users)
         turn = LiveTurn(user=user, id=turn_id, owner=owner, sink=sink)
         users.turns[turn_id] = turn
 
@@ -157,6 +159,10 @@ class ReplayHub:
             )
 
     def _emit(self, turn: LiveTurn, frame: dict[str, Any]) -> None:
+        if frame.get("type") in ("done", "error"):
+            # Over for the client from its last frame on, though the task may still be
+            # saving the answer: the id is free again and a cancel finds nothing to stop.
+            turn.finished = True
         turn.last_n += 1
         text = json.dumps({**frame, "n": turn.last_n})
         users = self._users.get(turn.user)
@@ -165,7 +171,7 @@ class ReplayHub:
             turn.bytes += len(text)
             users.frames += 1
             users.bytes += len(text)
-            self._trim(users)
+            self._trim(users, turn)
         if turn.sink is not None and not turn.sink(text):
             self._detach_turn(turn)
 
@@ -241,10 +247,16 @@ class ReplayHub:
                     victim.task.cancel()
             self._drop(users, victim)
 
-    def _trim(self, users: _UserTurns) -> None:
+    def _trim(self, users: _UserTurns, current: LiveTurn) -> None:
+        """Under the frame and byte limits again: other finished turns go whole first,
+        then the oldest frames of the oldest turns (`current`, just appended to, keeps
+        its newest frames at least)."""
         limits = self.limits
         while users.frames > limits.max_frames or users.bytes > limits.max_bytes:
-            finished = next((t for t in users.turns.values() if t.finished and t.frames), None)
+            finished = next(
+                (t for t in users.turns.values() if t.finished and t.frames and t is not current),
+                None,
+            )
             if finished is not None:
                 self._drop(users, finished)
                 continue
