@@ -698,6 +698,9 @@ class RubberDuckApp(ExtensionApp):
                     "state": "ok",
                     "open_sockets": self.open_sockets,
                     **sessions,
+                    # Turns kept for resuming: running, detached (their socket dropped),
+                    # frames and bytes held, over all users.
+                    "resume": self.replay.snapshot(),
                 },
                 "index": {
                     "state": self.index.state,
