@@ -17,6 +17,12 @@ import {
   ServerFrame
 } from './protocol';
 
+// Codes of a client frame refused before its id could be read (protocol.py).
+const REFUSALS = new Set<string>([
+  ErrorCode.BAD_JSON,
+  ErrorCode.FRAME_TOO_LARGE
+]);
+
 export class ResumeTracker {
   /** Ids of the turns in flight (sent, not yet done or failed), oldest first. */
   get turns(): string[] {
@@ -47,6 +53,9 @@ export class ResumeTracker {
    */
   accept(frame: ServerFrame, n: number | null): boolean {
     const id = frame.type === 'hello' ? null : frame.id;
+    if (frame.type === 'error' && id === null && REFUSALS.has(frame.code)) {
+      this.refusedWithoutId();
+    }
     if (id === null || !this._last.has(id)) {
       return true;
     }
@@ -87,6 +96,19 @@ export class ResumeTracker {
     }));
     this._last.clear();
     return frames;
+  }
+
+  /**
+   * An error with no id refused a frame the server could not read an id from (too large,
+   * not JSON): when that was a chat, its turn never started. The newest turn that has had
+   * no frame yet is taken to be it, so a later drop does not try to resume it.
+   */
+  refusedWithoutId(): void {
+    const unanswered = this.turns.filter(id => this._last.get(id) === 0);
+    const newest = unanswered[unanswered.length - 1];
+    if (newest !== undefined) {
+      this._last.delete(newest);
+    }
   }
 
   /** Stop tracking `id` (the user moved on; its frames are passed through unchecked). */

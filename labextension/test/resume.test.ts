@@ -161,3 +161,25 @@ test('forget stops checking a turn', () => {
   assert.equal(tracker.lastSeen('f'), null);
   assert.ok(tracker.accept(...chunk('f', 1, 0, 'a')));
 });
+
+test('an id-less refusal ends the newest turn that had no frame yet', () => {
+  const tracker = new ResumeTracker();
+  tracker.begin('answered');
+  tracker.accept(...chunk('answered', 1, 0, 'x'));
+  tracker.begin('older');
+  tracker.begin('huge');
+  tracker.accept(
+    ...wire({
+      type: 'error',
+      id: null,
+      code: 'frame_too_large',
+      message: 'big'
+    })
+  );
+  assert.deepEqual(tracker.turns, ['answered', 'older']);
+  // Other id-less errors (a server bug) say nothing about which turn: all stay.
+  tracker.accept(
+    ...wire({ type: 'error', id: null, code: 'internal', message: 'bug' })
+  );
+  assert.deepEqual(tracker.turns, ['answered', 'older']);
+});
