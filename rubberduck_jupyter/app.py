@@ -744,8 +744,10 @@ class RubberDuckApp(ExtensionApp):
         for task in list(self._background):
             task.cancel()
         await self.loop_lag.stop()
-        await self.replay.close()
+        # Sessions first: a turn it stops records the server-stop note, not "Stopped."; the
+        # hub then only cancels what is left and its timers.
         await self.sessions.close()
+        await self.replay.close()
         await self.llm.aclose()
         await self.conversations.aclose()
         await self.index.close()
