@@ -13,7 +13,13 @@
  */
 
 export type MentionToken =
-  | { kind: 'variable'; name: string; values: boolean; start: number; end: number }
+  | {
+      kind: 'variable';
+      name: string;
+      values: boolean;
+      start: number;
+      end: number;
+    }
   | { kind: 'cell'; cell: number; start: number; end: number }
   | { kind: 'file'; path: string; start: number; end: number };
 
@@ -36,10 +42,7 @@ const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const VALUES = /^([A-Za-z_][A-Za-z0-9_]*):values$/;
 const CELL = /^cell:([1-9][0-9]{0,6})$/;
 
-function classify(
-  body: string,
-  start: number
-): MentionToken | null {
+function classify(body: string, start: number): MentionToken | null {
   const end = start + 1 + body.length;
   const cell = CELL.exec(body);
   if (cell) {
@@ -119,7 +122,8 @@ export function typedMention(
   return { start, query: match[2] };
 }
 
-export type CompletionKind = 'variable' | 'cell' | 'file' | 'notebook' | 'folder';
+export type CompletionKind =
+  'variable' | 'cell' | 'file' | 'notebook' | 'folder';
 
 export interface ICompletionItem {
   kind: CompletionKind;
@@ -174,7 +178,12 @@ export function completions(
   if (!inFolder) {
     const variables = rank(sources.variables, v => v.name, query);
     for (const v of variables) {
-      out.push({ kind: 'variable', insert: v.name, label: v.name, detail: v.type });
+      out.push({
+        kind: 'variable',
+        insert: v.name,
+        label: v.name,
+        detail: v.type
+      });
     }
   }
   if (query === '' && sources.cells.length) {
@@ -207,7 +216,11 @@ export function completions(
   for (const file of rank(files, f => f.path.slice(folder.length), name)) {
     const directory = file.type === 'directory';
     out.push({
-      kind: directory ? 'folder' : file.type === 'notebook' ? 'notebook' : 'file',
+      kind: directory
+        ? 'folder'
+        : file.type === 'notebook'
+          ? 'notebook'
+          : 'file',
       insert: directory ? `${file.path}/` : file.path,
       label: directory ? `${file.path}/` : file.path,
       detail: directory ? 'folder' : file.type
@@ -230,7 +243,10 @@ export function acceptCompletion(
   // A folder or "cell:" is a step on the way: no space, the list shows what is inside.
   const folder = /[/:]$/.test(item.insert);
   const head = `${text.slice(0, start)}@${item.insert}${folder ? '' : ' '}`;
-  return { text: head + (folder ? rest : rest.replace(/^ /, '')), caret: head.length };
+  return {
+    text: head + (folder ? rest : rest.replace(/^ /, '')),
+    caret: head.length
+  };
 }
 
 /** The folder whose listing completes `query`: "" for the root, "src" for "src/x". */

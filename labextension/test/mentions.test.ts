@@ -47,7 +47,9 @@ test('parseMentions tells variables, values, cells and files apart', () => {
     ['variable', 'variable', 'cell', 'file', 'file']
   );
   const values = tokens[1];
-  assert.ok(values.kind === 'variable' && values.values && values.name === 'df');
+  assert.ok(
+    values.kind === 'variable' && values.values && values.name === 'df'
+  );
   const text = '@df and @df:values, see @cell:4.';
   const cell = parseMentions(text)[2];
   assert.equal(text.slice(cell.start, cell.end), '@cell:4');
