@@ -79,9 +79,17 @@ export class ContextBar implements IDisposable {
     this._list.setAttribute('role', 'listbox');
     this._list.setAttribute('aria-label', 'Mentions');
     this._list.hidden = true;
-    this.node.append(this._chips, this._list);
+    // The list above the chips: the footer grows upwards, so the list opening or closing
+    // never moves a chip under the pointer.
+    this.node.append(this._list, this._chips);
 
     this._chips.addEventListener('click', this._onChipClick);
+    // Pressing x must not blur the box first (that closes the list mid-click).
+    this._chips.addEventListener('mousedown', event => {
+      if ((event.target as HTMLElement).closest('.jp-RubberDuck-chip-remove')) {
+        event.preventDefault();
+      }
+    });
     this._chips.addEventListener('keydown', this._onChipKey);
     // mousedown, not click: the box keeps its focus and caret while picking.
     this._list.addEventListener('mousedown', event => {
@@ -151,6 +159,11 @@ export class ContextBar implements IDisposable {
       case 'Enter':
       case 'Tab':
         if (event.shiftKey) {
+          return false;
+        }
+        if (event.key === 'Enter' && this._typedExactly()) {
+          // "@cell:1" typed in full: Enter sends the message, as it would anyway.
+          this._close();
           return false;
         }
         this._accept(this._active);
@@ -491,6 +504,12 @@ export class ContextBar implements IDisposable {
     this._input.removeAttribute('aria-activedescendant');
     // The slash list shares the box; it sets aria-expanded itself when it opens.
     this._input.setAttribute('aria-expanded', 'false');
+  }
+
+  private _typedExactly(): boolean {
+    const input = this._input;
+    const typed = typedMention(input.value, input.selectionStart ?? 0);
+    return typed?.query === this._items[this._active]?.insert;
   }
 
   private _move(step: number): void {
