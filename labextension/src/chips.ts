@@ -281,8 +281,8 @@ export class ContextBar implements IDisposable {
     if (this._variablesOn && !removed.has('variables')) {
       chips.push({
         part: 'variables',
-        kind: 'Variables',
-        label: 'kernel',
+        kind: 'Kernel',
+        label: 'variables',
         title:
           "The names, types and shapes of the kernel's variables (no values)"
       });

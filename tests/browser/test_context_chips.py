@@ -140,7 +140,7 @@ def test_removed_chips_are_not_sent_and_come_back(
         "Notebook chips.ipynb",
         "Cell 2",
         "Error KeyError: 'north'",
-        "Variables kernel",
+        "Kernel variables",
     ]
     remove = panel.locator(".jp-RubberDuck-chip-error .jp-RubberDuck-chip-remove")
     assert remove.get_attribute("aria-label") == "Remove Error KeyError: 'north' from the context"
@@ -153,7 +153,7 @@ def test_removed_chips_are_not_sent_and_come_back(
     remove.click()
     panel.locator(".jp-RubberDuck-chip-cell").focus()
     page.keyboard.press("Delete")
-    assert _chips(panel) == ["Notebook chips.ipynb", "Variables kernel"]
+    assert _chips(panel) == ["Notebook chips.ipynb", "Kernel variables"]
     # Focus stayed in the row, on the chip that took the removed one's place.
     assert page.evaluate("() => document.activeElement.dataset.key") == "variables"
 
