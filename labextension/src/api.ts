@@ -114,6 +114,11 @@ export class DuckApi {
     return this._settings.baseUrl;
   }
 
+  /** GET /rubberduck/api/models: the default and the allowed models (names, never keys). */
+  async listModels(): Promise<unknown> {
+    return this._json('GET', 'models');
+  }
+
   async listConversations(): Promise<IConversationSummary[]> {
     return parseConversationList(await this._json('GET', 'conversations'));
   }

@@ -14,6 +14,7 @@ import { DuckConnection } from './connection';
 import { cellError } from './context';
 import { FixErrorWatcher } from './fixerror';
 import { duckIcon } from './icon';
+import { offerAllowedModels } from './modelchoices';
 import { ChatPanel } from './panel';
 import { DuckSettings } from './settings';
 
@@ -46,14 +47,20 @@ const plugin: JupyterFrontEndPlugin<void> = {
   ) => {
     // Defaults until the registry answers; every surface follows `settings.changed`.
     const settings = new DuckSettings();
-    registry
-      ?.load(plugin.id)
-      .then(loaded => settings.follow(loaded))
+    const api = new DuckApi();
+    // The schema asks the registry to wait for this transform (the allowed models as the
+    // default model's choices), so it is registered before the settings load.
+    const transformed = registry
+      ? offerAllowedModels(registry, plugin.id, () => api.listModels())
+      : Promise.resolve();
+    transformed
+      .then(() => registry?.load(plugin.id))
+      .then(loaded => loaded && settings.follow(loaded))
       .catch(reason => console.warn('RubberDuck settings not loaded:', reason));
     const connection = new DuckConnection();
     const panel = new ChatPanel({
       connection,
-      api: new DuckApi(),
+      api,
       notebooks,
       commands: app.commands
     });

@@ -76,3 +76,19 @@ def test_a_shortcut_added_in_the_settings_editor_opens_the_chat(
     page.locator(".jp-RubberDuck").wait_for(state="hidden")
     page.keyboard.press("Control+Alt+D")
     page.locator(".jp-RubberDuck").wait_for(state="visible")
+
+
+def test_the_default_model_is_a_choice_among_the_allowed_models(
+    page: Any, open_sidebar: Any, screenshot: Any
+) -> None:
+    open_sidebar()
+    page.evaluate(
+        "() => window.jupyterapp.commands.execute('settingeditor:open', {query: 'RubberDuck'})"
+    )
+    page.locator(".jp-PluginList-entry-label:has-text('RubberDuck')").first.click()
+    field = page.locator("select[id$='defaultModel']")
+    field.wait_for()
+    options = field.locator("option").all_inner_texts()
+    assert "The server's default" in options, options
+    screenshot("settings-rubberduck")
+    assert "openai/fake-model" in options, options
