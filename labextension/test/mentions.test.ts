@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
+import { withoutParts } from '../src/context';
 import {
   acceptCompletion,
   completions,
@@ -12,6 +13,7 @@ import {
   removeMention,
   typedMention
 } from '../src/mentions';
+import type { IChatContext } from '../src/protocol';
 
 const SOURCES: ICompletionSources = {
   variables: [
@@ -137,4 +139,28 @@ test('acceptCompletion replaces the typed word, adds a space, keeps the rest', (
     text: '@src/',
     caret: 5
   });
+});
+
+test('withoutParts drops exactly what each removed chip stood for', () => {
+  const context: IChatContext = {
+    notebook_path: 'etl.ipynb',
+    kernel_id: 'k1',
+    active_cell: 'df.head()',
+    selection: 'df',
+    cell_index: 3,
+    cell_id: 'c3',
+    error: 'KeyError',
+    variables: [{ name: 'df', type: 'DataFrame', summary: '' }]
+  };
+  assert.deepEqual(withoutParts(context, new Set()), context);
+  assert.deepEqual(withoutParts(context, new Set(['cell', 'error'])), {
+    notebook_path: 'etl.ipynb',
+    kernel_id: 'k1',
+    variables: [{ name: 'df', type: 'DataFrame', summary: '' }]
+  });
+  assert.deepEqual(
+    Object.keys(withoutParts(context, new Set(['notebook', 'variables']))),
+    ['active_cell', 'selection', 'cell_index', 'cell_id', 'error']
+  );
+  assert.equal(context.error, 'KeyError'); // the original is left as it was
 });
