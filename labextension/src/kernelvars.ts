@@ -4,7 +4,7 @@
  * execution count and history stay as they were, and the user's namespace gains nothing.
  */
 import type { NotebookPanel } from '@jupyterlab/notebook';
-import type { KernelMessage } from '@jupyterlab/services';
+import type { Kernel, KernelMessage } from '@jupyterlab/services';
 
 import {
   IKernelVariable,
@@ -136,9 +136,17 @@ async function evaluate(
   timeoutMs: number
 ): Promise<KernelMessage.IExecuteReplyMsg['content'] | null> {
   const kernel = panel.sessionContext.session?.kernel;
-  if (!kernel || kernel.status !== 'idle') {
+  if (!kernel) {
     return null;
   }
+  const started = Date.now();
+  if (kernel.status === 'busy' && !(await idleWithin(kernel, timeoutMs))) {
+    return null;
+  }
+  if (kernel.status !== 'idle') {
+    return null;
+  }
+  timeoutMs = Math.max(100, timeoutMs - (Date.now() - started));
   let future: ReturnType<typeof kernel.requestExecute> | null = null;
   let timer = 0;
   try {
@@ -164,6 +172,32 @@ async function evaluate(
     window.clearTimeout(timer);
     future?.dispose();
   }
+}
+
+/*
+ * A kernel is busy for a moment after most clicks (JupyterLab asks it for completions,
+ * history, comm state); wait for it to come back rather than send no variables.
+ */
+function idleWithin(
+  kernel: Kernel.IKernelConnection,
+  ms: number
+): Promise<boolean> {
+  return new Promise(resolve => {
+    const done = (ok: boolean): void => {
+      window.clearTimeout(timer);
+      kernel.statusChanged.disconnect(onStatus);
+      resolve(ok);
+    };
+    const onStatus = (): void => {
+      if (kernel.status === 'idle') {
+        done(true);
+      } else if (kernel.status !== 'busy') {
+        done(false);
+      }
+    };
+    const timer = window.setTimeout(() => done(false), ms);
+    kernel.statusChanged.connect(onStatus);
+  });
 }
 
 function expressionResult(

@@ -142,6 +142,14 @@ def test_removed_chips_are_not_sent_and_come_back(
         "Error KeyError: 'north'",
         "Kernel variables",
     ]
+    # Live: another cell active, other chips (the first cell has no error), and back.
+    notebook = page.locator(".jp-NotebookPanel:visible .jp-Notebook")
+    notebook.locator(".jp-Cell").first.locator(".cm-content").click()
+    page.wait_for_selector(".jp-RubberDuck-chip-error", state="detached")
+    assert _chips(panel) == ["Notebook chips.ipynb", "Cell 1", "Kernel variables"]
+    notebook.locator(".jp-Cell").nth(1).locator(".cm-content").click()
+    panel.locator(".jp-RubberDuck-chip-error").wait_for()
+    assert _chips(panel)[1] == "Cell 2"
     remove = panel.locator(".jp-RubberDuck-chip-error .jp-RubberDuck-chip-remove")
     assert remove.get_attribute("aria-label") == "Remove Error KeyError: 'north' from the context"
     screenshot("context-chips-light")
