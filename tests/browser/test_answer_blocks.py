@@ -67,10 +67,6 @@ def lab_server(
             "RUBBERDUCK_MODEL": "openai/fake-model",
             "RUBBERDUCK_API_BASE": fake_llm_server.base_url,
             "RUBBERDUCK_API_KEY": "sk-browser-test",
-            # In a venv jupyter_core puts the venv's data dir before JUPYTER_DATA_DIR, so
-            # the build `labextension develop` linked there (the main checkout's) would be
-            # served instead of this checkout's (see conftest's labextensions link).
-            "JUPYTER_PREFER_ENV_PATH": "0",
         },
         [
             # The theme switch for the dark screenshots goes through the app's command.
