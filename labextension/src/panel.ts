@@ -9,6 +9,7 @@ import { Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
 
 import { AnswerView, IAnswerServices } from './answer';
+import { ChatModel, IChatChunk, IIdStorage } from './chatmodel';
 import { ApiError, describeError, DuckApi, ExportFormat } from './api';
 import { openCitation } from './citations';
 import { ConnectionState, DuckConnection } from './connection';
@@ -73,23 +74,22 @@ const RETRYABLE_CODES = new Set<string>([
 // What the server appends to an answer that was cut off (sessions/manager.py).
 const INCOMPLETE_MARK = '\n\n[answer cut off]';
 
-/** A chunk that arrived ahead of a missing predecessor. */
-interface IPendingChunk {
-  text: string;
-  step?: string;
-}
-
-/** The answer currently streaming. */
+/** The view of the answer streaming; its state (chunk order, stopping) is the model's. */
 interface ITurn {
   id: string;
   question: string;
   answer: AnswerView;
-  nextSeq: number;
-  /** Chunks that arrived ahead of a missing predecessor, by seq. */
-  early: Map<number, IPendingChunk>;
   /** Pending animation frame for a re-render, 0 if none. */
   frame: number;
-  stopping: boolean;
+}
+
+/** window.localStorage, or null where storage is disabled. */
+function browserStorage(): IIdStorage | null {
+  try {
+    return window.localStorage;
+  } catch {
+    return null;
+  }
 }
 
 export namespace ChatPanel {
@@ -115,8 +115,11 @@ export class ChatPanel extends Widget {
     this._api = options.api;
     this._notebooks = options.notebooks ?? null;
     this._commands = options.commands ?? null;
-    this._storageKey = `rubberduck:conversation:${this._api.baseUrl}`;
-    this._conversationId = this._loadConversationId() ?? UUID.uuid4();
+    this._model = new ChatModel({
+      storageKey: `rubberduck:conversation:${this._api.baseUrl}`,
+      storage: browserStorage(),
+      newId: () => UUID.uuid4()
+    });
     const suggestions = new SuggestionActions(this._api, this._notebooks);
     this._services = {
       engineTitle: name => this._engineTitle(name),
@@ -212,7 +215,16 @@ export class ChatPanel extends Widget {
 
   /** The conversation new messages go to. */
   get conversationId(): string {
-    return this._conversationId;
+    return this._model.conversationId;
+  }
+
+  /** The sidebar's state, apart from its DOM. */
+  get model(): ChatModel {
+    return this._model;
+  }
+
+  private get _conversationId(): string {
+    return this._model.conversationId;
   }
 
   /** Put the caret in the message box. */
@@ -265,6 +277,7 @@ export class ChatPanel extends Widget {
       cancelAnimationFrame(this._turn.frame);
     }
     Signal.disconnectReceiver(this);
+    this._model.dispose();
     super.dispose();
   }
 
@@ -398,7 +411,7 @@ export class ChatPanel extends Widget {
       if (fromBox && this._input.value === message) {
         this._input.value = '';
       }
-      this._saveConversationId();
+      this._model.saveConversationId();
       this._startTurn(id, message);
       return true;
     } finally {
@@ -442,10 +455,9 @@ export class ChatPanel extends Widget {
 
   private _stop(): void {
     const turn = this._turn;
-    if (!turn || turn.stopping) {
+    if (!turn || !this._model.beginStop()) {
       return;
     }
-    turn.stopping = true;
     this._updateSendButton();
     const sent = this._connection.send({
       type: 'cancel',
@@ -474,7 +486,8 @@ export class ChatPanel extends Widget {
       });
       this._endTurn(turn);
     }
-    this._loadSeq += 1;
+    // Any load still under way is for the conversation being left.
+    this._model.beginLoad();
     this._log.replaceChildren();
     this._answers = [];
     this._task.show(null);
@@ -484,8 +497,7 @@ export class ChatPanel extends Widget {
 
   private _newConversation(): void {
     this._leaveConversation();
-    this._conversationId = UUID.uuid4();
-    this._saveConversationId();
+    this._model.newConversation();
     this._updateListTitle();
     this._list.update(this._list.conversations, this._conversationId);
     this.focusInput();
@@ -508,8 +520,7 @@ export class ChatPanel extends Widget {
     }
     if (id !== this._conversationId) {
       this._leaveConversation();
-      this._conversationId = id;
-      this._saveConversationId();
+      this._model.setConversation(id);
     }
     this._updateListTitle();
     await this._load(id, { quiet: false });
@@ -606,12 +617,12 @@ export class ChatPanel extends Widget {
 
   /** Show a stored conversation; `quiet` skips the notice when it cannot load. */
   private async _load(id: string, options: { quiet: boolean }): Promise<void> {
-    const seq = ++this._loadSeq;
+    const token = this._model.beginLoad();
     let detail: IConversationDetail | null;
     try {
       detail = await this._api.getConversation(id);
     } catch (error) {
-      if (!options.quiet && seq === this._loadSeq) {
+      if (!options.quiet && this._model.isLatestLoad(token)) {
         this._addNotice(
           error instanceof ApiError ? error.code : 'load_failed',
           `Could not load the conversation: ${describeError(error)}`,
@@ -621,7 +632,7 @@ export class ChatPanel extends Widget {
       return;
     }
     // The user moved on (or a turn started here) while it loaded.
-    if (seq !== this._loadSeq || id !== this._conversationId || this._turn) {
+    if (!this._model.isCurrentLoad(token, id)) {
       return;
     }
     if (!detail) {
@@ -643,15 +654,15 @@ export class ChatPanel extends Widget {
     const suggestions = new Map(detail.suggestions.map(s => [s.id, s]));
     // An answer still streaming is stored as it goes (status 'pending'): it is shown,
     // and its question still says it is being answered.
-    const answered = new Set(
-      detail.messages
-        .filter(m => m.role === 'assistant' && m.status !== 'pending')
-        .map(m => m.turn_id)
-    );
-    for (const message of conversationOrder(detail.messages)) {
-      if (message.role === 'user') {
+    const items = this._model.storedItems({
+      ...detail,
+      messages: conversationOrder(detail.messages)
+    });
+    for (const item of items) {
+      const message = item.message;
+      if (item.kind === 'question') {
         this._addUserMessage(message.content);
-        if (!answered.has(message.turn_id) && message.status === 'pending') {
+        if (item.stillAnswering) {
           this._addMessage('notice').append(
             element(
               'div',
@@ -740,22 +751,6 @@ export class ChatPanel extends Widget {
     );
   }
 
-  private _loadConversationId(): string | null {
-    try {
-      return window.localStorage.getItem(this._storageKey);
-    } catch {
-      return null; // storage disabled: every reload starts a new conversation
-    }
-  }
-
-  private _saveConversationId(): void {
-    try {
-      window.localStorage.setItem(this._storageKey, this._conversationId);
-    } catch {
-      // storage disabled or full: nothing to keep across reloads
-    }
-  }
-
   // --- server frames ----------------------------------------------------------------
 
   private _onStateChanged(_: DuckConnection, state: ConnectionState): void {
@@ -841,21 +836,17 @@ export class ChatPanel extends Widget {
   }
 
   private _onChunk(turn: ITurn, frame: IChunkFrame): void {
-    if (frame.seq < turn.nextSeq) {
-      return;
-    }
-    turn.early.set(frame.seq, { text: frame.text, step: frame.step });
-    let next = turn.early.get(turn.nextSeq);
-    while (next !== undefined) {
-      turn.early.delete(turn.nextSeq);
-      this._addChunk(turn, next);
-      turn.nextSeq += 1;
-      next = turn.early.get(turn.nextSeq);
+    const ready = this._model.acceptChunk(frame.seq, {
+      text: frame.text,
+      step: frame.step
+    });
+    for (const chunk of ready) {
+      this._addChunk(turn, chunk);
     }
     this._scheduleRender(turn);
   }
 
-  private _addChunk(turn: ITurn, chunk: IPendingChunk): void {
+  private _addChunk(turn: ITurn, chunk: IChatChunk): void {
     if (chunk.step !== undefined) {
       turn.answer.addStepText(chunk.step, chunk.text);
     } else {
@@ -940,15 +931,8 @@ export class ChatPanel extends Widget {
   private _startTurn(id: string, question: string): void {
     const answer = this._newAnswer();
     answer.setStreaming(true);
-    this._turn = {
-      id,
-      question,
-      answer,
-      nextSeq: 0,
-      early: new Map(),
-      frame: 0,
-      stopping: false
-    };
+    this._model.startTurn(id, question);
+    this._turn = { id, question, answer, frame: 0 };
     this._scrollToEnd();
     this._updateSendButton();
   }
@@ -962,15 +946,11 @@ export class ChatPanel extends Widget {
 
   /** Render everything received, including chunks stranded behind a gap. */
   private _flush(turn: ITurn): void {
-    const seqs = [...turn.early.keys()].sort((a, b) => a - b);
-    for (const seq of seqs) {
-      const chunk = turn.early.get(seq);
-      if (chunk) {
+    if (this._model.isCurrent(turn.id)) {
+      for (const chunk of this._model.flush()) {
         this._addChunk(turn, chunk);
       }
-      turn.nextSeq = Math.max(turn.nextSeq, seq + 1);
     }
-    turn.early.clear();
     cancelAnimationFrame(turn.frame);
     turn.frame = 0;
     this._render(turn);
@@ -991,6 +971,7 @@ export class ChatPanel extends Widget {
     if (this._turn === turn) {
       this._turn = null;
     }
+    this._model.endTurn(turn.id);
     this._updateSendButton();
   }
 
@@ -1050,39 +1031,20 @@ export class ChatPanel extends Widget {
     button.dataset.state = streaming ? 'stop' : 'send';
     button.textContent = streaming ? 'Stop' : 'Send';
     button.title = streaming ? 'Stop the answer (Escape)' : 'Send (Enter)';
-    button.disabled = (this._turn?.stopping ?? false) || this._sending;
+    button.disabled = (this._model.turn?.stopping ?? false) || this._sending;
   }
 
   private _updateStatus(): void {
     const connection = this._connection;
-    let state: string;
-    let text: string;
-    switch (connection.state) {
-      case 'connecting':
-        state = 'connecting';
-        // hook(resume): the answer is not over, it continues once reconnected.
-        text = connection.resuming
-          ? 'Connection lost. Reconnecting to continue the answer…'
-          : 'Connecting…';
-        break;
-      case 'closed':
-        state = 'disconnected';
-        text = `Disconnected. Reconnecting in ${connection.retryDelaySeconds} s…`;
-        break;
-      case 'open': {
-        const model = connection.model;
-        if (model?.configured) {
-          state = 'ready';
-          text = `Model: ${this._chosenModel() ?? model.name ?? 'configured'}`;
-        } else {
-          state = 'no-model';
-          text = 'No model configured';
-        }
-        break;
-      }
-    }
-    this._status.dataset.state = state;
-    this._status.textContent = text;
+    const status = this._model.updateStatus({
+      state: connection.state,
+      resuming: connection.resuming,
+      retryDelaySeconds: connection.retryDelaySeconds,
+      model: connection.model,
+      chosenModel: this._chosenModel()
+    });
+    this._status.dataset.state = status.state;
+    this._status.textContent = status.text;
   }
 
   /**
@@ -1144,12 +1106,9 @@ export class ChatPanel extends Widget {
   private _notebooks: INotebookTracker | null;
   private _commands: CommandRegistry | null;
   private _services: IAnswerServices;
-  private _storageKey: string;
-  private _conversationId: string;
+  private _model: ChatModel;
   /** The first load of the remembered conversation; null until the panel is shown. */
   private _restored: Promise<void> | null = null;
-  /** Bumped whenever the view changes conversation, so late loads are dropped. */
-  private _loadSeq = 0;
   private _turn: ITurn | null = null;
   /** A question waiting for the kernel's variables before it goes out. */
   private _sending = false;
