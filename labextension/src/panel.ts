@@ -71,9 +71,6 @@ const RETRYABLE_CODES = new Set<string>([
   ErrorCode.RESUME_UNAVAILABLE
 ]);
 
-// What the server appends to an answer that was cut off (sessions/manager.py).
-const INCOMPLETE_MARK = '\n\n[answer cut off]';
-
 /** The view of the answer streaming; its state (chunk order, stopping) is the model's. */
 interface ITurn {
   id: string;
@@ -654,10 +651,8 @@ export class ChatPanel extends Widget {
     const suggestions = new Map(detail.suggestions.map(s => [s.id, s]));
     // An answer still streaming is stored as it goes (status 'pending'): it is shown,
     // and its question still says it is being answered.
-    const items = this._model.storedItems({
-      ...detail,
-      messages: conversationOrder(detail.messages)
-    });
+    // The server sends the messages in the order they were asked (context/memory.py).
+    const items = this._model.storedItems(detail);
     for (const item of items) {
       const message = item.message;
       if (item.kind === 'question') {
@@ -705,12 +700,9 @@ export class ChatPanel extends Widget {
       answer.addStepText(step.step, step.text);
       answer.finishStep(step.step);
     }
-    let content = message.content;
-    if (message.status === 'incomplete' && content.endsWith(INCOMPLETE_MARK)) {
-      content = content.slice(0, -INCOMPLETE_MARK.length);
-    }
+    // An answer cut off is marked by its status (the line below), not in its text.
     if (!failed) {
-      answer.addText(content);
+      answer.addText(message.content);
     }
     meta.corrections.forEach(c => answer.addCorrection(c));
     answer.setCitations(meta.citations);
@@ -1131,29 +1123,6 @@ export class ChatPanel extends Widget {
   private _spend: HTMLDivElement;
   private _status: HTMLDivElement;
   private _contextLine: HTMLDivElement;
-}
-
-/**
- * Finished turns in the order they were asked, each question before its answer
- * (storage order interleaves when a question was sent while another was answered).
- */
-function conversationOrder(messages: IStoredMessage[]): IStoredMessage[] {
-  const asked = new Map<string, number>();
-  for (const message of messages) {
-    if (message.role === 'user') {
-      asked.set(message.turn_id, message.seq);
-    }
-  }
-  const key = (m: IStoredMessage): [number, number, number] => [
-    asked.get(m.turn_id) ?? m.seq,
-    m.role === 'user' ? 0 : 1,
-    m.seq
-  ];
-  return [...messages].sort((a, b) => {
-    const [a0, a1, a2] = key(a);
-    const [b0, b1, b2] = key(b);
-    return a0 - b0 || a1 - b1 || a2 - b2;
-  });
 }
 
 /** A stored answer's usage, shaped like the done frame it once ended with. */
