@@ -10,6 +10,7 @@ import { Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
 
 import { AnswerView, IAnswerServices } from './answer';
+import { ChatModel, IChatChunk, IIdStorage } from './chatmodel';
 import { ApiError, describeError, DuckApi, ExportFormat } from './api';
 import { openCitation } from './citations';
 import { ContextBar } from './chips'; // hook(context)
@@ -67,26 +68,22 @@ const RETRYABLE_CODES = new Set<string>([
   ErrorCode.RESUME_UNAVAILABLE
 ]);
 
-// What the server appends to an answer that was cut off (sessions/manager.py).
-const INCOMPLETE_MARK = '\n\n[answer cut off]';
-
-/** A chunk that arrived ahead of a missing predecessor. */
-interface IPendingChunk {
-  text: string;
-  step?: string;
-}
-
-/** The answer currently streaming. */
+/** The view of the answer streaming; its state (chunk order, stopping) is the model's. */
 interface ITurn {
   id: string;
   question: string;
   answer: AnswerView;
-  nextSeq: number;
-  /** Chunks that arrived ahead of a missing predecessor, by seq. */
-  early: Map<number, IPendingChunk>;
   /** Pending animation frame for a re-render, 0 if none. */
   frame: number;
-  stopping: boolean;
+}
+
+/** window.localStorage, or null where storage is disabled. */
+function browserStorage(): IIdStorage | null {
+  try {
+    return window.localStorage;
+  } catch {
+    return null;
+  }
 }
 
 export namespace ChatPanel {
@@ -114,8 +111,11 @@ export class ChatPanel extends Widget {
     this._api = options.api;
     this._notebooks = options.notebooks ?? null;
     this._commands = options.commands ?? null;
-    this._storageKey = `rubberduck:conversation:${this._api.baseUrl}`;
-    this._conversationId = this._loadConversationId() ?? UUID.uuid4();
+    this._model = new ChatModel({
+      storageKey: `rubberduck:conversation:${this._api.baseUrl}`,
+      storage: browserStorage(),
+      newId: () => UUID.uuid4()
+    });
     const suggestions = new SuggestionActions(this._api, this._notebooks);
     this._services = {
       engineTitle: name => this._engineTitle(name),
@@ -221,7 +221,16 @@ export class ChatPanel extends Widget {
 
   /** The conversation new messages go to. */
   get conversationId(): string {
-    return this._conversationId;
+    return this._model.conversationId;
+  }
+
+  /** The sidebar's state, apart from its DOM. */
+  get model(): ChatModel {
+    return this._model;
+  }
+
+  private get _conversationId(): string {
+    return this._model.conversationId;
   }
 
   /** Put the caret in the message box. */
@@ -275,6 +284,7 @@ export class ChatPanel extends Widget {
     }
     Signal.disconnectReceiver(this);
     this.contextBar.dispose(); // hook(context)
+    this._model.dispose();
     super.dispose();
   }
 
@@ -413,7 +423,7 @@ export class ChatPanel extends Widget {
       if (fromBox && this._input.value === message) {
         this._input.value = '';
       }
-      this._saveConversationId();
+      this._model.saveConversationId();
       this._startTurn(id, message);
       return true;
     } finally {
@@ -457,10 +467,9 @@ export class ChatPanel extends Widget {
 
   private _stop(): void {
     const turn = this._turn;
-    if (!turn || turn.stopping) {
+    if (!turn || !this._model.beginStop()) {
       return;
     }
-    turn.stopping = true;
     this._updateSendButton();
     const sent = this._connection.send({
       type: 'cancel',
@@ -489,7 +498,8 @@ export class ChatPanel extends Widget {
       });
       this._endTurn(turn);
     }
-    this._loadSeq += 1;
+    // Any load still under way is for the conversation being left.
+    this._model.beginLoad();
     this._log.replaceChildren();
     this._answers = [];
     this._task.show(null);
@@ -499,8 +509,7 @@ export class ChatPanel extends Widget {
 
   private _newConversation(): void {
     this._leaveConversation();
-    this._conversationId = UUID.uuid4();
-    this._saveConversationId();
+    this._model.newConversation();
     this._updateListTitle();
     this._list.update(this._list.conversations, this._conversationId);
     this.focusInput();
@@ -523,8 +532,7 @@ export class ChatPanel extends Widget {
     }
     if (id !== this._conversationId) {
       this._leaveConversation();
-      this._conversationId = id;
-      this._saveConversationId();
+      this._model.setConversation(id);
     }
     this._updateListTitle();
     await this._load(id, { quiet: false });
@@ -621,12 +629,12 @@ export class ChatPanel extends Widget {
 
   /** Show a stored conversation; `quiet` skips the notice when it cannot load. */
   private async _load(id: string, options: { quiet: boolean }): Promise<void> {
-    const seq = ++this._loadSeq;
+    const token = this._model.beginLoad();
     let detail: IConversationDetail | null;
     try {
       detail = await this._api.getConversation(id);
     } catch (error) {
-      if (!options.quiet && seq === this._loadSeq) {
+      if (!options.quiet && this._model.isLatestLoad(token)) {
         this._addNotice(
           error instanceof ApiError ? error.code : 'load_failed',
           `Could not load the conversation: ${describeError(error)}`,
@@ -636,7 +644,7 @@ export class ChatPanel extends Widget {
       return;
     }
     // The user moved on (or a turn started here) while it loaded.
-    if (seq !== this._loadSeq || id !== this._conversationId || this._turn) {
+    if (!this._model.isCurrentLoad(token, id)) {
       return;
     }
     if (!detail) {
@@ -658,15 +666,13 @@ export class ChatPanel extends Widget {
     const suggestions = new Map(detail.suggestions.map(s => [s.id, s]));
     // An answer still streaming is stored as it goes (status 'pending'): it is shown,
     // and its question still says it is being answered.
-    const answered = new Set(
-      detail.messages
-        .filter(m => m.role === 'assistant' && m.status !== 'pending')
-        .map(m => m.turn_id)
-    );
-    for (const message of conversationOrder(detail.messages)) {
-      if (message.role === 'user') {
+    // The server sends the messages in the order they were asked (context/memory.py).
+    const items = this._model.storedItems(detail);
+    for (const item of items) {
+      const message = item.message;
+      if (item.kind === 'question') {
         this._addUserMessage(message.content);
-        if (!answered.has(message.turn_id) && message.status === 'pending') {
+        if (item.stillAnswering) {
           this._addMessage('notice').append(
             element(
               'div',
@@ -709,12 +715,9 @@ export class ChatPanel extends Widget {
       answer.addStepText(step.step, step.text);
       answer.finishStep(step.step);
     }
-    let content = message.content;
-    if (message.status === 'incomplete' && content.endsWith(INCOMPLETE_MARK)) {
-      content = content.slice(0, -INCOMPLETE_MARK.length);
-    }
+    // An answer cut off is marked by its status (the line below), not in its text.
     if (!failed) {
-      answer.addText(content);
+      answer.addText(message.content);
     }
     meta.corrections.forEach(c => answer.addCorrection(c));
     answer.setCitations(meta.citations);
@@ -753,22 +756,6 @@ export class ChatPanel extends Widget {
       'aria-label',
       `Conversations (current: ${this._listTitle.textContent})`
     );
-  }
-
-  private _loadConversationId(): string | null {
-    try {
-      return window.localStorage.getItem(this._storageKey);
-    } catch {
-      return null; // storage disabled: every reload starts a new conversation
-    }
-  }
-
-  private _saveConversationId(): void {
-    try {
-      window.localStorage.setItem(this._storageKey, this._conversationId);
-    } catch {
-      // storage disabled or full: nothing to keep across reloads
-    }
   }
 
   // --- server frames ----------------------------------------------------------------
@@ -856,21 +843,17 @@ export class ChatPanel extends Widget {
   }
 
   private _onChunk(turn: ITurn, frame: IChunkFrame): void {
-    if (frame.seq < turn.nextSeq) {
-      return;
-    }
-    turn.early.set(frame.seq, { text: frame.text, step: frame.step });
-    let next = turn.early.get(turn.nextSeq);
-    while (next !== undefined) {
-      turn.early.delete(turn.nextSeq);
-      this._addChunk(turn, next);
-      turn.nextSeq += 1;
-      next = turn.early.get(turn.nextSeq);
+    const ready = this._model.acceptChunk(frame.seq, {
+      text: frame.text,
+      step: frame.step
+    });
+    for (const chunk of ready) {
+      this._addChunk(turn, chunk);
     }
     this._scheduleRender(turn);
   }
 
-  private _addChunk(turn: ITurn, chunk: IPendingChunk): void {
+  private _addChunk(turn: ITurn, chunk: IChatChunk): void {
     if (chunk.step !== undefined) {
       turn.answer.addStepText(chunk.step, chunk.text);
     } else {
@@ -955,15 +938,8 @@ export class ChatPanel extends Widget {
   private _startTurn(id: string, question: string): void {
     const answer = this._newAnswer();
     answer.setStreaming(true);
-    this._turn = {
-      id,
-      question,
-      answer,
-      nextSeq: 0,
-      early: new Map(),
-      frame: 0,
-      stopping: false
-    };
+    this._model.startTurn(id, question);
+    this._turn = { id, question, answer, frame: 0 };
     this._scrollToEnd();
     this._updateSendButton();
   }
@@ -977,15 +953,11 @@ export class ChatPanel extends Widget {
 
   /** Render everything received, including chunks stranded behind a gap. */
   private _flush(turn: ITurn): void {
-    const seqs = [...turn.early.keys()].sort((a, b) => a - b);
-    for (const seq of seqs) {
-      const chunk = turn.early.get(seq);
-      if (chunk) {
+    if (this._model.isCurrent(turn.id)) {
+      for (const chunk of this._model.flush()) {
         this._addChunk(turn, chunk);
       }
-      turn.nextSeq = Math.max(turn.nextSeq, seq + 1);
     }
-    turn.early.clear();
     cancelAnimationFrame(turn.frame);
     turn.frame = 0;
     this._render(turn);
@@ -1006,6 +978,7 @@ export class ChatPanel extends Widget {
     if (this._turn === turn) {
       this._turn = null;
     }
+    this._model.endTurn(turn.id);
     this._updateSendButton();
   }
 
@@ -1065,39 +1038,20 @@ export class ChatPanel extends Widget {
     button.dataset.state = streaming ? 'stop' : 'send';
     button.textContent = streaming ? 'Stop' : 'Send';
     button.title = streaming ? 'Stop the answer (Escape)' : 'Send (Enter)';
-    button.disabled = (this._turn?.stopping ?? false) || this._sending;
+    button.disabled = (this._model.turn?.stopping ?? false) || this._sending;
   }
 
   private _updateStatus(): void {
     const connection = this._connection;
-    let state: string;
-    let text: string;
-    switch (connection.state) {
-      case 'connecting':
-        state = 'connecting';
-        // hook(resume): the answer is not over, it continues once reconnected.
-        text = connection.resuming
-          ? 'Connection lost. Reconnecting to continue the answer…'
-          : 'Connecting…';
-        break;
-      case 'closed':
-        state = 'disconnected';
-        text = `Disconnected. Reconnecting in ${connection.retryDelaySeconds} s…`;
-        break;
-      case 'open': {
-        const model = connection.model;
-        if (model?.configured) {
-          state = 'ready';
-          text = `Model: ${this._chosenModel() ?? model.name ?? 'configured'}`;
-        } else {
-          state = 'no-model';
-          text = 'No model configured';
-        }
-        break;
-      }
-    }
-    this._status.dataset.state = state;
-    this._status.textContent = text;
+    const status = this._model.updateStatus({
+      state: connection.state,
+      resuming: connection.resuming,
+      retryDelaySeconds: connection.retryDelaySeconds,
+      model: connection.model,
+      chosenModel: this._chosenModel()
+    });
+    this._status.dataset.state = status.state;
+    this._status.textContent = status.text;
   }
 
   /**
@@ -1159,12 +1113,9 @@ export class ChatPanel extends Widget {
   private _notebooks: INotebookTracker | null;
   private _commands: CommandRegistry | null;
   private _services: IAnswerServices;
-  private _storageKey: string;
-  private _conversationId: string;
+  private _model: ChatModel;
   /** The first load of the remembered conversation; null until the panel is shown. */
   private _restored: Promise<void> | null = null;
-  /** Bumped whenever the view changes conversation, so late loads are dropped. */
-  private _loadSeq = 0;
   private _turn: ITurn | null = null;
   /** A question waiting for the kernel's variables before it goes out. */
   private _sending = false;
@@ -1189,29 +1140,6 @@ export class ChatPanel extends Widget {
   private _spend: HTMLDivElement;
   private _status: HTMLDivElement;
   private _contextLine: HTMLDivElement;
-}
-
-/**
- * Finished turns in the order they were asked, each question before its answer
- * (storage order interleaves when a question was sent while another was answered).
- */
-function conversationOrder(messages: IStoredMessage[]): IStoredMessage[] {
-  const asked = new Map<string, number>();
-  for (const message of messages) {
-    if (message.role === 'user') {
-      asked.set(message.turn_id, message.seq);
-    }
-  }
-  const key = (m: IStoredMessage): [number, number, number] => [
-    asked.get(m.turn_id) ?? m.seq,
-    m.role === 'user' ? 0 : 1,
-    m.seq
-  ];
-  return [...messages].sort((a, b) => {
-    const [a0, a1, a2] = key(a);
-    const [b0, b1, b2] = key(b);
-    return a0 - b0 || a1 - b1 || a2 - b2;
-  });
 }
 
 /** A stored answer's usage, shaped like the done frame it once ended with. */

@@ -52,8 +52,9 @@ from ..domain.models import (
 SCHEMA_VERSION = 1
 T = TypeVar("T")
 
-# Appended to an answer that was cut off (provider failure, cancel, server stop); the sidebar
-# strips it and shows its own line instead.
+# Older versions appended this to the stored text of an answer that was cut off; the
+# status (incomplete) says it now, so rows read from older stores drop it. A prompt still
+# tells the model (sessions/manager.py).
 INCOMPLETE_MARK = "\n\n[answer cut off]"
 INTERRUPTED = "interrupted"  # the error code of a turn a server stop cut short
 
@@ -352,7 +353,7 @@ class ConversationStore:
                 con.execute(
                     "UPDATE messages SET content = ?, status = ?, meta = ? WHERE id = ?",
                     (
-                        row["content"] + INCOMPLETE_MARK,
+                        row["content"],
                         str(MessageStatus.INCOMPLETE),
                         json.dumps(meta),
                         row["id"],
@@ -478,14 +479,18 @@ def _conversation(row: sqlite3.Row) -> Conversation:
 
 
 def _message(row: sqlite3.Row) -> Message:
+    status = MessageStatus(row["status"])
+    content = row["content"]
+    if status is MessageStatus.INCOMPLETE:
+        content = content.removesuffix(INCOMPLETE_MARK)
     return Message(
         id=row["id"],
         conversation_id=row["conversation_id"],
         seq=row["seq"],
         role=row["role"],
-        content=row["content"],
+        content=content,
         turn_id=row["turn_id"],
-        status=MessageStatus(row["status"]),
+        status=status,
         engine=row["engine"],
         meta=json.loads(row["meta"]),
         created_at=row["created_at"],
