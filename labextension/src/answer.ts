@@ -7,6 +7,7 @@ import { linkCitations, OpenCitation, renderSources } from './citations';
 import { element } from './dom';
 import { renderAnswerMarkdown } from './markdown';
 import { ICitation, ICorrection, INotice, ISuggestion } from './protocol';
+import { renderNoticeAction } from './indexstatus/notice';
 import { ISuggestionActions, SuggestionView } from './suggestion';
 
 export interface IAnswerServices {
@@ -97,6 +98,7 @@ export class AnswerView {
     const banner = element('div', 'jp-RubberDuck-info', notice.message);
     banner.dataset.code = notice.code;
     banner.setAttribute('role', 'note');
+    renderNoticeAction(banner, notice); // hook(indexstatus): the notice's action button
     this._notices.append(banner);
   }
 
