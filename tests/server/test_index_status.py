@@ -168,3 +168,13 @@ async def test_stop_a_slow_run_and_while_opening(
     # And a new run completes.
     await _post(jp_fetch, {})
     assert (await _finished(jp_fetch))["files"] == 2
+
+
+def test_no_index_notice_carries_the_index_action() -> None:
+    from rubberduck_jupyter.context.retrieval import NO_INDEX_MESSAGE
+    from rubberduck_jupyter.protocol import NoticeCode, notice_frame
+
+    frame = notice_frame("m1", NoticeCode.NO_INDEX, NO_INDEX_MESSAGE)
+    assert frame["action"] == {"command": "rubberduck:index-project", "label": "Index this project"}
+    assert "status item" in frame["message"]
+    assert "action" not in notice_frame("m1", NoticeCode.KEYWORD_SEARCH_ONLY, "x")
