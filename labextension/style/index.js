@@ -1,1 +1,3 @@
 import './base.css';
+import './context.css';
+import './indexstatus.css';
