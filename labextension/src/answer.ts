@@ -14,6 +14,7 @@ import {
   ISuggestion,
   NoticeCode
 } from './protocol';
+import { renderNoticeAction } from './indexstatus/notice';
 import { ISuggestionActions, SuggestionView } from './suggestion';
 
 export interface IAnswerServices {
@@ -119,6 +120,7 @@ export class AnswerView {
     banner.setAttribute('role', 'note');
     // Code in a notice is shown as text: it can be copied, never applied.
     enhanceCodeBlocks(banner, this._codeBlocks, { actions: 'copy' });
+    renderNoticeAction(banner, notice); // hook(indexstatus): the notice's action button
     if (SUGGESTION_NOTICES.has(notice.code)) {
       this._suggestions.append(banner);
     } else {

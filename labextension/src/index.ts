@@ -14,6 +14,7 @@ import { activateContext } from './chips';
 import { DuckConnection } from './connection';
 import { cellError } from './context';
 import { FixErrorWatcher } from './fixerror';
+import { activateIndexStatus } from './indexstatus';
 import { duckIcon } from './icon';
 import { offerAllowedModels } from './modelchoices';
 import { ChatPanel } from './panel';
@@ -127,6 +128,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       selector: '.jp-Notebook .jp-CodeCell',
       rank: 12
     });
+    activateIndexStatus(app, palette);
     if (notebooks) {
       // Enabled state (and the cell toolbar button) follow the active cell's outputs.
       new FixErrorWatcher(notebooks, () =>

@@ -81,9 +81,10 @@ async def answer_from_retrieval(turn: Turn, citations: Sequence[Citation]) -> No
         await turn.answer("Nothing in the project index matches this question.")
     else:
         await turn.answer(
-            "The project is not indexed yet, so there is nothing to search either. Build the "
-            "index with `jupyter rubberduck index` (or from the sidebar) to get answers "
-            "from your own notebooks and code."
+            "The project is not indexed yet, so there is nothing to search either. Index it "
+            "with Index this project (the notice above, the sidebar, or the index status item "
+            "in the status bar) or `jupyter rubberduck index` to get answers from your own "
+            "notebooks and code."
         )
 
 
