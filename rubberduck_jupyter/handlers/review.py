@@ -73,9 +73,13 @@ class NotebookReviewHandler(RubberDuckAPIHandler):
         self.finish({"cells": len(cells), "findings": [f.to_json() for f in findings]})
 
 
-def parse_cell_body(body: dict[str, Any]) -> tuple[str, list[str]]:
-    """`{"source": str, "known_names"?: [str, ...]}`, checked."""
+def parse_cell_body(body: dict[str, Any]) -> tuple[str, list[str], list[str]]:
+    """`{"source": str, "known_names"?: [str, ...], "above"?: [str, ...]}`, checked.
+
+    `above` is the source of the code cells above: the names they bind are not undefined
+    here (a cell reviewed alone would otherwise flag every `df` made two cells up)."""
     source, names = body.get("source"), body.get("known_names", [])
+    above = body.get("above", [])
     if not isinstance(source, str):
         raise RubberDuckError(400, ErrorCode.BAD_FRAME, "'source' must be the cell's text.")
     if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
@@ -84,7 +88,15 @@ def parse_cell_body(body: dict[str, Any]) -> tuple[str, list[str]]:
         raise RubberDuckError(
             400, ErrorCode.BAD_FRAME, f"At most {MAX_KNOWN_NAMES} known names can be sent."
         )
-    return source, names
+    if not isinstance(above, list) or not all(isinstance(cell, str) for cell in above):
+        raise RubberDuckError(
+            400, ErrorCode.BAD_FRAME, "'above' must be a list of the cells' sources."
+        )
+    if len(above) > MAX_CELLS:
+        raise RubberDuckError(
+            400, ErrorCode.BAD_FRAME, f"At most {MAX_CELLS} cells can be sent above."
+        )
+    return source, names, above
 
 
 class CellReviewHandler(RubberDuckAPIHandler):
@@ -99,6 +111,6 @@ class CellReviewHandler(RubberDuckAPIHandler):
     @web.authenticated
     @authorized
     async def post(self) -> None:
-        source, names = parse_cell_body(self.json_body())
-        review = await asyncio.to_thread(review_cell, source, known_names=names)
+        source, names, above = parse_cell_body(self.json_body())
+        review = await asyncio.to_thread(review_cell, source, known_names=names, above=above)
         self.finish({"source_hash": content_hash(source), "findings": review.to_json()})

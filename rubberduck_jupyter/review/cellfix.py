@@ -15,7 +15,7 @@ from typing import Any
 
 from .cells import mask_magics, parse_cell
 from .findings import Finding, TextEdit
-from .static import analyze_python
+from .static import analyze_python, defined_names
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,9 +31,16 @@ class CellReview:
         ]
 
 
-def review_cell(source: str, *, known_names: Collection[str] = ()) -> CellReview:
-    """Blocking (ruff runs in a subprocess): call it from a thread in the server."""
-    findings = analyze_python(source, known_names=known_names, cell=True)
+def review_cell(
+    source: str, *, known_names: Collection[str] = (), above: Sequence[str] = ()
+) -> CellReview:
+    """Blocking (ruff runs in a subprocess): call it from a thread in the server.
+
+    Names the cells `above` bind count as known, like `known_names`."""
+    known = set(known_names)
+    for cell in above:
+        known |= defined_names(cell)
+    findings = analyze_python(source, known_names=known, cell=True)
     masked = set(mask_magics(source).masked_lines) if "%" in source or "!" in source else set()
     replacements = [fixed_source(source, f.edits, avoid_lines=masked) for f in findings]
     return CellReview(findings, replacements)

@@ -46,6 +46,15 @@ async def test_known_names_are_not_undefined(jp_fetch: Any) -> None:
     assert answer["findings"] == []
 
 
+async def test_names_the_cells_above_bind_are_not_undefined(jp_fetch: Any) -> None:
+    body = {
+        "source": "print(df.shape, total)\n",
+        "above": ["import pandas as pd", "df = pd.DataFrame()"],
+    }
+    answer = json.loads((await _review(jp_fetch, body)).body)
+    assert [f["message"] for f in answer["findings"]] == ["Undefined name `total`"]
+
+
 async def test_a_syntax_error_is_one_finding_and_no_fix(jp_fetch: Any) -> None:
     answer = json.loads((await _review(jp_fetch, {"source": "def f(:\n    pass\n"})).body)
     assert [(f["code"], f["severity"], f["replacement"]) for f in answer["findings"]] == [
@@ -80,6 +89,8 @@ async def test_unauthenticated_requests_are_refused(jp_fetch: Any) -> None:
         ({"source": "x", "known_names": "x"}, "bad_frame", "'known_names' must be"),
         ({"source": "x", "known_names": [1]}, "bad_frame", "'known_names' must be"),
         ({"source": "x", "known_names": ["a"] * 20_001}, "bad_frame", "At most 20000"),
+        ({"source": "x", "above": "x = 1"}, "bad_frame", "'above' must be"),
+        ({"source": "x", "above": [None]}, "bad_frame", "'above' must be"),
     ],
 )
 async def test_bad_bodies_are_refused_clearly(
