@@ -14,6 +14,7 @@ import { cellError } from './context';
 import { FixErrorWatcher } from './fixerror';
 import { duckIcon } from './icon';
 import { offerAllowedModels } from './modelchoices';
+import { activateCellReview } from './cellreview';
 import { ChatPanel } from './panel';
 import { DuckSettings } from './settings';
 
@@ -121,6 +122,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       selector: '.jp-Notebook .jp-CodeCell',
       rank: 12
     });
+    activateCellReview(app, notebooks, settings, palette, api);
     if (notebooks) {
       // Enabled state (and the cell toolbar button) follow the active cell's outputs.
       new FixErrorWatcher(notebooks, () =>
