@@ -11,13 +11,9 @@ import { Widget } from '@lumino/widgets';
 import { AnswerView, IAnswerServices } from './answer';
 import { ApiError, describeError, DuckApi, ExportFormat } from './api';
 import { openCitation } from './citations';
+import { ContextBar } from './chips'; // hook(context)
 import { ConnectionState, DuckConnection } from './connection';
-import {
-  cellContext,
-  contextLabel,
-  currentNotebook,
-  notebookContext
-} from './context';
+import { cellContext, contextLabel } from './context';
 import { ConversationList } from './conversations';
 import { element } from './dom';
 import { kernelVariables } from './kernelvars';
@@ -65,7 +61,9 @@ const STOP_FALLBACK_MS = 5_000;
 const RETRYABLE_CODES = new Set<string>([
   ErrorCode.FRAME_TOO_LARGE,
   ErrorCode.BUSY,
-  ErrorCode.MODEL_NOT_ALLOWED
+  ErrorCode.MODEL_NOT_ALLOWED,
+  // hook(resume): an answer the server could not continue after a drop; resend it.
+  ErrorCode.RESUME_UNAVAILABLE
 ]);
 
 // What the server appends to an answer that was cut off (sessions/manager.py).
@@ -179,6 +177,11 @@ export class ChatPanel extends Widget {
     this._input.title =
       'Enter sends, Shift+Enter adds a line, / at the start lists the commands';
     this._slash = new SlashCompleter(this._input);
+    // hook(context): chips of what goes with the message, and the @ list (chips.ts)
+    this.contextBar = new ContextBar({
+      input: this._input,
+      notebooks: this._notebooks
+    });
     this._sendButton = element('button', 'jp-RubberDuck-send');
     this._sendButton.type = 'button';
     compose.append(this._input, this._sendButton);
@@ -187,7 +190,7 @@ export class ChatPanel extends Widget {
     this._status.setAttribute('role', 'status');
     this._spend = element('div', 'jp-RubberDuck-spend');
     statusBar.append(this._status, this._spend);
-    footer.append(this._contextLine, this._slash.node, compose, statusBar);
+    footer.append(this.contextBar.node, this._slash.node, compose, statusBar); // hook(context)
 
     this.node.append(
       header,
@@ -263,6 +266,7 @@ export class ChatPanel extends Widget {
       cancelAnimationFrame(this._turn.frame);
     }
     Signal.disconnectReceiver(this);
+    this.contextBar.dispose(); // hook(context)
     super.dispose();
   }
 
@@ -301,6 +305,9 @@ export class ChatPanel extends Widget {
   private _onKeyDown(event: KeyboardEvent): void {
     if (event.target === this._input && this._slash.handleKey(event)) {
       return;
+    }
+    if (event.target === this._input && this.contextBar.handleKey(event)) {
+      return; // hook(context)
     }
     if (event.key === 'Escape' && this._list.isOpen) {
       event.preventDefault();
@@ -373,8 +380,9 @@ export class ChatPanel extends Widget {
         conversation_id: this._conversationId,
         text: message
       };
-      const context = about?.context ?? notebookContext(this._notebooks);
-      const notebook = about?.notebook ?? currentNotebook(this._notebooks);
+      // hook(context): the chips decide what goes; /fix sends its cell and variables
+      const context = about?.context ?? (await this.contextBar.gather(message));
+      const notebook = about?.notebook;
       if (notebook) {
         const variables = await kernelVariables(notebook);
         if (variables?.length) {
@@ -393,6 +401,7 @@ export class ChatPanel extends Widget {
         return false;
       }
       this._addUserMessage(message);
+      this.contextBar.sent(); // hook(context)
       if (fromBox && this._input.value === message) {
         this._input.value = '';
       }
@@ -915,6 +924,19 @@ export class ChatPanel extends Widget {
       if (RETRYABLE_CODES.has(frame.code) && !this._input.value) {
         this._input.value = turn.question;
       }
+      // hook(resume): what streamed before the drop stays, marked as incomplete.
+      if (
+        frame.code === ErrorCode.RESUME_UNAVAILABLE &&
+        turn.answer.hasContent
+      ) {
+        turn.answer.appendLine(
+          element(
+            'div',
+            'jp-RubberDuck-finish',
+            '(incomplete: the connection dropped)'
+          )
+        );
+      }
       void this._refreshList();
     }
     this._addNotice(frame.code, frame.message, frame.retry_after);
@@ -1045,7 +1067,10 @@ export class ChatPanel extends Widget {
     switch (connection.state) {
       case 'connecting':
         state = 'connecting';
-        text = 'Connecting…';
+        // hook(resume): the answer is not over, it continues once reconnected.
+        text = connection.resuming
+          ? 'Connection lost. Reconnecting to continue the answer…'
+          : 'Connecting…';
         break;
       case 'closed':
         state = 'disconnected';
@@ -1135,6 +1160,8 @@ export class ChatPanel extends Widget {
   private _turn: ITurn | null = null;
   /** A question waiting for the kernel's variables before it goes out. */
   private _sending = false;
+  /** hook(context): the chips and @ list; index.ts hands it the settings. */
+  readonly contextBar: ContextBar;
   private _answers: AnswerView[] = [];
   private _engines: IEngineInfo[] = [];
   /** The model the user chose in this panel, null until they choose one. */
