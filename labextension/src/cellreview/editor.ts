@@ -81,9 +81,13 @@ export function markLines(
   if (!view || !(view instanceof EditorView)) {
     return;
   }
-  if (!installed.has(view)) {
-    installed.add(view);
-    view.dispatch({ effects: StateEffect.appendConfig.of(marksField) });
-  }
-  view.dispatch({ effects: setMarks.of({ marks, stale }) });
+  // A cell's edit reaches us (stale) from inside CodeMirror's own update, where a
+  // dispatch is refused: mark once that update is done.
+  queueMicrotask(() => {
+    if (!installed.has(view)) {
+      installed.add(view);
+      view.dispatch({ effects: StateEffect.appendConfig.of(marksField) });
+    }
+    view.dispatch({ effects: setMarks.of({ marks, stale }) });
+  });
 }
