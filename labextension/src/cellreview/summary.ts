@@ -75,6 +75,7 @@ export class NotebookReviewBar extends Widget {
     run.progress.connect((_, p) => update(p.done, p.total));
     update(0, run.total);
     this.node.append(label, progress, cancel);
+    this._fit();
   }
 
   showError(message: string): void {
@@ -86,6 +87,7 @@ export class NotebookReviewBar extends Widget {
     );
     error.setAttribute('role', 'alert');
     this.node.append(error, this._closeButton());
+    this._fit();
   }
 
   showSummary(
@@ -120,6 +122,7 @@ export class NotebookReviewBar extends Widget {
       this.node.append(
         element('div', 'jp-RubberDuck-notebookReview-empty', 'No findings.')
       );
+      this._fit();
       return;
     }
     const list = element('ul', 'jp-RubberDuck-notebookReview-rows');
@@ -155,6 +158,19 @@ export class NotebookReviewBar extends Widget {
       list.append(item);
     }
     this.node.append(list);
+    this._fit();
+  }
+
+  /**
+   * The content header is a BoxPanel that sizes its children from their minimum height,
+   * so the bar says how tall its content is (at most 40% of the window) after each draw.
+   */
+  private _fit(): void {
+    this.node.style.minHeight = '';
+    const height = Math.min(this.node.scrollHeight, window.innerHeight * 0.4);
+    this.node.style.minHeight = `${Math.ceil(height)}px`;
+    this.parent?.fit();
+    this.parent?.parent?.fit();
   }
 
   private _closeButton(): HTMLButtonElement {
@@ -163,7 +179,11 @@ export class NotebookReviewBar extends Widget {
       'Close the notebook review summary',
       '\u00D7'
     );
-    close.addEventListener('click', () => this.hide());
+    close.addEventListener('click', () => {
+      this.hide();
+      this.parent?.fit();
+      this.parent?.parent?.fit();
+    });
     return close;
   }
 }
