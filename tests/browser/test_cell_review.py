@@ -151,11 +151,16 @@ def test_review_the_notebook_with_progress_and_jump_from_the_summary(
     sources[9] = "late = make()\nlate.show"  # F821 and RD104
     write_notebook(lab_server.root, "whole.ipynb", sources)
     notebook = open_notebook(page, lab_server, "whole.ipynb")
+    # Started while the notebook still loads, the pass would see only the cells so far.
+    notebook.locator(".jp-Cell").nth(11).wait_for()
     page.evaluate(WATCH_BAR)
     page.evaluate(START_REVIEW)
     bar = page.locator(".jp-NotebookPanel:visible .jp-RubberDuck-notebookReview")
     summary = bar.locator(".jp-RubberDuck-notebookReview-title", has_text="Reviewed 12")
-    summary.wait_for(timeout=60_000)
+    try:
+        summary.wait_for(timeout=120_000)
+    finally:
+        screenshot("notebook-review-after-run")
     seen = page.evaluate("() => window.__rdBar")
     assert "Reviewing cells: 0 / 12" in seen and "Reviewing cells: 11 / 12" in seen
     rows = bar.locator(".jp-RubberDuck-notebookReview-row")

@@ -89,6 +89,11 @@ export class CellReviewController {
       [],
       codeCellsAbove(panel, cell)
     );
+    if (!withModel && !review.findings.length && !this._entries.has(id)) {
+      // A clean cell of the notebook pass or of a run gets no widget, only its state.
+      this.model.setStatic(id, source, review.sourceHash, []);
+      return;
+    }
     const entry = this._entry(panel, cell);
     entry.abort?.abort();
     entry.suggestion = null;
