@@ -605,7 +605,7 @@ class RubberDuckApp(ExtensionApp):
         from .handlers.health import HealthHandler
         from .handlers.index import IndexHandler, IndexSearchHandler
         from .handlers.models import ModelsHandler, UsageHandler
-        from .handlers.review import NotebookReviewHandler
+        from .handlers.review import CellReviewHandler, NotebookReviewHandler
 
         # Matched against the percent-encoded path: 128 characters of an id can take 1,536
         # there, so no bound here; an id no frame could have made is simply not found.
@@ -624,6 +624,7 @@ class RubberDuckApp(ExtensionApp):
                 (r"/rubberduck/api/preferences", PreferencesHandler),
                 (r"/rubberduck/api/engines", EnginesHandler),
                 (r"/rubberduck/api/review/notebook", NotebookReviewHandler),
+                (r"/rubberduck/api/review/cell", CellReviewHandler),
                 (rf"/rubberduck/api/suggestions/({ident})", SuggestionHandler),
                 (rf"/rubberduck/api/suggestions/({ident})/(apply|reject)", SuggestionActionHandler),
                 (r"/rubberduck/ws", ChatWebSocketHandler),

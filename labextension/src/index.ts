@@ -17,6 +17,7 @@ import { FixErrorWatcher } from './fixerror';
 import { activateIndexStatus } from './indexstatus';
 import { duckIcon } from './icon';
 import { offerAllowedModels } from './modelchoices';
+import { activateCellReview } from './cellreview';
 import { ChatPanel } from './panel';
 import { DuckSettings } from './settings';
 
@@ -129,6 +130,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       rank: 12
     });
     activateIndexStatus(app, palette);
+    activateCellReview(app, notebooks, settings, palette, api);
     if (notebooks) {
       // Enabled state (and the cell toolbar button) follow the active cell's outputs.
       new FixErrorWatcher(notebooks, () =>

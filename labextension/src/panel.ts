@@ -10,7 +10,6 @@ import { Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
 
 import { AnswerView, IAnswerServices } from './answer';
-import { ChatModel, IChatChunk, IIdStorage } from './chatmodel';
 import { ApiError, describeError, DuckApi, ExportFormat } from './api';
 import { openCitation } from './citations';
 import { ContextBar } from './chips'; // hook(context)
@@ -68,22 +67,26 @@ const RETRYABLE_CODES = new Set<string>([
   ErrorCode.RESUME_UNAVAILABLE
 ]);
 
-/** The view of the answer streaming; its state (chunk order, stopping) is the model's. */
+// What the server appends to an answer that was cut off (sessions/manager.py).
+const INCOMPLETE_MARK = '\n\n[answer cut off]';
+
+/** A chunk that arrived ahead of a missing predecessor. */
+interface IPendingChunk {
+  text: string;
+  step?: string;
+}
+
+/** The answer currently streaming. */
 interface ITurn {
   id: string;
   question: string;
   answer: AnswerView;
+  nextSeq: number;
+  /** Chunks that arrived ahead of a missing predecessor, by seq. */
+  early: Map<number, IPendingChunk>;
   /** Pending animation frame for a re-render, 0 if none. */
   frame: number;
-}
-
-/** window.localStorage, or null where storage is disabled. */
-function browserStorage(): IIdStorage | null {
-  try {
-    return window.localStorage;
-  } catch {
-    return null;
-  }
+  stopping: boolean;
 }
 
 export namespace ChatPanel {
@@ -111,11 +114,8 @@ export class ChatPanel extends Widget {
     this._api = options.api;
     this._notebooks = options.notebooks ?? null;
     this._commands = options.commands ?? null;
-    this._model = new ChatModel({
-      storageKey: `rubberduck:conversation:${this._api.baseUrl}`,
-      storage: browserStorage(),
-      newId: () => UUID.uuid4()
-    });
+    this._storageKey = `rubberduck:conversation:${this._api.baseUrl}`;
+    this._conversationId = this._loadConversationId() ?? UUID.uuid4();
     const suggestions = new SuggestionActions(this._api, this._notebooks);
     this._services = {
       engineTitle: name => this._engineTitle(name),
@@ -221,16 +221,7 @@ export class ChatPanel extends Widget {
 
   /** The conversation new messages go to. */
   get conversationId(): string {
-    return this._model.conversationId;
-  }
-
-  /** The sidebar's state, apart from its DOM. */
-  get model(): ChatModel {
-    return this._model;
-  }
-
-  private get _conversationId(): string {
-    return this._model.conversationId;
+    return this._conversationId;
   }
 
   /** Put the caret in the message box. */
@@ -284,7 +275,6 @@ export class ChatPanel extends Widget {
     }
     Signal.disconnectReceiver(this);
     this.contextBar.dispose(); // hook(context)
-    this._model.dispose();
     super.dispose();
   }
 
@@ -423,7 +413,7 @@ export class ChatPanel extends Widget {
       if (fromBox && this._input.value === message) {
         this._input.value = '';
       }
-      this._model.saveConversationId();
+      this._saveConversationId();
       this._startTurn(id, message);
       return true;
     } finally {
@@ -467,9 +457,10 @@ export class ChatPanel extends Widget {
 
   private _stop(): void {
     const turn = this._turn;
-    if (!turn || !this._model.beginStop()) {
+    if (!turn || turn.stopping) {
       return;
     }
+    turn.stopping = true;
     this._updateSendButton();
     const sent = this._connection.send({
       type: 'cancel',
@@ -498,8 +489,7 @@ export class ChatPanel extends Widget {
       });
       this._endTurn(turn);
     }
-    // Any load still under way is for the conversation being left.
-    this._model.beginLoad();
+    this._loadSeq += 1;
     this._log.replaceChildren();
     this._answers = [];
     this._task.show(null);
@@ -509,7 +499,8 @@ export class ChatPanel extends Widget {
 
   private _newConversation(): void {
     this._leaveConversation();
-    this._model.newConversation();
+    this._conversationId = UUID.uuid4();
+    this._saveConversationId();
     this._updateListTitle();
     this._list.update(this._list.conversations, this._conversationId);
     this.focusInput();
@@ -532,7 +523,8 @@ export class ChatPanel extends Widget {
     }
     if (id !== this._conversationId) {
       this._leaveConversation();
-      this._model.setConversation(id);
+      this._conversationId = id;
+      this._saveConversationId();
     }
     this._updateListTitle();
     await this._load(id, { quiet: false });
@@ -629,12 +621,12 @@ export class ChatPanel extends Widget {
 
   /** Show a stored conversation; `quiet` skips the notice when it cannot load. */
   private async _load(id: string, options: { quiet: boolean }): Promise<void> {
-    const token = this._model.beginLoad();
+    const seq = ++this._loadSeq;
     let detail: IConversationDetail | null;
     try {
       detail = await this._api.getConversation(id);
     } catch (error) {
-      if (!options.quiet && this._model.isLatestLoad(token)) {
+      if (!options.quiet && seq === this._loadSeq) {
         this._addNotice(
           error instanceof ApiError ? error.code : 'load_failed',
           `Could not load the conversation: ${describeError(error)}`,
@@ -644,7 +636,7 @@ export class ChatPanel extends Widget {
       return;
     }
     // The user moved on (or a turn started here) while it loaded.
-    if (!this._model.isCurrentLoad(token, id)) {
+    if (seq !== this._loadSeq || id !== this._conversationId || this._turn) {
       return;
     }
     if (!detail) {
@@ -666,13 +658,15 @@ export class ChatPanel extends Widget {
     const suggestions = new Map(detail.suggestions.map(s => [s.id, s]));
     // An answer still streaming is stored as it goes (status 'pending'): it is shown,
     // and its question still says it is being answered.
-    // The server sends the messages in the order they were asked (context/memory.py).
-    const items = this._model.storedItems(detail);
-    for (const item of items) {
-      const message = item.message;
-      if (item.kind === 'question') {
+    const answered = new Set(
+      detail.messages
+        .filter(m => m.role === 'assistant' && m.status !== 'pending')
+        .map(m => m.turn_id)
+    );
+    for (const message of conversationOrder(detail.messages)) {
+      if (message.role === 'user') {
         this._addUserMessage(message.content);
-        if (item.stillAnswering) {
+        if (!answered.has(message.turn_id) && message.status === 'pending') {
           this._addMessage('notice').append(
             element(
               'div',
@@ -715,9 +709,12 @@ export class ChatPanel extends Widget {
       answer.addStepText(step.step, step.text);
       answer.finishStep(step.step);
     }
-    // An answer cut off is marked by its status (the line below), not in its text.
+    let content = message.content;
+    if (message.status === 'incomplete' && content.endsWith(INCOMPLETE_MARK)) {
+      content = content.slice(0, -INCOMPLETE_MARK.length);
+    }
     if (!failed) {
-      answer.addText(message.content);
+      answer.addText(content);
     }
     meta.corrections.forEach(c => answer.addCorrection(c));
     answer.setCitations(meta.citations);
@@ -756,6 +753,22 @@ export class ChatPanel extends Widget {
       'aria-label',
       `Conversations (current: ${this._listTitle.textContent})`
     );
+  }
+
+  private _loadConversationId(): string | null {
+    try {
+      return window.localStorage.getItem(this._storageKey);
+    } catch {
+      return null; // storage disabled: every reload starts a new conversation
+    }
+  }
+
+  private _saveConversationId(): void {
+    try {
+      window.localStorage.setItem(this._storageKey, this._conversationId);
+    } catch {
+      // storage disabled or full: nothing to keep across reloads
+    }
   }
 
   // --- server frames ----------------------------------------------------------------
@@ -843,17 +856,21 @@ export class ChatPanel extends Widget {
   }
 
   private _onChunk(turn: ITurn, frame: IChunkFrame): void {
-    const ready = this._model.acceptChunk(frame.seq, {
-      text: frame.text,
-      step: frame.step
-    });
-    for (const chunk of ready) {
-      this._addChunk(turn, chunk);
+    if (frame.seq < turn.nextSeq) {
+      return;
+    }
+    turn.early.set(frame.seq, { text: frame.text, step: frame.step });
+    let next = turn.early.get(turn.nextSeq);
+    while (next !== undefined) {
+      turn.early.delete(turn.nextSeq);
+      this._addChunk(turn, next);
+      turn.nextSeq += 1;
+      next = turn.early.get(turn.nextSeq);
     }
     this._scheduleRender(turn);
   }
 
-  private _addChunk(turn: ITurn, chunk: IChatChunk): void {
+  private _addChunk(turn: ITurn, chunk: IPendingChunk): void {
     if (chunk.step !== undefined) {
       turn.answer.addStepText(chunk.step, chunk.text);
     } else {
@@ -938,8 +955,15 @@ export class ChatPanel extends Widget {
   private _startTurn(id: string, question: string): void {
     const answer = this._newAnswer();
     answer.setStreaming(true);
-    this._model.startTurn(id, question);
-    this._turn = { id, question, answer, frame: 0 };
+    this._turn = {
+      id,
+      question,
+      answer,
+      nextSeq: 0,
+      early: new Map(),
+      frame: 0,
+      stopping: false
+    };
     this._scrollToEnd();
     this._updateSendButton();
   }
@@ -953,11 +977,15 @@ export class ChatPanel extends Widget {
 
   /** Render everything received, including chunks stranded behind a gap. */
   private _flush(turn: ITurn): void {
-    if (this._model.isCurrent(turn.id)) {
-      for (const chunk of this._model.flush()) {
+    const seqs = [...turn.early.keys()].sort((a, b) => a - b);
+    for (const seq of seqs) {
+      const chunk = turn.early.get(seq);
+      if (chunk) {
         this._addChunk(turn, chunk);
       }
+      turn.nextSeq = Math.max(turn.nextSeq, seq + 1);
     }
+    turn.early.clear();
     cancelAnimationFrame(turn.frame);
     turn.frame = 0;
     this._render(turn);
@@ -978,7 +1006,6 @@ export class ChatPanel extends Widget {
     if (this._turn === turn) {
       this._turn = null;
     }
-    this._model.endTurn(turn.id);
     this._updateSendButton();
   }
 
@@ -1038,20 +1065,39 @@ export class ChatPanel extends Widget {
     button.dataset.state = streaming ? 'stop' : 'send';
     button.textContent = streaming ? 'Stop' : 'Send';
     button.title = streaming ? 'Stop the answer (Escape)' : 'Send (Enter)';
-    button.disabled = (this._model.turn?.stopping ?? false) || this._sending;
+    button.disabled = (this._turn?.stopping ?? false) || this._sending;
   }
 
   private _updateStatus(): void {
     const connection = this._connection;
-    const status = this._model.updateStatus({
-      state: connection.state,
-      resuming: connection.resuming,
-      retryDelaySeconds: connection.retryDelaySeconds,
-      model: connection.model,
-      chosenModel: this._chosenModel()
-    });
-    this._status.dataset.state = status.state;
-    this._status.textContent = status.text;
+    let state: string;
+    let text: string;
+    switch (connection.state) {
+      case 'connecting':
+        state = 'connecting';
+        // hook(resume): the answer is not over, it continues once reconnected.
+        text = connection.resuming
+          ? 'Connection lost. Reconnecting to continue the answer…'
+          : 'Connecting…';
+        break;
+      case 'closed':
+        state = 'disconnected';
+        text = `Disconnected. Reconnecting in ${connection.retryDelaySeconds} s…`;
+        break;
+      case 'open': {
+        const model = connection.model;
+        if (model?.configured) {
+          state = 'ready';
+          text = `Model: ${this._chosenModel() ?? model.name ?? 'configured'}`;
+        } else {
+          state = 'no-model';
+          text = 'No model configured';
+        }
+        break;
+      }
+    }
+    this._status.dataset.state = state;
+    this._status.textContent = text;
   }
 
   /**
@@ -1113,9 +1159,12 @@ export class ChatPanel extends Widget {
   private _notebooks: INotebookTracker | null;
   private _commands: CommandRegistry | null;
   private _services: IAnswerServices;
-  private _model: ChatModel;
+  private _storageKey: string;
+  private _conversationId: string;
   /** The first load of the remembered conversation; null until the panel is shown. */
   private _restored: Promise<void> | null = null;
+  /** Bumped whenever the view changes conversation, so late loads are dropped. */
+  private _loadSeq = 0;
   private _turn: ITurn | null = null;
   /** A question waiting for the kernel's variables before it goes out. */
   private _sending = false;
@@ -1140,6 +1189,29 @@ export class ChatPanel extends Widget {
   private _spend: HTMLDivElement;
   private _status: HTMLDivElement;
   private _contextLine: HTMLDivElement;
+}
+
+/**
+ * Finished turns in the order they were asked, each question before its answer
+ * (storage order interleaves when a question was sent while another was answered).
+ */
+function conversationOrder(messages: IStoredMessage[]): IStoredMessage[] {
+  const asked = new Map<string, number>();
+  for (const message of messages) {
+    if (message.role === 'user') {
+      asked.set(message.turn_id, message.seq);
+    }
+  }
+  const key = (m: IStoredMessage): [number, number, number] => [
+    asked.get(m.turn_id) ?? m.seq,
+    m.role === 'user' ? 0 : 1,
+    m.seq
+  ];
+  return [...messages].sort((a, b) => {
+    const [a0, a1, a2] = key(a);
+    const [b0, b1, b2] = key(b);
+    return a0 - b0 || a1 - b1 || a2 - b2;
+  });
 }
 
 /** A stored answer's usage, shaped like the done frame it once ended with. */

@@ -204,12 +204,7 @@ export class SlashCompleter {
         element('span', 'jp-RubberDuck-slash-command', match.command),
         element('span', 'jp-RubberDuck-slash-title', match.title)
       );
-      // Shown, not only a tooltip: a new user picks a command by what it does.
-      if (match.description) {
-        option.append(
-          element('span', 'jp-RubberDuck-slash-description', match.description)
-        );
-      }
+      option.title = match.description;
       return option;
     });
     list.replaceChildren(...options);

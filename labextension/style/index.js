@@ -2,3 +2,4 @@ import './base.css';
 import './context.css';
 import './answer.css';
 import './indexstatus.css';
+import './cellreview.css';

@@ -22,25 +22,16 @@ def estimate_tokens(text: str) -> int:
     return len(text) // CHARS_PER_TOKEN + 1
 
 
-def display_order(messages: Sequence[Message]) -> list[Message]:
-    """Every message in the order the turns were asked, each question before its answer.
+def conversation_order(messages: Sequence[Message]) -> list[Message]:
+    """Finished turns in the order they were asked, each question before its answer.
 
     Storage order (`seq`) interleaves when a second question arrives while the first is
-    being answered (two tabs on one conversation); both a prompt and the sidebar must pair
-    each question with its own answer.
+    being answered; a prompt must pair each question with its own answer. Questions still
+    waiting (pending) and error records are not part of the remembered conversation.
     """
     asked = {m.turn_id: m.seq for m in messages if m.role == "user"}
-    return sorted(messages, key=lambda m: (asked.get(m.turn_id, m.seq), m.role != "user", m.seq))
-
-
-def conversation_order(messages: Sequence[Message]) -> list[Message]:
-    """Finished turns in `display_order`: questions still waiting (pending) and error
-    records are not part of the remembered conversation."""
-    return [
-        m
-        for m in display_order(messages)
-        if m.status not in (MessageStatus.PENDING, MessageStatus.ERROR)
-    ]
+    kept = [m for m in messages if m.status not in (MessageStatus.PENDING, MessageStatus.ERROR)]
+    return sorted(kept, key=lambda m: (asked.get(m.turn_id, m.seq), m.role != "user", m.seq))
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
 """POST /rubberduck/api/review/notebook: cross-cell findings for the cells a client sends.
+POST /rubberduck/api/review/cell: one cell's static findings, each with its checked fix.
 
 The client sends what its notebook model holds (unsaved edits included), so nothing is read
 from disk here: no path to check, and the review matches what the user sees. Resource
@@ -14,13 +15,17 @@ from typing import Any
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
+from ..domain.models import content_hash
 from ..protocol import ErrorCode
+from ..review.cellfix import review_cell
 from ..review.notebook import NotebookCell, analyze_notebook
 from .base import RubberDuckAPIHandler, RubberDuckError
 
 # A notebook with more code cells than this is not one a person reviews at once; the body
 # size is bounded by max_frame_bytes already.
 MAX_CELLS = 5_000
+# Names of the cells above and the kernel's variables; more is not a notebook a person wrote.
+MAX_KNOWN_NAMES = 20_000
 
 
 def parse_cells(body: dict[str, Any]) -> list[NotebookCell]:
@@ -66,3 +71,46 @@ class NotebookReviewHandler(RubberDuckAPIHandler):
         # Parsing every cell is ~0.14 ms a cell here: a big notebook would hold the loop.
         findings = await asyncio.to_thread(analyze_notebook, cells)
         self.finish({"cells": len(cells), "findings": [f.to_json() for f in findings]})
+
+
+def parse_cell_body(body: dict[str, Any]) -> tuple[str, list[str], list[str]]:
+    """`{"source": str, "known_names"?: [str, ...], "above"?: [str, ...]}`, checked.
+
+    `above` is the source of the code cells above: the names they bind are not undefined
+    here (a cell reviewed alone would otherwise flag every `df` made two cells up)."""
+    source, names = body.get("source"), body.get("known_names", [])
+    above = body.get("above", [])
+    if not isinstance(source, str):
+        raise RubberDuckError(400, ErrorCode.BAD_FRAME, "'source' must be the cell's text.")
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise RubberDuckError(400, ErrorCode.BAD_FRAME, "'known_names' must be a list of names.")
+    if len(names) > MAX_KNOWN_NAMES:
+        raise RubberDuckError(
+            400, ErrorCode.BAD_FRAME, f"At most {MAX_KNOWN_NAMES} known names can be sent."
+        )
+    if not isinstance(above, list) or not all(isinstance(cell, str) for cell in above):
+        raise RubberDuckError(
+            400, ErrorCode.BAD_FRAME, "'above' must be a list of the cells' sources."
+        )
+    if len(above) > MAX_CELLS:
+        raise RubberDuckError(
+            400, ErrorCode.BAD_FRAME, f"At most {MAX_CELLS} cells can be sent above."
+        )
+    return source, names, above
+
+
+class CellReviewHandler(RubberDuckAPIHandler):
+    """The findings widget under a cell shows this at once, before any model answers.
+
+    `source_hash` is the content hash of the source reviewed: the client keeps it to tell
+    when the cell changed (its findings go stale) and checks it again before a fix lands.
+    """
+
+    auth_resource = "rubberduck:chat"
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        source, names, above = parse_cell_body(self.json_body())
+        review = await asyncio.to_thread(review_cell, source, known_names=names, above=above)
+        self.finish({"source_hash": content_hash(source), "findings": review.to_json()})

@@ -4,11 +4,26 @@ ast checks), in a shape the UI, the protocol and a model prompt can all use."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Source = Literal["syntax", "ruff", "ast"]
 Severity = Literal["error", "warning", "info"]
+
+
+@dataclass(frozen=True, slots=True)
+class TextEdit:
+    """Replace the text from (line, col) up to, not including, (end_line, end_col) with
+    `content`. 1-based lines and columns; columns count characters (ruff's convention),
+    or UTF-8 bytes when `byte_columns` (the `ast` module's convention)."""
+
+    line: int
+    col: int
+    end_line: int
+    end_col: int
+    content: str
+    byte_columns: bool = False
+
 
 SEVERITY_ORDER: dict[str, int] = {"error": 0, "warning": 1, "info": 2}
 
@@ -19,8 +34,9 @@ class Finding:
 
     `severity` says what a finding means for the code: "error" will fail when run (a syntax
     error, an undefined name), "warning" is a likely bug or a trap, "info" is advice.
-    `fix` is a short human-readable remedy when one is known. `block` is the index of the
-    code block among the Python blocks of a markdown answer (None for a lone snippet).
+    `fix` is a short human-readable remedy when one is known; `edits` the change itself.
+    `block` is the index of the code block among the Python blocks of a markdown answer
+    (None for a lone snippet).
     """
 
     source: Source
@@ -32,6 +48,10 @@ class Finding:
     severity: Severity = "warning"
     fix: str | None = None
     block: int | None = None
+    # The machine edits behind `fix`, when a checker knows them (review/cellfix.py turns
+    # them into the fixed source). Not part of `to_json`: callers that offer a change
+    # send the checked result, never raw edits.
+    edits: tuple[TextEdit, ...] = field(default=(), compare=False)
 
     @property
     def is_error(self) -> bool:

@@ -18,7 +18,7 @@ from functools import cache
 from typing import Any
 
 from .cells import mask_magics, parse_python
-from .findings import Finding, Severity, sort_findings
+from .findings import Finding, Severity, TextEdit, sort_findings
 
 # What review asks ruff for: bugs and traps, not style. Each entry earns its place:
 # F pyflakes (undefined names, unused imports, bad format strings), E9 unreadable input,
@@ -293,7 +293,30 @@ def _ruff_findings(
             int(end["row"]) if end.get("row") else None,
             severity=_severity(code, cell=cell),
             fix=fix.get("message") or None,
+            edits=_ruff_edits(fix),
         )
+
+
+def _ruff_edits(fix: dict[str, Any]) -> tuple[TextEdit, ...]:
+    """ruff's edits, when its fix is one a person may apply ("display-only" ones are not)."""
+    if fix.get("applicability") not in ("safe", "unsafe"):
+        return ()
+    edits = []
+    for edit in fix.get("edits") or ():
+        start, end = edit.get("location") or {}, edit.get("end_location") or {}
+        try:
+            edits.append(
+                TextEdit(
+                    int(start["row"]),
+                    int(start["column"]),
+                    int(end["row"]),
+                    int(end["column"]),
+                    str(edit.get("content") or ""),
+                )
+            )
+        except (KeyError, TypeError, ValueError):
+            return ()  # a fix we cannot read whole is no fix
+    return tuple(edits)
 
 
 def _named(message: str) -> str | None:
@@ -398,6 +421,7 @@ def notebook_checks(tree: ast.Module) -> list[Finding]:
                     node.end_lineno,
                     severity="warning",
                     fix=f"call it: `.{node.value.attr}()`",
+                    edits=_insert_after(node.value, "()"),
                 )
             )
     return [finding for finding in findings if finding is not None]
@@ -430,6 +454,20 @@ def _chained_assignment(target: ast.expr) -> Finding | None:
         severity="warning",
         fix=f"assign in one step: `{base}.loc[rows, cols] = ...`",
     )
+
+
+def _insert_after(node: ast.expr, text: str) -> tuple[TextEdit, ...]:
+    """An edit inserting `text` right after `node`."""
+    if node.end_lineno is None or node.end_col_offset is None:
+        return ()
+    line, col = node.end_lineno, node.end_col_offset + 1
+    return (TextEdit(line, col, line, col, text, byte_columns=True),)
+
+
+def _drop_assignment(node: ast.Assign) -> tuple[TextEdit, ...]:
+    """`xs = xs.sort()` -> `xs.sort()`: delete from the target up to the call."""
+    start, call = (node.lineno, node.col_offset + 1), node.value
+    return (TextEdit(*start, call.lineno, call.col_offset + 1, "", byte_columns=True),)
 
 
 def _has_inplace_true(call: ast.Call) -> bool:
@@ -478,4 +516,5 @@ def _assigned_none(node: ast.Assign) -> Iterator[Finding]:
             node.end_lineno,
             severity="warning",
             fix=f"call `{target}.{method}(...)` without assigning it",
+            edits=_drop_assignment(node),
         )

@@ -15,7 +15,7 @@ import functools
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -252,7 +252,7 @@ class SessionManager:
             )
             return
         history = [
-            _for_prompt(m)
+            m
             for m in conversation_order(await self.store.messages(conversation.id))
             if m.id != question.id
         ]
@@ -400,8 +400,9 @@ class SessionManager:
     ) -> None:
         text = turn.answer_text
         interrupted = cancelled and self._stopping
-        # An incomplete answer is marked by its status alone; the prompt adds the mark.
-        if status is not MessageStatus.INCOMPLETE and not text and failure is not None:
+        if status is MessageStatus.INCOMPLETE:
+            text += INCOMPLETE_MARK
+        elif not text and failure is not None:
             text = STOPPED_NOTE if interrupted else "Stopped." if cancelled else failure[1]
         meta: dict[str, Any] = {
             "route": route.to_json(),
@@ -626,14 +627,6 @@ class SessionManager:
         await self.registry.stop()
         if self._persisting:
             await asyncio.wait(set(self._persisting), timeout=5)
-
-
-def _for_prompt(message: Message) -> Message:
-    """The message as the model reads it: an answer that was cut off says so, since the
-    model cannot see its status."""
-    if message.status is MessageStatus.INCOMPLETE:
-        return replace(message, content=message.content + INCOMPLETE_MARK)
-    return message
 
 
 def litellm_context_tokens(model: str) -> int | None:

@@ -52,9 +52,8 @@ from ..domain.models import (
 SCHEMA_VERSION = 1
 T = TypeVar("T")
 
-# Older versions appended this to the stored text of an answer that was cut off; the
-# status (incomplete) says it now, so rows read from older stores drop it. A prompt still
-# tells the model (sessions/manager.py).
+# Appended to an answer that was cut off (provider failure, cancel, server stop); the sidebar
+# strips it and shows its own line instead.
 INCOMPLETE_MARK = "\n\n[answer cut off]"
 INTERRUPTED = "interrupted"  # the error code of a turn a server stop cut short
 
@@ -353,7 +352,7 @@ class ConversationStore:
                 con.execute(
                     "UPDATE messages SET content = ?, status = ?, meta = ? WHERE id = ?",
                     (
-                        row["content"],
+                        row["content"] + INCOMPLETE_MARK,
                         str(MessageStatus.INCOMPLETE),
                         json.dumps(meta),
                         row["id"],
@@ -479,18 +478,14 @@ def _conversation(row: sqlite3.Row) -> Conversation:
 
 
 def _message(row: sqlite3.Row) -> Message:
-    status = MessageStatus(row["status"])
-    content = row["content"]
-    if status is MessageStatus.INCOMPLETE:
-        content = content.removesuffix(INCOMPLETE_MARK)
     return Message(
         id=row["id"],
         conversation_id=row["conversation_id"],
         seq=row["seq"],
         role=row["role"],
-        content=content,
+        content=row["content"],
         turn_id=row["turn_id"],
-        status=status,
+        status=MessageStatus(row["status"]),
         engine=row["engine"],
         meta=json.loads(row["meta"]),
         created_at=row["created_at"],

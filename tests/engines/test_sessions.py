@@ -125,19 +125,8 @@ async def test_cancel_keeps_the_partial_answer(harness: Harness) -> None:
     assert stored[0].content == "tell me a story"
     assert stored[1].status is MessageStatus.INCOMPLETE
     assert stored[1].content.startswith("word")
-    # Marked by its status alone: the stored text is what the user saw.
-    assert "[answer cut off]" not in stored[1].content
+    assert stored[1].content.endswith("[answer cut off]")
     assert harness.fake.active_streams == 0
-    # The model cannot see the status, so the next prompt says the answer was cut off.
-    harness.fake.update_settings({"chunk_delay": 0})
-    harness.fake.set_replies(["ok"])
-    before = len(harness.fake.requests)
-    await harness.manager.run_turn(
-        "alice", ChatRequest(id="t-next", conversation_id="c-cancel", text="go on"), emit
-    )
-    prompt = harness.fake.requests[before]["messages"]
-    cut = [m for m in prompt if m["role"] == "assistant"]
-    assert cut and cut[-1]["content"].endswith("[answer cut off]")
 
 
 async def test_a_full_mailbox_answers_busy_and_keeps_the_message(make_harness: Any) -> None:

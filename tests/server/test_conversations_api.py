@@ -259,30 +259,3 @@ async def test_engines_endpoint_lists_commands(api: Api) -> None:
     assert code == 200
     commands = {c for e in data["engines"] for c in e["commands"]}
     assert {"/review", "/fix", "/generate", "/plan", "/think", "/help", "/prefs"} <= commands
-
-
-async def test_a_conversation_comes_in_the_order_it_was_asked(api: Api, jp_serverapp: Any) -> None:
-    # Two tabs on one conversation: the second question is stored before the first answer.
-    from rubberduck_jupyter.domain.models import Conversation, Message, MessageStatus
-
-    store = jp_serverapp.web_app.settings["rubberduck_jupyter"].conversations.sync
-    store.create_conversation(Conversation("c-two-tabs", "alice", "p"))
-    for message in [
-        Message("q1", "c-two-tabs", 0, "user", "first?", "t1", MessageStatus.ANSWERED),
-        Message("q2", "c-two-tabs", 0, "user", "second?", "t2", MessageStatus.ANSWERED),
-        Message("a2", "c-two-tabs", 0, "assistant", "second!", "t2"),
-        Message("a1", "c-two-tabs", 0, "assistant", "first!", "t1"),
-        Message("q3", "c-two-tabs", 0, "user", "third?", "t3", MessageStatus.PENDING),
-    ]:
-        store.add_message(message)
-    code, body = await api.call("alice", "GET", "conversations", "c-two-tabs")
-    assert code == 200
-    assert [m["content"] for m in body["messages"]] == [
-        "first?",
-        "first!",
-        "second?",
-        "second!",
-        "third?",
-    ]
-    # seq still says how they were stored; the order is the server's, not the client's.
-    assert [m["seq"] for m in body["messages"]] == [0, 3, 1, 2, 4]

@@ -1,0 +1,336 @@
+/**
+ * The cell review's state, apart from any view: per cell id, the findings of the last
+ * review, the source and its hash at that time, whether the cell changed since (stale),
+ * and the model's streamed review. Views listen to `changed` and draw; unit tests drive
+ * this with no DOM (labextension/test/cellreview.test.ts).
+ */
+import { ISignal, Signal } from '@lumino/signaling';
+
+export type Severity = 'error' | 'warning' | 'info';
+
+export const SEVERITIES: readonly Severity[] = ['error', 'warning', 'info'];
+
+export interface ICellFinding {
+  /** "syntax", "ruff" or "ast". */
+  source: string;
+  /** The rule: F821, RD103, NB101... */
+  code: string;
+  message: string;
+  /** 1-based, in the cell. */
+  line: number;
+  col: number;
+  endLine: number | null;
+  severity: Severity;
+  /** A human-readable remedy. */
+  fix: string | null;
+  /** The whole cell with the fix applied; the server offers it only when it parses. */
+  replacement: string | null;
+  /** "cell" from the cell's own review, "notebook" from the cross-cell analysis. */
+  scope: 'cell' | 'notebook';
+  /** For a cross-cell finding, the other cell involved (its index in the notebook). */
+  relatedCell: number | null;
+}
+
+export type ModelState = 'idle' | 'streaming' | 'done' | 'error';
+
+export interface ICellReviewState {
+  readonly cellId: string;
+  /** The cell's source when it was reviewed, and its content hash (hash.ts). */
+  readonly source: string;
+  readonly sourceHash: string;
+  readonly findings: readonly ICellFinding[];
+  /** True once the cell's source differs from `source`: the findings are history. */
+  readonly stale: boolean;
+  readonly modelText: string;
+  readonly modelState: ModelState;
+  readonly modelError: string;
+}
+
+function isSeverity(value: unknown): value is Severity {
+  return value === 'error' || value === 'warning' || value === 'info';
+}
+
+function positiveInt(value: unknown, fallback: number): number {
+  return typeof value === 'number' && Number.isInteger(value) && value >= 1
+    ? value
+    : fallback;
+}
+
+/** One finding of the server's JSON, checked; null when it is not one. */
+export function parseFinding(
+  raw: unknown,
+  scope: 'cell' | 'notebook' = 'cell'
+): ICellFinding | null {
+  if (typeof raw !== 'object' || raw === null) {
+    return null;
+  }
+  const obj = raw as Record<string, unknown>;
+  if (typeof obj.code !== 'string' || typeof obj.message !== 'string') {
+    return null;
+  }
+  const endLine = obj.end_line;
+  const related = obj.related_cell;
+  return {
+    source: typeof obj.source === 'string' ? obj.source : '',
+    code: obj.code,
+    message: obj.message,
+    line: positiveInt(obj.line, 1),
+    col: positiveInt(obj.col, 1),
+    endLine:
+      typeof endLine === 'number' && Number.isInteger(endLine) ? endLine : null,
+    severity: isSeverity(obj.severity) ? obj.severity : 'warning',
+    fix: typeof obj.fix === 'string' && obj.fix ? obj.fix : null,
+    replacement: typeof obj.replacement === 'string' ? obj.replacement : null,
+    scope,
+    relatedCell:
+      typeof related === 'number' && Number.isInteger(related) ? related : null
+  };
+}
+
+export interface IStaticReview {
+  sourceHash: string;
+  findings: ICellFinding[];
+}
+
+/** POST /rubberduck/api/review/cell's answer, checked. */
+export function parseCellReview(raw: unknown): IStaticReview {
+  const obj = (typeof raw === 'object' && raw !== null ? raw : {}) as Record<
+    string,
+    unknown
+  >;
+  const findings = Array.isArray(obj.findings) ? obj.findings : [];
+  return {
+    sourceHash: typeof obj.source_hash === 'string' ? obj.source_hash : '',
+    findings: findings
+      .map(item => parseFinding(item))
+      .filter((f): f is ICellFinding => f !== null)
+  };
+}
+
+/** The findings' count per severity. */
+export function countBySeverity(
+  findings: Iterable<ICellFinding>
+): Record<Severity, number> {
+  const counts: Record<Severity, number> = { error: 0, warning: 0, info: 0 };
+  for (const finding of findings) {
+    counts[finding.severity] += 1;
+  }
+  return counts;
+}
+
+export class CellReviewModel {
+  /** Emits the id of the cell whose review changed. */
+  get changed(): ISignal<CellReviewModel, string> {
+    return this._changed;
+  }
+
+  get(cellId: string): ICellReviewState | undefined {
+    return this._reviews.get(cellId);
+  }
+
+  cellIds(): string[] {
+    return [...this._reviews.keys()];
+  }
+
+  /**
+   * The cell's static findings, reviewed from `source` (whose hash the server sent).
+   * Replaces what the cell had, except the notebook's cross-cell findings when they
+   * were made from this same source.
+   */
+  setStatic(
+    cellId: string,
+    source: string,
+    sourceHash: string,
+    findings: ICellFinding[]
+  ): void {
+    const previous = this._reviews.get(cellId);
+    const kept =
+      previous && previous.source === source
+        ? previous.findings.filter(f => f.scope === 'notebook')
+        : [];
+    this._set({
+      cellId,
+      source,
+      sourceHash,
+      findings: [...findings, ...kept],
+      stale: false,
+      modelText: '',
+      modelState: 'idle',
+      modelError: ''
+    });
+  }
+
+  /** Cross-cell findings for a cell, replacing its earlier ones of the notebook. */
+  setNotebookFindings(
+    cellId: string,
+    source: string,
+    sourceHash: string,
+    findings: ICellFinding[]
+  ): void {
+    const previous = this._reviews.get(cellId);
+    const own =
+      previous && previous.source === source
+        ? previous.findings.filter(f => f.scope === 'cell')
+        : [];
+    this._set({
+      cellId,
+      source,
+      sourceHash,
+      findings: [
+        ...own,
+        ...findings.map(f => ({ ...f, scope: 'notebook' as const }))
+      ],
+      stale: false,
+      modelText: previous?.source === source ? previous.modelText : '',
+      modelState: previous?.source === source ? previous.modelState : 'idle',
+      modelError: ''
+    });
+  }
+
+  /** The cell's text now: its review goes stale once it differs from what was reviewed. */
+  sourceChanged(cellId: string, source: string): void {
+    const review = this._reviews.get(cellId);
+    if (!review) {
+      return;
+    }
+    const stale = source !== review.source;
+    if (stale !== review.stale) {
+      this._set({ ...review, stale });
+    }
+  }
+
+  modelStarted(cellId: string): void {
+    this._patch(cellId, {
+      modelText: '',
+      modelState: 'streaming',
+      modelError: ''
+    });
+  }
+
+  modelChunk(cellId: string, text: string): void {
+    const review = this._reviews.get(cellId);
+    if (review && review.modelState === 'streaming') {
+      this._set({ ...review, modelText: review.modelText + text });
+    }
+  }
+
+  modelEnded(cellId: string, error = ''): void {
+    this._patch(cellId, {
+      modelState: error ? 'error' : 'done',
+      modelError: error
+    });
+  }
+
+  /**
+   * Whether `finding`'s fix may land on the cell whose text is now `currentHash`: it has
+   * a change, the review is not stale, and the cell is still the text that was reviewed.
+   */
+  canAccept(
+    cellId: string,
+    finding: ICellFinding,
+    currentHash: string
+  ): boolean {
+    const review = this._reviews.get(cellId);
+    return (
+      !!review &&
+      !review.stale &&
+      finding.replacement !== null &&
+      review.findings.includes(finding) &&
+      review.sourceHash !== '' &&
+      review.sourceHash === currentHash
+    );
+  }
+
+  clear(cellId: string): void {
+    if (this._reviews.delete(cellId)) {
+      this._changed.emit(cellId);
+    }
+  }
+
+  private _patch(cellId: string, patch: Partial<ICellReviewState>): void {
+    const review = this._reviews.get(cellId);
+    if (review) {
+      this._set({ ...review, ...patch });
+    }
+  }
+
+  private _set(review: ICellReviewState): void {
+    this._reviews.set(review.cellId, review);
+    this._changed.emit(review.cellId);
+  }
+
+  private _reviews = new Map<string, ICellReviewState>();
+  private _changed = new Signal<CellReviewModel, string>(this);
+}
+
+export interface IProgress {
+  done: number;
+  total: number;
+}
+
+/**
+ * A notebook's review, cell after cell: `progress` after each, and `cancel()` stops
+ * before the next cell starts (the one under way finishes; nothing after it is sent).
+ */
+export class NotebookReviewRun<T> {
+  constructor(
+    private readonly _items: readonly T[],
+    private readonly _reviewOne: (item: T) => Promise<void>
+  ) {}
+
+  get progress(): ISignal<NotebookReviewRun<T>, IProgress> {
+    return this._progress;
+  }
+
+  get cancelled(): boolean {
+    return this._cancelled;
+  }
+
+  get done(): number {
+    return this._done;
+  }
+
+  get total(): number {
+    return this._items.length;
+  }
+
+  cancel(): void {
+    this._cancelled = true;
+  }
+
+  /** Resolves with the number of cells reviewed; true `cancelled` says it stopped early. */
+  async run(): Promise<number> {
+    this._progress.emit({ done: 0, total: this.total });
+    for (const item of this._items) {
+      if (this._cancelled) {
+        break;
+      }
+      await this._reviewOne(item);
+      this._done += 1;
+      this._progress.emit({ done: this._done, total: this.total });
+    }
+    return this._done;
+  }
+
+  private _done = 0;
+  private _cancelled = false;
+  private _progress = new Signal<NotebookReviewRun<T>, IProgress>(this);
+}
+
+/** Newline-delimited JSON, as it arrives: complete lines out, the rest kept. */
+export class NdjsonSplitter {
+  push(text: string): unknown[] {
+    this._buffer += text;
+    const lines = this._buffer.split('\n');
+    this._buffer = lines.pop() ?? '';
+    return lines.filter(line => line.trim()).map(line => JSON.parse(line));
+  }
+
+  flush(): unknown[] {
+    const rest = this._buffer.trim();
+    this._buffer = '';
+    return rest ? [JSON.parse(rest)] : [];
+  }
+
+  private _buffer = '';
+}

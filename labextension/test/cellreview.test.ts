@@ -1,0 +1,163 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
+import {
+  CellReviewModel,
+  countBySeverity,
+  NdjsonSplitter,
+  NotebookReviewRun,
+  parseCellReview,
+  parseFinding
+} from '../src/cellreview/model';
+
+const SERVER_ANSWER = {
+  source_hash: 'abc',
+  findings: [
+    {
+      source: 'ast',
+      code: 'RD103',
+      message: '`xs.sort(...)` returns None',
+      line: 2,
+      col: 1,
+      end_line: 2,
+      severity: 'warning',
+      fix: 'call it without assigning',
+      replacement: 'xs = [2, 1]\nxs.sort()'
+    },
+    {
+      code: 'F821',
+      message: 'Undefined name `df`',
+      line: 'x',
+      severity: 'bad'
+    },
+    'not a finding'
+  ]
+};
+
+test('parseCellReview keeps real findings and defaults bad fields', () => {
+  const review = parseCellReview(SERVER_ANSWER);
+  assert.equal(review.sourceHash, 'abc');
+  assert.equal(review.findings.length, 2);
+  assert.equal(review.findings[0].replacement, 'xs = [2, 1]\nxs.sort()');
+  assert.equal(review.findings[1].line, 1);
+  assert.equal(review.findings[1].severity, 'warning');
+  assert.equal(review.findings[1].replacement, null);
+  assert.deepEqual(parseCellReview(null).findings, []);
+  assert.equal(
+    parseFinding({ code: 'NB101', message: 'm', related_cell: 3 }, 'notebook')
+      ?.relatedCell,
+    3
+  );
+});
+
+test('a review goes stale when the cell changes and fresh when it changes back', () => {
+  const model = new CellReviewModel();
+  const seen: string[] = [];
+  model.changed.connect((_, id) => seen.push(id));
+  const { findings } = parseCellReview(SERVER_ANSWER);
+  model.setStatic('c1', 'xs = [2, 1]\nxs = xs.sort()', 'abc', findings);
+  assert.equal(model.get('c1')?.stale, false);
+  model.sourceChanged('c1', 'xs = [2, 1]\nxs = xs.sort()');
+  assert.deepEqual(seen, ['c1']); // no change, no signal
+  model.sourceChanged('c1', 'xs = [2, 1]\nxs = xs.sort()  # edited');
+  assert.equal(model.get('c1')?.stale, true);
+  model.sourceChanged('c1', 'xs = [2, 1]\nxs = xs.sort()');
+  assert.equal(model.get('c1')?.stale, false);
+  model.sourceChanged('unknown', 'x');
+  assert.equal(model.get('unknown'), undefined);
+});
+
+test('a fix is accepted only on a fresh review whose hash matches the cell', () => {
+  const model = new CellReviewModel();
+  const { findings } = parseCellReview(SERVER_ANSWER);
+  model.setStatic('c1', 'src', 'abc', findings);
+  const [withFix, withoutFix] = model.get('c1')!.findings;
+  assert.equal(model.canAccept('c1', withFix, 'abc'), true);
+  assert.equal(model.canAccept('c1', withoutFix, 'abc'), false);
+  assert.equal(model.canAccept('c1', withFix, 'other-hash'), false);
+  model.sourceChanged('c1', 'src edited');
+  assert.equal(model.canAccept('c1', withFix, 'abc'), false);
+  // A finding of an older review is not accepted after a new one.
+  model.setStatic('c1', 'src', 'abc', parseCellReview(SERVER_ANSWER).findings);
+  assert.equal(model.canAccept('c1', withFix, 'abc'), false);
+});
+
+test('cross-cell findings sit beside the static ones of the same source', () => {
+  const model = new CellReviewModel();
+  const nb = parseFinding(
+    { code: 'NB101', message: 'read before', line: 1 },
+    'notebook'
+  )!;
+  model.setNotebookFindings('c1', 'print(df)', 'h', [nb]);
+  model.setStatic(
+    'c1',
+    'print(df)',
+    'h',
+    parseCellReview(SERVER_ANSWER).findings
+  );
+  assert.deepEqual(
+    model.get('c1')!.findings.map(f => [f.code, f.scope]),
+    [
+      ['RD103', 'cell'],
+      ['F821', 'cell'],
+      ['NB101', 'notebook']
+    ]
+  );
+  model.setNotebookFindings('c1', 'print(df)', 'h', []);
+  assert.deepEqual(
+    model.get('c1')!.findings.map(f => f.code),
+    ['RD103', 'F821']
+  );
+  // Another source: the old findings are gone.
+  model.setStatic('c1', 'print(1)', 'h2', []);
+  assert.deepEqual(model.get('c1')!.findings, []);
+  assert.deepEqual(countBySeverity(parseCellReview(SERVER_ANSWER).findings), {
+    error: 0,
+    warning: 2,
+    info: 0
+  });
+});
+
+test('the model review streams only while it is streaming', () => {
+  const model = new CellReviewModel();
+  model.setStatic('c1', 'x', 'h', []);
+  model.modelChunk('c1', 'ignored');
+  model.modelStarted('c1');
+  model.modelChunk('c1', 'Looks ');
+  model.modelChunk('c1', 'fine.');
+  model.modelEnded('c1');
+  model.modelChunk('c1', ' late');
+  assert.equal(model.get('c1')?.modelText, 'Looks fine.');
+  assert.equal(model.get('c1')?.modelState, 'done');
+  model.modelStarted('c1');
+  model.modelEnded('c1', 'no model');
+  assert.equal(model.get('c1')?.modelState, 'error');
+  assert.equal(model.get('c1')?.modelError, 'no model');
+});
+
+test('a notebook run reports progress and cancel stops before the next cell', async () => {
+  const reviewed: number[] = [];
+  const progress: string[] = [];
+  const run: NotebookReviewRun<number> = new NotebookReviewRun(
+    [0, 1, 2, 3],
+    async n => {
+      reviewed.push(n);
+      if (n === 1) {
+        run.cancel();
+      }
+    }
+  );
+  run.progress.connect((_, p) => progress.push(`${p.done}/${p.total}`));
+  assert.equal(await run.run(), 2);
+  assert.deepEqual(reviewed, [0, 1]);
+  assert.deepEqual(progress, ['0/4', '1/4', '2/4']);
+  assert.equal(run.cancelled, true);
+});
+
+test('NdjsonSplitter hands out whole lines only', () => {
+  const split = new NdjsonSplitter();
+  assert.deepEqual(split.push('{"a":1}\n{"b"'), [{ a: 1 }]);
+  assert.deepEqual(split.push(':2}\n\n'), [{ b: 2 }]);
+  assert.deepEqual(split.push('{"c":3}'), []);
+  assert.deepEqual(split.flush(), [{ c: 3 }]);
+});

@@ -1,0 +1,196 @@
+"""Review on the cell, in a real lab with the fake provider: a cell's findings with a fix
+accepted (undone with Ctrl+Z), findings going stale after an edit, and the notebook's
+review with its progress bar and a summary that jumps to cells; screenshots of the
+findings and the summary in JupyterLab Light and Dark."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+
+pytestmark = pytest.mark.browser
+
+CELL = "xs = [3, 1, 2]\nxs = xs.sort()\nprint(xs)"
+FIXED = "xs = [3, 1, 2]\nxs.sort()\nprint(xs)"
+REVIEW_REPLY = "The second line assigns `None` to `xs`: `list.sort` sorts in place."
+
+
+@pytest.fixture(scope="module")
+def lab_server(fake_llm_server: Any, start_lab: Any) -> Any:
+    return start_lab(
+        {
+            "RUBBERDUCK_MODEL": "openai/fake-model",
+            "RUBBERDUCK_API_BASE": fake_llm_server.base_url,
+            "RUBBERDUCK_API_KEY": "sk-browser-test",
+        },
+        ["--LabApp.expose_app_in_browser=True"],
+    )
+
+
+def write_notebook(root: Path, name: str, sources: list[str]) -> None:
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+    notebook.cells = [nbformat.v4.new_code_cell(source) for source in sources]
+    nbformat.write(notebook, root / name)
+
+
+def open_notebook(page: Any, lab: Any, name: str) -> Any:
+    workspace = name.replace(".", "-")
+    page.goto(f"{lab.url}lab/workspaces/{workspace}/tree/{name}?token={lab.token}")
+    page.wait_for_selector("#jupyterlab-splash", state="detached")
+    notebook = page.locator(".jp-NotebookPanel:visible .jp-Notebook")
+    notebook.locator(".jp-Cell").first.wait_for()
+    return notebook
+
+
+def cell_source(cell: Any) -> str:
+    return cell.locator(".cm-content").inner_text().replace("\u200b", "")
+
+
+def dark_then_light(page: Any, screenshot: Any, name: str) -> None:
+    screenshot(f"{name}-light")
+    for theme, light in (("JupyterLab Dark", "false"), ("JupyterLab Light", "true")):
+        page.evaluate(
+            "theme => window.jupyterapp.commands.execute('apputils:change-theme', {theme})",
+            theme,
+        )
+        page.wait_for_selector(f"body[data-jp-theme-light='{light}']", state="attached")
+        page.wait_for_timeout(400)
+        if light == "false":
+            screenshot(f"{name}-dark")
+
+
+def test_review_a_cell_and_accept_a_fix_then_undo_it(
+    page: Any, lab_server: Any, fake_llm: Any, screenshot: Any
+) -> None:
+    fake_llm.set_replies([REVIEW_REPLY])
+    write_notebook(lab_server.root, "fix.ipynb", [CELL, "print('next')"])
+    notebook = open_notebook(page, lab_server, "fix.ipynb")
+    cell = notebook.locator(".jp-Cell").first
+    cell.locator(".cm-content").click()
+    page.keyboard.press("Escape")  # command mode: the shortcut's selector is the notebook
+    page.keyboard.press("Control+Alt+r")
+    review = cell.locator(".jp-RubberDuck-cellReview")
+    finding = review.locator(".jp-RubberDuck-finding[data-code='RD103']")
+    finding.wait_for()
+    assert "Line 2" in finding.inner_text()
+    assert finding.locator(".jp-RubberDuck-severity").get_attribute("aria-label") == "Warning"
+    # The line is marked in the editor.
+    marked = cell.locator(".cm-line.jp-RubberDuck-findingLine")
+    assert marked.count() == 1 and "xs = xs.sort()" in marked.inner_text()
+    # The model's review streams in after the static findings.
+    review.locator(".jp-RubberDuck-cellReview-modelText", has_text="sorts in place").wait_for()
+    finding.get_by_role("button", name="Show the fix for RD103 on line 2").click()
+    diff = finding.locator(".jp-RubberDuck-cellReview-diff")
+    assert "-xs = xs.sort()" in diff.inner_text() and "+xs.sort()" in diff.inner_text()
+    dark_then_light(page, screenshot, "cell-review-findings")
+    finding.get_by_role("button", name="Accept the fix for RD103: replace the cell's code").click()
+    page.wait_for_function(
+        "() => document.querySelector('.jp-Cell .cm-content').innerText.includes('\\nxs.sort()')"
+    )
+    assert cell_source(cell) == FIXED
+    # The fixed cell was reviewed again: RD103 is gone.
+    review.locator(".jp-RubberDuck-finding[data-code='RD103']").wait_for(state="detached")
+    cell.locator(".cm-content").click()
+    page.keyboard.press("Control+z")
+    page.wait_for_function(
+        "() => document.querySelector('.jp-Cell .cm-content').innerText.includes('xs = xs.sort()')"
+    )
+    assert cell_source(cell) == CELL
+
+
+def test_findings_go_stale_after_an_edit_and_a_stale_fix_cannot_be_accepted(
+    page: Any, lab_server: Any, fake_llm: Any
+) -> None:
+    fake_llm.set_replies(["Fine."])
+    write_notebook(lab_server.root, "stale.ipynb", [CELL])
+    notebook = open_notebook(page, lab_server, "stale.ipynb")
+    cell = notebook.locator(".jp-Cell").first
+    cell.locator(".jp-InputPrompt").click()
+    # The cell toolbar's button, by its accessible name.
+    cell.locator(".jp-cell-toolbar").get_by_title(
+        "Review the active cell: static findings at once, then the model's review"
+    ).click()
+    review = cell.locator(".jp-RubberDuck-cellReview")
+    finding = review.locator(".jp-RubberDuck-finding[data-code='RD103']")
+    finding.wait_for()
+    finding.get_by_role("button", name="Show the fix for RD103 on line 2").click()
+    cell.locator(".cm-line").last.click()
+    page.keyboard.press("End")
+    page.keyboard.type("  # edited")
+    page.wait_for_selector(".jp-RubberDuck-cellReview.jp-mod-stale")
+    assert "Stale" in review.locator(".jp-RubberDuck-cellReview-staleLabel").inner_text()
+    assert finding.locator(".jp-RubberDuck-finding-accept").is_disabled()
+    assert cell.locator(".cm-line.jp-RubberDuck-findingLine.jp-mod-stale").count() == 1
+    review.get_by_role("button", name="Review this cell again").click()
+    page.wait_for_selector(".jp-RubberDuck-cellReview:not(.jp-mod-stale)")
+    assert cell_source(cell).endswith("print(xs)  # edited")
+
+
+# Records every text the notebook review's bar shows, so a progress that is quick to pass
+# is still seen.
+WATCH_BAR = """() => {
+  window.__rdBar = [];
+  new MutationObserver(() => {
+    for (const el of document.querySelectorAll('.jp-RubberDuck-notebookReview-label')) {
+      window.__rdBar.push(el.textContent);
+    }
+  }).observe(document.body, {subtree: true, childList: true, characterData: true});
+}"""
+START_REVIEW = "() => { window.jupyterapp.commands.execute('rubberduck:review-notebook'); }"
+
+
+def test_review_the_notebook_with_progress_and_jump_from_the_summary(
+    page: Any, lab_server: Any, screenshot: Any
+) -> None:
+    sources = [f"value_{n} = {n}" for n in range(12)]
+    sources[3] = "print(late.shape)"  # NB101: defined below
+    sources[9] = "late = make()\nlate.show"  # F821 and RD104
+    write_notebook(lab_server.root, "whole.ipynb", sources)
+    notebook = open_notebook(page, lab_server, "whole.ipynb")
+    # Started while the notebook still loads, the pass would see only the cells so far.
+    notebook.locator(".jp-Cell").nth(11).wait_for()
+    page.evaluate(WATCH_BAR)
+    page.evaluate(START_REVIEW)
+    bar = page.locator(".jp-NotebookPanel:visible .jp-RubberDuck-notebookReview")
+    summary = bar.locator(".jp-RubberDuck-notebookReview-title", has_text="Reviewed 12")
+    try:
+        summary.wait_for(timeout=120_000)
+    finally:
+        screenshot("notebook-review-after-run")
+    seen = page.evaluate("() => window.__rdBar")
+    assert "Reviewing cells: 0 / 12" in seen and "Reviewing cells: 11 / 12" in seen
+    rows = bar.locator(".jp-RubberDuck-notebookReview-row")
+    assert rows.count() == 2
+    assert "NB101" in rows.first.inner_text()
+    assert "F821" in rows.nth(1).inner_text() and "RD104" in rows.nth(1).inner_text()
+    # The cross-cell finding shows on its cell too.
+    cells = notebook.locator(".jp-Cell")
+    cells.nth(3).locator(".jp-RubberDuck-finding[data-code='NB101']").wait_for()
+    dark_then_light(page, screenshot, "notebook-review-summary")
+    rows.nth(1).get_by_role("button", name="Go to cell 10: 1 error, 1 warning").click()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell')]"
+        ".findIndex(c => c.classList.contains('jp-mod-active')) === 9"
+    )
+    assert cells.nth(9).is_visible()
+
+
+def test_cancel_stops_the_notebook_review(page: Any, lab_server: Any) -> None:
+    write_notebook(lab_server.root, "cancel.ipynb", [f"x_{n} = {n}" for n in range(40)])
+    open_notebook(page, lab_server, "cancel.ipynb")
+    seen: list[str] = []
+    page.on(
+        "request",
+        lambda request: seen.append(request.url) if "review/cell" in request.url else None,
+    )
+    page.evaluate(START_REVIEW)
+    bar = page.locator(".jp-NotebookPanel:visible .jp-RubberDuck-notebookReview")
+    bar.get_by_role("button", name="Cancel the notebook review").click()
+    bar.locator(".jp-RubberDuck-notebookReview-title", has_text="cancelled").wait_for()
+    sent = len(seen)
+    page.wait_for_timeout(1000)
+    assert len(seen) == sent < 40
