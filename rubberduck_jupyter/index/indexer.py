@@ -246,6 +246,9 @@ class Indexer:
         if batch:
             self._write_batch(batch, report)
         self.store.touch_files(touched)
+        if report.cancelled:  # Stop came during the last batch's embedding
+            self._report_progress(phase="cancelled")
+            return
         self._report_progress(phase="done", current=None)
 
     def _read_and_chunk(
@@ -297,7 +300,10 @@ class Indexer:
         reused = self._previous_vectors(batch)
         new_texts = list(dict.fromkeys(t for t in texts if t not in reused))
         started = time.perf_counter()
-        fresh = self.embedder.embed(new_texts)
+        fresh = self._embed_unless_cancelled(new_texts)
+        if fresh is None:  # stopped mid-request: this batch stays unwritten
+            report.cancelled = True
+            return
         report.seconds_embedding += time.perf_counter() - started
         by_text = {**reused, **dict(zip(new_texts, fresh, strict=True))}
         items: list[tuple[FileState, Sequence[Chunk], np.ndarray]] = []
@@ -317,6 +323,32 @@ class Indexer:
             files_done=self.progress.files_done + len(batch),
             chunks_embedded=self.progress.chunks_embedded + len(texts),
         )
+
+    def _embed_unless_cancelled(self, texts: list[str]) -> np.ndarray | None:
+        """The texts' vectors, or None when Stop comes first. A remote provider may take its
+        whole timeout (60 s) to answer and Stop should not wait for it: the request goes on
+        in a daemon thread and its vectors are dropped when it ends."""
+        if not texts:
+            return self.embedder.embed(texts)
+        outcome: list[np.ndarray | BaseException] = []
+        done = threading.Event()
+
+        def work() -> None:
+            try:
+                outcome.append(self.embedder.embed(texts))
+            except BaseException as exc:  # handed to the indexing thread below
+                outcome.append(exc)
+            finally:
+                done.set()
+
+        threading.Thread(target=work, name="rubberduck-embed", daemon=True).start()
+        while not done.wait(0.1):
+            if self.cancel_event.is_set():
+                return None
+        result = outcome[0]
+        if isinstance(result, BaseException):
+            raise result
+        return result
 
     def _previous_vectors(self, batch: list[_Parsed]) -> dict[str, np.ndarray]:
         known: dict[str, np.ndarray] = {}

@@ -164,6 +164,12 @@ export function describeStatus(
       };
     }
     case 'watching':
+      if (status.lastReport?.cancelled === true) {
+        return {
+          label: `Index: ${status.files} files (stopped)`,
+          description: `The last indexing run was stopped before it finished; the index may be incomplete and is watching for changes (${counts}).`
+        };
+      }
       return {
         label: `Index: ${status.files} files`,
         description: `The project index is up to date and watching for changes (${counts}).`
@@ -181,10 +187,16 @@ export function describeStatus(
             description:
               'This project has no index yet. Open the index panel to index it.'
           }
-        : {
-            label: `Index: ${status.files} files`,
-            description: `The project index is idle (${counts}).`
-          };
+        : status.lastReport?.cancelled === true
+          ? {
+              // Says so until the next run: a stopped index may lack files.
+              label: `Index: ${status.files} files (stopped)`,
+              description: `The last indexing run was stopped before it finished; the index may be incomplete (${counts}).`
+            }
+          : {
+              label: `Index: ${status.files} files`,
+              description: `The project index is idle (${counts}).`
+            };
   }
 }
 

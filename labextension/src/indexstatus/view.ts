@@ -234,6 +234,10 @@ export class IndexPanel extends Widget {
   private _report: HTMLElement;
 }
 
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
 function renderReport(status: IIndexStatus | null): Node[] {
   const report: IIndexReport | null = status?.lastReport ?? null;
   const heading = el('h3', 'jp-RubberDuck-indexPanel-heading', 'Last run');
@@ -243,10 +247,10 @@ function renderReport(status: IIndexStatus | null): Node[] {
   const summary = el(
     'p',
     'jp-RubberDuck-indexPanel-summary',
-    `${report.filesIndexed} files indexed, ${report.filesUnchanged} unchanged, ` +
-      `${report.filesRemoved} removed; ${report.chunks} chunks in ` +
+    `${plural(report.filesIndexed, 'file')} indexed, ${report.filesUnchanged} unchanged, ` +
+      `${report.filesRemoved} removed; ${plural(report.chunks, 'chunk')} in ` +
       `${report.seconds.toFixed(1)} s${report.cancelled ? ' (stopped)' : ''}. ` +
-      `Index now: ${status?.files ?? 0} files, ${status?.chunks ?? 0} chunks.`
+      `Index now: ${plural(status?.files ?? 0, 'file')}, ${plural(status?.chunks ?? 0, 'chunk')}.`
   );
   const nodes: Node[] = [heading, summary];
   if (report.skippedTotal > 0) {
