@@ -50,6 +50,13 @@ c.RubberDuckApp.max_frame_bytes = 262144
 c.RubberDuckApp.max_message_chars = 100000
 c.RubberDuckApp.max_turns_per_connection = 4
 
+# Resuming after a dropped WebSocket: how long a turn waits for its client to come back
+# (then it is cancelled), and what is kept for it per user.
+c.RubberDuckApp.resume_grace_seconds = 60.0
+c.RubberDuckApp.resume_max_frames = 20000
+c.RubberDuckApp.resume_max_bytes = 4 * 1024 * 1024
+c.RubberDuckApp.resume_max_turns = 8
+
 # Give kernels the server URL and a scoped token so %%duck works with no setup.
 c.RubberDuckApp.export_kernel_env = True
 

@@ -44,6 +44,7 @@ from .sessions.manager import (
     SessionManager,
     litellm_context_tokens,
 )
+from .sessions.replay import ReplayHub, ReplayLimits
 
 SERVER_URL_ENV = "RUBBERDUCK_SERVER_URL"
 
@@ -273,6 +274,30 @@ class RubberDuckApp(ExtensionApp):
     max_turns_per_connection = Int(
         4, config=True, help="Answers that may stream at once on one WebSocket."
     )
+    # --- resuming after a dropped WebSocket (sessions/replay.py) -----------------------
+    resume_grace_seconds = Float(
+        60.0,
+        config=True,
+        help="Seconds a turn runs on after its WebSocket drops, waiting for the client to "
+        "reconnect and resume it (then it is cancelled); a finished turn's frames are kept "
+        "this long too.",
+    )
+    resume_max_frames = Int(
+        20_000,
+        config=True,
+        help="Frames of one user's turns kept for resuming; past it the oldest go, and a "
+        "resume that needs them gets resume_unavailable.",
+    )
+    resume_max_bytes = Int(
+        4 * 1024 * 1024,
+        config=True,
+        help="Bytes of serialized frames of one user's turns kept for resuming.",
+    )
+    resume_max_turns = Int(
+        8,
+        config=True,
+        help="Turns of one user kept for resuming (running or recently finished).",
+    )
     export_kernel_env = Bool(
         True,
         config=True,
@@ -367,6 +392,14 @@ class RubberDuckApp(ExtensionApp):
         self._background: set[asyncio.Task[None]] = set()
         self.index = self.build_index_service()
         self.sessions = self.build_session_manager()
+        self.replay = ReplayHub(
+            ReplayLimits(
+                grace_s=self.resume_grace_seconds,
+                max_frames=self.resume_max_frames,
+                max_bytes=self.resume_max_bytes,
+                max_turns=self.resume_max_turns,
+            )
+        )
         if self.index_on_save:
             self.serverapp.contents_manager.register_post_save_hook(self._file_saved)
         self._wrap_kernel_start()
@@ -665,6 +698,9 @@ class RubberDuckApp(ExtensionApp):
                     "state": "ok",
                     "open_sockets": self.open_sockets,
                     **sessions,
+                    # Turns kept for resuming: running, detached (their socket dropped),
+                    # frames and bytes held, over all users.
+                    "resume": self.replay.snapshot(),
                 },
                 "index": {
                     "state": self.index.state,
@@ -708,7 +744,10 @@ class RubberDuckApp(ExtensionApp):
         for task in list(self._background):
             task.cancel()
         await self.loop_lag.stop()
+        # Sessions first: a turn it stops records the server-stop note, not "Stopped."; the
+        # hub then only cancels what is left and its timers.
         await self.sessions.close()
+        await self.replay.close()
         await self.llm.aclose()
         await self.conversations.aclose()
         await self.index.close()

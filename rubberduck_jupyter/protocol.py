@@ -7,6 +7,7 @@ One module owns the shapes so the server, the magics and the TypeScript client
 Client -> server frames (JSON objects with a ``type``):
   chat   {id, conversation_id, text, context, model?, engine?}
   cancel {id}
+  resume {id, after}   (after a dropped socket: the turn's frames with n > after, then live)
 Server -> client frames:
   hello      {protocol_version, model: {configured, name}, models, engines}   (first frame)
   route      {id, engine, reason, forced, confidence}     (which engine answers, and why)
@@ -20,6 +21,8 @@ Server -> client frames:
   done       {id, usage, finish_reason, model, cost_usd, cached, attempts, engine,
               conversation_id, message_id}
   error      {id, code, message, retry_after?}          (id is null if the frame had none)
+On the WebSocket, every frame of a turn (route ... done/error) also carries ``n``: 1, 2, ...
+per turn, the position a ``resume`` continues after (sessions/replay.py).
 """
 
 from __future__ import annotations
@@ -72,6 +75,8 @@ class ErrorCode(StrEnum):
     METHOD_NOT_ALLOWED = "method_not_allowed"
     CONFLICT = "conflict"
     EMBEDDER_UNAVAILABLE = "embedder_unavailable"
+    # A resume for a turn (or frames of it) the server no longer keeps.
+    RESUME_UNAVAILABLE = "resume_unavailable"
 
 
 class NoticeCode(StrEnum):
@@ -212,7 +217,19 @@ class CancelRequest:
     id: str
 
 
-ClientFrame = ChatRequest | CancelRequest
+@dataclass(frozen=True, slots=True)
+class ResumeRequest:
+    """Continue turn `id` on this socket after frame number `after` (0: from its start)."""
+
+    id: str
+    after: int
+
+
+# Far above any turn's frame count (a 100k-token answer is ~10^5 frames), far below a
+# 64-bit integer: a bigger `after` is a client bug, refused before it reaches a comparison.
+MAX_RESUME_AFTER = 1_000_000_000
+
+ClientFrame = ChatRequest | CancelRequest | ResumeRequest
 
 
 def _is_valid_id(value: object) -> bool:
@@ -337,11 +354,26 @@ def parse_client_frame(raw: str | bytes, *, max_bytes: int, max_text_chars: int)
         )
     if kind == "cancel":
         return CancelRequest(id=_require_id(obj, "id", frame_id))
+    if kind == "resume":
+        msg_id = _require_id(obj, "id", frame_id)
+        after = obj.get("after")
+        if (
+            not isinstance(after, int)
+            or isinstance(after, bool)
+            or not 0 <= after <= MAX_RESUME_AFTER
+        ):
+            raise ProtocolError(
+                ErrorCode.BAD_FRAME,
+                f"'after' must be an integer from 0 to {MAX_RESUME_AFTER}: the last frame "
+                "number 'n' seen of this turn",
+                msg_id,
+            )
+        return ResumeRequest(id=msg_id, after=after)
     if not isinstance(kind, str):
         raise ProtocolError(ErrorCode.BAD_FRAME, "Frame has no 'type' string", frame_id)
     raise ProtocolError(
         ErrorCode.UNKNOWN_TYPE,
-        f"Unknown frame type {kind!r}; expected 'chat' or 'cancel'",
+        f"Unknown frame type {kind!r}; expected 'chat', 'cancel' or 'resume'",
         frame_id,
     )
 

@@ -5,20 +5,36 @@ import { ISignal, Signal } from '@lumino/signaling';
 
 import {
   ClientFrame,
+  frameNumber,
   IModelInfo,
-  parseServerFrame,
-  ServerFrame
+  PROTOCOL_VERSION,
+  ServerFrame,
+  serverFrameOf
 } from './protocol';
+import { ResumeTracker } from './resume';
 
 /**
- * - connecting: a socket is opening or waiting for its hello frame.
+ * - connecting: a socket is opening or waiting for its hello frame; also after a drop
+ *   while answers are in flight (`resuming`): the next socket resumes them, so they are
+ *   not over.
  * - open: the server said hello; frames can be sent.
- * - closed: the socket dropped; a reconnect is scheduled.
+ * - closed: the socket dropped with no answer in flight (or resuming was given up); a
+ *   reconnect is scheduled.
  */
 export type ConnectionState = 'connecting' | 'open' | 'closed';
 
 const FIRST_RETRY_MS = 1_000;
 const MAX_RETRY_MS = 30_000;
+// Resuming retries sooner and more often: the server keeps a dropped turn's frames only
+// for its grace period (resume_grace_seconds, 60 s by default), and an answer that stalls
+// for seconds feels broken. Past RESUME_GIVE_UP_MS of trying, the turns are given up.
+const RESUME_FIRST_RETRY_MS = 250;
+const RESUME_MAX_RETRY_MS = 4_000;
+const RESUME_GIVE_UP_MS = 60_000;
+const GAVE_UP_MESSAGE =
+  'The connection to the RubberDuck server stayed down too long to continue this ' +
+  'answer, so it is incomplete. Your message is saved in the conversation; send it ' +
+  'again for a full answer.';
 
 /** The sidebar's WebSocket to /rubberduck/ws, reconnecting with backoff. */
 export class DuckConnection implements IDisposable {
@@ -42,6 +58,11 @@ export class DuckConnection implements IDisposable {
   /** The model the server announced in its last hello. */
   get model(): IModelInfo | null {
     return this._model;
+  }
+
+  /** Reconnecting after a drop to continue answers in flight (state 'connecting'). */
+  get resuming(): boolean {
+    return this._state === 'connecting' && this._tracker.inFlight;
   }
 
   /** Seconds until the next reconnect attempt while closed. */
@@ -70,17 +91,31 @@ export class DuckConnection implements IDisposable {
     const socket = new this._settings.WebSocket(url);
     this._socket = socket;
     socket.onmessage = event => {
-      const frame = parseServerFrame(event.data);
+      let raw: unknown = undefined;
+      try {
+        raw =
+          typeof event.data === 'string' ? JSON.parse(event.data) : undefined;
+      } catch {
+        // reported below as malformed
+      }
+      const frame = serverFrameOf(raw);
       if (!frame) {
         console.warn('RubberDuck: ignoring a malformed frame', event.data);
         return;
       }
+      if (!this._tracker.accept(frame, frameNumber(raw))) {
+        return; // already seen: it crossed the drop, or the resume replayed it
+      }
       if (frame.type === 'hello') {
         this._model = frame.model;
         this._attempt = 0;
+        this._droppedAt = 0;
         this._setState('open');
       }
       this._frameReceived.emit(frame);
+      if (frame.type === 'hello') {
+        this._resumeTurns(socket);
+      }
     };
     // onerror is always followed by onclose, which does the bookkeeping.
     socket.onclose = () => {
@@ -98,7 +133,11 @@ export class DuckConnection implements IDisposable {
     }
   }
 
-  /** Send a frame; false (nothing sent) unless the server has said hello. */
+  /**
+   * Send a frame; false (nothing sent) unless the server has said hello. A chat's turn
+   * is resumed if the socket drops before it ends; a cancel of such a turn that cannot
+   * be sent now is sent after the resume.
+   */
   send(frame: ClientFrame): boolean {
     const socket = this._socket;
     if (
@@ -106,9 +145,18 @@ export class DuckConnection implements IDisposable {
       !socket ||
       socket.readyState !== WebSocket.OPEN
     ) {
+      if (
+        frame.type === 'cancel' &&
+        this._tracker.lastSeen(frame.id) !== null
+      ) {
+        this._pendingCancels.add(frame.id);
+      }
       return false;
     }
     socket.send(JSON.stringify(frame));
+    if (frame.type === 'chat') {
+      this._tracker.begin(frame.id);
+    }
     return true;
   }
 
@@ -132,12 +180,53 @@ export class DuckConnection implements IDisposable {
     if (this._isDisposed) {
       return;
     }
+    const resuming = this._tracker.inFlight && !this._gaveUp();
     // Exponential backoff with jitter, so many tabs do not reconnect in lockstep.
-    const base = Math.min(MAX_RETRY_MS, FIRST_RETRY_MS * 2 ** this._attempt);
+    const base = resuming
+      ? Math.min(
+          RESUME_MAX_RETRY_MS,
+          RESUME_FIRST_RETRY_MS * 2 ** this._attempt
+        )
+      : Math.min(MAX_RETRY_MS, FIRST_RETRY_MS * 2 ** this._attempt);
     this._attempt += 1;
     this._retryDelay = Math.round(base * (0.5 + Math.random() * 0.5));
-    this._setState('closed');
+    this._setState(resuming ? 'connecting' : 'closed');
     this._retryTimer = window.setTimeout(() => this.start(), this._retryDelay);
+  }
+
+  /** Whether resuming has been tried for too long; if so, its turns end as incomplete. */
+  private _gaveUp(): boolean {
+    const now = Date.now();
+    if (this._droppedAt === 0) {
+      this._droppedAt = now;
+      this._attempt = 0;
+    }
+    if (now - this._droppedAt < RESUME_GIVE_UP_MS) {
+      return false;
+    }
+    this._droppedAt = 0;
+    this._pendingCancels.clear();
+    for (const frame of this._tracker.abandon(GAVE_UP_MESSAGE)) {
+      this._frameReceived.emit(frame);
+    }
+    return true;
+  }
+
+  /** On a new socket's hello: continue every turn in flight, then send held cancels. */
+  private _resumeTurns(socket: WebSocket): void {
+    if (this._socket !== socket || socket.readyState !== WebSocket.OPEN) {
+      return;
+    }
+    for (const frame of this._tracker.resumeFrames()) {
+      socket.send(JSON.stringify(frame));
+    }
+    for (const id of this._pendingCancels) {
+      if (this._tracker.lastSeen(id) !== null) {
+        const cancel: ClientFrame = { type: 'cancel', v: PROTOCOL_VERSION, id };
+        socket.send(JSON.stringify(cancel));
+      }
+    }
+    this._pendingCancels.clear();
   }
 
   private _setState(state: ConnectionState): void {
@@ -155,6 +244,9 @@ export class DuckConnection implements IDisposable {
   private _retryDelay = 0;
   private _retryTimer = 0;
   private _isDisposed = false;
+  private _tracker = new ResumeTracker();
+  private _pendingCancels = new Set<string>();
+  private _droppedAt = 0; // when resuming began (ms since epoch); 0 when not resuming
   private _stateChanged = new Signal<this, ConnectionState>(this);
   private _frameReceived = new Signal<this, ServerFrame>(this);
 }

@@ -65,7 +65,9 @@ const STOP_FALLBACK_MS = 5_000;
 const RETRYABLE_CODES = new Set<string>([
   ErrorCode.FRAME_TOO_LARGE,
   ErrorCode.BUSY,
-  ErrorCode.MODEL_NOT_ALLOWED
+  ErrorCode.MODEL_NOT_ALLOWED,
+  // hook(resume): an answer the server could not continue after a drop; resend it.
+  ErrorCode.RESUME_UNAVAILABLE
 ]);
 
 // What the server appends to an answer that was cut off (sessions/manager.py).
@@ -915,6 +917,19 @@ export class ChatPanel extends Widget {
       if (RETRYABLE_CODES.has(frame.code) && !this._input.value) {
         this._input.value = turn.question;
       }
+      // hook(resume): what streamed before the drop stays, marked as incomplete.
+      if (
+        frame.code === ErrorCode.RESUME_UNAVAILABLE &&
+        turn.answer.hasContent
+      ) {
+        turn.answer.appendLine(
+          element(
+            'div',
+            'jp-RubberDuck-finish',
+            '(incomplete: the connection dropped)'
+          )
+        );
+      }
       void this._refreshList();
     }
     this._addNotice(frame.code, frame.message, frame.retry_after);
@@ -1045,7 +1060,10 @@ export class ChatPanel extends Widget {
     switch (connection.state) {
       case 'connecting':
         state = 'connecting';
-        text = 'Connecting…';
+        // hook(resume): the answer is not over, it continues once reconnected.
+        text = connection.resuming
+          ? 'Connection lost. Reconnecting to continue the answer…'
+          : 'Connecting…';
         break;
       case 'closed':
         state = 'disconnected';

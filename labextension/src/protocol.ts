@@ -40,7 +40,9 @@ export const ErrorCode = {
   FORBIDDEN: 'forbidden',
   METHOD_NOT_ALLOWED: 'method_not_allowed',
   CONFLICT: 'conflict',
-  EMBEDDER_UNAVAILABLE: 'embedder_unavailable'
+  EMBEDDER_UNAVAILABLE: 'embedder_unavailable',
+  // A resume for a turn (or frames of it) the server no longer keeps.
+  RESUME_UNAVAILABLE: 'resume_unavailable'
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -101,7 +103,16 @@ export interface ICancelFrame {
   id: string;
 }
 
-export type ClientFrame = IChatFrame | ICancelFrame;
+/** After a dropped socket: turn `id`'s frames numbered above `after`, then the live ones. */
+export interface IResumeFrame {
+  type: 'resume';
+  v: typeof PROTOCOL_VERSION;
+  id: string;
+  /** The last frame number `n` seen of this turn; 0 for none. */
+  after: number;
+}
+
+export type ClientFrame = IChatFrame | ICancelFrame | IResumeFrame;
 
 // --- server frames ----------------------------------------------------------------
 
@@ -608,6 +619,19 @@ export function parseServerFrame(data: unknown): ServerFrame | null {
   } catch {
     return null;
   }
+  return serverFrameOf(raw);
+}
+
+/**
+ * The frame number `n` the server puts on every frame of a turn on the WebSocket
+ * (1, 2, ... per turn; what a resume continues after), or null when there is none.
+ */
+export function frameNumber(raw: unknown): number | null {
+  return isObject(raw) && isCount(raw.n) && raw.n > 0 ? raw.n : null;
+}
+
+/** parseServerFrame for an already decoded JSON value. */
+export function serverFrameOf(raw: unknown): ServerFrame | null {
   if (!isObject(raw)) {
     return null;
   }

@@ -1,6 +1,10 @@
-"""WebSocket /rubberduck/ws: chat turns and cancels for the sidebar.
+"""WebSocket /rubberduck/ws: chat turns, cancels and resumes for the sidebar.
 
-Each socket runs its turns as tasks so a cancel can arrive while an answer streams. Bad
+Turns run as tasks in the user's `ReplayHub` (sessions/replay.py), so a cancel can arrive
+while an answer streams and a turn outlives a dropped socket: this socket is only where its
+frames go now. A closed socket leaves its turns running for `resume_grace_seconds`; a
+`resume {id, after}` on a new socket of the same user replays what was missed and attaches
+it, and a turn nobody resumes in time is cancelled. Bad
 frames are answered with an error frame and the socket stays open: unparseable or invalid
 frames get their precise code, a text frame that is not UTF-8 gets ``bad_json``, and a
 handler bug gets ``internal`` (the traceback goes to the server log only).
@@ -34,12 +38,14 @@ from ..protocol import (
     ChatRequest,
     ErrorCode,
     ProtocolError,
+    ResumeRequest,
     Usage,
     done_frame,
     error_frame,
     hello_frame,
     parse_client_frame,
 )
+from ..sessions.replay import Emit, ResumeRefused, Runner, TurnRunning
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +120,6 @@ class ChatWebSocketHandler(
 
     def initialize(self, name: str, *args: Any, **kwargs: Any) -> None:
         super().initialize(name, *args, **kwargs)
-        self._turns: dict[str, asyncio.Task[None]] = {}
         self._closed = False
         self._counted = False
 
@@ -196,6 +201,8 @@ class ChatWebSocketHandler(
             return
         if isinstance(frame, CancelRequest):
             self._cancel(frame.id)
+        elif isinstance(frame, ResumeRequest):
+            self._resume(frame)
         elif isinstance(frame, ChatRequest):
             self._start_turn(frame)
 
@@ -211,13 +218,15 @@ class ChatWebSocketHandler(
         )
 
     def _start_turn(self, request: ChatRequest) -> None:
-        limit = self.extensionapp.max_turns_per_connection
-        if request.id in self._turns:
+        app = self.extensionapp
+        user = app.user_for(self)
+        if app.replay.running(user, request.id) is not None:
             self._send(
                 error_frame(request.id, ErrorCode.DUPLICATE_ID, "A turn with this id is running.")
             )
             return
-        if len(self._turns) >= limit:
+        limit = app.max_turns_per_connection
+        if app.replay.attached_running(self) >= limit:
             self._send(
                 error_frame(
                     request.id,
@@ -227,51 +236,78 @@ class ChatWebSocketHandler(
                 )
             )
             return
-        self._turns[request.id] = asyncio.create_task(self._run_turn(request))
+        try:
+            app.replay.start(user, request.id, _turn_runner(app, user, request), self, self._sink)
+        except TurnRunning:
+            self._send(
+                error_frame(request.id, ErrorCode.DUPLICATE_ID, "A turn with this id is running.")
+            )
 
-    async def _run_turn(self, request: ChatRequest) -> None:
+    def _resume(self, request: ResumeRequest) -> None:
         app = self.extensionapp
         try:
-            await app.sessions.run_turn(app.user_for(self), request, self._emit)
-        except asyncio.CancelledError:
-            if not self._closed:
-                self._send(done_frame(request.id, Usage(), "cancelled"))
-        except Exception:
-            # The session layer answers its own failures; this is the net under it, so a
-            # turn still ends in exactly one error frame.
-            log.exception("RubberDuck: turn %r failed outside the session layer", request.id)
+            app.replay.resume(app.user_for(self), request.id, request.after, self, self._sink)
+        except ResumeRefused:
+            # The same answer for another user's id as for one that is gone: nothing leaks.
             self._send(
                 error_frame(
                     request.id,
-                    ErrorCode.INTERNAL,
-                    "RubberDuck could not answer; the server log has details.",
+                    ErrorCode.RESUME_UNAVAILABLE,
+                    "The server no longer has the rest of this answer (it ended or was "
+                    f"stopped more than {app.resume_grace_seconds:g} s ago, was too long to "
+                    "keep, or the server restarted). What was saved is in the conversation's "
+                    "history; send the message again for a full answer.",
                 )
             )
-        finally:
-            self._turns.pop(request.id, None)
+        except ValueError as exc:
+            self._send(error_frame(request.id, ErrorCode.BAD_FRAME, str(exc)))
 
     def _cancel(self, msg_id: str) -> None:
-        task = self._turns.get(msg_id)
-        if task is None:
+        app = self.extensionapp
+        if not app.replay.cancel(app.user_for(self), msg_id):
             self._send(error_frame(msg_id, ErrorCode.UNKNOWN_ID, "No running answer has this id."))
-            return
-        task.cancel()
 
-    async def _emit(self, frame: dict[str, Any]) -> None:
-        self._send(frame)
-
-    def _send(self, frame: dict[str, Any]) -> None:
+    def _sink(self, text: str) -> bool:
         if self._closed:
-            return
+            return False
         try:
-            self.write_message(json.dumps(frame))
+            self.write_message(text)
         except websocket.WebSocketClosedError:
             self._closed = True
+            return False
+        return True
+
+    def _send(self, frame: dict[str, Any]) -> None:
+        self._sink(json.dumps(frame))
 
     def on_close(self) -> None:
         if self._counted:
             self.extensionapp.open_sockets -= 1
             self._counted = False
         self._closed = True
-        for task in self._turns.values():
-            task.cancel()
+        # Not cancelled: the turns run on for the grace period, for a resume to pick up.
+        self.extensionapp.replay.detach(self)
+
+
+def _turn_runner(app: Any, user: str, request: ChatRequest) -> Runner:
+    """The turn's coroutine function. Module-level, holding no socket: the turn outlives
+    the socket that asked for it."""
+
+    async def run(emit: Emit) -> None:
+        try:
+            await app.sessions.run_turn(user, request, emit)
+        except asyncio.CancelledError:
+            await emit(done_frame(request.id, Usage(), "cancelled"))
+        except Exception:
+            # The session layer answers its own failures; this is the net under it, so a
+            # turn still ends in exactly one error frame.
+            log.exception("RubberDuck: turn %r failed outside the session layer", request.id)
+            await emit(
+                error_frame(
+                    request.id,
+                    ErrorCode.INTERNAL,
+                    "RubberDuck could not answer; the server log has details.",
+                )
+            )
+
+    return run

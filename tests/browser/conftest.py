@@ -92,6 +92,10 @@ def _running_lab(
             "JUPYTER_RUNTIME_DIR": str(base / "runtime"),
             "JUPYTERLAB_SETTINGS_DIR": str(base / "settings"),
             "JUPYTERLAB_WORKSPACES_DIR": str(base / "workspaces"),
+            # In a virtualenv jupyter_core puts the env's data dir (where `labextension
+            # develop` linked /work/main's build) before JUPYTER_DATA_DIR: without this the
+            # worktree's build below is never served.
+            "JUPYTER_PREFER_ENV_PATH": "0",
             **extra_env,
         }
     )

@@ -119,7 +119,7 @@ CONTEXT = st.dictionaries(
     max_size=5,
 )
 CHAT_FIELDS = {
-    "type": st.sampled_from(["chat", "cancel", "Chat", "", "hello"]) | JSON,
+    "type": st.sampled_from(["chat", "cancel", "resume", "Chat", "", "hello"]) | JSON,
     "v": st.sampled_from([1, 2, 0, "1", None, 10**100]),
     "id": IDS,
     "conversation_id": IDS,
@@ -127,6 +127,7 @@ CHAT_FIELDS = {
     "context": st.one_of(CONTEXT, JSON),
     "model": st.one_of(st.none(), ANY_TEXT, st.just("openai/fake-model")),
     "engine": st.one_of(st.none(), ANY_TEXT, st.sampled_from(["simple", "complex", "nope"])),
+    "after": st.one_of(st.integers(min_value=-5, max_value=10**13), JSON),
 }
 # Protocol-shaped objects: any subset of the fields, any of them malformed.
 SHAPED = st.fixed_dictionaries({}, optional=CHAT_FIELDS)
@@ -142,7 +143,16 @@ VALID_CHAT = st.fixed_dictionaries(
     },
     optional={"context": CONTEXT, "engine": CHAT_FIELDS["engine"]},
 )
+# Resumes of the fuzz's own turns (running, finished or never started) from any point.
+RESUME = st.fixed_dictionaries(
+    {
+        "type": st.just("resume"),
+        "id": st.one_of(IDS, st.text("abcdef0123", min_size=1, max_size=8).map("ok-".__add__)),
+        "after": st.one_of(st.integers(min_value=-2, max_value=50), CHAT_FIELDS["after"]),
+    }
+)
 WS_FRAMES = st.one_of(
+    RESUME.map(lambda o: ("text", json.dumps(o))),
     SHAPED.map(lambda o: ("text", json.dumps(o))),
     VALID_CHAT.map(lambda o: ("text", json.dumps(o))),
     JSON.map(lambda o: ("text", json.dumps(o))),
@@ -481,6 +491,7 @@ def _bad_frame(i: int) -> str:
         lambda: json.dumps({"type": "chat", "id": f"b{i}", "text": "no conversation"}),
         lambda: json.dumps({"type": "cancel", "id": f"b{i}"}),
         lambda: json.dumps({"type": "nope", "id": f"b{i}"}),
+        lambda: json.dumps({"type": "resume", "id": f"b{i}", "after": i}),
         lambda: (
             '{"type": "chat", "id": "b' + str(i) + '", "conversation_id": "c", "text": "\\ud800"}'
         ),

@@ -68,6 +68,10 @@ def _chat(**fields: Any) -> dict[str, Any]:
     return {"type": "chat", "id": "m1", "conversation_id": "c1", "text": "hi"} | fields
 
 
+def _resume(**fields: Any) -> dict[str, Any]:
+    return {"type": "resume", "id": "r1", "after": 0} | fields
+
+
 def _raw_chat(**fields: str) -> str:
     """A chat frame as text, the fields' values written as JSON source (escapes kept)."""
     values = {"id": "m1", "conversation_id": "c1", "text": "hi"} | fields
@@ -119,6 +123,18 @@ async def _rest(jp_fetch: Any, *parts: str, **kwargs: Any) -> tuple[int, dict[st
         (json.dumps(_chat(conversation_id="c\x00")), "bad_frame", "m1"),
         (json.dumps({"type": "cancel", "id": "\x1b[2J"}), "bad_frame", None),
         ('{"type": "chat", "id": "m1", "text": 1' + "0" * 5000 + "}", "bad_json", None),
+        # resume {id, after}: the numbers and ids a client could get wrong, and a turn it
+        # does not own (unknown on this server: the same answer as another user's id)
+        ('{"type": "resume", "id": "\\ud800", "after": 0}', "bad_json", None),
+        ('{"type": "resume", "id": "r1", "after": NaN}', "bad_json", None),
+        ('{"type": "resume", "id": "r1", "after": 1' + "0" * 5000 + "}", "bad_json", None),
+        (json.dumps({"type": "resume", "id": "r1", "after": 10**100}), "bad_frame", "r1"),
+        (json.dumps({"type": "resume", "id": "r1", "after": -(10**100)}), "bad_frame", "r1"),
+        (json.dumps({"type": "resume", "id": "r1", "after": [1]}), "bad_frame", "r1"),
+        (json.dumps({"type": "resume", "id": "r1\r\nERROR forged", "after": 0}), "bad_frame", None),
+        (json.dumps(_resume(v=2)), "unsupported_version", "r1"),
+        (json.dumps(_resume(id="theirs", after=3)), "resume_unavailable", "theirs"),
+        (json.dumps(_resume(pad="x" * 300_000)), "frame_too_large", None),
     ],
 )  # fmt: skip
 async def test_bad_frames_get_a_precise_error_and_the_socket_stays(
