@@ -6,6 +6,7 @@ One module owns the shapes so the server, the magics and the TypeScript client
 
 Client -> server frames (JSON objects with a ``type``):
   chat   {id, conversation_id, text, context, model?, engine?}
+         context.mentions: what the user attached with `@` (see Mention); additive, v1
   cancel {id}
   resume {id, after}   (after a dropped socket: the turn's frames with n > after, then live)
 Server -> client frames:
@@ -129,6 +130,7 @@ class ChatContext:
     cell_index: int | None = None  # the active cell's position in the notebook, 0-based
     cell_id: str | None = None  # its nbformat id, when the notebook has ids
     variables: tuple[KernelVariable, ...] = ()
+    mentions: tuple[Mention, ...] = ()  # what `@` attached, in the order of the text
 
     @classmethod
     def from_json(cls, raw: Any, frame_id: str) -> ChatContext:
@@ -163,12 +165,14 @@ class ChatContext:
             )
         values["cell_index"] = cell_index
         values["variables"] = _parse_variables(raw.get("variables"), frame_id)
+        values["mentions"] = _parse_mentions(raw.get("mentions"), frame_id)
         return cls(**values)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {name: getattr(self, name) for name in _CONTEXT_STRINGS}
         out["cell_index"] = self.cell_index
         out["variables"] = [asdict(v) for v in self.variables]
+        out["mentions"] = [m.to_json() for m in self.mentions]
         return {k: v for k, v in out.items() if v not in (None, [])}
 
 
@@ -200,6 +204,152 @@ def _parse_variables(raw: Any, frame_id: str) -> tuple[KernelVariable, ...]:
                 )
             )
     return tuple(out)
+
+
+# --- mentions: `@df`, `@df:values`, `@src/etl.py`, `@cell:4` ----------------------------
+
+MENTION_KINDS = ("variable", "file", "cell")
+# A message names a handful of things; twenty is far above use and bounds the prompt.
+MAX_MENTIONS = 20
+MAX_MENTION_NAME = 2_000  # names, types, paths: a line, like KernelVariable's fields
+MAX_MENTION_COLUMNS = 200  # columns/dtypes listed per data frame (wider ones say "…")
+MAX_MENTION_VALUES = 8_000  # a variable's values, only when asked for with `:values`
+MAX_MENTION_SOURCE = 20_000  # a cell's source, the same cap the client gives the active cell
+MAX_MENTION_DIMS = 32  # numpy's own limit on array dimensions is 64
+
+
+@dataclass(frozen=True, slots=True)
+class Mention:
+    """One thing the user attached with `@`.
+
+    variable: the kernel's description of it (name, type, shape, columns, dtypes; values
+      only when the user asked with `@name:values`); file: a path relative to the server's
+      root, which the server resolves (mentions.py); cell: a cell of the active notebook,
+      numbered from 1 as the sidebar shows it, with its source as the editor holds it.
+    """
+
+    kind: str
+    name: str = ""
+    type: str = ""
+    summary: str = ""
+    shape: tuple[int, ...] = ()
+    columns: tuple[str, ...] = ()
+    dtypes: tuple[str, ...] = ()
+    values: str | None = None
+    path: str = ""
+    cell: int | None = None
+    cell_type: str = ""
+    source: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind}
+        for key in ("name", "type", "summary", "path", "cell_type"):
+            if getattr(self, key):
+                out[key] = getattr(self, key)
+        for key in ("shape", "columns", "dtypes"):
+            if getattr(self, key):
+                out[key] = list(getattr(self, key))
+        for key in ("values", "cell", "source"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        return out
+
+
+def _mention_error(index: int, detail: str, frame_id: str) -> ProtocolError:
+    return ProtocolError(ErrorCode.BAD_FRAME, f"'context.mentions[{index}]' {detail}", frame_id)
+
+
+def _mention_string(item: dict[str, Any], key: str, limit: int, i: int, frame_id: str) -> str:
+    value = item.get(key, "")
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise _mention_error(i, f"'{key}' must be a string", frame_id)
+    if len(value) > limit:
+        raise _mention_error(i, f"'{key}' is longer than {limit} characters", frame_id)
+    return value
+
+
+def _mention_strings(item: dict[str, Any], key: str, i: int, frame_id: str) -> tuple[str, ...]:
+    value = item.get(key)
+    if value is None:
+        return ()
+    if (
+        not isinstance(value, list)
+        or len(value) > MAX_MENTION_COLUMNS
+        or not all(isinstance(v, str) and len(v) <= MAX_MENTION_NAME for v in value)
+    ):
+        raise _mention_error(
+            i,
+            f"'{key}' must be a list of at most {MAX_MENTION_COLUMNS} strings "
+            f"of at most {MAX_MENTION_NAME} characters",
+            frame_id,
+        )
+    return tuple(value)
+
+
+def _parse_mention(item: Any, i: int, frame_id: str) -> Mention:
+    if not isinstance(item, dict):
+        raise _mention_error(i, "must be an object", frame_id)
+    kind = item.get("kind")
+    if kind not in MENTION_KINDS:
+        raise _mention_error(i, f"needs 'kind', one of {', '.join(MENTION_KINDS)}", frame_id)
+    text = {
+        key: _mention_string(item, key, MAX_MENTION_NAME, i, frame_id)
+        for key in ("name", "type", "summary", "path", "cell_type")
+    }
+    shape = item.get("shape")
+    if shape is not None and (
+        not isinstance(shape, list)
+        or len(shape) > MAX_MENTION_DIMS
+        or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape)
+    ):
+        raise _mention_error(
+            i,
+            f"'shape' must be a list of at most {MAX_MENTION_DIMS} sizes (integers >= 0)",
+            frame_id,
+        )
+    values = item.get("values")
+    if values is not None:
+        values = _mention_string(item, "values", MAX_MENTION_VALUES, i, frame_id)
+    source = item.get("source")
+    if source is not None:
+        source = _mention_string(item, "source", MAX_MENTION_SOURCE, i, frame_id)
+    cell = item.get("cell")
+    if cell is not None and (
+        not isinstance(cell, int) or isinstance(cell, bool) or not 1 <= cell <= MAX_CELL_INDEX
+    ):
+        raise _mention_error(
+            i, f"'cell' must be a cell number from 1 to {MAX_CELL_INDEX}", frame_id
+        )
+    if kind == "variable" and not text["name"]:
+        raise _mention_error(i, "of kind 'variable' needs its 'name'", frame_id)
+    if kind == "file" and not text["path"]:
+        raise _mention_error(i, "of kind 'file' needs its 'path'", frame_id)
+    if kind == "cell" and (cell is None or source is None):
+        raise _mention_error(i, "of kind 'cell' needs its 'cell' number and 'source'", frame_id)
+    return Mention(
+        kind=kind,
+        shape=tuple(shape or ()),
+        columns=_mention_strings(item, "columns", i, frame_id),
+        dtypes=_mention_strings(item, "dtypes", i, frame_id),
+        values=values,
+        cell=cell,
+        source=source,
+        **text,
+    )
+
+
+def _parse_mentions(raw: Any, frame_id: str) -> tuple[Mention, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or len(raw) > MAX_MENTIONS:
+        raise ProtocolError(
+            ErrorCode.BAD_FRAME,
+            f"'context.mentions' must be a list of at most {MAX_MENTIONS} objects",
+            frame_id,
+        )
+    return tuple(_parse_mention(item, i, frame_id) for i, item in enumerate(raw))
 
 
 @dataclass(frozen=True, slots=True)

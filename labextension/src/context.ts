@@ -119,3 +119,44 @@ export function cellError(cell: Cell): string | null {
   }
   return null;
 }
+
+/** The parts of the context a chip stands for, each removable on its own. */
+export type ContextPart = 'notebook' | 'cell' | 'error' | 'variables';
+
+/**
+ * `context` without the removed parts. The notebook chip carries the path and the
+ * kernel id; the cell chip the cell's source, position, id and any selection in it.
+ */
+export function withoutParts(
+  context: IChatContext,
+  removed: ReadonlySet<ContextPart>
+): IChatContext {
+  const out: IChatContext = { ...context };
+  if (removed.has('notebook')) {
+    delete out.notebook_path;
+    delete out.kernel_id;
+  }
+  if (removed.has('cell')) {
+    delete out.active_cell;
+    delete out.selection;
+    delete out.cell_index;
+    delete out.cell_id;
+  }
+  if (removed.has('error')) {
+    delete out.error;
+  }
+  if (removed.has('variables')) {
+    delete out.variables;
+  }
+  return out;
+}
+
+/** The notebook's cells in order, for `@cell:N` (N counts from 1 over this list). */
+export function notebookCells(
+  panel: NotebookPanel
+): { type: string; source: string }[] {
+  return panel.content.widgets.map(cell => ({
+    type: cell.model.type,
+    source: cell.model.sharedModel.getSource()
+  }));
+}

@@ -9,6 +9,7 @@ import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 
 import { DuckApi } from './api';
+import { activateContext } from './chips';
 import { DuckConnection } from './connection';
 import { cellError } from './context';
 import { FixErrorWatcher } from './fixerror';
@@ -66,6 +67,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       settings
     });
     panel.id = PANEL_ID;
+    activateContext(panel.contextBar, settings);
     panel.title.icon = duckIcon;
     panel.title.caption = 'RubberDuck';
     panel.disposed.connect(() => connection.dispose());

@@ -11,13 +11,13 @@ import { Widget } from '@lumino/widgets';
 import { AnswerView, IAnswerServices } from './answer';
 import { ApiError, describeError, DuckApi, ExportFormat } from './api';
 import { openCitation } from './citations';
+import { ContextBar } from './chips'; // hook(context)
 import { ConnectionState, DuckConnection } from './connection';
 import {
   cellContext,
   cellError,
   contextLabel,
-  currentNotebook,
-  notebookContext
+  currentNotebook
 } from './context';
 import { ConversationList } from './conversations';
 import { button, element } from './dom';
@@ -215,6 +215,11 @@ export class ChatPanel extends Widget {
     this._input.title =
       'Enter sends, Shift+Enter adds a line, / at the start lists the commands';
     this._slash = new SlashCompleter(this._input);
+    // hook(context): chips of what goes with the message, and the @ list (chips.ts)
+    this.contextBar = new ContextBar({
+      input: this._input,
+      notebooks: this._notebooks
+    });
     this._sendButton = element('button', 'jp-RubberDuck-send');
     this._sendButton.type = 'button';
     compose.append(this._input, this._sendButton);
@@ -224,7 +229,7 @@ export class ChatPanel extends Widget {
     this._spend = element('div', 'jp-RubberDuck-spend');
     statusBar.append(this._status, this._spend);
     footer.append(
-      this._contextLine,
+      this.contextBar.node, // hook(context)
       this._queueNode,
       this._slash.node,
       compose,
@@ -338,6 +343,7 @@ export class ChatPanel extends Widget {
       cancelAnimationFrame(this._turn.frame);
     }
     Signal.disconnectReceiver(this);
+    this.contextBar.dispose(); // hook(context)
     super.dispose();
   }
 
@@ -376,6 +382,9 @@ export class ChatPanel extends Widget {
   private _onKeyDown(event: KeyboardEvent): void {
     if (event.target === this._input && this._slash.handleKey(event)) {
       return;
+    }
+    if (event.target === this._input && this.contextBar.handleKey(event)) {
+      return; // hook(context)
     }
     if (event.key === 'Escape' && this._list.isOpen) {
       event.preventDefault();
@@ -449,8 +458,9 @@ export class ChatPanel extends Widget {
         conversation_id: this._conversationId,
         text: message
       };
-      const context = about?.context ?? notebookContext(this._notebooks);
-      const notebook = about?.notebook ?? currentNotebook(this._notebooks);
+      // hook(context): the chips decide what goes; /fix sends its cell and variables
+      const context = about?.context ?? (await this.contextBar.gather(message));
+      const notebook = about?.notebook;
       if (notebook) {
         const variables = await kernelVariables(notebook);
         if (variables?.length) {
@@ -472,12 +482,15 @@ export class ChatPanel extends Widget {
         return false;
       }
       this._addUserMessage(message);
+      this.contextBar.sent(); // hook(context)
       if (fromBox && this._input.value === message) {
         this._input.value = '';
       }
       this._saveConversationId();
-      if (notebook) {
-        this._rememberNotebook(notebook.context.path);
+      // The notebook the user is in: "Fix this error" there comes back here.
+      const home = notebook ?? currentNotebook(this._notebooks);
+      if (home) {
+        this._rememberNotebook(home.context.path);
       }
       this._startTurn(id, message);
       return true;
@@ -1441,6 +1454,8 @@ export class ChatPanel extends Widget {
   private _turn: ITurn | null = null;
   /** A question waiting for the kernel's variables before it goes out. */
   private _sending = false;
+  /** hook(context): the chips and @ list; index.ts hands it the settings. */
+  readonly contextBar: ContextBar;
   private _answers: AnswerView[] = [];
   private _engines: IEngineInfo[] = [];
   /** The model the user chose in this panel, null until they choose one. */

@@ -82,7 +82,35 @@ export interface IChatContext {
   cell_id?: string;
   /** At most MAX_VARIABLES of the kernel's variables. */
   variables?: IKernelVariable[];
+  /** What the user attached with `@`, in the order of the text (additive to v1). */
+  mentions?: IMention[];
 }
+
+/** protocol.py's bounds on `context.mentions`; the server refuses a frame past them. */
+export const MAX_MENTIONS = 20;
+export const MAX_MENTION_COLUMNS = 200;
+export const MAX_MENTION_VALUES = 8_000;
+export const MAX_MENTION_SOURCE = 20_000;
+export const MAX_MENTION_NAME = 2_000;
+
+/**
+ * One `@` attachment. variable: described by the kernel (values only for `@name:values`);
+ * file: a path relative to the server's root, resolved (and refused) by the server;
+ * cell: a cell of the active notebook, numbered from 1, with its source.
+ */
+export type IMention =
+  | {
+      kind: 'variable';
+      name: string;
+      type: string;
+      summary?: string;
+      shape?: number[];
+      columns?: string[];
+      dtypes?: string[];
+      values?: string;
+    }
+  | { kind: 'file'; path: string }
+  | { kind: 'cell'; cell: number; source: string; cell_type?: string };
 
 export interface IChatFrame {
   type: 'chat';

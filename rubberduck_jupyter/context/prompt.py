@@ -15,6 +15,7 @@ from .redact import REDACTED, is_secret_name
 if TYPE_CHECKING:
     from ..domain.models import Conversation, Message
     from .memory import MemoryWindow
+    from .mentions import Resolved
     from .retrieval import Citation
 
 
@@ -85,7 +86,9 @@ def build_turn_messages(
     retrieved: Sequence[Citation] = (),
     include_context: bool = True,
     include_history: bool = True,
+    mentioned: Resolved | None = None,
 ) -> list[ChatMessage]:
+    from .mentions import format_attachments
     from .retrieval import format_retrieved
 
     system_text = system if not preferences else f"{system}\n\n{preferences}"
@@ -106,6 +109,16 @@ def build_turn_messages(
     described = describe_context(context) if include_context else None
     if described:
         parts.append(described)
+    # What the user attached with @ goes even where an engine leaves the notebook out:
+    # the user asked for it by name.
+    attached = format_attachments(mentioned.attachments) if mentioned else None
+    if attached:
+        parts.append(attached)
+    if mentioned and mentioned.refusals:
+        parts.append(
+            "Not attached (tell the user if it matters):\n"
+            + "\n".join(f"- {r}" for r in mentioned.refusals)
+        )
     if retrieved:
         parts.append(
             "Sources from the user's project (cite them as [n] where you use them):\n\n"

@@ -323,6 +323,29 @@ class IndexService:
             self.embedder_error = None  # the query embedded: the embedder works again
         return hits, None
 
+    async def file_chunks(self, rel_path: str, *, mtime: float, size: int) -> list[Any] | None:
+        """The chunks the index holds for one file (relative posix path), in order, if the
+        index holds it as it is on disk (same mtime and size); None otherwise (no index,
+        not indexed, stale, locked), so the caller reads the file itself. Never starts an
+        indexing run."""
+        if not self.index_exists:
+            return None
+        from .store import IndexLockedError
+
+        try:
+            await self._ensure_open()
+        except IndexLockedError:
+            return None
+        store = self._store
+
+        def read() -> list[Any] | None:
+            state = store.file_states().get(rel_path)
+            if state is None or state.size != size or abs(state.mtime - mtime) > 1e-3:
+                return None
+            return store.chunks(store.chunk_ids(rel_path)) or None
+
+        return await asyncio.to_thread(read)
+
     # --- freshness --------------------------------------------------------------------
 
     @property

@@ -17,7 +17,7 @@ import re
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..context.memory import (
@@ -27,6 +27,7 @@ from ..context.memory import (
     extractive_summary,
     summary_request,
 )
+from ..context.mentions import Resolved, resolve_mentions
 from ..context.prompt import ChatMessage, build_turn_messages
 from ..context.redact import Redactor, restore_redacted
 from ..context.retrieval import Retriever
@@ -52,7 +53,16 @@ from ..engines.router import (
     parse_command,
 )
 from ..llm.errors import LLMError
-from ..protocol import ChatContext, ChatRequest, ErrorCode, done_frame, error_frame, route_frame
+from ..protocol import (
+    ChatContext,
+    ChatRequest,
+    ErrorCode,
+    NoticeCode,
+    done_frame,
+    error_frame,
+    notice_frame,
+    route_frame,
+)
 from .actor import ActorCrashed, ActorRegistry, Job, MailboxFull
 from .partial import DEFAULT_EVERY_CHUNKS, DEFAULT_INTERVAL_S, PartialSaver
 from .preferences import Preferences, learn_from_message
@@ -329,7 +339,9 @@ class SessionManager:
             has_model=has_model,
             retriever=self.retriever,
             project_root=self.project.root,
-            build_messages=self._builder(request.model, history),
+            build_messages=self._builder(
+                request.model, history, await self._mentioned(request, emit)
+            ),
             new_suggestion=self._suggestion_maker(user, conversation.id, answer_id),
             save_task=self._task_saver(conversation.id),
             command=route.command,
@@ -482,8 +494,22 @@ class SessionManager:
 
     # --- helpers the turn gets -------------------------------------------------------
 
+    async def _mentioned(self, request: ChatRequest, emit: Emit) -> Resolved | None:
+        """The turn's @ attachments; each file not attached is told to the user."""
+        if not request.context.mentions:
+            return None
+        resolved = await resolve_mentions(
+            request.context.mentions,
+            root=Path(self.project.root),
+            notebook_path=request.context.notebook_path,
+            index=self.retriever.index if self.retriever is not None else None,
+        )
+        for refusal in resolved.refusals:
+            await emit(notice_frame(request.id, NoticeCode.FILE_REFUSED, refusal))
+        return resolved
+
     def _builder(
-        self, model: str | None, history: Sequence[Message]
+        self, model: str | None, history: Sequence[Message], mentioned: Resolved | None = None
     ) -> Callable[..., list[ChatMessage]]:
         window = MemoryWindow(self._history_tokens(model))
 
@@ -507,6 +533,7 @@ class SessionManager:
                 retrieved=retrieved,
                 include_context=include_context,
                 include_history=include_history,
+                mentioned=mentioned,
             )
 
         return build

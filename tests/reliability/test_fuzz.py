@@ -105,7 +105,23 @@ CONTEXT_FIELDS = [
     "cell_id",
     "cell_index",
     "variables",
+    "mentions",
 ]
+# `@` mentions: paths reach the server's file resolution (mentions.py), so fuzz them too.
+MENTION = st.fixed_dictionaries(
+    {"kind": st.sampled_from(["variable", "file", "cell", "nope"]) | JSON},
+    optional={
+        "name": ANY_TEXT | JSON,
+        "path": st.sampled_from(["src/x.py", "../x", "/etc/passwd", ".env", "a\x00b"])
+        | ANY_TEXT
+        | JSON,
+        "cell": st.integers(min_value=-2, max_value=10**7) | JSON,
+        "source": ANY_TEXT | JSON,
+        "shape": st.lists(st.integers(min_value=-2, max_value=10**30), max_size=4) | JSON,
+        "columns": st.lists(ANY_TEXT, max_size=3) | JSON,
+        "values": ANY_TEXT | JSON,
+    },
+)
 CONTEXT = st.dictionaries(
     st.sampled_from(CONTEXT_FIELDS),
     st.one_of(
@@ -115,6 +131,7 @@ CONTEXT = st.dictionaries(
             st.dictionaries(st.sampled_from(["name", "type", "summary"]), ANY_TEXT, max_size=3),
             max_size=3,
         ),
+        st.lists(MENTION, max_size=3),
     ),
     max_size=5,
 )

@@ -118,6 +118,18 @@ async def _rest(jp_fetch: Any, *parts: str, **kwargs: Any) -> tuple[int, dict[st
         ('{"type": "chat", "text": NaN}', "bad_json", None),
         (json.dumps(_chat(context={"cell_index": 10**100})), "bad_frame", "m1"),
         (json.dumps(_chat(context={"cell_index": -(10**100)})), "bad_frame", "m1"),
+        (
+            json.dumps(
+                _chat(context={"mentions": [{"kind": "cell", "cell": 10**100, "source": ""}]})
+            ),
+            "bad_frame",
+            "m1",
+        ),
+        (
+            json.dumps(_chat(context={"mentions": [{"kind": "file", "path": ["a"]}]})),
+            "bad_frame",
+            "m1",
+        ),
         (json.dumps(_chat(v=10**100)), "unsupported_version", "m1"),
         (json.dumps(_chat(id="m1\r\nERROR forged log line")), "bad_frame", None),
         (json.dumps(_chat(conversation_id="c\x00")), "bad_frame", "m1"),

@@ -1,0 +1,710 @@
+/**
+ * What the next message will carry, shown as chips above the message box, and the `@`
+ * completion list. The panel owns the box; this owns the chips, the list and the rule
+ * that decides the frame's context (`gather`): a removed chip's context is not sent.
+ *
+ * Chips: the notebook, the active cell (or the selection in it), the cell's last error,
+ * the kernel variables (on by default as the `sendVariables` setting says, live), and one
+ * per `@` mention in the text. A chip is removed with its x button, or Backspace/Delete
+ * while it has focus; a mention chip's removal takes the mention out of the text. Removed
+ * context chips come back after the message is sent: a removal is for one message.
+ */
+import type { Cell } from '@jupyterlab/cells';
+import type { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
+import { ServerConnection } from '@jupyterlab/services';
+import { URLExt } from '@jupyterlab/coreutils';
+import type { IDisposable } from '@lumino/disposable';
+import { Signal } from '@lumino/signaling';
+
+import {
+  cellError,
+  ContextPart,
+  currentNotebook,
+  notebookCells,
+  notebookContext,
+  withoutParts
+} from './context';
+import { button, element, uniqueId } from './dom';
+import { describeVariables, kernelVariables } from './kernelvars';
+import {
+  acceptCompletion,
+  completions,
+  distinctMentions,
+  folderOf,
+  ICompletionItem,
+  ICompletionSources,
+  mentionLabel,
+  MentionToken,
+  parseMentions,
+  removeMention,
+  typedMention
+} from './mentions';
+import {
+  IChatContext,
+  IMention,
+  MAX_MENTIONS,
+  MAX_MENTION_SOURCE
+} from './protocol';
+import type { DuckSettings, IDuckSettingsValues } from './settings';
+
+interface IChip {
+  /** A context part, or "mention" for an @ chip. */
+  part: ContextPart | 'mention';
+  kind: string;
+  label: string;
+  title: string;
+}
+
+// The completion list's kernel variables and folder listings are asked for once per
+// this long: typing on should not send the kernel a request per key.
+const SOURCES_TTL_MS = 5_000;
+const MAX_LISTED_FILES = 500;
+
+export class ContextBar implements IDisposable {
+  /** The chips row, then the completion list; the panel puts it above the box. */
+  readonly node: HTMLElement;
+
+  constructor(options: ContextBar.IOptions) {
+    this._input = options.input;
+    this._notebooks = options.notebooks ?? null;
+    this.node = element('div', 'jp-RubberDuck-contextbar');
+    this._chips = element('div', 'jp-RubberDuck-chips');
+    this._chips.setAttribute('role', 'list');
+    this._chips.setAttribute(
+      'aria-label',
+      'Context sent with your next message'
+    );
+    this._list = element('ul', 'jp-RubberDuck-mentions');
+    this._list.id = uniqueId('jp-RubberDuck-mentions');
+    this._list.setAttribute('role', 'listbox');
+    this._list.setAttribute('aria-label', 'Mentions');
+    this._list.hidden = true;
+    // The list above the chips: the footer grows upwards, so the list opening or closing
+    // never moves a chip under the pointer.
+    this.node.append(this._list, this._chips);
+
+    this._chips.addEventListener('click', this._onChipClick);
+    // Pressing x must not blur the box first (that closes the list mid-click).
+    this._chips.addEventListener('mousedown', event => {
+      if ((event.target as HTMLElement).closest('.jp-RubberDuck-chip-remove')) {
+        event.preventDefault();
+      }
+    });
+    this._chips.addEventListener('keydown', this._onChipKey);
+    // mousedown, not click: the box keeps its focus and caret while picking.
+    this._list.addEventListener('mousedown', event => {
+      const option = (event.target as HTMLElement).closest<HTMLElement>(
+        '[role="option"]'
+      );
+      if (option) {
+        event.preventDefault();
+        this._accept(Number(option.dataset.index));
+      }
+    });
+    this._input.addEventListener('input', this._onInput);
+    this._input.addEventListener('focus', this._onFocus);
+    this._input.addEventListener('blur', this._onBlur);
+    this._input.addEventListener('click', this._onInput);
+
+    this._notebooks?.currentChanged.connect(this._onActiveChanged, this);
+    this._notebooks?.activeCellChanged.connect(this._onActiveChanged, this);
+    this._onActiveChanged();
+  }
+
+  get isDisposed(): boolean {
+    return this._disposed;
+  }
+
+  dispose(): void {
+    if (this._disposed) {
+      return;
+    }
+    this._disposed = true;
+    this._watchCell(null);
+    this._input.removeEventListener('input', this._onInput);
+    this._input.removeEventListener('focus', this._onFocus);
+    this._input.removeEventListener('blur', this._onBlur);
+    this._input.removeEventListener('click', this._onInput);
+    Signal.clearData(this);
+  }
+
+  /** Follows the settings: `sendVariables` sets whether the variables chip is on. */
+  follow(settings: DuckSettings): void {
+    const take = (_: unknown, values: Readonly<IDuckSettingsValues>): void => {
+      this._variablesOn = values.sendVariables;
+      this._removed.delete('variables');
+      this.refresh();
+    };
+    take(settings, settings.values);
+    settings.changed.connect(take, this);
+  }
+
+  /** The mention list is open. */
+  get isOpen(): boolean {
+    return !this._list.hidden;
+  }
+
+  /** Keys in the box while the list is open; true when the key was the list's. */
+  handleKey(event: KeyboardEvent): boolean {
+    if (!this.isOpen || event.isComposing) {
+      return false;
+    }
+    switch (event.key) {
+      case 'ArrowDown':
+        this._move(1);
+        break;
+      case 'ArrowUp':
+        this._move(-1);
+        break;
+      case 'Enter':
+      case 'Tab':
+        if (event.shiftKey) {
+          return false;
+        }
+        if (event.key === 'Enter' && this._typedExactly()) {
+          // "@cell:1" typed in full: Enter sends the message, as it would anyway.
+          this._close();
+          return false;
+        }
+        this._accept(this._active);
+        break;
+      case 'Escape':
+        this._close();
+        break;
+      default:
+        return false;
+    }
+    event.preventDefault();
+    event.stopPropagation();
+    return true;
+  }
+
+  /**
+   * The context of a message with `text`, without what the user removed: the chips'
+   * parts, the kernel variables if their chip is on, and each `@` mention resolved
+   * (variables described by the kernel, cells read from the notebook, files by path).
+   */
+  async gather(text: string): Promise<IChatContext> {
+    const panel = currentNotebook(this._notebooks);
+    const context = withoutParts(
+      notebookContext(this._notebooks),
+      this._removed
+    );
+    if (panel && this._variablesOn && !this._removed.has('variables')) {
+      const variables = await kernelVariables(panel);
+      if (variables?.length) {
+        context.variables = variables;
+      }
+    }
+    const mentions = await this._resolve(panel, parseMentions(text));
+    if (mentions.length) {
+      context.mentions = mentions;
+    }
+    return context;
+  }
+
+  /** The message went: removed context chips come back for the next one. */
+  sent(): void {
+    this._removed.clear();
+    this.refresh();
+  }
+
+  /** Redraw the chips for the active notebook, cell and the text in the box. */
+  refresh(): void {
+    if (this._disposed) {
+      return;
+    }
+    const focused = document.activeElement as HTMLElement | null;
+    const focusedKey = this._chips.contains(focused)
+      ? focused?.closest<HTMLElement>('.jp-RubberDuck-chip')?.dataset.key
+      : undefined;
+    const chips = this._contextChips().concat(this._mentionChips());
+    this._chips.replaceChildren(...chips.map(chip => this._chipNode(chip)));
+    this._chips.hidden = !chips.length;
+    if (focusedKey) {
+      this._chips
+        .querySelector<HTMLElement>(`[data-key="${CSS.escape(focusedKey)}"]`)
+        ?.focus();
+    }
+  }
+
+  // --- chips ------------------------------------------------------------------------
+
+  private _contextChips(): IChip[] {
+    const panel = currentNotebook(this._notebooks);
+    if (!panel) {
+      return [];
+    }
+    const chips: IChip[] = [];
+    const removed = this._removed;
+    const name = panel.context.localPath.split('/').pop() ?? panel.context.path;
+    if (!removed.has('notebook')) {
+      chips.push({
+        part: 'notebook',
+        kind: 'Notebook',
+        label: name,
+        title: `The notebook's path: ${panel.context.path}`
+      });
+    }
+    const cell = panel.content.activeCell;
+    const context = notebookContext(this._notebooks);
+    if (cell && !cell.isDisposed) {
+      const number = panel.content.widgets.indexOf(cell) + 1;
+      if (!removed.has('cell') && (context.active_cell || context.selection)) {
+        chips.push(
+          context.selection
+            ? {
+                part: 'cell',
+                kind: 'Selection',
+                label: `in cell ${number}`,
+                title: `The selected text (${context.selection.length} characters) and its cell`
+              }
+            : {
+                part: 'cell',
+                kind: 'Cell',
+                label: String(number),
+                title: `The active cell's source (cell ${number})`
+              }
+        );
+      }
+      const error = cellError(cell);
+      if (error && !removed.has('error')) {
+        const last = error.trim().split('\n').pop() ?? '';
+        chips.push({
+          part: 'error',
+          kind: 'Error',
+          label: last.length > 40 ? last.slice(0, 39) + '…' : last,
+          title: "The traceback of the active cell's last error"
+        });
+      }
+    }
+    if (this._variablesOn && !removed.has('variables')) {
+      chips.push({
+        part: 'variables',
+        kind: 'Kernel',
+        label: 'variables',
+        title:
+          "The names, types and shapes of the kernel's variables (no values)"
+      });
+    }
+    return chips;
+  }
+
+  private _mentionChips(): IChip[] {
+    return distinctMentions(parseMentions(this._input.value)).map(token => ({
+      part: 'mention',
+      kind: '',
+      label: mentionLabel(token),
+      title: mentionTitle(token)
+    }));
+  }
+
+  private _chipNode(chip: IChip): HTMLElement {
+    const key = chip.part === 'mention' ? `mention:${chip.label}` : chip.part;
+    const spoken = chip.kind ? `${chip.kind} ${chip.label}` : chip.label;
+    const node = element(
+      'span',
+      `jp-RubberDuck-chip jp-RubberDuck-chip-${chip.part}`
+    );
+    node.setAttribute('role', 'listitem');
+    node.tabIndex = 0;
+    node.dataset.key = key;
+    node.dataset.label = chip.label;
+    node.title = `${chip.title}. Delete or Backspace removes it.`;
+    node.setAttribute('aria-label', spoken);
+    if (chip.kind) {
+      node.append(element('span', 'jp-RubberDuck-chip-kind', chip.kind));
+    }
+    node.append(element('span', 'jp-RubberDuck-chip-label', chip.label));
+    const remove = button(
+      'jp-RubberDuck-chip-remove',
+      `Remove ${spoken} from the context`,
+      '×'
+    );
+    // The chip itself takes focus; one Tab stop per chip, not two.
+    remove.tabIndex = -1;
+    node.append(remove);
+    return node;
+  }
+
+  private _onChipClick = (event: MouseEvent): void => {
+    const target = event.target as HTMLElement;
+    if (!target.closest('.jp-RubberDuck-chip-remove')) {
+      return;
+    }
+    const chip = target.closest<HTMLElement>('.jp-RubberDuck-chip');
+    if (chip) {
+      this._remove(chip, false);
+    }
+  };
+
+  private _onChipKey = (event: KeyboardEvent): void => {
+    const chip = (event.target as HTMLElement).closest<HTMLElement>(
+      '.jp-RubberDuck-chip'
+    );
+    if (!chip) {
+      return;
+    }
+    if (event.key === 'Backspace' || event.key === 'Delete') {
+      event.preventDefault();
+      event.stopPropagation();
+      this._remove(chip, true);
+    } else if (event.key === 'ArrowRight' || event.key === 'ArrowLeft') {
+      event.preventDefault();
+      const sibling =
+        event.key === 'ArrowRight'
+          ? chip.nextElementSibling
+          : chip.previousElementSibling;
+      (sibling as HTMLElement | null)?.focus();
+    }
+  };
+
+  private _remove(chip: HTMLElement, byKey: boolean): void {
+    const key = chip.dataset.key ?? '';
+    const chips = Array.from(this._chips.children);
+    const index = chips.indexOf(chip);
+    if (key.startsWith('mention:')) {
+      const input = this._input;
+      input.value = removeMention(input.value, chip.dataset.label ?? '');
+    } else {
+      this._removed.add(key as ContextPart);
+    }
+    this.refresh();
+    if (byKey) {
+      // Focus stays in the row (the chip that took this one's place), else the box.
+      const next = (this._chips.children[index] ??
+        this._chips.children[index - 1]) as HTMLElement | undefined;
+      (next ?? this._input).focus();
+    } else {
+      this._input.focus();
+    }
+  }
+
+  // --- live updates -----------------------------------------------------------------
+
+  private _onActiveChanged(): void {
+    const panel = currentNotebook(this._notebooks);
+    const cell = panel?.content.activeCell ?? null;
+    this._watchCell(cell && !cell.isDisposed ? cell : null);
+    this.refresh();
+  }
+
+  /** The active cell's outputs (its error chip) and selection change the chips too. */
+  private _watchCell(cell: Cell | null): void {
+    if (this._watched === cell) {
+      return;
+    }
+    const previous = this._watched;
+    if (previous && !previous.isDisposed) {
+      previous.model.contentChanged.disconnect(this._onCellChanged, this);
+      previous.model.selections.changed.disconnect(this._onCellChanged, this);
+      if (previous.model.type === 'code') {
+        (previous.model as ICodeModel).outputs.changed.disconnect(
+          this._onCellChanged,
+          this
+        );
+      }
+    }
+    this._watched = cell;
+    if (cell) {
+      cell.model.contentChanged.connect(this._onCellChanged, this);
+      cell.model.selections.changed.connect(this._onCellChanged, this);
+      if (cell.model.type === 'code') {
+        (cell.model as ICodeModel).outputs.changed.connect(
+          this._onCellChanged,
+          this
+        );
+      }
+    }
+  }
+
+  // Typing in a cell fires per key: redraw once per frame at most.
+  private _onCellChanged(): void {
+    if (this._pending) {
+      return;
+    }
+    this._pending = requestAnimationFrame(() => {
+      this._pending = 0;
+      this.refresh();
+    });
+  }
+
+  private _onFocus = (): void => this.refresh();
+
+  private _onBlur = (): void => this._close();
+
+  private _onInput = (): void => {
+    this.refresh();
+    void this._updateList();
+  };
+
+  // --- the @ list -------------------------------------------------------------------
+
+  private async _updateList(): Promise<void> {
+    const input = this._input;
+    const caret = input.selectionStart ?? 0;
+    const typed =
+      input.selectionStart === input.selectionEnd
+        ? typedMention(input.value, caret)
+        : null;
+    if (!typed) {
+      this._close();
+      return;
+    }
+    const sources = await this._sources(typed.query);
+    // The text may have moved on while the kernel or the contents API answered.
+    const now = typedMention(input.value, input.selectionStart ?? 0);
+    if (!now || now.start !== typed.start || now.query !== typed.query) {
+      return;
+    }
+    const items = completions(typed.query, sources);
+    if (!items.length) {
+      this._close();
+      return;
+    }
+    const previous = this._items[this._active]?.insert;
+    this._items = items;
+    this._start = typed.start;
+    const keep = items.findIndex(item => item.insert === previous);
+    this._active = keep >= 0 ? keep : 0;
+    this._render();
+  }
+
+  private async _sources(query: string): Promise<ICompletionSources> {
+    const panel = currentNotebook(this._notebooks);
+    const now = Date.now();
+    if (!this._variables || now - this._variables.at > SOURCES_TTL_MS) {
+      const variables = panel ? await kernelVariables(panel) : null;
+      this._variables = {
+        at: Date.now(),
+        list: (variables ?? []).map(v => ({ name: v.name, type: v.type }))
+      };
+    }
+    const folder = folderOf(query);
+    const cached = this._folders.get(folder);
+    let files = cached && now - cached.at < SOURCES_TTL_MS ? cached.list : null;
+    if (!files) {
+      files = await listFolder(folder);
+      this._folders.set(folder, { at: Date.now(), list: files });
+    }
+    return {
+      variables: this._variables.list,
+      cells: panel ? notebookCells(panel) : [],
+      files
+    };
+  }
+
+  private _close(): void {
+    if (this._list.hidden) {
+      return;
+    }
+    this._list.hidden = true;
+    this._list.replaceChildren();
+    this._items = [];
+    this._input.removeAttribute('aria-activedescendant');
+    // The slash list shares the box; it sets aria-expanded itself when it opens.
+    this._input.setAttribute('aria-expanded', 'false');
+  }
+
+  private _typedExactly(): boolean {
+    const input = this._input;
+    const typed = typedMention(input.value, input.selectionStart ?? 0);
+    return typed?.query === this._items[this._active]?.insert;
+  }
+
+  private _move(step: number): void {
+    const count = this._items.length;
+    this._active = (this._active + step + count) % count;
+    this._render();
+  }
+
+  private _accept(index: number): void {
+    const item = this._items[index];
+    if (!item) {
+      return;
+    }
+    const input = this._input;
+    const next = acceptCompletion(
+      input.value,
+      input.selectionStart ?? 0,
+      this._start,
+      item
+    );
+    input.value = next.text;
+    input.setSelectionRange(next.caret, next.caret);
+    this._close();
+    input.focus();
+    // A folder or "cell:" goes on listing what is inside; a chip shows what was taken.
+    this._onInput();
+  }
+
+  private _render(): void {
+    const list = this._list;
+    const options = this._items.map((item, index) => {
+      const option = element(
+        'li',
+        `jp-RubberDuck-mention-option jp-RubberDuck-mention-${item.kind}`
+      );
+      option.id = `${list.id}-${index}`;
+      option.setAttribute('role', 'option');
+      option.dataset.index = String(index);
+      option.dataset.insert = item.insert;
+      option.setAttribute('aria-selected', String(index === this._active));
+      option.append(
+        element('span', 'jp-RubberDuck-mention-label', `@${item.label}`),
+        element('span', 'jp-RubberDuck-mention-detail', item.detail)
+      );
+      option.title = `${item.label} (${item.detail})`;
+      return option;
+    });
+    list.replaceChildren(...options);
+    list.hidden = false;
+    this._input.setAttribute('aria-controls', list.id);
+    this._input.setAttribute('aria-expanded', 'true');
+    const active = options[this._active];
+    if (active) {
+      this._input.setAttribute('aria-activedescendant', active.id);
+      active.scrollIntoView({ block: 'nearest' });
+    }
+  }
+
+  // --- mentions into the frame ------------------------------------------------------
+
+  private async _resolve(
+    panel: NotebookPanel | null,
+    tokens: MentionToken[]
+  ): Promise<IMention[]> {
+    const order = distinctMentions(tokens).slice(0, MAX_MENTIONS);
+    const wantsValues = new Set(
+      tokens
+        .filter(t => t.kind === 'variable' && t.values)
+        .map(t => (t.kind === 'variable' ? t.name : ''))
+    );
+    const variables = order.filter(
+      (t): t is Extract<MentionToken, { kind: 'variable' }> =>
+        t.kind === 'variable'
+    );
+    const described = await describeVariables(
+      panel,
+      variables.map(v => ({ name: v.name, values: wantsValues.has(v.name) }))
+    );
+    const byName = new Map(
+      described.map(m => [m.kind === 'variable' ? m.name : '', m])
+    );
+    const cells = panel ? panel.content.widgets : [];
+    const out: IMention[] = [];
+    for (const token of order) {
+      if (token.kind === 'variable') {
+        const mention = byName.get(token.name);
+        if (mention) {
+          out.push(mention);
+        }
+      } else if (token.kind === 'file') {
+        out.push({ kind: 'file', path: token.path });
+      } else {
+        const cell = cells[token.cell - 1];
+        if (cell && !cell.isDisposed) {
+          const source = cell.model.sharedModel.getSource();
+          out.push({
+            kind: 'cell',
+            cell: token.cell,
+            cell_type: cell.model.type,
+            source:
+              source.length > MAX_MENTION_SOURCE
+                ? source.slice(0, MAX_MENTION_SOURCE - 20) + '\n… [truncated]'
+                : source
+          });
+        }
+      }
+    }
+    return out;
+  }
+
+  private _input: HTMLTextAreaElement;
+  private _notebooks: INotebookTracker | null;
+  private _chips: HTMLElement;
+  private _list: HTMLUListElement;
+  private _removed = new Set<ContextPart>();
+  private _variablesOn = true;
+  private _watched: Cell | null = null;
+  private _pending = 0;
+  private _items: ICompletionItem[] = [];
+  private _active = 0;
+  private _start = 0;
+  private _variables: {
+    at: number;
+    list: { name: string; type: string }[];
+  } | null = null;
+  private _folders = new Map<
+    string,
+    { at: number; list: ICompletionSources['files'] }
+  >();
+  private _disposed = false;
+}
+
+export namespace ContextBar {
+  export interface IOptions {
+    /** The message box the chips describe and the list completes. */
+    input: HTMLTextAreaElement;
+    notebooks?: INotebookTracker | null;
+  }
+}
+
+type ICodeModel = import('@jupyterlab/cells').ICodeCellModel;
+
+function mentionTitle(token: MentionToken): string {
+  switch (token.kind) {
+    case 'variable':
+      return token.values
+        ? `The kernel variable ${token.name}: its type, shape, columns and values`
+        : `The kernel variable ${token.name}: its type, shape and columns (no values)`;
+    case 'cell':
+      return `Cell ${token.cell} of the active notebook`;
+    case 'file':
+      return `The project file ${token.path}`;
+  }
+}
+
+/** A folder of the server's root as completion entries; [] if it cannot be listed. */
+async function listFolder(
+  folder: string
+): Promise<ICompletionSources['files']> {
+  const settings = ServerConnection.makeSettings();
+  const url = URLExt.join(
+    settings.baseUrl,
+    'api/contents',
+    URLExt.encodeParts(folder)
+  );
+  try {
+    const response = await ServerConnection.makeRequest(
+      `${url}?content=1&type=directory`,
+      {},
+      settings
+    );
+    if (!response.ok) {
+      return [];
+    }
+    const model = (await response.json()) as {
+      content?: { path: string; type: string; name: string }[];
+    };
+    return (model.content ?? [])
+      .filter(item => !item.name.startsWith('.'))
+      .slice(0, MAX_LISTED_FILES)
+      .map(item => ({
+        path: item.path,
+        type:
+          item.type === 'directory'
+            ? 'directory'
+            : item.type === 'notebook'
+              ? 'notebook'
+              : 'file'
+      }));
+  } catch {
+    return [];
+  }
+}
+
+/** index.ts: the chips follow the user's settings (whether variables go by default). */
+export function activateContext(bar: ContextBar, settings: DuckSettings): void {
+  bar.follow(settings);
+}
