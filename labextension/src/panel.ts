@@ -9,6 +9,7 @@ import { Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
 
 import { AnswerView, IAnswerServices } from './answer';
+import { ChatModel, IChunk, statusLine } from './chatmodel';
 import { ApiError, describeError, DuckApi, ExportFormat } from './api';
 import { openCitation } from './citations';
 import { ContextBar } from './chips'; // hook(context)
@@ -79,31 +80,16 @@ const INDEX_COMMAND = 'rubberduck:index-project';
 // What the server appends to an answer that was cut off (sessions/manager.py).
 const INCOMPLETE_MARK = '\n\n[answer cut off]';
 
-/** A chunk that arrived ahead of a missing predecessor. */
-interface IPendingChunk {
-  text: string;
-  step?: string;
-}
-
 /** The answer currently streaming. */
 interface ITurn {
   id: string;
   question: string;
   answer: AnswerView;
-  nextSeq: number;
-  /** Chunks that arrived ahead of a missing predecessor, by seq. */
-  early: Map<number, IPendingChunk>;
   /** Pending animation frame for a re-render, 0 if none. */
   frame: number;
   stopping: boolean;
   /** "Thinking…" until the first token, step or end arrives. */
   thinking: HTMLElement | null;
-}
-
-/** A message typed while an answer streamed, sent once that answer ends. */
-interface IQueued {
-  text: string;
-  node: HTMLElement;
 }
 
 /** What `_send` sends beyond the text: the cell it is about, how the bubble reads. */
@@ -143,6 +129,8 @@ export class ChatPanel extends Widget {
     this._notebookKey = `rubberduck:notebook-conversations:${this._api.baseUrl}`;
     this._settings = options.settings ?? null;
     this._conversationId = this._loadConversationId() ?? UUID.uuid4();
+    this._model = new ChatModel(this._conversationId);
+    this._model.queueChanged.connect(this._renderQueue, this);
     const suggestions = new SuggestionActions(this._api, this._notebooks);
     this._services = {
       engineTitle: name => this._engineTitle(name),
@@ -742,7 +730,8 @@ export class ChatPanel extends Widget {
         .filter(m => m.role === 'assistant' && m.status !== 'pending')
         .map(m => m.turn_id)
     );
-    for (const message of conversationOrder(detail.messages)) {
+    // The server sends them in the order to show (context/memory.py display_order).
+    for (const message of detail.messages) {
       if (message.role === 'user') {
         this._addUserMessage(message.content);
         if (!answered.has(message.turn_id) && message.status === 'pending') {
@@ -938,21 +927,18 @@ export class ChatPanel extends Widget {
   }
 
   private _onChunk(turn: ITurn, frame: IChunkFrame): void {
-    if (frame.seq < turn.nextSeq) {
-      return;
+    // The model puts chunks back in order; this only draws what it hands back.
+    const ready = this._model.acceptChunk(turn.id, frame.seq, {
+      text: frame.text,
+      step: frame.step
+    });
+    ready.forEach(chunk => this._addChunk(turn, chunk));
+    if (ready.length) {
+      this._scheduleRender(turn);
     }
-    turn.early.set(frame.seq, { text: frame.text, step: frame.step });
-    let next = turn.early.get(turn.nextSeq);
-    while (next !== undefined) {
-      turn.early.delete(turn.nextSeq);
-      this._addChunk(turn, next);
-      turn.nextSeq += 1;
-      next = turn.early.get(turn.nextSeq);
-    }
-    this._scheduleRender(turn);
   }
 
-  private _addChunk(turn: ITurn, chunk: IPendingChunk): void {
+  private _addChunk(turn: ITurn, chunk: IChunk): void {
     if (chunk.step !== undefined) {
       turn.answer.addStepText(chunk.step, chunk.text);
     } else {
@@ -1045,12 +1031,11 @@ export class ChatPanel extends Widget {
       id,
       question,
       answer,
-      nextSeq: 0,
-      early: new Map(),
       frame: 0,
       stopping: false,
       thinking: null
     };
+    this._model.startTurn(id, question);
     const thinking = element('div', 'jp-RubberDuck-thinking', 'Thinking…');
     thinking.setAttribute('role', 'status');
     thinking.setAttribute('aria-live', 'polite');
@@ -1069,15 +1054,9 @@ export class ChatPanel extends Widget {
 
   /** Render everything received, including chunks stranded behind a gap. */
   private _flush(turn: ITurn): void {
-    const seqs = [...turn.early.keys()].sort((a, b) => a - b);
-    for (const seq of seqs) {
-      const chunk = turn.early.get(seq);
-      if (chunk) {
-        this._addChunk(turn, chunk);
-      }
-      turn.nextSeq = Math.max(turn.nextSeq, seq + 1);
+    if (this._model.turn?.id === turn.id) {
+      this._model.flush().forEach(chunk => this._addChunk(turn, chunk));
     }
-    turn.early.clear();
     cancelAnimationFrame(turn.frame);
     turn.frame = 0;
     this._render(turn);
@@ -1104,6 +1083,9 @@ export class ChatPanel extends Widget {
     if (this._turn === turn) {
       this._turn = null;
     }
+    if (this._model.turn?.id === turn.id) {
+      this._model.endTurn();
+    }
     this._updateSendButton();
   }
 
@@ -1120,55 +1102,52 @@ export class ChatPanel extends Widget {
 
   /** Queue the box's text to go out when the current answer ends. */
   private _enqueue(): void {
-    const text = this._input.value;
-    if (!text.trim()) {
-      return;
+    if (this._model.enqueue(this._input.value)) {
+      this._input.value = '';
+      this._slash.close();
     }
-    const node = element('li', 'jp-RubberDuck-queued');
-    node.append(
-      element('span', 'jp-RubberDuck-queued-label', 'Queued'),
-      element('span', 'jp-RubberDuck-queued-text', text)
-    );
-    const item: IQueued = { text, node };
-    const remove = button(
-      'jp-RubberDuck-queued-remove',
-      `Remove the queued message “${text.slice(0, 40)}”`,
-      '×'
-    );
-    remove.addEventListener('click', () => {
-      this._queue = this._queue.filter(q => q !== item);
-      node.remove();
-      this._queueNode.hidden = !this._queue.length;
-      this.focusInput();
+  }
+
+  /** The queue as the model holds it: each message with its remove button. */
+  private _renderQueue(_: ChatModel, queue: readonly string[]): void {
+    const items = queue.map((text, index) => {
+      const node = element('li', 'jp-RubberDuck-queued');
+      const remove = button(
+        'jp-RubberDuck-queued-remove',
+        `Remove the queued message “${text.slice(0, 40)}”`,
+        '×'
+      );
+      remove.addEventListener('click', () => {
+        this._model.removeQueued(index);
+        this.focusInput();
+      });
+      node.append(
+        element('span', 'jp-RubberDuck-queued-label', 'Queued'),
+        element('span', 'jp-RubberDuck-queued-text', text),
+        remove
+      );
+      return node;
     });
-    node.append(remove);
-    this._queue.push(item);
-    this._queueNode.append(node);
-    this._queueNode.hidden = false;
-    this._input.value = '';
-    this._slash.close();
+    this._queueNode.replaceChildren(...items);
+    this._queueNode.hidden = !items.length;
   }
 
   /** Send the oldest queued message, once the answer before it has ended. */
   private _sendQueued(): void {
-    const next = this._queue.shift();
-    if (!next) {
+    const next = this._model.takeQueued();
+    if (next === null) {
       return;
     }
-    next.node.remove();
-    this._queueNode.hidden = !this._queue.length;
-    void this._send(next.text).then(sent => {
+    void this._send(next).then(sent => {
       if (!sent && !this._input.value) {
         // Not sent (disconnected): give the text back rather than lose it.
-        this._input.value = next.text;
+        this._input.value = next;
       }
     });
   }
 
   private _clearQueue(): void {
-    this._queue = [];
-    this._queueNode.replaceChildren();
-    this._queueNode.hidden = true;
+    this._model.clearQueue();
   }
 
   // --- settings, empty state, notebooks' conversations -------------------------------
@@ -1348,32 +1327,14 @@ export class ChatPanel extends Widget {
 
   private _updateStatus(): void {
     const connection = this._connection;
-    let state: string;
-    let text: string;
-    switch (connection.state) {
-      case 'connecting':
-        state = 'connecting';
-        // hook(resume): the answer is not over, it continues once reconnected.
-        text = connection.resuming
-          ? 'Connection lost. Reconnecting to continue the answer…'
-          : 'Connecting…';
-        break;
-      case 'closed':
-        state = 'disconnected';
-        text = `Disconnected. Reconnecting in ${connection.retryDelaySeconds} s…`;
-        break;
-      case 'open': {
-        const model = connection.model;
-        if (model?.configured) {
-          state = 'ready';
-          text = `Model: ${this._chosenModel() ?? model.name ?? 'configured'}`;
-        } else {
-          state = 'no-model';
-          text = 'No model configured';
-        }
-        break;
-      }
-    }
+    const { state, text } = statusLine({
+      connection: connection.state,
+      // hook(resume): the answer is not over, it continues once reconnected.
+      resuming: connection.resuming,
+      retryDelaySeconds: connection.retryDelaySeconds,
+      configured: connection.model?.configured ?? false,
+      model: this._chosenModel() ?? connection.model?.name ?? null
+    });
     this._status.dataset.state = state;
     this._status.textContent = text;
   }
@@ -1479,7 +1440,7 @@ export class ChatPanel extends Widget {
   private _notebookKey: string;
   private _empty: HTMLElement;
   private _indexStart: HTMLButtonElement | null = null;
-  private _queue: IQueued[] = [];
+  private _model: ChatModel;
   private _queueNode: HTMLElement;
   /** The server's allowed models and default, from its hello. */
   private _models: string[] = [];
@@ -1497,29 +1458,6 @@ function fixRequestText(context: IChatContext): string {
       ? ` in cell ${context.cell_index + 1}`
       : '';
   return `Fix ${what}${where}`;
-}
-
-/**
- * Finished turns in the order they were asked, each question before its answer
- * (storage order interleaves when a question was sent while another was answered).
- */
-function conversationOrder(messages: IStoredMessage[]): IStoredMessage[] {
-  const asked = new Map<string, number>();
-  for (const message of messages) {
-    if (message.role === 'user') {
-      asked.set(message.turn_id, message.seq);
-    }
-  }
-  const key = (m: IStoredMessage): [number, number, number] => [
-    asked.get(m.turn_id) ?? m.seq,
-    m.role === 'user' ? 0 : 1,
-    m.seq
-  ];
-  return [...messages].sort((a, b) => {
-    const [a0, a1, a2] = key(a);
-    const [b0, b1, b2] = key(b);
-    return a0 - b0 || a1 - b1 || a2 - b2;
-  });
 }
 
 /** A stored answer's usage, shaped like the done frame it once ended with. */
