@@ -277,3 +277,42 @@ def test_fix_this_error_goes_to_its_notebooks_conversation(
         "Fix the NameError in cell 1",
         "Fix the NameError in cell 1",
     ]
+
+
+def test_screenshots_of_the_sidebar_in_light_and_dark(
+    page: Any, open_sidebar: Any, fake_llm: Any, screenshot: Any
+) -> None:
+    fake_llm.set_replies(["A **set** holds unique items:\n\n```python\ns = {1, 2}\n```"])
+    panel = open_sidebar("fake-model")
+    panel.locator("button.jp-RubberDuck-new").click()
+    panel.locator(".jp-RubberDuck-empty").wait_for()
+    screenshot("chat-empty-light")
+    ask_and_wait(panel, "What is a set?")
+    screenshot("chat-answer-light")
+    panel.locator("button.jp-RubberDuck-conversations-toggle").click()
+    panel.locator(".jp-RubberDuck-conversation").first.wait_for()
+    screenshot("chat-list-light")
+    page.evaluate(
+        "() => window.jupyterapp.commands.execute('apputils:change-theme',"
+        " {theme: 'JupyterLab Dark'})"
+    )
+    page.wait_for_selector("body[data-jp-theme-light='false']", state="attached")
+    try:
+        screenshot("chat-list-dark")
+        page.keyboard.press("Escape")
+        screenshot("chat-answer-dark")
+        panel.locator("button.jp-RubberDuck-new").click()
+        panel.locator(".jp-RubberDuck-empty").wait_for()
+        screenshot("chat-empty-dark")
+        # Theme colours only: the empty state's buttons are not left light on dark.
+        background = panel.locator(".jp-RubberDuck-start").first.evaluate(
+            "el => getComputedStyle(el).backgroundColor"
+        )
+        channels = [int(x) for x in background[background.index("(") + 1 : -1].split(",")[:3]]
+        assert sum(channels) < 3 * 128, background
+    finally:
+        page.evaluate(
+            "() => window.jupyterapp.commands.execute('apputils:change-theme',"
+            " {theme: 'JupyterLab Light'})"
+        )
+        page.wait_for_selector("body[data-jp-theme-light='true']", state="attached")
