@@ -602,8 +602,18 @@ def task_frame(msg_id: str, task: dict[str, Any]) -> dict[str, Any]:
     return {"type": "task", "id": msg_id, "task": task}
 
 
+# A notice that the user can act on carries the front-end command that does it, so the
+# client renders a button instead of telling people to find a control themselves.
+NOTICE_ACTIONS: dict[str, dict[str, str]] = {
+    NoticeCode.NO_INDEX: {"command": "rubberduck:index-project", "label": "Index this project"},
+}
+
+
 def notice_frame(msg_id: str, code: str, message: str) -> dict[str, Any]:
-    return {"type": "notice", "id": msg_id, "code": code, "message": message}
+    frame: dict[str, Any] = {"type": "notice", "id": msg_id, "code": code, "message": message}
+    if code in NOTICE_ACTIONS:
+        frame["action"] = dict(NOTICE_ACTIONS[code])
+    return frame
 
 
 def done_frame(

@@ -4,9 +4,17 @@
  * at once from a stored message; the same DOM either way.
  */
 import { linkCitations, OpenCitation, renderSources } from './citations';
+import { enhanceCodeBlocks, ICodeBlockServices } from './codeblock';
 import { element } from './dom';
 import { renderAnswerMarkdown } from './markdown';
-import { ICitation, ICorrection, INotice, ISuggestion } from './protocol';
+import {
+  ICitation,
+  ICorrection,
+  INotice,
+  ISuggestion,
+  NoticeCode
+} from './protocol';
+import { renderNoticeAction } from './indexstatus/notice';
 import { ISuggestionActions, SuggestionView } from './suggestion';
 
 export interface IAnswerServices {
@@ -14,7 +22,18 @@ export interface IAnswerServices {
   engineTitle(engine: string): string;
   openCitation: OpenCitation;
   suggestions: ISuggestionActions;
+  /** The notebooks and highlighter code blocks act on; without it, Copy works alone. */
+  codeBlocks?: ICodeBlockServices;
 }
+
+const NO_LAB: ICodeBlockServices = { notebooks: null, languages: null };
+
+// Notices about a suggestion (not offered: it does not parse, or it would write a
+// redacted secret) stand where the suggestion would have: under the answer.
+const SUGGESTION_NOTICES = new Set<string>([
+  NoticeCode.SUGGESTION_UNPARSABLE,
+  NoticeCode.SUGGESTION_WITHHELD
+]);
 
 interface IStepView {
   node: HTMLDetailsElement;
@@ -94,10 +113,19 @@ export class AnswerView {
   }
 
   addNotice(notice: INotice): void {
-    const banner = element('div', 'jp-RubberDuck-info', notice.message);
+    // Notices are Markdown (`commands`, code blocks), through the same sanitizer.
+    const banner = element('div', 'jp-RubberDuck-info jp-RubberDuck-markdown');
+    banner.innerHTML = renderAnswerMarkdown(notice.message);
     banner.dataset.code = notice.code;
     banner.setAttribute('role', 'note');
-    this._notices.append(banner);
+    // Code in a notice is shown as text: it can be copied, never applied.
+    enhanceCodeBlocks(banner, this._codeBlocks, { actions: 'copy' });
+    renderNoticeAction(banner, notice); // hook(indexstatus): the notice's action button
+    if (SUGGESTION_NOTICES.has(notice.code)) {
+      this._suggestions.append(banner);
+    } else {
+      this._notices.append(banner);
+    }
   }
 
   startStep(step: string, title: string): void {
@@ -132,11 +160,7 @@ export class AnswerView {
 
   setCitations(citations: ICitation[]): void {
     this._citations = citations;
-    this._sources.replaceChildren(
-      ...(citations.length
-        ? [renderSources(citations, this._services.openCitation)]
-        : [])
-    );
+    // The list is drawn by render(): which sources are cited depends on the text.
     this._textDirty = true;
   }
 
@@ -157,20 +181,55 @@ export class AnswerView {
       if (view.dirty) {
         view.dirty = false;
         view.body.innerHTML = renderAnswerMarkdown(view.text);
+        enhanceCodeBlocks(view.body, this._codeBlocks, {
+          highlight: !this._streaming
+        });
       }
     }
     if (this._textDirty) {
       this._textDirty = false;
       this._markdown.innerHTML = renderAnswerMarkdown(this._text);
-      linkCitations(
+      const cited = linkCitations(
         this._markdown,
         this._citations,
         this._services.openCitation
       );
+      // Colours once the text is final: highlighting every streamed frame would
+      // redo every block's tokens dozens of times a second.
+      enhanceCodeBlocks(this._markdown, this._codeBlocks, {
+        highlight: !this._streaming
+      });
+      this._renderSources(cited);
     }
   }
 
+  private _renderSources(cited: Set<number>): void {
+    const citations = this._citations;
+    // Keep an open "more sources" open across re-renders.
+    const wasOpen =
+      this._sources.querySelector<HTMLDetailsElement>(
+        '.jp-RubberDuck-sources-more'
+      )?.open ?? false;
+    this._sources.replaceChildren(
+      ...(citations.length
+        ? [renderSources(citations, this._services.openCitation, cited)]
+        : [])
+    );
+    const more = this._sources.querySelector<HTMLDetailsElement>(
+      '.jp-RubberDuck-sources-more'
+    );
+    if (more && wasOpen) {
+      more.open = true;
+    }
+  }
+
+  private get _codeBlocks(): ICodeBlockServices {
+    return this._services.codeBlocks ?? NO_LAB;
+  }
+
   setStreaming(streaming: boolean): void {
+    const finished = this._streaming && !streaming;
+    this._streaming = streaming;
     if (streaming) {
       this.node.dataset.streaming = 'true';
       this.node.setAttribute('aria-busy', 'true');
@@ -183,6 +242,12 @@ export class AnswerView {
         if (this._stepViews.get(step)?.node.dataset.status === 'started') {
           this.finishStep(step);
         }
+      }
+      if (finished) {
+        // The final text, now with syntax colours.
+        this._textDirty = true;
+        this._stepViews.forEach(view => (view.dirty = true));
+        this.render();
       }
     }
   }
@@ -224,6 +289,7 @@ export class AnswerView {
   private _citations: ICitation[] = [];
   private _text = '';
   private _textDirty = false;
+  private _streaming = false;
 }
 
 function plural(count: number, word: string): string {

@@ -25,15 +25,44 @@ export function citationLocation(citation: ICitation): string {
   return citation.path;
 }
 
-/** The list shown under an answer; each entry opens its source. */
+/**
+ * The list shown under an answer; each entry opens its source. The sources the answer
+ * cites (`cited`, the [n] in its text) are listed; the others, which retrieval found but
+ * the answer did not use, are folded in a "3 more sources" disclosure (a <details>, so
+ * Enter or Space on its summary opens it).
+ */
 export function renderSources(
   citations: ICitation[],
-  open: OpenCitation
+  open: OpenCitation,
+  cited: ReadonlySet<number> = new Set(citations.map(c => c.n))
 ): HTMLElement {
   const section = element('div', 'jp-RubberDuck-sources');
   section.setAttribute('role', 'group');
   section.setAttribute('aria-label', 'Sources');
-  section.append(element('div', 'jp-RubberDuck-sources-title', 'Sources'));
+  const used = citations.filter(c => cited.has(c.n));
+  const rest = citations.filter(c => !cited.has(c.n));
+  if (used.length) {
+    section.append(element('div', 'jp-RubberDuck-sources-title', 'Sources'));
+    section.append(sourceList(used, open));
+  }
+  if (rest.length) {
+    const more = element('details', 'jp-RubberDuck-sources-more');
+    const count = `${rest.length} ${used.length ? 'more ' : ''}source${rest.length === 1 ? '' : 's'}`;
+    const summary = element(
+      'summary',
+      'jp-RubberDuck-sources-more-summary',
+      count
+    );
+    summary.title = used.length
+      ? 'Also found for this question, not cited in the answer'
+      : 'Found for this question; the answer cites none of them';
+    more.append(summary, sourceList(rest, open));
+    section.append(more);
+  }
+  return section;
+}
+
+function sourceList(citations: ICitation[], open: OpenCitation): HTMLElement {
   const list = element('ol', 'jp-RubberDuck-sources-list');
   for (const citation of citations) {
     const item = element('li', 'jp-RubberDuck-source');
@@ -58,8 +87,7 @@ export function renderSources(
     item.append(button);
     list.append(item);
   }
-  section.append(list);
-  return section;
+  return list;
 }
 
 const MARKER = /\[(\d{1,3})\]/g;
@@ -67,16 +95,18 @@ const MARKER = /\[(\d{1,3})\]/g;
 const SKIP = new Set(['CODE', 'PRE', 'A', 'BUTTON']);
 
 /**
- * Turn each `[n]` in the rendered answer whose n is a known source into a link to it.
- * Works on text nodes, so it never parses model output as HTML.
+ * Turn each `[n]` in the rendered answer whose n is a known source into a link to it,
+ * and return the numbers cited. Works on text nodes, so it never parses model output
+ * as HTML.
  */
 export function linkCitations(
   root: HTMLElement,
   citations: ICitation[],
   open: OpenCitation
-): void {
+): Set<number> {
+  const cited = new Set<number>();
   if (!citations.length) {
-    return;
+    return cited;
   }
   const byNumber = new Map(citations.map(c => [c.n, c]));
   const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT, {
@@ -106,6 +136,7 @@ export function linkCitations(
       if (!citation) {
         continue;
       }
+      cited.add(citation.n);
       pieces.push(text.slice(last, match.index));
       const link = element('a', 'jp-RubberDuck-cite', match[0]);
       link.href = '#';
@@ -123,6 +154,7 @@ export function linkCitations(
       node.replaceWith(...pieces.filter(piece => piece !== ''));
     }
   }
+  return cited;
 }
 
 interface IEditorLike {

@@ -5,6 +5,7 @@ import {
 } from '@jupyterlab/application';
 import { ICommandPalette } from '@jupyterlab/apputils';
 import type { Cell } from '@jupyterlab/cells';
+import { IEditorLanguageRegistry } from '@jupyterlab/codemirror';
 import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 
@@ -13,6 +14,7 @@ import { activateContext } from './chips';
 import { DuckConnection } from './connection';
 import { cellError } from './context';
 import { FixErrorWatcher } from './fixerror';
+import { activateIndexStatus } from './indexstatus';
 import { duckIcon } from './icon';
 import { offerAllowedModels } from './modelchoices';
 import { ChatPanel } from './panel';
@@ -37,14 +39,16 @@ const plugin: JupyterFrontEndPlugin<void> = {
     ICommandPalette,
     ILayoutRestorer,
     INotebookTracker,
-    ISettingRegistry
+    ISettingRegistry,
+    IEditorLanguageRegistry
   ],
   activate: (
     app: JupyterFrontEnd,
     palette: ICommandPalette | null,
     restorer: ILayoutRestorer | null,
     notebooks: INotebookTracker | null,
-    registry: ISettingRegistry | null
+    registry: ISettingRegistry | null,
+    languages: IEditorLanguageRegistry | null
   ) => {
     // Defaults until the registry answers; every surface follows `settings.changed`.
     const settings = new DuckSettings();
@@ -64,7 +68,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
       api,
       notebooks,
       commands: app.commands,
-      settings
+      settings,
+      languages
     });
     panel.id = PANEL_ID;
     activateContext(panel.contextBar, settings);
@@ -138,6 +143,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       selector: '.jp-Notebook .jp-CodeCell',
       rank: 12
     });
+    activateIndexStatus(app, palette);
     if (notebooks) {
       // Enabled state (and the cell toolbar button) follow the active cell's outputs.
       new FixErrorWatcher(notebooks, () =>

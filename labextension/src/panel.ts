@@ -1,5 +1,6 @@
 import { Dialog, showDialog } from '@jupyterlab/apputils';
 import type { Cell } from '@jupyterlab/cells';
+import type { IEditorLanguageRegistry } from '@jupyterlab/codemirror'; // hook(answers)
 import type { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { caretDownIcon } from '@jupyterlab/ui-components';
 import type { CommandRegistry } from '@lumino/commands';
@@ -110,6 +111,8 @@ export namespace ChatPanel {
     commands?: CommandRegistry | null;
     /** The user's settings (font size, default model), followed live. */
     settings?: DuckSettings | null;
+    // hook(answers): JupyterLab's highlighter, for syntax colours in code blocks.
+    languages?: IEditorLanguageRegistry | null;
   }
 }
 
@@ -135,7 +138,12 @@ export class ChatPanel extends Widget {
     this._services = {
       engineTitle: name => this._engineTitle(name),
       openCitation: citation => this._openCitation(citation),
-      suggestions
+      suggestions,
+      // hook(answers): code blocks' Insert/Replace/diff act on the active notebook.
+      codeBlocks: {
+        notebooks: this._notebooks,
+        languages: options.languages ?? null
+      }
     };
 
     const header = element('div', 'jp-RubberDuck-header');

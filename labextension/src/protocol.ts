@@ -307,6 +307,13 @@ export interface ITaskFrame {
 export interface INotice {
   code: string;
   message: string;
+  /** A front-end command that acts on the notice (e.g. index the project). */
+  action?: INoticeAction;
+}
+
+export interface INoticeAction {
+  command: string;
+  label: string;
 }
 
 export interface INoticeFrame extends INotice {
@@ -628,9 +635,24 @@ export function parseTask(raw: unknown): ITask | null {
 }
 
 function parseNotice(item: unknown): INotice | null {
-  return isObject(item) && isString(item.code) && isString(item.message)
-    ? { code: item.code, message: item.message }
-    : null;
+  if (!(isObject(item) && isString(item.code) && isString(item.message))) {
+    return null;
+  }
+  const action = item.action;
+  // Only commands of ours: a notice must never run another extension's command.
+  if (
+    isObject(action) &&
+    isString(action.command) &&
+    isString(action.label) &&
+    action.command.startsWith('rubberduck:')
+  ) {
+    return {
+      code: item.code,
+      message: item.message,
+      action: { command: action.command, label: action.label }
+    };
+  }
+  return { code: item.code, message: item.message };
 }
 
 /**

@@ -1,2 +1,4 @@
 import './base.css';
 import './context.css';
+import './answer.css';
+import './indexstatus.css';

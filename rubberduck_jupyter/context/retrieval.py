@@ -59,7 +59,8 @@ KEYWORD_ONLY = NoticeCode.KEYWORD_SEARCH_ONLY
 
 NO_INDEX_MESSAGE = (
     "This project has no index yet, so answers do not search your notebooks and files. "
-    "Build it from the index panel or with `jupyter rubberduck index` to get answers "
+    "Index it with the button below, the index status item at the bottom of the window "
+    "(or the sidebar's Index this project), or `jupyter rubberduck index`, to get answers "
     "grounded in your own code."
 )
 

@@ -8,6 +8,7 @@ frames and keeps what must be persisted. It never touches a socket or the databa
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -181,19 +182,25 @@ class Turn:
         await self._emit(notice_frame(self.request.id, code, message))
 
     async def suggest(self, **kwargs: Any) -> CodeSuggestion | None:
-        """Records a change the user may apply (see domain.actions) and shows it. Python
-        code that does not parse (IPython syntax allowed in cells) is never offered."""
+        """Records a change the user may apply (see domain.actions) and shows it.
+
+        Every engine's suggestions pass here, so this is where they are checked: line-number
+        prefixes copied from the prompt (engines.common.numbered) are removed, then the code
+        must parse in its target's language (Python with IPython syntax in cells, JSON,
+        TOML, YAML, JavaScript). Code that still does not parse is never offered to apply:
+        it is shown as text in a notice, with what is wrong.
+        """
         if self._new_suggestion is None:
             return None
-        problem = _unparsable(kwargs.get("target"), kwargs.get("proposed", ""))
+        target = kwargs.get("target")
+        proposed = str(kwargs.get("proposed", ""))
+        proposed, problem = await asyncio.to_thread(checked_code, target, proposed)
         if problem is not None:
             await self.notice(
-                NoticeCode.SUGGESTION_UNPARSABLE,
-                f"The model's change does not parse ({problem}), so it is not offered "
-                "to apply; the answer above still describes it.",
+                NoticeCode.SUGGESTION_UNPARSABLE, unparsable_notice(target, problem, proposed)
             )
             return None
-        suggestion = await self._new_suggestion(**kwargs)
+        suggestion = await self._new_suggestion(**{**kwargs, "proposed": proposed})
         if suggestion is None:
             await self.notice(
                 NoticeCode.SUGGESTION_WITHHELD,
@@ -319,18 +326,128 @@ class Engine(Protocol):
         ...
 
 
-def _unparsable(target: Any, proposed: str) -> str | None:
-    """Why `proposed` cannot replace a Python target (a .py file or a notebook cell)."""
-    path = str(getattr(target, "path", "") or "")
-    is_cell = getattr(target, "cell_index", None) is not None or not path
-    if not (is_cell or path.endswith((".py", ".ipynb"))):
-        return None  # a Markdown or JavaScript file: not ours to parse here
-    from ..review.cells import parse_cell
+# What a suggestion's target is written in, by file suffix; a cell (or a target without
+# a path: the active cell of an unsaved notebook) is Python, the language every other part
+# of RubberDuck reads notebooks in. None: a format with no syntax to check (Markdown, text)
+# or one this server has no parser for.
+_LANGUAGES = {
+    ".py": "python",
+    ".pyi": "python",
+    ".json": "json",
+    ".ipynb": "json",
+    ".geojson": "json",
+    ".toml": "toml",
+    ".yaml": "yaml",
+    ".yml": "yaml",
+    ".js": "javascript",
+    ".mjs": "javascript",
+    ".cjs": "javascript",
+    ".jsx": "javascript",
+}
+# A notice shows at most this much of the refused code: enough to copy a cell or a short
+# module by hand, and a frame that stays small.
+MAX_NOTICE_CODE = 8_000
 
+
+def checked_code(target: Any, proposed: str) -> tuple[str, str | None]:
+    """`proposed` with copied line numbers removed when it needs that to parse, and why it
+    still does not parse in the target's language (None: it parses). Runs in a thread:
+    a 60,000-character module takes tens of milliseconds to parse."""
+    from .common import strip_line_numbers
+
+    language = target_language(target)
+    problem = syntax_problem(language, proposed)
+    if problem is None:
+        return proposed, None
+    stripped = strip_line_numbers(proposed)
+    if stripped is None:
+        return proposed, problem
+    # Even when the listing still fails, its code reads better without the numbers.
+    stripped = stripped.rstrip("\n")
+    return stripped, syntax_problem(language, stripped)
+
+
+def target_language(target: Any) -> str | None:
+    """The language `proposed` must parse in to replace (or go next to) `target`."""
+    path = str(getattr(target, "path", "") or "")
+    is_cell = getattr(target, "cell_index", None) is not None or (
+        getattr(target, "cell_id", None) is not None
+    )
+    if is_cell or not path:
+        return "cell"
+    suffix = path[path.rfind(".") :].lower() if "." in path.rsplit("/", 1)[-1] else ""
+    return _LANGUAGES.get(suffix)
+
+
+def syntax_problem(language: str | None, code: str) -> str | None:
+    """Why `code` does not parse as `language` ("line 3: invalid syntax"), or None."""
+    if language is None:
+        return None
     try:
-        parse_cell(proposed)
+        if language == "cell":
+            from ..review.cells import parse_cell
+
+            parse_cell(code)
+        elif language == "python":
+            from ..review.cells import parse_python
+
+            parse_python(code, top_level_await=False)
+        elif language == "json":
+            import json
+
+            json.loads(code)
+        elif language == "toml":
+            import tomllib
+
+            tomllib.loads(code)
+        elif language == "yaml":
+            return _yaml_problem(code)
+        elif language == "javascript":
+            return _javascript_problem(code)
     except SyntaxError as exc:
         return f"line {exc.lineno}: {exc.msg}"
-    except ValueError as exc:  # null bytes
+    except ValueError as exc:  # json.JSONDecodeError, tomllib.TOMLDecodeError, null bytes
         return str(exc)
     return None
+
+
+def _yaml_problem(code: str) -> str | None:
+    try:
+        import yaml
+    except ImportError:  # jupyter_events brings PyYAML; without it YAML goes unchecked
+        return None
+    try:
+        list(yaml.safe_load_all(code))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        return where + str(getattr(exc, "problem", None) or exc)
+    return None
+
+
+def _javascript_problem(code: str) -> str | None:
+    from ..index.chunkers.parsers import parser
+
+    tree = parser("javascript").parse(code.encode("utf-8"))
+    if not tree.root_node.has_error:
+        return None
+    # The first node tree-sitter could not fit, in document order.
+    stack = [tree.root_node]
+    while stack:
+        node = stack.pop()
+        if node.is_error or node.is_missing:
+            return f"line {node.start_point[0] + 1}: invalid syntax"
+        stack.extend(reversed([c for c in node.children if c.has_error or c.is_missing]))
+    return "invalid syntax"
+
+
+def unparsable_notice(target: Any, problem: str, code: str) -> str:
+    """The notice (Markdown) for a change that is not offered: why, and the code as text."""
+    label = getattr(target, "label", None) or "the target"
+    shown = code if len(code) <= MAX_NOTICE_CODE else code[:MAX_NOTICE_CODE] + "\n…"
+    fence = "````" if "```" in shown else "```"
+    return (
+        f"The suggested change to {label} does not parse ({problem}), so it is not offered "
+        "to apply. Here it is as text, to fix by hand if it helps:\n\n"
+        f"{fence}text\n{shown}\n{fence}"
+    )

@@ -64,8 +64,22 @@ class IndexHandler(RubberDuckAPIHandler):
                 f"'paths' must be a list of at most {MAX_PATHS} paths relative to the root.",
             )
         checked = [check_relative_path(p) for p in paths]
+        # `scope`: the folders to index from now on (saved beside the index, used by
+        # re-index and the watcher); [] is the whole project. Absent: keep the saved one.
+        scope = self.json_body().get("scope")
+        if scope is not None and (not isinstance(scope, list) or len(scope) > MAX_PATHS):
+            raise RubberDuckError(
+                400,
+                ErrorCode.BAD_FRAME,
+                f"'scope' must be a list of at most {MAX_PATHS} paths relative to the root.",
+            )
+        if scope is not None and checked:
+            raise RubberDuckError(
+                400, ErrorCode.BAD_FRAME, "Give 'paths' (index once) or 'scope', not both."
+            )
+        checked_scope = None if scope is None else [check_relative_path(p) for p in scope]
         try:
-            await self.rubberduck.index.start(checked)
+            await self.rubberduck.index.start(checked, scope=checked_scope)
         except IndexPathError as exc:
             raise RubberDuckError(400, ErrorCode.BAD_PATH, str(exc)) from None
         except (OSError, ValueError) as exc:

@@ -131,7 +131,7 @@ class _ProgressLine:
 def _print_report(report: dict[str, Any]) -> None:
     print(
         f"Indexed {report['files_indexed']} file(s), {report['files_unchanged']} unchanged, "
-        f"{report['files_removed']} removed, {len(report['skipped'])} skipped, "
+        f"{report['files_removed']} removed, {report['skipped_total']} skipped, "
         f"{len(report['errors'])} error(s) in {report['seconds']:.1f} s "
         f"(embedding {report['seconds_embedding']:.1f} s)."
     )

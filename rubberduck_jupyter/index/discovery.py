@@ -36,10 +36,26 @@ class Candidate:
     mtime: float
 
 
+# Why a file was skipped, as a stable code a client can count and translate; `reason` is the
+# sentence a person reads (it may carry details such as the size cap or the suffix).
+SKIP_CODES = (
+    "outside_root",  # the path, or its symlink target, leaves the indexed folder
+    "hidden",  # hidden or secret name, or under an excluded folder
+    "gitignored",
+    "unsupported_kind",  # a suffix the chunkers do not index
+    "too_large",
+    "binary",
+    "unreadable",
+    "not_regular",  # a device, socket or FIFO
+    "other",
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Skipped:
     rel_path: str
     reason: str
+    code: str = "other"
 
 
 def looks_binary(path: Path) -> bool:
@@ -92,7 +108,7 @@ def discover(
         try:
             rel = path.absolute().relative_to(root).as_posix()
         except ValueError:
-            yield Skipped(str(path), "outside the indexed folder")
+            yield Skipped(str(path), "outside the indexed folder", "outside_root")
             continue
         if rel == ".":
             yield from discover(root, max_file_bytes=max_file_bytes)
@@ -177,13 +193,13 @@ def check_file(
     try:
         rel = path.absolute().relative_to(root).as_posix()
     except ValueError:
-        return Skipped(str(path), "outside the indexed folder")
+        return Skipped(str(path), "outside the indexed folder", "outside_root")
     parts = rel.split("/")
     if any(part.startswith(".") for part in parts) or any(p in ALWAYS_SKIPPED_DIRS for p in parts):
-        return Skipped(rel, "hidden or excluded folder")
+        return Skipped(rel, "hidden or excluded folder", "hidden")
     rules = rules if rules is not None and rules.root == root else GitIgnoreRules(root)
     if rules.folder_ignored(rel):
-        return Skipped(rel, "ignored by .gitignore")
+        return Skipped(rel, "ignored by .gitignore", "gitignored")
     return _consider(root, path, rel, rules.chain_for(rel), max_file_bytes)
 
 
@@ -193,7 +209,7 @@ def _walk(
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except OSError as exc:
-        yield Skipped(rel_folder or ".", f"unreadable folder: {exc.strerror}")
+        yield Skipped(rel_folder or ".", f"unreadable folder: {exc.strerror}", "unreadable")
         return
     for entry in entries:
         rel = f"{rel_folder}/{entry.name}" if rel_folder else entry.name
@@ -208,7 +224,7 @@ def _walk(
                 continue
             real = Path(os.path.realpath(entry.path))
             if not real.is_relative_to(root):
-                yield Skipped(rel, "links outside the indexed folder")
+                yield Skipped(rel, "links outside the indexed folder", "outside_root")
                 continue
             if entry.is_symlink():
                 continue  # its target inside the root is walked on its own; no loops
@@ -224,27 +240,29 @@ def _consider(
 ) -> Candidate | Skipped:
     name = path.name
     if name.startswith(".") or _is_secret_name(name):
-        return Skipped(rel, "hidden or secret file")
+        return Skipped(rel, "hidden or secret file", "hidden")
     if ignore.ignores(rel, False):
-        return Skipped(rel, "ignored by .gitignore")
+        return Skipped(rel, "ignored by .gitignore", "gitignored")
     if path.suffix not in INDEXED_SUFFIXES and path.suffix.lower() not in INDEXED_SUFFIXES:
-        return Skipped(rel, f"not an indexed kind of file ({path.suffix or 'no suffix'})")
+        return Skipped(
+            rel, f"not an indexed kind of file ({path.suffix or 'no suffix'})", "unsupported_kind"
+        )
     real = Path(os.path.realpath(path))
     if not real.is_relative_to(root):
-        return Skipped(rel, "links outside the indexed folder")
+        return Skipped(rel, "links outside the indexed folder", "outside_root")
     if real != path.absolute() and name_refusal(real.relative_to(root).as_posix()) is not None:
-        return Skipped(rel, "links to a hidden or secret file")  # `notes.py -> .env`
+        return Skipped(rel, "links to a hidden or secret file", "hidden")  # `notes.py -> .env`
     try:
         stat = real.stat()
     except OSError as exc:
-        return Skipped(rel, f"unreadable: {exc.strerror}")
+        return Skipped(rel, f"unreadable: {exc.strerror}", "unreadable")
     if not real.is_file():
-        return Skipped(rel, "not a regular file")
+        return Skipped(rel, "not a regular file", "not_regular")
     if stat.st_size > max_file_bytes:
-        return Skipped(rel, f"larger than {max_file_bytes} bytes")
+        return Skipped(rel, f"larger than {max_file_bytes} bytes", "too_large")
     try:
         if looks_binary(real):
-            return Skipped(rel, "binary file")
+            return Skipped(rel, "binary file", "binary")
     except OSError as exc:
-        return Skipped(rel, f"unreadable: {exc.strerror}")
+        return Skipped(rel, f"unreadable: {exc.strerror}", "unreadable")
     return Candidate(path=real, rel_path=rel, size=stat.st_size, mtime=stat.st_mtime)

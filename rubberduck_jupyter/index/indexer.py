@@ -13,6 +13,7 @@ import os
 import queue
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,9 @@ from .types import Chunk, ChunkError
 # Chunks embedded together: big enough to keep the model busy, small enough that progress
 # moves and a crash loses little.
 DEFAULT_BATCH_CHUNKS = 256
+# Skipped paths listed in a report: enough to find the surprising ones in a panel, bounded
+# because a project with a vendored tree can skip tens of thousands (counts stay exact).
+MAX_SKIPPED_LISTED = 200
 
 
 @dataclass
@@ -84,7 +88,12 @@ class IndexReport:
             "tokens_embedded": self.tokens_embedded,
             "truncated_chunks": self.truncated_chunks,
             "chunks_reused": self.chunks_reused,
-            "skipped": [{"path": s.rel_path, "reason": s.reason} for s in self.skipped],
+            "skipped": [
+                {"path": s.rel_path, "reason": s.reason, "code": s.code}
+                for s in self.skipped[:MAX_SKIPPED_LISTED]
+            ],
+            "skipped_total": len(self.skipped),
+            "skipped_by_reason": dict(Counter(s.code for s in self.skipped).most_common()),
             "errors": [{"path": p, "reason": r} for p, r in self.errors],
             "seconds": round(self.seconds, 3),
             "seconds_embedding": round(self.seconds_embedding, 3),

@@ -11,7 +11,10 @@ import asyncio
 import contextlib
 import hashlib
 import importlib
+import json
 import logging
+import os
+import threading
 import time
 from collections.abc import Callable, Coroutine
 from functools import partial
@@ -77,6 +80,12 @@ def check_client_path(raw: object) -> str:
     return raw
 
 
+def scope_path_for(db_path: Path) -> Path:
+    """Where the chosen scope of an index is saved: beside its database, so a re-index,
+    the watcher and a restarted server all use the folders the user picked."""
+    return db_path.with_name(db_path.stem + ".scope.json")
+
+
 def default_db_path(data_dir: Path, root: Path) -> Path:
     """One database per project folder, under the Jupyter data dir (outside the project)."""
     digest = hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:12]
@@ -120,6 +129,12 @@ class IndexService:
         self._watch_options: dict[str, Any] = {}
         self._watcher: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Set by stop(): also seen by a run still opening the index (loading the model),
+        # which then ends before its first file instead of ignoring the stop.
+        self._cancel = threading.Event()
+        self.scope_path = scope_path_for(db_path)
+        self._scope: list[str] | None = None  # relative paths; [] is the whole project
+        self._counts: dict[str, int] = {"files": 0, "chunks": 0}
 
     # --- opening (heavy imports and the model load happen here, in a thread) -----------
 
@@ -135,6 +150,7 @@ class IndexService:
         self._embedder = embedder
         self._store = store
         self._searcher = HybridSearcher(store, embedder.embed_query)
+        self._refresh_counts()
 
     async def _ensure_open(self) -> None:
         async with self._open_lock:
@@ -186,17 +202,94 @@ class IndexService:
             resolved.append(path)
         return resolved
 
-    async def start(self, paths: list[str] | None = None) -> None:
+    # --- the scope: which folders of the root are indexed -------------------------------
+
+    @property
+    def scope(self) -> list[str]:
+        """The saved scope (relative paths, [] for the whole project). A saved path that
+        has since vanished or now escapes the root is left out, not an error."""
+        if self._scope is None:
+            self._scope = self._load_scope()
+        return list(self._scope)
+
+    def _load_scope(self) -> list[str]:
+        try:
+            saved = json.loads(self.scope_path.read_text(encoding="utf-8")).get("paths", [])
+        except (OSError, ValueError, AttributeError):
+            return []
+        kept = []
+        for raw in saved if isinstance(saved, list) else []:
+            try:
+                self.resolve_subpaths([raw])
+            except IndexPathError as exc:
+                log.info("RubberDuck: scope path left out: %s", exc)
+                continue
+            kept.append(raw)
+        return kept
+
+    def _save_scope(self, paths: list[str]) -> None:
+        self.scope_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.scope_path.with_name(self.scope_path.name + ".tmp")
+        tmp.write_text(json.dumps({"paths": paths}), encoding="utf-8")
+        os.replace(tmp, self.scope_path)  # a crash leaves the old scope, never half a file
+        self._scope = list(paths)
+
+    def in_scope(self, path: Path) -> bool:
+        scope = self.scope
+        if not scope:
+            return True
+        return any(path == p or path.is_relative_to(p) for p in self._scope_roots(scope))
+
+    def _scope_roots(self, scope: list[str]) -> list[Path]:
+        return [(self.root / p).resolve() for p in scope]
+
+    async def start(self, paths: list[str] | None = None, scope: list[str] | None = None) -> None:
+        """Index `paths` once (files/folders relative to the root), or, when `scope` is
+        given, save it as the folders to index and (re)index them, dropping what lies
+        outside; with neither, re-index the saved scope (the whole project if none)."""
         if self._run is not None and not self._run.done():
             raise IndexBusyError("Indexing is already running; stop it or wait for it to end.")
         if self.state == "locked" and await self.probe_lock():
             raise IndexBusyError(self.last_error or "The index is locked by another process.")
-        subpaths = self.resolve_subpaths(paths or [])
+        prune = False
+        if scope is not None:
+            resolved = self.resolve_subpaths(scope)
+            # Saved as the real paths' relative form: a symlink inside the root is kept
+            # by its target, so the scope can never point elsewhere later.
+            rel = sorted({p.relative_to(self.root).as_posix() for p in resolved} - {"."})
+            rel = [] if any(p.resolve() == self.root for p in resolved) else rel
+            self._save_scope(rel)
+            subpaths, prune = self._scope_roots(rel), True
+        elif paths:
+            subpaths = self.resolve_subpaths(paths)
+        else:
+            subpaths, prune = self._scope_roots(self.scope), True
         self.state = "indexing"
         self.last_error = None
-        self._run = asyncio.get_running_loop().create_task(self._index(subpaths))
+        self._cancel = threading.Event()
+        self._indexer = None
+        self._run = asyncio.get_running_loop().create_task(self._index(subpaths, prune))
 
-    async def _index(self, subpaths: list[Path]) -> None:
+    def _index_blocking(self, indexer: Any, subpaths: list[Path], prune: bool) -> Any:
+        report = indexer.index_folder(self.root, subpaths)
+        if prune and subpaths and not report.cancelled:
+            # A narrowed scope: files indexed before, now outside every chosen folder.
+            prefixes = [p.relative_to(self.root).as_posix() for p in subpaths]
+            outside = [
+                f
+                for f in self._store.file_states()
+                if not any(f == x or f.startswith(x + "/") for x in prefixes)
+            ]
+            if outside:
+                report.files_removed += self._store.delete_files(outside)
+        self._refresh_counts()
+        return report
+
+    def _refresh_counts(self) -> None:
+        stats = self._store.stats()
+        self._counts = {"files": int(stats["files"]), "chunks": int(stats["chunks"])}
+
+    async def _index(self, subpaths: list[Path], prune: bool = False) -> None:
         # The indexer's first import pulls in DuckDB, numpy and the chunkers: 0.2-0.4 s that
         # would otherwise run on the loop.
         await asyncio.to_thread(importlib.import_module, f"{__package__}.indexer")
@@ -204,8 +297,12 @@ class IndexService:
 
         try:
             await self._ensure_open()
+            if self._cancel.is_set():  # stopped while the index was opening
+                self.state = "idle"
+                return
             self._indexer = Indexer(self._store, self._embedder, max_file_bytes=self.max_file_bytes)
-            report = await asyncio.to_thread(self._indexer.index_folder, self.root, subpaths)
+            self._indexer.cancel_event = self._cancel
+            report = await asyncio.to_thread(self._index_blocking, self._indexer, subpaths, prune)
             self.last_report = report.to_json()
             self.state = "idle"
             self._start_watcher_if_indexed()
@@ -221,15 +318,36 @@ class IndexService:
             self.last_error = f"{type(exc).__name__}: {exc}"
 
     def stop(self) -> bool:
-        if self._run is None or self._run.done() or self._indexer is None:
+        """Stop the run in flight, also one still opening the index; False if none."""
+        if self._run is None or self._run.done():
             return False
-        self._indexer.cancel()
+        self._cancel.set()
         return True
+
+    @property
+    def stopping(self) -> bool:
+        return self._cancel.is_set() and self._run is not None and not self._run.done()
+
+    def activity(self) -> str:
+        """One word for a status display: idle, indexing, watching, error or locked.
+        `state` stays idle while the watcher runs (scripts and metrics rely on it)."""
+        if self.state == "idle" and self._watcher is not None and self._watcher.alive:
+            return "watching"
+        return self.state
 
     def status(self) -> dict[str, Any]:
         progress = self._indexer.progress.to_json() if self._indexer is not None else None
+        if self.state == "indexing" and progress is None:
+            progress = {"phase": "opening", "files_total": 0, "files_done": 0}
         return {
             "state": self.state,
+            "activity": self.activity(),
+            "stopping": self.stopping,
+            "done": progress["files_done"] if progress and self.state == "indexing" else None,
+            "total": progress["files_total"] if progress and self.state == "indexing" else None,
+            "scope": self.scope,
+            "files": self._counts["files"],
+            "chunks": self._counts["chunks"],
             "root": str(self.root),
             "progress": progress if self.state == "indexing" else None,
             "last_report": self.last_report,
@@ -357,6 +475,8 @@ class IndexService:
         path = Path(os_path).resolve()
         if not path.is_relative_to(self.root) or not self.index_exists:
             return
+        if not self.in_scope(path):
+            return  # outside the folders chosen to index
         self._queue_refresh({path}, rescan=False)
 
     def _queue_refresh(self, paths: set[Path], *, rescan: bool) -> None:
@@ -422,10 +542,18 @@ class IndexService:
         if rescan:
             # A .gitignore changed: a full incremental pass adds what it now lets in and
             # drops what it now excludes (unchanged files cost a stat each).
-            return int(indexer.index_folder(self.root).files_indexed)
+            report = indexer.index_folder(self.root, self._scope_roots(self.scope))
+            self._refresh_counts()
+            return int(report.files_indexed)
         # A folder that appeared (created, moved in, checked out) gets one event: walk it.
         folders = {p for p in paths if p.is_dir() and not p.is_symlink()}
         files = [p for p in paths if p not in folders]
+        try:
+            return self._refresh_paths(indexer, files, folders)
+        finally:
+            self._refresh_counts()
+
+    def _refresh_paths(self, indexer: Any, files: list[Path], folders: set[Path]) -> int:
         indexed = 0
         if files:
             indexed += indexer.index_files(self.root, files).files_indexed
@@ -468,7 +596,9 @@ class IndexService:
     def _queue_changes(self, paths: set[Path], rescan: bool) -> None:
         if self._watcher is None:
             return  # stopped meanwhile
-        self._queue_refresh(paths, rescan=rescan)
+        paths = {p for p in paths if self.in_scope(p.resolve())}
+        if paths or rescan:
+            self._queue_refresh(paths, rescan=rescan)
 
     @property
     def refresh_idle(self) -> bool:

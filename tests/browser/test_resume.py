@@ -24,7 +24,7 @@ pytestmark = pytest.mark.browser
 # Word pieces the fake provider streams one per chunk; plain text, so the rendered answer
 # must equal it character for character.
 REPLY = " ".join(f"piece{i:03d}" for i in range(150))
-GRACE_S = 8  # resume_grace_seconds: short for the give-up case, long enough for a reconnect under load
+GRACE_S = 8  # resume_grace_seconds: short for giving up, long enough to reconnect under load
 
 
 class CuttingProxy:

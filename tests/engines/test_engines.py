@@ -322,11 +322,11 @@ async def test_a_suggestion_that_changes_a_redacted_line_is_withheld(harness: Ha
 
 
 async def test_a_suggestion_that_does_not_parse_is_not_offered(harness: Harness) -> None:
-    # What an echoing model does: it returns our numbered listing as "the improved code".
-    numbered_back = "```python\n   1  import os\n   2  value = 1\n```"
+    # An echoing model returns our numbered listing; without its numbers it still fails.
+    numbered_back = "```python\n   1  import os\n   2  value = = 1\n```"
     harness.fake.set_replies([f"- fine.\n\n{numbered_back}"])
     context = ChatContext(notebook_path="n.ipynb", cell_index=0, active_cell="import os\n")
     frames = await harness.chat("please review this", context=context)
     assert frames_of(frames, "suggestion") == []
     (notice,) = [f for f in frames_of(frames, "notice") if f["code"] == "suggestion_unparsable"]
-    assert "line 1" in notice["message"]
+    assert "line 2" in notice["message"]

@@ -233,7 +233,8 @@ async def _turn(jp_ws_fetch: Any, read_turn: Any, msg_id: str, context: dict[str
         "context": context,
     }
     ws.write_message(json.dumps(frame))
-    frames = await read_turn(ws, msg_id)
+    # A bound for failing, not a speed expectation: six helpers share two cores here.
+    frames = await read_turn(ws, msg_id, timeout=120)
     ws.close()
     return frames
 
