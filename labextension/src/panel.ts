@@ -876,7 +876,12 @@ export class ChatPanel extends Widget {
       return;
     }
     const answer = turn.answer;
-    if (frame.type !== 'route' && frame.type !== 'task') {
+    // Route, task and notices come before the model says anything: still thinking.
+    if (
+      frame.type === 'chunk' ||
+      frame.type === 'step' ||
+      frame.type === 'suggestion'
+    ) {
       this._stopThinking(turn);
     }
     switch (frame.type) {

@@ -140,8 +140,11 @@ def test_thinking_then_a_queued_message_goes_out_when_the_answer_ends(
     ask(panel, "First question")
     thinking = panel.locator(".jp-RubberDuck-thinking")
     thinking.wait_for()
-    assert thinking.inner_text() == "Thinking…"
-    assert thinking.get_attribute("aria-live") == "polite"
+    # Read at once: the first token may follow soon after.
+    assert thinking.evaluate("el => [el.textContent, el.getAttribute('aria-live')]") == [
+        "Thinking…",
+        "polite",
+    ]
     # It goes with the first token.
     panel.locator(ANSWERS).last.locator(".jp-RubberDuck-markdown", has_text="word0").wait_for(
         timeout=120_000
@@ -181,17 +184,16 @@ def test_empty_state_command_list_titles_and_font_size(
     empty.wait_for()
     starts = empty.get_by_role("group", name="Starting points")
     labels = starts.locator("button:visible").all_inner_texts()
-    assert labels == ["Explain this notebook", "Fix the last error", "Review the active cell"]
-    # "Index this project" shows once the command exists, and runs it.
-    page.evaluate(
-        "() => window.jupyterapp.commands.addCommand('rubberduck:index-project', "
-        "{label: 'Index', execute: () => { window.__indexed = true; }})"
-    )
-    index = starts.get_by_role("button", name="Index this project")
-    index.wait_for()
+    # "Index this project" is offered because the index plugin's command exists (it is
+    # not clicked here: this lab has no embedder for a real indexing run).
+    assert labels == [
+        "Explain this notebook",
+        "Fix the last error",
+        "Review the active cell",
+        "Index this project",
+    ]
+    assert page.evaluate("() => window.jupyterapp.commands.hasCommand('rubberduck:index-project')")
     screenshot("chat-empty-state")
-    index.click()
-    assert page.evaluate("() => window.__indexed") is True
 
     # The command list says what each command does.
     box = panel.locator("textarea.jp-RubberDuck-input")
