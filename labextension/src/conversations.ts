@@ -72,6 +72,14 @@ export class ConversationList {
     this._error.setAttribute('role', 'alert');
     this._error.hidden = true;
     node.append(this._error, this._list, this._empty);
+    // One Tab stop for the whole list: arrows move between rows and a row's buttons.
+    this._list.addEventListener('keydown', event => this._onKeyDown(event));
+    this._list.addEventListener('focusin', event => {
+      const target = event.target as HTMLElement;
+      if (target.tagName === 'BUTTON') {
+        this._rove(target);
+      }
+    });
     this.node = node;
   }
 
@@ -102,6 +110,69 @@ export class ConversationList {
     const rows = items.map(item => this._row(item));
     this._list.replaceChildren(...rows);
     this._empty.hidden = items.length > 0;
+    const stop =
+      this._list.querySelector<HTMLElement>(
+        '[aria-current="true"] .jp-RubberDuck-conversation-open'
+      ) ?? this._openButtons()[0];
+    if (stop) {
+      this._rove(stop);
+    }
+  }
+
+  private _openButtons(): HTMLElement[] {
+    return [
+      ...this._list.querySelectorAll<HTMLElement>(
+        '.jp-RubberDuck-conversation-open'
+      )
+    ];
+  }
+
+  /** Make `target` the list's one Tab stop. */
+  private _rove(target: HTMLElement): void {
+    for (const item of this._list.querySelectorAll<HTMLElement>('button')) {
+      item.tabIndex = item === target ? 0 : -1;
+    }
+  }
+
+  private _onKeyDown(event: KeyboardEvent): void {
+    const target = event.target as HTMLElement;
+    const row = target.closest<HTMLElement>('.jp-RubberDuck-conversation');
+    if (!row || target.tagName !== 'BUTTON') {
+      return; // the rename field keeps its own keys
+    }
+    const opens = this._openButtons();
+    const index = opens.findIndex(open => row.contains(open));
+    const inRow = [...row.querySelectorAll<HTMLElement>('button')];
+    const at = inRow.indexOf(target);
+    let next: HTMLElement | undefined;
+    switch (event.key) {
+      case 'ArrowDown':
+        next = opens[Math.min(opens.length - 1, index + 1)];
+        break;
+      case 'ArrowUp':
+        next = opens[Math.max(0, index - 1)];
+        break;
+      case 'Home':
+        next = opens[0];
+        break;
+      case 'End':
+        next = opens[opens.length - 1];
+        break;
+      case 'ArrowRight':
+        next = inRow[Math.min(inRow.length - 1, at + 1)];
+        break;
+      case 'ArrowLeft':
+        next = inRow[Math.max(0, at - 1)];
+        break;
+      default:
+        return;
+    }
+    event.preventDefault();
+    event.stopPropagation();
+    if (next) {
+      this._rove(next);
+      next.focus();
+    }
   }
 
   /** Put the keyboard focus on the current conversation, else the first. */

@@ -24,6 +24,7 @@ import { DuckSettings } from './settings';
 export namespace CommandIDs {
   export const openChat = 'rubberduck:open-chat';
   export const fixError = 'rubberduck:fix-error';
+  export const openConversations = 'rubberduck:open-conversations';
 }
 
 const PANEL_ID = 'rubberduck-chat';
@@ -68,6 +69,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       api,
       notebooks,
       commands: app.commands,
+      settings,
       languages
     });
     panel.id = PANEL_ID;
@@ -93,6 +95,19 @@ const plugin: JupyterFrontEndPlugin<void> = {
       execute: openPanel
     });
     palette?.addItem({ command: CommandIDs.openChat, category: 'RubberDuck' });
+    app.commands.addCommand(CommandIDs.openConversations, {
+      label: 'Open RubberDuck Conversations',
+      caption:
+        'Open the RubberDuck conversation list (arrows move, Enter opens)',
+      execute: () => {
+        app.shell.activateById(PANEL_ID);
+        requestAnimationFrame(() => panel.openConversations());
+      }
+    });
+    palette?.addItem({
+      command: CommandIDs.openConversations,
+      category: 'RubberDuck'
+    });
 
     /** The notebook and cell the command is about: the active cell, if it failed. */
     const failedCell = (): { notebook: NotebookPanel; cell: Cell } | null => {

@@ -10,13 +10,19 @@ import { Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
 
 import { AnswerView, IAnswerServices } from './answer';
+import { ChatModel, IChunk, statusLine } from './chatmodel';
 import { ApiError, describeError, DuckApi, ExportFormat } from './api';
 import { openCitation } from './citations';
 import { ContextBar } from './chips'; // hook(context)
 import { ConnectionState, DuckConnection } from './connection';
-import { cellContext, contextLabel } from './context';
+import {
+  cellContext,
+  cellError,
+  contextLabel,
+  currentNotebook
+} from './context';
 import { ConversationList } from './conversations';
-import { element } from './dom';
+import { button, element } from './dom';
 import { kernelVariables } from './kernelvars';
 import {
   ErrorCode,
@@ -35,6 +41,7 @@ import {
   PROTOCOL_VERSION,
   ServerFrame
 } from './protocol';
+import { DuckSettings, IDuckSettingsValues } from './settings';
 import { slashCommands, SlashCompleter } from './slash';
 import { SuggestionActions } from './suggestion';
 import { TaskView } from './task';
@@ -67,26 +74,31 @@ const RETRYABLE_CODES = new Set<string>([
   ErrorCode.RESUME_UNAVAILABLE
 ]);
 
+// The command another plugin registers to build the project's index (the empty state
+// offers it only once it exists).
+const INDEX_COMMAND = 'rubberduck:index-project';
+
 // What the server appends to an answer that was cut off (sessions/manager.py).
 const INCOMPLETE_MARK = '\n\n[answer cut off]';
-
-/** A chunk that arrived ahead of a missing predecessor. */
-interface IPendingChunk {
-  text: string;
-  step?: string;
-}
 
 /** The answer currently streaming. */
 interface ITurn {
   id: string;
   question: string;
   answer: AnswerView;
-  nextSeq: number;
-  /** Chunks that arrived ahead of a missing predecessor, by seq. */
-  early: Map<number, IPendingChunk>;
   /** Pending animation frame for a re-render, 0 if none. */
   frame: number;
   stopping: boolean;
+  /** "Thinking…" until the first token, step or end arrives. */
+  thinking: HTMLElement | null;
+}
+
+/** What `_send` sends beyond the text: the cell it is about, how the bubble reads. */
+interface ISendOptions {
+  notebook?: NotebookPanel;
+  context?: IChatContext;
+  /** Force an engine (the hello frame's names). */
+  engine?: string;
 }
 
 export namespace ChatPanel {
@@ -97,6 +109,8 @@ export namespace ChatPanel {
     notebooks?: INotebookTracker | null;
     /** For opening cited files; without it sources are listed but not opened. */
     commands?: CommandRegistry | null;
+    /** The user's settings (font size, default model), followed live. */
+    settings?: DuckSettings | null;
     // hook(answers): JupyterLab's highlighter, for syntax colours in code blocks.
     languages?: IEditorLanguageRegistry | null;
   }
@@ -115,7 +129,11 @@ export class ChatPanel extends Widget {
     this._notebooks = options.notebooks ?? null;
     this._commands = options.commands ?? null;
     this._storageKey = `rubberduck:conversation:${this._api.baseUrl}`;
+    this._notebookKey = `rubberduck:notebook-conversations:${this._api.baseUrl}`;
+    this._settings = options.settings ?? null;
     this._conversationId = this._loadConversationId() ?? UUID.uuid4();
+    this._model = new ChatModel(this._conversationId);
+    this._model.queueChanged.connect(this._renderQueue, this);
     const suggestions = new SuggestionActions(this._api, this._notebooks);
     this._services = {
       engineTitle: name => this._engineTitle(name),
@@ -174,6 +192,14 @@ export class ChatPanel extends Widget {
     this._log.setAttribute('role', 'log');
     this._log.setAttribute('aria-live', 'polite');
     this._log.setAttribute('aria-label', 'RubberDuck conversation');
+    this._empty = this._emptyState();
+    // Whatever adds to or clears the log, the starting points show only when it is empty.
+    new MutationObserver(() => this._updateEmpty()).observe(this._log, {
+      childList: true
+    });
+    this._queueNode = element('ul', 'jp-RubberDuck-queue');
+    this._queueNode.setAttribute('aria-label', 'Queued messages');
+    this._queueNode.hidden = true;
 
     const footer = element('div', 'jp-RubberDuck-footer');
     this._contextLine = element('div', 'jp-RubberDuck-context');
@@ -198,7 +224,13 @@ export class ChatPanel extends Widget {
     this._status.setAttribute('role', 'status');
     this._spend = element('div', 'jp-RubberDuck-spend');
     statusBar.append(this._status, this._spend);
-    footer.append(this.contextBar.node, this._slash.node, compose, statusBar); // hook(context)
+    footer.append(
+      this.contextBar.node, // hook(context)
+      this._queueNode,
+      this._slash.node,
+      compose,
+      statusBar
+    );
 
     this.node.append(
       header,
@@ -206,8 +238,10 @@ export class ChatPanel extends Widget {
       this._list.node,
       this._task.node,
       this._log,
+      this._empty,
       footer
     );
+    this._updateEmpty();
     this._updateSendButton();
     this._updateStatus();
     this._updateSpend();
@@ -217,6 +251,11 @@ export class ChatPanel extends Widget {
     this._connection.frameReceived.connect(this._onFrame, this);
     this._notebooks?.currentChanged.connect(this._updateContextLine, this);
     this._notebooks?.activeCellChanged.connect(this._updateContextLine, this);
+    this._commands?.commandChanged.connect(this._updateEmpty, this);
+    if (this._settings) {
+      this._settings.changed.connect(this._applySettings, this);
+      this._applySettings(this._settings, this._settings.values);
+    }
   }
 
   /** The conversation new messages go to. */
@@ -227,6 +266,11 @@ export class ChatPanel extends Widget {
   /** Put the caret in the message box. */
   focusInput(): void {
     this._input.focus();
+  }
+
+  /** Open the conversation list with the keyboard focus on the current row. */
+  openConversations(): void {
+    this._toggleList(true);
   }
 
   /**
@@ -240,7 +284,28 @@ export class ChatPanel extends Widget {
     // far, and give its socket time to say hello.
     await this._restored;
     await this._whenOpen(CONNECT_WAIT_MS);
-    return this._send('/fix', { notebook, context });
+    // The fix belongs to that notebook's conversation, not whichever one is open.
+    const home = this._notebookConversation(notebook.context.path);
+    if (home !== this._conversationId) {
+      if (this._turn) {
+        this._addNotice(
+          BUSY_HERE,
+          'An answer is still coming in; try again once it has finished.'
+        );
+        return false;
+      }
+      if (home) {
+        await this._switchTo(home);
+      } else {
+        this._newConversation();
+      }
+    }
+    // Said as the user would say it; the engine is forced, so no "/fix" is needed.
+    const engine = this._engines.find(e => e.commands.includes('/fix'));
+    const text = fixRequestText(context);
+    return engine
+      ? this._send(text, { notebook, context, engine: engine.name })
+      : this._send('/fix', { notebook, context });
   }
 
   handleEvent(event: Event): void {
@@ -336,10 +401,14 @@ export class ChatPanel extends Widget {
       !event.shiftKey &&
       !event.isComposing
     ) {
-      // While an answer streams Enter does nothing, so the draft is not lost.
       event.preventDefault();
       event.stopPropagation();
-      void this._send();
+      if (this._turn) {
+        // While an answer streams, the message waits its turn (shown, removable).
+        this._enqueue();
+      } else {
+        void this._send();
+      }
     }
   }
 
@@ -355,10 +424,7 @@ export class ChatPanel extends Widget {
    * Send `text` (default: the message box). The kernel's variables are asked for first,
    * which takes at most VARIABLES_TIMEOUT_MS.
    */
-  private async _send(
-    text?: string,
-    about?: { notebook: NotebookPanel; context: IChatContext }
-  ): Promise<boolean> {
+  private async _send(text?: string, about?: ISendOptions): Promise<boolean> {
     const fromBox = text === undefined;
     const message = fromBox ? this._input.value : text;
     if (!message.trim() || this._sending) {
@@ -404,6 +470,9 @@ export class ChatPanel extends Widget {
       if (model !== null) {
         frame.model = model;
       }
+      if (about?.engine) {
+        frame.engine = about.engine;
+      }
       if (this._turn || !this._connection.send(frame)) {
         this._notSent(fromBox);
         return false;
@@ -414,6 +483,11 @@ export class ChatPanel extends Widget {
         this._input.value = '';
       }
       this._saveConversationId();
+      // The notebook the user is in: "Fix this error" there comes back here.
+      const home = notebook ?? currentNotebook(this._notebooks);
+      if (home) {
+        this._rememberNotebook(home.context.path);
+      }
       this._startTurn(id, message);
       return true;
     } finally {
@@ -490,6 +564,7 @@ export class ChatPanel extends Widget {
       this._endTurn(turn);
     }
     this._loadSeq += 1;
+    this._clearQueue();
     this._log.replaceChildren();
     this._answers = [];
     this._task.show(null);
@@ -663,7 +738,8 @@ export class ChatPanel extends Widget {
         .filter(m => m.role === 'assistant' && m.status !== 'pending')
         .map(m => m.turn_id)
     );
-    for (const message of conversationOrder(detail.messages)) {
+    // The server sends them in the order to show (context/memory.py display_order).
+    for (const message of detail.messages) {
       if (message.role === 'user') {
         this._addUserMessage(message.content);
         if (!answered.has(message.turn_id) && message.status === 'pending') {
@@ -800,6 +876,14 @@ export class ChatPanel extends Widget {
       return;
     }
     const answer = turn.answer;
+    // Route, task and notices come before the model says anything: still thinking.
+    if (
+      frame.type === 'chunk' ||
+      frame.type === 'step' ||
+      frame.type === 'suggestion'
+    ) {
+      this._stopThinking(turn);
+    }
     switch (frame.type) {
       case 'route':
         answer.setRoute(frame.engine, frame.reason, frame.forced);
@@ -856,21 +940,18 @@ export class ChatPanel extends Widget {
   }
 
   private _onChunk(turn: ITurn, frame: IChunkFrame): void {
-    if (frame.seq < turn.nextSeq) {
-      return;
+    // The model puts chunks back in order; this only draws what it hands back.
+    const ready = this._model.acceptChunk(turn.id, frame.seq, {
+      text: frame.text,
+      step: frame.step
+    });
+    ready.forEach(chunk => this._addChunk(turn, chunk));
+    if (ready.length) {
+      this._scheduleRender(turn);
     }
-    turn.early.set(frame.seq, { text: frame.text, step: frame.step });
-    let next = turn.early.get(turn.nextSeq);
-    while (next !== undefined) {
-      turn.early.delete(turn.nextSeq);
-      this._addChunk(turn, next);
-      turn.nextSeq += 1;
-      next = turn.early.get(turn.nextSeq);
-    }
-    this._scheduleRender(turn);
   }
 
-  private _addChunk(turn: ITurn, chunk: IPendingChunk): void {
+  private _addChunk(turn: ITurn, chunk: IChunk): void {
     if (chunk.step !== undefined) {
       turn.answer.addStepText(chunk.step, chunk.text);
     } else {
@@ -912,6 +993,7 @@ export class ChatPanel extends Widget {
     this._scrollToEndIfFollowing();
     // The first answer names the conversation; keep the list and its title current.
     void this._refreshList();
+    this._sendQueued();
   }
 
   private _onError(frame: IErrorFrame): void {
@@ -948,6 +1030,9 @@ export class ChatPanel extends Widget {
       void this._refreshList();
     }
     this._addNotice(frame.code, frame.message, frame.retry_after);
+    if (turn) {
+      this._sendQueued();
+    }
   }
 
   // --- turns ------------------------------------------------------------------------
@@ -959,11 +1044,16 @@ export class ChatPanel extends Widget {
       id,
       question,
       answer,
-      nextSeq: 0,
-      early: new Map(),
       frame: 0,
-      stopping: false
+      stopping: false,
+      thinking: null
     };
+    this._model.startTurn(id, question);
+    const thinking = element('div', 'jp-RubberDuck-thinking', 'Thinking…');
+    thinking.setAttribute('role', 'status');
+    thinking.setAttribute('aria-live', 'polite');
+    this._log.append(thinking);
+    this._turn.thinking = thinking;
     this._scrollToEnd();
     this._updateSendButton();
   }
@@ -977,15 +1067,9 @@ export class ChatPanel extends Widget {
 
   /** Render everything received, including chunks stranded behind a gap. */
   private _flush(turn: ITurn): void {
-    const seqs = [...turn.early.keys()].sort((a, b) => a - b);
-    for (const seq of seqs) {
-      const chunk = turn.early.get(seq);
-      if (chunk) {
-        this._addChunk(turn, chunk);
-      }
-      turn.nextSeq = Math.max(turn.nextSeq, seq + 1);
+    if (this._model.turn?.id === turn.id) {
+      this._model.flush().forEach(chunk => this._addChunk(turn, chunk));
     }
-    turn.early.clear();
     cancelAnimationFrame(turn.frame);
     turn.frame = 0;
     this._render(turn);
@@ -999,12 +1083,21 @@ export class ChatPanel extends Widget {
     }
   }
 
+  private _stopThinking(turn: ITurn): void {
+    turn.thinking?.remove();
+    turn.thinking = null;
+  }
+
   private _endTurn(turn: ITurn): void {
+    this._stopThinking(turn);
     cancelAnimationFrame(turn.frame);
     turn.frame = 0;
     turn.answer.setStreaming(false);
     if (this._turn === turn) {
       this._turn = null;
+    }
+    if (this._model.turn?.id === turn.id) {
+      this._model.endTurn();
     }
     this._updateSendButton();
   }
@@ -1015,6 +1108,183 @@ export class ChatPanel extends Widget {
     turn.answer.appendLine(
       element('div', 'jp-RubberDuck-stopped', '(stopped)')
     );
+    this._sendQueued();
+  }
+
+  // --- queue ------------------------------------------------------------------------
+
+  /** Queue the box's text to go out when the current answer ends. */
+  private _enqueue(): void {
+    if (this._model.enqueue(this._input.value)) {
+      this._input.value = '';
+      this._slash.close();
+    }
+  }
+
+  /** The queue as the model holds it: each message with its remove button. */
+  private _renderQueue(_: ChatModel, queue: readonly string[]): void {
+    const items = queue.map((text, index) => {
+      const node = element('li', 'jp-RubberDuck-queued');
+      const remove = button(
+        'jp-RubberDuck-queued-remove',
+        `Remove the queued message “${text.slice(0, 40)}”`,
+        '×'
+      );
+      remove.addEventListener('click', () => {
+        this._model.removeQueued(index);
+        this.focusInput();
+      });
+      node.append(
+        element('span', 'jp-RubberDuck-queued-label', 'Queued'),
+        element('span', 'jp-RubberDuck-queued-text', text),
+        remove
+      );
+      return node;
+    });
+    this._queueNode.replaceChildren(...items);
+    this._queueNode.hidden = !items.length;
+  }
+
+  /** Send the oldest queued message, once the answer before it has ended. */
+  private _sendQueued(): void {
+    const next = this._model.takeQueued();
+    if (next === null) {
+      return;
+    }
+    void this._send(next).then(sent => {
+      if (!sent && !this._input.value) {
+        // Not sent (disconnected): give the text back rather than lose it.
+        this._input.value = next;
+      }
+    });
+  }
+
+  private _clearQueue(): void {
+    this._model.clearQueue();
+  }
+
+  // --- settings, empty state, notebooks' conversations -------------------------------
+
+  private _applySettings(
+    _: DuckSettings,
+    values: Readonly<IDuckSettingsValues>
+  ): void {
+    const size = values.chatFontSize ? `${values.chatFontSize}px` : '';
+    this._log.style.fontSize = size;
+    this._input.style.fontSize = size;
+    this._empty.style.fontSize = size;
+    if (this._models.length) {
+      this._updateModelPicker(this._models, this._serverModel);
+      this._updateStatus();
+    }
+  }
+
+  private _emptyState(): HTMLElement {
+    const node = element('div', 'jp-RubberDuck-empty');
+    node.append(
+      element(
+        'p',
+        'jp-RubberDuck-empty-intro',
+        'Ask RubberDuck about the notebook you are working in, or start here:'
+      )
+    );
+    const starts = element('div', 'jp-RubberDuck-starts');
+    starts.setAttribute('role', 'group');
+    starts.setAttribute('aria-label', 'Starting points');
+    const start = (
+      label: string,
+      title: string,
+      run: () => void
+    ): HTMLButtonElement => {
+      const item = element('button', 'jp-RubberDuck-start', label);
+      item.type = 'button';
+      item.title = title;
+      item.addEventListener('click', run);
+      starts.append(item);
+      return item;
+    };
+    start(
+      'Explain this notebook',
+      'Ask what the open notebook does',
+      () => void this._send('/explain this notebook')
+    );
+    start(
+      'Fix the last error',
+      'Ask for a fix of the newest failed cell of the open notebook',
+      () => void this._fixLastError()
+    );
+    start(
+      'Review the active cell',
+      'Review the code of the active cell',
+      () => void this._send('/review this cell')
+    );
+    this._indexStart = start(
+      'Index this project',
+      "Build the project's index, so answers can cite your files",
+      () => void this._commands?.execute(INDEX_COMMAND)
+    );
+    node.append(starts);
+    return node;
+  }
+
+  private _updateEmpty(): void {
+    const empty = this._log.childElementCount === 0;
+    this._empty.hidden = !empty;
+    this._log.hidden = empty;
+    if (this._indexStart) {
+      this._indexStart.hidden = !this._commands?.hasCommand(INDEX_COMMAND);
+    }
+  }
+
+  private async _fixLastError(): Promise<void> {
+    const notebook = currentNotebook(this._notebooks);
+    const cells = notebook?.content.widgets ?? [];
+    const failed = [...cells].reverse().find(cell => cellError(cell) !== null);
+    if (!notebook || !failed) {
+      this._addNotice(
+        'no_error',
+        notebook
+          ? `No cell of ${notebook.context.path} shows an error.`
+          : 'Open a notebook with a failed cell first.'
+      );
+      return;
+    }
+    await this.fixCellError(notebook, failed);
+  }
+
+  private _notebookConversation(path: string): string | null {
+    const known = this._readNotebookMap()[path];
+    if (!known) {
+      return null;
+    }
+    // A conversation deleted since is no home any more.
+    const listed = this._list.conversations;
+    return !listed.length || listed.some(c => c.id === known) ? known : null;
+  }
+
+  private _rememberNotebook(path: string): void {
+    const map = this._readNotebookMap();
+    if (map[path] === this._conversationId) {
+      return;
+    }
+    map[path] = this._conversationId;
+    try {
+      window.localStorage.setItem(this._notebookKey, JSON.stringify(map));
+    } catch {
+      // storage disabled or full: "Fix this error" then opens a new conversation
+    }
+  }
+
+  private _readNotebookMap(): Record<string, string> {
+    try {
+      const raw = window.localStorage.getItem(this._notebookKey);
+      const parsed: unknown = raw ? JSON.parse(raw) : {};
+      return parsed && typeof parsed === 'object'
+        ? (parsed as Record<string, string>)
+        : {};
+    } catch {
+      return {};
+    }
   }
 
   // --- DOM --------------------------------------------------------------------------
@@ -1070,32 +1340,14 @@ export class ChatPanel extends Widget {
 
   private _updateStatus(): void {
     const connection = this._connection;
-    let state: string;
-    let text: string;
-    switch (connection.state) {
-      case 'connecting':
-        state = 'connecting';
-        // hook(resume): the answer is not over, it continues once reconnected.
-        text = connection.resuming
-          ? 'Connection lost. Reconnecting to continue the answer…'
-          : 'Connecting…';
-        break;
-      case 'closed':
-        state = 'disconnected';
-        text = `Disconnected. Reconnecting in ${connection.retryDelaySeconds} s…`;
-        break;
-      case 'open': {
-        const model = connection.model;
-        if (model?.configured) {
-          state = 'ready';
-          text = `Model: ${this._chosenModel() ?? model.name ?? 'configured'}`;
-        } else {
-          state = 'no-model';
-          text = 'No model configured';
-        }
-        break;
-      }
-    }
+    const { state, text } = statusLine({
+      connection: connection.state,
+      // hook(resume): the answer is not over, it continues once reconnected.
+      resuming: connection.resuming,
+      retryDelaySeconds: connection.retryDelaySeconds,
+      configured: connection.model?.configured ?? false,
+      model: this._chosenModel() ?? connection.model?.name ?? null
+    });
     this._status.dataset.state = state;
     this._status.textContent = text;
   }
@@ -1104,10 +1356,18 @@ export class ChatPanel extends Widget {
    * Offer the models the server lists, keeping the user's pick while it is still
    * listed; with fewer than two there is nothing to choose and the picker hides.
    */
-  private _updateModelPicker(models: string[], fallback: string | null): void {
+  private _updateModelPicker(
+    models: string[],
+    serverDefault: string | null
+  ): void {
+    this._models = models;
+    this._serverModel = serverDefault;
     if (this._pickedModel !== null && !models.includes(this._pickedModel)) {
       this._pickedModel = null;
     }
+    // The user's default model, while the server still allows it, beats the server's.
+    const preferred = this._settings?.values.defaultModel ?? '';
+    const fallback = models.includes(preferred) ? preferred : serverDefault;
     const select = this._modelSelect;
     select.replaceChildren(...models.map(name => new Option(name, name)));
     const fallbackListed = fallback !== null && models.includes(fallback);
@@ -1189,29 +1449,28 @@ export class ChatPanel extends Widget {
   private _spend: HTMLDivElement;
   private _status: HTMLDivElement;
   private _contextLine: HTMLDivElement;
+  private _settings: DuckSettings | null;
+  private _notebookKey: string;
+  private _empty: HTMLElement;
+  private _indexStart: HTMLButtonElement | null = null;
+  private _model: ChatModel;
+  private _queueNode: HTMLElement;
+  /** The server's allowed models and default, from its hello. */
+  private _models: string[] = [];
+  private _serverModel: string | null = null;
 }
 
-/**
- * Finished turns in the order they were asked, each question before its answer
- * (storage order interleaves when a question was sent while another was answered).
- */
-function conversationOrder(messages: IStoredMessage[]): IStoredMessage[] {
-  const asked = new Map<string, number>();
-  for (const message of messages) {
-    if (message.role === 'user') {
-      asked.set(message.turn_id, message.seq);
-    }
-  }
-  const key = (m: IStoredMessage): [number, number, number] => [
-    asked.get(m.turn_id) ?? m.seq,
-    m.role === 'user' ? 0 : 1,
-    m.seq
-  ];
-  return [...messages].sort((a, b) => {
-    const [a0, a1, a2] = key(a);
-    const [b0, b1, b2] = key(b);
-    return a0 - b0 || a1 - b1 || a2 - b2;
-  });
+/** What "Fix this error" says it sends: "Fix the KeyError in cell 2". */
+function fixRequestText(context: IChatContext): string {
+  const names = context.error?.match(
+    /\b[A-Z]\w*(?:Error|Exception|Warning|Interrupt|Exit)\b/g
+  );
+  const what = names?.length ? `the ${names[names.length - 1]}` : 'the error';
+  const where =
+    context.cell_index !== undefined && context.cell_index !== null
+      ? ` in cell ${context.cell_index + 1}`
+      : '';
+  return `Fix ${what}${where}`;
 }
 
 /** A stored answer's usage, shaped like the done frame it once ended with. */

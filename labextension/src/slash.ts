@@ -200,10 +200,18 @@ export class SlashCompleter {
       option.dataset.command = match.command;
       const selected = index === this._active;
       option.setAttribute('aria-selected', String(selected));
-      option.append(
+      const head = element('span', 'jp-RubberDuck-slash-head');
+      head.append(
         element('span', 'jp-RubberDuck-slash-command', match.command),
         element('span', 'jp-RubberDuck-slash-title', match.title)
       );
+      option.append(head);
+      if (match.description) {
+        // Shown, not only a tooltip: the list is where a new user learns the commands.
+        option.append(
+          element('span', 'jp-RubberDuck-slash-description', match.description)
+        );
+      }
       option.title = match.description;
       return option;
     });

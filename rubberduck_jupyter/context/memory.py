@@ -29,9 +29,18 @@ def conversation_order(messages: Sequence[Message]) -> list[Message]:
     being answered; a prompt must pair each question with its own answer. Questions still
     waiting (pending) and error records are not part of the remembered conversation.
     """
-    asked = {m.turn_id: m.seq for m in messages if m.role == "user"}
     kept = [m for m in messages if m.status not in (MessageStatus.PENDING, MessageStatus.ERROR)]
-    return sorted(kept, key=lambda m: (asked.get(m.turn_id, m.seq), m.role != "user", m.seq))
+    return display_order(kept)
+
+
+def display_order(messages: Sequence[Message]) -> list[Message]:
+    """Every message, each question followed by its own answer, questions as asked.
+
+    What a client shows, pending questions and error records included: the client draws
+    a conversation in the order the server sends it, and this is that order.
+    """
+    asked = {m.turn_id: m.seq for m in messages if m.role == "user"}
+    return sorted(messages, key=lambda m: (asked.get(m.turn_id, m.seq), m.role != "user", m.seq))
 
 
 @dataclass(frozen=True)

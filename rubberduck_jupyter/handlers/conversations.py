@@ -13,6 +13,7 @@ from typing import Any
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
+from ..context.memory import display_order
 from ..domain.actions import ActionError, SuggestionConflict, TargetMissing, apply_suggestion
 from ..domain.models import SuggestionStatus, User
 from ..domain.policies import NotPermitted, require_conversation, require_suggestion
@@ -55,7 +56,8 @@ class ConversationHandler(_Base):
     @authorized
     async def get(self, conversation_id: str) -> None:
         conversation = await self.conversation(conversation_id)
-        messages = await self.store.messages(conversation_id)
+        # In the order to show them: the client draws them as they come.
+        messages = display_order(await self.store.messages(conversation_id))
         suggestions = await self.store.suggestions(conversation_id)
         self.finish(
             {

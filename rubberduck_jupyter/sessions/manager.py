@@ -13,10 +13,11 @@ import asyncio
 import contextlib
 import functools
 import logging
+import re
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..context.memory import (
@@ -82,13 +83,58 @@ DEFAULT_CONTEXT_TOKENS = 8192
 MAX_HISTORY_TOKENS = 32_000
 
 
+# What a command's object says when it points at the context rather than naming a file.
+_DEICTIC = re.compile(
+    r"^(?:(?:this|the|my|current|active)\s+)?(?:cell|notebook|code|error|one|it|this)?\.?$",
+    re.IGNORECASE,
+)
+# A single word that names a file: "calc.py", "src/etl.ipynb".
+_FILE_LIKE = re.compile(r"^[\w.~/-]*\.\w+$|^[\w.~-]*/[\w./~-]+$")
+# The exception's name on a traceback's last line: "KeyError: 'b'".
+_ERROR_NAME = re.compile(r"\b([A-Z]\w*(?:Error|Exception|Warning|Interrupt|Exit))\b")
+# Commands whose title is "<Noun> of <what>".
+_OF_NOUN = {"review": "Review", "explain": "Explanation", "test": "Tests", "doc": "Docs"}
+
+
+def _where(context: ChatContext | None) -> str:
+    """ "cell 3 in etl.ipynb", "etl.ipynb" or "", from what the client said is active."""
+    if context is None or not context.notebook_path:
+        return ""
+    name = PurePosixPath(context.notebook_path).name
+    if context.cell_index is not None:
+        return f"cell {context.cell_index + 1} in {name}"
+    return name
+
+
+def _error_name(context: ChatContext | None) -> str | None:
+    if context is None or not context.error:
+        return None
+    names = _ERROR_NAME.findall(context.error)
+    return names[-1] if names else None
+
+
 def title_from(text: str, context: ChatContext | None = None) -> str:
-    """A conversation's first title: its first message without a leading slash command."""
+    """A conversation's first title: what its first message is about.
+
+    A plain question is its own title. A slash command says what it acts on: a named
+    file ("Review of calc.py"), else the active cell or notebook the client sent
+    ("Review of cell 3 in etl.ipynb"), never the words "this cell".
+    """
     parsed = parse_command(text)
     if parsed is not None:
         command, rest = parsed
-        where = context.notebook_path if context is not None and context.notebook_path else ""
-        text = rest or " ".join(x for x in (command.capitalize(), where) if x)
+        where = _where(context)
+        noun = _OF_NOUN.get(command, command.capitalize())
+        if rest and _FILE_LIKE.match(rest):
+            text = f"{noun} of {PurePosixPath(rest).name}"
+        elif rest and not _DEICTIC.match(rest):
+            text = rest
+        elif command == "fix":
+            error = _error_name(context)
+            thing = f"the {error}" if error else "the error"
+            text = f"Fix {thing} in {where}" if where else f"Fix {thing}"
+        else:
+            text = f"{noun} of {where}" if where else noun
     first = " ".join(text.strip().split())
     return first if len(first) <= TITLE_CHARS else first[: TITLE_CHARS - 1].rstrip() + "…"
 

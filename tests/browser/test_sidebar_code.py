@@ -164,7 +164,8 @@ def test_fix_error_command_sends_the_traceback_and_refuses_a_changed_cell(
     panel.wait_for(state="visible")
     user = panel.locator('.jp-RubberDuck-message[data-role="user"]').last
     user.wait_for()
-    assert user.inner_text() == "/fix"
+    # Said as the user would say it, not "/fix".
+    assert user.inner_text() == "Fix the NameError in cell 1"
     suggestion = panel.locator(MESSAGES).last.locator(".jp-RubberDuck-suggestion")
     suggestion.wait_for()
     sent = fake_chat_requests(fake_llm)[before:]
@@ -201,7 +202,10 @@ def test_fix_error_command_sends_the_traceback_and_refuses_a_changed_cell(
     notebook.locator(".jp-Cell").first.locator(".jp-InputPrompt").click()
     page.keyboard.press("Control+Alt+f")
     panel.locator('.jp-RubberDuck-message[data-role="user"]').nth(1).wait_for()
-    assert panel.locator('.jp-RubberDuck-message[data-role="user"]').nth(1).inner_text() == "/fix"
+    assert (
+        panel.locator('.jp-RubberDuck-message[data-role="user"]').nth(1).inner_text()
+        == "Fix the NameError in cell 1"
+    )
     panel.locator(MESSAGES).nth(1).locator(".jp-RubberDuck-suggestion").wait_for()
 
 

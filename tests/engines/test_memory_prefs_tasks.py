@@ -6,7 +6,7 @@ from typing import Any
 
 from engine_harness import Harness, answer_text, frames_of, joined
 
-from rubberduck_jupyter.context.memory import MemoryWindow, conversation_order
+from rubberduck_jupyter.context.memory import MemoryWindow, conversation_order, display_order
 from rubberduck_jupyter.domain.models import Message, MessageStatus
 from rubberduck_jupyter.sessions.preferences import (
     PreferenceError,
@@ -32,6 +32,8 @@ def test_conversation_order_pairs_questions_with_their_answers() -> None:
         _msg(5, "assistant", "oops", "t9", MessageStatus.ERROR),
     ]
     assert [m.content for m in conversation_order(stored)] == ["q1", "a1", "q2", "a2"]
+    # What a client is sent keeps the pending question and the error, in the same order.
+    assert [m.content for m in display_order(stored)] == ["q1", "a1", "q2", "a2", "q3", "oops"]
 
 
 def test_window_keeps_the_newest_that_fit_and_overflows_the_oldest() -> None:

@@ -202,7 +202,22 @@ def test_titles_leave_out_the_slash_command() -> None:
     from rubberduck_jupyter.sessions.manager import title_from
 
     assert title_from("/review") == "Review"
-    assert title_from("/fix", ChatContext(notebook_path="etl.ipynb")) == "Fix etl.ipynb"
+    assert (
+        title_from("/fix", ChatContext(notebook_path="etl.ipynb")) == "Fix the error in etl.ipynb"
+    )
+    # A command says what it is about, not "this cell".
+    cell = ChatContext(notebook_path="work/etl.ipynb", cell_index=2)
+    assert title_from("/review this cell", cell) == "Review of cell 3 in etl.ipynb"
+    assert title_from("/review", cell) == "Review of cell 3 in etl.ipynb"
+    assert title_from("/review calc.py", cell) == "Review of calc.py"
+    assert title_from("/review src/pkg/calc.py") == "Review of calc.py"
+    assert title_from("/explain this notebook", ChatContext(notebook_path="etl.ipynb")) == (
+        "Explanation of etl.ipynb"
+    )
+    error = "Traceback (most recent call last):\n  ...\nKeyError: 'b'"
+    failed = ChatContext(notebook_path="etl.ipynb", cell_index=1, error=error)
+    assert title_from("/fix", failed) == "Fix the KeyError in cell 2 in etl.ipynb"
+    assert title_from("/review is this loop slow?", cell) == "is this loop slow?"
     assert title_from("  how   do I\npivot? ") == "how do I pivot?"
     assert len(title_from("x" * 500)) == 60
 
