@@ -15,10 +15,10 @@ from .common import (
     code_targets,
     first_code_block,
     known_names,
-    numbered,
     retrieve,
     say_no_model,
 )
+from .line_numbers import numbered
 
 REVIEW_PROMPT = BASE_PROMPT + (
     " You are reviewing code. Give concrete recommendations, most important first, each "

@@ -353,7 +353,7 @@ def checked_code(target: Any, proposed: str) -> tuple[str, str | None]:
     """`proposed` with copied line numbers removed when it needs that to parse, and why it
     still does not parse in the target's language (None: it parses). Runs in a thread:
     a 60,000-character module takes tens of milliseconds to parse."""
-    from .common import strip_line_numbers
+    from .line_numbers import strip_line_numbers
 
     language = target_language(target)
     problem = syntax_problem(language, proposed)

@@ -13,7 +13,7 @@ from typing import Any
 import nbformat
 import pytest
 
-from rubberduck_jupyter.engines.common import numbered
+from rubberduck_jupyter.engines.line_numbers import numbered
 
 pytestmark = pytest.mark.browser
 

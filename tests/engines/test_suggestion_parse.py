@@ -10,7 +10,7 @@ import pytest
 from engine_harness import Harness, frames_of
 
 from rubberduck_jupyter.engines.base import checked_code, syntax_problem, target_language
-from rubberduck_jupyter.engines.common import numbered, strip_line_numbers
+from rubberduck_jupyter.engines.line_numbers import numbered, strip_line_numbers
 from rubberduck_jupyter.protocol import ChatContext
 
 MODULE = (
