@@ -114,7 +114,12 @@ export class AnswerView {
 
   addNotice(notice: INotice): void {
     // Notices are Markdown (`commands`, code blocks), through the same sanitizer.
-    const banner = element('div', 'jp-RubberDuck-info jp-RubberDuck-markdown');
+    // Not the answer's own markdown class: the streaming caret and anything that looks for
+    // the answer's text must not take a notice for it; the CSS styles both alike.
+    const banner = element(
+      'div',
+      'jp-RubberDuck-info jp-RubberDuck-notice-text'
+    );
     banner.innerHTML = renderAnswerMarkdown(notice.message);
     banner.dataset.code = notice.code;
     banner.setAttribute('role', 'note');

@@ -39,8 +39,11 @@ def test_sidebar_streams_a_sanitized_markdown_answer(
     assert markdown.locator("strong").inner_text() == "the fix"
     assert "df = df.dropna()" in markdown.locator("pre code").inner_text()
     assert "Done." in markdown.inner_text()
-    # Remote images, forms and buttons from model output never reach the page.
-    assert markdown.locator("img, form, button, input").count() == 0
+    # Remote images, forms and buttons from model output never reach the page; the only
+    # buttons are RubberDuck's own code-block toolbar.
+    assert markdown.locator("img, form, input").count() == 0
+    assert markdown.locator("button:not([role='toolbar'] button)").count() == 0
+    assert markdown.locator("[role='toolbar'] button").count() >= 1
     user = panel.locator('.jp-RubberDuck-message[data-role="user"]').last
     assert user.inner_text().strip() == "How do I drop missing rows?"
     assert box.input_value() == ""
