@@ -263,7 +263,11 @@ def test_slash_commands_complete_from_the_keyboard_and_the_mouse(
     assert box.get_attribute("aria-expanded") == "true"
 
     page.keyboard.type("t")
-    assert [o.get_attribute("data-command") for o in options.all()] == [
+    # Read in one go: the list redraws as it filters, so elements taken one by one go stale.
+    page.wait_for_function(
+        "() => document.querySelectorAll('ul.jp-RubberDuck-slash [role=option]').length === 3"
+    )
+    assert options.evaluate_all("els => els.map(e => e.dataset.command)") == [
         "/think",
         "/tests",
         "/task",
@@ -284,7 +288,7 @@ def test_slash_commands_complete_from_the_keyboard_and_the_mouse(
 
     # Escape closes the list and keeps the text; Tab completes too.
     box.fill("")
-    page.keyboard.type("/rev")
+    box.press_sequentially("/rev")
     listbox.wait_for(state="visible")
     page.keyboard.press("Escape")
     assert listbox.is_hidden()
@@ -437,7 +441,8 @@ def test_notices_checked_code_and_a_cited_cell_that_opens(
     panel = open_sidebar("fake-model")
     answer = ask_and_wait(panel, "Where is step_2 set?")
 
-    info = answer.locator(".jp-RubberDuck-info")
+    # The no-model notice; a no-index one (with its Index this project action) follows it.
+    info = answer.locator(".jp-RubberDuck-info").first
     assert info.inner_text() == "Answering from the index only."
     assert info.get_attribute("data-code") == "no_model"
 
