@@ -227,6 +227,10 @@ def open_sidebar(page: Any) -> Any:
         # Until the splash goes the layout restorer may still open the sidebar, and a click
         # then would close it again.
         page.wait_for_selector("#jupyterlab-splash", state="detached")
+        # JupyterLab opens its launcher (which takes the focus) only once the file browser
+        # has listed the root too, about a second after the splash goes: keys typed into the
+        # sidebar before then would land in the launcher.
+        page.wait_for_selector("#jp-main-dock-panel .lm-TabBar-tab", state="attached")
         panel = page.locator(".jp-RubberDuck")
         # The restorer may already have it open from an earlier page in this workspace.
         if not panel.is_visible():

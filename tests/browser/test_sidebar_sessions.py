@@ -247,11 +247,6 @@ def test_think_streams_reasoning_steps_that_collapse(
     ]
 
 
-@pytest.mark.xfail(
-    reason="known regression, issue 11: with the command list open, ArrowDown no longer moves"
-    " the selection (another key handler in the sidebar takes it); to fix next",
-    strict=False,
-)
 def test_slash_commands_complete_from_the_keyboard_and_the_mouse(
     page: Any, open_sidebar: Any, fake_llm: Any
 ) -> None:
