@@ -471,6 +471,7 @@ def test_a_search_sees_whole_writes_only(tmp_path: Path, rng: np.random.Generato
         return make_file(rng, f"{path}.py", n, texts=texts, version=f"v{version}")
 
     errors: list[BaseException] = []
+    reads: list[int] = []  # one per snapshot checked, for the proof that readers overlapped
     with IndexStore(tmp_path / "index.duckdb", embedder_id="test") as store:
         names = [f"f{i}" for i in range(n_files)]
         store.replace_files([version_of(name, 0) for name in names])
@@ -507,6 +508,11 @@ def test_a_search_sees_whole_writes_only(tmp_path: Path, rng: np.random.Generato
                     hits = searcher.search("tagf1 ver7", 5)
                     assert all(h.path.startswith("f") for h in hits)
                     assert snapshot.chunks(np.flatnonzero(snapshot.alive)) == before
+                    reads.append(1)
+                    # A breath between searches, as real ones have: two threads spinning on
+                    # the GIL starve the writer, whose DuckDB scans of the registered batch
+                    # take the GIL back again and again (39 writes took 200 s without it).
+                    time.sleep(0.005)
             except BaseException as exc:
                 errors.append(exc)
 
@@ -518,6 +524,7 @@ def test_a_search_sees_whole_writes_only(tmp_path: Path, rng: np.random.Generato
         for thread in threads:
             thread.join(timeout=120)
         assert errors == []
+        assert len(reads) >= 20  # the readers really ran while the writer wrote
         check(store.snapshot())
         assert store.search_bm25("ver39", 10)  # the last write is searchable at once
 
