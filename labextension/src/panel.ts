@@ -78,9 +78,6 @@ const RETRYABLE_CODES = new Set<string>([
 // offers it only once it exists).
 const INDEX_COMMAND = 'rubberduck:index-project';
 
-// What the server appends to an answer that was cut off (sessions/manager.py).
-const INCOMPLETE_MARK = '\n\n[answer cut off]';
-
 /** The answer currently streaming. */
 interface ITurn {
   id: string;
@@ -785,12 +782,8 @@ export class ChatPanel extends Widget {
       answer.addStepText(step.step, step.text);
       answer.finishStep(step.step);
     }
-    let content = message.content;
-    if (message.status === 'incomplete' && content.endsWith(INCOMPLETE_MARK)) {
-      content = content.slice(0, -INCOMPLETE_MARK.length);
-    }
     if (!failed) {
-      answer.addText(content);
+      answer.addText(message.content);
     }
     meta.corrections.forEach(c => answer.addCorrection(c));
     answer.setCitations(meta.citations);
