@@ -10,7 +10,14 @@ import { Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
 
 import { AnswerView, IAnswerServices } from './answer';
-import { ChatModel, IChunk, statusLine } from './chatmodel';
+import {
+  ChatModel,
+  IChunk,
+  IConversationChange,
+  LoadFailure,
+  ShownMessage,
+  statusLine
+} from './chatmodel';
 import { ApiError, describeError, DuckApi, ExportFormat } from './api';
 import { openCitation } from './citations';
 import { ContextBar } from './chips'; // hook(context)
@@ -128,9 +135,17 @@ export class ChatPanel extends Widget {
     this._storageKey = `rubberduck:conversation:${this._api.baseUrl}`;
     this._notebookKey = `rubberduck:notebook-conversations:${this._api.baseUrl}`;
     this._settings = options.settings ?? null;
-    this._conversationId = this._loadConversationId() ?? UUID.uuid4();
-    this._model = new ChatModel(this._conversationId);
+    this._model = new ChatModel(
+      this._loadConversationId() ?? UUID.uuid4(),
+      this._api
+    );
     this._model.queueChanged.connect(this._renderQueue, this);
+    this._model.conversationChanged.connect(this._onConversationChanged, this);
+    this._model.loaded.connect(this._renderConversation, this);
+    this._model.loadFailed.connect(this._onLoadFailed, this);
+    this._model.loadingChanged.connect((_, loading) =>
+      this._log.setAttribute('aria-busy', String(loading))
+    );
     const suggestions = new SuggestionActions(this._api, this._notebooks);
     this._services = {
       engineTitle: name => this._engineTitle(name),
@@ -257,7 +272,7 @@ export class ChatPanel extends Widget {
 
   /** The conversation new messages go to. */
   get conversationId(): string {
-    return this._conversationId;
+    return this._model.conversationId;
   }
 
   /** Put the caret in the message box. */
@@ -283,7 +298,7 @@ export class ChatPanel extends Widget {
     await this._whenOpen(CONNECT_WAIT_MS);
     // The fix belongs to that notebook's conversation, not whichever one is open.
     const home = this._notebookConversation(notebook.context.path);
-    if (home !== this._conversationId) {
+    if (home !== this._model.conversationId) {
       if (this._turn) {
         this._addNotice(
           BUSY_HERE,
@@ -360,7 +375,7 @@ export class ChatPanel extends Widget {
     this._connection.start();
     this._updateContextLine();
     if (!this._restored) {
-      this._restored = this._load(this._conversationId, { quiet: true });
+      this._restored = this._model.restore().then(() => undefined);
       void this._refreshList();
     }
   }
@@ -448,7 +463,7 @@ export class ChatPanel extends Widget {
         type: 'chat',
         v: PROTOCOL_VERSION,
         id,
-        conversation_id: this._conversationId,
+        conversation_id: this._model.conversationId,
         text: message
       };
       // hook(context): the chips decide what goes; /fix sends its cell and variables
@@ -549,8 +564,14 @@ export class ChatPanel extends Widget {
     }, STOP_FALLBACK_MS);
   }
 
-  /** Drop the running turn (it goes on being saved on the server) and clear the view. */
-  private _leaveConversation(): void {
+  /**
+   * The chat moved to another conversation: cancel the answer left streaming (the server
+   * keeps what it saved) and clear the view for the one now current.
+   */
+  private _onConversationChanged(
+    _: ChatModel,
+    change: IConversationChange
+  ): void {
     const turn = this._turn;
     if (turn) {
       this._connection.send({
@@ -560,21 +581,18 @@ export class ChatPanel extends Widget {
       });
       this._endTurn(turn);
     }
-    this._loadSeq += 1;
-    this._clearQueue();
     this._log.replaceChildren();
     this._answers = [];
     this._task.show(null);
     this._totals = emptyTotals();
     this._updateSpend();
+    this._saveConversationId();
+    this._updateListTitle();
+    this._list.update(this._list.conversations, change.id);
   }
 
   private _newConversation(): void {
-    this._leaveConversation();
-    this._conversationId = UUID.uuid4();
-    this._saveConversationId();
-    this._updateListTitle();
-    this._list.update(this._list.conversations, this._conversationId);
+    this._model.newConversation(UUID.uuid4());
     this.focusInput();
   }
 
@@ -588,18 +606,8 @@ export class ChatPanel extends Widget {
 
   private async _switchTo(id: string): Promise<void> {
     this._toggleList(false);
-    if (id === this._conversationId && this._turn) {
-      // Already here, and an answer is coming in: nothing to reload.
-      this.focusInput();
-      return;
-    }
-    if (id !== this._conversationId) {
-      this._leaveConversation();
-      this._conversationId = id;
-      this._saveConversationId();
-    }
-    this._updateListTitle();
-    await this._load(id, { quiet: false });
+    // The view changes once the conversation has loaded (ChatModel.switchTo).
+    await this._model.switchTo(id);
     this.focusInput();
   }
 
@@ -636,7 +644,7 @@ export class ChatPanel extends Widget {
         return;
       }
     }
-    if (conversation.id === this._conversationId) {
+    if (conversation.id === this._model.conversationId) {
       this._newConversation();
     }
     await this._refreshList();
@@ -681,7 +689,7 @@ export class ChatPanel extends Widget {
   private async _refreshList(): Promise<void> {
     try {
       const items = await this._api.listConversations();
-      this._list.update(items, this._conversationId);
+      this._list.update(items, this._model.conversationId);
       this._list.showError(null);
     } catch (error) {
       this._list.showError(
@@ -691,65 +699,49 @@ export class ChatPanel extends Widget {
     this._updateListTitle();
   }
 
-  /** Show a stored conversation; `quiet` skips the notice when it cannot load. */
-  private async _load(id: string, options: { quiet: boolean }): Promise<void> {
-    const seq = ++this._loadSeq;
-    let detail: IConversationDetail | null;
-    try {
-      detail = await this._api.getConversation(id);
-    } catch (error) {
-      if (!options.quiet && seq === this._loadSeq) {
-        this._addNotice(
-          error instanceof ApiError ? error.code : 'load_failed',
-          `Could not load the conversation: ${describeError(error)}`,
-          error instanceof ApiError ? error.retryAfter : undefined
-        );
-      }
+  /** A switch the user asked for did not load: say why; the conversation shown stays. */
+  private _onLoadFailed(_: ChatModel, failure: LoadFailure): void {
+    if (failure.reason === 'missing') {
+      this._addNotice(
+        ErrorCode.NOT_FOUND,
+        'This conversation no longer exists.'
+      );
       return;
     }
-    // The user moved on (or a turn started here) while it loaded.
-    if (seq !== this._loadSeq || id !== this._conversationId || this._turn) {
-      return;
-    }
-    if (!detail) {
-      if (!options.quiet) {
-        this._addNotice(
-          ErrorCode.NOT_FOUND,
-          'This conversation no longer exists.'
-        );
-      }
-      return;
-    }
-    this._renderConversation(detail);
+    const error = failure.error;
+    this._addNotice(
+      error instanceof ApiError ? error.code : 'load_failed',
+      `Could not load the conversation: ${describeError(error)}`,
+      error instanceof ApiError ? error.retryAfter : undefined
+    );
   }
 
-  private _renderConversation(detail: IConversationDetail): void {
+  /** Draw the conversation the model loaded, in the order it holds the messages. */
+  private _renderConversation(_: ChatModel, detail: IConversationDetail): void {
     this._log.replaceChildren();
     this._answers = [];
     this._totals = emptyTotals();
     const suggestions = new Map(detail.suggestions.map(s => [s.id, s]));
-    // An answer still streaming is stored as it goes (status 'pending'): it is shown,
-    // and its question still says it is being answered.
-    const answered = new Set(
-      detail.messages
-        .filter(m => m.role === 'assistant' && m.status !== 'pending')
-        .map(m => m.turn_id)
-    );
-    // The server sends them in the order to show (context/memory.py display_order).
-    for (const message of detail.messages) {
-      if (message.role === 'user') {
-        this._addUserMessage(message.content);
-        if (!answered.has(message.turn_id) && message.status === 'pending') {
-          this._addMessage('notice').append(
-            element(
-              'div',
-              'jp-RubberDuck-finish',
-              '(still being answered: reopen the conversation to see the answer)'
-            )
-          );
-        }
-      } else {
-        this._addStoredAnswer(message, suggestions);
+    for (const item of this._model.messages) {
+      switch (item.kind) {
+        case 'question':
+          this._addUserMessage(item.message.content);
+          if (item.waiting) {
+            this._addMessage('notice').append(
+              element(
+                'div',
+                'jp-RubberDuck-finish',
+                '(still being answered: reopen the conversation to see the answer)'
+              )
+            );
+          }
+          break;
+        case 'refusal':
+          this._addNotice(item.code, item.text);
+          break;
+        case 'answer':
+          this._addStoredAnswer(item, suggestions);
+          break;
       }
     }
     this._task.show(detail.conversation.task);
@@ -759,19 +751,11 @@ export class ChatPanel extends Widget {
   }
 
   private _addStoredAnswer(
-    message: IStoredMessage,
+    item: Extract<ShownMessage, { kind: 'answer' }>,
     suggestions: Map<string, ISuggestion>
   ): void {
+    const message = item.message;
     const meta = message.meta;
-    const failed = message.status === 'error';
-    if (failed && !meta.route) {
-      // A turn refused before any engine ran (busy, not found): a notice, as it was live.
-      this._addNotice(
-        meta.error?.code ?? ErrorCode.INTERNAL,
-        meta.error?.message || message.content
-      );
-      return;
-    }
     const answer = this._newAnswer();
     if (meta.route) {
       answer.setRoute(meta.route.engine, meta.route.reason, meta.route.forced);
@@ -782,7 +766,7 @@ export class ChatPanel extends Widget {
       answer.addStepText(step.step, step.text);
       answer.finishStep(step.step);
     }
-    if (!failed) {
+    if (item.showText) {
       answer.addText(message.content);
     }
     meta.corrections.forEach(c => answer.addCorrection(c));
@@ -794,13 +778,13 @@ export class ChatPanel extends Widget {
       }
     }
     answer.render();
-    if (meta.error?.cancelled) {
+    if (item.ending === 'stopped') {
       answer.appendLine(element('div', 'jp-RubberDuck-stopped', '(stopped)'));
-    } else if (meta.error) {
+    } else if (item.ending === 'failed' && meta.error) {
       const error = element('div', 'jp-RubberDuck-error', meta.error.message);
       error.dataset.code = meta.error.code;
       answer.appendLine(error);
-    } else if (message.status === 'incomplete') {
+    } else if (item.ending === 'cut-off') {
       answer.appendLine(
         element('div', 'jp-RubberDuck-finish', '(the answer was cut off)')
       );
@@ -815,7 +799,7 @@ export class ChatPanel extends Widget {
 
   private _updateListTitle(): void {
     const current = this._list.conversations.find(
-      c => c.id === this._conversationId
+      c => c.id === this._model.conversationId
     );
     this._listTitle.textContent = current?.title ?? 'New conversation';
     this._listButton.setAttribute(
@@ -834,7 +818,7 @@ export class ChatPanel extends Widget {
 
   private _saveConversationId(): void {
     try {
-      window.localStorage.setItem(this._storageKey, this._conversationId);
+      window.localStorage.setItem(this._storageKey, this._model.conversationId);
     } catch {
       // storage disabled or full: nothing to keep across reloads
     }
@@ -1152,10 +1136,6 @@ export class ChatPanel extends Widget {
     });
   }
 
-  private _clearQueue(): void {
-    this._model.clearQueue();
-  }
-
   // --- settings, empty state, notebooks' conversations -------------------------------
 
   private _applySettings(
@@ -1257,10 +1237,10 @@ export class ChatPanel extends Widget {
 
   private _rememberNotebook(path: string): void {
     const map = this._readNotebookMap();
-    if (map[path] === this._conversationId) {
+    if (map[path] === this._model.conversationId) {
       return;
     }
-    map[path] = this._conversationId;
+    map[path] = this._model.conversationId;
     try {
       window.localStorage.setItem(this._notebookKey, JSON.stringify(map));
     } catch {
@@ -1413,11 +1393,8 @@ export class ChatPanel extends Widget {
   private _commands: CommandRegistry | null;
   private _services: IAnswerServices;
   private _storageKey: string;
-  private _conversationId: string;
   /** The first load of the remembered conversation; null until the panel is shown. */
   private _restored: Promise<void> | null = null;
-  /** Bumped whenever the view changes conversation, so late loads are dropped. */
-  private _loadSeq = 0;
   private _turn: ITurn | null = null;
   /** A question waiting for the kernel's variables before it goes out. */
   private _sending = false;

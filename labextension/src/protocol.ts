@@ -904,11 +904,11 @@ export function parseConversationDetail(
   if (!conversation) {
     return null;
   }
-  const messages = listOf(raw.messages, parseStoredMessage);
-  messages.sort((a, b) => a.seq - b.seq);
   return {
     conversation,
-    messages,
+    // In the server's order, which is the order to show (context/memory.py
+    // display_order): sorting by seq here would split a question from its answer.
+    messages: listOf(raw.messages, parseStoredMessage),
     suggestions: listOf(raw.suggestions, parseSuggestion)
   };
 }
