@@ -12,7 +12,14 @@
  */
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { ErrorCode, IConversationDetail, IStoredMessage } from './protocol';
+import {
+  ErrorCode,
+  IConversationDetail,
+  IDoneFrame,
+  IStoredMessage,
+  IUsageTotals
+} from './protocol';
+import { addAnswer, emptyTotals } from './usage';
 
 /** A chunk of an answer's text, of its main text or of a reasoning step. */
 export interface IChunk {
@@ -141,6 +148,28 @@ export function shownMessages(detail: IConversationDetail): ShownMessage[] {
   });
 }
 
+/** A stored answer's usage, shaped like the done frame it once ended with. */
+export function storedDone(message: IStoredMessage): IDoneFrame {
+  const meta = message.meta;
+  return {
+    type: 'done',
+    id: message.turn_id,
+    usage: meta.usage ?? {
+      prompt_tokens: 0,
+      completion_tokens: 0,
+      total_tokens: 0
+    },
+    finish_reason: 'stop',
+    model: meta.model,
+    cost_usd: meta.cost_usd,
+    cached: false,
+    attempts: [],
+    engine: message.engine,
+    conversation_id: null,
+    message_id: message.id
+  };
+}
+
 /** Why a conversation did not load: it does not exist, or the request failed. */
 export type LoadFailure =
   | { id: string; reason: 'missing' }
@@ -175,6 +204,11 @@ export class ChatModel {
     return this._messages;
   }
 
+  /** What the current conversation has spent: its stored answers and those since. */
+  get totals(): Readonly<IUsageTotals> {
+    return this._totals;
+  }
+
   /** A load is on its way. */
   get loading(): boolean {
     return this._loading !== 0;
@@ -206,6 +240,10 @@ export class ChatModel {
   /** Emits when a load the user asked for failed; the current conversation stays. */
   get loadFailed(): ISignal<ChatModel, LoadFailure> {
     return this._loadFailed;
+  }
+
+  get totalsChanged(): ISignal<ChatModel, Readonly<IUsageTotals>> {
+    return this._totalsChanged;
   }
 
   /** Emits when a load starts or settles (`loading`). */
@@ -325,6 +363,12 @@ export class ChatModel {
     return out;
   }
 
+  /** An answer of this conversation ended (its done frame): count what it spent. */
+  addUsage(frame: IDoneFrame): void {
+    addAnswer(this._totals, frame);
+    this._totalsChanged.emit(this._totals);
+  }
+
   /** The answer is over (done, error, stop, dropped). */
   endTurn(): void {
     if (!this._turn) {
@@ -420,19 +464,29 @@ export class ChatModel {
     this._conversationId = id;
     this._conversation = null;
     this._messages = [];
+    this._totals = emptyTotals();
     this._conversationChanged.emit({ id, left });
+    this._totalsChanged.emit(this._totals);
   }
 
   private _show(detail: IConversationDetail): void {
     this._conversation = detail;
     this._messages = shownMessages(detail);
+    this._totals = emptyTotals();
+    for (const item of this._messages) {
+      if (item.kind === 'answer') {
+        addAnswer(this._totals, storedDone(item.message));
+      }
+    }
     this._loaded.emit(detail);
+    this._totalsChanged.emit(this._totals);
   }
 
   private _conversationId: string;
   private _source: IConversationSource | null;
   private _conversation: IConversationDetail | null = null;
   private _messages: ShownMessage[] = [];
+  private _totals = emptyTotals();
   /** The number of the load that may land; bumped by anything that supersedes it. */
   private _loadSeq = 0;
   /** The load on its way (its number), 0 when none. */
@@ -447,6 +501,7 @@ export class ChatModel {
   private _loaded = new Signal<ChatModel, IConversationDetail>(this);
   private _loadFailed = new Signal<ChatModel, LoadFailure>(this);
   private _loadingChanged = new Signal<ChatModel, boolean>(this);
+  private _totalsChanged = new Signal<ChatModel, Readonly<IUsageTotals>>(this);
   private _turnChanged = new Signal<ChatModel, Readonly<ITurnState> | null>(
     this
   );

@@ -91,17 +91,6 @@ export function cellContext(
   return context;
 }
 
-/** A short label of what notebookContext would send, for the panel to show. */
-export function contextLabel(tracker: INotebookTracker | null): string | null {
-  const panel = currentNotebook(tracker);
-  if (!panel) {
-    return null;
-  }
-  const cell = panel.content.activeCell;
-  const name = panel.context.localPath.split('/').pop() ?? panel.context.path;
-  return cell ? `${name}, active cell` : name;
-}
-
 /** The traceback of the cell's last error output, as plain text; null if it has none. */
 export function cellError(cell: Cell): string | null {
   if (cell.model.type !== 'code') {

@@ -1,66 +1,58 @@
-import { Dialog, showDialog } from '@jupyterlab/apputils';
+/**
+ * The RubberDuck sidebar, composed: ChatModel holds the state (conversation, loading,
+ * the answer streaming, the queue, the spend), the views draw it (header, conversation
+ * bar, task, log, empty state, composer, status line), and this file connects them to
+ * the WebSocket: it sends questions and cancels, and hands the server's frames on.
+ */
 import type { Cell } from '@jupyterlab/cells';
 import type { IEditorLanguageRegistry } from '@jupyterlab/codemirror'; // hook(answers)
 import type { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
-import { caretDownIcon } from '@jupyterlab/ui-components';
 import type { CommandRegistry } from '@lumino/commands';
 import { UUID } from '@lumino/coreutils';
 import { Message } from '@lumino/messaging';
 import { Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
 
-import { AnswerView, IAnswerServices } from './answer';
+import { IAnswerServices } from './answer';
+import { finishLine, stoppedLine, usageLine } from './answerfooter';
+import { ApiError, describeError, DuckApi } from './api';
 import {
   ChatModel,
-  IChunk,
   IConversationChange,
   LoadFailure,
-  ShownMessage,
-  statusLine
+  LoadOutcome
 } from './chatmodel';
-import { ApiError, describeError, DuckApi, ExportFormat } from './api';
-import { openCitation } from './citations';
 import { ContextBar } from './chips'; // hook(context)
+import { openCitation } from './citations';
+import { Composer } from './composer';
 import { ConnectionState, DuckConnection } from './connection';
-import {
-  cellContext,
-  cellError,
-  contextLabel,
-  currentNotebook
-} from './context';
-import { ConversationList } from './conversations';
-import { button, element } from './dom';
+import { cellContext, cellError, currentNotebook } from './context';
+import { ConversationBar } from './conversationbar';
+import { element } from './dom';
+import { EmptyState } from './emptystate';
 import { kernelVariables } from './kernelvars';
+import { LiveAnswer } from './liveanswer';
+import { ConversationMemory } from './memory';
+import { MessageLog } from './messagelog';
+import { ModelPicker } from './modelpicker';
 import {
   ErrorCode,
   IChatContext,
   IChatFrame,
-  IChunkFrame,
+  ICitation,
   IConversationDetail,
-  IConversationSummary,
   IDoneFrame,
   IEngineInfo,
   IErrorFrame,
   IHelloFrame,
-  ICitation,
-  IStoredMessage,
-  ISuggestion,
   PROTOCOL_VERSION,
   ServerFrame
 } from './protocol';
 import { DuckSettings, IDuckSettingsValues } from './settings';
-import { slashCommands, SlashCompleter } from './slash';
+import { slashCommands } from './slash';
+import { StatusLine } from './statusline';
 import { SuggestionActions } from './suggestion';
 import { TaskView } from './task';
-import {
-  addAnswer,
-  attemptsText,
-  emptyTotals,
-  failoverText,
-  formatCost,
-  formatTokens,
-  spendText
-} from './usage';
 
 /** Client-side notice codes, next to the server's ErrorCode values. */
 const DISCONNECTED = 'disconnected';
@@ -84,18 +76,6 @@ const RETRYABLE_CODES = new Set<string>([
 // The command another plugin registers to build the project's index (the empty state
 // offers it only once it exists).
 const INDEX_COMMAND = 'rubberduck:index-project';
-
-/** The answer currently streaming. */
-interface ITurn {
-  id: string;
-  question: string;
-  answer: AnswerView;
-  /** Pending animation frame for a re-render, 0 if none. */
-  frame: number;
-  stopping: boolean;
-  /** "Thinking…" until the first token, step or end arrives. */
-  thinking: HTMLElement | null;
-}
 
 /** What `_send` sends beyond the text: the cell it is about, how the bubble reads. */
 interface ISendOptions {
@@ -129,28 +109,18 @@ export class ChatPanel extends Widget {
     super();
     this.addClass('jp-RubberDuck');
     this._connection = options.connection;
-    this._api = options.api;
     this._notebooks = options.notebooks ?? null;
     this._commands = options.commands ?? null;
-    this._storageKey = `rubberduck:conversation:${this._api.baseUrl}`;
-    this._notebookKey = `rubberduck:notebook-conversations:${this._api.baseUrl}`;
     this._settings = options.settings ?? null;
+    this._memory = new ConversationMemory(options.api.baseUrl);
     this._model = new ChatModel(
-      this._loadConversationId() ?? UUID.uuid4(),
-      this._api
+      this._memory.current ?? UUID.uuid4(),
+      options.api
     );
-    this._model.queueChanged.connect(this._renderQueue, this);
-    this._model.conversationChanged.connect(this._onConversationChanged, this);
-    this._model.loaded.connect(this._renderConversation, this);
-    this._model.loadFailed.connect(this._onLoadFailed, this);
-    this._model.loadingChanged.connect((_, loading) =>
-      this._log.setAttribute('aria-busy', String(loading))
-    );
-    const suggestions = new SuggestionActions(this._api, this._notebooks);
-    this._services = {
+    const services: IAnswerServices = {
       engineTitle: name => this._engineTitle(name),
       openCitation: citation => this._openCitation(citation),
-      suggestions,
+      suggestions: new SuggestionActions(options.api, this._notebooks),
       // hook(answers): code blocks' Insert/Replace/diff act on the active notebook.
       codeBlocks: {
         notebooks: this._notebooks,
@@ -158,8 +128,7 @@ export class ChatPanel extends Widget {
       }
     };
 
-    const header = element('div', 'jp-RubberDuck-header');
-    const title = element('span', 'jp-RubberDuck-title', 'RubberDuck');
+    this._picker = new ModelPicker(() => this._updateStatus());
     this._newButton = element(
       'button',
       'jp-RubberDuck-new',
@@ -167,108 +136,80 @@ export class ChatPanel extends Widget {
     );
     this._newButton.type = 'button';
     this._newButton.title = 'Clear the view and start a new conversation';
-    this._modelSelect = element('select', 'jp-RubberDuck-model');
-    this._modelSelect.setAttribute('aria-label', 'Model');
-    this._modelSelect.title = 'Model for the next question';
-    this._modelSelect.hidden = true;
+    this._newButton.addEventListener('click', () => this._newConversation());
+    const header = element('div', 'jp-RubberDuck-header');
     // Grouped so a narrow sidebar wraps both under the title rather than squeezing one.
     const actions = element('div', 'jp-RubberDuck-actions');
-    actions.append(this._modelSelect, this._newButton);
-    header.append(title, actions);
+    actions.append(this._picker.node, this._newButton);
+    header.append(
+      element('span', 'jp-RubberDuck-title', 'RubberDuck'),
+      actions
+    );
 
-    this._list = new ConversationList({
+    this._bar = new ConversationBar(options.api, {
+      current: () => this._model.conversationId,
       open: id => void this._switchTo(id),
-      rename: (id, name) => this._rename(id, name),
-      remove: conversation => void this._delete(conversation),
-      exportAs: (id, format) => void this._export(id, format)
+      currentDeleted: () => this._newConversation()
     });
-    this._listButton = element('button', 'jp-RubberDuck-conversations-toggle');
-    this._listButton.type = 'button';
-    this._listButton.setAttribute('aria-expanded', 'false');
-    this._listButton.setAttribute('aria-controls', this._list.node.id);
-    this._listButton.title =
-      'Your conversations: switch, rename, export, delete';
-    this._listTitle = element(
-      'span',
-      'jp-RubberDuck-conversations-current',
-      'New conversation'
-    );
-    this._listButton.append(
-      this._listTitle,
-      caretDownIcon.element({ tag: 'span', className: 'jp-RubberDuck-caret' })
-    );
-
     this._task = new TaskView();
-
-    this._log = element('div', 'jp-RubberDuck-messages');
-    this._log.setAttribute('role', 'log');
-    this._log.setAttribute('aria-live', 'polite');
-    this._log.setAttribute('aria-label', 'RubberDuck conversation');
-    this._empty = this._emptyState();
     // Whatever adds to or clears the log, the starting points show only when it is empty.
-    new MutationObserver(() => this._updateEmpty()).observe(this._log, {
-      childList: true
+    this._log = new MessageLog(services, () => this._updateEmpty());
+    this._empty = new EmptyState({
+      explainNotebook: () => void this._send('/explain this notebook'),
+      fixLastError: () => void this._fixLastError(),
+      reviewCell: () => void this._send('/review this cell'),
+      indexProject: () => void this._commands?.execute(INDEX_COMMAND),
+      canIndex: () => this._commands?.hasCommand(INDEX_COMMAND) ?? false
     });
-    this._queueNode = element('ul', 'jp-RubberDuck-queue');
-    this._queueNode.setAttribute('aria-label', 'Queued messages');
-    this._queueNode.hidden = true;
-
-    const footer = element('div', 'jp-RubberDuck-footer');
-    this._contextLine = element('div', 'jp-RubberDuck-context');
-    const compose = element('div', 'jp-RubberDuck-compose');
-    this._input = element('textarea', 'jp-RubberDuck-input');
-    this._input.rows = 3;
-    this._input.setAttribute('aria-label', 'Message RubberDuck');
-    this._input.placeholder = 'Ask about your code… (/ for commands)';
-    this._input.title =
-      'Enter sends, Shift+Enter adds a line, / at the start lists the commands';
-    this._slash = new SlashCompleter(this._input);
-    // hook(context): chips of what goes with the message, and the @ list (chips.ts)
-    this.contextBar = new ContextBar({
-      input: this._input,
-      notebooks: this._notebooks
+    this._composer = new Composer(this._notebooks, {
+      submit: () => {
+        if (this._turn) {
+          // While an answer streams, the message waits its turn (shown, removable).
+          this._enqueue();
+        } else {
+          void this._send();
+        }
+      },
+      press: () => (this._turn ? this._stop() : void this._send()),
+      removeQueued: index => {
+        this._model.removeQueued(index);
+        this.focusInput();
+      }
     });
-    this._sendButton = element('button', 'jp-RubberDuck-send');
-    this._sendButton.type = 'button';
-    compose.append(this._input, this._sendButton);
-    const statusBar = element('div', 'jp-RubberDuck-statusbar');
-    this._status = element('div', 'jp-RubberDuck-status');
-    this._status.setAttribute('role', 'status');
-    this._spend = element('div', 'jp-RubberDuck-spend');
-    statusBar.append(this._status, this._spend);
-    footer.append(
-      this.contextBar.node, // hook(context)
-      this._queueNode,
-      this._slash.node,
-      compose,
-      statusBar
-    );
+    this.contextBar = this._composer.contextBar;
+    this._status = new StatusLine();
+    this._composer.node.append(this._status.node);
 
     this.node.append(
       header,
-      this._listButton,
-      this._list.node,
+      ...this._bar.nodes,
       this._task.node,
-      this._log,
-      this._empty,
-      footer
+      this._log.node,
+      this._empty.node,
+      this._composer.node
     );
-    this._updateEmpty();
-    this._updateSendButton();
-    this._updateStatus();
-    this._updateSpend();
-    this._updateContextLine();
 
+    const model = this._model;
+    model.queueChanged.connect((_, queue) => this._composer.showQueue(queue));
+    model.conversationChanged.connect(this._onConversationChanged, this);
+    model.loaded.connect(this._onLoaded, this);
+    model.loadFailed.connect(this._onLoadFailed, this);
+    model.loadingChanged.connect((_, busy) => this._log.setBusy(busy));
+    model.totalsChanged.connect((_, totals) => this._status.showSpend(totals));
     this._connection.stateChanged.connect(this._onStateChanged, this);
     this._connection.frameReceived.connect(this._onFrame, this);
-    this._notebooks?.currentChanged.connect(this._updateContextLine, this);
-    this._notebooks?.activeCellChanged.connect(this._updateContextLine, this);
     this._commands?.commandChanged.connect(this._updateEmpty, this);
+    this._updateEmpty();
+    this._updateStatus();
+    this._status.showSpend(model.totals);
     if (this._settings) {
       this._settings.changed.connect(this._applySettings, this);
       this._applySettings(this._settings, this._settings.values);
     }
   }
+
+  /** hook(context): the chips and @ list; index.ts hands it the settings. */
+  readonly contextBar: ContextBar;
 
   /** The conversation new messages go to. */
   get conversationId(): string {
@@ -277,12 +218,12 @@ export class ChatPanel extends Widget {
 
   /** Put the caret in the message box. */
   focusInput(): void {
-    this._input.focus();
+    this._composer.focus();
   }
 
   /** Open the conversation list with the keyboard focus on the current row. */
   openConversations(): void {
-    this._toggleList(true);
+    this._bar.toggle(true);
   }
 
   /**
@@ -297,7 +238,10 @@ export class ChatPanel extends Widget {
     await this._restored;
     await this._whenOpen(CONNECT_WAIT_MS);
     // The fix belongs to that notebook's conversation, not whichever one is open.
-    const home = this._notebookConversation(notebook.context.path);
+    const home = this._memory.notebookHome(
+      notebook.context.path,
+      this._bar.conversations
+    );
     if (home !== this._model.conversationId) {
       if (this._turn) {
         this._addNotice(
@@ -306,10 +250,10 @@ export class ChatPanel extends Widget {
         );
         return false;
       }
-      if (home) {
-        await this._switchTo(home);
-      } else {
+      if (!home) {
         this._newConversation();
+      } else if ((await this._switchTo(home)) !== 'loaded') {
+        return false; // the log says why; the fix must not land in another conversation
       }
     }
     // Said as the user would say it; the engine is forced, so no "/fix" is needed.
@@ -321,25 +265,8 @@ export class ChatPanel extends Widget {
   }
 
   handleEvent(event: Event): void {
-    switch (event.type) {
-      case 'keydown':
-        this._onKeyDown(event as KeyboardEvent);
-        break;
-      case 'click':
-        if (event.target === this._sendButton) {
-          this._onSendButton();
-        } else if (event.target === this._newButton) {
-          this._newConversation();
-        } else if (this._listButton.contains(event.target as Node)) {
-          this._toggleList();
-        }
-        break;
-      case 'change':
-        if (event.target === this._modelSelect) {
-          this._pickedModel = this._modelSelect.value;
-          this._updateStatus();
-        }
-        break;
+    if (event.type === 'keydown') {
+      this._onKeyDown(event as KeyboardEvent);
     }
   }
 
@@ -347,25 +274,19 @@ export class ChatPanel extends Widget {
     if (this.isDisposed) {
       return;
     }
-    if (this._turn) {
-      cancelAnimationFrame(this._turn.frame);
-    }
+    this._turn?.end();
     Signal.disconnectReceiver(this);
-    this.contextBar.dispose(); // hook(context)
+    this._composer.dispose();
     super.dispose();
   }
 
   protected onAfterAttach(msg: Message): void {
     super.onAfterAttach(msg);
     this.node.addEventListener('keydown', this);
-    this.node.addEventListener('click', this);
-    this.node.addEventListener('change', this);
   }
 
   protected onBeforeDetach(msg: Message): void {
     this.node.removeEventListener('keydown', this);
-    this.node.removeEventListener('click', this);
-    this.node.removeEventListener('change', this);
     super.onBeforeDetach(msg);
   }
 
@@ -373,10 +294,9 @@ export class ChatPanel extends Widget {
     super.onAfterShow(msg);
     // Connect lazily: a sidebar nobody opens should not hold a socket.
     this._connection.start();
-    this._updateContextLine();
     if (!this._restored) {
       this._restored = this._model.restore().then(() => undefined);
-      void this._refreshList();
+      void this._bar.refresh();
     }
   }
 
@@ -387,48 +307,19 @@ export class ChatPanel extends Widget {
 
   // --- user actions -----------------------------------------------------------------
 
+  /** Escape anywhere in the panel: close the conversation list, else stop the answer. */
   private _onKeyDown(event: KeyboardEvent): void {
-    if (event.target === this._input && this._slash.handleKey(event)) {
+    if (event.key !== 'Escape') {
       return;
     }
-    if (event.target === this._input && this.contextBar.handleKey(event)) {
-      return; // hook(context)
-    }
-    if (event.key === 'Escape' && this._list.isOpen) {
+    if (this._bar.isOpen) {
       event.preventDefault();
       event.stopPropagation();
-      this._toggleList(false);
-      this._listButton.focus();
-      return;
-    }
-    if (event.key === 'Escape' && this._turn) {
+      this._bar.closeToToggle();
+    } else if (this._turn) {
       event.preventDefault();
       event.stopPropagation();
       this._stop();
-      return;
-    }
-    if (
-      event.target === this._input &&
-      event.key === 'Enter' &&
-      !event.shiftKey &&
-      !event.isComposing
-    ) {
-      event.preventDefault();
-      event.stopPropagation();
-      if (this._turn) {
-        // While an answer streams, the message waits its turn (shown, removable).
-        this._enqueue();
-      } else {
-        void this._send();
-      }
-    }
-  }
-
-  private _onSendButton(): void {
-    if (this._turn) {
-      this._stop();
-    } else {
-      void this._send();
     }
   }
 
@@ -437,8 +328,9 @@ export class ChatPanel extends Widget {
    * which takes at most VARIABLES_TIMEOUT_MS.
    */
   private async _send(text?: string, about?: ISendOptions): Promise<boolean> {
+    const input = this._composer.input;
     const fromBox = text === undefined;
-    const message = fromBox ? this._input.value : text;
+    const message = fromBox ? input.value : text;
     if (!message.trim() || this._sending) {
       return false;
     }
@@ -478,7 +370,7 @@ export class ChatPanel extends Widget {
       if (Object.keys(context).length) {
         frame.context = context;
       }
-      const model = this._chosenModel();
+      const model = this._picker.chosen;
       if (model !== null) {
         frame.model = model;
       }
@@ -489,16 +381,19 @@ export class ChatPanel extends Widget {
         this._notSent(fromBox);
         return false;
       }
-      this._addUserMessage(message);
+      this._log.addUserMessage(message);
       this.contextBar.sent(); // hook(context)
-      if (fromBox && this._input.value === message) {
-        this._input.value = '';
+      if (fromBox && input.value === message) {
+        input.value = '';
       }
-      this._saveConversationId();
+      this._memory.current = this._model.conversationId;
       // The notebook the user is in: "Fix this error" there comes back here.
       const home = notebook ?? currentNotebook(this._notebooks);
       if (home) {
-        this._rememberNotebook(home.context.path);
+        this._memory.rememberNotebook(
+          home.context.path,
+          this._model.conversationId
+        );
       }
       this._startTurn(id, message);
       return true;
@@ -564,6 +459,51 @@ export class ChatPanel extends Widget {
     }, STOP_FALLBACK_MS);
   }
 
+  private _newConversation(): void {
+    this._model.newConversation(UUID.uuid4());
+    this.focusInput();
+  }
+
+  private async _switchTo(id: string): Promise<LoadOutcome> {
+    this._bar.toggle(false);
+    // The view changes once the conversation has loaded (ChatModel.switchTo).
+    const outcome = await this._model.switchTo(id);
+    this.focusInput();
+    return outcome;
+  }
+
+  private async _openCitation(citation: ICitation): Promise<void> {
+    if (!this._commands) {
+      return;
+    }
+    try {
+      await openCitation(this._commands, citation);
+    } catch (error) {
+      this._addNotice(
+        'open_failed',
+        `Could not open ${citation.path}: ${(error as Error).message}`
+      );
+    }
+  }
+
+  private async _fixLastError(): Promise<void> {
+    const notebook = currentNotebook(this._notebooks);
+    const cells = notebook?.content.widgets ?? [];
+    const failed = [...cells].reverse().find(cell => cellError(cell) !== null);
+    if (!notebook || !failed) {
+      this._addNotice(
+        'no_error',
+        notebook
+          ? `No cell of ${notebook.context.path} shows an error.`
+          : 'Open a notebook with a failed cell first.'
+      );
+      return;
+    }
+    await this.fixCellError(notebook, failed);
+  }
+
+  // --- the model's conversation -------------------------------------------------------
+
   /**
    * The chat moved to another conversation: cancel the answer left streaming (the server
    * keeps what it saved) and clear the view for the one now current.
@@ -581,122 +521,17 @@ export class ChatPanel extends Widget {
       });
       this._endTurn(turn);
     }
-    this._log.replaceChildren();
-    this._answers = [];
+    this._log.clear();
     this._task.show(null);
-    this._totals = emptyTotals();
-    this._updateSpend();
-    this._saveConversationId();
-    this._updateListTitle();
-    this._list.update(this._list.conversations, change.id);
+    this._memory.current = change.id;
+    this._bar.showCurrent();
   }
 
-  private _newConversation(): void {
-    this._model.newConversation(UUID.uuid4());
-    this.focusInput();
-  }
-
-  private _toggleList(open = !this._list.isOpen): void {
-    this._list.setOpen(open);
-    this._listButton.setAttribute('aria-expanded', String(open));
-    if (open) {
-      void this._refreshList().then(() => this._list.focus());
-    }
-  }
-
-  private async _switchTo(id: string): Promise<void> {
-    this._toggleList(false);
-    // The view changes once the conversation has loaded (ChatModel.switchTo).
-    await this._model.switchTo(id);
-    this.focusInput();
-  }
-
-  private async _rename(id: string, title: string): Promise<void> {
-    let failure: string | null = null;
-    try {
-      await this._api.renameConversation(id, title);
-    } catch (error) {
-      failure = `Could not rename: ${describeError(error)}`;
-    }
-    // Refresh first: a refresh that succeeds clears the list's error, and this one (the
-    // conversation was deleted elsewhere, the session expired) must stay readable.
-    await this._refreshList();
-    if (failure) {
-      this._list.showError(failure);
-    }
-  }
-
-  private async _delete(conversation: IConversationSummary): Promise<void> {
-    const result = await showDialog({
-      title: 'Delete this conversation?',
-      body: `“${conversation.title}” and all its messages and suggestions will be deleted. This cannot be undone.`,
-      buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Delete' })]
-    });
-    if (!result.button.accept) {
-      return;
-    }
-    try {
-      await this._api.deleteConversation(conversation.id);
-      this._list.showError(null);
-    } catch (error) {
-      if (!(error instanceof ApiError && error.status === 404)) {
-        this._list.showError(`Could not delete: ${describeError(error)}`);
-        return;
-      }
-    }
-    if (conversation.id === this._model.conversationId) {
-      this._newConversation();
-    }
-    await this._refreshList();
-    this._list.focus();
-  }
-
-  private async _export(id: string, format: ExportFormat): Promise<void> {
-    try {
-      const download = await this._api.exportConversation(id, format);
-      const url = URL.createObjectURL(download.blob);
-      const link = element('a', 'jp-RubberDuck-download');
-      link.href = url;
-      link.download = download.filename;
-      link.hidden = true;
-      document.body.append(link);
-      link.click();
-      link.remove();
-      // The browser has the file once the click is handled; free the blob soon after.
-      window.setTimeout(() => URL.revokeObjectURL(url), 30_000);
-      this._list.showError(null);
-    } catch (error) {
-      this._list.showError(`Could not export: ${describeError(error)}`);
-    }
-  }
-
-  private async _openCitation(citation: ICitation): Promise<void> {
-    if (!this._commands) {
-      return;
-    }
-    try {
-      await openCitation(this._commands, citation);
-    } catch (error) {
-      this._addNotice(
-        'open_failed',
-        `Could not open ${citation.path}: ${(error as Error).message}`
-      );
-    }
-  }
-
-  // --- conversations ----------------------------------------------------------------
-
-  private async _refreshList(): Promise<void> {
-    try {
-      const items = await this._api.listConversations();
-      this._list.update(items, this._model.conversationId);
-      this._list.showError(null);
-    } catch (error) {
-      this._list.showError(
-        `Could not load the conversations: ${describeError(error)}`
-      );
-    }
-    this._updateListTitle();
+  /** Draw the conversation the model loaded, in the order it holds the messages. */
+  private _onLoaded(_: ChatModel, detail: IConversationDetail): void {
+    this._log.drawConversation(this._model.messages, detail.suggestions);
+    this._task.show(detail.conversation.task);
+    this._bar.showTitle(detail.conversation.title);
   }
 
   /** A switch the user asked for did not load: say why; the conversation shown stays. */
@@ -716,121 +551,13 @@ export class ChatPanel extends Widget {
     );
   }
 
-  /** Draw the conversation the model loaded, in the order it holds the messages. */
-  private _renderConversation(_: ChatModel, detail: IConversationDetail): void {
-    this._log.replaceChildren();
-    this._answers = [];
-    this._totals = emptyTotals();
-    const suggestions = new Map(detail.suggestions.map(s => [s.id, s]));
-    for (const item of this._model.messages) {
-      switch (item.kind) {
-        case 'question':
-          this._addUserMessage(item.message.content);
-          if (item.waiting) {
-            this._addMessage('notice').append(
-              element(
-                'div',
-                'jp-RubberDuck-finish',
-                '(still being answered: reopen the conversation to see the answer)'
-              )
-            );
-          }
-          break;
-        case 'refusal':
-          this._addNotice(item.code, item.text);
-          break;
-        case 'answer':
-          this._addStoredAnswer(item, suggestions);
-          break;
-      }
-    }
-    this._task.show(detail.conversation.task);
-    this._listTitle.textContent = detail.conversation.title;
-    this._updateSpend();
-    this._scrollToEnd();
-  }
-
-  private _addStoredAnswer(
-    item: Extract<ShownMessage, { kind: 'answer' }>,
-    suggestions: Map<string, ISuggestion>
-  ): void {
-    const message = item.message;
-    const meta = message.meta;
-    const answer = this._newAnswer();
-    if (meta.route) {
-      answer.setRoute(meta.route.engine, meta.route.reason, meta.route.forced);
-    }
-    meta.notices.forEach(notice => answer.addNotice(notice));
-    for (const step of meta.steps) {
-      answer.startStep(step.step, step.title);
-      answer.addStepText(step.step, step.text);
-      answer.finishStep(step.step);
-    }
-    if (item.showText) {
-      answer.addText(message.content);
-    }
-    meta.corrections.forEach(c => answer.addCorrection(c));
-    answer.setCitations(meta.citations);
-    for (const id of meta.suggestions) {
-      const suggestion = suggestions.get(id);
-      if (suggestion) {
-        answer.addSuggestion(suggestion);
-      }
-    }
-    answer.render();
-    if (item.ending === 'stopped') {
-      answer.appendLine(element('div', 'jp-RubberDuck-stopped', '(stopped)'));
-    } else if (item.ending === 'failed' && meta.error) {
-      const error = element('div', 'jp-RubberDuck-error', meta.error.message);
-      error.dataset.code = meta.error.code;
-      answer.appendLine(error);
-    } else if (item.ending === 'cut-off') {
-      answer.appendLine(
-        element('div', 'jp-RubberDuck-finish', '(the answer was cut off)')
-      );
-    }
-    const done = storedDone(message);
-    const usage = usageLine(done);
-    if (usage) {
-      answer.appendLine(usage);
-    }
-    addAnswer(this._totals, done);
-  }
-
-  private _updateListTitle(): void {
-    const current = this._list.conversations.find(
-      c => c.id === this._model.conversationId
-    );
-    this._listTitle.textContent = current?.title ?? 'New conversation';
-    this._listButton.setAttribute(
-      'aria-label',
-      `Conversations (current: ${this._listTitle.textContent})`
-    );
-  }
-
-  private _loadConversationId(): string | null {
-    try {
-      return window.localStorage.getItem(this._storageKey);
-    } catch {
-      return null; // storage disabled: every reload starts a new conversation
-    }
-  }
-
-  private _saveConversationId(): void {
-    try {
-      window.localStorage.setItem(this._storageKey, this._model.conversationId);
-    } catch {
-      // storage disabled or full: nothing to keep across reloads
-    }
-  }
-
   // --- server frames ----------------------------------------------------------------
 
   private _onStateChanged(_: DuckConnection, state: ConnectionState): void {
     this._updateStatus();
     const turn = this._turn;
     if (state === 'closed' && turn) {
-      this._flush(turn);
+      turn.flush();
       this._endTurn(turn);
       this._addNotice(
         DISCONNECTED,
@@ -852,51 +579,12 @@ export class ChatPanel extends Widget {
     if (!turn || frame.id !== turn.id) {
       return;
     }
-    const answer = turn.answer;
-    // Route, task and notices come before the model says anything: still thinking.
-    if (
-      frame.type === 'chunk' ||
-      frame.type === 'step' ||
-      frame.type === 'suggestion'
-    ) {
-      this._stopThinking(turn);
-    }
-    switch (frame.type) {
-      case 'route':
-        answer.setRoute(frame.engine, frame.reason, frame.forced);
-        break;
-      case 'step':
-        // Text that arrived ahead of this frame belongs before it.
-        this._flush(turn);
-        if (frame.status === 'started') {
-          answer.startStep(frame.step, frame.title);
-        } else {
-          answer.finishStep(frame.step);
-        }
-        break;
-      case 'chunk':
-        this._onChunk(turn, frame);
-        break;
-      case 'citations':
-        answer.setCitations(frame.citations);
-        this._scheduleRender(turn);
-        break;
-      case 'correction':
-        answer.addCorrection(frame);
-        break;
-      case 'suggestion':
-        answer.addSuggestion(frame.suggestion);
-        this._scrollToEndIfFollowing();
-        break;
-      case 'task':
-        this._task.show(frame.task);
-        break;
-      case 'notice':
-        answer.addNotice(frame);
-        break;
-      case 'done':
-        this._onDone(turn, frame);
-        break;
+    if (frame.type === 'task') {
+      this._task.show(frame.task);
+    } else if (frame.type === 'done') {
+      this._onDone(turn, frame);
+    } else {
+      turn.apply(frame);
     }
   }
 
@@ -909,67 +597,36 @@ export class ChatPanel extends Widget {
       );
     }
     this._engines = frame.engines;
-    this._slash.setCommands(slashCommands(frame.engines));
-    this._answers.forEach(answer => answer.refreshEngineTitle());
-    this._updateModelPicker(frame.models, frame.model.name);
+    this._composer.slash.setCommands(slashCommands(frame.engines));
+    this._log.refreshEngineTitles();
+    this._picker.setModels(
+      frame.models,
+      frame.model.name,
+      this._settings?.values.defaultModel ?? ''
+    );
     // The connection reported 'open' before this frame reached the picker.
     this._updateStatus();
   }
 
-  private _onChunk(turn: ITurn, frame: IChunkFrame): void {
-    // The model puts chunks back in order; this only draws what it hands back.
-    const ready = this._model.acceptChunk(turn.id, frame.seq, {
-      text: frame.text,
-      step: frame.step
-    });
-    ready.forEach(chunk => this._addChunk(turn, chunk));
-    if (ready.length) {
-      this._scheduleRender(turn);
-    }
-  }
-
-  private _addChunk(turn: ITurn, chunk: IChunk): void {
-    if (chunk.step !== undefined) {
-      turn.answer.addStepText(chunk.step, chunk.text);
-    } else {
-      turn.answer.addText(chunk.text);
-    }
-  }
-
-  private _scheduleRender(turn: ITurn): void {
-    if (!turn.frame) {
-      // Re-parsing the whole answer per chunk is cheap once per frame, not per chunk.
-      turn.frame = requestAnimationFrame(() => {
-        turn.frame = 0;
-        this._render(turn);
-      });
-    }
-  }
-
-  private _onDone(turn: ITurn, frame: IDoneFrame): void {
-    this._flush(turn);
+  private _onDone(turn: LiveAnswer, frame: IDoneFrame): void {
+    turn.flush();
     this._endTurn(turn);
     const answer = turn.answer;
     if (frame.finish_reason === 'cancelled') {
-      answer.appendLine(element('div', 'jp-RubberDuck-stopped', '(stopped)'));
+      answer.appendLine(stoppedLine());
     } else if (frame.finish_reason !== 'stop') {
       answer.appendLine(
-        element(
-          'div',
-          'jp-RubberDuck-finish',
-          `(the answer ended early: ${frame.finish_reason})`
-        )
+        finishLine(`(the answer ended early: ${frame.finish_reason})`)
       );
     }
     const usage = usageLine(frame);
     if (usage) {
       answer.appendLine(usage);
     }
-    addAnswer(this._totals, frame);
-    this._updateSpend();
-    this._scrollToEndIfFollowing();
+    this._model.addUsage(frame);
+    this._log.scrollToEndIfFollowing();
     // The first answer names the conversation; keep the list and its title current.
-    void this._refreshList();
+    void this._bar.refresh();
     this._sendQueued();
   }
 
@@ -981,15 +638,15 @@ export class ChatPanel extends Widget {
       return;
     }
     if (turn) {
-      this._flush(turn);
+      turn.flush();
       this._endTurn(turn);
       if (!turn.answer.hasContent) {
         // Nothing was answered: show the notice alone, not an empty model answer.
-        turn.answer.node.remove();
-        this._answers = this._answers.filter(a => a !== turn.answer);
+        this._log.removeAnswer(turn.answer);
       }
-      if (RETRYABLE_CODES.has(frame.code) && !this._input.value) {
-        this._input.value = turn.question;
+      const input = this._composer.input;
+      if (RETRYABLE_CODES.has(frame.code) && !input.value) {
+        input.value = turn.question;
       }
       // hook(resume): what streamed before the drop stays, marked as incomplete.
       if (
@@ -997,14 +654,10 @@ export class ChatPanel extends Widget {
         turn.answer.hasContent
       ) {
         turn.answer.appendLine(
-          element(
-            'div',
-            'jp-RubberDuck-finish',
-            '(incomplete: the connection dropped)'
-          )
+          finishLine('(incomplete: the connection dropped)')
         );
       }
-      void this._refreshList();
+      void this._bar.refresh();
     }
     this._addNotice(frame.code, frame.message, frame.retry_after);
     if (turn) {
@@ -1015,61 +668,13 @@ export class ChatPanel extends Widget {
   // --- turns ------------------------------------------------------------------------
 
   private _startTurn(id: string, question: string): void {
-    const answer = this._newAnswer();
-    answer.setStreaming(true);
-    this._turn = {
-      id,
-      question,
-      answer,
-      frame: 0,
-      stopping: false,
-      thinking: null
-    };
     this._model.startTurn(id, question);
-    const thinking = element('div', 'jp-RubberDuck-thinking', 'Thinking…');
-    thinking.setAttribute('role', 'status');
-    thinking.setAttribute('aria-live', 'polite');
-    this._log.append(thinking);
-    this._turn.thinking = thinking;
-    this._scrollToEnd();
+    this._turn = new LiveAnswer(id, question, this._log, this._model);
     this._updateSendButton();
   }
 
-  private _newAnswer(): AnswerView {
-    const answer = new AnswerView(this._services);
-    this._answers.push(answer);
-    this._log.append(answer.node);
-    return answer;
-  }
-
-  /** Render everything received, including chunks stranded behind a gap. */
-  private _flush(turn: ITurn): void {
-    if (this._model.turn?.id === turn.id) {
-      this._model.flush().forEach(chunk => this._addChunk(turn, chunk));
-    }
-    cancelAnimationFrame(turn.frame);
-    turn.frame = 0;
-    this._render(turn);
-  }
-
-  private _render(turn: ITurn): void {
-    const follow = this._isAtEnd();
-    turn.answer.render();
-    if (follow) {
-      this._scrollToEnd();
-    }
-  }
-
-  private _stopThinking(turn: ITurn): void {
-    turn.thinking?.remove();
-    turn.thinking = null;
-  }
-
-  private _endTurn(turn: ITurn): void {
-    this._stopThinking(turn);
-    cancelAnimationFrame(turn.frame);
-    turn.frame = 0;
-    turn.answer.setStreaming(false);
+  private _endTurn(turn: LiveAnswer): void {
+    turn.end();
     if (this._turn === turn) {
       this._turn = null;
     }
@@ -1079,47 +684,20 @@ export class ChatPanel extends Widget {
     this._updateSendButton();
   }
 
-  private _finishAsStopped(turn: ITurn): void {
-    this._flush(turn);
+  private _finishAsStopped(turn: LiveAnswer): void {
+    turn.flush();
     this._endTurn(turn);
-    turn.answer.appendLine(
-      element('div', 'jp-RubberDuck-stopped', '(stopped)')
-    );
+    turn.answer.appendLine(stoppedLine());
     this._sendQueued();
   }
 
-  // --- queue ------------------------------------------------------------------------
-
   /** Queue the box's text to go out when the current answer ends. */
   private _enqueue(): void {
-    if (this._model.enqueue(this._input.value)) {
-      this._input.value = '';
-      this._slash.close();
+    const input = this._composer.input;
+    if (this._model.enqueue(input.value)) {
+      input.value = '';
+      this._composer.slash.close();
     }
-  }
-
-  /** The queue as the model holds it: each message with its remove button. */
-  private _renderQueue(_: ChatModel, queue: readonly string[]): void {
-    const items = queue.map((text, index) => {
-      const node = element('li', 'jp-RubberDuck-queued');
-      const remove = button(
-        'jp-RubberDuck-queued-remove',
-        `Remove the queued message “${text.slice(0, 40)}”`,
-        '×'
-      );
-      remove.addEventListener('click', () => {
-        this._model.removeQueued(index);
-        this.focusInput();
-      });
-      node.append(
-        element('span', 'jp-RubberDuck-queued-label', 'Queued'),
-        element('span', 'jp-RubberDuck-queued-text', text),
-        remove
-      );
-      return node;
-    });
-    this._queueNode.replaceChildren(...items);
-    this._queueNode.hidden = !items.length;
   }
 
   /** Send the oldest queued message, once the answer before it has ended. */
@@ -1129,138 +707,39 @@ export class ChatPanel extends Widget {
       return;
     }
     void this._send(next).then(sent => {
-      if (!sent && !this._input.value) {
+      const input = this._composer.input;
+      if (!sent && !input.value) {
         // Not sent (disconnected): give the text back rather than lose it.
-        this._input.value = next;
+        input.value = next;
       }
     });
   }
 
-  // --- settings, empty state, notebooks' conversations -------------------------------
+  // --- views ------------------------------------------------------------------------
+
+  private _addNotice(code: string, message: string, retryAfter?: number): void {
+    this._log.addNotice(code, message, retryAfter);
+  }
 
   private _applySettings(
     _: DuckSettings,
     values: Readonly<IDuckSettingsValues>
   ): void {
     const size = values.chatFontSize ? `${values.chatFontSize}px` : '';
-    this._log.style.fontSize = size;
-    this._input.style.fontSize = size;
-    this._empty.style.fontSize = size;
-    if (this._models.length) {
-      this._updateModelPicker(this._models, this._serverModel);
+    this._log.node.style.fontSize = size;
+    this._composer.setFontSize(size);
+    this._empty.setFontSize(size);
+    if (this._picker.hasModels) {
+      this._picker.setPreferred(values.defaultModel);
       this._updateStatus();
     }
   }
 
-  private _emptyState(): HTMLElement {
-    const node = element('div', 'jp-RubberDuck-empty');
-    node.append(
-      element(
-        'p',
-        'jp-RubberDuck-empty-intro',
-        'Ask RubberDuck about the notebook you are working in, or start here:'
-      )
-    );
-    const starts = element('div', 'jp-RubberDuck-starts');
-    starts.setAttribute('role', 'group');
-    starts.setAttribute('aria-label', 'Starting points');
-    const start = (
-      label: string,
-      title: string,
-      run: () => void
-    ): HTMLButtonElement => {
-      const item = element('button', 'jp-RubberDuck-start', label);
-      item.type = 'button';
-      item.title = title;
-      item.addEventListener('click', run);
-      starts.append(item);
-      return item;
-    };
-    start(
-      'Explain this notebook',
-      'Ask what the open notebook does',
-      () => void this._send('/explain this notebook')
-    );
-    start(
-      'Fix the last error',
-      'Ask for a fix of the newest failed cell of the open notebook',
-      () => void this._fixLastError()
-    );
-    start(
-      'Review the active cell',
-      'Review the code of the active cell',
-      () => void this._send('/review this cell')
-    );
-    this._indexStart = start(
-      'Index this project',
-      "Build the project's index, so answers can cite your files",
-      () => void this._commands?.execute(INDEX_COMMAND)
-    );
-    node.append(starts);
-    return node;
-  }
-
   private _updateEmpty(): void {
-    const empty = this._log.childElementCount === 0;
-    this._empty.hidden = !empty;
-    this._log.hidden = empty;
-    if (this._indexStart) {
-      this._indexStart.hidden = !this._commands?.hasCommand(INDEX_COMMAND);
-    }
+    const empty = this._log.isEmpty;
+    this._empty.update(empty);
+    this._log.node.hidden = empty;
   }
-
-  private async _fixLastError(): Promise<void> {
-    const notebook = currentNotebook(this._notebooks);
-    const cells = notebook?.content.widgets ?? [];
-    const failed = [...cells].reverse().find(cell => cellError(cell) !== null);
-    if (!notebook || !failed) {
-      this._addNotice(
-        'no_error',
-        notebook
-          ? `No cell of ${notebook.context.path} shows an error.`
-          : 'Open a notebook with a failed cell first.'
-      );
-      return;
-    }
-    await this.fixCellError(notebook, failed);
-  }
-
-  private _notebookConversation(path: string): string | null {
-    const known = this._readNotebookMap()[path];
-    if (!known) {
-      return null;
-    }
-    // A conversation deleted since is no home any more.
-    const listed = this._list.conversations;
-    return !listed.length || listed.some(c => c.id === known) ? known : null;
-  }
-
-  private _rememberNotebook(path: string): void {
-    const map = this._readNotebookMap();
-    if (map[path] === this._model.conversationId) {
-      return;
-    }
-    map[path] = this._model.conversationId;
-    try {
-      window.localStorage.setItem(this._notebookKey, JSON.stringify(map));
-    } catch {
-      // storage disabled or full: "Fix this error" then opens a new conversation
-    }
-  }
-
-  private _readNotebookMap(): Record<string, string> {
-    try {
-      const raw = window.localStorage.getItem(this._notebookKey);
-      const parsed: unknown = raw ? JSON.parse(raw) : {};
-      return parsed && typeof parsed === 'object'
-        ? (parsed as Record<string, string>)
-        : {};
-    } catch {
-      return {};
-    }
-  }
-
-  // --- DOM --------------------------------------------------------------------------
 
   private _engineTitle(name: string): string {
     const engine = this._engines.find(e => e.name === name);
@@ -1271,163 +750,46 @@ export class ChatPanel extends Widget {
     return words.charAt(0).toUpperCase() + words.slice(1);
   }
 
-  private _addMessage(role: 'user' | 'assistant' | 'notice'): HTMLElement {
-    const node = element('div', 'jp-RubberDuck-message');
-    node.dataset.role = role;
-    this._log.append(node);
-    this._scrollToEnd();
-    return node;
-  }
-
-  private _addUserMessage(text: string): void {
-    // The user's own text is shown verbatim, never parsed as HTML.
-    this._addMessage('user').append(element('div', 'jp-RubberDuck-text', text));
-  }
-
-  private _addNotice(code: string, message: string, retryAfter?: number): void {
-    const last = this._log.lastElementChild;
-    const error = last?.querySelector('.jp-RubberDuck-error');
-    if (
-      error?.getAttribute('data-code') === code &&
-      error.textContent === message
-    ) {
-      return;
-    }
-    const notice = element('div', 'jp-RubberDuck-error', message);
-    notice.dataset.code = code;
-    if (retryAfter !== undefined) {
-      // The message already says when; this is for styling and tests.
-      notice.dataset.retryAfter = String(retryAfter);
-    }
-    this._addMessage('notice').append(notice);
-  }
-
   private _updateSendButton(): void {
-    const streaming = this._turn !== null;
-    const button = this._sendButton;
-    button.dataset.state = streaming ? 'stop' : 'send';
-    button.textContent = streaming ? 'Stop' : 'Send';
-    button.title = streaming ? 'Stop the answer (Escape)' : 'Send (Enter)';
-    button.disabled = (this._turn?.stopping ?? false) || this._sending;
+    this._composer.setStreaming(
+      this._turn !== null,
+      (this._turn?.stopping ?? false) || this._sending
+    );
   }
 
   private _updateStatus(): void {
     const connection = this._connection;
-    const { state, text } = statusLine({
+    this._status.show({
       connection: connection.state,
       // hook(resume): the answer is not over, it continues once reconnected.
       resuming: connection.resuming,
       retryDelaySeconds: connection.retryDelaySeconds,
       configured: connection.model?.configured ?? false,
-      model: this._chosenModel() ?? connection.model?.name ?? null
+      model: this._picker.chosen ?? connection.model?.name ?? null
     });
-    this._status.dataset.state = state;
-    this._status.textContent = text;
-  }
-
-  /**
-   * Offer the models the server lists, keeping the user's pick while it is still
-   * listed; with fewer than two there is nothing to choose and the picker hides.
-   */
-  private _updateModelPicker(
-    models: string[],
-    serverDefault: string | null
-  ): void {
-    this._models = models;
-    this._serverModel = serverDefault;
-    if (this._pickedModel !== null && !models.includes(this._pickedModel)) {
-      this._pickedModel = null;
-    }
-    // The user's default model, while the server still allows it, beats the server's.
-    const preferred = this._settings?.values.defaultModel ?? '';
-    const fallback = models.includes(preferred) ? preferred : serverDefault;
-    const select = this._modelSelect;
-    select.replaceChildren(...models.map(name => new Option(name, name)));
-    const fallbackListed = fallback !== null && models.includes(fallback);
-    select.value =
-      this._pickedModel ?? (fallbackListed ? fallback : (models[0] ?? ''));
-    select.hidden = models.length < 2;
-  }
-
-  /** The model to ask for, or null to let the server use its default. */
-  private _chosenModel(): string | null {
-    const select = this._modelSelect;
-    return select.hidden || !select.value ? null : select.value;
-  }
-
-  private _updateSpend(): void {
-    const totals = this._totals;
-    const text = spendText(totals);
-    this._spend.textContent = text;
-    this._spend.hidden = !text;
-    this._spend.title = totals.unpriced_requests
-      ? `${totals.unpriced_requests} of ${totals.requests} answers came from ` +
-        'models without a known price, so the cost leaves them out'
-      : '';
-  }
-
-  private _updateContextLine(): void {
-    const label = contextLabel(this._notebooks);
-    this._contextLine.textContent = label ? `Context: ${label}` : '';
-    this._contextLine.hidden = !label;
-  }
-
-  private _isAtEnd(): boolean {
-    const log = this._log;
-    return log.scrollHeight - log.scrollTop - log.clientHeight < 40;
-  }
-
-  private _scrollToEnd(): void {
-    this._log.scrollTop = this._log.scrollHeight;
-  }
-
-  private _scrollToEndIfFollowing(): void {
-    if (this._isAtEnd()) {
-      this._scrollToEnd();
-    }
   }
 
   private _connection: DuckConnection;
-  private _api: DuckApi;
   private _notebooks: INotebookTracker | null;
   private _commands: CommandRegistry | null;
-  private _services: IAnswerServices;
-  private _storageKey: string;
+  private _settings: DuckSettings | null;
+  private _memory: ConversationMemory;
+  private _model: ChatModel;
   /** The first load of the remembered conversation; null until the panel is shown. */
   private _restored: Promise<void> | null = null;
-  private _turn: ITurn | null = null;
+  /** The answer streaming now, as drawn. */
+  private _turn: LiveAnswer | null = null;
   /** A question waiting for the kernel's variables before it goes out. */
   private _sending = false;
-  /** hook(context): the chips and @ list; index.ts hands it the settings. */
-  readonly contextBar: ContextBar;
-  private _answers: AnswerView[] = [];
   private _engines: IEngineInfo[] = [];
-  /** The model the user chose in this panel, null until they choose one. */
-  private _pickedModel: string | null = null;
-  /** What the current conversation has spent, from its done frames. */
-  private _totals = emptyTotals();
-  private _list: ConversationList;
-  private _listButton: HTMLButtonElement;
-  private _listTitle: HTMLSpanElement;
-  private _task: TaskView;
-  private _slash: SlashCompleter;
-  private _log: HTMLDivElement;
-  private _input: HTMLTextAreaElement;
-  private _sendButton: HTMLButtonElement;
+  private _picker: ModelPicker;
   private _newButton: HTMLButtonElement;
-  private _modelSelect: HTMLSelectElement;
-  private _spend: HTMLDivElement;
-  private _status: HTMLDivElement;
-  private _contextLine: HTMLDivElement;
-  private _settings: DuckSettings | null;
-  private _notebookKey: string;
-  private _empty: HTMLElement;
-  private _indexStart: HTMLButtonElement | null = null;
-  private _model: ChatModel;
-  private _queueNode: HTMLElement;
-  /** The server's allowed models and default, from its hello. */
-  private _models: string[] = [];
-  private _serverModel: string | null = null;
+  private _bar: ConversationBar;
+  private _task: TaskView;
+  private _log: MessageLog;
+  private _empty: EmptyState;
+  private _composer: Composer;
+  private _status: StatusLine;
 }
 
 /** What "Fix this error" says it sends: "Fix the KeyError in cell 2". */
@@ -1441,72 +803,4 @@ function fixRequestText(context: IChatContext): string {
       ? ` in cell ${context.cell_index + 1}`
       : '';
   return `Fix ${what}${where}`;
-}
-
-/** A stored answer's usage, shaped like the done frame it once ended with. */
-function storedDone(message: IStoredMessage): IDoneFrame {
-  const meta = message.meta;
-  return {
-    type: 'done',
-    id: message.turn_id,
-    usage: meta.usage ?? {
-      prompt_tokens: 0,
-      completion_tokens: 0,
-      total_tokens: 0
-    },
-    finish_reason: 'stop',
-    model: meta.model,
-    cost_usd: meta.cost_usd,
-    cached: false,
-    attempts: [],
-    engine: message.engine,
-    conversation_id: null,
-    message_id: message.id
-  };
-}
-
-/**
- * The answer's footer: "gpt-4o-mini · 47 + 15 = 62 tokens · $0.00012", naming the
- * fallback when one answered and badging cached answers. Null when there is nothing
- * to say (a cancelled turn).
- */
-function usageLine(frame: IDoneFrame): HTMLElement | null {
-  const items: (string | HTMLElement)[] = [];
-  const failover = failoverText(frame);
-  if (failover) {
-    items.push(element('span', 'jp-RubberDuck-failover', failover));
-  } else if (frame.model) {
-    items.push(frame.model);
-  }
-  if (frame.usage.total_tokens > 0) {
-    items.push(formatTokens(frame.usage));
-  }
-  if (frame.cost_usd !== null) {
-    items.push(formatCost(frame.cost_usd));
-  }
-  if (!items.length && !frame.cached) {
-    return null;
-  }
-  const line = element('div', 'jp-RubberDuck-usage');
-  for (const [index, item] of items.entries()) {
-    if (index) {
-      line.append(' · ');
-    }
-    line.append(item);
-  }
-  if (frame.cached) {
-    line.append(
-      element('span', 'jp-RubberDuck-cached', 'cached answer (provider paused)')
-    );
-  }
-  const tooltip: string[] = [];
-  if (frame.usage.total_tokens > 0) {
-    tooltip.push('Tokens: prompt + completion = total');
-  }
-  const attempts = attemptsText(frame);
-  if (attempts) {
-    tooltip.push(`Attempts:\n${attempts}`);
-  }
-  line.title = tooltip.join('\n');
-  return line;
 }

@@ -1,0 +1,147 @@
+/**
+ * The answer streaming now, as drawn: its AnswerView, the "Thinking…" line until the
+ * model says something, and one re-render per animation frame however many chunks come.
+ * The chunks' order is ChatModel's business; this draws what the model hands back.
+ */
+import { AnswerView } from './answer';
+import { ChatModel, IChunk } from './chatmodel';
+import { MessageLog } from './messagelog';
+import {
+  ICitationsFrame,
+  IChunkFrame,
+  ICorrectionFrame,
+  INoticeFrame,
+  IRouteFrame,
+  IStepFrame,
+  ISuggestionFrame
+} from './protocol';
+
+/** The frames that build an answer's body (done, error and task are the panel's). */
+export type AnswerFrame =
+  | IRouteFrame
+  | IStepFrame
+  | IChunkFrame
+  | ICitationsFrame
+  | ICorrectionFrame
+  | ISuggestionFrame
+  | INoticeFrame;
+
+export class LiveAnswer {
+  readonly answer: AnswerView;
+
+  constructor(
+    readonly id: string,
+    readonly question: string,
+    private readonly _log: MessageLog,
+    private readonly _model: ChatModel
+  ) {
+    this.answer = _log.newAnswer();
+    this.answer.setStreaming(true);
+    this._thinking = _log.addThinking();
+  }
+
+  /** Stop asked for, not yet confirmed. */
+  stopping = false;
+
+  apply(frame: AnswerFrame): void {
+    const answer = this.answer;
+    // Route and notices come before the model says anything: still thinking.
+    if (
+      frame.type === 'chunk' ||
+      frame.type === 'step' ||
+      frame.type === 'suggestion'
+    ) {
+      this._stopThinking();
+    }
+    switch (frame.type) {
+      case 'route':
+        answer.setRoute(frame.engine, frame.reason, frame.forced);
+        break;
+      case 'step':
+        // Text that arrived ahead of this frame belongs before it.
+        this.flush();
+        if (frame.status === 'started') {
+          answer.startStep(frame.step, frame.title);
+        } else {
+          answer.finishStep(frame.step);
+        }
+        break;
+      case 'chunk':
+        this._onChunk(frame);
+        break;
+      case 'citations':
+        answer.setCitations(frame.citations);
+        this._scheduleRender();
+        break;
+      case 'correction':
+        answer.addCorrection(frame);
+        break;
+      case 'suggestion':
+        answer.addSuggestion(frame.suggestion);
+        this._log.scrollToEndIfFollowing();
+        break;
+      case 'notice':
+        answer.addNotice(frame);
+        break;
+    }
+  }
+
+  /** Draw everything received, including chunks stranded behind a gap. */
+  flush(): void {
+    if (this._model.turn?.id === this.id) {
+      this._model.flush().forEach(chunk => this._addChunk(chunk));
+    }
+    this._cancelFrame();
+    this._log.renderFollowing(this.answer);
+  }
+
+  /** The answer is over: no more caret, thinking line or pending render. */
+  end(): void {
+    this._stopThinking();
+    this._cancelFrame();
+    this.answer.setStreaming(false);
+  }
+
+  private _onChunk(frame: IChunkFrame): void {
+    const ready = this._model.acceptChunk(this.id, frame.seq, {
+      text: frame.text,
+      step: frame.step
+    });
+    ready.forEach(chunk => this._addChunk(chunk));
+    if (ready.length) {
+      this._scheduleRender();
+    }
+  }
+
+  private _addChunk(chunk: IChunk): void {
+    if (chunk.step !== undefined) {
+      this.answer.addStepText(chunk.step, chunk.text);
+    } else {
+      this.answer.addText(chunk.text);
+    }
+  }
+
+  private _scheduleRender(): void {
+    if (!this._frame) {
+      // Re-parsing the whole answer per chunk is cheap once per frame, not per chunk.
+      this._frame = requestAnimationFrame(() => {
+        this._frame = 0;
+        this._log.renderFollowing(this.answer);
+      });
+    }
+  }
+
+  private _cancelFrame(): void {
+    cancelAnimationFrame(this._frame);
+    this._frame = 0;
+  }
+
+  private _stopThinking(): void {
+    this._thinking?.remove();
+    this._thinking = null;
+  }
+
+  /** Pending animation frame for a re-render, 0 if none. */
+  private _frame = 0;
+  private _thinking: HTMLElement | null;
+}
