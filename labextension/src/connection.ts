@@ -74,6 +74,31 @@ export class DuckConnection implements IDisposable {
     return this._isDisposed;
   }
 
+  /**
+   * Start connecting and resolve once open, or after `timeoutMs` in any case: the caller
+   * then finds the state not 'open' and says so, rather than waiting forever.
+   */
+  whenOpen(timeoutMs: number): Promise<void> {
+    this.start();
+    if (this._state === 'open') {
+      return Promise.resolve();
+    }
+    return new Promise(resolve => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this._stateChanged.disconnect(onState);
+        resolve();
+      };
+      const onState = (_: this, state: ConnectionState): void => {
+        if (state === 'open') {
+          done();
+        }
+      };
+      const timer = setTimeout(done, timeoutMs);
+      this._stateChanged.connect(onState);
+    });
+  }
+
   /** Open the socket unless one is already open or opening. */
   start(): void {
     if (this._isDisposed || this._socket) {

@@ -236,7 +236,7 @@ export class ChatPanel extends Widget {
     // The sidebar may have just been opened for this: let it draw the conversation so
     // far, and give its socket time to say hello.
     await this._restored;
-    await this._whenOpen(CONNECT_WAIT_MS);
+    await this._connection.whenOpen(CONNECT_WAIT_MS);
     // The fix belongs to that notebook's conversation, not whichever one is open.
     const home = this._memory.notebookHome(
       notebook.context.path,
@@ -401,27 +401,6 @@ export class ChatPanel extends Widget {
       this._sending = false;
       this._updateSendButton();
     }
-  }
-
-  private _whenOpen(timeoutMs: number): Promise<void> {
-    this._connection.start();
-    if (this._connection.state === 'open') {
-      return Promise.resolve();
-    }
-    return new Promise(resolve => {
-      const done = (): void => {
-        window.clearTimeout(timer);
-        this._connection.stateChanged.disconnect(onState);
-        resolve();
-      };
-      const onState = (_: DuckConnection, state: ConnectionState): void => {
-        if (state === 'open') {
-          done();
-        }
-      };
-      const timer = window.setTimeout(done, timeoutMs);
-      this._connection.stateChanged.connect(onState);
-    });
   }
 
   private _notSent(fromBox: boolean): void {

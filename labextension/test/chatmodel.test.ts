@@ -375,3 +375,50 @@ test('stored messages keep the server order; cut-off, stopped, failed and refuse
     'a streaming'
   ]);
 });
+
+test('the spend counts the loaded answers, then live ones, and restarts with a new conversation', async () => {
+  const api = new FakeApi();
+  const model = new ChatModel('a', api);
+  const spent: number[] = [];
+  model.totalsChanged.connect((_, totals) => spent.push(totals.total_tokens));
+  const usage = { prompt_tokens: 7, completion_tokens: 3, total_tokens: 10 };
+  const restoring = model.restore();
+  await api.answer(
+    'a',
+    detail('a', [
+      stored('user', 't1', 'q'),
+      stored('assistant', 't1', 'a', 'complete', {
+        model: 'm',
+        usage,
+        cost_usd: 0.5
+      }),
+      // A refusal spent nothing and is no answer.
+      stored('assistant', 't2', 'busy', 'error', {
+        route: null,
+        model: 'm',
+        usage,
+        error: { code: 'busy', message: 'b', cancelled: false }
+      })
+    ])
+  );
+  await restoring;
+  assert.equal(model.totals.requests, 1);
+  assert.equal(model.totals.cost_usd, 0.5);
+  model.addUsage({
+    type: 'done',
+    id: 't3',
+    usage,
+    finish_reason: 'stop',
+    model: 'm',
+    cost_usd: null,
+    cached: false,
+    attempts: [],
+    engine: 'simple',
+    conversation_id: null,
+    message_id: null
+  });
+  assert.equal(model.totals.unpriced_requests, 1);
+  model.newConversation('n');
+  assert.deepEqual(spent, [10, 20, 0]);
+  assert.equal(model.totals.requests, 0);
+});
