@@ -6,7 +6,7 @@
 import { linkCitations, OpenCitation, renderSources } from './citations';
 import { enhanceCodeBlocks, ICodeBlockServices } from './codeblock';
 import { element } from './dom';
-import { renderAnswerMarkdown } from './markdown';
+import { renderAnswerMarkdown, renderMarkdownInto } from './markdown';
 import {
   ICitation,
   ICorrection,
@@ -120,7 +120,7 @@ export class AnswerView {
       'div',
       'jp-RubberDuck-info jp-RubberDuck-notice-text'
     );
-    banner.innerHTML = renderAnswerMarkdown(notice.message);
+    renderMarkdownInto(banner, notice.message);
     banner.dataset.code = notice.code;
     banner.setAttribute('role', 'note');
     // Code in a notice is shown as text: it can be copied, never applied.

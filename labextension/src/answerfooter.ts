@@ -4,6 +4,7 @@
  * tokens · $0.00012"). One place, so a stored answer reads as it did when it streamed.
  */
 import { element } from './dom';
+import { renderMarkdownInto } from './markdown';
 import { IDoneFrame } from './protocol';
 import { attemptsText, failoverText, formatCost, formatTokens } from './usage';
 
@@ -17,9 +18,14 @@ export function finishLine(text: string): HTMLElement {
   return element('div', 'jp-RubberDuck-finish', text);
 }
 
-/** The error an answer ended with (its code for styling and tests). */
+/**
+ * An error, as a notice or as the line an answer ended with: the server writes them in
+ * Markdown (`commands`, setting names), drawn as answers are; `code` is for styling and
+ * tests.
+ */
 export function errorLine(code: string, message: string): HTMLElement {
-  const line = element('div', 'jp-RubberDuck-error', message);
+  const line = element('div', 'jp-RubberDuck-error jp-RubberDuck-notice-text');
+  renderMarkdownInto(line, message);
   line.dataset.code = code;
   return line;
 }

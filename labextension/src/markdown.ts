@@ -17,3 +17,16 @@ export function renderAnswerMarkdown(markdown: string): string {
   const html = parser.parse(markdown, { async: false });
   return sanitizeAnswerHtml(labSanitizer.sanitize(html));
 }
+
+/**
+ * Fill `node` with `markdown` rendered as an answer is (same parser, same sanitizer), so
+ * a notice's `code` and links read as they do in answers; should rendering fail, the
+ * text goes in as it is, never as HTML.
+ */
+export function renderMarkdownInto(node: HTMLElement, markdown: string): void {
+  try {
+    node.innerHTML = renderAnswerMarkdown(markdown);
+  } catch {
+    node.textContent = markdown;
+  }
+}

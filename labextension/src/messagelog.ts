@@ -48,18 +48,22 @@ export class MessageLog {
     this._addMessage('user').append(element('div', 'jp-RubberDuck-text', text));
   }
 
-  /** A notice of the panel's own (not sent, could not load...); a repeat is not added. */
+  /**
+   * A notice: the server's error frames and the panel's own (not sent, could not
+   * load...), as Markdown through the answers' sanitizer. The same notice twice in a row
+   * is shown once.
+   */
   addNotice(code: string, message: string, retryAfter?: number): void {
     const last = this.node.lastElementChild;
     const error = last?.querySelector('.jp-RubberDuck-error');
     if (
       error?.getAttribute('data-code') === code &&
-      error.textContent === message
+      this._noticeText.get(error) === message
     ) {
       return;
     }
-    const notice = element('div', 'jp-RubberDuck-error', message);
-    notice.dataset.code = code;
+    const notice = errorLine(code, message);
+    this._noticeText.set(notice, message);
     if (retryAfter !== undefined) {
       // The message already says when; this is for styling and tests.
       notice.dataset.retryAfter = String(retryAfter);
@@ -202,4 +206,6 @@ export class MessageLog {
   }
 
   private _answers: AnswerView[] = [];
+  /** Each notice's text as sent: its rendered text has lost the Markdown. */
+  private _noticeText = new WeakMap<Element, string>();
 }

@@ -79,3 +79,53 @@ def test_the_list_shows_the_codes_action(
     text = error.inner_text()
     assert text.startswith("Could not load the conversations: "), text
     assert advice in text, text
+
+
+def test_a_conversation_that_fails_to_load_keeps_the_one_shown(
+    page: Any, open_sidebar: Any, fake_llm: Any
+) -> None:
+    fake_llm.set_replies(["A list is mutable.", "A frozenset is an immutable set."])
+    panel = open_sidebar("fake-model")
+    ask_and_wait(panel, "What is a list?")
+    panel.locator("button.jp-RubberDuck-new").click()
+    ask_and_wait(panel, "What is a frozenset?")
+    open_list(panel)
+    row = conversation_row(panel, "What is a list?")
+    row.wait_for()
+    first_id = row.get_attribute("data-id")
+    # The server's message is Markdown; a remote image in it must not be fetched.
+    body = {
+        "code": "internal",
+        "message": "The store said `database is locked` "
+        '<img src="http://example.invalid/x.png" alt="x">',
+    }
+    # The lab's requests carry a cache-busting query.
+    stored = f"**/rubberduck/api/conversations/{first_id}?*"
+    page.route(
+        stored,
+        lambda route: route.fulfill(
+            status=500, content_type="application/json", body=json.dumps(body)
+        ),
+    )
+    row.locator(".jp-RubberDuck-conversation-open").click()
+    notice = panel.locator('.jp-RubberDuck-error[data-code="internal"]')
+    notice.wait_for()
+    text = notice.inner_text()
+    assert text.startswith("Could not load the conversation: The store said"), text
+    assert "`" not in text, text
+    assert notice.locator("code").inner_text() == "database is locked"
+    assert notice.locator("img").count() == 0
+    # Still the conversation it was in: its messages, its title, its id for what comes next.
+    users = panel.locator('.jp-RubberDuck-message[data-role="user"]')
+    assert users.all_inner_texts() == ["What is a frozenset?"]
+    toggle = panel.locator("button.jp-RubberDuck-conversations-toggle")
+    assert "What is a frozenset?" in toggle.inner_text()
+
+    # Once the server answers again, the switch goes through.
+    page.unroute(stored)
+    open_list(panel)
+    row.locator(".jp-RubberDuck-conversation-open").click()
+    page.wait_for_function(
+        "el => el.textContent.includes('What is a list?')", arg=toggle.element_handle()
+    )
+    assert users.all_inner_texts() == ["What is a list?"]
