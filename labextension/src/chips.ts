@@ -24,8 +24,9 @@ import {
   notebookContext,
   withoutParts
 } from './context';
-import { button, element, uniqueId } from './dom';
+import { button, element } from './dom';
 import { describeVariables, kernelVariables } from './kernelvars';
+import { Listbox } from './listbox';
 import {
   acceptCompletion,
   completions,
@@ -74,14 +75,30 @@ export class ContextBar implements IDisposable {
       'aria-label',
       'Context sent with your next message'
     );
-    this._list = element('ul', 'jp-RubberDuck-mentions');
-    this._list.id = uniqueId('jp-RubberDuck-mentions');
-    this._list.setAttribute('role', 'listbox');
-    this._list.setAttribute('aria-label', 'Mentions');
-    this._list.hidden = true;
+    this._list = new Listbox<ICompletionItem>({
+      input: this._input,
+      className: 'jp-RubberDuck-mentions',
+      label: 'Mentions',
+      optionClass: item =>
+        `jp-RubberDuck-mention-option jp-RubberDuck-mention-${item.kind}`,
+      fill: (option, item) => {
+        option.dataset.insert = item.insert;
+        option.append(
+          element('span', 'jp-RubberDuck-mention-label', `@${item.label}`),
+          element('span', 'jp-RubberDuck-mention-detail', item.detail)
+        );
+        option.title = `${item.label} (${item.detail})`;
+      },
+      key: item => item.insert,
+      accept: item => this._accept(item),
+      // "@cell:1" typed in full: Enter sends the message, as it would anyway.
+      typedExactly: item =>
+        typedMention(this._input.value, this._input.selectionStart ?? 0)
+          ?.query === item.insert
+    });
     // The list above the chips: the footer grows upwards, so the list opening or closing
     // never moves a chip under the pointer.
-    this.node.append(this._list, this._chips);
+    this.node.append(this._list.node, this._chips);
 
     this._chips.addEventListener('click', this._onChipClick);
     // Pressing x must not blur the box first (that closes the list mid-click).
@@ -91,16 +108,6 @@ export class ContextBar implements IDisposable {
       }
     });
     this._chips.addEventListener('keydown', this._onChipKey);
-    // mousedown, not click: the box keeps its focus and caret while picking.
-    this._list.addEventListener('mousedown', event => {
-      const option = (event.target as HTMLElement).closest<HTMLElement>(
-        '[role="option"]'
-      );
-      if (option) {
-        event.preventDefault();
-        this._accept(Number(option.dataset.index));
-      }
-    });
     this._input.addEventListener('input', this._onInput);
     this._input.addEventListener('focus', this._onFocus);
     this._input.addEventListener('blur', this._onBlur);
@@ -141,42 +148,12 @@ export class ContextBar implements IDisposable {
 
   /** The mention list is open. */
   get isOpen(): boolean {
-    return !this._list.hidden;
+    return this._list.isOpen;
   }
 
   /** Keys in the box while the list is open; true when the key was the list's. */
   handleKey(event: KeyboardEvent): boolean {
-    if (!this.isOpen || event.isComposing) {
-      return false;
-    }
-    switch (event.key) {
-      case 'ArrowDown':
-        this._move(1);
-        break;
-      case 'ArrowUp':
-        this._move(-1);
-        break;
-      case 'Enter':
-      case 'Tab':
-        if (event.shiftKey) {
-          return false;
-        }
-        if (event.key === 'Enter' && this._typedExactly()) {
-          // "@cell:1" typed in full: Enter sends the message, as it would anyway.
-          this._close();
-          return false;
-        }
-        this._accept(this._active);
-        break;
-      case 'Escape':
-        this._close();
-        break;
-      default:
-        return false;
-    }
-    event.preventDefault();
-    event.stopPropagation();
-    return true;
+    return this._list.handleKey(event);
   }
 
   /**
@@ -431,7 +408,7 @@ export class ContextBar implements IDisposable {
 
   private _onFocus = (): void => this.refresh();
 
-  private _onBlur = (): void => this._close();
+  private _onBlur = (): void => this._list.close();
 
   private _onInput = (): void => {
     this.refresh();
@@ -448,7 +425,7 @@ export class ContextBar implements IDisposable {
         ? typedMention(input.value, caret)
         : null;
     if (!typed) {
-      this._close();
+      this._list.close();
       return;
     }
     const sources = await this._sources(typed.query);
@@ -457,17 +434,8 @@ export class ContextBar implements IDisposable {
     if (!now || now.start !== typed.start || now.query !== typed.query) {
       return;
     }
-    const items = completions(typed.query, sources);
-    if (!items.length) {
-      this._close();
-      return;
-    }
-    const previous = this._items[this._active]?.insert;
-    this._items = items;
     this._start = typed.start;
-    const keep = items.findIndex(item => item.insert === previous);
-    this._active = keep >= 0 ? keep : 0;
-    this._render();
+    this._list.show(completions(typed.query, sources));
   }
 
   private async _sources(query: string): Promise<ICompletionSources> {
@@ -494,35 +462,7 @@ export class ContextBar implements IDisposable {
     };
   }
 
-  private _close(): void {
-    if (this._list.hidden) {
-      return;
-    }
-    this._list.hidden = true;
-    this._list.replaceChildren();
-    this._items = [];
-    this._input.removeAttribute('aria-activedescendant');
-    // The slash list shares the box; it sets aria-expanded itself when it opens.
-    this._input.setAttribute('aria-expanded', 'false');
-  }
-
-  private _typedExactly(): boolean {
-    const input = this._input;
-    const typed = typedMention(input.value, input.selectionStart ?? 0);
-    return typed?.query === this._items[this._active]?.insert;
-  }
-
-  private _move(step: number): void {
-    const count = this._items.length;
-    this._active = (this._active + step + count) % count;
-    this._render();
-  }
-
-  private _accept(index: number): void {
-    const item = this._items[index];
-    if (!item) {
-      return;
-    }
+  private _accept(item: ICompletionItem): void {
     const input = this._input;
     const next = acceptCompletion(
       input.value,
@@ -532,40 +472,9 @@ export class ContextBar implements IDisposable {
     );
     input.value = next.text;
     input.setSelectionRange(next.caret, next.caret);
-    this._close();
     input.focus();
     // A folder or "cell:" goes on listing what is inside; a chip shows what was taken.
     this._onInput();
-  }
-
-  private _render(): void {
-    const list = this._list;
-    const options = this._items.map((item, index) => {
-      const option = element(
-        'li',
-        `jp-RubberDuck-mention-option jp-RubberDuck-mention-${item.kind}`
-      );
-      option.id = `${list.id}-${index}`;
-      option.setAttribute('role', 'option');
-      option.dataset.index = String(index);
-      option.dataset.insert = item.insert;
-      option.setAttribute('aria-selected', String(index === this._active));
-      option.append(
-        element('span', 'jp-RubberDuck-mention-label', `@${item.label}`),
-        element('span', 'jp-RubberDuck-mention-detail', item.detail)
-      );
-      option.title = `${item.label} (${item.detail})`;
-      return option;
-    });
-    list.replaceChildren(...options);
-    list.hidden = false;
-    this._input.setAttribute('aria-controls', list.id);
-    this._input.setAttribute('aria-expanded', 'true');
-    const active = options[this._active];
-    if (active) {
-      this._input.setAttribute('aria-activedescendant', active.id);
-      active.scrollIntoView({ block: 'nearest' });
-    }
   }
 
   // --- mentions into the frame ------------------------------------------------------
@@ -623,13 +532,12 @@ export class ContextBar implements IDisposable {
   private _input: HTMLTextAreaElement;
   private _notebooks: INotebookTracker | null;
   private _chips: HTMLElement;
-  private _list: HTMLUListElement;
+  private _list: Listbox<ICompletionItem>;
   private _removed = new Set<ContextPart>();
   private _variablesOn = true;
   private _watched: Cell | null = null;
   private _pending = 0;
-  private _items: ICompletionItem[] = [];
-  private _active = 0;
+  /** Where the `@` being completed starts in the box. */
   private _start = 0;
   private _variables: {
     at: number;

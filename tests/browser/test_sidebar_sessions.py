@@ -279,6 +279,13 @@ def test_slash_commands_complete_from_the_keyboard_and_the_mouse(
     page.keyboard.press("ArrowUp")
     page.keyboard.press("ArrowUp")  # wraps to the last
     assert options.nth(2).get_attribute("aria-selected") == "true"
+    # Home and End jump while the list is open (the box keeps the focus and its text).
+    page.keyboard.press("Home")
+    assert options.nth(0).get_attribute("aria-selected") == "true"
+    assert box.get_attribute("aria-activedescendant") == options.nth(0).get_attribute("id")
+    page.keyboard.press("End")
+    assert options.nth(2).get_attribute("aria-selected") == "true"
+    assert box.input_value() == "/t"
     page.keyboard.press("Enter")
     assert listbox.is_hidden()
     assert box.input_value() == "/task "
