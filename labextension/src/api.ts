@@ -215,36 +215,55 @@ export class DuckApi {
     body?: unknown,
     query?: Record<string, string>
   ): Promise<Response> {
-    let url = URLExt.join(
-      this._settings.baseUrl,
-      'rubberduck',
-      'api',
-      ...parts.map(encodeURIComponent)
-    );
-    if (query) {
-      url += URLExt.objectToQueryString(query);
-    }
-    const init: RequestInit = { method };
-    if (body !== undefined) {
-      init.body = JSON.stringify(body);
-      init.headers = { 'Content-Type': 'application/json' };
-    }
-    let response: Response;
-    try {
-      response = await ServerConnection.makeRequest(url, init, this._settings);
-    } catch (error) {
-      throw new ApiError(
-        0,
-        `Could not reach the Jupyter server: ${(error as Error).message}`
-      );
-    }
-    if (!response.ok) {
-      throw await apiError(response);
-    }
-    return response;
+    return rubberduckRequest(this._settings, parts, { method, body, query });
   }
 
   private _settings: ServerConnection.ISettings;
+}
+
+/**
+ * A request to rubberduck/api/`parts`, with a JSON `body` if given. Resolves with an ok
+ * response; rejects with an ApiError (status 0 when the server could not be reached).
+ * The sidebar's and the cell review's requests both go through here, so their errors
+ * read alike.
+ */
+export async function rubberduckRequest(
+  settings: ServerConnection.ISettings,
+  parts: string[],
+  options: {
+    method: string;
+    body?: unknown;
+    query?: Record<string, string>;
+    signal?: AbortSignal;
+  }
+): Promise<Response> {
+  let url = URLExt.join(
+    settings.baseUrl,
+    'rubberduck',
+    'api',
+    ...parts.map(encodeURIComponent)
+  );
+  if (options.query) {
+    url += URLExt.objectToQueryString(options.query);
+  }
+  const init: RequestInit = { method: options.method, signal: options.signal };
+  if (options.body !== undefined) {
+    init.body = JSON.stringify(options.body);
+    init.headers = { 'Content-Type': 'application/json' };
+  }
+  let response: Response;
+  try {
+    response = await ServerConnection.makeRequest(url, init, settings);
+  } catch (error) {
+    throw new ApiError(
+      0,
+      `Could not reach the Jupyter server: ${(error as Error).message}`
+    );
+  }
+  if (!response.ok) {
+    throw await apiError(response);
+  }
+  return response;
 }
 
 /** The server's `{code, message}` body (a chat error frame has both at the top too). */

@@ -16,6 +16,7 @@ import { jupyterHighlightStyle } from '@jupyterlab/codemirror';
 import type { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 
 import { unifiedDiff } from './diff';
+import { diffView } from './diffview';
 import { button, element } from './dom';
 
 /** What code blocks need from the lab; each part optional so views work without it. */
@@ -284,26 +285,15 @@ class CodeBlockView {
       `--- ${label}`,
       '+++ the code block'
     ]);
-    const pre = element(
-      'pre',
-      'jp-RubberDuck-diff jp-RubberDuck-codeblock-diff'
+    const pre = diffView(
+      lines && lines.length > 2 ? lines : [],
+      'jp-RubberDuck-codeblock-diff',
+      `Changes from ${label} to this code`
     );
-    pre.tabIndex = 0;
-    pre.setAttribute('aria-label', `Changes from ${label} to this code`);
     if (lines === null) {
       pre.textContent = 'Too large to compare here.';
     } else if (lines.length <= 2) {
       pre.textContent = `No difference: ${label} already has this code.`;
-    } else {
-      for (const line of lines) {
-        const row = element(
-          'span',
-          'jp-RubberDuck-diff-line',
-          line.text + '\n'
-        );
-        row.dataset.kind = line.kind;
-        pre.append(row);
-      }
     }
     this._diff?.remove();
     this._diff = pre;

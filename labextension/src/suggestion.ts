@@ -12,6 +12,7 @@ import type { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 
 import { ApiError, DuckApi } from './api';
 import { parseUnifiedDiff, unifiedDiff } from './diff';
+import { diffView } from './diffview';
 import { button, element } from './dom';
 import { contentHash } from './hash';
 import { ISuggestion } from './protocol';
@@ -267,9 +268,6 @@ function failureText(error: unknown): string {
 
 /** The change as a unified diff, coloured by line kind; text only, never HTML. */
 export function renderDiff(suggestion: ISuggestion): HTMLElement {
-  const pre = element('pre', 'jp-RubberDuck-diff');
-  pre.setAttribute('aria-label', 'Proposed change (unified diff)');
-  pre.tabIndex = 0;
   const header = suggestion.diff
     .split('\n')
     .slice(0, 2)
@@ -277,10 +275,5 @@ export function renderDiff(suggestion: ISuggestion): HTMLElement {
   const lines =
     unifiedDiff(suggestion.original, suggestion.proposed, header) ??
     parseUnifiedDiff(suggestion.diff);
-  for (const line of lines) {
-    const row = element('span', 'jp-RubberDuck-diff-line', line.text + '\n');
-    row.dataset.kind = line.kind;
-    pre.append(row);
-  }
-  return pre;
+  return diffView(lines, '', 'Proposed change (unified diff)');
 }

@@ -7,7 +7,8 @@ import {
   NdjsonSplitter,
   NotebookReviewRun,
   parseCellReview,
-  parseFinding
+  parseFinding,
+  severityCountsText
 } from '../src/cellreview/model';
 
 const SERVER_ANSWER = {
@@ -116,6 +117,53 @@ test('cross-cell findings sit beside the static ones of the same source', () => 
     warning: 2,
     info: 0
   });
+});
+
+test("the notebook's findings keep the model's review of the same source; a static review restarts it", () => {
+  const model = new CellReviewModel();
+  const nb = parseFinding({ code: 'NB101', message: 'm' }, 'notebook')!;
+  model.setStatic('c1', 'x', 'h', []);
+  model.modelStarted('c1');
+  model.modelChunk('c1', 'Fine.');
+  model.modelEnded('c1');
+  model.setNotebookFindings('c1', 'x', 'h', [nb]);
+  assert.equal(model.get('c1')?.modelText, 'Fine.');
+  assert.equal(model.get('c1')?.modelState, 'done');
+  // A finding given as a cell's own becomes the notebook's.
+  const own = parseFinding({ code: 'F1', message: 'm' })!;
+  model.setNotebookFindings('c1', 'x', 'h', [own]);
+  assert.deepEqual(
+    model.get('c1')!.findings.map(f => f.scope),
+    ['notebook']
+  );
+  model.setNotebookFindings('c1', 'y', 'h2', [nb]);
+  assert.equal(model.get('c1')?.modelText, '', 'another source: gone');
+  model.setNotebookFindings('c1', 'y', 'h2', [nb]);
+  model.modelStarted('c1');
+  model.modelChunk('c1', 'Again.');
+  model.setStatic('c1', 'y', 'h2', []);
+  assert.equal(model.get('c1')?.modelState, 'idle');
+  assert.equal(
+    model.get('c1')?.findings.length,
+    1,
+    'the notebook finding stays'
+  );
+});
+
+test('severity counts read most severe first, plural when more than one', () => {
+  const finding = (severity: string) =>
+    parseFinding({ code: 'X', message: 'm', severity })!;
+  assert.equal(
+    severityCountsText([
+      finding('info'),
+      finding('warning'),
+      finding('error'),
+      finding('error')
+    ]),
+    '2 errors, 1 warning, 1 info'
+  );
+  assert.equal(severityCountsText([]), '');
+  assert.equal(severityCountsText([finding('bogus')]), '1 warning');
 });
 
 test('the model review streams only while it is streaming', () => {

@@ -4,10 +4,9 @@
  * cell streamed as NDJSON chat frames from POST /rubberduck/api/chat, the same path the
  * %%duck magic reads.
  */
-import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
-import { ApiError } from '../api';
+import { ApiError, rubberduckRequest } from '../api';
 import {
   IChatContext,
   ISuggestion,
@@ -120,51 +119,16 @@ export class CellReviewApi {
     split.flush().forEach(handle);
   }
 
-  private async _post(
+  private _post(
     parts: string[],
     body: unknown,
     signal?: AbortSignal
   ): Promise<Response> {
-    const url = URLExt.join(
-      this._settings.baseUrl,
-      'rubberduck',
-      'api',
-      ...parts
-    );
-    let response: Response;
-    try {
-      response = await ServerConnection.makeRequest(
-        url,
-        {
-          method: 'POST',
-          body: JSON.stringify(body),
-          headers: { 'Content-Type': 'application/json' },
-          signal
-        },
-        this._settings
-      );
-    } catch (error) {
-      throw new ApiError(
-        0,
-        `Could not reach the Jupyter server: ${(error as Error).message}`
-      );
-    }
-    if (!response.ok) {
-      let message = `${response.status} ${response.statusText}`;
-      let code: string | undefined;
-      try {
-        const err = (await response.json()) as {
-          message?: unknown;
-          code?: unknown;
-        };
-        message = typeof err.message === 'string' ? err.message : message;
-        code = typeof err.code === 'string' ? err.code : undefined;
-      } catch {
-        // not JSON: the status says it
-      }
-      throw new ApiError(response.status, message, code);
-    }
-    return response;
+    return rubberduckRequest(this._settings, parts, {
+      method: 'POST',
+      body,
+      signal
+    });
   }
 
   private _settings: ServerConnection.ISettings;

@@ -47,11 +47,15 @@ export interface ICellReviewState {
 }
 
 function isSeverity(value: unknown): value is Severity {
-  return value === 'error' || value === 'warning' || value === 'info';
+  return SEVERITIES.includes(value as Severity);
 }
 
-function positiveInt(value: unknown, fallback: number): number {
-  return typeof value === 'number' && Number.isInteger(value) && value >= 1
+function integerOr<T>(
+  value: unknown,
+  fallback: T,
+  min = -Infinity
+): number | T {
+  return typeof value === 'number' && Number.isInteger(value) && value >= min
     ? value
     : fallback;
 }
@@ -68,22 +72,18 @@ export function parseFinding(
   if (typeof obj.code !== 'string' || typeof obj.message !== 'string') {
     return null;
   }
-  const endLine = obj.end_line;
-  const related = obj.related_cell;
   return {
     source: typeof obj.source === 'string' ? obj.source : '',
     code: obj.code,
     message: obj.message,
-    line: positiveInt(obj.line, 1),
-    col: positiveInt(obj.col, 1),
-    endLine:
-      typeof endLine === 'number' && Number.isInteger(endLine) ? endLine : null,
+    line: integerOr(obj.line, 1, 1),
+    col: integerOr(obj.col, 1, 1),
+    endLine: integerOr(obj.end_line, null),
     severity: isSeverity(obj.severity) ? obj.severity : 'warning',
     fix: typeof obj.fix === 'string' && obj.fix ? obj.fix : null,
     replacement: typeof obj.replacement === 'string' ? obj.replacement : null,
     scope,
-    relatedCell:
-      typeof related === 'number' && Number.isInteger(related) ? related : null
+    relatedCell: integerOr(obj.related_cell, null)
   };
 }
 
@@ -105,6 +105,14 @@ export function parseCellReview(raw: unknown): IStaticReview {
       .map(item => parseFinding(item))
       .filter((f): f is ICellFinding => f !== null)
   };
+}
+
+/** "2 errors, 1 warning": the severities present, most severe first; '' for none. */
+export function severityCountsText(findings: Iterable<ICellFinding>): string {
+  const counts = countBySeverity(findings);
+  return SEVERITIES.filter(s => counts[s])
+    .map(s => `${counts[s]} ${s}${counts[s] > 1 ? 's' : ''}`)
+    .join(', ');
 }
 
 /** The findings' count per severity. */
@@ -143,21 +151,8 @@ export class CellReviewModel {
     sourceHash: string,
     findings: ICellFinding[]
   ): void {
-    const previous = this._reviews.get(cellId);
-    const kept =
-      previous && previous.source === source
-        ? previous.findings.filter(f => f.scope === 'notebook')
-        : [];
-    this._set({
-      cellId,
-      source,
-      sourceHash,
-      findings: [...findings, ...kept],
-      stale: false,
-      modelText: '',
-      modelState: 'idle',
-      modelError: ''
-    });
+    // A new static review starts the cell's review over: the model's goes too.
+    this._replaceScope(cellId, source, sourceHash, 'cell', findings, false);
   }
 
   /** Cross-cell findings for a cell, replacing its earlier ones of the notebook. */
@@ -167,24 +162,7 @@ export class CellReviewModel {
     sourceHash: string,
     findings: ICellFinding[]
   ): void {
-    const previous = this._reviews.get(cellId);
-    const own =
-      previous && previous.source === source
-        ? previous.findings.filter(f => f.scope === 'cell')
-        : [];
-    this._set({
-      cellId,
-      source,
-      sourceHash,
-      findings: [
-        ...own,
-        ...findings.map(f => ({ ...f, scope: 'notebook' as const }))
-      ],
-      stale: false,
-      modelText: previous?.source === source ? previous.modelText : '',
-      modelState: previous?.source === source ? previous.modelState : 'idle',
-      modelError: ''
-    });
+    this._replaceScope(cellId, source, sourceHash, 'notebook', findings, true);
   }
 
   /** The cell's text now: its review goes stale once it differs from what was reviewed. */
@@ -245,6 +223,36 @@ export class CellReviewModel {
     if (this._reviews.delete(cellId)) {
       this._changed.emit(cellId);
     }
+  }
+
+  /**
+   * The cell's findings of `scope` replaced by `findings`; the other scope's stay while
+   * they were made from this same source (and, with `keepModel`, the model's review).
+   * The cell's own findings come first, then the notebook's.
+   */
+  private _replaceScope(
+    cellId: string,
+    source: string,
+    sourceHash: string,
+    scope: ICellFinding['scope'],
+    findings: ICellFinding[],
+    keepModel: boolean
+  ): void {
+    const previous = this._reviews.get(cellId);
+    const same = previous !== undefined && previous.source === source;
+    const others = same ? previous.findings.filter(f => f.scope !== scope) : [];
+    // The same objects where the scope already fits: canAccept knows a finding by identity.
+    const mine = findings.map(f => (f.scope === scope ? f : { ...f, scope }));
+    this._set({
+      cellId,
+      source,
+      sourceHash,
+      findings: scope === 'cell' ? [...mine, ...others] : [...others, ...mine],
+      stale: false,
+      modelText: keepModel && same ? previous.modelText : '',
+      modelState: keepModel && same ? previous.modelState : 'idle',
+      modelError: ''
+    });
   }
 
   private _patch(cellId: string, patch: Partial<ICellReviewState>): void {

@@ -12,7 +12,8 @@ import {
   countBySeverity,
   ICellFinding,
   NotebookReviewRun,
-  SEVERITIES
+  SEVERITIES,
+  severityCountsText
 } from './model';
 import { severityBadge } from './view';
 
@@ -129,10 +130,7 @@ export class NotebookReviewBar extends Widget {
     list.setAttribute('aria-label', 'Findings by cell');
     for (const row of rows) {
       const item = element('li', 'jp-RubberDuck-notebookReview-row');
-      const c = countBySeverity(row.findings);
-      const text = SEVERITIES.filter(s => c[s])
-        .map(s => `${c[s]} ${s}${c[s] > 1 ? 's' : ''}`)
-        .join(', ');
+      const text = severityCountsText(row.findings);
       const jump = button(
         'jp-RubberDuck-notebookReview-jump',
         `Go to cell ${row.index + 1}: ${text}`,
@@ -161,6 +159,12 @@ export class NotebookReviewBar extends Widget {
     this._fit();
   }
 
+  /** Lay the header out again: the bar's height changed. */
+  private _refit(): void {
+    this.parent?.fit();
+    this.parent?.parent?.fit();
+  }
+
   /**
    * The content header is a BoxPanel that sizes its children from their minimum height,
    * so the bar says how tall its content is (at most 40% of the window) after each draw.
@@ -169,8 +173,7 @@ export class NotebookReviewBar extends Widget {
     this.node.style.minHeight = '';
     const height = Math.min(this.node.scrollHeight, window.innerHeight * 0.4);
     this.node.style.minHeight = `${Math.ceil(height)}px`;
-    this.parent?.fit();
-    this.parent?.parent?.fit();
+    this._refit();
   }
 
   private _closeButton(): HTMLButtonElement {
@@ -181,8 +184,7 @@ export class NotebookReviewBar extends Widget {
     );
     close.addEventListener('click', () => {
       this.hide();
-      this.parent?.fit();
-      this.parent?.parent?.fit();
+      this._refit();
     });
     return close;
   }

@@ -8,17 +8,17 @@
 import { Widget } from '@lumino/widgets';
 
 import { unifiedDiff } from '../diff';
+import { diffView } from '../diffview';
 import { button, element } from '../dom';
 import { renderAnswerMarkdown } from '../markdown';
 import type { ISuggestion } from '../protocol';
 import type { ISuggestionActions } from '../suggestion';
 import { SuggestionView } from '../suggestion';
 import {
-  countBySeverity,
   ICellFinding,
   ICellReviewState,
-  SEVERITIES,
-  Severity
+  Severity,
+  severityCountsText
 } from './model';
 
 export interface IFindingsActions {
@@ -54,22 +54,6 @@ export function severityBadge(severity: Severity): HTMLElement {
   return badge;
 }
 
-function diffView(original: string, proposed: string): HTMLElement {
-  const pre = element(
-    'pre',
-    'jp-RubberDuck-diff jp-RubberDuck-cellReview-diff'
-  );
-  pre.setAttribute('aria-label', 'Proposed change (unified diff)');
-  pre.tabIndex = 0;
-  const lines = unifiedDiff(original, proposed, []) ?? [];
-  for (const line of lines) {
-    const row = element('span', 'jp-RubberDuck-diff-line', line.text + '\n');
-    row.dataset.kind = line.kind;
-    pre.append(row);
-  }
-  return pre;
-}
-
 export class FindingsWidget extends Widget {
   constructor(private readonly _actions: IFindingsActions) {
     super();
@@ -87,7 +71,6 @@ export class FindingsWidget extends Widget {
     node.classList.toggle('jp-mod-stale', review.stale);
 
     const head = element('div', 'jp-RubberDuck-cellReview-head');
-    const counts = countBySeverity(review.findings);
     const title = element(
       'span',
       'jp-RubberDuck-cellReview-title',
@@ -96,14 +79,7 @@ export class FindingsWidget extends Widget {
     const summary = element(
       'span',
       'jp-RubberDuck-cellReview-counts',
-      review.findings.length === 0
-        ? 'No findings'
-        : SEVERITIES.filter(s => counts[s])
-            .map(
-              s =>
-                `${counts[s]} ${SEVERITY_LABEL[s].toLowerCase()}${counts[s] > 1 ? 's' : ''}`
-            )
-            .join(', ')
+      severityCountsText(review.findings) || 'No findings'
     );
     head.append(title, summary);
     if (review.stale) {
@@ -201,7 +177,13 @@ export class FindingsWidget extends Widget {
     if (finding.fix) {
       panel.append(element('div', 'jp-RubberDuck-finding-fix', finding.fix));
     }
-    panel.append(diffView(review.source, finding.replacement ?? ''));
+    panel.append(
+      diffView(
+        unifiedDiff(review.source, finding.replacement ?? '', []) ?? [],
+        'jp-RubberDuck-cellReview-diff',
+        'Proposed change (unified diff)'
+      )
+    );
     const actions = element('div', 'jp-RubberDuck-finding-actions');
     const accept = button(
       'jp-RubberDuck-finding-accept jp-mod-styled jp-mod-accept',
