@@ -11,6 +11,7 @@ import {
   POLL_IDLE_MS,
   POLL_INDEXING_MS
 } from '../src/indexstatus/model';
+import { ScopeChoice } from '../src/indexstatus/scope';
 
 /** A scheduler whose one pending timer the test fires by hand. */
 class ManualScheduler implements IScheduler {
@@ -164,4 +165,47 @@ test('stop asks the server and shows stopping', async () => {
   assert.equal(model.status?.stopping, true);
   assert.equal(describeStatus(model.status).label, 'Stopping 1/4');
   model.dispose();
+});
+
+test('the whole project unticks and disables the folders, and unticking it restores them', () => {
+  const choice = new ScopeChoice();
+  choice.load(['data', 'notebooks', 'src'], ['src/models', 'data']);
+  const ticked = (): string[] =>
+    choice.boxes.filter(b => b.checked).map(b => b.name);
+  assert.equal(choice.whole, false);
+  assert.deepEqual(
+    ticked(),
+    ['data', 'src'],
+    'a deeper saved path ticks its folder'
+  );
+  assert.deepEqual(choice.scope, ['data', 'src']);
+
+  choice.setWhole(true);
+  assert.deepEqual(choice.boxes, [
+    { name: 'data', checked: false, disabled: true },
+    { name: 'notebooks', checked: false, disabled: true },
+    { name: 'src', checked: false, disabled: true }
+  ]);
+  assert.deepEqual(choice.scope, []);
+  choice.setFolder('notebooks', true);
+  assert.deepEqual(ticked(), [], 'a disabled box does not change');
+
+  choice.setWhole(false);
+  assert.deepEqual(ticked(), ['data', 'src'], 'the earlier choice is back');
+  assert.ok(choice.boxes.every(b => !b.disabled));
+  choice.setFolder('data', false);
+  choice.setFolder('elsewhere', true);
+  assert.deepEqual(choice.scope, ['src']);
+});
+
+test('the saved whole project starts with nothing ticked, and no folder is no scope', () => {
+  const choice = new ScopeChoice();
+  choice.load(['data', 'src'], []);
+  assert.equal(choice.whole, true);
+  assert.equal(choice.isValid, true);
+  choice.setWhole(false);
+  assert.deepEqual(choice.scope, []);
+  assert.equal(choice.isValid, false);
+  choice.setFolder('src', true);
+  assert.equal(choice.isValid, true);
 });

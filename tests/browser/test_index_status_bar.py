@@ -183,6 +183,10 @@ def test_panel_reindex_reports_files_chunks_and_skipped(
     whole = panel.get_by_label("The whole project")
     assert whole.is_checked()
     assert all(folders.nth(i).is_disabled() for i in range(3))
+    # Under the whole project no folder reads as chosen: unticked and greyed alike.
+    assert not any(folders.nth(i).is_checked() for i in range(3))
+    choices = panel.locator(".jp-RubberDuck-indexPanel-folders label")
+    assert choices.evaluate_all("els => els.every(e => e.classList.contains('jp-mod-disabled'))")
 
     # Narrow to src/ and re-index: only its two files stay.
     whole.uncheck()
@@ -193,6 +197,14 @@ def test_panel_reindex_reports_files_chunks_and_skipped(
     assert status["scope"] == ["src"] and status["files"] == 2, status
     _item_text(page, "^Index: 2 files$")
 
+    # The whole project again: src/ is unticked while it counts, and back when it is
+    # unticked (the choice was kept, not lost).
+    whole.check()
+    assert not panel.get_by_label("src/").is_checked()
+    assert panel.get_by_label("src/").is_disabled()
+    whole.uncheck()
+    assert [folders.nth(i).is_checked() for i in range(3)] == [False, False, True]
+    assert not choices.evaluate_all("els => els.some(e => e.classList.contains('jp-mod-disabled'))")
     # Back to the whole project; the report lists the skipped binary with its reason.
     whole.check()
     panel.get_by_role("button", name="Re-index").click()

@@ -11,6 +11,7 @@ import {
   IIndexStatus,
   IndexStatusModel
 } from './model';
+import { ScopeChoice } from './scope';
 
 /** Short, human names for the server's skip codes (docs/index.md lists them). */
 const SKIP_NAMES: Record<string, string> = {
@@ -129,7 +130,18 @@ export class IndexPanel extends Widget {
     this._problem.setAttribute('role', 'alert');
     this._report = el('div', 'jp-RubberDuck-indexPanel-report');
     this.node.append(this._state, scope, actions, this._problem, this._report);
-    this._whole.input.addEventListener('change', () => this._syncWhole());
+    this._whole.input.addEventListener('change', () => {
+      this._scope.setWhole(this._whole.input.checked);
+      this._drawScope();
+    });
+    this._list.addEventListener('change', event => {
+      const input = event.target as HTMLInputElement;
+      this._scope.setFolder(input.value, input.checked);
+      this._drawScope();
+    });
+    // Until the folders are listed, the saved scope alone says what Re-index would do.
+    this._scope.load([], _model.status?.scope ?? []);
+    this._drawScope();
     _model.changed.connect(this._render, this);
     this._render();
     void this._loadFolders();
@@ -137,10 +149,7 @@ export class IndexPanel extends Widget {
 
   /** The scope the checkboxes say: [] for the whole project. */
   get chosenScope(): string[] {
-    if (this._whole.input.checked) {
-      return [];
-    }
-    return this._boxes.filter(b => b.input.checked).map(b => b.value);
+    return this._scope.scope;
   }
 
   private _checkbox(
@@ -162,27 +171,30 @@ export class IndexPanel extends Widget {
     } catch (error) {
       this._problem.textContent = (error as Error).message;
     }
-    const scope = this._model.status?.scope ?? [];
+    this._scope.load(names, this._model.status?.scope ?? []);
     this._boxes = names.map(name => this._checkbox(`${name}/`, name));
     this._list.replaceChildren(...this._boxes.map(b => b.label));
-    // Saved scope entries deeper than the top level still count as chosen.
-    const top = new Set(scope.map(p => p.split('/')[0]));
-    for (const box of this._boxes) {
-      box.input.checked = top.has(box.value);
-    }
-    this._whole.input.checked = scope.length === 0;
-    this._syncWhole();
+    this._drawScope();
   }
 
-  private _syncWhole(): void {
-    for (const box of this._boxes) {
-      box.input.disabled = this._whole.input.checked;
-    }
+  /** The checkboxes as ScopeChoice says: folders unticked and greyed under the whole. */
+  private _drawScope(): void {
+    this._whole.input.checked = this._scope.whole;
+    const boxes = this._scope.boxes;
+    this._boxes.forEach((box, index) => {
+      const state = boxes[index];
+      box.input.checked = state.checked;
+      box.input.disabled = state.disabled;
+      box.label.classList.toggle('jp-mod-disabled', state.disabled);
+    });
+    this._list.title = this._scope.whole
+      ? 'The whole project is indexed: untick it to choose folders'
+      : '';
   }
 
   private async _startIndexing(): Promise<void> {
     const scope = this.chosenScope;
-    if (!this._whole.input.checked && scope.length === 0) {
+    if (!this._scope.isValid) {
       this._problem.textContent =
         'Choose at least one folder, or the whole project.';
       return;
@@ -228,6 +240,7 @@ export class IndexPanel extends Widget {
     input: HTMLInputElement;
     value: string;
   }[] = [];
+  private _scope = new ScopeChoice();
   private _reindex: HTMLButtonElement;
   private _stop: HTMLButtonElement;
   private _problem: HTMLElement;
