@@ -25,6 +25,7 @@ import {
   withoutParts
 } from './context';
 import { button, element } from './dom';
+import { FileCrawl } from './filecrawl';
 import { describeVariables, kernelVariables } from './kernelvars';
 import { Listbox } from './listbox';
 import {
@@ -127,6 +128,7 @@ export class ContextBar implements IDisposable {
       return;
     }
     this._disposed = true;
+    this._crawl.cancel();
     this._watchCell(null);
     this._input.removeEventListener('input', this._onInput);
     this._input.removeEventListener('focus', this._onFocus);
@@ -435,7 +437,20 @@ export class ContextBar implements IDisposable {
       return;
     }
     this._start = typed.start;
-    this._list.show(completions(typed.query, sources));
+    const items = completions(typed.query, sources);
+    // Nothing yet, but the walk of the subfolders may still find it.
+    this._waitingForFiles = !items.length && this._crawl.running;
+    this._list.show(items);
+  }
+
+  /** The walk found more files: the list shows them if it is (or would be) open. */
+  private _onFilesFound(): void {
+    if (
+      document.activeElement === this._input &&
+      (this._list.isOpen || this._waitingForFiles)
+    ) {
+      void this._updateList();
+    }
   }
 
   private async _sources(query: string): Promise<ICompletionSources> {
@@ -455,10 +470,16 @@ export class ContextBar implements IDisposable {
       files = await listFolder(folder);
       this._folders.set(folder, { at: Date.now(), list: files });
     }
+    // A name is being typed: files further down may match it. The walk runs on its own;
+    // this list shows what it has found so far.
+    if (query.slice(query.lastIndexOf('/') + 1)) {
+      this._crawl.start(() => this._onFilesFound());
+    }
     return {
       variables: this._variables.list,
       cells: panel ? notebookCells(panel) : [],
-      files
+      files,
+      deepFiles: this._crawl.files
     };
   }
 
@@ -539,6 +560,9 @@ export class ContextBar implements IDisposable {
   private _pending = 0;
   /** Where the `@` being completed starts in the box. */
   private _start = 0;
+  /** The project's files below the root, walked once a name is typed after `@`. */
+  private _crawl = new FileCrawl(listFolder);
+  private _waitingForFiles = false;
   private _variables: {
     at: number;
     list: { name: string; type: string }[];

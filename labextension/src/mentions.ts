@@ -141,6 +141,11 @@ export interface ICompletionSources {
   cells: { type: string; source: string }[];
   /** Paths from the server's root of what the folder being typed holds. */
   files: { path: string; type: 'file' | 'notebook' | 'directory' }[];
+  /** Files anywhere in the project found so far (filecrawl.ts), shallow ones first. */
+  deepFiles?: readonly {
+    path: string;
+    type: 'file' | 'notebook' | 'directory';
+  }[];
 }
 
 export const MAX_COMPLETIONS = 50;
@@ -225,6 +230,28 @@ export function completions(
       label: directory ? `${file.path}/` : file.path,
       detail: directory ? 'folder' : file.type
     });
+  }
+  // Then files further down, by their name: "@train" offers src/models/train.py. Only
+  // once a name is typed: "@" or "@src/" alone would list the whole tree.
+  if (name) {
+    const listed = new Set(files.map(f => f.path));
+    const deeper = (sources.deepFiles ?? []).filter(
+      f =>
+        f.type !== 'directory' &&
+        f.path.startsWith(folder) &&
+        f.path.slice(folder.length).includes('/') &&
+        !listed.has(f.path)
+    );
+    const base = (path: string): string =>
+      path.slice(path.lastIndexOf('/') + 1);
+    for (const file of rank(deeper, f => base(f.path), name)) {
+      out.push({
+        kind: file.type === 'notebook' ? 'notebook' : 'file',
+        insert: file.path,
+        label: file.path,
+        detail: file.type
+      });
+    }
   }
   return out.slice(0, limit);
 }

@@ -164,3 +164,44 @@ test('withoutParts drops exactly what each removed chip stood for', () => {
   );
   assert.equal(context.error, 'KeyError'); // the original is left as it was
 });
+
+test('a typed name finds files further down, after the folder being typed', () => {
+  const sources: ICompletionSources = {
+    variables: [],
+    cells: [],
+    files: [
+      { path: 'train.md', type: 'file' },
+      { path: 'src', type: 'directory' }
+    ],
+    deepFiles: [
+      { path: 'train.md', type: 'file' },
+      { path: 'src/models/train.py', type: 'file' },
+      { path: 'notebooks/retrain.ipynb', type: 'notebook' },
+      { path: 'src/trainers', type: 'directory' },
+      { path: 'src/app.py', type: 'file' }
+    ]
+  };
+  assert.deepEqual(
+    completions('train', sources).map(i => `${i.kind} ${i.insert}`),
+    [
+      'file train.md',
+      // Name prefix before name inside; a folder is reached by typing its path.
+      'file src/models/train.py',
+      'notebook notebooks/retrain.ipynb'
+    ]
+  );
+  // Within a folder: only what lies below it.
+  const inSrc = {
+    ...sources,
+    files: [{ path: 'src/app.py', type: 'file' as const }]
+  };
+  assert.deepEqual(
+    completions('src/tr', inSrc).map(i => i.insert),
+    ['src/models/train.py']
+  );
+  // No name typed: the folder's listing only, not the whole tree.
+  assert.ok(!completions('', sources).some(i => i.insert.includes('/models/')));
+  assert.ok(
+    !completions('src/', inSrc).some(i => i.insert.includes('/models/'))
+  );
+});

@@ -259,3 +259,30 @@ def test_at_mentions_complete_and_attach_variables_cells_and_files(
     assert "[@df:values] Kernel variable `df`" in prompt
     assert "[[0 1]\n [2 3]\n [4 5]]" in prompt
     assert "`rows`" not in prompt
+
+
+def test_at_finds_files_in_subfolders_by_name(
+    page: Any, open_sidebar: Any, lab_server: Any
+) -> None:
+    deep = lab_server.root / "pipelines" / "daily"
+    deep.mkdir(parents=True, exist_ok=True)
+    (deep / "reconcile_ledger.py").write_text("def reconcile():\n    pass\n")
+    (lab_server.root / "node_modules" / "pkg").mkdir(parents=True, exist_ok=True)
+    (lab_server.root / "node_modules" / "pkg" / "reconcile_ledger.py").write_text("")
+    panel = open_sidebar("fake-model")
+    box = panel.locator("textarea.jp-RubberDuck-input")
+    box.fill("")
+    box.click()
+    # Typed at speed: the walk of the subfolders never holds a key back.
+    box.press_sequentially("Check @reconc", delay=0)
+    assert box.input_value() == "Check @reconc"
+    option = panel.locator(
+        "ul.jp-RubberDuck-mentions [role='option']", has_text="@pipelines/daily/reconcile_ledger.py"
+    )
+    option.wait_for()
+    labels = panel.locator(".jp-RubberDuck-mention-label").all_inner_texts()
+    assert not any("node_modules" in label for label in labels), labels
+    box.press("Enter")
+    assert box.input_value() == "Check @pipelines/daily/reconcile_ledger.py "
+    chip = panel.locator(".jp-RubberDuck-chip-mention")
+    assert chip.get_attribute("aria-label") == "@pipelines/daily/reconcile_ledger.py"
