@@ -5,6 +5,8 @@
 import type { Cell, ICodeCellModel } from '@jupyterlab/cells';
 import type { INotebookTracker } from '@jupyterlab/notebook';
 
+import type { IChatContext } from './protocol';
+
 export class FixErrorWatcher {
   constructor(
     tracker: INotebookTracker,
@@ -29,4 +31,17 @@ export class FixErrorWatcher {
   }
 
   private _outputs: ICodeCellModel['outputs'] | null = null;
+}
+
+/** What "Fix this error" says it sends: "Fix the KeyError in cell 2". */
+export function fixRequestText(context: IChatContext): string {
+  const names = context.error?.match(
+    /\b[A-Z]\w*(?:Error|Exception|Warning|Interrupt|Exit)\b/g
+  );
+  const what = names?.length ? `the ${names[names.length - 1]}` : 'the error';
+  const where =
+    context.cell_index !== undefined && context.cell_index !== null
+      ? ` in cell ${context.cell_index + 1}`
+      : '';
+  return `Fix ${what}${where}`;
 }

@@ -4,12 +4,14 @@
  * The chunks' order is ChatModel's business; this draws what the model hands back.
  */
 import { AnswerView } from './answer';
+import { finishLine, stoppedLine, usageLine } from './answerfooter';
 import { ChatModel, IChunk } from './chatmodel';
 import { MessageLog } from './messagelog';
 import {
   ICitationsFrame,
   IChunkFrame,
   ICorrectionFrame,
+  IDoneFrame,
   INoticeFrame,
   IRouteFrame,
   IStepFrame,
@@ -100,6 +102,26 @@ export class LiveAnswer {
     this._stopThinking();
     this._cancelFrame();
     this.answer.setStreaming(false);
+  }
+
+  /** The lines a done frame puts under the answer: how it ended early, its usage. */
+  showDone(frame: IDoneFrame): void {
+    if (frame.finish_reason === 'cancelled') {
+      this.answer.appendLine(stoppedLine());
+    } else if (frame.finish_reason !== 'stop') {
+      this.answer.appendLine(
+        finishLine(`(the answer ended early: ${frame.finish_reason})`)
+      );
+    }
+    const usage = usageLine(frame);
+    if (usage) {
+      this.answer.appendLine(usage);
+    }
+  }
+
+  /** Stopped with no word from the server (it never confirmed, or could not be told). */
+  showStopped(): void {
+    this.answer.appendLine(stoppedLine());
   }
 
   private _onChunk(frame: IChunkFrame): void {

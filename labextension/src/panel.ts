@@ -14,7 +14,7 @@ import { Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
 
 import { IAnswerServices } from './answer';
-import { finishLine, stoppedLine, usageLine } from './answerfooter';
+import { finishLine } from './answerfooter';
 import { ApiError, describeError, DuckApi } from './api';
 import {
   ChatModel,
@@ -30,6 +30,7 @@ import { cellContext, cellError, currentNotebook } from './context';
 import { ConversationBar } from './conversationbar';
 import { element } from './dom';
 import { EmptyState } from './emptystate';
+import { fixRequestText } from './fixerror';
 import { kernelVariables } from './kernelvars';
 import { LiveAnswer } from './liveanswer';
 import { ConversationMemory } from './memory';
@@ -590,18 +591,7 @@ export class ChatPanel extends Widget {
   private _onDone(turn: LiveAnswer, frame: IDoneFrame): void {
     turn.flush();
     this._endTurn(turn);
-    const answer = turn.answer;
-    if (frame.finish_reason === 'cancelled') {
-      answer.appendLine(stoppedLine());
-    } else if (frame.finish_reason !== 'stop') {
-      answer.appendLine(
-        finishLine(`(the answer ended early: ${frame.finish_reason})`)
-      );
-    }
-    const usage = usageLine(frame);
-    if (usage) {
-      answer.appendLine(usage);
-    }
+    turn.showDone(frame);
     this._model.addUsage(frame);
     this._log.scrollToEndIfFollowing();
     // The first answer names the conversation; keep the list and its title current.
@@ -666,7 +656,7 @@ export class ChatPanel extends Widget {
   private _finishAsStopped(turn: LiveAnswer): void {
     turn.flush();
     this._endTurn(turn);
-    turn.answer.appendLine(stoppedLine());
+    turn.showStopped();
     this._sendQueued();
   }
 
@@ -769,17 +759,4 @@ export class ChatPanel extends Widget {
   private _empty: EmptyState;
   private _composer: Composer;
   private _status: StatusLine;
-}
-
-/** What "Fix this error" says it sends: "Fix the KeyError in cell 2". */
-function fixRequestText(context: IChatContext): string {
-  const names = context.error?.match(
-    /\b[A-Z]\w*(?:Error|Exception|Warning|Interrupt|Exit)\b/g
-  );
-  const what = names?.length ? `the ${names[names.length - 1]}` : 'the error';
-  const where =
-    context.cell_index !== undefined && context.cell_index !== null
-      ? ` in cell ${context.cell_index + 1}`
-      : '';
-  return `Fix ${what}${where}`;
 }
