@@ -27,6 +27,12 @@ CACHED_CELLS = 2048
 CACHED_CELL_CHARS = 8000
 
 
+# Each offered fix is the whole cell again, applied and parsed: a 50 KB cell of 3,000
+# unused imports took 51 s and answered 140 MB. Nobody reviews past a few dozen fixes in one
+# cell; with 50, a 256 KiB body answers at most ~13 MB and parses at most 50 times a cell.
+MAX_FIXES_PER_CELL = 50
+
+
 @lru_cache(maxsize=CACHED_CELLS)
 def _names_bound(source: str) -> frozenset[str]:
     return frozenset(defined_names(source))
@@ -58,9 +64,18 @@ def review_cell(
 
 
 def with_fixes(source: str, findings: list[Finding]) -> CellReview:
-    """`findings` of `source`, each with its checked fix (the batch review shares it)."""
+    """`findings` of `source`, each with its checked fix (the batch review shares it).
+
+    At most `MAX_FIXES_PER_CELL` findings get one; the others keep their `fix` text."""
     masked = set(mask_magics(source).masked_lines) if "%" in source or "!" in source else set()
-    replacements = [fixed_source(source, f.edits, avoid_lines=masked) for f in findings]
+    replacements: list[str | None] = []
+    budget = MAX_FIXES_PER_CELL  # counts tries, not successes: it bounds the work
+    for finding in findings:
+        if finding.edits and budget > 0:
+            budget -= 1
+            replacements.append(fixed_source(source, finding.edits, avoid_lines=masked))
+        else:
+            replacements.append(None)
     return CellReview(findings, replacements)
 
 

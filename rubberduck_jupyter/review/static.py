@@ -3,8 +3,9 @@ our own for mistakes that are common in notebooks and that ruff does not know ab
 
 Blocking (a ruff subprocess, ~15 ms a cell here): the server calls `analyze_python` from
 a thread. `prepare_python` / `run_ruff_many` / `finish_python` are its three steps apart,
-so a notebook's pass (review/batch.py) runs one ruff process for hundreds of cells. Never raises for bad input or a broken ruff: ruff trouble becomes one "info"
-finding and the parser and ast checks still run.
+so a notebook's pass (review/batch.py) runs one ruff process for hundreds of cells.
+Never raises for bad input or a broken ruff: ruff trouble becomes one "info" finding and
+the parser and ast checks still run.
 """
 
 from __future__ import annotations

@@ -196,3 +196,17 @@ def test_the_per_cell_path_parses_each_cell_above_once(monkeypatch: pytest.Monke
     assert all(parsed.count(source) == 1 for source in sources[:19])
     assert parsed.count(big) == 20
     assert review_cell("print(a_0, b)", above=[sources[0], big]).findings == []
+
+
+def test_fixes_are_bounded_per_cell_on_both_paths() -> None:
+    """Each fix is the whole cell again (applied and parsed): past the bound, findings keep
+    their `fix` text but carry no replacement."""
+    source = "".join(f"import mod_{n}\n" for n in range(cellfix.MAX_FIXES_PER_CELL + 10))
+    alone = review_cell(source)
+    assert len(alone.findings) == cellfix.MAX_FIXES_PER_CELL + 10
+    offered = [r for r in alone.replacements if r is not None]
+    assert len(offered) == cellfix.MAX_FIXES_PER_CELL
+    assert offered[0] == source.replace("import mod_0\n", "", 1)
+    assert all(f.fix for f in alone.findings)
+    ((_, batched),) = review_notebook([NotebookCell(0, source)]).static
+    assert _wire(batched) == _wire(alone)
