@@ -219,7 +219,11 @@ def main() -> None:
                 out: list[Any] = []
                 for start in range(0, len(wire_cells), args.slice):
                     stop = min(start + args.slice, len(wire_cells))
-                    body = {"cells": wire_cells, "static": {"start": start, "stop": stop}}
+                    body = {
+                        "cells": wire_cells,
+                        "static": {"start": start, "stop": stop},
+                        "cross_cell": stop == len(wire_cells),  # once, with the last slice
+                    }
                     out += post(base, "notebook", body)["static"]
                 return out
 

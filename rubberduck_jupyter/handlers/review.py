@@ -120,6 +120,13 @@ class NotebookReviewHandler(RubberDuckAPIHandler):
         body = self.json_body()
         cells = parse_cells(body)
         static = parse_static(body, len(cells))
+        cross_cell = body.get("cross_cell", True)
+        if not isinstance(cross_cell, bool) or (static is None and not cross_cell):
+            raise RubberDuckError(
+                400,
+                ErrorCode.BAD_FRAME,
+                "'cross_cell' must be true or false, and false only with 'static'.",
+            )
         if static is None:
             # Parsing every cell is ~0.14 ms a cell here: a big notebook would hold the loop.
             findings = await asyncio.to_thread(analyze_notebook, cells)
@@ -137,7 +144,7 @@ class NotebookReviewHandler(RubberDuckAPIHandler):
         NotebookReviewHandler.static_in_flight += 1
         try:
             review = await asyncio.to_thread(
-                review_notebook, cells, known_names=names, static=static
+                review_notebook, cells, known_names=names, static=static, cross_cell=cross_cell
             )
         finally:
             NotebookReviewHandler.static_in_flight -= 1

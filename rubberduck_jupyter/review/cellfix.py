@@ -11,31 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 from .cells import mask_magics, parse_cell
 from .findings import Finding, TextEdit
-from .static import analyze_python, defined_names
-
-# The per-cell endpoint gets the cells above with every request, so one notebook pass
-# parsed k-1 cells for cell k (4,950 parses for 100 pdsh cells, 0.26 s here). The names a
-# source binds depend on nothing else: remember them for the sources seen last. Bounded:
-# 2,048 entries of at most 8,000 characters each hold at most ~16 MB of keys (a pdsh cell
-# is ~50-500 characters; larger ones are parsed each time).
-CACHED_CELLS = 2048
-CACHED_CELL_CHARS = 8000
-
+from .static import analyze_python, names_bound
 
 # Each offered fix is the whole cell again, applied and parsed: a 50 KB cell of 3,000
 # unused imports took 51 s and answered 140 MB. Nobody reviews past a few dozen fixes in one
 # cell; with 50, a 256 KiB body answers at most ~13 MB and parses at most 50 times a cell.
 MAX_FIXES_PER_CELL = 50
-
-
-@lru_cache(maxsize=CACHED_CELLS)
-def _names_bound(source: str) -> frozenset[str]:
-    return frozenset(defined_names(source))
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +44,7 @@ def review_cell(
     Names the cells `above` bind count as known, like `known_names`."""
     known = set(known_names)
     for cell in above:
-        known |= _names_bound(cell) if len(cell) <= CACHED_CELL_CHARS else defined_names(cell)
+        known |= names_bound(cell)
     return with_fixes(source, analyze_python(source, known_names=known, cell=True))
 
 

@@ -82,6 +82,9 @@ async def test_a_slice_is_reviewed_with_the_names_of_the_cells_above(jp_fetch: A
     assert entry["findings"][0]["replacement"] == "xs.sort()\nprint(df, nope)"
     # The cross-cell findings still cover every cell sent, the slice's or not.
     assert [(f["cell"], f["code"]) for f in answer["findings"]] == [(5, "NB102"), (5, "NB103")]
+    # A slice that is not the last may skip them; its static findings stay the same.
+    quiet = json.loads((await _post(jp_fetch, "notebook", {**body, "cross_cell": False})).body)
+    assert quiet["findings"] == [] and quiet["static"] == answer["static"]
 
 
 def _slow_ruff(tmp_path: Path, seconds: float) -> str:
@@ -160,6 +163,8 @@ ONE = [{"index": 0, "source": "x = 1"}]
         ({"cells": ONE, "static": {"start": 0, "stop": 2}}, "0 <= start <= stop <= 1"),
         ({"cells": ONE, "static": {"start": -1, "stop": 1}}, "'static' must be"),
         ({"cells": ONE, "static": {"start": False, "stop": 1}}, "'static' must be"),
+        ({"cells": ONE, "static": True, "cross_cell": "no"}, "'cross_cell' must be"),
+        ({"cells": ONE, "cross_cell": False}, "false only with 'static'"),
         ({"cells": ONE, "static": True, "known_names": "x"}, "'known_names' must be"),
         ({"cells": ONE, "static": True, "known_names": [3]}, "'known_names' must be"),
         ({"cells": ONE, "static": True, "known_names": ["a"] * 20_001}, "At most 20000"),

@@ -92,10 +92,12 @@ def test_batch_findings_equal_the_per_cell_findings_on_pdsh(name: str, order: st
 def test_a_slice_sees_the_names_of_every_cell_above_it() -> None:
     cells = _pdsh("03.08-Aggregation-and-Grouping.ipynb")
     whole = dict(review_notebook(cells).static)
-    part = review_notebook(cells, static=range(10, 20))
-    assert [position for position, _ in part.static] == list(range(10, 20))
-    for position, cell_review in part.static:
-        assert _wire(cell_review) == _wire(whole[position])
+    for cross_cell in (True, False):
+        part = review_notebook(cells, static=range(10, 20), cross_cell=cross_cell)
+        assert [position for position, _ in part.static] == list(range(10, 20))
+        for position, cell_review in part.static:
+            assert _wire(cell_review) == _wire(whole[position])
+        assert part.notebook == (analyze_notebook(cells) if cross_cell else [])
     assert review_notebook(cells, static=range(0)).static == []
 
 
@@ -180,17 +182,17 @@ def test_a_failing_ruff_fails_each_cell_as_the_single_path_does(
 
 
 def test_the_per_cell_path_parses_each_cell_above_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    cellfix._names_bound.cache_clear()
+    static._names_bound_cached.cache_clear()
     parsed: list[str] = []
-    real = cellfix.defined_names
+    real = static.defined_names
 
-    def counting(source: str) -> set[str]:
+    def counting(source: str, *, cell: bool = True) -> set[str]:
         parsed.append(source)
-        return real(source)
+        return real(source, cell=cell)
 
-    monkeypatch.setattr(cellfix, "defined_names", counting)
+    monkeypatch.setattr(static, "defined_names", counting)
     sources = [f"a_{n} = {n}" for n in range(20)]
-    big = "b = 1\n" + "# padding\n" * cellfix.CACHED_CELL_CHARS  # too big to be kept
+    big = "b = 1\n" + "# padding\n" * static.CACHED_CELL_CHARS  # too big to be kept
     for n in range(20):
         review_cell("print(a_0, b)", above=[*sources[:n], big])
     assert all(parsed.count(source) == 1 for source in sources[:19])
