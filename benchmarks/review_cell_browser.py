@@ -99,10 +99,17 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_lab(base: Path) -> Iterator[str]:
-    """A `jupyter lab` as tests/browser/conftest.py starts one; yields its base URL."""
+def running_lab(base: Path, labextension: Path | None = None) -> Iterator[str]:
+    """A `jupyter lab` as tests/browser/conftest.py starts one; yields its base URL.
+
+    `labextension`: a built front end to serve instead of the installed one (its data dir
+    comes first), e.g. a prototype of a front-end change built outside the repository."""
     root = base / "root"
     root.mkdir()
+    if labextension is not None:
+        extensions = base / "data" / "labextensions"
+        extensions.mkdir(parents=True)
+        (extensions / "rubberduck-jupyter").symlink_to(labextension, target_is_directory=True)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RUBBERDUCK_")}
     env.update(
@@ -229,6 +236,13 @@ def main() -> None:
     parser.add_argument("--passes", type=int, default=3)
     parser.add_argument("--corpus", type=Path, default=Path("/work/shared/corpora/pdsh"))
     parser.add_argument("--cells", type=int, default=100)
+    parser.add_argument(
+        "--labextension",
+        type=Path,
+        default=None,
+        help="a built front end to serve instead of the installed one",
+    )
+    parser.add_argument("--slice", type=int, default=25, help="cells per sliced request")
     args = parser.parse_args()
     if not Path(CHROMIUM).exists():
         raise SystemExit("chromium is not installed (apt-get install chromium)")
@@ -240,7 +254,7 @@ def main() -> None:
     wire = [{"index": n, "source": s} for n, s in enumerate(sources)]
     with tempfile.TemporaryDirectory(prefix="rd-review-browser-") as tmp:
         base = Path(tmp)
-        with running_lab(base) as url, sync_playwright() as playwright:
+        with running_lab(base, args.labextension) as url, sync_playwright() as playwright:
             write_notebook(base / "root" / "cell.ipynb", [cell])
             write_notebook(base / "root" / "notebook.ipynb", sources)
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -264,18 +278,42 @@ def main() -> None:
                 def new_rest() -> None:
                     post(url, "notebook", {"cells": wire, "static": True})
 
-                pass_browser, pass_old, pass_new = [], [], []
+                def sliced_rest() -> None:
+                    for start in range(0, len(wire), args.slice):
+                        stop = min(start + args.slice, len(wire))
+                        body = {
+                            "cells": wire,
+                            "static": {"start": start, "stop": stop},
+                            "cross_cell": stop == len(wire),
+                        }
+                        post(url, "notebook", body)
+
+                pass_browser, pass_old, pass_new, pass_sliced = [], [], [], []
                 for _ in range(args.passes):
                     open_notebook(page, url, "notebook.ipynb", len(sources))
                     pass_browser.append(page.evaluate(RUN_NOTEBOOK, len(sources)) / 1000)
                     pass_old.append(timed(old_rest))
                     pass_new.append(timed(new_rest))
+                    pass_sliced.append(timed(sliced_rest))
+                # Which requests the front end sent for one pass.
+                sent: list[str] = []
+                page.on(
+                    "request",
+                    lambda r: sent.append(r.url) if "/rubberduck/api/review/" in r.url else None,
+                )
+                open_notebook(page, url, "notebook.ipynb", len(sources))
+                page.evaluate(RUN_NOTEBOOK, len(sources))
+                kinds = {
+                    kind: sum(kind in u for u in sent)
+                    for kind in ("review/cell", "review/notebook")
+                }
             finally:
                 browser.close()
 
     cell_browser, cell_rest = statistics.median(browser_ms), statistics.median(rest_ms)
     nb_browser = statistics.median(pass_browser)
     nb_old, nb_new = statistics.median(pass_old), statistics.median(pass_new)
+    nb_sliced = statistics.median(pass_sliced)
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}; {time.strftime('%Y-%m-%d')}; chromium headless; "
@@ -286,11 +324,18 @@ def main() -> None:
         f"  click -> first finding in the DOM {cell_browser:.1f} ms, REST {cell_rest:.1f} ms, "
         f"ratio {cell_browser / cell_rest:.3f}"
     )
-    print(f"{len(sources)}-cell notebook review (pdsh cells), median of {args.passes}:")
+    front_end = "installed" if args.labextension is None else str(args.labextension)
     print(
-        f"  browser (command -> summary, the front end's per-cell requests) {nb_browser:.2f} s; "
-        f"REST per-cell pass {nb_old:.2f} s (ratio {nb_browser / nb_old:.3f}); "
-        f"REST one request {nb_new:.3f} s"
+        f"{len(sources)}-cell notebook review (pdsh cells), median of {args.passes}; "
+        f"front end: {front_end}, which sent {kinds['review/cell']} review/cell and "
+        f"{kinds['review/notebook']} review/notebook requests a pass:"
+    )
+    print(f"  browser, command -> summary {nb_browser:.2f} s")
+    print(
+        f"  REST in this process: a request per cell {nb_old:.2f} s (browser / this "
+        f"{nb_browser / nb_old:.3f}); one request {nb_new:.3f} s (browser / this "
+        f"{nb_browser / nb_new:.1f}); {-(-len(wire) // args.slice)} slices of {args.slice} "
+        f"{nb_sliced:.3f} s (browser / this {nb_browser / nb_sliced:.1f})"
     )
 
 
