@@ -18,6 +18,18 @@ CHARS_PER_TOKEN = 4
 REFILL_SHARE = 0.6
 
 
+# An answer cut off (provider failure, stop, server restart) is stored as exactly what
+# streamed; the model is told, so it neither takes the fragment as finished nor repeats it.
+CUT_OFF_NOTE = "\n\n[this answer was cut off before it finished]"
+
+
+def model_text(message: Message) -> str:
+    """A remembered message as the model reads it: cut-off answers say so."""
+    if message.role == "assistant" and message.status is MessageStatus.INCOMPLETE:
+        return message.content + CUT_OFF_NOTE
+    return message.content
+
+
 def estimate_tokens(text: str) -> int:
     return len(text) // CHARS_PER_TOKEN + 1
 
@@ -118,7 +130,7 @@ def summary_request(previous_summary: str, messages: Sequence[Message]) -> str:
         parts.append(f"Summary so far:\n{clip_text(previous_summary, SUMMARY_PREVIOUS_CHARS)}")
     share = SUMMARY_REQUEST_CHARS // max(1, len(messages))
     each = max(SUMMARY_MESSAGE_MIN_CHARS, min(SUMMARY_MESSAGE_CHARS, share))
-    lines = [f"{m.role.upper()}: {clip_text(m.content, each)}" for m in messages]
+    lines = [f"{m.role.upper()}: {clip_text(model_text(m), each)}" for m in messages]
     body = "\n\n".join(lines)
     # Many small messages at the floor can still add up: keep the newest that fit.
     body = body[-SUMMARY_REQUEST_CHARS:] if len(body) > SUMMARY_REQUEST_CHARS else body

@@ -88,6 +88,7 @@ def build_turn_messages(
     include_history: bool = True,
     mentioned: Resolved | None = None,
 ) -> list[ChatMessage]:
+    from .memory import model_text
     from .mentions import format_attachments
     from .retrieval import format_retrieved
 
@@ -104,7 +105,7 @@ def build_turn_messages(
             )
         for message in window.select(history, conversation.summary_upto):
             role = "assistant" if message.role == "assistant" else "user"
-            messages.append({"role": role, "content": message.content})
+            messages.append({"role": role, "content": model_text(message)})
     parts: list[str] = []
     described = describe_context(context) if include_context else None
     if described:

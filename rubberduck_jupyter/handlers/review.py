@@ -1,4 +1,5 @@
-"""POST /rubberduck/api/review/notebook: cross-cell findings for the cells a client sends.
+"""POST /rubberduck/api/review/notebook: cross-cell findings for the cells a client sends,
+and, with ``"static"``, every cell's static findings in the same pass (review/batch.py).
 POST /rubberduck/api/review/cell: one cell's static findings, each with its checked fix.
 
 The client sends what its notebook model holds (unsaved edits included), so nothing is read
@@ -17,15 +18,18 @@ from tornado import web
 
 from ..domain.models import content_hash
 from ..protocol import ErrorCode
+from ..review.batch import review_notebook
 from ..review.cellfix import review_cell
 from ..review.notebook import NotebookCell, analyze_notebook
-from .base import RubberDuckAPIHandler, RubberDuckError
+from .base import RubberDuckAPIHandler, RubberDuckError, error_body
 
 # A notebook with more code cells than this is not one a person reviews at once; the body
 # size is bounded by max_frame_bytes already.
 MAX_CELLS = 5_000
 # Names of the cells above and the kernel's variables; more is not a notebook a person wrote.
 MAX_KNOWN_NAMES = 20_000
+# Notebook static passes at once, per server: 2 cores, and each pass's ruff uses both.
+MAX_STATIC_PASSES = 2
 
 
 def parse_cells(body: dict[str, Any]) -> list[NotebookCell]:
@@ -61,16 +65,103 @@ def parse_cells(body: dict[str, Any]) -> list[NotebookCell]:
     return cells
 
 
+def parse_static(body: dict[str, Any], n_cells: int) -> range | None:
+    """`"static"`: absent or false (cross-cell findings only, as before), true (every
+    cell), or `{"start": int, "stop": int}`, the positions in `cells` to review (a slice,
+    so a client can show progress and cancel between slices of a long notebook)."""
+    raw = body.get("static", False)
+    if raw is False:
+        return None
+    if raw is True:
+        return range(n_cells)
+    if isinstance(raw, dict) and set(raw) == {"start", "stop"}:
+        start, stop = raw["start"], raw["stop"]
+        if all(isinstance(v, int) and not isinstance(v, bool) for v in (start, stop)) and (
+            0 <= start <= stop <= n_cells
+        ):
+            return range(start, stop)
+    raise RubberDuckError(
+        400,
+        ErrorCode.BAD_FRAME,
+        '\'static\' must be true, false, or {"start": int, "stop": int} with '
+        f"0 <= start <= stop <= {n_cells} (the number of cells sent).",
+    )
+
+
+def parse_known_names(body: dict[str, Any]) -> list[str]:
+    names = body.get("known_names", [])
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise RubberDuckError(400, ErrorCode.BAD_FRAME, "'known_names' must be a list of names.")
+    if len(names) > MAX_KNOWN_NAMES:
+        raise RubberDuckError(
+            400, ErrorCode.BAD_FRAME, f"At most {MAX_KNOWN_NAMES} known names can be sent."
+        )
+    return names
+
+
 class NotebookReviewHandler(RubberDuckAPIHandler):
+    """Cross-cell findings; with `static`, each cell's static findings too (the shape of
+    `POST /review/cell`'s answer, with the cell's `index`), equal to what the per-cell
+    endpoint answers for that cell with the code cells before it as `above`.
+
+    Static passes in flight are counted: each runs ruff on both cores for up to ~0.1 s a
+    100 cells, so a third at once would only queue behind the two in the thread pool; it
+    is answered 429 `busy` with Retry-After instead (the house rule: overload is answered,
+    never buffered). Cross-cell-only requests (~0.14 ms a cell) are not counted.
+    """
+
     auth_resource = "rubberduck:chat"
+    # Per server process; the event loop is the only writer, so no lock is needed.
+    static_in_flight = 0
 
     @web.authenticated
     @authorized
     async def post(self) -> None:
-        cells = parse_cells(self.json_body())
-        # Parsing every cell is ~0.14 ms a cell here: a big notebook would hold the loop.
-        findings = await asyncio.to_thread(analyze_notebook, cells)
-        self.finish({"cells": len(cells), "findings": [f.to_json() for f in findings]})
+        body = self.json_body()
+        cells = parse_cells(body)
+        static = parse_static(body, len(cells))
+        cross_cell = body.get("cross_cell", True)
+        if not isinstance(cross_cell, bool) or (static is None and not cross_cell):
+            raise RubberDuckError(
+                400,
+                ErrorCode.BAD_FRAME,
+                "'cross_cell' must be true or false, and false only with 'static'.",
+            )
+        if static is None:
+            # Parsing every cell is ~0.14 ms a cell here: a big notebook would hold the loop.
+            findings = await asyncio.to_thread(analyze_notebook, cells)
+            self.finish({"cells": len(cells), "findings": [f.to_json() for f in findings]})
+            return
+        names = parse_known_names(body)
+        if NotebookReviewHandler.static_in_flight >= MAX_STATIC_PASSES:
+            # Written here, not raised: tornado's send_error clears headers (Retry-After).
+            self.set_status(429)
+            self.set_header("Retry-After", "1")
+            self.set_header("Content-Type", "application/json")
+            message = f"{MAX_STATIC_PASSES} notebook reviews are running; retry in a second."
+            self.finish(error_body(ErrorCode.BUSY, message))
+            return
+        NotebookReviewHandler.static_in_flight += 1
+        try:
+            review = await asyncio.to_thread(
+                review_notebook, cells, known_names=names, static=static, cross_cell=cross_cell
+            )
+        finally:
+            NotebookReviewHandler.static_in_flight -= 1
+        self.finish(
+            {
+                "cells": len(cells),
+                "findings": [f.to_json() for f in review.notebook],
+                "static": [
+                    {
+                        "index": cells[position].index,
+                        "source_hash": content_hash(cells[position].source),
+                        "findings": cell_review.to_json(),
+                    }
+                    for position, cell_review in review.static
+                ],
+            }
+        )
 
 
 def parse_cell_body(body: dict[str, Any]) -> tuple[str, list[str], list[str]]:
@@ -78,16 +169,10 @@ def parse_cell_body(body: dict[str, Any]) -> tuple[str, list[str], list[str]]:
 
     `above` is the source of the code cells above: the names they bind are not undefined
     here (a cell reviewed alone would otherwise flag every `df` made two cells up)."""
-    source, names = body.get("source"), body.get("known_names", [])
-    above = body.get("above", [])
+    source, above = body.get("source"), body.get("above", [])
     if not isinstance(source, str):
         raise RubberDuckError(400, ErrorCode.BAD_FRAME, "'source' must be the cell's text.")
-    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
-        raise RubberDuckError(400, ErrorCode.BAD_FRAME, "'known_names' must be a list of names.")
-    if len(names) > MAX_KNOWN_NAMES:
-        raise RubberDuckError(
-            400, ErrorCode.BAD_FRAME, f"At most {MAX_KNOWN_NAMES} known names can be sent."
-        )
+    names = parse_known_names(body)
     if not isinstance(above, list) or not all(isinstance(cell, str) for cell in above):
         raise RubberDuckError(
             400, ErrorCode.BAD_FRAME, "'above' must be a list of the cells' sources."

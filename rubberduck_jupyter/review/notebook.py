@@ -158,7 +158,7 @@ _COMPOUND = (
 
 
 @dataclass
-class _Parsed:
+class ParsedCell:
     cell: NotebookCell
     # (name, line, col) read before this cell binds it; None when the cell does not parse.
     reads: list[tuple[str, int, int]] | None
@@ -167,14 +167,14 @@ class _Parsed:
     other_code: bool  # has a top-level statement that is not an import
 
 
-def _parse(cell: NotebookCell) -> _Parsed:
+def _parse(cell: NotebookCell) -> ParsedCell:
     masked = mask_magics(cell.source)
     if not masked.is_python:
-        return _Parsed(cell, [], set(), [], False)
+        return ParsedCell(cell, [], set(), [], False)
     try:
         tree = parse_python(masked.source)
     except (SyntaxError, ValueError):
-        return _Parsed(cell, None, set(), [], False)  # per-cell review reports it
+        return ParsedCell(cell, None, set(), [], False)  # per-cell review reports it
     reads: list[tuple[str, int, int]] = []
     bound: set[str] = set()
     imports: list[int] = []
@@ -196,16 +196,28 @@ def _parse(cell: NotebookCell) -> _Parsed:
             imports.append(statement.lineno)
         elif not (isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant)):
             other = True  # a docstring-like string is not code
-    return _Parsed(cell, reads, bound, imports, other)
+    return ParsedCell(cell, reads, bound, imports, other)
 
 
 def _known(name: str) -> bool:
     return name in _BUILTINS or is_ipython_name(name)
 
 
+def parse_cells(cells: Sequence[NotebookCell]) -> list[ParsedCell]:
+    """Each cell parsed once (IPython syntax masked), for `analyze_parsed`; `binds` of
+    each is also `static.defined_names(cell.source)`, which the batch review uses as the
+    names of the cells above instead of parsing every cell again."""
+    return [_parse(cell) for cell in cells]
+
+
 def analyze_notebook(cells: Sequence[NotebookCell]) -> list[CellFinding]:
     """Cross-cell findings, in notebook order (then line)."""
-    parsed = [_parse(cell) for cell in cells]
+    return analyze_parsed(parse_cells(cells))
+
+
+def analyze_parsed(parsed: Sequence[ParsedCell]) -> list[CellFinding]:
+    """`analyze_notebook` over cells `parse_cells` already parsed."""
+    cells = [p.cell for p in parsed]
     binders: dict[str, list[int]] = {}  # name -> positions of the cells binding it, in order
     for position, p in enumerate(parsed):
         for name in p.binds:

@@ -7,7 +7,7 @@ import re
 import time
 from collections.abc import Sequence
 
-from ..domain.models import Conversation, Message
+from ..domain.models import Conversation, Message, MessageStatus
 
 _FENCE_LANG = re.compile(r"[\w+-]{0,40}")
 
@@ -33,6 +33,14 @@ def code_blocks(markdown: str) -> list[tuple[str, str]]:
     return blocks
 
 
+def _text(message: Message) -> str:
+    """What a reader of the export sees of a message: a cut-off answer says so."""
+    text = message.content.rstrip()
+    if message.role == "assistant" and message.status is MessageStatus.INCOMPLETE:
+        return f"{text}\n\n_(The answer was cut off.)_" if text else "_(The answer was cut off.)_"
+    return text
+
+
 def _when(ts: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
 
@@ -50,7 +58,7 @@ def to_markdown(conversation: Conversation, messages: Sequence[Message]) -> str:
     for message in messages:
         lines.append(f"### {_speaker(message)} — {_when(message.created_at)}")
         lines.append("")
-        lines.append(message.content.rstrip())
+        lines.append(_text(message))
         sources = message.meta.get("citations") or []
         if sources:
             lines.append("")
@@ -77,7 +85,7 @@ def to_notebook(conversation: Conversation, messages: Sequence[Message]) -> str:
     nb.cells.append(nbformat.v4.new_markdown_cell(f"# {conversation.title}"))
     for message in messages:
         nb.cells.append(
-            nbformat.v4.new_markdown_cell(f"**{_speaker(message)}**\n\n{message.content}")
+            nbformat.v4.new_markdown_cell(f"**{_speaker(message)}**\n\n{_text(message)}")
         )
         if message.role == "assistant":
             for lang, code in code_blocks(message.content):

@@ -66,7 +66,7 @@ from ..protocol import (
 from .actor import ActorCrashed, ActorRegistry, Job, MailboxFull
 from .partial import DEFAULT_EVERY_CHUNKS, DEFAULT_INTERVAL_S, PartialSaver
 from .preferences import Preferences, learn_from_message
-from .store import INCOMPLETE_MARK, INTERRUPTED, AsyncConversationStore
+from .store import INTERRUPTED, AsyncConversationStore
 
 Emit = Callable[[dict[str, Any]], Awaitable[None]]
 log = logging.getLogger(__name__)
@@ -446,9 +446,8 @@ class SessionManager:
     ) -> None:
         text = turn.answer_text
         interrupted = cancelled and self._stopping
-        if status is MessageStatus.INCOMPLETE:
-            text += INCOMPLETE_MARK
-        elif not text and failure is not None:
+        # A cut-off answer keeps exactly what streamed: its status says it was cut off.
+        if status is not MessageStatus.INCOMPLETE and not text and failure is not None:
             text = STOPPED_NOTE if interrupted else "Stopped." if cancelled else failure[1]
         meta: dict[str, Any] = {
             "route": route.to_json(),
@@ -695,4 +694,4 @@ def _known_context_tokens(model: str) -> int | None:
     return int(value) if value else None
 
 
-__all__ = ["INCOMPLETE_MARK", "MAX_HISTORY_TOKENS", "SessionManager", "litellm_context_tokens"]
+__all__ = ["MAX_HISTORY_TOKENS", "SessionManager", "litellm_context_tokens"]

@@ -49,12 +49,13 @@ from ..domain.models import (
     SuggestionTarget,
 )
 
-SCHEMA_VERSION = 1
+# 2: a cut-off answer is marked by its status only (version 1 also appended the text below).
+SCHEMA_VERSION = 2
 T = TypeVar("T")
 
-# Appended to an answer that was cut off (provider failure, cancel, server stop); the sidebar
-# strips it and shows its own line instead.
-INCOMPLETE_MARK = "\n\n[answer cut off]"
+# What schema 1 appended to the text of a cut-off answer; _migrate strips it from old rows so
+# every reader (sidebar, export, the model's history) sees only what the model said.
+_V1_CUT_OFF_SUFFIX = "\n\n[answer cut off]"
 INTERRUPTED = "interrupted"  # the error code of a turn a server stop cut short
 
 _SCHEMA = """
@@ -121,11 +122,35 @@ class ConversationStore:
         self._con.execute("PRAGMA busy_timeout=5000")
         self._con.executescript(_SCHEMA)
         with self._tx() as con:
-            con.execute(
-                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-            )
+            self._migrate(con)
         self._server_lock: int | None = None  # the fd of `<file>.lock` once claimed
         self.shared = False  # another server had the file open when this one claimed it
+
+    @staticmethod
+    def _migrate(con: sqlite3.Connection) -> None:
+        """Brings an older file up to SCHEMA_VERSION; refuses a file from a newer release."""
+        row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        version = int(row["value"]) if row is not None else SCHEMA_VERSION
+        if version > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"conversation store schema {version} is newer than this RubberDuck "
+                f"(schema {SCHEMA_VERSION}): upgrade rubberduck-jupyter to open it"
+            )
+        if version < 2:
+            # substr, not replace(): only the suffix goes, the same words inside the text stay.
+            con.execute(
+                "UPDATE messages SET content = substr(content, 1, length(content) - ?) "
+                "WHERE status = ? AND substr(content, -?) = ?",
+                (
+                    len(_V1_CUT_OFF_SUFFIX),
+                    str(MessageStatus.INCOMPLETE),
+                    len(_V1_CUT_OFF_SUFFIX),
+                    _V1_CUT_OFF_SUFFIX,
+                ),
+            )
+        con.execute(
+            "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+        )
 
     def close(self) -> None:
         with self._lock:
@@ -352,7 +377,7 @@ class ConversationStore:
                 con.execute(
                     "UPDATE messages SET content = ?, status = ?, meta = ? WHERE id = ?",
                     (
-                        row["content"] + INCOMPLETE_MARK,
+                        row["content"],
                         str(MessageStatus.INCOMPLETE),
                         json.dumps(meta),
                         row["id"],

@@ -194,3 +194,78 @@ def test_cancel_stops_the_notebook_review(page: Any, lab_server: Any) -> None:
     sent = len(seen)
     page.wait_for_timeout(1000)
     assert len(seen) == sent < 40
+
+
+def _saved_settings(lab: Any) -> dict[str, Any]:
+    """The user's RubberDuck settings as JupyterLab saved them (JSON5, comments and all)."""
+    import json5
+
+    path = lab.root.parent / "settings" / "rubberduck-jupyter" / "plugin.jupyterlab-settings"
+    return dict(json5.loads(path.read_text())) if path.exists() else {}
+
+
+def test_review_on_run_is_off_by_default_and_static_only_once_switched_on(
+    page: Any, lab_server: Any, fake_llm: Any, screenshot: Any
+) -> None:
+    write_notebook(lab_server.root, "onrun.ipynb", [CELL, "print('next')"])
+    notebook = open_notebook(page, lab_server, "onrun.ipynb")
+    reviews: list[str] = []
+    page.on(
+        "request",
+        lambda request: reviews.append(request.url) if "review/cell" in request.url else None,
+    )
+    cell = notebook.locator(".jp-Cell").first
+    # Keys sent before the kernel is up would run nothing.
+    page.locator(".jp-StatusBar-Widget", has_text="| Idle").first.wait_for(timeout=60_000)
+
+    def run_first_cell(runs: int) -> None:
+        cell.locator(".cm-content").click()
+        page.keyboard.press("Shift+Enter")
+        # The kernel really ran it: the prompt shows the execution count.
+        cell.locator(f".jp-InputPrompt:has-text('[{runs}]')").wait_for(timeout=60_000)
+
+    run_first_cell(1)
+    page.wait_for_timeout(1000)  # an auto review would have been sent by now
+    assert reviews == []
+    assert cell.locator(".jp-RubberDuck-cellReview").count() == 0
+
+    # Switched on in the Settings Editor; the open notebook follows without a reload.
+    page.evaluate(
+        "() => window.jupyterapp.commands.execute('settingeditor:open', {query: 'RubberDuck'})"
+    )
+    page.locator(".jp-PluginList-entry-label:has-text('RubberDuck')").first.click()
+    checkbox = page.locator("input[id$='autoReviewOnRun']")
+    checkbox.wait_for()
+    assert not checkbox.is_checked()
+    checkbox.check()
+    for _ in range(100):
+        if _saved_settings(lab_server).get("autoReviewOnRun") is True:
+            break
+        page.wait_for_timeout(100)
+    assert _saved_settings(lab_server).get("autoReviewOnRun") is True
+    page.locator("#jp-main-dock-panel .lm-TabBar-tab", has_text="onrun.ipynb").click()
+    asked = len(fake_llm.requests)
+    run_first_cell(2)
+    finding = cell.locator(".jp-RubberDuck-cellReview .jp-RubberDuck-finding[data-code='RD103']")
+    finding.wait_for()
+    screenshot("cell-review-on-run")
+    assert len(reviews) == 1
+    # Static findings only: running a cell never calls the model.
+    page.wait_for_timeout(500)
+    assert len(fake_llm.requests) == asked
+    assert cell.locator(".jp-RubberDuck-cellReview-modelText").count() == 0
+    _reset_settings(lab_server)
+
+
+def _reset_settings(lab: Any) -> None:
+    import json
+    import urllib.request
+
+    request = urllib.request.Request(
+        f"{lab.url}lab/api/settings/rubberduck-jupyter:plugin",
+        method="PUT",
+        data=json.dumps({"raw": "{}"}).encode(),
+        headers={"Authorization": f"token {lab.token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 204

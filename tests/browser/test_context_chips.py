@@ -261,6 +261,46 @@ def test_at_mentions_complete_and_attach_variables_cells_and_files(
     assert "`rows`" not in prompt
 
 
+PANDAS_CELL = (
+    "import pandas as pd\n"
+    "sales = pd.DataFrame({'region': ['north', 'south', 'east'], 'units': [3, 1, 2]})"
+)
+
+
+def test_at_a_pandas_data_frame_sends_its_shape_columns_and_dtypes_values_when_asked(
+    page: Any, open_sidebar: Any, fake_llm: Any, lab_server: Any
+) -> None:
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+    notebook.cells = [nbformat.v4.new_code_cell(PANDAS_CELL)]
+    nbformat.write(notebook, lab_server.root / "frames.ipynb")
+    page.goto(f"{lab_server.url}lab/workspaces/frames/tree/frames.ipynb?token={lab_server.token}")
+    page.wait_for_selector("#jupyterlab-splash", state="detached")
+    cell = page.locator(".jp-NotebookPanel:visible .jp-Notebook .jp-Cell").first
+    cell.wait_for()
+    page.locator(".jp-StatusBar-Widget", has_text="| Idle").first.wait_for(timeout=60_000)
+    cell.locator(".cm-content").click()
+    page.keyboard.press("Shift+Enter")
+    cell.locator(".jp-InputPrompt:has-text('[1]')").wait_for(timeout=60_000)
+    panel = open_sidebar("fake-model")
+
+    fake_llm.set_replies(["Three regions."])
+    prompt = _send(panel, fake_llm, "Summarise @sales")
+    assert "[@sales] Kernel variable `sales`: pandas.DataFrame" in prompt
+    assert "shape: (3, 2)" in prompt
+    assert "columns: region (object), units (int64)" in prompt or (
+        "columns: region (str), units (int64)" in prompt  # pandas 3's string dtype
+    )
+    assert "north" not in prompt  # values only when asked
+
+    fake_llm.set_replies(["The rows."])
+    prompt = _send(panel, fake_llm, "Show @sales:values")
+    assert "[@sales:values] Kernel variable `sales`" in prompt
+    rows = prompt[prompt.index("[@sales:values]") :]
+    assert "north" in rows and "south" in rows and "east" in rows
+    assert "region  units" in rows  # the frame's own to_string() header
+
+
 def test_at_finds_files_in_subfolders_by_name(
     page: Any, open_sidebar: Any, lab_server: Any
 ) -> None:

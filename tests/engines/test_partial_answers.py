@@ -13,7 +13,7 @@ from engine_harness import Harness
 
 from rubberduck_jupyter.domain.models import Conversation, Message, MessageStatus
 from rubberduck_jupyter.protocol import ChatRequest
-from rubberduck_jupyter.sessions.store import INCOMPLETE_MARK, ConversationStore
+from rubberduck_jupyter.sessions.store import ConversationStore
 
 
 async def _stream_until(
@@ -127,7 +127,7 @@ def test_a_partial_answer_left_by_a_crash_is_marked_interrupted(tmp_path: Any) -
         ("user", MessageStatus.ANSWERED),
         ("assistant", MessageStatus.INCOMPLETE),
     ]
-    assert one[1].content == "Half of it" + INCOMPLETE_MARK
+    assert one[1].content == "Half of it"
     assert one[1].meta["error"] == {"code": "interrupted", "message": "stopped; send it again."}
     assert one[1].meta["interrupted"] is True and one[1].meta["x"] == 1
     two = store.messages("c2")
@@ -175,6 +175,115 @@ async def test_a_server_stop_mid_answer_says_send_it_again(harness: Harness) -> 
         ("assistant", MessageStatus.INCOMPLETE),
     ]
     answer = stored[1]
-    assert answer.content.removesuffix(INCOMPLETE_MARK) == _streamed(frames)
+    assert answer.content == _streamed(frames)
     assert answer.meta["error"]["code"] == "interrupted"
     assert "send it again" in answer.meta["error"]["message"]
+
+
+def _v1_file(path: Any) -> None:
+    """A conversation file as schema 1 left it: cut-off answers carried a text suffix."""
+    import sqlite3
+
+    store = ConversationStore(path)
+    store.create_conversation(Conversation("c1", "alice", "p"))
+    store.add_message(Message("q1", "c1", 0, "user", "why?", "t1", MessageStatus.ANSWERED))
+    store.add_message(
+        Message("a1", "c1", 0, "assistant", "Because", "t1", MessageStatus.INCOMPLETE)
+    )
+    # An answer that only quotes the old suffix is not cut off: it must keep its text.
+    store.add_message(Message("q2", "c1", 0, "user", "quote it", "t2", MessageStatus.ANSWERED))
+    store.add_message(Message("a2", "c1", 0, "assistant", "It said:", "t2", MessageStatus.ANSWERED))
+    store.close()
+    con = sqlite3.connect(str(path), isolation_level=None)
+    con.execute(
+        "UPDATE messages SET content = content || ? WHERE id IN ('a1', 'a2')",
+        ("\n\n[answer cut off]",),
+    )
+    con.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    con.close()
+
+
+def test_schema_1_files_lose_the_cut_off_suffix_only_where_the_status_says_so(
+    tmp_path: Any,
+) -> None:
+    _v1_file(tmp_path / "c.sqlite3")
+    store = ConversationStore(tmp_path / "c.sqlite3")
+    texts = {m.id: (m.status, m.content) for m in store.messages("c1")}
+    assert texts["a1"] == (MessageStatus.INCOMPLETE, "Because")
+    assert texts["a2"] == (MessageStatus.ANSWERED, "It said:\n\n[answer cut off]")
+    store.close()
+    import sqlite3
+
+    con = sqlite3.connect(str(tmp_path / "c.sqlite3"))
+    assert con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("2",)
+    con.close()
+    # Opening again changes nothing more (the migration ran once).
+    again = ConversationStore(tmp_path / "c.sqlite3")
+    assert [m.content for m in again.messages("c1")][1] == "Because"
+    again.close()
+
+
+def test_a_file_from_a_newer_release_is_refused_untouched(tmp_path: Any) -> None:
+    import sqlite3
+
+    import pytest
+
+    ConversationStore(tmp_path / "c.sqlite3").close()
+    con = sqlite3.connect(str(tmp_path / "c.sqlite3"), isolation_level=None)
+    con.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    con.close()
+    with pytest.raises(RuntimeError, match="schema 99 is newer"):
+        ConversationStore(tmp_path / "c.sqlite3")
+    con = sqlite3.connect(str(tmp_path / "c.sqlite3"))
+    assert con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("99",)
+    con.close()
+
+
+def _cut_off_history() -> tuple[Conversation, list[Message]]:
+    conversation = Conversation("c1", "alice", "p", title="Rates")
+    return conversation, [
+        Message("q1", "c1", 0, "user", "explain", "t1", MessageStatus.ANSWERED),
+        Message("a1", "c1", 1, "assistant", "First the", "t1", MessageStatus.INCOMPLETE),
+        Message("q2", "c1", 2, "user", "and this?", "t2", MessageStatus.ANSWERED),
+        Message("a2", "c1", 3, "assistant", "Done.", "t2", MessageStatus.ANSWERED),
+    ]
+
+
+def test_the_model_is_told_which_remembered_answer_was_cut_off() -> None:
+    from rubberduck_jupyter.context.memory import CUT_OFF_NOTE, MemoryWindow, summary_request
+    from rubberduck_jupyter.context.prompt import build_turn_messages
+    from rubberduck_jupyter.protocol import ChatContext
+
+    conversation, history = _cut_off_history()
+    messages = build_turn_messages(
+        system="sys",
+        preferences="",
+        conversation=conversation,
+        history=history,
+        window=MemoryWindow(budget_tokens=10_000),
+        context=ChatContext(),
+        question="go on",
+    )
+    assert [m["content"] for m in messages[1:5]] == [
+        "explain",
+        "First the" + CUT_OFF_NOTE,
+        "and this?",
+        "Done.",
+    ]
+    assert "First the" + CUT_OFF_NOTE in summary_request("", history)
+    assert "Done." + CUT_OFF_NOTE not in summary_request("", history)
+
+
+def test_exports_say_an_answer_was_cut_off() -> None:
+    import json
+
+    from rubberduck_jupyter.sessions.export import to_markdown, to_notebook
+
+    conversation, history = _cut_off_history()
+    markdown = to_markdown(conversation, history)
+    assert "First the\n\n_(The answer was cut off.)_" in markdown
+    assert markdown.count("cut off") == 1
+    cells = json.loads(to_notebook(conversation, history))["cells"]
+    sources = ["".join(c["source"]) for c in cells]
+    assert any(s.endswith("First the\n\n_(The answer was cut off.)_") for s in sources)
+    assert sum("cut off" in s for s in sources) == 1

@@ -218,7 +218,7 @@ def test_kill_during_an_index_pass_and_twenty_chats(
             if ok:
                 record = messages[1]
                 error = record["meta"].get("error") or {}
-                kept = record["content"].removesuffix("\n\n[answer cut off]")
+                kept = record["content"]
                 ok = (
                     record["turn_id"] == chat.turn_id
                     and record["status"] == "incomplete"

@@ -320,6 +320,42 @@ BODIES = st.one_of(
     ).map(json.dumps),
     SHAPED.map(json.dumps),
     VALID_CHAT.map(json.dumps),
+    # Review bodies: the notebook's static pass (whole, a slice, names known from earlier
+    # slices) and one cell with the cells above.
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "cells": st.one_of(
+                JSON,
+                st.lists(
+                    st.fixed_dictionaries(
+                        {},
+                        optional={
+                            "index": st.one_of(st.integers(-3, 10**12), JSON),
+                            "source": st.one_of(ANY_TEXT, JSON, st.just("x = y\nimport os")),
+                            "execution_count": st.one_of(st.none(), st.integers(-1, 99), JSON),
+                        },
+                    ),
+                    max_size=4,
+                ),
+            ),
+            "static": st.one_of(
+                st.booleans(),
+                JSON,
+                st.fixed_dictionaries(
+                    {},
+                    optional={
+                        "start": st.one_of(st.integers(-2, 10**9), JSON),
+                        "stop": st.one_of(st.integers(-2, 10**9), JSON),
+                    },
+                ),
+            ),
+            "known_names": st.one_of(JSON, st.lists(ANY_TEXT, max_size=4)),
+            "cross_cell": JSON,
+            "source": st.one_of(ANY_TEXT, JSON),
+            "above": st.one_of(JSON, st.lists(ANY_TEXT, max_size=3)),
+        },
+    ).map(json.dumps),
 )
 # Ids in a URL path: app.py's routes take 1-128 characters of the *percent-encoded* path, so
 # at most 10 characters (12 encoded each at worst); `.` and `..` are path steps, not ids.
@@ -346,6 +382,7 @@ ROUTE_METHODS: list[tuple[st.SearchStrategy[tuple[str, ...]], list[str]]] = [
     (st.just(("preferences",)), ["GET", "PUT"]),
     (st.just(("chat",)), ["POST"]),
     (st.just(("review", "notebook")), ["POST"]),
+    (st.just(("review", "cell")), ["POST"]),
     (st.just(("index",)), ["GET", "POST", "DELETE"]),
     (st.just(("index", "search")), ["GET"]),
     (KNOWN_OR_URL_IDS.map(lambda i: ("conversations", i)), ["GET", "PATCH", "DELETE"]),
