@@ -184,8 +184,8 @@ export function describeStatus(
       return status.files === 0 && status.lastReport === null
         ? {
             label: 'Not indexed',
-            description:
-              'This project has no index yet. Open the index panel to index it.'
+            // The status bar adds "open the index panel"; the panel itself has the button.
+            description: 'This project has no index yet.'
           }
         : status.lastReport?.cancelled === true
           ? {

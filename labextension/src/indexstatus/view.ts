@@ -223,6 +223,9 @@ export class IndexPanel extends Widget {
     ).description;
     const indexing = status?.activity === 'indexing';
     this._reindex.disabled = indexing;
+    // "Re-index" of a project never indexed reads as if something had been lost.
+    const never = !status || (status.files === 0 && status.lastReport === null);
+    this._reindex.textContent = never ? 'Index' : 'Re-index';
     this._stop.disabled = !indexing || status?.stopping === true;
     this.node.dataset.activity = status?.activity ?? 'unknown';
     this._report.replaceChildren(...renderReport(status));
