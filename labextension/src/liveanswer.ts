@@ -39,7 +39,8 @@ export class LiveAnswer {
   ) {
     this.answer = _log.newAnswer();
     this.answer.setStreaming(true);
-    this._thinking = _log.addThinking();
+    // Inside the answer's own bubble: below an empty one it read as a separate message.
+    this._thinking = _log.addThinking(this.answer.node);
   }
 
   /** Stop asked for, not yet confirmed. */

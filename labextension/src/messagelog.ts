@@ -85,12 +85,12 @@ export class MessageLog {
     this._answers = this._answers.filter(a => a !== answer);
   }
 
-  /** "Thinking…" at the end of the log, until the caller removes it. */
-  addThinking(): HTMLElement {
+  /** "Thinking…" at the end of `into` (the log by default), until the caller removes it. */
+  addThinking(into: HTMLElement = this.node): HTMLElement {
     const thinking = element('div', 'jp-RubberDuck-thinking', 'Thinking…');
     thinking.setAttribute('role', 'status');
     thinking.setAttribute('aria-live', 'polite');
-    this.node.append(thinking);
+    into.append(thinking);
     this.scrollToEnd();
     return thinking;
   }
