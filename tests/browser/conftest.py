@@ -67,6 +67,32 @@ class LabServer:
             raw = response.read()
         return json.loads(raw) if raw else None
 
+    def saved_settings(self) -> dict[str, Any]:
+        """RubberDuck's user settings as JupyterLab saved them (JSON5, comments and all)."""
+        import json5  # jupyterlab_server's own parser
+
+        path = self.root.parent / "settings" / "rubberduck-jupyter" / "plugin.jupyterlab-settings"
+        return dict(json5.loads(path.read_text())) if path.exists() else {}
+
+    def wait_saved(self, page: Any, name: str, value: Any) -> None:
+        """Until the Settings Editor's debounced save has written `name: value`."""
+        for _ in range(100):
+            if self.saved_settings().get(name) == value:
+                return
+            page.wait_for_timeout(100)
+        raise AssertionError(f"{name}={value!r} never saved: {self.saved_settings()}")
+
+    def reset_settings(self) -> None:
+        """Back to RubberDuck's defaults, so later tests of the module start from them."""
+        request = urllib.request.Request(
+            f"{self.url}lab/api/settings/rubberduck-jupyter:plugin",
+            method="PUT",
+            data=json.dumps({"raw": "{}"}).encode(),
+            headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 204
+
 
 def _free_port() -> int:
     with socket.socket() as sock:
@@ -240,6 +266,19 @@ def open_sidebar(page: Any) -> Any:
         return panel
 
     return open_panel
+
+
+@pytest.fixture
+def open_rubberduck_settings(page: Any) -> Callable[[], None]:
+    """Opens RubberDuck's form in JupyterLab's Settings Editor (the lab must expose its app)."""
+
+    def open_form() -> None:
+        page.evaluate(
+            "() => window.jupyterapp.commands.execute('settingeditor:open', {query: 'RubberDuck'})"
+        )
+        page.locator(".jp-PluginList-entry-label:has-text('RubberDuck')").first.click()
+
+    return open_form
 
 
 @pytest.fixture

@@ -174,7 +174,12 @@ def test_thinking_then_a_queued_message_goes_out_when_the_answer_ends(
 
 
 def test_empty_state_command_list_titles_and_font_size(
-    page: Any, open_sidebar: Any, fake_llm: Any, lab_server: Any, screenshot: Any
+    page: Any,
+    open_sidebar: Any,
+    open_rubberduck_settings: Any,
+    fake_llm: Any,
+    lab_server: Any,
+    screenshot: Any,
 ) -> None:
     write_notebook(lab_server.root, "etl.ipynb", ["rows = load()", "total = sum(rows)"])
     notebook = open_notebook(page, lab_server, "etl.ipynb")
@@ -217,10 +222,7 @@ def test_empty_state_command_list_titles_and_font_size(
     assert empty.is_hidden()
 
     # The chat's font size applies as the setting changes, no reload.
-    page.evaluate(
-        "() => window.jupyterapp.commands.execute('settingeditor:open', {query: 'RubberDuck'})"
-    )
-    page.locator(".jp-PluginList-entry-label:has-text('RubberDuck')").first.click()
+    open_rubberduck_settings()
     field = page.locator("input[id$='chatFontSize']")
     field.fill("20")
     field.press("Tab")

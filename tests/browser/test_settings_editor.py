@@ -79,13 +79,10 @@ def test_a_shortcut_added_in_the_settings_editor_opens_the_chat(
 
 
 def test_the_default_model_is_a_choice_among_the_allowed_models(
-    page: Any, open_sidebar: Any, screenshot: Any
+    page: Any, open_sidebar: Any, open_rubberduck_settings: Any, screenshot: Any
 ) -> None:
     open_sidebar()
-    page.evaluate(
-        "() => window.jupyterapp.commands.execute('settingeditor:open', {query: 'RubberDuck'})"
-    )
-    page.locator(".jp-PluginList-entry-label:has-text('RubberDuck')").first.click()
+    open_rubberduck_settings()
     field = page.locator("select[id$='defaultModel']")
     field.wait_for()
     options = field.locator("option").all_inner_texts()

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import urllib.request
 from typing import Any
 
-import json5  # JupyterLab writes settings as JSON5 (jupyterlab_server's own parser)
 import pytest
 
 pytestmark = pytest.mark.browser
@@ -139,22 +137,18 @@ def test_picker_keeps_the_choice_while_the_server_still_lists_it(
     assert picker.input_value() == "main"
 
 
-def _saved_settings(lab_server: Any) -> dict[str, Any]:
-    """The user's RubberDuck settings as JupyterLab saved them (JSON5, comments and all)."""
-    path = lab_server.root.parent / "settings" / "rubberduck-jupyter" / "plugin.jupyterlab-settings"
-    return dict(json5.loads(path.read_text())) if path.exists() else {}
-
-
 def test_the_default_model_setting_picks_a_model_at_once_and_after_a_reload(
-    page: Any, lab_server: Any, open_sidebar: Any, fake_llm: Any, screenshot: Any
+    page: Any,
+    lab_server: Any,
+    open_sidebar: Any,
+    open_rubberduck_settings: Any,
+    fake_llm: Any,
+    screenshot: Any,
 ) -> None:
     panel = open_sidebar()
     picker = panel.locator("select.jp-RubberDuck-model")
     assert picker.input_value() == "main"
-    page.evaluate(
-        "() => window.jupyterapp.commands.execute('settingeditor:open', {query: 'RubberDuck'})"
-    )
-    page.locator(".jp-PluginList-entry-label:has-text('RubberDuck')").first.click()
+    open_rubberduck_settings()
     field = page.locator("select[id$='defaultModel']")
     field.wait_for()
     # Only what the server allows, plus "the server's default" (empty).
@@ -173,11 +167,7 @@ def test_the_default_model_setting_picks_a_model_at_once_and_after_a_reload(
 
     # Saved in the user's settings (the editor saves after a short debounce), so a new
     # page opens on it too.
-    for _ in range(100):
-        if _saved_settings(lab_server).get("defaultModel") == "backup":
-            break
-        page.wait_for_timeout(100)
-    assert _saved_settings(lab_server).get("defaultModel") == "backup", _saved_settings(lab_server)
+    lab_server.wait_saved(page, "defaultModel", "backup")
     page.reload()
     page.wait_for_selector("#jp-main-dock-panel", state="attached")
     panel = open_sidebar()
@@ -189,12 +179,4 @@ def test_the_default_model_setting_picks_a_model_at_once_and_after_a_reload(
     picker.select_option("main")
     ask_and_wait(panel, "And now?")
     assert fake_llm.requests[-1]["model"] == "fake-main"
-    # Leave the module's lab as the other tests expect it.
-    request = urllib.request.Request(
-        f"{lab_server.url}lab/api/settings/rubberduck-jupyter:plugin",
-        method="PUT",
-        data=json.dumps({"raw": "{}"}).encode(),
-        headers={"Authorization": f"token {lab_server.token}", "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert response.status == 204
+    lab_server.reset_settings()  # the module's other tests expect the defaults
