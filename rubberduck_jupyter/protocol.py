@@ -115,6 +115,7 @@ class KernelVariable:
 
 
 MAX_VARIABLES = 200
+CELL_TYPES = ("code", "markdown", "raw")  # nbformat's
 _CONTEXT_STRINGS = ("notebook_path", "active_cell", "selection", "error", "kernel_id", "cell_id")
 
 
@@ -129,6 +130,7 @@ class ChatContext:
     kernel_id: str | None = None
     cell_index: int | None = None  # the active cell's position in the notebook, 0-based
     cell_id: str | None = None  # its nbformat id, when the notebook has ids
+    cell_type: str | None = None  # "code", "markdown" or "raw" (added to version 1)
     variables: tuple[KernelVariable, ...] = ()
     mentions: tuple[Mention, ...] = ()  # what `@` attached, in the order of the text
 
@@ -164,6 +166,14 @@ class ChatContext:
                 frame_id,
             )
         values["cell_index"] = cell_index
+        cell_type = raw.get("cell_type")
+        if cell_type is not None and cell_type not in CELL_TYPES:
+            raise ProtocolError(
+                ErrorCode.BAD_FRAME,
+                "'context.cell_type' must be one of " + ", ".join(CELL_TYPES),
+                frame_id,
+            )
+        values["cell_type"] = cell_type
         values["variables"] = _parse_variables(raw.get("variables"), frame_id)
         values["mentions"] = _parse_mentions(raw.get("mentions"), frame_id)
         return cls(**values)
@@ -171,6 +181,7 @@ class ChatContext:
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {name: getattr(self, name) for name in _CONTEXT_STRINGS}
         out["cell_index"] = self.cell_index
+        out["cell_type"] = self.cell_type
         out["variables"] = [asdict(v) for v in self.variables]
         out["mentions"] = [m.to_json() for m in self.mentions]
         return {k: v for k, v in out.items() if v not in (None, [])}

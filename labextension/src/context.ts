@@ -68,6 +68,11 @@ export function cellContext(
   if (cell.model.id) {
     context.cell_id = cell.model.id;
   }
+  // nbformat's three types; JupyterLab types the model's as a wider string.
+  const type = cell.model.type;
+  if (type === 'code' || type === 'markdown' || type === 'raw') {
+    context.cell_type = type;
+  }
   const source = cell.model.sharedModel.getSource();
   if (source) {
     context.active_cell = head(source, MAX_CELL_CHARS);
@@ -130,6 +135,7 @@ export function withoutParts(
     delete out.selection;
     delete out.cell_index;
     delete out.cell_id;
+    delete out.cell_type;
   }
   if (removed.has('error')) {
     delete out.error;

@@ -80,6 +80,8 @@ export interface IChatContext {
   cell_index?: number;
   /** Its nbformat id, when the notebook has ids. */
   cell_id?: string;
+  /** Its nbformat type (additive to v1): the prompt fences a markdown cell as markdown. */
+  cell_type?: 'code' | 'markdown' | 'raw';
   /** At most MAX_VARIABLES of the kernel's variables. */
   variables?: IKernelVariable[];
   /** What the user attached with `@`, in the order of the text (additive to v1). */

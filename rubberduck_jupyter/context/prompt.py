@@ -38,6 +38,10 @@ MAX_VARIABLES_IN_PROMPT = 60
 MAX_SUMMARY_CHARS = 8_000
 
 
+# The active cell's fence by its type: a markdown cell fenced as python misleads the model.
+_FENCES = {"code": "python", "markdown": "markdown", "raw": ""}
+
+
 def _trim(text: str, limit: int = MAX_CONTEXT_CHARS) -> str:
     if len(text) <= limit:
         return text
@@ -54,10 +58,14 @@ def describe_context(context: ChatContext) -> str | None:
     if context.notebook_path:
         where = f"Notebook: {context.notebook_path}"
         if context.cell_index is not None:
-            where += f" (active cell {context.cell_index})"
+            # Numbered from 1, as the sidebar's chips and `@cell:N` number cells, so the
+            # model's "cell 3" is the user's cell 3.
+            kind = f", {context.cell_type}" if context.cell_type else ""
+            where += f" (active cell {context.cell_index + 1}{kind})"
         parts.append(where)
     if context.active_cell:
-        parts.append(f"Active cell:\n```python\n{_trim(context.active_cell)}\n```")
+        fence = _FENCES.get(context.cell_type or "code", "python")
+        parts.append(f"Active cell:\n```{fence}\n{_trim(context.active_cell)}\n```")
     if context.selection:
         parts.append(f"Selected text:\n```\n{_trim(context.selection)}\n```")
     if context.error:

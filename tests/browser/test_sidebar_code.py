@@ -125,7 +125,7 @@ def test_fix_applies_to_the_open_notebook(
     # The question carried the cell, its position, its traceback and the kernel's variables.
     prompt = fake_chat_requests(fake_llm)[-1]["messages"][-1]["content"]
     assert "NameError" in prompt and "sum(value)" in prompt
-    assert "active cell 0" in prompt
+    assert "active cell 1, code" in prompt
     assert "- values: list — len 3" in prompt
 
     suggestion.locator("button.jp-RubberDuck-suggestion-apply").click()

@@ -41,7 +41,7 @@ async def test_simple_prompt_carries_context_variables_and_redacts_secrets(
     frames = await harness.chat("what does this cell do?", context=context)
     assert frames[-1]["type"] == "done" and frames[-1]["engine"] == "simple"
     sent = joined(harness.prompts()[-1])
-    assert "sales.ipynb (active cell 3)" in sent
+    assert "sales.ipynb (active cell 4)" in sent
     assert "df = df[df.amount > 0]" in sent
     assert "- df: DataFrame — 1200 rows, 4 columns: id, amount" in sent
     assert "hunter2-but-longer" not in sent

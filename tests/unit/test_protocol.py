@@ -102,6 +102,7 @@ def test_chat_frame_takes_engine_cell_and_variables() -> None:
             "context": {
                 "cell_index": 3,
                 "cell_id": "ab12",
+                "cell_type": "markdown",
                 "variables": [{"name": "df", "type": "DataFrame", "summary": "shape 3 x 2"}],
             },
         }
@@ -109,6 +110,8 @@ def test_chat_frame_takes_engine_cell_and_variables() -> None:
     assert isinstance(frame, ChatRequest)
     assert frame.engine == "problem_solver"
     assert frame.context.cell_index == 3 and frame.context.cell_id == "ab12"
+    assert frame.context.cell_type == "markdown"
+    assert frame.context.to_json()["cell_type"] == "markdown"
     assert frame.context.variables[0].name == "df"
     assert frame.context.to_json()["variables"][0]["summary"] == "shape 3 x 2"
 
@@ -125,6 +128,8 @@ def test_chat_frame_takes_engine_cell_and_variables() -> None:
         ({"context": {"variables": [{"name": "x", "summary": "y" * 3000}]}}, "variables"),
         ({"context": {"variables": [{"name": f"v{i}"} for i in range(201)]}}, "at most 200"),
         ({"context": {"cell_id": 5}}, "cell_id"),
+        ({"context": {"cell_type": "python"}}, "'context.cell_type' must be one of code"),
+        ({"context": {"cell_type": 1}}, "cell_type"),
     ],
 )
 def test_bad_new_fields_are_refused_precisely(extra: dict[str, object], message: str) -> None:
