@@ -7,7 +7,9 @@ import {
   NdjsonSplitter,
   NotebookReviewRun,
   parseCellReview,
+  parseCrossCellFindings,
   parseFinding,
+  parseNotebookStaticReview,
   severityCountsText
 } from '../src/cellreview/model';
 
@@ -200,6 +202,101 @@ test('a notebook run reports progress and cancel stops before the next cell', as
   assert.deepEqual(reviewed, [0, 1]);
   assert.deepEqual(progress, ['0/4', '1/4', '2/4']);
   assert.equal(run.cancelled, true);
+});
+
+test('a run of sized items counts cells: total is the sum, done grows by each size', async () => {
+  const slices = [
+    { start: 0, stop: 25 },
+    { start: 25, stop: 50 },
+    { start: 50, stop: 53 }
+  ];
+  const progress: string[] = [];
+  const run = new NotebookReviewRun(
+    slices,
+    async () => {},
+    s => s.stop - s.start
+  );
+  assert.equal(run.total, 53);
+  run.progress.connect((_, p) => progress.push(`${p.done}/${p.total}`));
+  assert.equal(await run.run(), 53);
+  assert.deepEqual(progress, ['0/53', '25/53', '50/53', '53/53']);
+  assert.equal(run.done, 53);
+  assert.equal(run.cancelled, false);
+  assert.equal(new NotebookReviewRun([], async () => {}).total, 0);
+});
+
+test('cancel aborts the sized item under way and starts no other', async () => {
+  const started: number[] = [];
+  let signalOfSecond: AbortSignal | null = null;
+  const run: NotebookReviewRun<number> = new NotebookReviewRun(
+    [0, 1, 2],
+    (n, signal) => {
+      started.push(n);
+      if (n === 0) {
+        return Promise.resolve();
+      }
+      signalOfSecond = signal;
+      // A request that only ends when it is aborted, as fetch rejects then.
+      return new Promise((_, reject) =>
+        signal.addEventListener('abort', () => reject(new Error('aborted')))
+      );
+    },
+    () => 25
+  );
+  const ran = run.run();
+  await new Promise(resolve => setImmediate(resolve));
+  assert.deepEqual(started, [0, 1]);
+  run.cancel();
+  assert.equal(await ran, 25, 'the aborted item is not counted');
+  assert.deepEqual(started, [0, 1]);
+  assert.equal(signalOfSecond!.aborted, true);
+  assert.equal(run.cancelled, true);
+  assert.equal(run.done, 25);
+});
+
+test('a failure that is not a cancel still rejects the run', async () => {
+  const run = new NotebookReviewRun([0], async () => {
+    throw new Error('busy');
+  });
+  await assert.rejects(run.run(), /busy/);
+});
+
+test("the notebook's static answer: each entry as a cell's review, cross-cell findings on their cells", () => {
+  const answer = parseNotebookStaticReview({
+    cells: 3,
+    findings: [
+      { cell: 4, code: 'NB101', message: 'read before', related_cell: 9 },
+      { cell: 'x', code: 'NB102', message: 'no cell' },
+      { cell: 2, message: 'no code' }
+    ],
+    static: [
+      { index: 2, ...SERVER_ANSWER },
+      { index: 4, source_hash: 'def', findings: [] },
+      { source_hash: 'no index', findings: [] },
+      null
+    ]
+  });
+  assert.deepEqual(
+    answer.cells.map(c => [c.index, c.review.sourceHash]),
+    [
+      [2, 'abc'],
+      [4, 'def']
+    ]
+  );
+  assert.deepEqual(
+    answer.cells[0].review,
+    parseCellReview(SERVER_ANSWER),
+    'the same parser as POST /review/cell'
+  );
+  assert.equal(answer.crossCell.length, 1);
+  assert.equal(answer.crossCell[0].cell, 4);
+  assert.equal(answer.crossCell[0].finding.scope, 'notebook');
+  assert.equal(answer.crossCell[0].finding.relatedCell, 9);
+  assert.deepEqual(parseNotebookStaticReview('nonsense'), {
+    cells: [],
+    crossCell: []
+  });
+  assert.deepEqual(parseCrossCellFindings(undefined), []);
 });
 
 test('NdjsonSplitter hands out whole lines only', () => {

@@ -1,10 +1,13 @@
 """Review on the cell, in a real lab with the fake provider: a cell's findings with a fix
 accepted (undone with Ctrl+Z), findings going stale after an edit, and the notebook's
-review with its progress bar and a summary that jumps to cells; screenshots of the
-findings and the summary in JupyterLab Light and Dark."""
+review (POST /review/notebook a slice of 25 code cells at a time) with its progress bar,
+its Cancel, a busy server, and a summary that jumps to cells; screenshots of the findings
+and the summary in JupyterLab Light and Dark."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -143,31 +146,66 @@ WATCH_BAR = """() => {
 START_REVIEW = "() => { window.jupyterapp.commands.execute('rubberduck:review-notebook'); }"
 
 
+NOTEBOOK_REVIEW = "/rubberduck/api/review/notebook"
+
+
+def is_notebook_review(url: str) -> bool:
+    """For page.route: the lab's requests carry a cache-busting query, so no plain glob."""
+    return NOTEBOOK_REVIEW in url
+
+
+def wait_for_cell_models(page: Any, count: int) -> None:
+    """Every cell's model is there (a windowed notebook may not have every cell in the DOM),
+    so the pass started next sees the whole notebook."""
+    page.wait_for_function(
+        "n => window.jupyterapp.shell.currentWidget?.content?.widgets?.length === n", arg=count
+    )
+
+
+def review_requests(page: Any) -> list[str]:
+    """The URLs of the review requests the page sends from now on."""
+    sent: list[str] = []
+    page.on(
+        "request",
+        lambda request: (
+            sent.append(request.url) if "/rubberduck/api/review/" in request.url else None
+        ),
+    )
+    return sent
+
+
 def test_review_the_notebook_with_progress_and_jump_from_the_summary(
     page: Any, lab_server: Any, screenshot: Any
 ) -> None:
-    sources = [f"value_{n} = {n}" for n in range(12)]
+    sources = [f"value_{n} = {n}" for n in range(30)]
     sources[3] = "print(late.shape)"  # NB101: defined below
     sources[9] = "late = make()\nlate.show"  # F821 and RD104
+    # In the second slice: names bound in the first slice are known there.
+    sources[27] = "print(value_2 + value_26)"
     write_notebook(lab_server.root, "whole.ipynb", sources)
     notebook = open_notebook(page, lab_server, "whole.ipynb")
     # Started while the notebook still loads, the pass would see only the cells so far.
+    wait_for_cell_models(page, 30)
     notebook.locator(".jp-Cell").nth(11).wait_for()
+    sent = review_requests(page)
     page.evaluate(WATCH_BAR)
     page.evaluate(START_REVIEW)
     bar = page.locator(".jp-NotebookPanel:visible .jp-RubberDuck-notebookReview")
-    summary = bar.locator(".jp-RubberDuck-notebookReview-title", has_text="Reviewed 12")
+    summary = bar.locator(".jp-RubberDuck-notebookReview-title", has_text="Reviewed 30")
     try:
         summary.wait_for(timeout=120_000)
     finally:
         screenshot("notebook-review-after-run")
     seen = page.evaluate("() => window.__rdBar")
-    assert "Reviewing cells: 0 / 12" in seen and "Reviewing cells: 11 / 12" in seen
+    # Slices of 25: the progress moves 0 -> 25 -> 30, in cells.
+    assert "Reviewing cells: 0 / 30" in seen and "Reviewing cells: 25 / 30" in seen
+    assert [url for url in sent if "review/cell" in url] == []
+    assert sum(NOTEBOOK_REVIEW in url for url in sent) == 2
     rows = bar.locator(".jp-RubberDuck-notebookReview-row")
     assert rows.count() == 2
     assert "NB101" in rows.first.inner_text()
     assert "F821" in rows.nth(1).inner_text() and "RD104" in rows.nth(1).inner_text()
-    # The cross-cell finding shows on its cell too.
+    # The cross-cell finding (from the last slice's answer) shows on its cell too.
     cells = notebook.locator(".jp-Cell")
     cells.nth(3).locator(".jp-RubberDuck-finding[data-code='NB101']").wait_for()
     dark_then_light(page, screenshot, "notebook-review-summary")
@@ -179,21 +217,76 @@ def test_review_the_notebook_with_progress_and_jump_from_the_summary(
     assert cells.nth(9).is_visible()
 
 
-def test_cancel_stops_the_notebook_review(page: Any, lab_server: Any) -> None:
-    write_notebook(lab_server.root, "cancel.ipynb", [f"x_{n} = {n}" for n in range(40)])
+def test_cancel_aborts_the_slice_in_flight_and_sends_no_other(page: Any, lab_server: Any) -> None:
+    write_notebook(lab_server.root, "cancel.ipynb", [f"x_{n} = {n}" for n in range(100)])
     open_notebook(page, lab_server, "cancel.ipynb")
-    seen: list[str] = []
-    page.on(
-        "request",
-        lambda request: seen.append(request.url) if "review/cell" in request.url else None,
+    wait_for_cell_models(page, 100)
+    sent = review_requests(page)
+    # The second slice's request gets no answer until the test ends: the summary can only
+    # show if Cancel aborts it (a pass that waited for it would never end).
+    routed: list[str] = []
+    held: list[Any] = []
+
+    def hold_the_second(route: Any) -> None:
+        routed.append(route.request.url)
+        if len(routed) == 2:
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.route(is_notebook_review, hold_the_second)
+    try:
+        page.evaluate(START_REVIEW)
+        bar = page.locator(".jp-NotebookPanel:visible .jp-RubberDuck-notebookReview")
+        bar.locator(
+            ".jp-RubberDuck-notebookReview-label", has_text="Reviewing cells: 25 / 100"
+        ).wait_for()
+        bar.get_by_role("button", name="Cancel the notebook review").click()
+        bar.locator(
+            ".jp-RubberDuck-notebookReview-title", has_text="Review cancelled after 25 of 100 cells"
+        ).wait_for(timeout=10_000)
+        assert len(held) == 1
+        at_cancel = list(sent)
+        page.wait_for_timeout(1000)
+        assert sent == at_cancel, "nothing was sent after the cancel"
+        notebook_requests = sum(NOTEBOOK_REVIEW in url for url in sent)
+        assert notebook_requests == 2 < 4  # the answered slice and the aborted one
+        assert [url for url in sent if "review/cell" in url] == []
+    finally:
+        for route in held:
+            with contextlib.suppress(Exception):  # the page dropped the request already
+                route.continue_()
+        page.unroute(is_notebook_review)
+
+
+def test_a_busy_server_says_when_to_try_again(page: Any, lab_server: Any) -> None:
+    write_notebook(lab_server.root, "busy.ipynb", ["a = 1", "print(a)"])
+    open_notebook(page, lab_server, "busy.ipynb")
+    wait_for_cell_models(page, 2)
+    # What the server answers when its 2 static passes are running (handlers/review.py).
+    busy = {"code": "busy", "message": "2 notebook reviews are running; retry in a second."}
+    page.route(
+        is_notebook_review,
+        lambda route: route.fulfill(
+            status=429,
+            headers={"Retry-After": "1"},
+            content_type="application/json",
+            body=json.dumps(busy),
+        ),
     )
-    page.evaluate(START_REVIEW)
-    bar = page.locator(".jp-NotebookPanel:visible .jp-RubberDuck-notebookReview")
-    bar.get_by_role("button", name="Cancel the notebook review").click()
-    bar.locator(".jp-RubberDuck-notebookReview-title", has_text="cancelled").wait_for()
-    sent = len(seen)
-    page.wait_for_timeout(1000)
-    assert len(seen) == sent < 40
+    try:
+        page.evaluate(START_REVIEW)
+        bar = page.locator(".jp-NotebookPanel:visible .jp-RubberDuck-notebookReview")
+        alert = bar.get_by_role("alert")
+        alert.wait_for()
+        assert alert.inner_text() == (
+            "2 notebook reviews are running; retry in a second. Try again in 1 s."
+        )
+        assert alert.get_attribute("data-retry-after") == "1"
+        bar.get_by_role("button", name="Close the notebook review summary").click()
+        bar.wait_for(state="hidden")
+    finally:
+        page.unroute(is_notebook_review)
 
 
 def _saved_settings(lab: Any) -> dict[str, Any]:

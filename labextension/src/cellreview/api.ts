@@ -1,8 +1,9 @@
 /**
- * The cell review's requests: a cell's static findings, the notebook's cross-cell
- * findings (POST /rubberduck/api/review/{cell,notebook}), and the model's review of a
- * cell streamed as NDJSON chat frames from POST /rubberduck/api/chat, the same path the
- * %%duck magic reads.
+ * The cell review's requests: a cell's static findings (POST /rubberduck/api/review/cell),
+ * the notebook's static pass a slice at a time with its cross-cell findings (POST
+ * /rubberduck/api/review/notebook with "static"), and the model's review of a cell
+ * streamed as NDJSON chat frames from POST /rubberduck/api/chat, the same path the %%duck
+ * magic reads.
  */
 import { ServerConnection } from '@jupyterlab/services';
 
@@ -14,11 +15,11 @@ import {
   PROTOCOL_VERSION
 } from '../protocol';
 import {
-  ICellFinding,
+  INotebookStaticReview,
   IStaticReview,
   NdjsonSplitter,
   parseCellReview,
-  parseFinding
+  parseNotebookStaticReview
 } from './model';
 
 export interface INotebookCellInput {
@@ -50,21 +51,26 @@ export class CellReviewApi {
     return parseCellReview(await response.json());
   }
 
-  /** Cross-cell findings, each with the index of its cell. */
-  async reviewNotebook(
-    cells: INotebookCellInput[]
-  ): Promise<{ cell: number; finding: ICellFinding }[]> {
-    const response = await this._post(['review', 'notebook'], { cells });
-    const body = (await response.json()) as { findings?: unknown };
-    const out: { cell: number; finding: ICellFinding }[] = [];
-    for (const raw of Array.isArray(body.findings) ? body.findings : []) {
-      const finding = parseFinding(raw, 'notebook');
-      const cell = (raw as { cell?: unknown }).cell;
-      if (finding && typeof cell === 'number') {
-        out.push({ cell, finding });
-      }
-    }
-    return out;
+  /**
+   * The static reviews of the code cells at positions `start <= k < stop` of `cells`,
+   * each seeing the names every cell before it binds (so the whole notebook is sent each
+   * time), and with `crossCell` the cross-cell findings of all `cells`, in one request.
+   * Rejects with an ApiError; a server already running its 2 static passes answers 429
+   * `busy` with a `retryAfter`.
+   */
+  async reviewNotebookStatic(
+    cells: INotebookCellInput[],
+    start: number,
+    stop: number,
+    crossCell: boolean,
+    signal?: AbortSignal
+  ): Promise<INotebookStaticReview> {
+    const response = await this._post(
+      ['review', 'notebook'],
+      { cells, static: { start, stop }, cross_cell: crossCell },
+      signal
+    );
+    return parseNotebookStaticReview(await response.json());
   }
 
   /** Streams the model's review of the cell; resolves when the turn is done. */

@@ -107,6 +107,53 @@ export function parseCellReview(raw: unknown): IStaticReview {
   };
 }
 
+/** A cross-cell finding and the index (in the notebook) of the cell it is on. */
+export interface ICrossCellFinding {
+  cell: number;
+  finding: ICellFinding;
+}
+
+/** POST /review/notebook's `findings`, checked: each on its cell, scope "notebook". */
+export function parseCrossCellFindings(raw: unknown): ICrossCellFinding[] {
+  const out: ICrossCellFinding[] = [];
+  for (const item of Array.isArray(raw) ? raw : []) {
+    const finding = parseFinding(item, 'notebook');
+    const cell = integerOr((item as { cell?: unknown }).cell, null, 0);
+    if (finding && cell !== null) {
+      out.push({ cell, finding });
+    }
+  }
+  return out;
+}
+
+/** A slice of the notebook's static pass: each cell's review, and the cross-cell findings. */
+export interface INotebookStaticReview {
+  /** In the order reviewed; `index` is the cell's index as the request sent it. */
+  cells: { index: number; review: IStaticReview }[];
+  /** Empty unless the request asked for them (`cross_cell`). */
+  crossCell: ICrossCellFinding[];
+}
+
+/**
+ * POST /review/notebook's answer to a request with `"static"`, checked: each `static`
+ * entry has the shape of POST /review/cell's answer (plus its `index`), so it goes
+ * through the same parser as a single cell's review.
+ */
+export function parseNotebookStaticReview(raw: unknown): INotebookStaticReview {
+  const obj = (typeof raw === 'object' && raw !== null ? raw : {}) as Record<
+    string,
+    unknown
+  >;
+  const cells: INotebookStaticReview['cells'] = [];
+  for (const entry of Array.isArray(obj.static) ? obj.static : []) {
+    const index = integerOr((entry as { index?: unknown })?.index, null, 0);
+    if (index !== null) {
+      cells.push({ index, review: parseCellReview(entry) });
+    }
+  }
+  return { cells, crossCell: parseCrossCellFindings(obj.findings) };
+}
+
 /** "2 errors, 1 warning": the severities present, most severe first; '' for none. */
 export function severityCountsText(findings: Iterable<ICellFinding>): string {
   const counts = countBySeverity(findings);
@@ -277,14 +324,23 @@ export interface IProgress {
 }
 
 /**
- * A notebook's review, cell after cell: `progress` after each, and `cancel()` stops
- * before the next cell starts (the one under way finishes; nothing after it is sent).
+ * A notebook's review, item after item (a cell, or a slice of cells): `progress` after
+ * each, counted in cells. `cancel()` stops before the next item starts and aborts the
+ * one under way through the signal it was given (one that ignores the signal finishes;
+ * either way nothing after it is sent).
  */
 export class NotebookReviewRun<T> {
+  /** `_size(item)`: the cells `item` holds (1 by default; a slice holds more). */
   constructor(
     private readonly _items: readonly T[],
-    private readonly _reviewOne: (item: T) => Promise<void>
-  ) {}
+    private readonly _reviewOne: (
+      item: T,
+      signal: AbortSignal
+    ) => Promise<void>,
+    private readonly _size: (item: T) => number = () => 1
+  ) {
+    this._total = _items.reduce((sum, item) => sum + _size(item), 0);
+  }
 
   get progress(): ISignal<NotebookReviewRun<T>, IProgress> {
     return this._progress;
@@ -294,16 +350,19 @@ export class NotebookReviewRun<T> {
     return this._cancelled;
   }
 
+  /** Cells reviewed so far: the sizes of the items that finished. */
   get done(): number {
     return this._done;
   }
 
+  /** Cells in all: the sum of the items' sizes. */
   get total(): number {
-    return this._items.length;
+    return this._total;
   }
 
   cancel(): void {
     this._cancelled = true;
+    this._abort.abort();
   }
 
   /** Resolves with the number of cells reviewed; true `cancelled` says it stopped early. */
@@ -313,15 +372,26 @@ export class NotebookReviewRun<T> {
       if (this._cancelled) {
         break;
       }
-      await this._reviewOne(item);
-      this._done += 1;
+      try {
+        await this._reviewOne(item, this._abort.signal);
+      } catch (error) {
+        // An aborted request rejects (as a network error, through rubberduckRequest):
+        // after a cancel that is the cancel itself, not a failure to show.
+        if (this._cancelled) {
+          break;
+        }
+        throw error;
+      }
+      this._done += this._size(item);
       this._progress.emit({ done: this._done, total: this.total });
     }
     return this._done;
   }
 
   private _done = 0;
+  private readonly _total: number;
   private _cancelled = false;
+  private readonly _abort = new AbortController();
   private _progress = new Signal<NotebookReviewRun<T>, IProgress>(this);
 }
 

@@ -1,7 +1,8 @@
 /**
  * The notebook review's bar above the cells (the panel's content header): a progress
  * bar with the cells done out of the total and a Cancel that stops the run, then the
- * summary, counts by severity and one row per cell that jumps to it.
+ * summary, counts by severity and one row per cell that jumps to it (or the error that
+ * stopped the pass).
  */
 import type { Cell } from '@jupyterlab/cells';
 import type { NotebookPanel } from '@jupyterlab/notebook';
@@ -79,7 +80,8 @@ export class NotebookReviewBar extends Widget {
     this._fit();
   }
 
-  showError(message: string): void {
+  /** `retryAfter`: seconds the server asked to wait (the message already says so). */
+  showError(message: string, retryAfter?: number): void {
     this.node.replaceChildren();
     const error = element(
       'span',
@@ -87,6 +89,10 @@ export class NotebookReviewBar extends Widget {
       message
     );
     error.setAttribute('role', 'alert');
+    if (retryAfter !== undefined) {
+      // For styling and tests, as the sidebar's notices carry it.
+      error.dataset.retryAfter = String(retryAfter);
+    }
     this.node.append(error, this._closeButton());
     this._fit();
   }
