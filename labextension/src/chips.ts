@@ -374,7 +374,9 @@ export class ContextBar implements IDisposable {
       return;
     }
     const previous = this._watched;
-    if (previous && !previous.isDisposed) {
+    // A cell widget can outlive its model (a cell moved or replaced in the notebook): a
+    // disposed model has cleared its signals already and its selections are null.
+    if (previous && !previous.isDisposed && !previous.model.isDisposed) {
       previous.model.contentChanged.disconnect(this._onCellChanged, this);
       previous.model.selections.changed.disconnect(this._onCellChanged, this);
       if (previous.model.type === 'code') {
@@ -385,7 +387,7 @@ export class ContextBar implements IDisposable {
       }
     }
     this._watched = cell;
-    if (cell) {
+    if (cell && !cell.model.isDisposed) {
       cell.model.contentChanged.connect(this._onCellChanged, this);
       cell.model.selections.changed.connect(this._onCellChanged, this);
       if (cell.model.type === 'code') {

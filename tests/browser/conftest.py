@@ -187,6 +187,8 @@ def _running_lab(
 
 
 StartLab = Callable[..., LabServer]
+# Where JupyterLab serves our front end from: a stack through it is our code's.
+OUR_BUNDLE = "/lab/extensions/rubberduck-jupyter/"
 
 
 @pytest.fixture(scope="module")
@@ -237,12 +239,28 @@ def page(browser: Any, lab_server: LabServer) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     page = context.new_page()
     page.set_default_timeout(30_000)
+    # An exception thrown by our code and never caught is a bug even when the test's own
+    # assertions pass (JupyterLab's own are not ours to fail on).
+    ours: list[str] = []
+
+    def thrown(error: Any) -> None:
+        if OUR_BUNDLE in (error.stack or ""):
+            ours.append(f"{error}\n{error.stack}")
+
+    def logged(message: Any) -> None:
+        # Lumino catches what a signal's slot throws and logs it with console.error.
+        if message.type == "error" and OUR_BUNDLE in message.text:
+            ours.append(message.text)
+
+    page.on("pageerror", thrown)
+    page.on("console", logged)
     page.goto(lab_server.lab_url())
     page.wait_for_selector("#jp-main-dock-panel", state="attached")
     try:
         yield page
     finally:
         context.close()
+    assert not ours, "uncaught errors in RubberDuck's front end:\n" + "\n".join(ours)
 
 
 @pytest.fixture
