@@ -1,0 +1,308 @@
+"""The loaded plugins and their state: what `plugins list` and the plugins API will show.
+
+`PluginRegistry` turns candidates (discovery.py) into `PluginRecord`s. Admission runs in a
+fixed order, and the first step that refuses decides the record's state and reason:
+
+1. access policy on the discovered name (before import: denied code never runs) -> skipped
+2. import the module                                      -> failed (the exception)
+3. the module's `spec` is a valid PluginSpec              -> failed (the PluginSpecError)
+4. the declared name equals the discovered name           -> failed
+5. name not already taken by another plugin               -> skipped
+6. API negotiation                                        -> skipped (which side is too old)
+7. commands valid and not already provided by another     -> failed / skipped
+8. hooks register with pluggy                             -> failed (unknown hook, bad args)
+   -> loaded
+
+Nothing a plugin does at import or load time raises out of the registry: any exception
+(SystemExit included) becomes a failed record with the reason. At run time the hook guard
+(hooks.py) may move a loaded plugin to disabled; `PluginStateChanged` is published on the
+event bus for every state a record enters, when a bus is given.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .discovery import (
+    AccessPolicy,
+    Candidate,
+    SourceKind,
+    canonical_name,
+    entry_point_candidates,
+    folder_candidates,
+    negotiate,
+)
+from .events import EventBus, PluginStateChanged
+from .health import DEFAULT_MAX_CONSECUTIVE_FAILURES
+from .hooks import DEFAULT_HOOK_TIMEOUT_S, DEFAULT_SYNC_BUDGET_S, HookManager
+from .spec import (
+    PLUGIN_API_VERSION,
+    CommandSpec,
+    PluginSpec,
+    PluginSpecError,
+    commands_of,
+    validate_command,
+    validate_spec,
+)
+
+log = logging.getLogger(__name__)
+
+
+class PluginState(enum.StrEnum):
+    LOADED = "loaded"
+    SKIPPED = "skipped"  # refused on purpose: policy, API range, a name already taken
+    DISABLED = "disabled"  # was loaded, switched off at run time after repeated failures
+    FAILED = "failed"  # could not be loaded: import error, invalid spec, bad hooks
+
+
+@dataclass
+class PluginRecord:
+    name: str
+    source: str
+    kind: SourceKind
+    state: PluginState
+    reason: str = ""
+    spec: PluginSpec | None = None
+    module: object | None = field(default=None, repr=False)
+    commands: tuple[CommandSpec, ...] = ()
+    hooks: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data, the columns of `plugins list`."""
+        spec = self.spec
+        return {
+            "name": self.name,
+            "version": spec.version if spec else "",
+            "source": self.source,
+            "state": str(self.state),
+            "permissions": sorted(spec.permissions) if spec else [],
+            "provides": sorted(spec.provides) if spec else [],
+            "reason": self.reason,
+        }
+
+
+class PluginRegistry:
+    """Admits plugins (see the module docstring) and holds their records and hooks."""
+
+    def __init__(
+        self,
+        *,
+        policy: AccessPolicy | None = None,
+        api_version: str = PLUGIN_API_VERSION,
+        bus: EventBus | None = None,
+        hook_timeout_s: float = DEFAULT_HOOK_TIMEOUT_S,
+        sync_budget_s: float = DEFAULT_SYNC_BUDGET_S,
+        max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES,
+    ) -> None:
+        self.policy = policy or AccessPolicy()
+        self.api_version = api_version
+        self.bus = bus
+        self.hooks = HookManager(
+            timeout_s=hook_timeout_s,
+            sync_budget_s=sync_budget_s,
+            max_consecutive_failures=max_consecutive_failures,
+            on_disable=self._on_disable,
+        )
+        self._records: dict[str, PluginRecord] = {}
+        self._shadowed: list[PluginRecord] = []  # refused under a name another plugin holds
+        self._commands: dict[str, str] = {}  # command name -> plugin name
+
+    # -- sources ------------------------------------------------------------------------
+
+    def discover(
+        self, *, entry_points: bool = True, folders: Iterable[str | Path] = ()
+    ) -> list[PluginRecord]:
+        """Admit entry-point plugins, then each folder's; return the new records."""
+        out: list[PluginRecord] = []
+        if entry_points:
+            out += self.load_entry_points()
+        for folder in folders:
+            out += self.load_folder(folder)
+        return out
+
+    def load_entry_points(self, group: str | None = None) -> list[PluginRecord]:
+        try:
+            cands = entry_point_candidates(group) if group else entry_point_candidates()
+        except Exception as exc:  # broken metadata on sys.path must not stop the server
+            log.warning("cannot read plugin entry points: %s", exc)
+            return []
+        return [self.admit(c) for c in cands]
+
+    def load_folder(self, folder: str | Path) -> list[PluginRecord]:
+        return [self.admit(c) for c in folder_candidates(folder)]
+
+    def register_builtin(self, spec: PluginSpec, module: object) -> PluginRecord:
+        """Register one of our own plugins through the same public spec and checks."""
+        source = f"built-in {getattr(module, '__name__', type(module).__name__)}"
+        cand = Candidate(name=spec.name, source=source, kind="builtin", load=lambda: module)
+        return self.admit(cand, spec_override=spec)
+
+    # -- admission ----------------------------------------------------------------------
+
+    def admit(self, cand: Candidate, *, spec_override: PluginSpec | None = None) -> PluginRecord:
+        """Run the admission steps for one candidate; never raises for the plugin's faults."""
+        refusal = self.policy.refusal(cand.name)
+        if refusal:
+            return self._record(cand.name, cand, PluginState.SKIPPED, refusal)
+        try:
+            module = cand.load()
+        except (Exception, SystemExit) as exc:
+            return self._record(
+                cand.name, cand, PluginState.FAILED, f"import failed: {type(exc).__name__}: {exc}"
+            )
+        try:
+            return self._admit_module(cand, module, spec_override)
+        except PluginSpecError as exc:
+            return self._record(exc.plugin, cand, PluginState.FAILED, str(exc))
+        except Exception as exc:  # a bug in a plugin's attribute access, say
+            reason = f"load failed: {type(exc).__name__}: {exc}"
+            return self._record(cand.name, cand, PluginState.FAILED, reason)
+
+    def _admit_module(
+        self, cand: Candidate, module: object, spec_override: PluginSpec | None
+    ) -> PluginRecord:
+        spec = spec_override if spec_override is not None else getattr(module, "spec", None)
+        if not isinstance(spec, PluginSpec):
+            raise PluginSpecError(
+                cand.name,
+                "spec",
+                "the module has no `spec = plugin(name=..., version=..., api=...)`; add one",
+            )
+        validate_spec(spec)
+        if canonical_name(spec.name) != canonical_name(cand.name):
+            raise PluginSpecError(
+                spec.name,
+                "name",
+                f"declared as {spec.name!r} but installed as {cand.name!r}; make them equal "
+                "(allow/deny lists are checked on the installed name, before import)",
+            )
+        existing = self._records.get(spec.name)
+        if existing is not None and existing.state in (PluginState.LOADED, PluginState.DISABLED):
+            reason = f"a plugin named {spec.name!r} is already loaded from {existing.source}"
+            return self._record(spec.name, cand, PluginState.SKIPPED, reason, spec=spec)
+        mismatch = negotiate(spec, self.api_version)
+        if mismatch:
+            return self._record(spec.name, cand, PluginState.SKIPPED, mismatch, spec=spec)
+        commands = commands_of(module)
+        for cmd in commands:
+            validate_command(spec.name, cmd)
+            owner = self._commands.get(cmd.name)
+            if owner is not None:
+                reason = f"command '/{cmd.name}' is already provided by plugin {owner!r}"
+                return self._record(spec.name, cand, PluginState.SKIPPED, reason, spec=spec)
+        hooks = self.hooks.register(spec.name, module)
+        for cmd in commands:
+            self._commands[cmd.name] = spec.name
+        return self._record(
+            spec.name,
+            cand,
+            PluginState.LOADED,
+            "",
+            spec=spec,
+            module=module,
+            commands=tuple(commands),
+            hooks=tuple(hooks),
+        )
+
+    def _record(
+        self,
+        name: str,
+        cand: Candidate,
+        state: PluginState,
+        reason: str,
+        *,
+        spec: PluginSpec | None = None,
+        module: object | None = None,
+        commands: tuple[CommandSpec, ...] = (),
+        hooks: tuple[str, ...] = (),
+    ) -> PluginRecord:
+        rec = PluginRecord(
+            name=name,
+            source=cand.source,
+            kind=cand.kind,
+            state=state,
+            reason=reason,
+            spec=spec,
+            module=module,
+            commands=commands,
+            hooks=hooks,
+        )
+        if state is not PluginState.LOADED:
+            log.warning("plugin %r %s: %s", name, state, reason)
+        holder = self._records.get(name)
+        if holder is not None and holder.state in (PluginState.LOADED, PluginState.DISABLED):
+            # A second plugin under a taken name is listed beside the one holding the name,
+            # never over it.
+            self._shadowed.append(rec)
+        else:
+            self._records[name] = rec
+        self._announce(rec)
+        return rec
+
+    # -- run-time state -----------------------------------------------------------------
+
+    def disable(self, name: str, reason: str) -> None:
+        """Switch a loaded plugin off (its hooks and commands stop) with a visible reason."""
+        self.hooks.disable(name, reason)  # calls _on_disable
+
+    def _on_disable(self, name: str, reason: str) -> None:
+        rec = self._records.get(name)
+        if rec is None or rec.state is not PluginState.LOADED:
+            return
+        rec.state = PluginState.DISABLED
+        rec.reason = reason
+        for cmd in rec.commands:
+            self._commands.pop(cmd.name, None)
+        self._announce(rec)
+
+    def _announce(self, rec: PluginRecord) -> None:
+        if self.bus is not None:
+            self.bus.publish(
+                PluginStateChanged(name=rec.name, state=str(rec.state), reason=rec.reason)
+            )
+
+    # -- queries ------------------------------------------------------------------------
+
+    def get(self, name: str) -> PluginRecord | None:
+        return self._records.get(name)
+
+    def records(self) -> list[PluginRecord]:
+        return sorted([*self._records.values(), *self._shadowed], key=lambda r: r.name)
+
+    def list(self) -> list[dict[str, Any]]:
+        """One plain dict per plugin, sorted by name: the CLI table and the JSON API."""
+        return [r.as_dict() for r in self.records()]
+
+    def loaded(self, provides: str | None = None) -> list[PluginRecord]:
+        """Loaded plugins, optionally only those providing an extension point."""
+        return [
+            r
+            for r in self.records()
+            if r.state is PluginState.LOADED
+            and (provides is None or (r.spec is not None and provides in r.spec.provides))
+        ]
+
+    def commands(self) -> dict[str, tuple[str, CommandSpec]]:
+        """Slash commands of loaded plugins: name -> (plugin name, command)."""
+        out: dict[str, tuple[str, CommandSpec]] = {}
+        for rec in self.loaded():
+            for cmd in rec.commands:
+                out[cmd.name] = (rec.name, cmd)
+        return out
+
+    def health(self) -> dict[str, dict[str, object]]:
+        """Per-plugin call counters (hooks.py) with state and reason, for a health endpoint."""
+        out: dict[str, dict[str, object]] = {}
+        for rec in sorted(self._records.values(), key=lambda r: r.name):
+            h = self.hooks.health(rec.name)
+            out[rec.name] = {
+                "state": str(rec.state),
+                "reason": rec.reason,
+                **(h.as_dict() if h is not None else {}),
+            }
+        return out
