@@ -21,6 +21,7 @@ and explains which side is too old.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -31,7 +32,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Literal
 
-from packaging.version import Version
+from packaging.version import InvalidVersion, Version
 
 from .spec import PLUGIN_API_VERSION, PluginSpec
 
@@ -143,8 +144,13 @@ def negotiate(spec: PluginSpec, api_version: str = PLUGIN_API_VERSION) -> str | 
     wanted = spec.api_range
     if wanted.contains(ours, prereleases=True):
         return None
-    later = [Version(f"{ours.major + step}.0") for step in range(1, 6)]
-    if any(wanted.contains(v, prereleases=True) for v in later):
+    # Versions the range names, plus later majors: if one newer than ours is admitted, the
+    # plugin was written for a later API than this RubberDuck has.
+    probes = [Version(f"{ours.major + step}.0") for step in range(1, 6)]
+    for item in wanted:
+        with contextlib.suppress(InvalidVersion):
+            probes.append(Version(item.version.removesuffix(".*")))
+    if any(v > ours and wanted.contains(v, prereleases=True) for v in probes):
         return (
             f"needs plugin API {spec.api}, this RubberDuck provides {api_version} (too old); "
             "upgrade rubberduck-jupyter or install an older version of the plugin"

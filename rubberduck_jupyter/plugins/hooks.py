@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -133,7 +134,8 @@ class HookManager:
         try:
             self.pm.register(module, name=name)
         except pluggy.PluginValidationError as exc:
-            hook = getattr(exc, "hook", None) or "?"
+            found = re.search(r"for hook '([^']+)'", str(exc))
+            hook = found.group(1) if found else "?"
             raise PluginSpecError(
                 name,
                 "hooks",

@@ -151,6 +151,8 @@ class PluginRegistry:
             return self._record(cand.name, cand, PluginState.SKIPPED, refusal)
         try:
             module = cand.load()
+        except PluginSpecError as exc:  # `plugin(...)` refused the spec at import time
+            return self._record(cand.name, cand, PluginState.FAILED, str(exc))
         except (Exception, SystemExit) as exc:
             return self._record(
                 cand.name, cand, PluginState.FAILED, f"import failed: {type(exc).__name__}: {exc}"
