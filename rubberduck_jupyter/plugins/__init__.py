@@ -24,7 +24,7 @@ from .events import (
     PluginStateChanged,
 )
 from .hooks import HOOK_NAMES, HookManager, hookimpl, hookspec
-from .registry import PluginRecord, PluginRegistry, PluginState
+from .registry import CommandError, PluginRecord, PluginRegistry, PluginState
 from .spec import (
     EXTENSION_POINTS,
     PERMISSIONS,
@@ -45,6 +45,7 @@ __all__ = [
     "AccessPolicy",
     "AnalysisDone",
     "AnswerDone",
+    "CommandError",
     "CommandSpec",
     "Event",
     "EventBus",

@@ -35,7 +35,7 @@ import inspect
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pluggy
@@ -191,48 +191,62 @@ class HookManager:
     async def _call_one(
         self, hook: str, impl: pluggy.HookImpl, kwargs: Mapping[str, Any]
     ) -> tuple[bool, Any]:
-        """Call one implementation under the guard: (usable, result).
+        args = [kwargs[arg] for arg in impl.argnames]
+        usable, result, _ = await self.call_guarded(impl.plugin_name, hook, impl.function, args)
+        return usable, result
+
+    async def call_guarded(
+        self,
+        plugin_name: str,
+        label: str,
+        fn: Callable[..., Any],
+        args: Sequence[Any],
+        *,
+        timeout_s: float | None = None,
+    ) -> tuple[bool, Any, str]:
+        """Call `fn(*args)` of `plugin_name` under the guard: (usable, result, error).
 
         usable is False when it raised or timed out. A sync call over budget is still usable
-        (its time is spent) but counts as a failure.
+        (its time is spent) but counts as a failure. Used for hooks and slash commands alike,
+        so every call into a plugin is counted against the same failure limit.
         """
-        name = impl.plugin_name
-        health = self._health.setdefault(name, PluginHealth(self.max_consecutive_failures))
+        limit = self.timeout_s if timeout_s is None else timeout_s
+        health = self._health.setdefault(plugin_name, PluginHealth(self.max_consecutive_failures))
         start = time.perf_counter()
         error = ""
         timed_out = False
         usable = False
         result: Any = None
         try:
-            result = impl.function(*[kwargs[arg] for arg in impl.argnames])
+            result = fn(*args)
             sync_s = time.perf_counter() - start
             if inspect.isawaitable(result):
-                result, timed_out = await self._await_bounded(result)
+                result, timed_out = await self._await_bounded(result, limit)
                 if timed_out:
-                    error = f"{hook} timed out after {self.timeout_s:g} s"
+                    error = f"{label} timed out after {limit:g} s"
             elif sync_s > self.sync_budget_s:
                 error = (
-                    f"{hook} blocked the event loop for {sync_s:.3f} s (budget "
+                    f"{label} blocked the event loop for {sync_s:.3f} s (budget "
                     f"{self.sync_budget_s:g} s); make it async or faster"
                 )
             usable = not timed_out
         except Exception as exc:
-            error = f"{hook} raised {type(exc).__name__}: {exc}"
+            error = f"{label} raised {type(exc).__name__}: {exc}"
             result = None
-        health.record_time(hook, time.perf_counter() - start)
+        health.record_time(label, time.perf_counter() - start)
         if not error:
             health.record_success()
         else:
-            log.warning("plugin %r: %s", name, error)
+            log.warning("plugin %r: %s", plugin_name, error)
             if health.record_failure(error, timeout=timed_out):
                 reason = f"{health.consecutive_failures} consecutive failures; last: {error}"
-                self.disable(name, reason)
-        return usable, result
+                self.disable(plugin_name, reason)
+        return usable, result, error
 
-    async def _await_bounded(self, awaitable: Any) -> tuple[Any, bool]:
+    async def _await_bounded(self, awaitable: Any, timeout_s: float) -> tuple[Any, bool]:
         task = asyncio.ensure_future(awaitable)
         try:
-            done, _ = await asyncio.wait({task}, timeout=self.timeout_s)
+            done, _ = await asyncio.wait({task}, timeout=timeout_s)
         except asyncio.CancelledError:
             task.cancel()
             raise

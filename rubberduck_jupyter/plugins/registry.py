@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,14 @@ from .spec import (
 )
 
 log = logging.getLogger(__name__)
+
+# A command may call a model and stream a long answer, unlike a hook that sits inside every
+# turn; two minutes is about the longest a person waits on one answer before giving up.
+DEFAULT_COMMAND_TIMEOUT_S = 120.0
+
+
+class CommandError(RuntimeError):
+    """A slash command that could not run; the message says why and what to do."""
 
 
 class PluginState(enum.StrEnum):
@@ -98,7 +106,9 @@ class PluginRegistry:
         hook_timeout_s: float = DEFAULT_HOOK_TIMEOUT_S,
         sync_budget_s: float = DEFAULT_SYNC_BUDGET_S,
         max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES,
+        command_timeout_s: float = DEFAULT_COMMAND_TIMEOUT_S,
     ) -> None:
+        self.command_timeout_s = command_timeout_s
         self.policy = policy or AccessPolicy()
         self.api_version = api_version
         self.bus = bus
@@ -296,6 +306,32 @@ class PluginRegistry:
             for cmd in rec.commands:
                 out[cmd.name] = (rec.name, cmd)
         return out
+
+    async def run_command(self, name: str, ctx: object, args: Sequence[str]) -> Any:
+        """Run `/name ARGS...` under the same guard as hooks (timeout, failure count, disable).
+
+        Raises `CommandError` for an unknown command, a wrong number of arguments, or a
+        handler that raised or timed out (the message names the plugin).
+        """
+        entry = self.commands().get(name.removeprefix("/"))
+        if entry is None:
+            known = ", ".join(f"/{n}" for n in sorted(self.commands())) or "none"
+            raise CommandError(f"no command '/{name.removeprefix('/')}'; available: {known}")
+        plugin_name, cmd = entry
+        if len(args) != len(cmd.args):
+            usage = " ".join([f"/{cmd.name}", *cmd.args])
+            raise CommandError(f"usage: {usage} ({cmd.help})")
+        assert cmd.handler is not None  # validate_command checked it at load
+        usable, result, error = await self.hooks.call_guarded(
+            plugin_name,
+            f"/{cmd.name}",
+            cmd.handler,
+            [ctx, *args],
+            timeout_s=self.command_timeout_s,
+        )
+        if not usable:
+            raise CommandError(f"plugin {plugin_name!r}: {error}")
+        return result
 
     def health(self) -> dict[str, dict[str, object]]:
         """Per-plugin call counters (hooks.py) with state and reason, for a health endpoint."""

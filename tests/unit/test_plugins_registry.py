@@ -113,3 +113,32 @@ async def test_every_state_a_record_enters_is_published() -> None:
     assert seen == [("ok", "loaded"), ("nope", "skipped"), ("ok", "disabled")]
     assert reg.health()["ok"]["reason"] == "switched off"
     await bus.aclose()
+
+
+async def test_run_command_checks_usage_and_guards_the_handler() -> None:
+    import asyncio
+
+    from rubberduck_jupyter.plugins import CommandError
+
+    @command("greet", help="Greet someone", args=["NAME"])
+    async def greet(ctx: dict[str, str], name: str) -> str:
+        return f"{ctx['greeting']} {name}"
+
+    @command("hang", help="Never answers")
+    async def hang(ctx: object) -> str:
+        await asyncio.sleep(60)
+        return ""
+
+    reg = PluginRegistry(command_timeout_s=0.05, max_consecutive_failures=2)
+    reg.register_builtin(*builtin("greeter", greet=greet))
+    reg.register_builtin(*builtin("hanger", hang=hang))
+    assert await reg.run_command("/greet", {"greeting": "hi"}, ["ada"]) == "hi ada"
+    with pytest.raises(CommandError, match=r"^usage: /greet NAME \(Greet someone\)$"):
+        await reg.run_command("greet", {}, [])
+    with pytest.raises(CommandError, match=r"^no command '/nope'; available: /greet, /hang$"):
+        await reg.run_command("nope", {}, [])
+    for _ in range(2):
+        with pytest.raises(CommandError, match=r"^plugin 'hanger': /hang timed out after 0.05 s$"):
+            await reg.run_command("hang", {}, [])
+    assert reg.get("hanger").state == "disabled"  # type: ignore[union-attr]
+    assert "hang" not in reg.commands()
