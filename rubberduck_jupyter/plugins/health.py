@@ -57,4 +57,5 @@ class PluginHealth:
             "total_time_s": round(self.total_time_s, 6),
             "max_time_s": round(self.max_time_s, 6),
             "last_error": self.last_error,
+            "calls_by_hook": dict(self.by_hook),
         }

@@ -137,10 +137,10 @@ def validate_spec(spec: PluginSpec) -> None:
         raise PluginSpecError(
             label, "api", f"{spec.api!r} is not a PEP 440 version range; use e.g. '>=1,<2'"
         ) from None
-    for perm in sorted(spec.permissions):
+    for perm in sorted(spec.permissions, key=str):
         if perm not in PERMISSIONS:
             raise PluginSpecError(label, "permissions", _one_of(perm, PERMISSIONS, "a permission"))
-    for point in sorted(spec.provides):
+    for point in sorted(spec.provides, key=str):
         if point not in EXTENSION_POINTS:
             raise PluginSpecError(
                 label, "provides", _one_of(point, EXTENSION_POINTS, "an extension point")

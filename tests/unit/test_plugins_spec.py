@@ -68,6 +68,10 @@ def test_a_valid_spec_is_frozen_data_with_normalised_sets() -> None:
             "context_provider, embedder, agent_tool",
         ),
         (
+            {"permissions": ["read_index", 1]},
+            "plugin 'hello': permissions: 1 is not a permission; use one of read_index",
+        ),
+        (
             {"provides": ["telepathy"]},
             "plugin 'hello': provides: 'telepathy' is not an extension point; use one of",
         ),
