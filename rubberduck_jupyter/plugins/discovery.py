@@ -45,7 +45,7 @@ SourceKind = Literal["entry_point", "folder", "builtin"]
 
 def canonical_name(name: str) -> str:
     """Names compare case-insensitively and with '_' equal to '-' (as PyPI does)."""
-    return name.strip().lower().replace("_", "-")
+    return str(name).strip().lower().replace("_", "-")
 
 
 @dataclass(frozen=True)

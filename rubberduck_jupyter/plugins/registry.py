@@ -68,6 +68,10 @@ class PluginState(enum.StrEnum):
     FAILED = "failed"  # could not be loaded: import error, invalid spec, bad hooks
 
 
+# States in which a plugin holds its name (and its commands, while loaded).
+_ACTIVE = (PluginState.LOADED, PluginState.DISABLED)
+
+
 @dataclass
 class PluginRecord:
     name: str
@@ -170,7 +174,9 @@ class PluginRegistry:
         try:
             return self._admit_module(cand, module, spec_override)
         except PluginSpecError as exc:
-            return self._record(exc.plugin, cand, PluginState.FAILED, str(exc))
+            # Listed under the installed name (what an admin sees and can deny); the message
+            # names the declared one.
+            return self._record(cand.name, cand, PluginState.FAILED, str(exc))
         except Exception as exc:  # a bug in a plugin's attribute access, say
             reason = f"load failed: {type(exc).__name__}: {exc}"
             return self._record(cand.name, cand, PluginState.FAILED, reason)
@@ -193,8 +199,8 @@ class PluginRegistry:
                 f"declared as {spec.name!r} but installed as {cand.name!r}; make them equal "
                 "(allow/deny lists are checked on the installed name, before import)",
             )
-        existing = self._records.get(spec.name)
-        if existing is not None and existing.state in (PluginState.LOADED, PluginState.DISABLED):
+        existing = self._records.get(canonical_name(spec.name))
+        if existing is not None and existing.state in _ACTIVE:
             reason = f"a plugin named {spec.name!r} is already loaded from {existing.source}"
             return self._record(spec.name, cand, PluginState.SKIPPED, reason, spec=spec)
         mismatch = negotiate(spec, self.api_version)
@@ -246,15 +252,30 @@ class PluginRegistry:
         )
         if state is not PluginState.LOADED:
             log.warning("plugin %r %s: %s", name, state, reason)
-        holder = self._records.get(name)
-        if holder is not None and holder.state in (PluginState.LOADED, PluginState.DISABLED):
-            # A second plugin under a taken name is listed beside the one holding the name,
-            # never over it.
-            self._shadowed.append(rec)
-        else:
-            self._records[name] = rec
+        self._store(rec)
         self._announce(rec)
         return rec
+
+    def _store(self, rec: PluginRecord) -> None:
+        """Keep one primary record per (canonical) name; list the others beside it.
+
+        A loaded plugin always holds the name. Otherwise a new attempt from the same source
+        replaces the old record (a retry), and one from another source is listed beside it,
+        so two broken `hello.py` in two folders both stay visible.
+        """
+        key = canonical_name(rec.name)
+        holder = self._records.get(key)
+        self._shadowed = [
+            r for r in self._shadowed if not (r.source == rec.source and r.name == rec.name)
+        ]
+        if rec.state is PluginState.LOADED:
+            if holder is not None:
+                self._shadowed.append(holder)
+            self._records[key] = rec
+        elif holder is None or (holder.source == rec.source and holder.state not in _ACTIVE):
+            self._records[key] = rec
+        else:
+            self._shadowed.append(rec)
 
     # -- run-time state -----------------------------------------------------------------
 
@@ -263,7 +284,7 @@ class PluginRegistry:
         self.hooks.disable(name, reason)  # calls _on_disable
 
     def _on_disable(self, name: str, reason: str) -> None:
-        rec = self._records.get(name)
+        rec = self._records.get(canonical_name(name))
         if rec is None or rec.state is not PluginState.LOADED:
             return
         rec.state = PluginState.DISABLED
@@ -281,7 +302,8 @@ class PluginRegistry:
     # -- queries ------------------------------------------------------------------------
 
     def get(self, name: str) -> PluginRecord | None:
-        return self._records.get(name)
+        """The record holding `name` (the loaded one, if any)."""
+        return self._records.get(canonical_name(name))
 
     def records(self) -> list[PluginRecord]:
         return sorted([*self._records.values(), *self._shadowed], key=lambda r: r.name)

@@ -209,7 +209,7 @@ def test_bad_plugins_are_listed_as_failed_and_never_raise(tmp_path: Path) -> Non
             "plugin 'nospec': spec: the module has no `spec = plugin(name=..., version=..., "
             "api=...)`; add one",
         ),
-        "other-name": (
+        "renamed": (
             "failed",
             "plugin 'other-name': name: declared as 'other-name' but installed as 'renamed'; "
             "make them equal (allow/deny lists are checked on the installed name, before import)",
@@ -304,3 +304,31 @@ def test_a_user_can_only_narrow_an_admins_lists(
     for name in "abc":
         if admin.refusal(name) is not None:
             assert merged.refusal(name) is not None
+
+
+def test_every_attempt_under_one_name_stays_visible_and_a_loaded_one_holds_it(
+    tmp_path: Path,
+) -> None:
+    write(tmp_path / "one", "hello", "raise ImportError('one is broken')\n")
+    write(tmp_path / "two", "hello", "raise ImportError('two is broken')\n")
+    write(tmp_path / "three", "hello", good("hello"))
+    write(tmp_path / "four", "my_plug", good("my_plug"))
+    write(tmp_path / "five", "my-plug", good("my-plug"))
+    reg = PluginRegistry()
+    reg.discover(entry_points=False, folders=[tmp_path / n for n in ("one", "two", "three")])
+    rows = [(r["state"], r["reason"]) for r in reg.list() if r["name"] == "hello"]
+    assert sorted(rows) == [
+        ("failed", "import failed: ImportError: one is broken"),
+        ("failed", "import failed: ImportError: two is broken"),
+        ("loaded", ""),
+    ]
+    assert reg.get("hello").state == "loaded"  # type: ignore[union-attr]
+    # Retrying the same source replaces its record instead of adding one.
+    reg.load_folder(tmp_path / "one")
+    assert len([r for r in reg.list() if r["name"] == "hello"]) == 3
+    # '_' and '-' name the same plugin.
+    reg.discover(entry_points=False, folders=[tmp_path / "four", tmp_path / "five"])
+    plugs = {r["name"]: (r["state"], r["reason"]) for r in reg.list() if "plug" in r["name"]}
+    assert plugs["my_plug"] == ("loaded", "")
+    assert plugs["my-plug"][0] == "skipped"
+    assert plugs["my-plug"][1].startswith("a plugin named 'my-plug' is already loaded from ")
