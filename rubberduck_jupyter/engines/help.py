@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from ..domain.preferences import PreferenceError, parse_prefs_command
 from .base import EngineInfo, Turn
 
 
@@ -47,8 +48,6 @@ class PreferencesEngine:
         self._save = save  # async (user, Preferences) -> None
 
     async def run(self, turn: Turn) -> None:
-        from ..sessions.preferences import PreferenceError, parse_prefs_command
-
         current = turn.preferences
         if turn.text.strip():
             try:

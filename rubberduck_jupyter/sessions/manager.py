@@ -44,6 +44,7 @@ from ..domain.models import (
     new_id,
 )
 from ..domain.policies import NotPermitted, require_conversation
+from ..domain.preferences import Preferences, learn_from_message
 from ..engines.base import ChatModel, Engine, Turn
 from ..engines.router import (
     CLASSIFY_PROMPT,
@@ -65,7 +66,6 @@ from ..protocol import (
 )
 from .actor import ActorCrashed, ActorRegistry, Job, MailboxFull
 from .partial import DEFAULT_EVERY_CHUNKS, DEFAULT_INTERVAL_S, PartialSaver
-from .preferences import Preferences, learn_from_message
 from .store import INTERRUPTED, AsyncConversationStore
 
 Emit = Callable[[dict[str, Any]], Awaitable[None]]

@@ -2,6 +2,11 @@
 
 Set explicitly (`/prefs style=concise prefer=polars,plotly avoid=matplotlib`, or the REST
 API) or picked up from plain statements ("I prefer polars", "please don't use seaborn").
+
+Domain data: the value, its validation, the `/prefs` syntax and the system-prompt sentences.
+It lived in `sessions/preferences.py`, which made the engines (which read and set a turn's
+preferences) import the session layer above them; what stores preferences stays there
+(`sessions/preferences.py`, `PreferenceBook`).
 """
 
 from __future__ import annotations
