@@ -454,6 +454,7 @@ class RubberDuckApp(ExtensionApp):
         from .domain.actions import ProjectFiles
         from .domain.models import Project
         from .engines.registry import build_engines
+        from .sessions.preferences import PreferenceBook
         from .sessions.store import AsyncConversationStore, ConversationStore
 
         root = str(Path(self.serverapp.root_dir).resolve())
@@ -473,11 +474,15 @@ class RubberDuckApp(ExtensionApp):
         self.conversations = AsyncConversationStore(store)
         members = None if self.project_members is None else frozenset(self.project_members)
         self.project = Project.for_root(root, self.kernel_username, members)
-        manager = SessionManager(
+        # The engines first, from the ports they need; then the manager, handed them.
+        preferences = PreferenceBook(self.conversations)
+        engines = build_engines(preferences=preferences)
+        return SessionManager(
             store=self.conversations,
             model=self.llm,
             has_model=lambda: self.llm.config.configured,
-            engines={},
+            engines=engines,
+            preferences=preferences,
             project=self.project,
             retriever=Retriever(self.index),
             history_tokens=self._history_tokens,
@@ -497,9 +502,6 @@ class RubberDuckApp(ExtensionApp):
             partial_save_chunks=self.partial_save_chunks,
             redactor=self.redactor,
         )
-        manager.engines.update(build_engines(manager))
-        manager.router.engine_names = set(manager.engines)
-        return manager
 
     def user_for(self, handler: Any) -> str:
         """The name RubberDuck keys this request's data by (see sessions.identity)."""

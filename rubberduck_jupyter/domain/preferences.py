@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from .models import User
 
 STYLES = {
     "concise": "Keep answers short: the code and at most a few sentences.",
@@ -100,6 +103,12 @@ class Preferences:
         if self.notes:
             parts.append(f"The user's notes: {self.notes}")
         return " ".join(parts)
+
+
+class PreferenceSaver(Protocol):
+    """What the `/prefs` engine saves through (`sessions.preferences.PreferenceBook`)."""
+
+    async def save(self, user: User, prefs: Preferences) -> None: ...
 
 
 def parse_prefs_command(args: str, current: Preferences) -> Preferences:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from ..domain.preferences import PreferenceError, parse_prefs_command
+from ..domain.preferences import PreferenceError, PreferenceSaver, parse_prefs_command
 from .base import EngineInfo, Turn
 
 
@@ -44,8 +44,8 @@ class PreferencesEngine:
         commands=("/prefs",),
     )
 
-    def __init__(self, save: Callable[..., object]) -> None:
-        self._save = save  # async (user, Preferences) -> None
+    def __init__(self, preferences: PreferenceSaver) -> None:
+        self._preferences = preferences
 
     async def run(self, turn: Turn) -> None:
         current = turn.preferences
@@ -55,7 +55,7 @@ class PreferencesEngine:
             except PreferenceError as exc:
                 await turn.answer(f"⚠️ {exc}")
                 return
-            await self._save(turn.user, current)  # type: ignore[misc]
+            await self._preferences.save(turn.user, current)
             turn.preferences = current
             lead = "Saved. "
         else:

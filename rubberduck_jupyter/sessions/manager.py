@@ -44,7 +44,6 @@ from ..domain.models import (
     new_id,
 )
 from ..domain.policies import NotPermitted, require_conversation
-from ..domain.preferences import Preferences, learn_from_message
 from ..engines.base import ChatModel, Engine, Turn
 from ..engines.router import (
     CLASSIFY_PROMPT,
@@ -66,6 +65,7 @@ from ..protocol import (
 )
 from .actor import ActorCrashed, ActorRegistry, Job, MailboxFull
 from .partial import DEFAULT_EVERY_CHUNKS, DEFAULT_INTERVAL_S, PartialSaver
+from .preferences import PreferenceBook
 from .store import INTERRUPTED, AsyncConversationStore
 
 Emit = Callable[[dict[str, Any]], Awaitable[None]]
@@ -156,8 +156,12 @@ class SessionManager:
         partial_save_interval: float = DEFAULT_INTERVAL_S,
         partial_save_chunks: int = DEFAULT_EVERY_CHUNKS,
         redactor: Redactor | None = None,
+        preferences: PreferenceBook | None = None,
     ) -> None:
+        """`engines` are built before the manager (engines/registry.py) and handed to it;
+        `preferences` is the book they save `/prefs` through (one over `store` if left out)."""
         self.store = store
+        self.preferences = preferences if preferences is not None else PreferenceBook(store)
         # The one the LLM service applies: what the model saw of a file, to map its
         # suggestions back to the user's real values.
         self.redactor = redactor or Redactor()
@@ -302,7 +306,7 @@ class SessionManager:
             for m in conversation_order(await self.store.messages(conversation.id))
             if m.id != question.id
         ]
-        preferences = await self._preferences(user, request.text)
+        preferences = await self.preferences.for_message(user, request.text)
         has_model = self.has_model()
         route = await self.router.route(
             request.text,
@@ -598,16 +602,6 @@ class SessionManager:
                 await self.store.update_conversation(latest.with_changes(task=task))
 
         return save
-
-    async def _preferences(self, user: User, text: str) -> Preferences:
-        prefs = Preferences.from_json(await self.store.preferences(user.name))
-        learned = learn_from_message(text, prefs)
-        if learned != prefs:
-            await self.store.set_preferences(user.name, learned.to_json())
-        return learned
-
-    async def save_preferences(self, user: User, prefs: Preferences) -> None:
-        await self.store.set_preferences(user.name, prefs.to_json())
 
     # --- memory -----------------------------------------------------------------------
 
