@@ -27,6 +27,7 @@ from .llm.cache import ResponseCache
 from .llm.client import Timeouts
 from .llm.config import ModelsConfig, build_models_config
 from .llm.detect import DEFAULT_OLLAMA_URL, detect_ollama, ollama_config
+from .llm.embedder import provider_embedder
 from .llm.ratelimit import FairRateLimiter, Limits
 from .llm.retry import RetryPolicy
 from .llm.service import LLMService, ServiceSettings
@@ -443,7 +444,9 @@ class RubberDuckApp(ExtensionApp):
         return IndexService(
             root,
             db_path,
-            embedder_factory=partial(build_embedder, embedder),
+            # The index knows only the Embedder protocol: a provider's embedder
+            # (litellm:<model>) is built in llm/ and handed to it here.
+            embedder_factory=partial(build_embedder, embedder, provider=provider_embedder),
             max_file_bytes=self.index_max_file_bytes,
             debounce_s=self.index_watch_debounce,
             spawn=self._spawn_transient,

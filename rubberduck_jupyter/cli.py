@@ -225,15 +225,17 @@ def doctor(argv: list[str]) -> int:
 def _index(argv: list[str]) -> int:
     from .context.redact import Redactor
     from .index.cli import index_command
+    from .llm.embedder import provider_embedder
 
-    return index_command(argv, redact=Redactor().texts)
+    return index_command(argv, redact=Redactor().texts, provider=provider_embedder)
 
 
 def _search(argv: list[str]) -> int:
     from .context.redact import Redactor
     from .index.cli import search_command
+    from .llm.embedder import provider_embedder
 
-    return search_command(argv, redact=Redactor().texts)
+    return search_command(argv, redact=Redactor().texts, provider=provider_embedder)
 
 
 COMMANDS = {"doctor": doctor, "index": _index, "search": _search}

@@ -4,7 +4,9 @@ Both open the index database directly. When a running Jupyter server holds it (D
 allows one writer process), they go through that server's REST API instead, or say
 exactly what to do. They embed with the embedder the server is configured with
 (c.RubberDuckApp.index_embedder in jupyter_server_config), or `--embedder`: an index built
-with one embedder is rebuilt from scratch when opened with another.
+with one embedder is rebuilt from scratch when opened with another. A provider's embedder
+(`litellm:<model>`) is handed in by the top-level CLI (`provider`), as `app.py` does: the
+index does not import `llm/`.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .embedder_config import DEFAULT_WINDOW, EmbedderConfig, EmbedderError
+from .embedder_config import DEFAULT_WINDOW, EmbedderConfig, EmbedderError, ProviderEmbedder
 from .service import default_db_path
 
 
@@ -146,7 +148,9 @@ def _print_report(report: dict[str, Any]) -> None:
 
 
 def index_command(
-    argv: list[str], redact: Callable[[Sequence[str]], list[str]] | None = None
+    argv: list[str],
+    redact: Callable[[Sequence[str]], list[str]] | None = None,
+    provider: ProviderEmbedder | None = None,
 ) -> int:
     parser = argparse.ArgumentParser(
         prog="jupyter rubberduck index", description="Index a project folder for search."
@@ -165,7 +169,7 @@ def index_command(
     from .store import IndexLockedError
 
     try:
-        return _index_locally(root, db, subpaths, embedder_config(args, redact))
+        return _index_locally(root, db, subpaths, embedder_config(args, redact), provider)
     except EmbedderError as exc:
         print(exc, file=sys.stderr)
         return 1
@@ -178,12 +182,18 @@ def index_command(
         return _index_through(server, rel)
 
 
-def _index_locally(root: Path, db: Path, subpaths: list[Path], config: EmbedderConfig) -> int:
+def _index_locally(
+    root: Path,
+    db: Path,
+    subpaths: list[Path],
+    config: EmbedderConfig,
+    provider: ProviderEmbedder | None = None,
+) -> int:
     from .embedder_config import build_embedder
     from .indexer import Indexer
     from .store import IndexStore
 
-    embedder = build_embedder(config)
+    embedder = build_embedder(config, provider)
     db.parent.mkdir(parents=True, exist_ok=True)
     with IndexStore(db, dim=embedder.dim, embedder_id=embedder.id) as store:
         progress = _ProgressLine()
@@ -225,7 +235,9 @@ def _index_through(server: dict[str, Any], rel_paths: list[str]) -> int:
 
 
 def search_command(
-    argv: list[str], redact: Callable[[Sequence[str]], list[str]] | None = None
+    argv: list[str],
+    redact: Callable[[Sequence[str]], list[str]] | None = None,
+    provider: ProviderEmbedder | None = None,
 ) -> int:
     parser = argparse.ArgumentParser(
         prog="jupyter rubberduck search", description="Search the project index."
@@ -247,7 +259,7 @@ def search_command(
     from .store import IndexLockedError, IndexMismatchError
 
     try:
-        hits = _search_locally(db, args, redact)
+        hits = _search_locally(db, args, redact, provider)
     except (EmbedderError, IndexMismatchError) as exc:
         print(exc, file=sys.stderr)
         return 1
@@ -283,12 +295,13 @@ def _search_locally(
     db: Path,
     args: argparse.Namespace,
     redact: Callable[[Sequence[str]], list[str]] | None = None,
+    provider: ProviderEmbedder | None = None,
 ) -> list[dict[str, Any]]:
     from .embedder_config import build_embedder
     from .search import HybridSearcher
     from .store import IndexStore
 
-    embedder = build_embedder(embedder_config(args, redact))
+    embedder = build_embedder(embedder_config(args, redact), provider)
     # A search never clears an index built with another embedder; it says so instead.
     with IndexStore(db, dim=embedder.dim, embedder_id=embedder.id, clear_mismatch=False) as store:
         searcher = HybridSearcher(store, embedder.embed_query)
