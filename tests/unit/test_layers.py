@@ -35,7 +35,7 @@ def _imported(path: Path) -> set[str]:
 
 FORBIDDEN = {
     "engines": {"sessions", "handlers", "app"},
-    "index": {"llm", "engines", "sessions", "handlers", "app"},
+    "index": {"llm", "engines", "sessions", "handlers", "app", "cli"},
     "llm": {"engines", "sessions", "handlers", "app"},
     "domain": {"engines", "sessions", "handlers", "app", "llm", "index", "context"},
 }
