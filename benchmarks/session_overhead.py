@@ -35,6 +35,7 @@ from rubberduck_jupyter.llm.config import build_models_config
 from rubberduck_jupyter.llm.service import LLMService
 from rubberduck_jupyter.protocol import ChatRequest
 from rubberduck_jupyter.sessions.manager import SessionManager
+from rubberduck_jupyter.sessions.preferences import PreferenceBook
 from rubberduck_jupyter.sessions.store import (
     AsyncConversationStore,
     ConversationStore,
@@ -64,16 +65,16 @@ def bench_manager(base_url: str, folder: Path) -> tuple[LLMService, SessionManag
     config = build_models_config(model="openai/fake", api_base=base_url, api_key="sk-b", env={})
     service = LLMService(config)
     store = AsyncConversationStore(ConversationStore(folder / "bench.sqlite3"))
+    preferences = PreferenceBook(store)
     manager = SessionManager(
         store=store,
         model=service,
         has_model=lambda: True,
-        engines={},
+        engines=build_engines(preferences=preferences),
+        preferences=preferences,
         project=Project.for_root(str(folder), "bench"),
         history_tokens=lambda _m: 2000,
     )
-    manager.engines.update(build_engines(manager))
-    manager.router.engine_names = set(manager.engines)
     return service, manager
 
 

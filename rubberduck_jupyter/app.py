@@ -27,6 +27,7 @@ from .llm.cache import ResponseCache
 from .llm.client import Timeouts
 from .llm.config import ModelsConfig, build_models_config
 from .llm.detect import DEFAULT_OLLAMA_URL, detect_ollama, ollama_config
+from .llm.embedder import provider_embedder
 from .llm.ratelimit import FairRateLimiter, Limits
 from .llm.retry import RetryPolicy
 from .llm.service import LLMService, ServiceSettings
@@ -443,7 +444,9 @@ class RubberDuckApp(ExtensionApp):
         return IndexService(
             root,
             db_path,
-            embedder_factory=partial(build_embedder, embedder),
+            # The index knows only the Embedder protocol: a provider's embedder
+            # (litellm:<model>) is built in llm/ and handed to it here.
+            embedder_factory=partial(build_embedder, embedder, provider=provider_embedder),
             max_file_bytes=self.index_max_file_bytes,
             debounce_s=self.index_watch_debounce,
             spawn=self._spawn_transient,
@@ -454,6 +457,7 @@ class RubberDuckApp(ExtensionApp):
         from .domain.actions import ProjectFiles
         from .domain.models import Project
         from .engines.registry import build_engines
+        from .sessions.preferences import PreferenceBook
         from .sessions.store import AsyncConversationStore, ConversationStore
 
         root = str(Path(self.serverapp.root_dir).resolve())
@@ -473,11 +477,15 @@ class RubberDuckApp(ExtensionApp):
         self.conversations = AsyncConversationStore(store)
         members = None if self.project_members is None else frozenset(self.project_members)
         self.project = Project.for_root(root, self.kernel_username, members)
-        manager = SessionManager(
+        # The engines first, from the ports they need; then the manager, handed them.
+        preferences = PreferenceBook(self.conversations)
+        engines = build_engines(preferences=preferences)
+        return SessionManager(
             store=self.conversations,
             model=self.llm,
             has_model=lambda: self.llm.config.configured,
-            engines={},
+            engines=engines,
+            preferences=preferences,
             project=self.project,
             retriever=Retriever(self.index),
             history_tokens=self._history_tokens,
@@ -497,9 +505,6 @@ class RubberDuckApp(ExtensionApp):
             partial_save_chunks=self.partial_save_chunks,
             redactor=self.redactor,
         )
-        manager.engines.update(build_engines(manager))
-        manager.router.engine_names = set(manager.engines)
-        return manager
 
     def user_for(self, handler: Any) -> str:
         """The name RubberDuck keys this request's data by (see sessions.identity)."""

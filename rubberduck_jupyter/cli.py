@@ -9,10 +9,13 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .llm.config import API_KEY_ENV, MODEL_ENV, ModelConfigError, ModelEntry, ModelsConfig
+
+if TYPE_CHECKING:
+    from .index.cli import CliWiring
 
 EXTENSION_NAME = "rubberduck_jupyter"
 LABEXTENSION_NAME = "rubberduck-jupyter"
@@ -222,18 +225,27 @@ def doctor(argv: list[str]) -> int:
     return 1 if failed else 0
 
 
-def _index(argv: list[str]) -> int:
+def _index_wiring() -> CliWiring:
+    """What the index commands get from above the index (it imports no llm/, no cli.py)."""
     from .context.redact import Redactor
+    from .index.cli import CliWiring
+    from .llm.embedder import provider_embedder
+
+    return CliWiring(
+        redact=Redactor().texts, provider=provider_embedder, server_settings=load_server_config
+    )
+
+
+def _index(argv: list[str]) -> int:
     from .index.cli import index_command
 
-    return index_command(argv, redact=Redactor().texts)
+    return index_command(argv, _index_wiring())
 
 
 def _search(argv: list[str]) -> int:
-    from .context.redact import Redactor
     from .index.cli import search_command
 
-    return search_command(argv, redact=Redactor().texts)
+    return search_command(argv, _index_wiring())
 
 
 COMMANDS = {"doctor": doctor, "index": _index, "search": _search}

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from ..context.retrieval import Citation, Retriever
     from ..domain.actions import ProjectFiles
     from ..domain.models import CodeSuggestion, Conversation, Message, User
-    from ..sessions.preferences import Preferences
+    from ..domain.preferences import Preferences
 
 Emit = Callable[[dict[str, Any]], Awaitable[None]]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from ..domain.preferences import PreferenceError, PreferenceSaver, parse_prefs_command
 from .base import EngineInfo, Turn
 
 
@@ -43,12 +44,10 @@ class PreferencesEngine:
         commands=("/prefs",),
     )
 
-    def __init__(self, save: Callable[..., object]) -> None:
-        self._save = save  # async (user, Preferences) -> None
+    def __init__(self, preferences: PreferenceSaver) -> None:
+        self._preferences = preferences
 
     async def run(self, turn: Turn) -> None:
-        from ..sessions.preferences import PreferenceError, parse_prefs_command
-
         current = turn.preferences
         if turn.text.strip():
             try:
@@ -56,7 +55,7 @@ class PreferencesEngine:
             except PreferenceError as exc:
                 await turn.answer(f"⚠️ {exc}")
                 return
-            await self._save(turn.user, current)  # type: ignore[misc]
+            await self._preferences.save(turn.user, current)
             turn.preferences = current
             lead = "Saved. "
         else:

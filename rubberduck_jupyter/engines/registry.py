@@ -1,9 +1,15 @@
-"""The engines a server offers, by name. Plugins add theirs to the same mapping."""
+"""The engines a server offers, by name. Plugins add theirs to the same mapping.
+
+Built first, from the narrow ports the engines need (today only a `PreferenceSaver` for
+`/prefs`), and handed to the `SessionManager`; it used to be built from the manager itself,
+so `app.py` made the manager with an empty engine map and filled it in afterwards.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ..domain.preferences import PreferenceSaver
 from .analysis import AnalysisConversation
 from .base import Engine, EngineInfo
 from .complex import ComplexConversation
@@ -13,11 +19,8 @@ from .multi_step import MultiStepConversation
 from .problem_solver import ProblemSolver
 from .simple import SimpleConversation
 
-if TYPE_CHECKING:
-    from ..sessions.manager import SessionManager
 
-
-def build_engines(manager: SessionManager) -> dict[str, Engine]:
+def build_engines(*, preferences: PreferenceSaver) -> dict[str, Engine]:
     engines: dict[str, Engine] = {}
     for engine in (
         SimpleConversation(),
@@ -32,11 +35,8 @@ def build_engines(manager: SessionManager) -> dict[str, Engine]:
     def infos() -> list[EngineInfo]:
         return [e.info for e in engines.values()]
 
-    async def save(user: Any, prefs: Any) -> None:
-        await manager.save_preferences(user, prefs)
-
     engines["help"] = HelpEngine(infos)
-    engines["preferences"] = PreferencesEngine(save)
+    engines["preferences"] = PreferencesEngine(preferences)
     return engines
 
 

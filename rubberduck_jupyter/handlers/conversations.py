@@ -17,9 +17,9 @@ from ..context.memory import display_order
 from ..domain.actions import ActionError, SuggestionConflict, TargetMissing, apply_suggestion
 from ..domain.models import SuggestionStatus, User
 from ..domain.policies import NotPermitted, require_conversation, require_suggestion
+from ..domain.preferences import PreferenceError, Preferences
 from ..protocol import ErrorCode
 from ..sessions.export import to_markdown, to_notebook
-from ..sessions.preferences import PreferenceError, Preferences
 from .base import RubberDuckAPIHandler, RubberDuckError
 
 MAX_TITLE = 200

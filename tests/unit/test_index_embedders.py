@@ -14,7 +14,6 @@ import httpx
 import numpy as np
 import pytest
 
-from rubberduck_jupyter.index.embedder_api import EmbeddingProviderError, LiteLLMEmbedder
 from rubberduck_jupyter.index.embedder_config import (
     EmbedderConfig,
     EmbedderConfigError,
@@ -22,6 +21,12 @@ from rubberduck_jupyter.index.embedder_config import (
 )
 from rubberduck_jupyter.index.service import IndexService
 from rubberduck_jupyter.index.tokens import minilm_token_counter
+from rubberduck_jupyter.llm.embedder import (
+    EmbeddingProviderError,
+    LiteLLMEmbedder,
+    provider_embedder,
+    resolved_api_key,
+)
 from rubberduck_jupyter.testing.embedding import hashed_bag_of_words
 
 MODEL = "openai/fake-embed"
@@ -148,7 +153,9 @@ async def test_index_built_and_searched_through_the_provider(fake_llm: Any, tmp_
     (root / "NOTES.md").write_text("# Churn\n\nThe churn model uses gradient boosting trees.\n")
     config = EmbedderConfig(spec=f"litellm:{MODEL}", api_base=fake_llm.base_url, api_key="k")
     service = IndexService(
-        root, tmp_path / "index.duckdb", embedder_factory=partial(build_embedder, config)
+        root,
+        tmp_path / "index.duckdb",
+        embedder_factory=partial(build_embedder, config, provider_embedder),
     )
     try:
         await service.start()
@@ -184,7 +191,9 @@ async def test_a_provider_down_at_open_is_an_index_error(fake_llm: Any, tmp_path
     (tmp_path / "a.py").write_text("x = 1\n")
     config = EmbedderConfig(spec=f"litellm:{MODEL}", api_base=fake_llm.base_url, api_key="k")
     service = IndexService(
-        tmp_path, tmp_path / "db" / "i.duckdb", embedder_factory=partial(build_embedder, config)
+        tmp_path,
+        tmp_path / "db" / "i.duckdb",
+        embedder_factory=partial(build_embedder, config, provider_embedder),
     )
     fake_llm.add_faults(["401"])
     try:
@@ -216,15 +225,15 @@ def test_embedder_settings() -> None:
         EmbedderConfig(spec="minilm", window=512).validate()
     assert EmbedderConfig(spec="litellm:m", window=512).validate().window == 512
     referenced = EmbedderConfig(spec="litellm:m", api_key="os.environ/MY_EMBED_KEY")
-    assert referenced.resolved_api_key({"MY_EMBED_KEY": "sk-1"}) == "sk-1"
-    assert referenced.resolved_api_key({}) is None
-    assert EmbedderConfig(spec="litellm:m", api_key="sk-2").resolved_api_key({}) == "sk-2"
+    assert resolved_api_key(referenced, {"MY_EMBED_KEY": "sk-1"}) == "sk-1"
+    assert resolved_api_key(referenced, {}) is None
+    assert resolved_api_key(EmbedderConfig(spec="litellm:m", api_key="sk-2"), {}) == "sk-2"
     assert "sk-2" not in str(EmbedderConfig(spec="litellm:m", api_key="sk-2").describe())
 
 
 def test_the_window_shapes_the_litellm_embedder(fake_llm: Any) -> None:
     config = EmbedderConfig(spec=f"litellm:{MODEL}", api_base=fake_llm.base_url, window=512)
-    embedder = build_embedder(config)
+    embedder = build_embedder(config, provider_embedder)
     assert embedder.counter.window == 512
     assert embedder.id.endswith(":w512")
 
@@ -257,3 +266,9 @@ def test_model2vec_distils_once_then_loads_from_its_cache(
 
     again = build_embedder(EmbedderConfig(spec="model2vec", cache_dir=cache))
     assert np.allclose(again.embed(texts), vectors, atol=1e-6)
+
+
+def test_without_a_provider_wired_the_index_refuses_litellm() -> None:
+    # The index knows only the Embedder protocol: app.py and the CLI hand it the provider's.
+    with pytest.raises(EmbedderConfigError, match="provider_embedder"):
+        build_embedder(EmbedderConfig(spec=f"litellm:{MODEL}"))

@@ -7,6 +7,11 @@ a few tens of percent of WordPiece, and every provider model accepts far more th
 tokens, so chunks never get truncated; keeping the window lets the chunkers stay the same
 and makes results comparable across embedders. The vector width is learnt from the
 provider with one short request when the index is opened.
+
+It lived in `index/embedder_api.py`, which made the index import `llm/` internals (the
+client's error classification, litellm's import, the retry policy): the index knows only
+the `Embedder` protocol, and `app.py` and the CLI hand `provider_embedder` to
+`index.embedder_config.build_embedder` for `litellm:<model>`.
 """
 
 from __future__ import annotations
@@ -16,15 +21,18 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+from ..index.embedder_config import EmbedderConfig, EmbedderError
+from .client import TRANSIENT, FailureKind, ProviderFailure, _import_litellm, classify
+from .config import ENV_REFERENCE
+from .retry import RetryPolicy
 
-from ..llm.client import TRANSIENT, FailureKind, ProviderFailure, _import_litellm, classify
-from ..llm.retry import RetryPolicy
-from .embedder_config import EmbedderError
-from .tokens import TokenCounter
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ..index.tokens import TokenCounter
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +55,26 @@ class EmbeddingProviderError(EmbedderError):
         )
         self.model = model
         self.kind = failure.kind
+
+
+def resolved_api_key(config: EmbedderConfig, env: Mapping[str, str] | None = None) -> str | None:
+    """The configured key, or the variable an `os.environ/NAME` key names (LiteLLM's way)."""
+    environ = os.environ if env is None else env
+    if config.api_key.startswith(ENV_REFERENCE):
+        return environ.get(config.api_key[len(ENV_REFERENCE) :]) or None
+    return config.api_key or None
+
+
+def provider_embedder(config: EmbedderConfig, counter: TokenCounter) -> LiteLLMEmbedder:
+    """The embedder of `litellm:<model>`: what `build_embedder(..., provider=...)` calls."""
+    return LiteLLMEmbedder(
+        config.model,
+        counter,
+        api_base=config.api_base or None,
+        api_key=resolved_api_key(config),
+        batch_size=config.batch_size or DEFAULT_API_BATCH,
+        redact=config.redact,
+    )
 
 
 class LiteLLMEmbedder:
@@ -94,6 +122,8 @@ class LiteLLMEmbedder:
         return f"litellm:{self.model}:{self.dim}d:w{self.counter.window}"
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
+        import numpy as np
+
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         if self._redact is not None:
@@ -182,6 +212,8 @@ class LiteLLMEmbedder:
 
 
 def _unit_rows(response: Any, expected: int) -> np.ndarray:
+    import numpy as np
+
     data = response["data"] if isinstance(response, dict) else response.data
     rows = sorted(data, key=lambda item: _field(item, "index"))
     if len(rows) != expected:
