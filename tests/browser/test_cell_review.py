@@ -289,16 +289,8 @@ def test_a_busy_server_says_when_to_try_again(page: Any, lab_server: Any) -> Non
         page.unroute(is_notebook_review)
 
 
-def _saved_settings(lab: Any) -> dict[str, Any]:
-    """The user's RubberDuck settings as JupyterLab saved them (JSON5, comments and all)."""
-    import json5
-
-    path = lab.root.parent / "settings" / "rubberduck-jupyter" / "plugin.jupyterlab-settings"
-    return dict(json5.loads(path.read_text())) if path.exists() else {}
-
-
 def test_review_on_run_is_off_by_default_and_static_only_once_switched_on(
-    page: Any, lab_server: Any, fake_llm: Any, screenshot: Any
+    page: Any, lab_server: Any, fake_llm: Any, open_rubberduck_settings: Any, screenshot: Any
 ) -> None:
     write_notebook(lab_server.root, "onrun.ipynb", [CELL, "print('next')"])
     notebook = open_notebook(page, lab_server, "onrun.ipynb")
@@ -323,19 +315,12 @@ def test_review_on_run_is_off_by_default_and_static_only_once_switched_on(
     assert cell.locator(".jp-RubberDuck-cellReview").count() == 0
 
     # Switched on in the Settings Editor; the open notebook follows without a reload.
-    page.evaluate(
-        "() => window.jupyterapp.commands.execute('settingeditor:open', {query: 'RubberDuck'})"
-    )
-    page.locator(".jp-PluginList-entry-label:has-text('RubberDuck')").first.click()
+    open_rubberduck_settings()
     checkbox = page.locator("input[id$='autoReviewOnRun']")
     checkbox.wait_for()
     assert not checkbox.is_checked()
     checkbox.check()
-    for _ in range(100):
-        if _saved_settings(lab_server).get("autoReviewOnRun") is True:
-            break
-        page.wait_for_timeout(100)
-    assert _saved_settings(lab_server).get("autoReviewOnRun") is True
+    lab_server.wait_saved(page, "autoReviewOnRun", True)
     page.locator("#jp-main-dock-panel .lm-TabBar-tab", has_text="onrun.ipynb").click()
     asked = len(fake_llm.requests)
     run_first_cell(2)
@@ -347,18 +332,4 @@ def test_review_on_run_is_off_by_default_and_static_only_once_switched_on(
     page.wait_for_timeout(500)
     assert len(fake_llm.requests) == asked
     assert cell.locator(".jp-RubberDuck-cellReview-modelText").count() == 0
-    _reset_settings(lab_server)
-
-
-def _reset_settings(lab: Any) -> None:
-    import json
-    import urllib.request
-
-    request = urllib.request.Request(
-        f"{lab.url}lab/api/settings/rubberduck-jupyter:plugin",
-        method="PUT",
-        data=json.dumps({"raw": "{}"}).encode(),
-        headers={"Authorization": f"token {lab.token}", "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert response.status == 204
+    lab_server.reset_settings()
