@@ -8,25 +8,19 @@ import { finishLine, stoppedLine, usageLine } from './answerfooter';
 import { ChatModel, IChunk } from './chatmodel';
 import { MessageLog } from './messagelog';
 import {
-  ICitationsFrame,
   IChunkFrame,
-  ICorrectionFrame,
   IDoneFrame,
-  INoticeFrame,
-  IRouteFrame,
-  IStepFrame,
-  ISuggestionFrame
+  IErrorFrame,
+  IHelloFrame,
+  ITaskFrame,
+  ServerFrame
 } from './protocol';
 
 /** The frames that build an answer's body (done, error and task are the panel's). */
-export type AnswerFrame =
-  | IRouteFrame
-  | IStepFrame
-  | IChunkFrame
-  | ICitationsFrame
-  | ICorrectionFrame
-  | ISuggestionFrame
-  | INoticeFrame;
+export type AnswerFrame = Exclude<
+  ServerFrame,
+  IHelloFrame | ITaskFrame | IDoneFrame | IErrorFrame
+>;
 
 export class LiveAnswer {
   readonly answer: AnswerView;
