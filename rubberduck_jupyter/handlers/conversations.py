@@ -17,7 +17,7 @@ from ..context.memory import display_order
 from ..domain.actions import ActionError, SuggestionConflict, TargetMissing, apply_suggestion
 from ..domain.models import SuggestionStatus, User
 from ..domain.policies import NotPermitted, require_conversation, require_suggestion
-from ..domain.preferences import PreferenceError, Preferences
+from ..domain.preferences import PreferenceError
 from ..protocol import ErrorCode
 from ..sessions.export import to_markdown, to_notebook
 from .base import RubberDuckAPIHandler, RubberDuckError
@@ -118,18 +118,20 @@ class PreferencesHandler(_Base):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        prefs = Preferences.from_json(await self.store.preferences(self.actor.name))
+        prefs = await self.rubberduck.sessions.preferences.load(self.actor)
         self.finish(prefs.to_json())
 
     @web.authenticated
     @authorized
     async def put(self) -> None:
-        current = Preferences.from_json(await self.store.preferences(self.actor.name))
+        # The same PreferenceBook the turns read and `/prefs` writes, so they cannot drift.
+        book = self.rubberduck.sessions.preferences
+        current = await book.load(self.actor)
         try:
             updated = current.updated(self.json_body())
         except PreferenceError as exc:
             raise RubberDuckError(400, ErrorCode.BAD_FRAME, str(exc)) from None
-        await self.store.set_preferences(self.actor.name, updated.to_json())
+        await book.save(self.actor, updated)
         self.finish(updated.to_json())
 
 
