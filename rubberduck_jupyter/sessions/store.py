@@ -121,8 +121,12 @@ class ConversationStore:
         self._con.execute("PRAGMA foreign_keys=ON")
         self._con.execute("PRAGMA busy_timeout=5000")
         self._con.executescript(_SCHEMA)
-        with self._tx() as con:
-            self._migrate(con)
+        try:
+            with self._tx() as con:
+                self._migrate(con)
+        except Exception:
+            self._con.close()  # refused (a newer schema): leave no handle on the file
+            raise
         self._server_lock: int | None = None  # the fd of `<file>.lock` once claimed
         self.shared = False  # another server had the file open when this one claimed it
 
