@@ -208,6 +208,8 @@ def test_review_the_notebook_with_progress_and_jump_from_the_summary(
     # The cross-cell finding (from the last slice's answer) shows on its cell too.
     cells = notebook.locator(".jp-Cell")
     cells.nth(3).locator(".jp-RubberDuck-finding[data-code='NB101']").wait_for()
+    # Only the two cells with findings carry a review; the 28 clean ones stay as they were.
+    assert notebook.locator(".jp-RubberDuck-cellReview").count() == 2
     dark_then_light(page, screenshot, "notebook-review-summary")
     rows.nth(1).get_by_role("button", name="Go to cell 10: 1 error, 1 warning").click()
     page.wait_for_function(

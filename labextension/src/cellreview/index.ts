@@ -319,7 +319,9 @@ export class CellReviewController {
         .filter(f => f.cell === input.index)
         .map(f => f.finding);
       const existing = this.model.get(cell.model.id);
-      if (!findings.length && !existing) {
+      // A clean cell keeps no widget: every cell has a static state by now, so the state
+      // alone would put "No findings" under each of them.
+      if (!findings.length && !this._entries.has(cell.model.id)) {
         continue;
       }
       this._entry(panel, cell);
