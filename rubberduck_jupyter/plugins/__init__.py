@@ -12,6 +12,7 @@ the architecture until the server wires it in.
 
 from __future__ import annotations
 
+from .context import METHOD_PERMISSIONS, SUGGEST_MODES, CommandContext, PermissionRefused, Services
 from .discovery import ENTRY_POINT_GROUP, AccessPolicy, merge_policies, negotiate
 from .events import (
     AnalysisDone,
@@ -45,6 +46,9 @@ __all__ = [
     "AccessPolicy",
     "AnalysisDone",
     "AnswerDone",
+    "METHOD_PERMISSIONS",
+    "SUGGEST_MODES",
+    "CommandContext",
     "CommandError",
     "CommandSpec",
     "Event",
@@ -58,7 +62,9 @@ __all__ = [
     "PluginSpec",
     "PluginSpecError",
     "PluginState",
+    "PermissionRefused",
     "PluginStateChanged",
+    "Services",
     "command",
     "hookimpl",
     "hookspec",

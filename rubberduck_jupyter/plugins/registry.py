@@ -340,9 +340,8 @@ class PluginRegistry:
             known = ", ".join(f"/{n}" for n in sorted(self.commands())) or "none"
             raise CommandError(f"no command '/{name.removeprefix('/')}'; available: {known}")
         plugin_name, cmd = entry
-        if len(args) != len(cmd.args):
-            usage = " ".join([f"/{cmd.name}", *cmd.args])
-            raise CommandError(f"usage: {usage} ({cmd.help})")
+        if not cmd.required <= len(args) <= len(cmd.args):
+            raise CommandError(f"usage: {cmd.usage} ({cmd.help})")
         assert cmd.handler is not None  # validate_command checked it at load
         usable, result, error = await self.hooks.call_guarded(
             plugin_name,

@@ -59,7 +59,8 @@ _NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 _NAME_FIX = "use 1-64 lowercase letters, digits, '-' or '_', starting with a letter"
 # Slash-command names are typed after '/', so no '_' ambiguity with '-' and no slash.
 _COMMAND_RE = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
-_ARG_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")
+# A trailing "?" marks an optional argument (`args=["NAME?"]`); optional ones come last.
+_ARG_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,31}\??$")
 # Attribute `@command` leaves on the handler so the loader can collect it from the module.
 COMMAND_ATTR = "__rubberduck_command__"
 
@@ -84,6 +85,16 @@ class CommandSpec:
     help: str
     args: tuple[str, ...] = ()
     handler: Callable[..., Any] | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def required(self) -> int:
+        """How many of `args` must be given (the ones without a trailing "?")."""
+        return sum(1 for a in self.args if not a.endswith("?"))
+
+    @property
+    def usage(self) -> str:
+        shown = [f"[{a[:-1]}]" if a.endswith("?") else a for a in self.args]
+        return " ".join([f"/{self.name}", *shown])
 
 
 @dataclass(frozen=True)
@@ -185,8 +196,14 @@ def validate_command(plugin_name: str, cmd: CommandSpec) -> None:
     for arg in cmd.args:
         if not isinstance(arg, str) or not _ARG_RE.match(arg):
             raise PluginSpecError(
-                plugin_name, where, f"argument {arg!r} is not a name; use e.g. 'NAME'"
+                plugin_name, where, f"argument {arg!r} is not a name; use e.g. 'NAME' or 'NAME?'"
             )
+    optional = [a.endswith("?") for a in cmd.args]
+    if any(optional) and optional != sorted(optional):
+        raise PluginSpecError(
+            plugin_name, where, "an optional argument ('NAME?') comes before a required one; "
+            "put the optional ones last"
+        )
     handler = cmd.handler
     if handler is None or not inspect.iscoroutinefunction(handler):
         raise PluginSpecError(
@@ -194,13 +211,15 @@ def validate_command(plugin_name: str, cmd: CommandSpec) -> None:
         )
     try:
         inspect.signature(handler).bind(None, *cmd.args)
+        inspect.signature(handler).bind(None, *cmd.args[: cmd.required])
     except TypeError:
         params = ", ".join(inspect.signature(handler).parameters)
         raise PluginSpecError(
             plugin_name,
             where,
             f"the handler takes ({params}) but args declares {list(cmd.args)}; "
-            "give it one parameter after ctx per declared argument",
+            "give it one parameter after ctx per declared argument, with a default for "
+            "each optional one",
         ) from None
 
 

@@ -142,3 +142,18 @@ async def test_run_command_checks_usage_and_guards_the_handler() -> None:
             await reg.run_command("hang", {}, [])
     assert reg.get("hanger").state == "disabled"  # type: ignore[union-attr]
     assert "hang" not in reg.commands()
+
+
+async def test_an_optional_argument_may_be_left_out() -> None:
+    from rubberduck_jupyter.plugins import CommandError
+
+    @command("doc", help="Document a function", args=["NAME?"])
+    async def doc(ctx: object, name: str = "") -> str:
+        return f"doc<{name}>"
+
+    reg = PluginRegistry()
+    reg.register_builtin(*builtin("documenter", doc=doc))
+    assert await reg.run_command("doc", None, []) == "doc<>"
+    assert await reg.run_command("doc", None, ["load"]) == "doc<load>"
+    with pytest.raises(CommandError, match=r"^usage: /doc \[NAME\] \(Document a function\)$"):
+        await reg.run_command("doc", None, ["a", "b"])

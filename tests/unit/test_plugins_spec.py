@@ -114,7 +114,8 @@ def _sync(ctx: object) -> str:
         ),
         (
             CommandSpec(name="hello", help="h", args=("A", "two words"), handler=_two),
-            "plugin 'p': commands: 'hello': argument 'two words' is not a name; use e.g. 'NAME'",
+            "plugin 'p': commands: 'hello': argument 'two words' is not a name; use e.g. 'NAME' or "
+            "'NAME?'",
         ),
         (
             CommandSpec(name="hello", help="h", handler=_sync),
@@ -123,7 +124,19 @@ def _sync(ctx: object) -> str:
         (
             CommandSpec(name="hello", help="h", args=("A",), handler=_two),
             "plugin 'p': commands: 'hello': the handler takes (ctx, a, b) but args declares "
-            "['A']; give it one parameter after ctx per declared argument",
+            "['A']; give it one parameter after ctx per declared argument, with a default for "
+            "each optional one",
+        ),
+        (
+            CommandSpec(name="hello", help="h", args=("A?", "B"), handler=_two),
+            "plugin 'p': commands: 'hello': an optional argument ('NAME?') comes before a "
+            "required one; put the optional ones last",
+        ),
+        (
+            CommandSpec(name="hello", help="h", args=("A", "B?"), handler=_two),
+            "plugin 'p': commands: 'hello': the handler takes (ctx, a, b) but args declares "
+            "['A', 'B?']; give it one parameter after ctx per declared argument, with a default "
+            "for each optional one",
         ),
     ],
 )
