@@ -78,3 +78,13 @@ c.RubberDuckApp.project_members = None  # or ["alice", "bob"]: who may apply cha
 c.RubberDuckApp.session_mailbox_size = 8  # messages waiting per conversation
 c.RubberDuckApp.memory_tokens = 0  # 0: half the model's input window (8k when unknown)
 c.RubberDuckApp.correction_rounds = 2  # re-prompts when generated code fails its checks
+
+# Plugins (docs/plugins.md): a folder, installed packages, who may load.
+# c.RubberDuckApp.plugins_dir = "/srv/rubberduck/plugins"  # default: <config dir>/rubberduck/plugins
+c.RubberDuckApp.plugins_entry_points = True  # packages with a "rubberduck.plugins" entry point
+c.RubberDuckApp.plugins_allow = None  # or ["doc", "tests", "pandas-review"]: only these load
+c.RubberDuckApp.plugins_deny = []  # e.g. ["multi_step"]: never load (built-ins included)
+c.RubberDuckApp.plugins_reload = True  # reload a plugin of plugins_dir when its file changes
+c.RubberDuckApp.plugin_hook_timeout = 2.0  # seconds an async hook may take
+c.RubberDuckApp.plugin_command_timeout = 120.0  # seconds a plugin's slash command may take
+c.RubberDuckApp.plugin_max_failures = 3  # consecutive failures before a plugin is disabled

@@ -27,10 +27,10 @@ from .llm.cache import ResponseCache
 from .llm.client import Timeouts
 from .llm.config import ModelsConfig, build_models_config
 from .llm.detect import DEFAULT_OLLAMA_URL, detect_ollama, ollama_config
-from .llm.embedder import provider_embedder
 from .llm.ratelimit import FairRateLimiter, Limits
 from .llm.retry import RetryPolicy
 from .llm.service import LLMService, ServiceSettings
+from .plugin_host import PluginHost, plugin_settings
 from .protocol import PROTOCOL_VERSION
 from .runtime import metrics
 from .runtime.gil import favour_event_loop
@@ -269,6 +269,43 @@ class RubberDuckApp(ExtensionApp):
         100, config=True, help="Also save the answer so far after this many chunks (0: time only)."
     )
 
+    # --- plugins (docs/plugins.md) -----------------------------------------------------
+    plugins_dir = Unicode(
+        "",
+        config=True,
+        help="A folder of plugins (one *.py file or package directory each), hot-reloaded "
+        "when a file changes. Empty: <jupyter config dir>/rubberduck/plugins.",
+    )
+    plugins_entry_points = Bool(
+        True,
+        config=True,
+        help="Load plugins installed under the 'rubberduck.plugins' entry points.",
+    )
+    plugins_allow = List(
+        Unicode(),
+        default_value=None,
+        allow_none=True,
+        config=True,
+        help="Only these plugins load (names; built-ins included); None: every plugin not "
+        "denied. An admin's rubberduck_plugins.json in a system config dir is applied on top "
+        "and cannot be widened here.",
+    )
+    plugins_deny = List(
+        Unicode(), default_value=[], config=True, help="Plugins that never load, by name."
+    )
+    plugins_reload = Bool(
+        True, config=True, help="Reload a plugin of plugins_dir when its file changes."
+    )
+    plugin_hook_timeout = Float(
+        2.0, config=True, help="Seconds an async hook may take before it is cut off."
+    )
+    plugin_command_timeout = Float(
+        120.0, config=True, help="Seconds a plugin's slash command may take."
+    )
+    plugin_max_failures = Int(
+        3, config=True, help="Consecutive failures after which a plugin is disabled."
+    )
+
     # --- protocol limits and kernels ---------------------------------------------------
     max_frame_bytes = Int(256 * 1024, config=True, help="Largest client frame, in bytes.")
     max_message_chars = Int(100_000, config=True, help="Largest chat message, in characters.")
@@ -391,6 +428,8 @@ class RubberDuckApp(ExtensionApp):
         self._ioloop = IOLoop.current()
         self.kernel_username = os.environ.get("JUPYTERHUB_USER") or getpass.getuser()
         self._background: set[asyncio.Task[None]] = set()
+        # The plugin host first: the index's embedders are built-in plugins too.
+        self.plugins = self.build_plugin_host()
         self.index = self.build_index_service()
         self.sessions = self.build_session_manager()
         self.replay = ReplayHub(
@@ -444,9 +483,11 @@ class RubberDuckApp(ExtensionApp):
         return IndexService(
             root,
             db_path,
-            # The index knows only the Embedder protocol: a provider's embedder
-            # (litellm:<model>) is built in llm/ and handed to it here.
-            embedder_factory=partial(build_embedder, embedder, provider=provider_embedder),
+            # The index knows only the Embedder protocol: each kind is built by its embedder
+            # plugin (a provider's, litellm:<model>, in llm/), found through the registry.
+            embedder_factory=partial(
+                build_embedder, embedder, factories=self.plugins.embedder_factories
+            ),
             max_file_bytes=self.index_max_file_bytes,
             debounce_s=self.index_watch_debounce,
             spawn=self._spawn_transient,
@@ -477,14 +518,24 @@ class RubberDuckApp(ExtensionApp):
         self.conversations = AsyncConversationStore(store)
         members = None if self.project_members is None else frozenset(self.project_members)
         self.project = Project.for_root(root, self.kernel_username, members)
-        # The engines first, from the ports they need; then the manager, handed them.
+        # The engines first, from the ports they need, registered as built-in plugins before
+        # anyone else's; the manager reads them (and plugins' commands) from the registry.
         preferences = PreferenceBook(self.conversations)
-        engines = build_engines(preferences=preferences)
+        catalog = self.plugins.catalog()
+        engines = build_engines(preferences=preferences, infos=catalog.infos)
+        self.plugins.register_builtins(engines)
+        self.plugins.discover()
+        for row in self.plugins.list():
+            if row["state"] != "loaded":
+                self.log.warning(
+                    "RubberDuck: plugin %s %s: %s", row["name"], row["state"], row["reason"]
+                )
         return SessionManager(
             store=self.conversations,
             model=self.llm,
             has_model=lambda: self.llm.config.configured,
-            engines=engines,
+            engines=catalog,
+            hooks=self.plugins,
             preferences=preferences,
             project=self.project,
             retriever=Retriever(self.index),
@@ -505,6 +556,19 @@ class RubberDuckApp(ExtensionApp):
             partial_save_chunks=self.partial_save_chunks,
             redactor=self.redactor,
         )
+
+    def build_plugin_host(self) -> PluginHost:
+        names = (
+            "plugins_dir",
+            "plugins_entry_points",
+            "plugins_allow",
+            "plugins_deny",
+            "plugins_reload",
+            "plugin_hook_timeout",
+            "plugin_command_timeout",
+            "plugin_max_failures",
+        )
+        return PluginHost(plugin_settings({name: getattr(self, name) for name in names}))
 
     def user_for(self, handler: Any) -> str:
         """The name RubberDuck keys this request's data by (see sessions.identity)."""
@@ -548,6 +612,7 @@ class RubberDuckApp(ExtensionApp):
         rules.add_done_callback(self._background.discard)
         if self.index_watch:
             self.index.watch(force_polling=self.index_watch_polling)
+        self.plugins.start()
         if not self.llm.config.configured and self.detect_ollama:
             # Transient: a crash retries it with backoff, an answer (even "none") ends it.
             self.supervisor.start_child(
@@ -607,7 +672,7 @@ class RubberDuckApp(ExtensionApp):
             SuggestionActionHandler,
             SuggestionHandler,
         )
-        from .handlers.health import HealthHandler
+        from .handlers.health import HealthHandler, PluginsHandler
         from .handlers.index import IndexHandler, IndexSearchHandler
         from .handlers.models import ModelsHandler, UsageHandler
         from .handlers.review import CellReviewHandler, NotebookReviewHandler
@@ -618,6 +683,7 @@ class RubberDuckApp(ExtensionApp):
         self.handlers.extend(
             [
                 (r"/rubberduck/api/health", HealthHandler),
+                (r"/rubberduck/api/plugins", PluginsHandler),
                 (r"/rubberduck/api/models", ModelsHandler),
                 (r"/rubberduck/api/usage", UsageHandler),
                 (r"/rubberduck/api/chat", ChatStreamHandler),
@@ -717,6 +783,7 @@ class RubberDuckApp(ExtensionApp):
                     "embedder_error": self.index.embedder_error,
                     "watch": self.index.watch_status(),
                 },
+                "plugins": {"state": "ok", **self.plugins.health()},
                 "event_loop": self.loop_lag.snapshot(),
                 "supervisor": supervisor,
                 "queues": self._queues(sessions, llm["rate_limits"]),
@@ -757,4 +824,5 @@ class RubberDuckApp(ExtensionApp):
         await self.llm.aclose()
         await self.conversations.aclose()
         await self.index.close()
+        await self.plugins.stop()
         await self.supervisor.stop()

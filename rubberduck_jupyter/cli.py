@@ -248,11 +248,58 @@ def _search(argv: list[str]) -> int:
     return search_command(argv, _index_wiring())
 
 
-COMMANDS = {"doctor": doctor, "index": _index, "search": _search}
-USAGE = """usage: jupyter rubberduck {doctor,index,search} [options]
+def _plugins(argv: list[str]) -> int:
+    """`jupyter rubberduck plugins list [--json]`: what the server would load, and why not."""
+    import json
+
+    parser = argparse.ArgumentParser(
+        prog="jupyter rubberduck plugins",
+        description="List RubberDuck's plugins as the server would load them.",
+    )
+    parser.add_argument("action", choices=["list"])
+    parser.add_argument("--json", action="store_true", help="One JSON array instead of a table.")
+    args = parser.parse_args(argv)
+    rows = plugin_rows(load_server_config())
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    columns = ("name", "version", "state", "permissions", "source", "reason")
+    table = [
+        [", ".join(row[c]) if isinstance(row[c], list) else str(row[c] or "") for c in columns]
+        for row in rows
+    ]
+    widths = [
+        max([len(c), *(len(r[i]) for r in table)]) if c != "reason" else 0
+        for i, c in enumerate(columns)
+    ]
+    print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+    for r in table:
+        print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+    return 0
+
+
+def plugin_rows(config: dict[str, Any]) -> list[dict[str, Any]]:
+    """The plugins list of a server started with `config`: built-ins, then discovery."""
+    from .domain.preferences import Preferences
+    from .engines.registry import build_engines
+    from .plugin_host import PluginHost, plugin_settings
+
+    class _NoSave:
+        async def save(self, user: Any, preferences: Preferences) -> None:
+            return None
+
+    host = PluginHost(plugin_settings(config))
+    host.register_builtins(build_engines(preferences=_NoSave()))
+    host.discover()
+    return host.list()
+
+
+COMMANDS = {"doctor": doctor, "index": _index, "search": _search, "plugins": _plugins}
+USAGE = """usage: jupyter rubberduck {doctor,index,search,plugins} [options]
   doctor   show the configuration in effect and check that each part works
   index    index a project folder (incremental) for search and answers
-  search   search the project index ("QUERY" [--top-k N] [--json])"""
+  search   search the project index ("QUERY" [--top-k N] [--json])
+  plugins  list the plugins: name, version, state, permissions, source, reason ("list")"""
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,6 +22,8 @@ Server -> client frames:
   done       {id, usage, finish_reason, model, cost_usd, cached, attempts, engine,
               conversation_id, message_id}
   error      {id, code, message, retry_after?}          (id is null if the frame had none)
+  plugins    {engines, changed?: {name, state, reason, version}}   (a plugin's state changed
+             at run time: disabled, reloaded, a reload failed; additive, v1; outside turns)
 On the WebSocket, every frame of a turn (route ... done/error) also carries ``n``: 1, 2, ...
 per turn, the position a ``resume`` continues after (sessions/replay.py).
 """
@@ -562,6 +564,17 @@ def hello_frame(
         "models": models,
         "engines": engines or [],
     }
+
+
+def plugins_frame(
+    *, engines: list[dict[str, Any]], changed: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """To every open chat socket when a plugin's state changes: the engines (and so the
+    slash commands) now offered, and which plugin changed to what, and why."""
+    frame: dict[str, Any] = {"type": "plugins", "engines": engines}
+    if changed is not None:
+        frame["changed"] = changed
+    return frame
 
 
 def chunk_frame(msg_id: str, seq: int, text: str, *, step: str | None = None) -> dict[str, Any]:

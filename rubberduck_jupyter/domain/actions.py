@@ -18,6 +18,10 @@ from .file_rules import DEFAULT_MAX_FILE_BYTES, FileRefused, name_refusal, read_
 from .models import CodeFile, CodeSuggestion, Project, SuggestionStatus, User, content_hash
 from .policies import require_project, require_suggestion
 
+# Modes that add a cell below the target instead of changing it: the target's text may
+# have changed since, the new cell does not depend on it.
+INSERT_MODES = frozenset({"insert_after", "insert_markdown_after"})
+
 
 class ActionError(Exception):
     """An action that cannot be done as asked; the message says why and what to do."""
@@ -196,10 +200,14 @@ def _apply_blocking(suggestion: CodeSuggestion, files: ProjectFiles) -> str:
     except ValueError:
         raise ActionError(f"{target.path} is not a valid notebook") from None
     index = _locate_cell(nb, suggestion)
-    if suggestion.mode == "insert_after":
+    if suggestion.mode in INSERT_MODES:
         import nbformat
 
-        new_cell = nbformat.v4.new_code_cell(suggestion.proposed)
+        new_cell = (
+            nbformat.v4.new_markdown_cell(suggestion.proposed)
+            if suggestion.mode == "insert_markdown_after"
+            else nbformat.v4.new_code_cell(suggestion.proposed)
+        )
         if nb.get("nbformat_minor", 0) < 5:
             new_cell.pop("id", None)
         nb["cells"].insert(index + 1, dict(new_cell))
@@ -231,7 +239,7 @@ async def apply_suggestion(
     if suggestion.status is not SuggestionStatus.PROPOSED:
         raise ActionError(f"This suggestion was already {suggestion.status}.")
     if client_target_hash is not None:
-        if suggestion.mode != "insert_after" and client_target_hash != suggestion.base_hash:
+        if suggestion.mode not in INSERT_MODES and client_target_hash != suggestion.base_hash:
             raise SuggestionConflict(
                 "The cell changed since the suggestion was made; ask again for a fresh one."
             )

@@ -157,7 +157,9 @@ class CodeSuggestion:
     original: str  # the target's text when the suggestion was made
     proposed: str
     title: str = ""
-    mode: str = "replace"  # or "insert_after": a new cell below the target cell
+    # or "insert_after": a new code cell below the target cell; "insert_markdown_after": a
+    # new Markdown cell there
+    mode: str = "replace"
     status: SuggestionStatus = SuggestionStatus.PROPOSED
     created_at: float = field(default_factory=time.time)
     resolved_at: float | None = None
@@ -172,6 +174,8 @@ class CodeSuggestion:
         name = self.target.path or "cell"
         if self.target.is_cell and self.mode == "insert_after":
             name += f" [new cell after {self.target.cell_index}]"
+        elif self.target.is_cell and self.mode == "insert_markdown_after":
+            name += f" [new Markdown cell after {self.target.cell_index}]"
         elif self.target.is_cell:
             name += f" [cell {self.target.cell_index}]"
         # Lines without their endings, joined by "\n": a cell's last line has no newline,

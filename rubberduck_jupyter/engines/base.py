@@ -39,6 +39,9 @@ if TYPE_CHECKING:
 
 Emit = Callable[[dict[str, Any]], Awaitable[None]]
 
+# A suggestion that inserts a new Markdown cell below its target cell (plugins' /doc).
+MARKDOWN_CELL_MODE = "insert_markdown_after"
+
 NO_MODEL_NOTICE = (
     "No model is configured, so this answer comes from RubberDuck's own search and static "
     "analysis, not from a language model. To get full answers, set RUBBERDUCK_MODEL (for "
@@ -194,7 +197,10 @@ class Turn:
             return None
         target = kwargs.get("target")
         proposed = str(kwargs.get("proposed", ""))
-        proposed, problem = await asyncio.to_thread(checked_code, target, proposed)
+        if kwargs.get("mode") == MARKDOWN_CELL_MODE:
+            problem = None  # a new Markdown cell: prose, nothing to parse
+        else:
+            proposed, problem = await asyncio.to_thread(checked_code, target, proposed)
         if problem is not None:
             await self.notice(
                 NoticeCode.SUGGESTION_UNPARSABLE, unparsable_notice(target, problem, proposed)

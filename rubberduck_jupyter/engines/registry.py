@@ -7,6 +7,7 @@ so `app.py` made the manager with an empty engine map and filled it in afterward
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..domain.preferences import PreferenceSaver
@@ -20,7 +21,13 @@ from .problem_solver import ProblemSolver
 from .simple import SimpleConversation
 
 
-def build_engines(*, preferences: PreferenceSaver) -> dict[str, Engine]:
+def build_engines(
+    *,
+    preferences: PreferenceSaver,
+    infos: Callable[[], Sequence[EngineInfo]] | None = None,
+) -> dict[str, Engine]:
+    """`infos` is what `/help` lists (the plugin host's catalog: plugins' commands too);
+    by default these engines."""
     engines: dict[str, Engine] = {}
     for engine in (
         SimpleConversation(),
@@ -32,10 +39,10 @@ def build_engines(*, preferences: PreferenceSaver) -> dict[str, Engine]:
     ):
         engines[engine.info.name] = engine
 
-    def infos() -> list[EngineInfo]:
+    def own_infos() -> list[EngineInfo]:
         return [e.info for e in engines.values()]
 
-    engines["help"] = HelpEngine(infos)
+    engines["help"] = HelpEngine(infos or own_infos)
     engines["preferences"] = PreferencesEngine(preferences)
     return engines
 

@@ -11,6 +11,7 @@ import json
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from ..protocol import ChatContext
 
@@ -42,6 +43,10 @@ COMMANDS: Mapping[str, str] = {
     "help": HELP,
     "prefs": PREFERENCES,
 }
+
+# What the classification prompt offers the model; a plugin's engine is reached by its
+# command (or a route_hint hook), not by the model's guess.
+CLASSIFIABLE = frozenset({SIMPLE, COMPLEX, ANALYSIS, GENERATION, PROBLEM_SOLVER, MULTI_STEP})
 
 # Below this, rules defer to the model (when there is one).
 CONFIDENT = 0.6
@@ -102,6 +107,7 @@ class Route:
 
 
 Classifier = Callable[[str, ChatContext], Awaitable[tuple[str, str] | None]]
+Hint = Callable[[str, ChatContext], Awaitable[str | None]]
 
 
 def parse_command(text: str) -> tuple[str, str] | None:
@@ -111,9 +117,25 @@ def parse_command(text: str) -> tuple[str, str] | None:
     return match.group(1).lower(), match.group(2).strip()
 
 
+class EngineSource(Protocol):
+    def names(self) -> set[str]: ...
+    def commands(self) -> dict[str, str]: ...
+
+
 class ConversationRouter:
-    def __init__(self, engine_names: set[str]) -> None:
-        self.engine_names = engine_names
+    """`engines`: a fixed set of names (the commands are then `COMMANDS`), or a catalog
+    read on every message (engines/catalog.py: the plugin registry's engines)."""
+
+    def __init__(self, engines: set[str] | EngineSource) -> None:
+        self._catalog = None if isinstance(engines, (set, frozenset)) else engines
+        self._names = set(engines) if isinstance(engines, (set, frozenset)) else set()
+
+    @property
+    def engine_names(self) -> set[str]:
+        return self._catalog.names() if self._catalog is not None else self._names
+
+    def command_map(self) -> Mapping[str, str]:
+        return self._catalog.commands() if self._catalog is not None else COMMANDS
 
     def forced(self, text: str, engine: str | None) -> Route | None:
         if engine:
@@ -124,7 +146,7 @@ class ConversationRouter:
         if parsed is None:
             return None
         command, rest = parsed
-        target = COMMANDS.get(command)
+        target = self.command_map().get(command)
         if target is None:
             return Route(HELP, f"unknown command /{command}", 1.0, True, command, rest)
         return Route(target, f"/{command} command", 1.0, True, command, rest)
@@ -169,10 +191,17 @@ class ConversationRouter:
         engine: str | None = None,
         has_task: bool = False,
         classify: Classifier | None = None,
+        hint: Hint | None = None,
     ) -> Route:
         forced = self.forced(text, engine)
         if forced is not None:
             return forced
+        if hint is not None:
+            # A plugin's route_hint hook: the first engine name it gives wins over the
+            # rules; a name no engine has is ignored (the plugin may be out of date).
+            hinted = await hint(text, context)
+            if hinted is not None and hinted in self.engine_names:
+                return Route(hinted, f"plugin hint: {hinted}", 0.9, text=text)
         guess = self.by_rules(text, context, has_task=has_task)
         if guess.confidence >= CONFIDENT or classify is None:
             return guess
@@ -180,7 +209,7 @@ class ConversationRouter:
             answer = await classify(text, context)
         except Exception:  # a failed classification falls back to the rule's guess
             answer = None
-        if answer is None or answer[0] not in self.engine_names - {HELP, PREFERENCES}:
+        if answer is None or answer[0] not in CLASSIFIABLE & self.engine_names:
             return Route(
                 guess.engine,
                 f"{guess.reason} (the model could not decide)",

@@ -166,6 +166,9 @@ class ChatWebSocketHandler(
                 engines=engine_list(app.sessions.engines),
             )
         )
+        # A plugin disabled, reloaded or failing to reload: the sidebar's command list and a
+        # notice follow without a reconnect.
+        self._stop_plugin_frames = app.plugins.listen(self._send)
 
     async def on_message(self, message: str | bytes) -> None:
         # Whatever goes wrong here must not reach tornado, which would drop the socket.
@@ -281,6 +284,9 @@ class ChatWebSocketHandler(
         self._sink(json.dumps(frame))
 
     def on_close(self) -> None:
+        stop = getattr(self, "_stop_plugin_frames", None)
+        if stop is not None:
+            stop()
         if self._counted:
             self.extensionapp.open_sockets -= 1
             self._counted = False

@@ -1,4 +1,5 @@
-"""GET /rubberduck/api/health: the state of each subsystem, with nothing secret in it."""
+"""GET /rubberduck/api/health: the state of each subsystem, with nothing secret in it;
+GET /rubberduck/api/plugins: the plugins and their states."""
 
 from __future__ import annotations
 
@@ -15,3 +16,15 @@ class HealthHandler(RubberDuckAPIHandler):
     @authorized
     async def get(self) -> None:
         self.finish(self.rubberduck.health())
+
+
+class PluginsHandler(RubberDuckAPIHandler):
+    """GET /rubberduck/api/plugins: every plugin with its version, source, state, declared
+    permissions and extension points, and why it is not loaded (the CLI's table as JSON)."""
+
+    auth_resource = "rubberduck:health"
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        self.finish({"plugins": self.rubberduck.plugins.list()})

@@ -18,8 +18,6 @@ from tornado import web
 
 from ..domain.models import content_hash
 from ..protocol import ErrorCode
-from ..review.batch import review_notebook
-from ..review.cellfix import review_cell
 from ..review.notebook import NotebookCell, analyze_notebook
 from .base import RubberDuckAPIHandler, RubberDuckError, error_body
 
@@ -127,9 +125,10 @@ class NotebookReviewHandler(RubberDuckAPIHandler):
                 ErrorCode.BAD_FRAME,
                 "'cross_cell' must be true or false, and false only with 'static'.",
             )
+        analyzer = self.rubberduck.plugins.analyzer()  # None: static-review is denied
         if static is None:
             # Parsing every cell is ~0.14 ms a cell here: a big notebook would hold the loop.
-            findings = await asyncio.to_thread(analyze_notebook, cells)
+            findings = await asyncio.to_thread(analyze_notebook, cells) if analyzer else []
             self.finish({"cells": len(cells), "findings": [f.to_json() for f in findings]})
             return
         names = parse_known_names(body)
@@ -143,25 +142,34 @@ class NotebookReviewHandler(RubberDuckAPIHandler):
             return
         NotebookReviewHandler.static_in_flight += 1
         try:
-            review = await asyncio.to_thread(
-                review_notebook, cells, known_names=names, static=static, cross_cell=cross_cell
-            )
+            if analyzer is not None:
+                review = await asyncio.to_thread(
+                    analyzer.review_notebook,
+                    cells,
+                    known_names=names,
+                    static=static,
+                    cross_cell=cross_cell,
+                )
+                notebook = [f.to_json() for f in review.notebook]
+                per_cell = [(pos, r.to_json()) for pos, r in review.static]
+            else:
+                notebook, per_cell = [], [(pos, []) for pos in static]
+            entries = []
+            for position, found in per_cell:
+                cell = cells[position]
+                found += await self.rubberduck.plugins.augment(
+                    cell.source, found, {"kind": "cell", "cell_index": cell.index}
+                )
+                entries.append(
+                    {
+                        "index": cell.index,
+                        "source_hash": content_hash(cell.source),
+                        "findings": found,
+                    }
+                )
         finally:
             NotebookReviewHandler.static_in_flight -= 1
-        self.finish(
-            {
-                "cells": len(cells),
-                "findings": [f.to_json() for f in review.notebook],
-                "static": [
-                    {
-                        "index": cells[position].index,
-                        "source_hash": content_hash(cells[position].source),
-                        "findings": cell_review.to_json(),
-                    }
-                    for position, cell_review in review.static
-                ],
-            }
-        )
+        self.finish({"cells": len(cells), "findings": notebook, "static": entries})
 
 
 def parse_cell_body(body: dict[str, Any]) -> tuple[str, list[str], list[str]]:
@@ -197,5 +205,14 @@ class CellReviewHandler(RubberDuckAPIHandler):
     @authorized
     async def post(self) -> None:
         source, names, above = parse_cell_body(self.json_body())
-        review = await asyncio.to_thread(review_cell, source, known_names=names, above=above)
-        self.finish({"source_hash": content_hash(source), "findings": review.to_json()})
+        plugins = self.rubberduck.plugins
+        analyzer = plugins.analyzer()  # None: the built-in static-review plugin is denied
+        found: list[dict[str, Any]] = []
+        if analyzer is not None:
+            review = await asyncio.to_thread(
+                analyzer.review_cell, source, known_names=names, above=above
+            )
+            found = review.to_json()
+        # Plugins' findings (analysis_augment) after ours, each tagged with its plugin.
+        found += await plugins.augment(source, found, {"kind": "cell"})
+        self.finish({"source_hash": content_hash(source), "findings": found})

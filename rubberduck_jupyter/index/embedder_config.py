@@ -15,7 +15,7 @@ CLI). That also ends the old import circle with `index/embedder_api.py`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -89,11 +89,30 @@ class EmbedderConfig:
 ProviderEmbedder = Callable[[EmbedderConfig, "TokenCounter"], "Embedder"]
 
 
-def build_embedder(config: EmbedderConfig, provider: ProviderEmbedder | None = None) -> Any:
+# Builds the embedder of one kind from the config (the embedder plugins' factories).
+EmbedderFactory = Callable[[EmbedderConfig], "Embedder"]
+
+
+def build_embedder(
+    config: EmbedderConfig,
+    provider: ProviderEmbedder | None = None,
+    *,
+    factories: Callable[[], Mapping[str, EmbedderFactory]] | None = None,
+) -> Any:
     """The embedder the config names (heavy imports happen here: call it in a thread).
     `provider` builds a provider's embedder (`llm.embedder.provider_embedder`); without it
-    `litellm:<model>` is refused."""
+    `litellm:<model>` is refused. With `factories` (the server: the loaded embedder
+    plugins, by kind), the config's kind is built by its plugin, or refused when that
+    plugin is not loaded."""
     config.validate()
+    if factories is not None:
+        factory = factories().get(config.kind)
+        if factory is None:
+            raise EmbedderConfigError(
+                f"index_embedder {config.spec!r}: the {config.kind!r} embedder plugin is not "
+                "loaded (denied by plugins_deny?); `jupyter rubberduck plugins list` says why"
+            )
+        return factory(config)
     from .tokens import HFTokenCounter, minilm_token_counter, minilm_tokenizer_json
 
     def counter() -> Any:

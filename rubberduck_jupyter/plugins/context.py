@@ -139,7 +139,9 @@ class CommandContext:
         self._need("suggest")
         if mode not in SUGGEST_MODES:
             raise ValueError(f"mode must be one of {', '.join(SUGGEST_MODES)}, not {mode!r}")
-        return await self.services.suggest(_text("code", code), title=_text("title", title), mode=mode)
+        return await self.services.suggest(
+            _text("code", code), title=_text("title", title), mode=mode
+        )
 
 
 def _text(name: str, value: object) -> str:
@@ -148,8 +150,12 @@ def _text(name: str, value: object) -> str:
     return value
 
 
-def call_method(ctx: CommandContext, method: str, args: Sequence[Any], kwargs: Mapping[str, Any]):  # type: ignore[no-untyped-def]
+def call_method(
+    ctx: CommandContext, method: str, args: Sequence[Any], kwargs: Mapping[str, Any]
+) -> Any:
     """`ctx.method(*args, **kwargs)` for a name in METHOD_PERMISSIONS; the RPC's dispatch."""
     if method not in METHOD_PERMISSIONS:
-        raise AttributeError(f"ctx has no method {method!r}; use one of {', '.join(METHOD_PERMISSIONS)}")
+        raise AttributeError(
+            f"ctx has no method {method!r}; use one of {', '.join(METHOD_PERMISSIONS)}"
+        )
     return getattr(ctx, method)(*args, **kwargs)

@@ -181,11 +181,15 @@ class AccessPolicy:
             deny=frozenset(canonical_name(n) for n in deny),
         )
 
-    def refusal(self, name: str) -> str | None:
-        """None when `name` may load; otherwise why not."""
+    def refusal(self, name: str, *, builtin: bool = False) -> str | None:
+        """None when `name` may load; otherwise why not. Built-ins obey only the deny list:
+        an allow list names the plugins an admin lets in, and must not switch off our
+        engines by leaving them out."""
         key = canonical_name(name)
         if key in self.deny:
             return f"denied by plugins_deny ({key!r} is listed)"
+        if builtin:
+            return None
         if self.allow is not None and key not in self.allow:
             listed = ", ".join(sorted(self.allow)) or "nothing"
             return f"not in plugins_allow (which allows {listed})"

@@ -46,6 +46,7 @@ from .spec import (
     PluginSpec,
     PluginSpecError,
     commands_of,
+    engines_of,
     validate_command,
     validate_spec,
 )
@@ -83,6 +84,8 @@ class PluginRecord:
     module: object | None = field(default=None, repr=False)
     commands: tuple[CommandSpec, ...] = ()
     hooks: tuple[str, ...] = ()
+    engines: tuple[Any, ...] = field(default=(), repr=False)
+    order: int = 0  # when it was admitted: built-ins first, then discovery order
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data, the columns of `plugins list`."""
@@ -125,6 +128,9 @@ class PluginRegistry:
         self._records: dict[str, PluginRecord] = {}
         self._shadowed: list[PluginRecord] = []  # refused under a name another plugin holds
         self._commands: dict[str, str] = {}  # command name -> plugin name
+        self._engines: dict[str, str] = {}  # engine name -> plugin name
+        # Bumped on every change of what is loaded: readers (the engine catalog) cache on it.
+        self.generation = 0
 
     # -- sources ------------------------------------------------------------------------
 
@@ -160,7 +166,7 @@ class PluginRegistry:
 
     def admit(self, cand: Candidate, *, spec_override: PluginSpec | None = None) -> PluginRecord:
         """Run the admission steps for one candidate; never raises for the plugin's faults."""
-        refusal = self.policy.refusal(cand.name)
+        refusal = self.policy.refusal(cand.name, builtin=cand.kind == "builtin")
         if refusal:
             return self._record(cand.name, cand, PluginState.SKIPPED, refusal)
         try:
@@ -207,15 +213,28 @@ class PluginRegistry:
         if mismatch:
             return self._record(spec.name, cand, PluginState.SKIPPED, mismatch, spec=spec)
         commands = commands_of(module)
+        engines = engines_of(module, spec)
+        # An engine's commands ("/think") are slash commands too: one owner per name.
+        claimed = [cmd.name for cmd in commands] + [
+            c.removeprefix("/") for e in engines for c in getattr(e.info, "commands", ())
+        ]
         for cmd in commands:
             validate_command(spec.name, cmd)
-            owner = self._commands.get(cmd.name)
+        for name in claimed:
+            owner = self._commands.get(name)
             if owner is not None:
-                reason = f"command '/{cmd.name}' is already provided by plugin {owner!r}"
+                reason = f"command '/{name}' is already provided by plugin {owner!r}"
+                return self._record(spec.name, cand, PluginState.SKIPPED, reason, spec=spec)
+        for engine in engines:
+            owner = self._engines.get(engine.info.name)
+            if owner is not None:
+                reason = f"engine {engine.info.name!r} is already provided by plugin {owner!r}"
                 return self._record(spec.name, cand, PluginState.SKIPPED, reason, spec=spec)
         hooks = self.hooks.register(spec.name, module)
-        for cmd in commands:
-            self._commands[cmd.name] = spec.name
+        for name in claimed:
+            self._commands[name] = spec.name
+        for engine in engines:
+            self._engines[engine.info.name] = spec.name
         return self._record(
             spec.name,
             cand,
@@ -225,6 +244,7 @@ class PluginRegistry:
             module=module,
             commands=tuple(commands),
             hooks=tuple(hooks),
+            engines=tuple(engines),
         )
 
     def _record(
@@ -238,6 +258,7 @@ class PluginRegistry:
         module: object | None = None,
         commands: tuple[CommandSpec, ...] = (),
         hooks: tuple[str, ...] = (),
+        engines: tuple[Any, ...] = (),
     ) -> PluginRecord:
         rec = PluginRecord(
             name=name,
@@ -249,6 +270,8 @@ class PluginRegistry:
             module=module,
             commands=commands,
             hooks=hooks,
+            engines=engines,
+            order=self.generation,
         )
         if state is not PluginState.LOADED:
             log.warning("plugin %r %s: %s", name, state, reason)
@@ -263,6 +286,7 @@ class PluginRegistry:
         replaces the old record (a retry), and one from another source is listed beside it,
         so two broken `hello.py` in two folders both stay visible.
         """
+        self.generation += 1
         key = canonical_name(rec.name)
         holder = self._records.get(key)
         self._shadowed = [
@@ -289,9 +313,70 @@ class PluginRegistry:
             return
         rec.state = PluginState.DISABLED
         rec.reason = reason
-        for cmd in rec.commands:
-            self._commands.pop(cmd.name, None)
+        self._release(rec)
         self._announce(rec)
+
+    def _release(self, rec: PluginRecord) -> None:
+        """Free the command and engine names `rec` holds."""
+        self.generation += 1
+        for name in [n for n, owner in self._commands.items() if owner == rec.name]:
+            del self._commands[name]
+        for name in [n for n, owner in self._engines.items() if owner == rec.name]:
+            del self._engines[name]
+
+    def _claim(self, rec: PluginRecord) -> None:
+        self.generation += 1
+        for cmd in rec.commands:
+            self._commands[cmd.name] = rec.name
+        for engine in rec.engines:
+            self._engines[engine.info.name] = rec.name
+            for c in getattr(engine.info, "commands", ()):
+                self._commands[c.removeprefix("/")] = rec.name
+
+    # -- hot reload ---------------------------------------------------------------------
+
+    def reload(self, cand: Candidate) -> PluginRecord:
+        """Load `cand` again (its file changed) and swap it in only if it loads.
+
+        A call already running keeps the function objects it started with, so requests in
+        flight finish on the old version. A reload that fails leaves the old version loaded
+        and says why in its reason; a plugin not loaded from this source is simply admitted.
+        """
+        key = canonical_name(cand.name)
+        old = self._records.get(key)
+        if old is None or old.source != cand.source or old.state is not PluginState.LOADED:
+            return self.admit(cand)
+        self.hooks.unregister(old.name)
+        self._release(old)
+        del self._records[key]
+        new = self.admit(cand)
+        if new.state is PluginState.LOADED:
+            return new
+        # Put the old version back exactly as it was, and say why the new one is not in.
+        self._records[key] = old
+        self._shadowed = [r for r in self._shadowed if r is not new]
+        self.hooks.register(old.name, old.module)
+        self._claim(old)
+        version = old.spec.version if old.spec else "?"
+        old.reason = f"reload failed: {new.reason}; version {version} keeps running"
+        if self.bus is not None:
+            self.bus.publish(PluginStateChanged(name=old.name, state="failed", reason=old.reason))
+        return old
+
+    def remove(self, source: str) -> PluginRecord | None:
+        """Unload the plugin loaded from `source` (its file was deleted)."""
+        for key, rec in list(self._records.items()):
+            if rec.source == source:
+                if rec.state is PluginState.LOADED:
+                    self.hooks.unregister(rec.name)
+                self._release(rec)
+                del self._records[key]
+                rec.state = PluginState.SKIPPED
+                rec.reason = "its file was removed"
+                self._announce(rec)
+                return rec
+        self._shadowed = [r for r in self._shadowed if r.source != source]
+        return None
 
     def _announce(self, rec: PluginRecord) -> None:
         if self.bus is not None:
@@ -320,6 +405,17 @@ class PluginRegistry:
             if r.state is PluginState.LOADED
             and (provides is None or (r.spec is not None and provides in r.spec.provides))
         ]
+
+    def engines(self) -> dict[str, Any]:
+        """Engines of loaded plugins, by engine name, in registration order."""
+        out: dict[str, Any] = {}
+        for rec in sorted(
+            (r for r in self._records.values() if r.state is PluginState.LOADED),
+            key=lambda r: r.order,
+        ):
+            for engine in rec.engines:
+                out[engine.info.name] = engine
+        return out
 
     def commands(self) -> dict[str, tuple[str, CommandSpec]]:
         """Slash commands of loaded plugins: name -> (plugin name, command)."""

@@ -201,8 +201,10 @@ def validate_command(plugin_name: str, cmd: CommandSpec) -> None:
     optional = [a.endswith("?") for a in cmd.args]
     if any(optional) and optional != sorted(optional):
         raise PluginSpecError(
-            plugin_name, where, "an optional argument ('NAME?') comes before a required one; "
-            "put the optional ones last"
+            plugin_name,
+            where,
+            "an optional argument ('NAME?') comes before a required one; "
+            "put the optional ones last",
         )
     handler = cmd.handler
     if handler is None or not inspect.iscoroutinefunction(handler):
@@ -245,3 +247,29 @@ def commands_of(module: object) -> list[CommandSpec]:
         if isinstance(cmd, CommandSpec):
             found.append(cmd)
     return found
+
+
+def engines_of(module: object, spec: PluginSpec) -> list[Any]:
+    """The conversation engines a plugin providing "engine" lists in its module's `engines`.
+
+    An engine is an object with `info` (name, title, description, commands such as
+    "/think") and `async def run(turn)`; the router reads them from the registry. The turn
+    an engine gets is RubberDuck's internal `Turn`, so in API 1 engines are provisional for
+    third parties: a slash command (`@command`) is the stable way to answer a message.
+    """
+    if "engine" not in spec.provides:
+        return []
+    found = getattr(module, "engines", None)
+    if found is None:  # an engine provided some other way (a command standing for one)
+        return []
+    if isinstance(found, (str, bytes)) or not hasattr(found, "__iter__"):
+        raise PluginSpecError(spec.name, "engines", "must be a list of engine objects")
+    out = list(found)
+    for engine in out:
+        info = getattr(engine, "info", None)
+        name = getattr(info, "name", None)
+        if not isinstance(name, str) or not name or not callable(getattr(engine, "run", None)):
+            raise PluginSpecError(
+                spec.name, "engines", f"{engine!r} needs `info.name` and `async def run(turn)`"
+            )
+    return out

@@ -22,10 +22,10 @@ import functools
 import logging
 import re
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Protocol
 
 from ..context.memory import MemoryWindow, conversation_order
 from ..context.mentions import Resolved, resolve_mentions
@@ -45,6 +45,7 @@ from ..domain.models import (
 )
 from ..domain.policies import NotPermitted, require_conversation
 from ..engines.base import ChatModel, Engine, Turn
+from ..engines.catalog import EngineCatalog
 from ..engines.router import (
     CLASSIFY_PROMPT,
     ConversationRouter,
@@ -138,6 +139,19 @@ def title_from(text: str, context: ChatContext | None = None) -> str:
     return first if len(first) <= TITLE_CHARS else first[: TITLE_CHARS - 1].rstrip() + "…"
 
 
+class TurnHooks(Protocol):
+    """What plugins add to a turn (plugin_host.PluginHost implements it). Every call is
+    guarded there: a failing plugin costs its own hook, never the turn."""
+
+    async def pre_input(self, text: str, context: ChatContext) -> str: ...
+
+    async def route_hint(self, text: str, context: ChatContext) -> str | None: ...
+
+    async def answered(
+        self, user: str, conversation_id: str, stored: Message, engine: str, turn: Turn
+    ) -> None: ...
+
+
 class SessionManager:
     def __init__(
         self,
@@ -145,7 +159,7 @@ class SessionManager:
         store: AsyncConversationStore,
         model: ChatModel,
         has_model: Callable[[], bool],
-        engines: dict[str, Engine],
+        engines: Mapping[str, Engine] | EngineCatalog,
         project: Project,
         retriever: Retriever | None = None,
         history_tokens: Callable[[str | None], int] | None = None,
@@ -156,9 +170,12 @@ class SessionManager:
         partial_save_chunks: int = DEFAULT_EVERY_CHUNKS,
         redactor: Redactor | None = None,
         preferences: PreferenceBook | None = None,
+        hooks: TurnHooks | None = None,
     ) -> None:
-        """`engines` are built before the manager (engines/registry.py) and handed to it;
-        `preferences` is the book they save `/prefs` through (one over `store` if left out)."""
+        """`engines` are built before the manager (engines/registry.py) and handed to it,
+        as a fixed mapping or a catalog read from the plugin registry; `preferences` is the
+        book they save `/prefs` through (one over `store` if left out); `hooks` are the
+        plugins' turn hooks and event publication (plugin_host.py)."""
         self.store = store
         self.preferences = preferences if preferences is not None else PreferenceBook(store)
         # The one the LLM service applies: what the model saw of a file, to map its
@@ -166,8 +183,11 @@ class SessionManager:
         self.redactor = redactor or Redactor()
         self.model = model
         self.has_model = has_model
-        self.engines = engines
-        self.router = ConversationRouter(set(engines))
+        self.engines = (
+            engines if isinstance(engines, EngineCatalog) else EngineCatalog.fixed(engines)
+        )
+        self.router = ConversationRouter(self.engines)
+        self.hooks = hooks
         self.project = project
         self.retriever = retriever
         self.files = files
@@ -279,12 +299,21 @@ class SessionManager:
         ]
         preferences = await self.preferences.for_message(user, request.text)
         has_model = self.has_model()
+        hint = None
+        if self.hooks is not None:
+            # The message is stored as the user wrote it; plugins' pre_input hooks change
+            # only what is routed and answered.
+            text = await self.hooks.pre_input(request.text, request.context)
+            if text != request.text:
+                request = replace(request, text=text)
+            hint = self.hooks.route_hint
         route = await self.router.route(
             request.text,
             request.context,
             engine=request.engine,
             has_task=conversation.task is not None,
             classify=self._classifier(user, request, conversation) if has_model else None,
+            hint=hint,
         )
         await emit(
             route_frame(
@@ -324,7 +353,15 @@ class SessionManager:
             files=self.files,
             on_text=saver.touch,
         )
-        engine = self.engines[route.engine]
+        engine = self.engines.get(route.engine)
+        if engine is None:  # switched off (plugins_deny, a disabled plugin) since routing
+            message = (
+                f"The {route.engine!r} mode is turned off on this server; `/help` lists "
+                "what is available."
+            )
+            await self.recorder.record_failure(question, ErrorCode.UNKNOWN_ENGINE, message)
+            await emit(error_frame(request.id, ErrorCode.UNKNOWN_ENGINE, message))
+            return
         status = MessageStatus.COMPLETE
         failure: tuple[ErrorCode, str] | None = None
         cancelled = False
@@ -392,6 +429,8 @@ class SessionManager:
                     message_id=answer_id,
                 )
             )
+        if self.hooks is not None and stored is not None:
+            await self.hooks.answered(user.name, conversation.id, stored, route.engine, turn)
         if stored is None:  # not saved (the conversation was deleted meanwhile): no memory
             return
         # The conversation as the store now holds it, without reading it again.

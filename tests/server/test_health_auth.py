@@ -23,7 +23,10 @@ async def test_health_reports_each_subsystem_without_secrets(jp_fetch: Any) -> N
         "supervisor",
         "queues",
         "process",
+        "plugins",
     }
+    plugins = body["subsystems"]["plugins"]
+    assert plugins["disabled"] == [] and plugins["plugins"]["simple"]["state"] == "loaded"
     assert body["subsystems"]["index"] == {
         "state": "idle",
         "error": None,

@@ -1,0 +1,492 @@
+"""PluginHost: the plugin registry wired into the server.
+
+It owns the `PluginRegistry` and the `EventBus` (plugins/), and connects them to the rest:
+
+- **Built-ins first.** Every built-in engine is registered as a built-in plugin named after
+  it (`simple`, `analysis`, ..., `help`, `preferences`) and the static review as
+  `static-review`, through the same public spec and checks as anyone's plugin; the router
+  reads its engines and slash commands from the registry (`catalog()`), so an admin can
+  deny one of ours by name, and a plugin's command joins `/help` and the sidebar's list.
+- **Then discovery**: the `rubberduck.plugins` entry points and the plugins folder, under
+  the admin's allow/deny lists.
+- **Turns** call `pre_input`, `route_hint` and `post_response` (`TurnHooks`), and publish
+  `MessageStored` and `AnswerDone`; **reviews** call `analysis_augment`, and a plugin's
+  finding keeps its suggested replacement only if the cell still parses.
+- **Hot reload**: a change in the plugins folder reloads that plugin (registry.reload:
+  calls in flight finish on the old version; a failed reload keeps it).
+- **State changes reach the sidebar**: every `PluginStateChanged` after start becomes a
+  `plugins` frame to each open chat socket (`listen`).
+
+Nothing here imports a handler or the app; the app builds one host and hands it around.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import types
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .engines.base import Engine, Turn
+from .engines.catalog import EngineCatalog
+from .engines.plugin_commands import PluginCommandEngine
+from .plugins import (
+    PLUGIN_API_VERSION,
+    AccessPolicy,
+    AnswerDone,
+    EventBus,
+    MessageStored,
+    PluginRegistry,
+    PluginStateChanged,
+    plugin,
+)
+from .plugins.discovery import folder_candidates, merge_policies
+from .protocol import ChatContext, plugins_frame
+
+log = logging.getLogger(__name__)
+
+Listener = Callable[[dict[str, Any]], None]
+
+# The plugin names of our engines: the engine's own name (an admin denies "multi_step").
+BUILTIN_VERSION = "1.0"
+STATIC_REVIEW = "static-review"
+# A plugin's finding: what the review UI needs, bounded so one plugin cannot flood a cell.
+MAX_PLUGIN_FINDINGS = 50
+MAX_FINDING_TEXT = 2_000
+_SEVERITIES = ("error", "warning", "info")
+# Plugin folder events are grouped: an editor's save is several events within ~100 ms.
+RELOAD_DEBOUNCE_MS = 200
+# How often a plugins folder that does not exist yet is looked for.
+FOLDER_POLL_S = 2.0
+
+
+@dataclass(frozen=True)
+class PluginSettings:
+    """The admin's plugin settings (RubberDuckApp traitlets)."""
+
+    folders: tuple[Path, ...] = ()
+    entry_points: bool = True
+    policy: AccessPolicy = field(default_factory=AccessPolicy)
+    hook_timeout_s: float = 2.0
+    command_timeout_s: float = 120.0
+    max_consecutive_failures: int = 3
+    reload: bool = True
+
+
+class StaticAnalyzer:
+    """The built-in static review (syntax, ruff, our ast checks), as the `static-review`
+    plugin's analyzer: the review handlers find it through the registry."""
+
+    @staticmethod
+    def review_cell(source: str, *, known_names: Iterable[str], above: Sequence[str]) -> Any:
+        from .review.cellfix import review_cell
+
+        return review_cell(source, known_names=known_names, above=above)
+
+    @staticmethod
+    def review_notebook(cells: Any, **kwargs: Any) -> Any:
+        from .review.batch import review_notebook
+
+        return review_notebook(cells, **kwargs)
+
+
+@dataclass(frozen=True)
+class EmbedderPlugin:
+    """What an `embedder` plugin's module holds as `embedder`: the index_embedder kind it
+    builds (`minilm`, `model2vec`, `litellm`) and the factory, called in a worker thread."""
+
+    kind: str
+    factory: Callable[[Any], Any]
+
+
+def _local_embedder(config: Any) -> Any:
+    from .index.embedder_config import build_embedder
+
+    return build_embedder(config)
+
+
+def _provider_embedder(config: Any) -> Any:
+    from .index.embedder_config import build_embedder
+    from .llm.embedder import provider_embedder
+
+    return build_embedder(config, provider_embedder)
+
+
+# Our embedders as built-in plugins: (plugin name, kind, what it is, its factory).
+BUILTIN_EMBEDDERS = (
+    ("minilm", "minilm", "all-MiniLM-L6-v2 through sentence-transformers", _local_embedder),
+    ("model2vec", "model2vec", "a static model distilled from MiniLM", _local_embedder),
+    (
+        "litellm-embedder",
+        "litellm",
+        "a provider's embedding API through litellm",
+        _provider_embedder,
+    ),
+)
+
+
+def _builtin_module(name: str, **attrs: Any) -> types.ModuleType:
+    module = types.ModuleType(f"rubberduck_jupyter.builtin.{name}")
+    for key, value in attrs.items():
+        setattr(module, key, value)
+    return module
+
+
+class PluginHost:
+    def __init__(self, settings: PluginSettings) -> None:
+        self.settings = settings
+        self.bus = EventBus()
+        self.registry = PluginRegistry(
+            policy=settings.policy,
+            bus=self.bus,
+            hook_timeout_s=settings.hook_timeout_s,
+            command_timeout_s=settings.command_timeout_s,
+            max_consecutive_failures=settings.max_consecutive_failures,
+        )
+        self._listeners: set[Listener] = set()
+        self._command_engines: dict[tuple[str, str, int], PluginCommandEngine] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._started = False
+        self.reloads = 0
+        for name, kind, description, factory in BUILTIN_EMBEDDERS:
+            self.registry.register_builtin(
+                plugin(
+                    name=name,
+                    version=BUILTIN_VERSION,
+                    api=f"=={PLUGIN_API_VERSION}",
+                    provides=["embedder"],
+                    description=description,
+                ),
+                _builtin_module(name, embedder=EmbedderPlugin(kind, factory)),
+            )
+
+    # -- loading --------------------------------------------------------------------------
+
+    def register_builtins(self, engines: Mapping[str, Engine]) -> None:
+        """Our engines and static review, each a built-in plugin through the public spec."""
+        for name, engine in engines.items():
+            spec = plugin(
+                name=name,
+                version=BUILTIN_VERSION,
+                api=f"=={PLUGIN_API_VERSION}",
+                provides=["engine"],
+                description=engine.info.description,
+            )
+            self.registry.register_builtin(spec, _builtin_module(name, engines=[engine]))
+        spec = plugin(
+            name=STATIC_REVIEW,
+            version=BUILTIN_VERSION,
+            api=f"=={PLUGIN_API_VERSION}",
+            provides=["analysis"],
+            description="Syntax, ruff and RubberDuck's own checks on cells and files.",
+        )
+        self.registry.register_builtin(
+            spec, _builtin_module(STATIC_REVIEW, analyzer=StaticAnalyzer())
+        )
+
+    def discover(self) -> None:
+        self.registry.discover(
+            entry_points=self.settings.entry_points, folders=self.settings.folders
+        )
+
+    # -- engines --------------------------------------------------------------------------
+
+    def engines(self) -> dict[str, Engine]:
+        """Built-in and plugin engines, then one engine per plugin command."""
+        out: dict[str, Engine] = dict(self.registry.engines())
+        for command, (plugin_name, cmd) in self.registry.commands().items():
+            record = self.registry.get(plugin_name)
+            if record is None or record.spec is None:
+                continue
+            # Keyed on the record's admission order too: a reloaded plugin gets a new
+            # engine bound to its new handler; the old one finishes what it runs.
+            key = (plugin_name, command, record.order)
+            engine = self._command_engines.get(key)
+            if engine is None:
+                engine = PluginCommandEngine(record.spec, cmd, self.registry.run_command)
+                self._command_engines[key] = engine
+            out[engine.info.name] = engine
+        return out
+
+    def catalog(self) -> EngineCatalog:
+        return EngineCatalog(self.engines, lambda: self.registry.generation)
+
+    def engine_list(self) -> list[dict[str, Any]]:
+        return [engine.info.to_json() for engine in self.engines().values()]
+
+    def embedder_factories(self) -> dict[str, Callable[[Any], Any]]:
+        """index_embedder kind -> factory, from the loaded embedder plugins."""
+        out: dict[str, Callable[[Any], Any]] = {}
+        for record in self.registry.loaded(provides="embedder"):
+            found = getattr(record.module, "embedder", None)
+            if isinstance(found, EmbedderPlugin):
+                out.setdefault(found.kind, found.factory)
+        return out
+
+    # -- turns (sessions.manager.TurnHooks) -----------------------------------------------
+
+    async def pre_input(self, text: str, context: ChatContext) -> str:
+        return await self.registry.hooks.pre_input(text, context.to_json())
+
+    async def route_hint(self, text: str, context: ChatContext) -> str | None:
+        return await self.registry.hooks.route_hint(text, context.to_json())
+
+    async def answered(
+        self, user: str, conversation_id: str, stored: Any, engine: str, turn: Turn
+    ) -> None:
+        self.bus.publish(
+            MessageStored(
+                user=user, conversation_id=conversation_id, message_id=stored.id, role="assistant"
+            )
+        )
+        self.bus.publish(
+            AnswerDone(
+                user=user, conversation_id=conversation_id, message_id=stored.id, engine=engine
+            )
+        )
+        await self.registry.hooks.post_response(turn.answer_text, turn.context.to_json())
+
+    # -- reviews --------------------------------------------------------------------------
+
+    def analyzer(self) -> StaticAnalyzer | None:
+        """The static analyzer of the loaded `static-review` plugin (None: denied)."""
+        for record in self.registry.loaded(provides="analysis"):
+            found = getattr(record.module, "analyzer", None)
+            if found is not None:
+                return found  # type: ignore[no-any-return]
+        return None
+
+    async def augment(
+        self, source: str, findings: list[dict[str, Any]], context: Mapping[str, Any]
+    ) -> list[dict[str, Any]]:
+        """Plugins' findings for one cell, checked: bad ones dropped, replacements that do
+        not parse (or leave the cell as it was) kept as advice without the fix."""
+        if not self.registry.hooks.implementations("analysis_augment"):
+            return []
+        raw = await self.registry.hooks.analysis_augment(source, findings, context)
+        checked = [f for f in (_plugin_finding(item, source) for item in raw) if f is not None]
+        if any(f.get("replacement") for f in checked):
+            checked = await asyncio.to_thread(_keep_parsing_replacements, checked, source)
+        return checked[:MAX_PLUGIN_FINDINGS]
+
+    def has_augmenters(self) -> bool:
+        return bool(self.registry.hooks.implementations("analysis_augment"))
+
+    # -- the sidebar ----------------------------------------------------------------------
+
+    def listen(self, listener: Listener) -> Callable[[], None]:
+        """Call `listener(frame)` with a `plugins` frame on each state change; returns
+        the function that stops it."""
+        self._listeners.add(listener)
+        return lambda: self._listeners.discard(listener)
+
+    async def _on_state(self, event: PluginStateChanged) -> None:
+        record = self.registry.get(event.name)
+        version = record.spec.version if record is not None and record.spec else ""
+        frame = plugins_frame(
+            engines=self.engine_list(),
+            changed={
+                "name": event.name,
+                "state": event.state,
+                "reason": event.reason,
+                "version": version,
+            },
+        )
+        for listener in list(self._listeners):
+            try:
+                listener(frame)
+            except Exception:  # a closed socket must not stop the others
+                log.debug("plugins frame listener failed", exc_info=True)
+
+    # -- start, reload, stop --------------------------------------------------------------
+
+    def start(self, spawn: Callable[[str, Any], Any] | None = None) -> None:
+        """On the running loop: the sidebar's subscription and the folder watcher."""
+        if self._started:
+            return
+        self._started = True
+        self.bus.subscribe(self._on_state, types=(PluginStateChanged,), name="sidebar")
+        if self.settings.reload:
+            for folder in self.settings.folders:
+                task = asyncio.get_running_loop().create_task(
+                    self._watch(folder), name=f"plugins-watch:{folder}"
+                )
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    async def _watch(self, folder: Path) -> None:
+        import watchfiles
+
+        folder = await asyncio.to_thread(lambda: folder.expanduser().resolve())
+        # The default folder need not exist: look again now and then (a stat, in a thread).
+        while not await asyncio.to_thread(folder.is_dir):  # noqa: ASYNC110
+            await asyncio.sleep(FOLDER_POLL_S)
+        async for changes in watchfiles.awatch(
+            folder, debounce=RELOAD_DEBOUNCE_MS, step=50, recursive=True
+        ):
+            self.reload_paths(folder, [Path(path) for _, path in changes])
+
+    def reload_paths(self, folder: Path, paths: Iterable[Path]) -> list[str]:
+        """Reload (or remove) the plugins of `folder` that `paths` belong to; returns
+        their names. Also what a test or an admin's command calls directly."""
+        folder = folder.resolve()
+        stems: set[str] = set()
+        for path in paths:
+            try:
+                rel = path.resolve().relative_to(folder)
+            except ValueError:
+                continue
+            if not rel.parts or rel.parts[0].startswith(("_", ".")):
+                continue
+            first = rel.parts[0]
+            if len(rel.parts) == 1 and not first.endswith(".py"):
+                continue
+            stems.add(first.removesuffix(".py"))
+            if "__pycache__" in rel.parts:
+                stems.discard(first.removesuffix(".py"))
+        candidates = {c.name: c for c in folder_candidates(folder)}
+        done: list[str] = []
+        for stem in sorted(stems):
+            cand = candidates.get(stem)
+            if cand is not None:
+                self.registry.reload(cand)
+            else:
+                for source in (folder / f"{stem}.py", folder / stem / "__init__.py"):
+                    self.registry.remove(str(source))
+            self.reloads += 1
+            done.append(stem)
+        return done
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.bus.aclose()
+
+    # -- what admins see ------------------------------------------------------------------
+
+    def list(self) -> list[dict[str, Any]]:
+        return self.registry.list()
+
+    def health(self) -> dict[str, Any]:
+        rows = self.registry.health()
+        return {
+            "plugins": rows,
+            "disabled": sorted(n for n, r in rows.items() if r.get("state") == "disabled"),
+            "reloads": self.reloads,
+            "events": self.bus.stats(),
+        }
+
+
+def plugin_settings(config: Mapping[str, Any]) -> PluginSettings:
+    """PluginSettings from RubberDuckApp's plugin traitlets (the app's values, or the CLI's
+    reading of jupyter_server_config), with the admin's policy file applied on top."""
+    from jupyter_core.paths import jupyter_config_dir
+
+    folder = config.get("plugins_dir") or ""
+    path = (
+        Path(folder).expanduser()
+        if folder
+        else Path(jupyter_config_dir()) / "rubberduck" / "plugins"
+    )
+    user = AccessPolicy.of(allow=config.get("plugins_allow"), deny=config.get("plugins_deny") or ())
+    admin = admin_policy()
+    return PluginSettings(
+        folders=(path,),
+        entry_points=bool(config.get("plugins_entry_points", True)),
+        policy=merge_policies(admin, user) if admin is not None else user,
+        hook_timeout_s=float(config.get("plugin_hook_timeout", 2.0)),
+        command_timeout_s=float(config.get("plugin_command_timeout", 120.0)),
+        max_consecutive_failures=int(config.get("plugin_max_failures", 3)),
+        reload=bool(config.get("plugins_reload", True)),
+    )
+
+
+ADMIN_POLICY_FILE = "rubberduck_plugins.json"
+
+
+def admin_policy(dirs: Iterable[str] | None = None) -> AccessPolicy | None:
+    """The admin's allow/deny lists: `rubberduck_plugins.json` in the system config dirs
+    (`/etc/jupyter`, `/usr/local/etc/jupyter`, the environment's `etc/jupyter`), which a
+    hub user cannot write: `{"allow": [...] | null, "deny": [...]}`. Several files merge,
+    each only narrowing. A file that cannot be read or is malformed is an error the admin
+    must see: it fails closed (no plugin of anyone's loads; built-ins still do) and logs why.
+    None: no such file."""
+    import json
+
+    from jupyter_core.paths import ENV_CONFIG_PATH, SYSTEM_CONFIG_PATH
+
+    found: AccessPolicy | None = None
+    for folder in dirs if dirs is not None else [*ENV_CONFIG_PATH, *SYSTEM_CONFIG_PATH]:
+        path = Path(folder) / ADMIN_POLICY_FILE
+        if not path.is_file():
+            continue
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            allow, deny = data.get("allow"), data.get("deny", [])
+            if allow is not None and not (
+                isinstance(allow, list) and all(isinstance(n, str) for n in allow)
+            ):
+                raise ValueError("'allow' must be a list of names or null")
+            if not (isinstance(deny, list) and all(isinstance(n, str) for n in deny)):
+                raise ValueError("'deny' must be a list of names")
+            policy = AccessPolicy.of(allow=allow, deny=deny)
+        except (OSError, ValueError, AttributeError) as exc:
+            log.error("RubberDuck: %s is not valid (%s); no plugin of anyone's loads", path, exc)
+            policy = AccessPolicy.of(allow=[], deny=[])
+        found = policy if found is None else merge_policies(found, policy)
+    return found
+
+
+def _plugin_finding(item: Mapping[str, Any], source: str) -> dict[str, Any] | None:
+    """One plugin finding in the review's shape, or None when it is malformed."""
+    code, message, line = item.get("code"), item.get("message"), item.get("line")
+    if not isinstance(code, str) or not isinstance(message, str) or not code or not message:
+        return None
+    n_lines = max(1, source.count("\n") + 1)
+    if isinstance(line, bool) or not isinstance(line, int) or not 1 <= line <= n_lines:
+        return None
+    col = item.get("col", 1)
+    end_line = item.get("end_line", line)
+    severity = item.get("severity", "warning")
+    fix = item.get("fix")
+    replacement = item.get("replacement")
+    return {
+        "source": "plugin",
+        "plugin": str(item.get("plugin", "")),
+        "code": code[:32],
+        "message": message[:MAX_FINDING_TEXT],
+        "line": line,
+        "col": col if isinstance(col, int) and not isinstance(col, bool) and col >= 1 else 1,
+        "end_line": end_line
+        if isinstance(end_line, int) and not isinstance(end_line, bool) and end_line >= line
+        else line,
+        "severity": severity if severity in _SEVERITIES else "warning",
+        "fix": fix[:MAX_FINDING_TEXT] if isinstance(fix, str) else None,
+        "replacement": replacement if isinstance(replacement, str) else None,
+    }
+
+
+def _keep_parsing_replacements(findings: list[dict[str, Any]], source: str) -> list[dict[str, Any]]:
+    """Code we offer to apply parses: a replacement that does not is dropped (in a thread:
+    a big cell takes milliseconds to parse)."""
+    from .review.cells import parse_cell
+
+    for finding in findings:
+        replacement = finding.get("replacement")
+        if not replacement:
+            continue
+        if replacement == source:
+            finding["replacement"] = None
+            continue
+        try:
+            parse_cell(replacement)
+        except (SyntaxError, ValueError):
+            finding["replacement"] = None
+    return findings
