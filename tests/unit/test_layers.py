@@ -38,7 +38,11 @@ FORBIDDEN = {
     "index": {"llm", "engines", "sessions", "handlers", "app", "cli"},
     "llm": {"engines", "sessions", "handlers", "app"},
     "domain": {"engines", "sessions", "handlers", "app", "llm", "index", "context"},
+    "sessions": {"handlers", "app", "plugin_host"},
 }
+# Packages that may import only these of ours: the plugin core sits below everything, and
+# our bundled plugins are written against its public API alone (that is their point).
+ONLY = {"plugins": {"plugins"}, "contrib": {"plugins"}}
 
 
 @pytest.mark.parametrize("layer", sorted(FORBIDDEN))
@@ -55,3 +59,13 @@ def test_the_checker_sees_a_relative_and_a_lazy_import(tmp_path: Path) -> None:
     # A guard that can fail: it reads the imports of a real engine module.
     assert "context" in _imported(PACKAGE / "engines" / "simple.py")
     assert "review" in _imported(PACKAGE / "engines" / "correct.py")  # imported in a function
+
+
+@pytest.mark.parametrize("layer", sorted(ONLY))
+def test_plugins_and_our_plugins_import_only_the_plugin_api(layer: str) -> None:
+    wrong = {
+        f"{path.relative_to(PACKAGE)} imports {sorted(bad)}"
+        for path in (PACKAGE / layer).rglob("*.py")
+        if (bad := _imported(path) - ONLY[layer])
+    }
+    assert not wrong, wrong
