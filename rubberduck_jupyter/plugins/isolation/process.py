@@ -192,6 +192,7 @@ class WorkerProcess:
         self.rpc_errors = 0
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
         self._kill_reason: str | None = None
+        self._stop_requested = False
         self._next_id = 0
         self._pending: dict[int, asyncio.Future[Any]] = {}
         self._ctx: dict[int, CommandContext] = {}
@@ -272,6 +273,7 @@ class WorkerProcess:
         if self.proc is None:
             return
         if self.exit_reason is None and self.proc.stdin is not None:
+            self._stop_requested = True
             self.proc.stdin.close()
             try:
                 await asyncio.wait_for(self._ended.wait(), grace_s)
@@ -460,6 +462,8 @@ class WorkerProcess:
         who = f"worker for {self.target.name!r}"
         if self._kill_reason is not None:
             self.exit_reason = f"{who} was killed: {self._kill_reason}"
+        elif self._stop_requested and self.returncode == 0:
+            self.exit_reason = f"{who} was stopped by the server"
         else:
             last = self.stderr_tail[-1] if self.stderr_tail else ""
             self.exit_reason = describe_exit(self.target.name, self.returncode, self.limits, last)

@@ -166,8 +166,11 @@ class Worker:
         self.tasks: dict[int, asyncio.Task[None]] = {}
         self.ctx_pending: dict[int, asyncio.Future[Any]] = {}
         self._next_ctx = 0
+        self.closing = False
 
     def send(self, message: dict[str, Any]) -> None:
+        if self.closing:
+            return
         view = memoryview(rpc.encode(message))
         while view:
             n = os.write(self.rpc_out, view)
@@ -218,8 +221,11 @@ class Worker:
             if message is None:  # the server closed stdin: a graceful stop
                 break
             self.dispatch(message)
+        # Nobody reads answers any more: the server fails the calls in flight itself.
+        self.closing = True
         for task in list(self.tasks.values()):
             task.cancel()
+        await asyncio.gather(*self.tasks.values(), return_exceptions=True)
         return 0
 
     def dispatch(self, message: dict[str, Any]) -> None:
