@@ -104,7 +104,7 @@ _remote_types: dict[str, type[RemoteError]] = {}
 def remote_error(type_name: str, message: str) -> RemoteError:
     """A `RemoteError` whose class is named `type_name` (when it is a sane identifier)."""
     if not isinstance(type_name, str) or not _TYPE_NAME_RE.match(type_name):
-        type_name = "RemoteError"
+        return RemoteError(str(message))
     cls = _remote_types.get(type_name)
     if cls is None:
         if len(_remote_types) >= _MAX_REMOTE_TYPES:

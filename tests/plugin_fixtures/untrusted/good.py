@@ -52,7 +52,7 @@ async def nap(ctx, seconds):
 
 @command("block", help="Block the worker's event loop")
 async def block(ctx):
-    time.sleep(30)
+    time.sleep(30)  # noqa: ASYNC251 - blocking on purpose: the behaviour under test
 
 
 @command("hog", help="Allocate 1 GB")
