@@ -81,7 +81,7 @@ class HandshakeError(RuntimeError):
 class WorkerLimits:
     """Resource limits set in the worker before the plugin is imported (worker.py)."""
 
-    # An idle worker needs ~30 MiB of address space (VmPeak, measured); 512 MiB leaves a
+    # An idle worker needs 32 MiB of address space (VmPeak, measured); 512 MiB leaves a
     # plugin room for a pandas DataFrame of a few million cells and stops a runaway loop
     # long before it pushes a laptop into swap.
     memory_mib: int = 512

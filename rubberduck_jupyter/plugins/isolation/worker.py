@@ -25,8 +25,8 @@ Order of events, and why:
 A MemoryError anywhere ends the worker with EXIT_MEMORY: a process that hit RLIMIT_AS may
 have half-built state, and the supervisor restarts it fresh and reports "memory limit".
 Measured on the 2-core dev machine: an idle worker (interpreter, pluggy, packaging and the
-plugin core, one small plugin) has ~13 MiB resident and ~30 MiB of address space
-(VmPeak), so the 512 MiB default leaves the plugin ~480 MiB.
+plugin core, one small plugin) has 27 MiB resident (VmHWM) and 32 MiB of address space
+(VmPeak, what RLIMIT_AS counts), so the 512 MiB default leaves the plugin ~480 MiB.
 """
 
 from __future__ import annotations
