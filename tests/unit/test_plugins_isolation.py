@@ -508,3 +508,67 @@ def test_the_proxy_passes_hookmanager_checks_without_a_worker() -> None:
     module = build_proxy(hello, NoCaller())
     assert HookManager().register("p", module) == sorted(HOOK_NAMES)
     assert sys.modules.get(module.__name__) is None  # never put in sys.modules
+
+
+@pytest.mark.timeout(10)
+async def test_a_plugins_own_subprocess_dies_with_its_worker() -> None:
+    async with good_plugin() as (reg, sup):
+        grandchild = await reg.run_command("spawn", ctx_for("good"), [])
+        assert alive(grandchild)
+        os.kill(sup.health()["pid"], 9)
+        await until(lambda: not alive(grandchild), timeout_s=3.0)
+        await until(lambda: sup.health()["state"] == "running")
+    assert psutil.Process().children(recursive=True) == []
+
+
+class SlowSay(RecordingServices):
+    async def say(self, markdown: str) -> None:
+        await asyncio.sleep(0.2)
+        self.calls.append(("say", markdown))
+
+
+@pytest.mark.timeout(10)
+async def test_ctx_calls_in_flight_are_bounded() -> None:
+    async with good_plugin() as (reg, _):
+        services = SlowSay()
+        ctx = CommandContext(plugin="good", permissions=frozenset(), services=services)
+        got = await reg.run_command("flood", ctx, [])
+        assert got["errors"] >= 100 - 32
+        assert "(limit 32); await each ctx call before making the next" in got["first"]
+        assert 1 <= len(services.calls) <= 32
+
+
+def test_backoff_doubles_to_its_cap() -> None:
+    from rubberduck_jupyter.plugins.isolation.supervisor import backoff_delay
+
+    assert [backoff_delay(n, 0.5, 30.0) for n in range(8)] == [
+        0.5,
+        1.0,
+        2.0,
+        4.0,
+        8.0,
+        16.0,
+        30.0,
+        30.0,
+    ]
+    assert backoff_delay(10_000, 0.5, 30.0) == 30.0
+
+
+@pytest.mark.timeout(15)
+async def test_the_backoff_resets_after_a_stable_run() -> None:
+    reg = PluginRegistry()
+    sup = supervisor(FIXTURES / "good.py", backoff_initial_s=0.2, stable_after_s=0.5)
+    try:
+        await admit_isolated(reg, sup)
+        for expected_restarts in (1, 2):  # 0.2 s then 0.4 s: the streak grows
+            os.kill(sup.health()["pid"], 9)
+            await until(lambda n=expected_restarts: sup.health()["restarts"] == n)
+        assert sup._streak == 2
+        await asyncio.sleep(0.6)  # now it ran longer than stable_after_s
+        started = time.monotonic()
+        os.kill(sup.health()["pid"], 9)
+        await until(lambda: sup.health()["restarts"] == 3)
+        assert time.monotonic() - started < 0.4 + 0.3  # back to 0.2 s, not 0.8 s
+        assert sup._streak == 1
+    finally:
+        await sup.stop()

@@ -67,6 +67,12 @@ _ENV_KEEP = (
 STDERR_TAIL_LINES = 50
 STDERR_LOG_PER_MINUTE = 60
 _STDERR_LINE_CHARS = 1000
+# How long the end of a worker may take at each step (exit after EOF, stderr drained, pipes
+# closed); a worker that exits normally takes a few milliseconds.
+EXIT_WAIT_S = 1.0
+# ctx calls a worker may have in flight at once; each is a task in the server, so a plugin
+# looping on ctx.say without awaiting must not create them without bound. A command uses 1.
+MAX_CTX_IN_FLIGHT = 32
 
 
 class WorkerDied(RuntimeError):
@@ -375,9 +381,26 @@ class WorkerProcess:
                 future.set_exception(rpc.raise_payload(message.get("error")))
         else:  # ctx
             call_id = message.get("call")
+            in_flight = len(self._stray) + sum(len(t) for t in self._ctx_tasks.values())
+            if in_flight >= MAX_CTX_IN_FLIGHT:
+                error = RuntimeError(
+                    f"{in_flight} ctx calls are already in flight (limit {MAX_CTX_IN_FLIGHT}); "
+                    "await each ctx call before making the next"
+                )
+                self._send(
+                    {
+                        "t": "ctx_result",
+                        "id": message.get("id"),
+                        "ok": False,
+                        "error": rpc.error_payload(error),
+                    }
+                )
+                return
             task = asyncio.create_task(self._serve_ctx(message))
             if isinstance(call_id, int) and call_id in self._ctx:
-                self._ctx_tasks.setdefault(call_id, set()).add(task)
+                tasks = self._ctx_tasks.setdefault(call_id, set())
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
             else:
                 self._stray.add(task)
                 task.add_done_callback(self._stray.discard)
@@ -447,16 +470,26 @@ class WorkerProcess:
 
     async def _finish(self) -> None:
         """The RPC stream ended: make sure the process is gone, then fail what was pending."""
-        assert self.proc is not None
-        try:
-            await asyncio.wait_for(self.proc.wait(), 1.0)
-        except TimeoutError:
+        proc = self.proc
+        assert proc is not None
+        # `proc.returncode` is set when the process exits; `proc.wait()` (Python 3.11) also
+        # waits for every pipe to close, which a plugin's own subprocess can hold open.
+        if not await _poll(lambda: proc.returncode is not None, EXIT_WAIT_S):
             self.kill("it closed its RPC channel but kept running")
-            await self.proc.wait()
+            await _poll(lambda: proc.returncode is not None, EXIT_WAIT_S)
+        # Whatever the plugin started in the worker's process group goes with it.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
         stderr_task = self._tasks[1]
         with contextlib.suppress(TimeoutError):  # a grandchild may hold stderr open
-            await asyncio.wait_for(asyncio.shield(stderr_task), 1.0)
+            await asyncio.wait_for(asyncio.shield(stderr_task), EXIT_WAIT_S)
         stderr_task.cancel()
+        try:
+            await asyncio.wait_for(proc.wait(), EXIT_WAIT_S)
+        except TimeoutError:  # a pipe held by a process outside the group: drop our ends
+            transport = getattr(proc, "_transport", None)
+            if transport is not None:
+                transport.close()
         self.returncode = self.proc.returncode
         assert self.returncode is not None
         who = f"worker for {self.target.name!r}"
@@ -480,3 +513,13 @@ class WorkerProcess:
         self._ended.set()
         if self.on_exit is not None:
             self.on_exit(self)
+
+
+async def _poll(done: Callable[[], bool], timeout_s: float) -> bool:
+    """Wait until `done()` (checked every 10 ms) or `timeout_s`; whether it became true."""
+    deadline = time.monotonic() + timeout_s
+    while not done():
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(0.01)
+    return True

@@ -208,7 +208,7 @@ class PluginSupervisor:
 
     async def _restart(self) -> None:
         while not self._stopping:
-            delay = min(self.backoff_max_s, self.backoff_initial_s * 2**self._streak)
+            delay = backoff_delay(self._streak, self.backoff_initial_s, self.backoff_max_s)
             self._streak += 1
             self._next_restart_at = time.monotonic() + delay
             await asyncio.sleep(delay)
@@ -298,6 +298,11 @@ class PluginSupervisor:
         }
 
 
+def backoff_delay(streak: int, initial_s: float, max_s: float) -> float:
+    """Seconds before restart number `streak + 1` since the last stable run: doubling."""
+    return float(min(max_s, initial_s * 2 ** min(streak, 32)))
+
+
 def _differences(first: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
     out = []
     for key in ("name", "version", "api", "permissions", "provides", "description"):
@@ -330,4 +335,5 @@ __all__ = [
     "WorkerDied",
     "WorkerUnavailable",
     "admit_isolated",
+    "backoff_delay",
 ]

@@ -92,3 +92,17 @@ def pre_input(text):
 @hookimpl
 async def route_hint(text, context):
     return "isolated-engine" if "route me" in text else None
+
+
+@command("spawn", help="Start a subprocess that outlives nothing")
+async def spawn(ctx):
+    import subprocess
+
+    return subprocess.Popen(["sleep", "30"]).pid  # noqa: ASYNC220 - a child on purpose
+
+
+@command("flood", help="Fire 100 ctx calls without awaiting each")
+async def flood(ctx):
+    results = await asyncio.gather(*[ctx.say("x") for _ in range(100)], return_exceptions=True)
+    errors = [str(r) for r in results if isinstance(r, Exception)]
+    return {"errors": len(errors), "first": errors[0] if errors else ""}
