@@ -156,8 +156,9 @@ def describe_exit(name: str, returncode: int, limits: WorkerLimits, last_stderr:
         )
     if returncode == -signal.SIGKILL:
         return (
-            f"{who} was killed by SIGKILL: the CPU hard limit "
-            f"{limits.cpu_s + CPU_HARD_GRACE_S} s (RLIMIT_CPU) or the system's OOM killer"
+            f"{who} was killed by SIGKILL from outside the server: the CPU hard limit "
+            f"{limits.cpu_s + CPU_HARD_GRACE_S} s (RLIMIT_CPU), the system's OOM killer, or a "
+            "user; see the system log"
         )
     if returncode < 0:
         try:
