@@ -572,3 +572,20 @@ async def test_the_backoff_resets_after_a_stable_run() -> None:
         assert sup._streak == 1
     finally:
         await sup.stop()
+
+
+@pytest.mark.timeout(10)
+async def test_an_entry_point_plugin_runs_isolated_by_its_module_name() -> None:
+    reg = PluginRegistry()
+    target = PluginTarget.from_entry_point("good", "good")
+    sup = PluginSupervisor(target, env={"PYTHONPATH": str(FIXTURES)})
+    try:
+        rec = await admit_isolated(reg, sup)
+        assert rec.state == "loaded", rec.reason
+        assert (rec.kind, rec.source) == (
+            "entry_point",
+            "entry point good = good (isolated worker)",
+        )
+        assert (await reg.run_command("echo", ctx_for("good"), ["ep"]))["text"] == "ep"
+    finally:
+        await sup.stop()

@@ -73,3 +73,33 @@ def test_other_errors_keep_their_type_name() -> None:
     odd = rpc.raise_payload({"type": "os.system('x')", "message": "m"})
     assert type(odd) is rpc.RemoteError
     assert isinstance(rpc.raise_payload("not a dict"), rpc.ProtocolError)
+
+
+def test_the_isolation_package_imports_only_the_stdlib_pluggy_packaging_and_the_core() -> None:
+    import ast
+    import sys
+    from pathlib import Path
+
+    package = Path(rpc.__file__).resolve().parent
+    allowed = set(sys.stdlib_module_names) | {"pluggy", "packaging"}
+    wrong = []
+    for path in sorted(package.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                tops = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:  # relative: must stay inside rubberduck_jupyter.plugins
+                    if node.level > 2:
+                        wrong.append(f"{path.name}: from {'.' * node.level}{node.module}")
+                    continue
+                tops = [node.module or ""]
+            else:
+                continue
+            for name in tops:
+                if name.startswith("rubberduck_jupyter"):
+                    if not name.startswith("rubberduck_jupyter.plugins"):
+                        wrong.append(f"{path.name}: {name}")
+                elif name.split(".")[0] not in allowed:
+                    wrong.append(f"{path.name}: {name}")
+    assert len(list(package.glob("*.py"))) >= 6  # the check read the package
+    assert not wrong, wrong

@@ -136,11 +136,16 @@ class PluginTarget:
 
 
 def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The worker's environment: a few safe variables, our package root first on
+    PYTHONPATH, then `extra` (its PYTHONPATH is appended, never replaces our root)."""
+    extra = dict(extra or {})
     env = {k: os.environ[k] for k in _ENV_KEEP if k in os.environ}
-    paths = [_PACKAGE_ROOT, *[p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]]
+    paths = [_PACKAGE_ROOT]
+    for value in (extra.pop("PYTHONPATH", ""), os.environ.get("PYTHONPATH", "")):
+        paths += [p for p in value.split(os.pathsep) if p]
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
     env["PYTHONUNBUFFERED"] = "1"  # a plugin's prints reach the log when printed
-    env.update(extra or {})
+    env.update(extra)
     return env
 
 
