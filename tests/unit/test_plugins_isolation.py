@@ -589,3 +589,37 @@ async def test_an_entry_point_plugin_runs_isolated_by_its_module_name() -> None:
         assert (await reg.run_command("echo", ctx_for("good"), ["ep"]))["text"] == "ep"
     finally:
         await sup.stop()
+
+
+@pytest.mark.timeout(15)
+async def test_stop_during_a_restarts_handshake_leaves_no_worker(tmp_path: Path) -> None:
+    path = tmp_path / "good.py"
+    shutil.copy(FIXTURES / "good.py", path)
+    reg = PluginRegistry()
+    sup = supervisor(path, handshake_timeout_s=10.0)
+    await admit_isolated(reg, sup)
+    first = sup.health()["pid"]
+    path.write_text("import time\ntime.sleep(30)\n" + path.read_text())  # the import hangs now
+    os.kill(first, 9)
+
+    def new_worker() -> bool:
+        return any(
+            p.pid != first and "isolation.worker" in " ".join(p.cmdline())
+            for p in psutil.Process().children()
+        )
+
+    await until(new_worker)
+    await asyncio.sleep(0.3)  # past the spawn: the new worker is importing (and hangs there)
+    assert sup.health()["state"] == "restarting"
+    await sup.stop()
+    assert psutil.Process().children(recursive=True) == []
+    assert sup.health()["state"] == "stopped"
+
+
+@pytest.mark.timeout(10)
+async def test_a_python_that_cannot_start_is_a_failed_record_not_a_crash() -> None:
+    reg = PluginRegistry()
+    sup = supervisor(FIXTURES / "good.py", python="/nonexistent/python3")
+    rec = await admit_isolated(reg, sup)
+    assert rec.state == "failed"
+    assert "cannot start a worker for 'good' with '/nonexistent/python3'" in rec.reason

@@ -98,7 +98,8 @@ class PluginSupervisor:
         self._failure: BaseException | None = None  # why there is no proxy
         self._proxy: ModuleType | None = None
         self._proc: WorkerProcess | None = None
-        self._spawning: WorkerProcess | None = None
+        self._live: set[WorkerProcess] = set()  # every worker not yet ended, current or not
+        self._last_stderr: list[str] = []  # the tail of the last worker that ended
         self._restart_task: asyncio.Task[None] | None = None
         self._streak = 0  # restarts since the last worker that ran stable_after_s
         self._next_restart_at = 0.0
@@ -160,17 +161,16 @@ class PluginSupervisor:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        for proc in (self._spawning, self._proc):
-            if proc is not None:
-                await proc.close(self.stop_grace_s)
-                self._absorb(proc)
-        self._spawning = None
+        for proc in list(self._live):
+            await proc.close(self.stop_grace_s)
+        if self._proc is not None:
+            self._absorb(self._proc)
         if self.state != "stopped" or not self.reason:
             self.reason = self.reason or "stopped by the server"
         self.state = "stopped"
 
     def _new_process(self) -> WorkerProcess:
-        return WorkerProcess(
+        proc = WorkerProcess(
             self.target,
             self.limits,
             python=self.python,
@@ -178,14 +178,22 @@ class PluginSupervisor:
             cancel_grace_s=self.cancel_grace_s,
             on_exit=self._on_exit,
         )
+        self._live.add(proc)
+        return proc
 
     async def _handshake(self, proc: WorkerProcess) -> dict[str, Any]:
-        self._spawning = proc
         try:
             await proc.spawn()
             return await proc.handshake(self.handshake_timeout_s)
-        finally:
-            self._spawning = None
+        except OSError as exc:  # the interpreter could not be started at all
+            self._live.discard(proc)
+            raise HandshakeError(
+                f"cannot start a worker for {self.name!r} with {self.python!r}: {exc}; "
+                "check the python the supervisor was given"
+            ) from None
+        except BaseException:  # cancelled by stop(), or no handshake: never leave it running
+            proc.kill("the supervisor gave up on its handshake")
+            raise
 
     def _absorb(self, proc: WorkerProcess) -> None:
         """Fold a finished worker's counters into the totals."""
@@ -193,8 +201,10 @@ class PluginSupervisor:
             self._proc = None
             self._calls += proc.calls
             self._rpc_errors += proc.rpc_errors
+            self._last_stderr = list(proc.stderr_tail)[-5:]
 
     def _on_exit(self, proc: WorkerProcess) -> None:
+        self._live.discard(proc)
         if proc is not self._proc or self._stopping:
             return
         self.last_exit_reason = proc.exit_reason or ""
@@ -294,7 +304,7 @@ class PluginSupervisor:
                 "cpu_s": self.limits.cpu_s,
                 "nofile": self.limits.nofile,
             },
-            "stderr_tail": list(proc.stderr_tail)[-5:] if proc is not None else [],
+            "stderr_tail": list(proc.stderr_tail)[-5:] if proc is not None else self._last_stderr,
         }
 
 
