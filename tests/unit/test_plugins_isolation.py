@@ -623,3 +623,12 @@ async def test_a_python_that_cannot_start_is_a_failed_record_not_a_crash() -> No
     rec = await admit_isolated(reg, sup)
     assert rec.state == "failed"
     assert "cannot start a worker for 'good' with '/nonexistent/python3'" in rec.reason
+
+
+@pytest.mark.timeout(10)
+async def test_the_open_files_limit_holds_inside_the_worker() -> None:
+    async with good_plugin() as (reg, sup):
+        got = await reg.run_command("fds", ctx_for("good"), [])
+        assert got["error"].startswith("[Errno 24] Too many open files")
+        assert 40 <= got["opened"] < 64  # the worker itself holds a few of the 64
+        assert sup.health()["state"] == "running"  # an OSError is the plugin's to handle

@@ -106,3 +106,17 @@ async def flood(ctx):
     results = await asyncio.gather(*[ctx.say("x") for _ in range(100)], return_exceptions=True)
     errors = [str(r) for r in results if isinstance(r, Exception)]
     return {"errors": len(errors), "first": errors[0] if errors else ""}
+
+
+@command("fds", help="Open files until the limit says no")
+async def fds(ctx):
+    held = []
+    try:
+        for _ in range(1000):
+            held.append(open(os.devnull))  # noqa: SIM115, ASYNC230 - held open on purpose
+    except OSError as exc:
+        return {"opened": len(held), "error": str(exc)}
+    finally:
+        for f in held:
+            f.close()
+    return {"opened": len(held), "error": ""}
