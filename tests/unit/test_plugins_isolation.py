@@ -632,3 +632,26 @@ async def test_the_open_files_limit_holds_inside_the_worker() -> None:
         assert got["error"].startswith("[Errno 24] Too many open files")
         assert 40 <= got["opened"] < 64  # the worker itself holds a few of the 64
         assert sup.health()["state"] == "running"  # an OSError is the plugin's to handle
+
+
+@pytest.mark.timeout(10)
+async def test_a_folder_gives_one_supervisor_per_plugin_like_discovery(tmp_path: Path) -> None:
+    from rubberduck_jupyter.plugins.isolation import supervisors_for_folder
+
+    (tmp_path / "_private.py").write_text("")
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text(
+        "from rubberduck_jupyter.plugins import plugin\n"
+        "spec = plugin(name='pkg', version='1', api='>=1')\n"
+    )
+    shutil.copy(FIXTURES / "noop.py", tmp_path / "noop.py")
+    sups = supervisors_for_folder(tmp_path, backoff_initial_s=0.02)
+    assert [(s.name, s.target.kind) for s in sups] == [("noop", "file"), ("pkg", "package")]
+    reg = PluginRegistry()
+    try:
+        records = [await admit_isolated(reg, s) for s in sups]
+        assert [r.state for r in records] == ["loaded", "loaded"]
+        assert records[1].source == f"{tmp_path / 'pkg' / '__init__.py'} (isolated worker)"
+    finally:
+        for s in sups:
+            await s.stop()

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from .process import HandshakeError, PluginTarget, WorkerDied, WorkerLimits
 from .rpc import MAX_FRAME_BYTES, ProtocolError, RemoteError
-from .supervisor import PluginSupervisor, WorkerUnavailable, admit_isolated
+from .supervisor import PluginSupervisor, WorkerUnavailable, admit_isolated, supervisors_for_folder
 
 __all__ = [
     "MAX_FRAME_BYTES",
@@ -32,4 +32,5 @@ __all__ = [
     "WorkerLimits",
     "WorkerUnavailable",
     "admit_isolated",
+    "supervisors_for_folder",
 ]

@@ -31,11 +31,12 @@ import logging
 import sys
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from types import ModuleType
 from typing import Any, Literal
 
 from ..context import CommandContext
-from ..discovery import Candidate
+from ..discovery import Candidate, folder_candidates
 from ..registry import PluginRecord, PluginRegistry, PluginState
 from . import rpc
 from .process import HandshakeError, PluginTarget, WorkerDied, WorkerLimits, WorkerProcess
@@ -325,6 +326,17 @@ def _differences(first: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
     return out
 
 
+def supervisors_for_folder(folder: str | Path, **options: Any) -> list[PluginSupervisor]:
+    """One (unstarted) supervisor per plugin of `folder`, found by the same rules and in the
+    same order as `discovery.folder_candidates` (files and package dirs, sorted, no `_`)."""
+    out = []
+    for cand in folder_candidates(folder):
+        path = Path(cand.source)
+        target = PluginTarget.from_path(path.parent if path.name == "__init__.py" else path)
+        out.append(PluginSupervisor(target, **options))
+    return out
+
+
 async def admit_isolated(registry: PluginRegistry, supervisor: PluginSupervisor) -> PluginRecord:
     """Admit an untrusted plugin through its worker.
 
@@ -346,4 +358,5 @@ __all__ = [
     "WorkerUnavailable",
     "admit_isolated",
     "backoff_delay",
+    "supervisors_for_folder",
 ]
