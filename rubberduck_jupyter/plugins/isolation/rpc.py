@@ -5,8 +5,8 @@ JSON holding one object with a type field `t`. Length-prefixed rather than newli
 because the reader knows the size before it buffers anything, so an oversized frame is
 refused after 4 bytes instead of after megabytes of a line that never ends. Measured on the
 2-core dev machine (benchmarks/plugins_rpc.py, 2,000 calls): a no-op command through the
-registry costs 0.15 ms p50 / 0.34 ms p95 isolated against 0.03 ms in-process, far under the
-2 ms goal, so a binary format would buy nothing.
+registry costs 0.15-0.2 ms p50 / 0.22-0.35 ms p95 isolated against 0.03 ms in-process, a
+tenth of the 2 ms goal, so a binary format would buy nothing.
 
 Messages (ids are per direction, chosen by the sender):
 
