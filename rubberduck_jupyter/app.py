@@ -305,6 +305,23 @@ class RubberDuckApp(ExtensionApp):
     plugin_max_failures = Int(
         3, config=True, help="Consecutive failures after which a plugin is disabled."
     )
+    plugins_untrusted = List(
+        Unicode(),
+        default_value=[],
+        config=True,
+        help="Plugins that run in a worker subprocess under resource limits, reaching "
+        "RubberDuck only through an RPC that grants their declared permissions (names; "
+        "['*']: every plugin not built in). An admin's rubberduck_plugins.json can add names.",
+    )
+    plugin_worker_memory_mib = Int(
+        512, config=True, help="Address space of an untrusted plugin's worker (RLIMIT_AS), MiB."
+    )
+    plugin_worker_cpu_s = Int(
+        30, config=True, help="CPU seconds an untrusted plugin's worker may use (RLIMIT_CPU)."
+    )
+    plugin_worker_open_files = Int(
+        64, config=True, help="Open files of an untrusted plugin's worker (RLIMIT_NOFILE)."
+    )
 
     # --- protocol limits and kernels ---------------------------------------------------
     max_frame_bytes = Int(256 * 1024, config=True, help="Largest client frame, in bytes.")
@@ -567,6 +584,10 @@ class RubberDuckApp(ExtensionApp):
             "plugin_hook_timeout",
             "plugin_command_timeout",
             "plugin_max_failures",
+            "plugins_untrusted",
+            "plugin_worker_memory_mib",
+            "plugin_worker_cpu_s",
+            "plugin_worker_open_files",
         )
         return PluginHost(plugin_settings({name: getattr(self, name) for name in names}))
 

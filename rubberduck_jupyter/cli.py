@@ -291,6 +291,15 @@ def plugin_rows(config: dict[str, Any]) -> list[dict[str, Any]]:
     host = PluginHost(plugin_settings(config))
     host.register_builtins(build_engines(preferences=_NoSave()))
     host.discover()
+
+    async def isolated() -> None:
+        # Untrusted plugins load in their workers, as the server would start them.
+        try:
+            await host.load_isolated()
+        finally:
+            await host.stop()
+
+    asyncio.run(isolated())
     return host.list()
 
 

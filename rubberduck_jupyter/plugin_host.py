@@ -41,10 +41,18 @@ from .plugins import (
     EventBus,
     MessageStored,
     PluginRegistry,
+    PluginState,
     PluginStateChanged,
     plugin,
 )
-from .plugins.discovery import folder_candidates, merge_policies
+from .plugins.discovery import (
+    ENTRY_POINT_GROUP,
+    canonical_name,
+    entry_point_candidates,
+    folder_candidates,
+    merge_policies,
+)
+from .plugins.isolation import PluginSupervisor, PluginTarget, WorkerLimits, admit_isolated
 from .protocol import ChatContext, plugins_frame
 
 log = logging.getLogger(__name__)
@@ -60,6 +68,8 @@ MAX_FINDING_TEXT = 2_000
 _SEVERITIES = ("error", "warning", "info")
 # Plugin folder events are grouped: an editor's save is several events within ~100 ms.
 RELOAD_DEBOUNCE_MS = 200
+# A replaced worker (hot reload) is stopped this long after, so calls in flight finish on it.
+RETIRE_AFTER_S = 60.0
 # How often a plugins folder that does not exist yet is looked for.
 FOLDER_POLL_S = 2.0
 
@@ -75,6 +85,13 @@ class PluginSettings:
     command_timeout_s: float = 120.0
     max_consecutive_failures: int = 3
     reload: bool = True
+    # Canonical names of plugins that run in an isolation worker; "*": every plugin that is
+    # not built in.
+    untrusted: frozenset[str] = frozenset()
+    worker_limits: WorkerLimits = field(default_factory=WorkerLimits)
+
+    def is_untrusted(self, name: str) -> bool:
+        return "*" in self.untrusted or canonical_name(name) in self.untrusted
 
 
 class StaticAnalyzer:
@@ -152,6 +169,8 @@ class PluginHost:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._started = False
         self.reloads = 0
+        self._pending: list[PluginTarget] = []  # untrusted plugins found, not started yet
+        self._workers: dict[str, PluginSupervisor] = {}  # canonical name -> its supervisor
         for name, kind, description, factory in BUILTIN_EMBEDDERS:
             self.registry.register_builtin(
                 plugin(
@@ -189,9 +208,28 @@ class PluginHost:
         )
 
     def discover(self) -> None:
-        self.registry.discover(
-            entry_points=self.settings.entry_points, folders=self.settings.folders
-        )
+        """Admit the in-process plugins now; untrusted ones wait for `start()` (their
+        workers start on the running loop), in the same order."""
+        if self.settings.entry_points:
+            try:
+                candidates = entry_point_candidates()
+                values = _entry_point_values()
+            except Exception as exc:  # broken metadata on sys.path must not stop the server
+                log.warning("cannot read plugin entry points: %s", exc)
+                candidates, values = [], {}
+            for cand in candidates:
+                if self.settings.is_untrusted(cand.name):
+                    self._pending.append(
+                        PluginTarget.from_entry_point(cand.name, values[cand.name])
+                    )
+                else:
+                    self.registry.admit(cand)
+        for folder in self.settings.folders:
+            for cand in folder_candidates(folder):
+                if self.settings.is_untrusted(cand.name):
+                    self._pending.append(_folder_target(cand.source))
+                else:
+                    self.registry.admit(cand)
 
     # -- engines --------------------------------------------------------------------------
 
@@ -310,13 +348,71 @@ class PluginHost:
             return
         self._started = True
         self.bus.subscribe(self._on_state, types=(PluginStateChanged,), name="sidebar")
+        self.bus.subscribe(self._on_disabled, types=(PluginStateChanged,), name="workers")
+        if self._pending:
+            self._spawn(self._start_isolated(), "plugins-isolated")
         if self.settings.reload:
             for folder in self.settings.folders:
-                task = asyncio.get_running_loop().create_task(
-                    self._watch(folder), name=f"plugins-watch:{folder}"
-                )
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self._spawn(self._watch(folder), f"plugins-watch:{folder}")
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def load_isolated(self) -> None:
+        """Start the untrusted plugins found by `discover()` (start() does it in a task)."""
+        await self._start_isolated()
+
+    async def _start_isolated(self) -> None:
+        pending, self._pending = self._pending, []
+        for target in pending:
+            await self.start_isolated(target)
+
+    async def start_isolated(self, target: PluginTarget) -> Any:
+        """Start an untrusted plugin's worker and admit its proxy (policy first: denied
+        code never runs, not even in a worker). A plugin already loaded from the same
+        source is swapped for the new worker only if it loads (hot reload)."""
+        sup = PluginSupervisor(target, limits=self.settings.worker_limits)
+        key = canonical_name(target.name)
+        old = self._workers.get(key)
+        existing = self.registry.get(target.name)
+        if old is not None and existing is not None and existing.source == target.source:
+            if self.registry.policy.refusal(sup.name) is None:
+                await sup.start()
+            record = self.registry.reload(sup.candidate())
+            if sup.proxy is not None and record.module is sup.proxy:
+                self._workers[key] = sup
+                # The old worker finishes what it runs (a command may take its timeout).
+                self._spawn(self._stop_later(old), f"plugins-retire:{key}")
+            else:
+                await sup.stop()
+            return record
+        record = await admit_isolated(self.registry, sup)
+        if record.state is PluginState.LOADED:
+            self._workers[key] = sup
+        return record
+
+    async def _stop_later(self, sup: PluginSupervisor) -> None:
+        await asyncio.sleep(min(self.settings.command_timeout_s, RETIRE_AFTER_S))
+        await sup.stop()
+
+    async def _on_disabled(self, event: PluginStateChanged) -> None:
+        """A disabled or removed isolated plugin gives its process back."""
+        if event.state not in ("disabled", "skipped"):
+            return
+        key = canonical_name(event.name)
+        sup = self._workers.get(key)
+        record = self.registry.get(event.name)
+        if sup is None:
+            return
+        if (
+            record is None
+            or record.module is not sup.proxy
+            or record.state is not PluginState.LOADED
+        ):
+            del self._workers[key]
+            await sup.stop()
 
     async def _watch(self, folder: Path) -> None:
         import watchfiles
@@ -352,16 +448,21 @@ class PluginHost:
         done: list[str] = []
         for stem in sorted(stems):
             cand = candidates.get(stem)
-            if cand is not None:
+            if cand is not None and self.settings.is_untrusted(stem):
+                self._spawn(self.start_isolated(_folder_target(cand.source)), f"reload:{stem}")
+            elif cand is not None:
                 self.registry.reload(cand)
             else:
                 for source in (folder / f"{stem}.py", folder / stem / "__init__.py"):
                     self.registry.remove(str(source))
+                    self.registry.remove(f"{source} (isolated worker)")
             self.reloads += 1
             done.append(stem)
         return done
 
     async def stop(self) -> None:
+        workers, self._workers = list(self._workers.values()), {}
+        await asyncio.gather(*(sup.stop() for sup in workers), return_exceptions=True)
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
@@ -380,6 +481,7 @@ class PluginHost:
             "plugins": rows,
             "disabled": sorted(n for n, r in rows.items() if r.get("state") == "disabled"),
             "reloads": self.reloads,
+            "workers": {name: sup.health() for name, sup in sorted(self._workers.items())},
             "events": self.bus.stats(),
         }
 
@@ -405,43 +507,89 @@ def plugin_settings(config: Mapping[str, Any]) -> PluginSettings:
         command_timeout_s=float(config.get("plugin_command_timeout", 120.0)),
         max_consecutive_failures=int(config.get("plugin_max_failures", 3)),
         reload=bool(config.get("plugins_reload", True)),
+        # The user's list and the admin's: either can ask for isolation, neither undo it.
+        untrusted=frozenset(
+            canonical_name(n) if n != "*" else "*" for n in config.get("plugins_untrusted") or ()
+        )
+        | admin_untrusted(),
+        worker_limits=WorkerLimits(
+            memory_mib=int(config.get("plugin_worker_memory_mib", 512)),
+            cpu_s=int(config.get("plugin_worker_cpu_s", 30)),
+            nofile=int(config.get("plugin_worker_open_files", 64)),
+        ),
     )
+
+
+def _folder_target(source: str) -> PluginTarget:
+    path = Path(source)
+    return PluginTarget.from_path(path.parent if path.name == "__init__.py" else path)
+
+
+def _entry_point_values() -> dict[str, str]:
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
 
 
 ADMIN_POLICY_FILE = "rubberduck_plugins.json"
 
 
-def admin_policy(dirs: Iterable[str] | None = None) -> AccessPolicy | None:
-    """The admin's allow/deny lists: `rubberduck_plugins.json` in the system config dirs
-    (`/etc/jupyter`, `/usr/local/etc/jupyter`, the environment's `etc/jupyter`), which a
-    hub user cannot write: `{"allow": [...] | null, "deny": [...]}`. Several files merge,
-    each only narrowing. A file that cannot be read or is malformed is an error the admin
-    must see: it fails closed (no plugin of anyone's loads; built-ins still do) and logs why.
-    None: no such file."""
+def _admin_files(dirs: Iterable[str] | None) -> list[tuple[Path, dict[str, Any] | None, str]]:
+    """Each admin file found: its path, its data (None when invalid) and why it is not."""
     import json
 
     from jupyter_core.paths import ENV_CONFIG_PATH, SYSTEM_CONFIG_PATH
 
-    found: AccessPolicy | None = None
+    out: list[tuple[Path, dict[str, Any] | None, str]] = []
     for folder in dirs if dirs is not None else [*ENV_CONFIG_PATH, *SYSTEM_CONFIG_PATH]:
         path = Path(folder) / ADMIN_POLICY_FILE
         if not path.is_file():
             continue
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            allow, deny = data.get("allow"), data.get("deny", [])
-            if allow is not None and not (
-                isinstance(allow, list) and all(isinstance(n, str) for n in allow)
-            ):
-                raise ValueError("'allow' must be a list of names or null")
-            if not (isinstance(deny, list) and all(isinstance(n, str) for n in deny)):
-                raise ValueError("'deny' must be a list of names")
-            policy = AccessPolicy.of(allow=allow, deny=deny)
-        except (OSError, ValueError, AttributeError) as exc:
-            log.error("RubberDuck: %s is not valid (%s); no plugin of anyone's loads", path, exc)
+            if not isinstance(data, dict):
+                raise ValueError("it must be a JSON object")
+            for key in ("allow", "deny", "untrusted"):
+                value = data.get(key)
+                if value is None and key == "allow":
+                    continue
+                if value is not None and not (
+                    isinstance(value, list) and all(isinstance(n, str) for n in value)
+                ):
+                    raise ValueError(f"{key!r} must be a list of names")
+            out.append((path, data, ""))
+        except (OSError, ValueError) as exc:
+            out.append((path, None, str(exc)))
+    return out
+
+
+def admin_policy(dirs: Iterable[str] | None = None) -> AccessPolicy | None:
+    """The admin's allow/deny lists: `rubberduck_plugins.json` in the system config dirs
+    (`/etc/jupyter`, `/usr/local/etc/jupyter`, the environment's `etc/jupyter`), which a
+    hub user cannot write: `{"allow": [...] | null, "deny": [...], "untrusted": [...]}`.
+    Several files merge, each only narrowing. A file that cannot be read or is malformed is
+    an error the admin must see: it fails closed (no plugin of anyone's loads; built-ins
+    still do) and logs why. None: no such file."""
+    found: AccessPolicy | None = None
+    for path, data, problem in _admin_files(dirs):
+        if data is None:
+            log.error(
+                "RubberDuck: %s is not valid (%s); no plugin of anyone's loads", path, problem
+            )
             policy = AccessPolicy.of(allow=[], deny=[])
+        else:
+            policy = AccessPolicy.of(allow=data.get("allow"), deny=data.get("deny") or [])
         found = policy if found is None else merge_policies(found, policy)
     return found
+
+
+def admin_untrusted(dirs: Iterable[str] | None = None) -> frozenset[str]:
+    """The names the admin's files mark untrusted (a union: marking only adds isolation)."""
+    names: set[str] = set()
+    for _path, data, _problem in _admin_files(dirs):
+        if data is not None:
+            names |= {canonical_name(n) if n != "*" else "*" for n in data.get("untrusted") or []}
+    return frozenset(names)
 
 
 def _plugin_finding(item: Mapping[str, Any], source: str) -> dict[str, Any] | None:

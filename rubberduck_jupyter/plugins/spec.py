@@ -31,8 +31,9 @@ from packaging.version import InvalidVersion, Version
 # majors they were written against, and negotiation (discovery.negotiate) skips the others.
 PLUGIN_API_VERSION = "1.0"
 
-# What a plugin may ask to do. Declared permissions are shown to admins and users; the
-# isolation step (not built yet) will enforce them in the server for untrusted plugins.
+# What a plugin may ask to do. Declared permissions are shown to admins and users and are
+# checked in the server at every `ctx` call (context.py); an untrusted plugin's worker
+# (plugins/isolation/) can reach RubberDuck through nothing else.
 PERMISSIONS: tuple[str, ...] = (
     "read_index",  # search the project index (chunks, citations)
     "read_files",  # read notebooks and project files

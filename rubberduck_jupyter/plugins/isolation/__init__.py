@@ -8,7 +8,7 @@ plugin makes crosses the RPC (rpc.py) and is answered by `call_method` on the co
 `CommandContext` (process.py), so an undeclared permission is refused in the server.
 `PluginSupervisor` (supervisor.py) restarts a dead worker with backoff and reports health.
 
-What this does not isolate (docs/plugins-isolation.md): the worker runs as the same OS user,
+What this does not isolate (docs/plugins.md, Isolation): the worker runs as the same OS user,
 so it can read what that user can read and open network connections; `network` and
 `read_files` are declared, not blocked by the kernel.
 

@@ -145,6 +145,11 @@ class PluginSupervisor:
             raise self._failure or RuntimeError(f"supervisor for {self.name!r}: start() first")
         return self._proxy
 
+    @property
+    def proxy(self) -> ModuleType | None:
+        """The proxy module once a worker has loaded the plugin, else None."""
+        return self._proxy
+
     def candidate(self) -> Candidate:
         """The discovery candidate whose `load()` returns the proxy."""
         return Candidate(
