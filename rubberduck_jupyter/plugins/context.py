@@ -17,8 +17,8 @@ plugin's declared `permissions` first, here in the server:
 An undeclared use raises `PermissionRefused` naming the plugin, the method and the
 permission to declare. The same class serves plugins in this process and plugins in an
 isolation worker: the worker's proxy sends each call over the RPC to a `CommandContext`
-here, so a worker cannot skip the check (plugins/isolation/process.py). An in-process plugin is code the
-admin chose to trust; it could import our internals, and the docs say so.
+here, so a worker cannot skip the check (plugins/isolation/process.py). An in-process
+plugin is code the admin chose to trust; it could import our internals, and the docs say so.
 
 `Services` is the narrow port the server implements (engines/plugin_commands.py adapts a
 chat turn to it); this module imports nothing else from rubberduck_jupyter.

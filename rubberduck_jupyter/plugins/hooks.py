@@ -21,9 +21,10 @@ a wrapper cannot be isolated from the implementations it wraps.
 
 Sync implementations cannot be pre-empted in-process: a `def` hook that loops forever blocks
 the event loop and no timeout can stop it (the isolation worker, plugins/isolation/, is the
-answer for untrusted code: its hooks are async proxies, so the timeout applies). What this module does is measure: a sync call over `sync_budget_s`
-is counted as a failure ("blocked the event loop for ..."), so a plugin that keeps blocking is
-disabled after N such calls. Its result is still used, since the time is already spent.
+answer for untrusted code: its hooks are async proxies, so the timeout applies). What this
+module does is measure: a sync call over `sync_budget_s` is counted as a failure ("blocked
+the event loop for ..."), so a plugin that keeps blocking is disabled after N such calls.
+Its result is still used, since the time is already spent.
 
 All calls happen on the event loop's thread; nothing here is thread-safe.
 """
