@@ -508,6 +508,8 @@ class RubberDuckApp(ExtensionApp):
             max_file_bytes=self.index_max_file_bytes,
             debounce_s=self.index_watch_debounce,
             spawn=self._spawn_transient,
+            on_files_changed=self.plugins.files_changed,
+            on_indexed=self.plugins.index_updated,
         )
 
     def build_session_manager(self) -> SessionManager:
@@ -589,7 +591,9 @@ class RubberDuckApp(ExtensionApp):
             "plugin_worker_cpu_s",
             "plugin_worker_open_files",
         )
-        return PluginHost(plugin_settings({name: getattr(self, name) for name in names}))
+        host = PluginHost(plugin_settings({name: getattr(self, name) for name in names}))
+        host.index_root = Path(self.serverapp.root_dir).resolve()
+        return host
 
     def user_for(self, handler: Any) -> str:
         """The name RubberDuck keys this request's data by (see sessions.identity)."""

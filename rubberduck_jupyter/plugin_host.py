@@ -37,8 +37,11 @@ from .engines.plugin_commands import PluginCommandEngine
 from .plugins import (
     PLUGIN_API_VERSION,
     AccessPolicy,
+    AnalysisDone,
     AnswerDone,
     EventBus,
+    FileChanged,
+    IndexUpdated,
     MessageStored,
     PluginRegistry,
     PluginState,
@@ -52,6 +55,7 @@ from .plugins.discovery import (
     folder_candidates,
     merge_policies,
 )
+from .plugins.events import event_handlers
 from .plugins.isolation import PluginSupervisor, PluginTarget, WorkerLimits, admit_isolated
 from .protocol import ChatContext, plugins_frame
 
@@ -169,8 +173,12 @@ class PluginHost:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._started = False
         self.reloads = 0
+        self.index_root = Path()  # the project root the index events name (set by the app)
         self._pending: list[PluginTarget] = []  # untrusted plugins found, not started yet
         self._workers: dict[str, PluginSupervisor] = {}  # canonical name -> its supervisor
+        # Plugins' @on_event handlers subscribed to the bus: (plugin, admission order) ->
+        # subscriber names.
+        self._subscribed: dict[tuple[str, int], list[str]] = {}
         for name, kind, description, factory in BUILTIN_EMBEDDERS:
             self.registry.register_builtin(
                 plugin(
@@ -288,6 +296,18 @@ class PluginHost:
         )
         await self.registry.hooks.post_response(turn.answer_text, turn.context.to_json())
 
+    # -- the index ------------------------------------------------------------------------
+
+    def files_changed(self, paths: list[Path], how: str) -> None:
+        for path in paths:
+            # The watcher reports a burst of paths, not what happened to each: a path that
+            # is gone was deleted, any other was written (created or modified).
+            change = "modified" if how == "saved" or path.exists() else "deleted"
+            self.bus.publish(FileChanged(root=str(self.index_root), path=str(path), change=change))
+
+    def index_updated(self, files: int, chunks: int) -> None:
+        self.bus.publish(IndexUpdated(root=str(self.index_root), files=files, chunks=chunks))
+
     # -- reviews --------------------------------------------------------------------------
 
     def analyzer(self) -> StaticAnalyzer | None:
@@ -311,6 +331,9 @@ class PluginHost:
             checked = await asyncio.to_thread(_keep_parsing_replacements, checked, source)
         return checked[:MAX_PLUGIN_FINDINGS]
 
+    def analysis_done(self, path: str, findings: int) -> None:
+        self.bus.publish(AnalysisDone(path=path, findings=findings))
+
     def has_augmenters(self) -> bool:
         return bool(self.registry.hooks.implementations("analysis_augment"))
 
@@ -322,7 +345,25 @@ class PluginHost:
         self._listeners.add(listener)
         return lambda: self._listeners.discard(listener)
 
+    def _sync_subscriptions(self) -> None:
+        """Subscribe the loaded plugins' @on_event handlers; drop those of any other."""
+        loaded = {(r.name, r.order): r for r in self.registry.loaded()}
+        for key in [k for k in self._subscribed if k not in loaded]:
+            for name in self._subscribed.pop(key):
+                self.bus.unsubscribe(name)
+        for key, record in loaded.items():
+            if key in self._subscribed or record.module is None:
+                continue
+            names = []
+            for function, handler, kinds in event_handlers(record.module):
+                name = f"{record.name}:{function}"
+                self.bus.unsubscribe(name)  # an earlier version's, if any
+                self.bus.subscribe(handler, types=kinds, name=name)
+                names.append(name)
+            self._subscribed[key] = names
+
     async def _on_state(self, event: PluginStateChanged) -> None:
+        self._sync_subscriptions()
         record = self.registry.get(event.name)
         version = record.spec.version if record is not None and record.spec else ""
         frame = plugins_frame(
@@ -349,6 +390,7 @@ class PluginHost:
         self._started = True
         self.bus.subscribe(self._on_state, types=(PluginStateChanged,), name="sidebar")
         self.bus.subscribe(self._on_disabled, types=(PluginStateChanged,), name="workers")
+        self._sync_subscriptions()
         if self._pending:
             self._spawn(self._start_isolated(), "plugins-isolated")
         if self.settings.reload:

@@ -169,6 +169,9 @@ class NotebookReviewHandler(RubberDuckAPIHandler):
                 )
         finally:
             NotebookReviewHandler.static_in_flight -= 1
+        self.rubberduck.plugins.analysis_done(
+            "notebook", len(notebook) + sum(len(e["findings"]) for e in entries)
+        )
         self.finish({"cells": len(cells), "findings": notebook, "static": entries})
 
 
@@ -215,4 +218,5 @@ class CellReviewHandler(RubberDuckAPIHandler):
             found = review.to_json()
         # Plugins' findings (analysis_augment) after ours, each tagged with its plugin.
         found += await plugins.augment(source, found, {"kind": "cell"})
+        plugins.analysis_done("cell", len(found))
         self.finish({"source_hash": content_hash(source), "findings": found})

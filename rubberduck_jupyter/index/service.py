@@ -102,8 +102,15 @@ class IndexService:
         max_file_bytes: int = 2_000_000,
         debounce_s: float = SAVE_DEBOUNCE_S,
         spawn: Spawn | None = None,
+        on_files_changed: Callable[[list[Path], str], None] | None = None,
+        on_indexed: Callable[[int, int], None] | None = None,
     ) -> None:
+        """`on_files_changed(paths, how)` ("saved" or "changed": seen by the watcher) and
+        `on_indexed(files, chunks)` (after a build or refresh) are called on the event loop
+        and must return at once (the app publishes them as plugin events)."""
         self.root = root.resolve()
+        self._on_files_changed = on_files_changed
+        self._on_indexed = on_indexed
         self._spawn = spawn
         self.db_path = db_path
         self.max_file_bytes = max_file_bytes
@@ -285,6 +292,10 @@ class IndexService:
         self._refresh_counts()
         return report
 
+    def _announce_indexed(self) -> None:
+        if self._on_indexed is not None:
+            self._on_indexed(self._counts["files"], self._counts["chunks"])
+
     def _refresh_counts(self) -> None:
         stats = self._store.stats()
         self._counts = {"files": int(stats["files"]), "chunks": int(stats["chunks"])}
@@ -305,6 +316,7 @@ class IndexService:
             report = await asyncio.to_thread(self._index_blocking, self._indexer, subpaths, prune)
             self.last_report = report.to_json()
             self.state = "idle"
+            self._announce_indexed()
             self._start_watcher_if_indexed()
         except Exception as exc:
             from .store import IndexLockedError
@@ -477,6 +489,8 @@ class IndexService:
             return
         if not self.in_scope(path):
             return  # outside the folders chosen to index
+        if self._on_files_changed is not None:
+            self._on_files_changed([path], "saved")
         self._queue_refresh({path}, rescan=False)
 
     def _queue_refresh(self, paths: set[Path], *, rescan: bool) -> None:
@@ -527,6 +541,7 @@ class IndexService:
                 indexed,
                 time.perf_counter() - started,
             )
+            self._announce_indexed()
         except Exception as exc:
             from .store import IndexLockedError
 
@@ -597,6 +612,8 @@ class IndexService:
         if self._watcher is None:
             return  # stopped meanwhile
         paths = {p for p in paths if self.in_scope(p.resolve())}
+        if paths and self._on_files_changed is not None:
+            self._on_files_changed(sorted(paths), "changed")
         if paths or rescan:
             self._queue_refresh(paths, rescan=rescan)
 

@@ -23,6 +23,7 @@ from .events import (
     IndexUpdated,
     MessageStored,
     PluginStateChanged,
+    on_event,
 )
 from .hooks import HOOK_NAMES, HookManager, hookimpl, hookspec
 from .registry import CommandError, PluginRecord, PluginRegistry, PluginState
@@ -70,5 +71,6 @@ __all__ = [
     "hookspec",
     "merge_policies",
     "negotiate",
+    "on_event",
     "plugin",
 ]

@@ -234,3 +234,34 @@ class EventBus:
                 for s in self._subs.values()
             },
         }
+
+
+# Attribute `@on_event` leaves on a plugin's handler, so the server can find it.
+ON_EVENT_ATTR = "__rubberduck_events__"
+
+
+def on_event(*types: type[Event]) -> Callable[[Any], Any]:
+    """Mark a plugin's module-level `async def handler(event)` for events of `types`.
+
+    The server subscribes it while the plugin is loaded (one queue per handler, named
+    `plugin:function`, with the bus's ordering, bound and timeout) and unsubscribes it when
+    the plugin is disabled, reloaded or removed. In-process plugins only.
+    """
+    if not types or not all(isinstance(t, type) and issubclass(t, Event) for t in types):
+        raise TypeError("on_event() takes event classes, e.g. @on_event(IndexUpdated)")
+
+    def mark(handler: Any) -> Any:
+        setattr(handler, ON_EVENT_ATTR, tuple(types))
+        return handler
+
+    return mark
+
+
+def event_handlers(module: object) -> list[tuple[str, Any, tuple[type[Event], ...]]]:
+    """(function name, handler, types) for each `@on_event` function of a plugin module."""
+    out = []
+    for name, value in vars(module).items():
+        types = getattr(value, ON_EVENT_ATTR, None) if callable(value) else None
+        if isinstance(types, tuple):
+            out.append((name, value, types))
+    return out

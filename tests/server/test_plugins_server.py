@@ -79,6 +79,22 @@ def analysis_augment(source, findings):
     ]
 """
 
+LISTENER = """
+import asyncio
+from rubberduck_jupyter.plugins import AnalysisDone, AnswerDone, on_event, plugin
+
+spec = plugin(name="listener", version="0.1", api=">=1,<2")
+SEEN = []
+
+@on_event(AnswerDone)
+async def stuck(event):
+    await asyncio.sleep(3600)  # a handler that never returns (the bus cuts it at 5 s)
+
+@on_event(AnswerDone, AnalysisDone)
+async def record(event):
+    SEEN.append((type(event).__name__, getattr(event, "engine", getattr(event, "path", ""))))
+"""
+
 
 def write(folder: Path, name: str, text: str) -> Path:
     path = folder / f"{name}.py"
@@ -94,6 +110,7 @@ def plugins_dir(tmp_path: Path) -> Path:
     write(folder, "crasher", CRASHER)
     write(folder, "nosy", NOSY)
     write(folder, "linter", LINTER)
+    write(folder, "listener", LISTENER)
     write(folder, "broken", "raise RuntimeError('no luck')\n")
     write(
         folder,
@@ -283,4 +300,27 @@ async def test_hot_reload_swaps_a_plugin_and_a_failed_reload_keeps_it(
     await eventually(removed, "greet unloaded after its file was deleted")
     frames = await _chat(ws, read_turn, "g4", "/greet Di")
     assert "`/greet` is not a command" in _answer(frames)
+    ws.close()
+
+
+async def test_plugins_get_events_in_order_and_a_stuck_handler_delays_only_itself(
+    jp_ws_fetch: Any, read_turn: Any, jp_fetch: Any, jp_serverapp: Any
+) -> None:
+    host = jp_serverapp.web_app.settings["rubberduck_jupyter"].plugins
+    seen = host.registry.get("listener").module.SEEN
+    ws = await jp_ws_fetch("rubberduck", "ws")
+    await ws.read_message()
+    for n in range(3):
+        await _chat(ws, read_turn, f"e{n}", f"/greet {n}")
+    body = json.dumps({"source": "x = 1\n"})
+    await jp_fetch("rubberduck", "api", "review", "cell", method="POST", body=body)
+
+    async def all_seen() -> bool:
+        return len(seen) == 4
+
+    await eventually(all_seen, "three answers and a review seen", timeout=5)
+    assert seen == [("AnswerDone", "greet")] * 3 + [("AnalysisDone", "cell")]
+    stats = host.bus.stats()["subscribers"]
+    assert stats["listener:record"]["delivered"] == 4
+    assert stats["listener:stuck"]["delivered"] == 0  # still on the first event
     ws.close()
