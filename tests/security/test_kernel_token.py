@@ -165,6 +165,7 @@ async def test_kernel_token_scope_is_the_documented_allowlist(
 
     reached = [
         ("GET", ("health",), None),
+        ("GET", ("plugins",), None),
         ("GET", ("models",), None),
         ("GET", ("usage",), None),
         ("GET", ("engines",), None),

@@ -160,6 +160,7 @@ async def test_configured_keys_never_appear_in_responses_or_logs(
 ) -> None:
     routes = [
         ("health",),
+        ("plugins",),
         ("models",),
         ("usage",),
         ("engines",),
