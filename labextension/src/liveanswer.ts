@@ -12,6 +12,7 @@ import {
   IDoneFrame,
   IErrorFrame,
   IHelloFrame,
+  IPluginsFrame,
   ITaskFrame,
   ServerFrame
 } from './protocol';
@@ -19,7 +20,7 @@ import {
 /** The frames that build an answer's body (done, error and task are the panel's). */
 export type AnswerFrame = Exclude<
   ServerFrame,
-  IHelloFrame | ITaskFrame | IDoneFrame | IErrorFrame
+  IHelloFrame | IPluginsFrame | ITaskFrame | IDoneFrame | IErrorFrame
 >;
 
 export class LiveAnswer {

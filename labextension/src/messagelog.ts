@@ -7,11 +7,21 @@ import { AnswerView, IAnswerServices } from './answer';
 import { errorLine, finishLine, stoppedLine, usageLine } from './answerfooter';
 import { ShownMessage, storedDone } from './chatmodel';
 import { element } from './dom';
+import type { NoticeLevel } from './plugins';
 import { ISuggestion } from './protocol';
 
 // Within this many pixels of the bottom the log follows new text; further up, the user
 // is reading something and the log stays put.
 const FOLLOW_SLACK_PX = 40;
+
+/** How MessageLog.addNotice shows a notice beyond its code and text. */
+export interface INoticeOptions {
+  /** Seconds until a retry may succeed (already said in the text). */
+  retryAfter?: number;
+  level?: 'error' | NoticeLevel;
+  /** Scroll to it only if the log was at its end. */
+  follow?: boolean;
+}
 
 export class MessageLog {
   readonly node: HTMLDivElement;
@@ -51,9 +61,11 @@ export class MessageLog {
   /**
    * A notice: the server's error frames and the panel's own (not sent, could not
    * load...), as Markdown through the answers' sanitizer. The same notice twice in a row
-   * is shown once.
+   * is shown once. `level` colours it (an error unless said otherwise); a notice that
+   * comes on its own (a plugin changed) passes `follow` so that it scrolls the log only
+   * if the user was at its end, never away from what they are reading.
    */
-  addNotice(code: string, message: string, retryAfter?: number): void {
+  addNotice(code: string, message: string, options: INoticeOptions = {}): void {
     const last = this.node.lastElementChild;
     const error = last?.querySelector('.jp-RubberDuck-error');
     if (
@@ -63,12 +75,13 @@ export class MessageLog {
       return;
     }
     const notice = errorLine(code, message);
+    notice.dataset.level = options.level ?? 'error';
     this._noticeText.set(notice, message);
-    if (retryAfter !== undefined) {
+    if (options.retryAfter !== undefined) {
       // The message already says when; this is for styling and tests.
-      notice.dataset.retryAfter = String(retryAfter);
+      notice.dataset.retryAfter = String(options.retryAfter);
     }
-    this._addMessage('notice').append(notice);
+    this._addMessage('notice', options.follow ?? false).append(notice);
   }
 
   /** A new, empty answer at the end of the log. */
@@ -156,11 +169,15 @@ export class MessageLog {
     }
   }
 
-  private _addMessage(role: 'user' | 'notice'): HTMLElement {
+  /** A new message at the end; the log scrolls to it (if `follow`, only when at the end). */
+  private _addMessage(role: 'user' | 'notice', follow = false): HTMLElement {
+    const scroll = !follow || this.isAtEnd();
     const node = element('div', 'jp-RubberDuck-message');
     node.dataset.role = role;
     this.node.append(node);
-    this.scrollToEnd();
+    if (scroll) {
+      this.scrollToEnd();
+    }
     return node;
   }
 

@@ -36,6 +36,7 @@ import { LiveAnswer } from './liveanswer';
 import { ConversationMemory } from './memory';
 import { MessageLog } from './messagelog';
 import { ModelPicker } from './modelpicker';
+import { EnginesModel, IPluginNotice } from './plugins';
 import {
   ErrorCode,
   IChatContext,
@@ -197,6 +198,8 @@ export class ChatPanel extends Widget {
     model.loadFailed.connect(this._onLoadFailed, this);
     model.loadingChanged.connect((_, busy) => this._log.setBusy(busy));
     model.totalsChanged.connect((_, totals) => this._status.showSpend(totals));
+    this._engines.enginesChanged.connect(this._onEnginesChanged, this);
+    this._engines.noticeAdded.connect(this._onPluginNotice, this);
     this._connection.stateChanged.connect(this._onStateChanged, this);
     this._connection.frameReceived.connect(this._onFrame, this);
     this._commands?.commandChanged.connect(this._updateEmpty, this);
@@ -258,7 +261,7 @@ export class ChatPanel extends Widget {
       }
     }
     // Said as the user would say it; the engine is forced, so no "/fix" is needed.
-    const engine = this._engines.find(e => e.commands.includes('/fix'));
+    const engine = this._engines.byCommand('/fix');
     const text = fixRequestText(context);
     return engine
       ? this._send(text, { notebook, context, engine: engine.name })
@@ -551,6 +554,11 @@ export class ChatPanel extends Widget {
       this._onHello(frame);
       return;
     }
+    if (frame.type === 'plugins') {
+      // Outside every turn: the answer streaming (if any) goes on untouched.
+      this._engines.apply(frame);
+      return;
+    }
     if (frame.type === 'error') {
       this._onError(frame);
       return;
@@ -576,9 +584,8 @@ export class ChatPanel extends Widget {
           `server speaks version ${frame.protocol_version}. Reload the page.`
       );
     }
-    this._engines = frame.engines;
-    this._composer.slash.setCommands(slashCommands(frame.engines));
-    this._log.refreshEngineTitles();
+    // After a reconnect, the new socket's list replaces the old one.
+    this._engines.hello(frame);
     this._picker.setModels(
       frame.models,
       frame.model.name,
@@ -586,6 +593,23 @@ export class ChatPanel extends Widget {
     );
     // The connection reported 'open' before this frame reached the picker.
     this._updateStatus();
+  }
+
+  /** The hello or a plugins frame changed the engines: the `/` list and badges follow. */
+  private _onEnginesChanged(
+    _: EnginesModel,
+    engines: readonly IEngineInfo[]
+  ): void {
+    this._composer.slash.setCommands(slashCommands(engines));
+    this._log.refreshEngineTitles();
+  }
+
+  /** A plugin changed state: say so in the log, without pulling the view down to it. */
+  private _onPluginNotice(_: EnginesModel, notice: IPluginNotice): void {
+    this._log.addNotice(notice.code, notice.message, {
+      level: notice.level,
+      follow: true
+    });
   }
 
   private _onDone(turn: LiveAnswer, frame: IDoneFrame): void {
@@ -687,7 +711,7 @@ export class ChatPanel extends Widget {
   // --- views ------------------------------------------------------------------------
 
   private _addNotice(code: string, message: string, retryAfter?: number): void {
-    this._log.addNotice(code, message, retryAfter);
+    this._log.addNotice(code, message, { retryAfter });
   }
 
   private _applySettings(
@@ -711,9 +735,9 @@ export class ChatPanel extends Widget {
   }
 
   private _engineTitle(name: string): string {
-    const engine = this._engines.find(e => e.name === name);
-    if (engine) {
-      return engine.title;
+    const title = this._engines.title(name);
+    if (title !== null) {
+      return title;
     }
     const words = name.replace(/_/g, ' ');
     return words.charAt(0).toUpperCase() + words.slice(1);
@@ -750,7 +774,8 @@ export class ChatPanel extends Widget {
   private _turn: LiveAnswer | null = null;
   /** A question waiting for the kernel's variables before it goes out. */
   private _sending = false;
-  private _engines: IEngineInfo[] = [];
+  /** The engines of the hello and plugins frames (the slash commands, badge titles). */
+  private _engines = new EnginesModel();
   private _picker: ModelPicker;
   private _newButton: HTMLButtonElement;
   private _bar: ConversationBar;

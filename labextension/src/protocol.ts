@@ -170,6 +170,43 @@ export interface IHelloFrame {
   engines: IEngineInfo[];
 }
 
+/** The states a plugin can change to at run time (protocol.md, "Outside turns"). */
+export const PluginState = {
+  /** A hot reload, or a newly added plugin, loaded: `version` is the new one. */
+  LOADED: 'loaded',
+  /** Turned off after repeated failures; `reason` says which. */
+  DISABLED: 'disabled',
+  /** A reload failed; the previous version keeps running (`reason`: "reload failed: ..."). */
+  FAILED: 'failed',
+  /** Unloaded: its file was removed, or it was refused. */
+  SKIPPED: 'skipped'
+} as const;
+
+export type PluginState = (typeof PluginState)[keyof typeof PluginState];
+
+/** Which plugin changed, to what, and why. */
+export interface IPluginChange {
+  name: string;
+  /** One of PluginState; typed as string so states added later still parse. */
+  state: string;
+  /** Empty when the server gave none. */
+  reason: string;
+  /** The plugin's version; empty when it has none (e.g. it never loaded). */
+  version: string;
+}
+
+/**
+ * Additive to v1, outside turns: a plugin's state changed at run time. `engines` replaces
+ * the hello frame's list (so the slash commands follow). No `id` and no `n`: it may
+ * arrive between the frames of an answer in flight and belongs to none of them.
+ */
+export interface IPluginsFrame {
+  type: 'plugins';
+  engines: IEngineInfo[];
+  /** Absent when only the list changed. */
+  changed?: IPluginChange;
+}
+
 /** Which engine answers the turn, and why; the first frame of every turn. */
 export interface IRouteFrame {
   type: 'route';
@@ -258,13 +295,27 @@ export interface ISuggestionTarget {
   cell_id: string | null;
 }
 
+/** How a suggestion changes its target (ISuggestion.mode). */
+export const SuggestionMode = {
+  REPLACE: 'replace',
+  INSERT_AFTER: 'insert_after',
+  INSERT_MARKDOWN_AFTER: 'insert_markdown_after'
+} as const;
+
+export type SuggestionMode =
+  (typeof SuggestionMode)[keyof typeof SuggestionMode];
+
 /** A change the user may apply, as the server stored it. */
 export interface ISuggestion {
   id: string;
   conversation_id: string | null;
   message_id: string | null;
   title: string;
-  /** "replace" the target, or "insert_after" it (a new cell below). */
+  /**
+   * A SuggestionMode: "replace" the target, "insert_after" it (a new code cell below) or
+   * "insert_markdown_after" it (a new Markdown cell below); typed as string so modes
+   * added later still parse (placement.ts refuses to apply one it does not know).
+   */
   mode: string;
   /** "proposed", "applied" or "rejected". */
   status: string;
@@ -371,6 +422,7 @@ export interface IErrorFrame {
 
 export type ServerFrame =
   | IHelloFrame
+  | IPluginsFrame
   | IRouteFrame
   | IStepFrame
   | IChunkFrame
@@ -657,6 +709,28 @@ function parseNotice(item: unknown): INotice | null {
   return { code: item.code, message: item.message };
 }
 
+function parsePluginsFrame(raw: Json): IPluginsFrame | null {
+  // Without a list, nothing would replace the hello's: an empty one would wipe the
+  // slash commands, so a frame with no `engines` array is malformed.
+  if (!Array.isArray(raw.engines)) {
+    return null;
+  }
+  const frame: IPluginsFrame = {
+    type: 'plugins',
+    engines: listOf(raw.engines, parseEngine)
+  };
+  const changed = raw.changed;
+  if (isObject(changed) && isString(changed.name) && isString(changed.state)) {
+    frame.changed = {
+      name: changed.name,
+      state: changed.state,
+      reason: stringOr(changed.reason, ''),
+      version: stringOr(changed.version, '')
+    };
+  }
+  return frame;
+}
+
 /**
  * Validate one server frame; returns null for anything malformed so a bad frame
  * can never throw inside the socket's message handler.
@@ -702,6 +776,9 @@ export function serverFrameOf(raw: unknown): ServerFrame | null {
       models: listOf(raw.models, m => (isString(m) ? m : null)),
       engines: listOf(raw.engines, parseEngine)
     };
+  }
+  if (raw.type === 'plugins') {
+    return parsePluginsFrame(raw);
   }
   if (raw.type === 'error') {
     if (!isString(raw.code) || !isString(raw.message)) {

@@ -52,7 +52,8 @@ export class ResumeTracker {
    * frame ends its tracking.
    */
   accept(frame: ServerFrame, n: number | null): boolean {
-    const id = frame.type === 'hello' ? null : frame.id;
+    // hello and plugins belong to no turn: they never touch a turn's numbering.
+    const id = 'id' in frame ? frame.id : null;
     if (frame.type === 'error' && id === null && REFUSALS.has(frame.code)) {
       this.refusedWithoutId();
     }

@@ -30,7 +30,9 @@ const BUILT_IN: ISlashCommand[] = [
 ];
 
 /** Every command of every engine, once, in the server's order, then the built-ins. */
-export function slashCommands(engines: IEngineInfo[]): ISlashCommand[] {
+export function slashCommands(
+  engines: readonly IEngineInfo[]
+): ISlashCommand[] {
   const seen = new Set<string>();
   const out: ISlashCommand[] = [];
   const add = (item: ISlashCommand): void => {

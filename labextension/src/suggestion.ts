@@ -2,10 +2,11 @@
  * A suggested change: its diff, and Apply / Reject.
  *
  * Apply goes one of two ways. When the target notebook is open, the browser holds the
- * truth (possibly unsaved), so the change is made there: the target cell's current
- * source must still hash to the suggestion's base_hash, the server records the apply
- * (re-checking that hash), and only then is the cell replaced or a cell inserted below
- * it. Otherwise the server applies it to the file on disk, with the same check.
+ * truth (possibly unsaved), so the change is made there: for a replacement the target
+ * cell's current source must still hash to the suggestion's base_hash, the server
+ * records the apply (re-checking that hash), and only then is the cell replaced or a
+ * code or Markdown cell inserted below it (placement.ts says which). Otherwise the
+ * server applies it to the file on disk, with the same check.
  */
 import type { ICellModel } from '@jupyterlab/cells';
 import type { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
@@ -15,6 +16,14 @@ import { parseUnifiedDiff, unifiedDiff } from './diff';
 import { diffView } from './diffview';
 import { button, element } from './dom';
 import { contentHash } from './hash';
+import {
+  applyLabel,
+  checksBaseHash,
+  diffLabel,
+  diffTexts,
+  placement,
+  targetLabel
+} from './placement';
 import { ISuggestion } from './protocol';
 
 /** Where an applied suggestion landed. */
@@ -45,6 +54,14 @@ export class SuggestionActions implements ISuggestionActions {
       const updated = await this._api.applySuggestion(suggestion.id);
       return { suggestion: updated ?? applied(suggestion), appliedIn: 'file' };
     }
+    const place = placement(suggestion.mode);
+    if (!place) {
+      // Applying an unknown kind of change as a replacement could overwrite the cell.
+      throw new ApiError(
+        400,
+        `This page does not know how to apply a "${suggestion.mode}" suggestion; reload the page.`
+      );
+    }
     const before = findCell(panel, suggestion);
     if (!before) {
       throw new ApiError(
@@ -54,7 +71,7 @@ export class SuggestionActions implements ISuggestionActions {
     }
     const source = before.model.sharedModel.getSource();
     const hash = await contentHash(source);
-    if (suggestion.mode !== 'insert_after' && hash !== suggestion.base_hash) {
+    if (checksBaseHash(place) && hash !== suggestion.base_hash) {
       throw new ApiError(
         409,
         'The cell changed since the suggestion was made; ask again for a fresh one.'
@@ -70,9 +87,15 @@ export class SuggestionActions implements ISuggestionActions {
       );
     }
     const cells = panel.content.model?.sharedModel;
-    if (suggestion.mode === 'insert_after' && cells) {
+    if (place.kind === 'insert') {
+      if (!cells) {
+        throw new ApiError(
+          409,
+          'The notebook closed while the suggestion was being applied; apply it by hand.'
+        );
+      }
       cells.insertCell(now.index + 1, {
-        cell_type: 'code',
+        cell_type: place.cellType,
         source: suggestion.proposed
       });
     } else {
@@ -236,23 +259,6 @@ export class SuggestionView {
   private _message: string | null = null;
 }
 
-function targetLabel(suggestion: ISuggestion): string {
-  const { path, cell_index: index } = suggestion.target;
-  const where = path ?? 'the notebook';
-  if (index === null) {
-    return where;
-  }
-  return suggestion.mode === 'insert_after'
-    ? `${where}, new cell after cell ${index}`
-    : `${where}, cell ${index}`;
-}
-
-function applyLabel(suggestion: ISuggestion): string {
-  return suggestion.mode === 'insert_after'
-    ? `Insert this code as a new cell (${targetLabel(suggestion)})`
-    : `Apply this change to ${targetLabel(suggestion)}`;
-}
-
 function failureText(error: unknown): string {
   if (error instanceof ApiError) {
     if (error.status === 409) {
@@ -266,14 +272,20 @@ function failureText(error: unknown): string {
   return `Failed: ${(error as Error)?.message ?? String(error)}`;
 }
 
-/** The change as a unified diff, coloured by line kind; text only, never HTML. */
+/**
+ * The change as a unified diff, coloured by line kind; text only, never HTML (so a new
+ * Markdown cell shows as its Markdown source). A new cell's diff is all additions.
+ */
 export function renderDiff(suggestion: ISuggestion): HTMLElement {
   const header = suggestion.diff
     .split('\n')
     .slice(0, 2)
     .filter(line => line.startsWith('---') || line.startsWith('+++'));
+  const { from, to } = diffTexts(suggestion);
   const lines =
-    unifiedDiff(suggestion.original, suggestion.proposed, header) ??
-    parseUnifiedDiff(suggestion.diff);
-  return diffView(lines, '', 'Proposed change (unified diff)');
+    unifiedDiff(from, to, header) ?? parseUnifiedDiff(suggestion.diff);
+  const pre = diffView(lines, '', diffLabel(suggestion));
+  // Shown as source, never rendered: the mode says what the lines are.
+  pre.dataset.mode = suggestion.mode;
+  return pre;
 }

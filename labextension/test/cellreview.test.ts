@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import {
   CellReviewModel,
   countBySeverity,
+  findingOrigin,
   NdjsonSplitter,
   NotebookReviewRun,
   parseCellReview,
@@ -305,4 +306,51 @@ test('NdjsonSplitter hands out whole lines only', () => {
   assert.deepEqual(split.push(':2}\n\n'), [{ b: 2 }]);
   assert.deepEqual(split.push('{"c":3}'), []);
   assert.deepEqual(split.flush(), [{ c: 3 }]);
+});
+
+test("a plugin's finding keeps its plugin's name; the server's own checks have none", () => {
+  const review = parseCellReview({
+    source_hash: 'h',
+    findings: [
+      {
+        source: 'plugin',
+        plugin: 'pandas-review',
+        code: 'PD001',
+        message: 'chained indexing',
+        line: 2,
+        severity: 'warning'
+      },
+      { source: 'plugin', code: 'PD002', message: 'no name', line: 1 },
+      { source: 'ruff', plugin: 'imposter', code: 'F401', message: 'm' }
+    ]
+  });
+  const [named, unnamed, own] = review.findings;
+  assert.equal(named.source, 'plugin');
+  assert.equal(named.plugin, 'pandas-review');
+  assert.equal(findingOrigin(named), 'pandas-review');
+  assert.equal(unnamed.plugin, undefined);
+  assert.equal(findingOrigin(unnamed), 'plugin');
+  // Only a plugin's finding names one: anything else is RubberDuck's own.
+  assert.equal(own.plugin, undefined);
+  assert.equal(findingOrigin(own), null);
+  assert.equal(
+    'plugin' in parseFinding({ code: 'F1', message: 'm', source: 'ast' })!,
+    false
+  );
+});
+
+test("a plugin's finding counts and goes stale like any other", () => {
+  const model = new CellReviewModel();
+  const finding = parseFinding({
+    source: 'plugin',
+    plugin: 'pandas-review',
+    code: 'PD001',
+    message: 'm',
+    severity: 'error'
+  })!;
+  model.setStatic('c1', 'df[a][b] = 1', 'h', [finding]);
+  assert.equal(severityCountsText(model.get('c1')!.findings), '1 error');
+  model.sourceChanged('c1', 'df.loc[a, b] = 1');
+  assert.equal(model.get('c1')!.stale, true);
+  assert.equal(model.get('c1')!.findings[0].plugin, 'pandas-review');
 });

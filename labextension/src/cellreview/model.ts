@@ -10,9 +10,14 @@ export type Severity = 'error' | 'warning' | 'info';
 
 export const SEVERITIES: readonly Severity[] = ['error', 'warning', 'info'];
 
+/** ICellFinding.source of a finding an `analysis_augment` plugin hook made. */
+export const PLUGIN_SOURCE = 'plugin';
+
 export interface ICellFinding {
-  /** "syntax", "ruff" or "ast". */
+  /** "syntax", "ruff", "ast", or PLUGIN_SOURCE ("plugin") for a plugin's finding. */
   source: string;
+  /** The plugin that made it (e.g. "pandas-review"); only with source "plugin". */
+  plugin?: string;
   /** The rule: F821, RD103, NB101... */
   code: string;
   message: string;
@@ -72,7 +77,7 @@ export function parseFinding(
   if (typeof obj.code !== 'string' || typeof obj.message !== 'string') {
     return null;
   }
-  return {
+  const finding: ICellFinding = {
     source: typeof obj.source === 'string' ? obj.source : '',
     code: obj.code,
     message: obj.message,
@@ -85,6 +90,25 @@ export function parseFinding(
     scope,
     relatedCell: integerOr(obj.related_cell, null)
   };
+  if (
+    finding.source === PLUGIN_SOURCE &&
+    typeof obj.plugin === 'string' &&
+    obj.plugin
+  ) {
+    finding.plugin = obj.plugin;
+  }
+  return finding;
+}
+
+/**
+ * Who made a finding, when it is worth saying: the plugin's name for a plugin's finding
+ * ("plugin" if the server named none), null for RubberDuck's own checks.
+ */
+export function findingOrigin(finding: ICellFinding): string | null {
+  if (finding.source !== PLUGIN_SOURCE) {
+    return null;
+  }
+  return finding.plugin ?? PLUGIN_SOURCE;
 }
 
 export interface IStaticReview {

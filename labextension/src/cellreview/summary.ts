@@ -16,7 +16,7 @@ import {
   SEVERITIES,
   severityCountsText
 } from './model';
-import { severityBadge } from './view';
+import { originTag, severityBadge } from './view';
 
 export interface ISummaryRow {
   cell: Cell;
@@ -152,6 +152,10 @@ export class NotebookReviewBar extends Widget {
           element('span', '', ` line ${finding.line}: ${finding.message} `),
           element('code', 'jp-RubberDuck-finding-code', finding.code)
         );
+        const origin = originTag(finding);
+        if (origin) {
+          line.append(' ', origin);
+        }
         details.append(line);
       }
       item.append(

@@ -15,6 +15,7 @@ import type { ISuggestion } from '../protocol';
 import type { ISuggestionActions } from '../suggestion';
 import { SuggestionView } from '../suggestion';
 import {
+  findingOrigin,
   ICellFinding,
   ICellReviewState,
   Severity,
@@ -52,6 +53,25 @@ export function severityBadge(severity: Severity): HTMLElement {
   badge.setAttribute('aria-label', SEVERITY_LABEL[severity]);
   badge.title = SEVERITY_LABEL[severity];
   return badge;
+}
+
+/**
+ * Which plugin made `finding`, as muted text to put after its rule; null for
+ * RubberDuck's own checks. A screen reader hears "found by plugin pandas-review".
+ */
+export function originTag(finding: ICellFinding): HTMLElement | null {
+  const origin = findingOrigin(finding);
+  if (origin === null) {
+    return null;
+  }
+  const tag = element('span', 'jp-RubberDuck-finding-origin');
+  tag.dataset.plugin = origin;
+  tag.title = `Found by the ${origin} plugin`;
+  tag.append(
+    element('span', 'jp-RubberDuck-srOnly', 'found by plugin '),
+    origin
+  );
+  return tag;
 }
 
 export class FindingsWidget extends Widget {
@@ -134,6 +154,10 @@ export class FindingsWidget extends Widget {
     );
     const code = element('code', 'jp-RubberDuck-finding-code', finding.code);
     row.append(severityBadge(finding.severity), line, message, code);
+    const origin = originTag(finding);
+    if (origin) {
+      row.append(origin);
+    }
     if (finding.scope === 'notebook') {
       const scope = element(
         'span',
