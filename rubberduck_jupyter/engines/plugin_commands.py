@@ -104,7 +104,10 @@ class PluginCommandEngine:
         self._run = run
         self.info = EngineInfo(
             name=engine_name(spec.name, cmd.name),
-            title=f"{cmd.name} (plugin {spec.name})",
+            # The badge on its answers: "doc plugin", or "lint (tools plugin)".
+            title=f"{spec.name} plugin"
+            if cmd.name == spec.name
+            else f"{cmd.name} ({spec.name} plugin)",
             description=cmd.help,
             commands=(f"/{cmd.name}",),
         )
