@@ -410,7 +410,7 @@ async def _where_defined(ctx, name: str) -> str:
     if "read_index" not in ctx.permissions:
         return f"`{name}` is not defined in the active cell; select the cell that defines it."
     short = re.escape(name.split(".")[-1])
-    pattern = re.compile(rf"^\s*(async\s+)?def\s+{short}\s*\(", re.M)
+    pattern = re.compile(rf"^[ \t]*(async[ \t]+)?def[ \t]+{short}[ \t]*\(", re.M)
     for hit in await ctx.search(f"def {name.split('.')[-1]}", top_k=10):
         text = str(hit.get("text") or "")
         if not pattern.search(text):
