@@ -218,7 +218,7 @@ def insert_docstring(source: str, node: FunctionNode, text: str) -> str:
 
 
 def docstring_style(source: str) -> str:
-    """"google" when the cell's docstrings use `Args:`/`Returns:`, else "numpy"."""
+    """ "google" when the cell's docstrings use `Args:`/`Returns:`, else "numpy"."""
     try:
         tree = ast.parse(mask_ipython(source)[0])
     except (SyntaxError, ValueError):
@@ -237,9 +237,7 @@ def _params(found: FoundFunction) -> list[tuple[str, str]]:
     node = found.node
     args = node.args
     ordered = [*args.posonlyargs, *args.args]
-    static = any(
-        isinstance(d, ast.Name) and d.id == "staticmethod" for d in node.decorator_list
-    )
+    static = any(isinstance(d, ast.Name) and d.id == "staticmethod" for d in node.decorator_list)
     if found.in_class and ordered and not static:
         ordered = ordered[1:]  # self / cls
     out = [(a.arg, ast.unparse(a.annotation) if a.annotation else "") for a in ordered]
@@ -353,10 +351,7 @@ def skeleton_markdown(source: str) -> str:
                         if isinstance(sub, ast.Name):
                             assigned.append(sub.id)
             elif isinstance(node, ast.Call):
-                try:
-                    calls.append(ast.unparse(node.func))
-                except (ValueError, AttributeError):
-                    pass
+                calls.append(ast.unparse(node.func))
 
     def listed(names: list[str]) -> str:
         unique = list(dict.fromkeys(names))
@@ -432,7 +427,9 @@ async def _where_defined(ctx, name: str) -> str:
     )
 
 
-@command("doc", help="Write a docstring for a function, or describe the active cell", args=["NAME?"])
+@command(
+    "doc", help="Write a docstring for a function, or describe the active cell", args=["NAME?"]
+)
 async def doc(ctx, name: str = "") -> dict | None:
     """Suggest the documented cell (or a markdown cell); returns the suggestion or None."""
     cell = ctx.active_cell
@@ -444,7 +441,9 @@ async def doc(ctx, name: str = "") -> dict | None:
     try:
         tree = ast.parse(masked)
     except SyntaxError as exc:
-        await ctx.say(f"The active cell does not parse (line {exc.lineno}: {exc.msg}); fix it first.")
+        await ctx.say(
+            f"The active cell does not parse (line {exc.lineno}: {exc.msg}); fix it first."
+        )
         return None
     functions = functions_in(tree)
     found = choose_function(functions, name, _selection_lines(cell, ctx.selection))
@@ -481,7 +480,9 @@ async def doc(ctx, name: str = "") -> dict | None:
         await ctx.say(NO_MODEL_NOTE)
     new_cell = insert_docstring(cell, node, text)
     if not parses(new_cell):
-        await ctx.say(f"The documented cell would not parse, so nothing is proposed for `{found.qualname}`.")
+        await ctx.say(
+            f"The documented cell would not parse, so nothing is proposed for `{found.qualname}`."
+        )
         return None
     verb = "Replace the docstring of" if docstring_node(node) is not None else "Add a docstring to"
     return await ctx.suggest(new_cell, title=f"{verb} `{found.qualname}`", mode="replace")

@@ -123,7 +123,9 @@ def _context_frames(context: Mapping[str, Any]) -> set[str]:
     elif isinstance(variables, list):
         for var in variables:
             if isinstance(var, Mapping) and "name" in var:
-                items.append((str(var["name"]), str(var.get("type", "")) + str(var.get("repr", ""))))
+                items.append(
+                    (str(var["name"]), str(var.get("type", "")) + str(var.get("repr", "")))
+                )
     for name, desc in items:
         if "DataFrame" in desc or "Series" in desc:
             found.add(name)
@@ -205,12 +207,18 @@ class _Review:
         frame = inner.value
         via_loc = isinstance(frame, ast.Attribute) and frame.attr == "loc"
         base = frame.value if via_loc else frame  # type: ignore[attr-defined]
-        if isinstance(base, ast.Subscript | ast.Call) or isinstance(frame, ast.Attribute) and not via_loc:
+        if isinstance(base, ast.Subscript | ast.Call) or (
+            isinstance(frame, ast.Attribute) and not via_loc
+        ):
             return
         mask = _is_mask(inner.slice, _root(base))
         if not (self.frame_like(base) or (mask and self.imports_pandas)):
             return
-        frame_src, a_src, b_src = self.text.seg(base), self.text.seg(inner.slice), self.text.seg(target.slice)
+        frame_src, a_src, b_src = (
+            self.text.seg(base),
+            self.text.seg(inner.slice),
+            self.text.seg(target.slice),
+        )
         column = isinstance(inner.slice, ast.Constant) and isinstance(inner.slice.value, str)
         replacement = None
         if via_loc or mask:
@@ -241,9 +249,7 @@ class _Review:
         func = call.func
         if not isinstance(func, ast.Attribute) or func.attr not in _INPLACE_METHODS:
             return
-        keyword = next(
-            (k for k in call.keywords if k.arg == "inplace" and _is_true(k.value)), None
-        )
+        keyword = next((k for k in call.keywords if k.arg == "inplace" and _is_true(k.value)), None)
         if keyword is None or _root(func.value) in _MODULES:
             return
         receiver = func.value
@@ -339,9 +345,7 @@ class _Review:
     def _without_keyword(self, call: ast.Call, keyword: ast.keyword) -> str:
         """The call's source with `keyword` (and one separating comma) removed."""
         call_start, call_end = self.text.span(call)
-        items = sorted(
-            [*call.args, *call.keywords], key=lambda n: (n.lineno, n.col_offset)
-        )
+        items = sorted([*call.args, *call.keywords], key=lambda n: (n.lineno, n.col_offset))
         index = items.index(keyword)
         k_start, k_end = self.text.span(keyword)
         if index > 0:

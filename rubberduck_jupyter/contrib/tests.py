@@ -55,9 +55,7 @@ def function_source(source: str, name: str) -> str | None:
                 if not isinstance(child, ast.ClassDef) and wanted in (qual, child.name):
                     start = min([child.lineno, *(d.lineno for d in child.decorator_list)])
                     lines = source.split("\n")[start - 1 : child.end_lineno]
-                    indent = min(
-                        (len(x) - len(x.lstrip()) for x in lines if x.strip()), default=0
-                    )
+                    indent = min((len(x) - len(x.lstrip()) for x in lines if x.strip()), default=0)
                     return "\n".join(x[indent:] for x in lines)
                 stack.append((child, qual + "."))
             else:

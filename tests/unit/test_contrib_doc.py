@@ -74,7 +74,8 @@ async def test_no_model_inserts_a_signature_skeleton_under_the_def() -> None:
     result, services = await _doc(cell)
     assert result["mode"] == "replace"
     assert result["code"] == (
-        "import math\n\ndef f(a: int, b=2) -> float:\n    " + SKELETON_F
+        "import math\n\ndef f(a: int, b=2) -> float:\n    "
+        + SKELETON_F
         + "\n    return a * b  # keep\n\ny = f(1)\n"
     )
     assert "with a model, RubberDuck would write the descriptions" in services.said
@@ -125,7 +126,11 @@ async def test_model_docstring_is_placed_for_each_def_shape(cell: str, expected:
     result, services = await _doc(cell, has_model=True, replies=[reply])
 
     def indented(pad: str) -> str:
-        return "\n".join((pad + x if x and i else x) for i, x in enumerate(MODEL_DOC.split("\n"))) + "\n" + pad
+        return (
+            "\n".join((pad + x if x and i else x) for i, x in enumerate(MODEL_DOC.split("\n")))
+            + "\n"
+            + pad
+        )
 
     want = expected.format(
         d8=indented("    "), d16=indented("        "), d2=indented("  "), dtab=indented("\t")
@@ -155,11 +160,11 @@ async def test_the_style_follows_existing_google_docstrings() -> None:
 async def test_a_named_function_and_the_selection_pick_the_target() -> None:
     cell = "def a():\n    pass\n\ndef b():\n    pass\n"
     named, _ = await _doc(cell, "b")
-    assert named["code"].startswith("def a():\n    pass\n\ndef b():\n    \"\"\"TODO")
+    assert named["code"].startswith('def a():\n    pass\n\ndef b():\n    """TODO')
     result, _ = await run(
         doc_plugin, "doc", context={"active_cell": cell, "selection": "def b():\n    pass"}
     )
-    assert result["code"].startswith("def a():\n    pass\n\ndef b():\n    \"\"\"TODO")
+    assert result["code"].startswith('def a():\n    pass\n\ndef b():\n    """TODO')
     first, _ = await _doc(cell)
     assert first["code"].startswith('def a():\n    """TODO')
 
@@ -225,7 +230,7 @@ async def test_an_empty_or_broken_cell_gets_a_message() -> None:
         "Add one.",
         '"""Add one."""',
         "```\nAdd one.\n```",
-        "```python\ndef f(x):\n    \"\"\"Add one.\"\"\"\n    return x + 1\n```",
+        '```python\ndef f(x):\n    """Add one."""\n    return x + 1\n```',
         "r'''Add one.'''",
     ],
 )

@@ -40,7 +40,10 @@ def _masked_parse(source: str) -> None:
             'import pandas as pd\ndata = pd.read_csv("a.csv")\ndata.loc[data.x > 0, "y"] = 1\n',
         ),
         ('df["a"][3] = 5\n', 'df.loc[3, "a"] = 5\n'),
-        ("%matplotlib inline\ndf.loc[df.a > 1]['b'] = 2\n", "%matplotlib inline\ndf.loc[df.a > 1, 'b'] = 2\n"),
+        (
+            "%matplotlib inline\ndf.loc[df.a > 1]['b'] = 2\n",
+            "%matplotlib inline\ndf.loc[df.a > 1, 'b'] = 2\n",
+        ),
         ("sales_df[sales_df['q'] < 0]['q'] += 1\n", "sales_df.loc[sales_df['q'] < 0, 'q'] += 1\n"),
     ],
 )
@@ -77,7 +80,10 @@ def test_pd001_uses_the_contexts_variables() -> None:
         ('df.drop(columns=["a"], inplace=True)\n', 'df = df.drop(columns=["a"])\n'),
         ("frame.fillna(0, inplace=True)  # note\n", "frame = frame.fillna(0)  # note\n"),
         ("df.reset_index(inplace=True)\n", "df = df.reset_index()\n"),
-        ('df["a"].fillna(\n    inplace=True,\n    value=0,\n)\n', 'df["a"] = df["a"].fillna(\n    value=0,\n)\n'),
+        (
+            'df["a"].fillna(\n    inplace=True,\n    value=0,\n)\n',
+            'df["a"] = df["a"].fillna(\n    value=0,\n)\n',
+        ),
         ("if ok:\n    t.sort_values('x', inplace=True)\n", "if ok:\n    t = t.sort_values('x')\n"),
     ],
 )
@@ -141,7 +147,7 @@ def test_pd004_apply_with_a_vectorised_equivalent(expr: str, vectorised: str) ->
         'df["a"].apply(lambda x: f(x))',
         'df["a"].apply(lambda x: x if x else 0)',
         'df["a"].apply(lambda x: x * y)',
-        'df.apply(np.sqrt, axis=1)',
+        "df.apply(np.sqrt, axis=1)",
         'df["s"].apply(lambda s: s.split(","))',
         "items.apply(lambda x: x * 2)",  # not a DataFrame-like name
         'df["a"].apply(lambda x: x + "s")',
