@@ -460,11 +460,12 @@ async def doc(ctx, name: str = "") -> dict | None:
         )
         return None
     style = docstring_style(cell)
+    matching = any(docstring_node(f.node) is not None for f in functions if f is not found)
     if ctx.has_model:
         source = ast.get_source_segment(masked, node) or ""
         prompt = (
             f"Write the docstring for the Python function `{found.qualname}` below, in {style} "
-            "style" + (" (matching the other docstrings in the cell)" if style else "") + ".\n"
+            "style" + (" (matching the other docstrings in the cell)" if matching else "") + ".\n"
             "Reply with ONLY the docstring body: no triple quotes, no code fences, no `def` "
             "line, no indentation. First line: one sentence summary ending with a period. "
             "Then the parameters and the return value (and raised exceptions if any), using "
