@@ -1,0 +1,1 @@
+"""rubberduck-hello: an example RubberDuck plugin package (see README.md)."""
