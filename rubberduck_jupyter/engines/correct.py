@@ -8,13 +8,18 @@ from .base import Turn
 
 
 async def correct_code_answer(
-    turn: Turn, answer: str, messages: list[ChatMessage], *, max_rounds: int | None = None
+    turn: Turn,
+    answer: str,
+    messages: list[ChatMessage],
+    *,
+    max_rounds: int | None = None,
+    known_names: list[str] | tuple[str, ...] = (),
 ) -> str:
     """Returns the corrected answer; when it changed, the corrected code is also shown."""
     from ..review.correction import CorrectionLoop, reprompt_text
     from ..review.static import analyze_python
 
-    known = [v.name for v in turn.context.variables]
+    known = [v.name for v in turn.context.variables] + list(known_names)
 
     def check(code: str) -> list:  # type: ignore[type-arg]
         return analyze_python(code, filename="suggestion.py", known_names=known)

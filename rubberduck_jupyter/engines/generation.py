@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from ..context.prompt import BASE_PROMPT
 from .base import EngineInfo, Turn
 from .common import CodeTarget, first_code_block, retrieve, say_no_model, sources_markdown
@@ -21,10 +19,6 @@ CODE_PROMPT = BASE_PROMPT + (
     "libraries, helper functions they already have: call them rather than rewriting "
     "them). After the block, at most three sentences on how to use it."
 )
-TESTS_PROMPT = BASE_PROMPT + (
-    " Write pytest tests for the given code: one test per behaviour, edge cases included, "
-    "in one Python block. Use only the code's public functions."
-)
 CODE_KINDS = ("function", "class", "method", "code_cell", "module")
 
 
@@ -33,14 +27,11 @@ class GenerationConversation:
         name="generation",
         title="Generate code",
         description="A plan, then code in your project's own style, checked before you run it.",
-        commands=("/generate", "/tests"),
+        commands=("/generate",),
         context_type="feature_request",
     )
 
     async def run(self, turn: Turn) -> None:
-        if turn.command == "tests":
-            await self._tests(turn)
-            return
         request = turn.text or "Write the code for the active cell's task."
         patterns = await retrieve(turn, request, kinds=CODE_KINDS, top_k=4)
         if not turn.has_model:
@@ -77,22 +68,3 @@ class GenerationConversation:
                 title="Insert the generated code",
                 mode="insert_after",
             )
-
-    async def _tests(self, turn: Turn) -> None:
-        from ..domain.actions import generate_tests
-
-        source = turn.context.selection or turn.context.active_cell or ""
-        if not source.strip():
-            await turn.answer("Select code or put the cursor in a cell to generate tests for it.")
-            return
-        if not turn.has_model:
-            await say_no_model(turn)
-            skeleton = await asyncio.to_thread(generate_tests, turn.user, source, "cell")
-            await turn.answer(
-                "A pytest skeleton from the code's signatures (fill in the expected values):"
-                f"\n\n```python\n{skeleton}\n```"
-            )
-            return
-        messages = turn.messages(TESTS_PROMPT, f"Code:\n```python\n{source}\n```")
-        call = await turn.ask(messages)
-        await correct_code_answer(turn, call.text, messages)

@@ -66,7 +66,13 @@ class TurnServices:
         call = await self.turn.ask(messages)
         if not checked:
             return call.text
-        return await correct_code_answer(self.turn, call.text, messages)
+        # Code for the active cell runs beside it (tests below it, say): what the cell
+        # defines is not an undefined name there.
+        from ..review.static import names_bound
+
+        cell = self.turn.context.active_cell or ""
+        known = sorted(await asyncio.to_thread(names_bound, cell)) if cell.strip() else []
+        return await correct_code_answer(self.turn, call.text, messages, known_names=known)
 
     async def search(self, query: str, *, top_k: int) -> list[dict[str, Any]]:
         found = await retrieve(self.turn, query, top_k=top_k)

@@ -36,7 +36,6 @@ COMMANDS: Mapping[str, str] = {
     "fix": PROBLEM_SOLVER,
     "debug": PROBLEM_SOLVER,
     "generate": GENERATION,
-    "tests": GENERATION,
     "plan": MULTI_STEP,
     "next": MULTI_STEP,
     "task": MULTI_STEP,

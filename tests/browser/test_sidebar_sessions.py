@@ -269,8 +269,8 @@ def test_slash_commands_complete_from_the_keyboard_and_the_mouse(
     )
     assert options.evaluate_all("els => els.map(e => e.dataset.command)") == [
         "/think",
-        "/tests",
         "/task",
+        "/tests",  # the tests plugin's (an entry point): plugins come after the built-ins
     ]
     assert options.nth(0).get_attribute("aria-selected") == "true"
     page.keyboard.press("ArrowDown")

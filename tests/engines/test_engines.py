@@ -176,7 +176,7 @@ async def test_problem_solver_uses_traceback_cell_and_variables(harness: Harness
 async def test_help_and_unknown_commands_never_call_the_model(harness: Harness) -> None:
     frames = await harness.chat("/help")
     text = answer_text(frames)
-    for command in ("/review", "/fix", "/generate", "/plan", "/think", "/tests"):
+    for command in ("/review", "/fix", "/generate", "/plan", "/think"):
         assert command in text
     frames = await harness.chat("/frobnicate now")
     assert "`/frobnicate` is not a command" in answer_text(frames)
@@ -202,15 +202,10 @@ async def test_without_a_model_every_engine_answers_plainly(offline: Harness) ->
     assert "JSONDecodeError" in answer_text(fix)
     assert frames_of(fix, "notice")
 
-    tests = await offline.chat(
-        "/tests", context=ChatContext(active_cell="def add(a, b):\n    return a + b\n")
-    )
-    assert "def test_add" in answer_text(tests)
-
     generate = await offline.chat("/generate a loader")
     assert "cannot write new code" in answer_text(generate)
     assert offline.fake.requests == []
-    for frames in (review, fix, tests, generate):
+    for frames in (review, fix, generate):
         assert frames[-1]["type"] == "done" and frames[-1]["model"] is None
 
 

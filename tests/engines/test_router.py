@@ -27,7 +27,7 @@ TRACEBACK = 'Traceback (most recent call last):\n  File "x.py", line 1\nKeyError
     [
         ("/review", ChatContext(), False, "analysis", "/review command"),
         ("/fix please", ChatContext(), False, "problem_solver", "/fix command"),
-        ("/tests", ChatContext(), False, "generation", "/tests command"),
+        ("/generate a loader", ChatContext(), False, "generation", "/generate command"),
         ("/plan load; clean; fit", ChatContext(), False, "multi_step", "/plan command"),
         ("/bogus do it", ChatContext(), False, "help", "unknown command /bogus"),
         (f"what does this mean?\n{TRACEBACK}", ChatContext(), False, "problem_solver", "traceback"),
