@@ -92,6 +92,10 @@ class CommandContext:
         if permission is not None and permission not in self.permissions:
             raise PermissionRefused(self.plugin, method, permission)
 
+    def can(self, permission: str) -> bool:
+        """Whether this plugin declared `permission` (to choose a path before trying it)."""
+        return permission in self.permissions
+
     @property
     def active_cell(self) -> str:
         return str(self.context.get("active_cell") or "")

@@ -101,3 +101,10 @@ async def test_arguments_are_checked_before_the_server_sees_them() -> None:
     with pytest.raises(ValueError, match="mode must be one of replace, insert_after"):
         await ctx.suggest("x = 1", mode="overwrite")
     assert services.calls == []
+
+
+def test_can_says_what_was_declared() -> None:
+    ctx = CommandContext(
+        plugin="p", permissions=frozenset({"read_index"}), services=RecordingServices()
+    )
+    assert ctx.can("read_index") and not ctx.can("call_model")
