@@ -53,6 +53,17 @@ _MAGIC_START = ("%", "!", "?")
 # -- source helpers -------------------------------------------------------------------------
 
 
+def _is_help_line(stripped: str) -> bool:
+    """`obj?` or `obj.attr??`: a name, then one or two `?` (no regex: a long line of word
+    characters made the unanchored pattern quadratic)."""
+    body = stripped.rstrip("?")
+    return (
+        1 <= len(stripped) - len(body) <= 2
+        and bool(body)
+        and all(c.isalnum() or c in "._" for c in body)
+    )
+
+
 def mask_ipython(source: str) -> tuple[str, set[int]]:
     """The source with IPython lines replaced by `pass` (same line count) and their numbers.
 
@@ -63,7 +74,7 @@ def mask_ipython(source: str) -> tuple[str, set[int]]:
     masked: set[int] = set()
     for number, line in enumerate(source.split("\n"), start=1):
         stripped = line.strip()
-        if stripped.startswith(_MAGIC_START) or re.fullmatch(r"[\w.]+\?\??", stripped):
+        if stripped.startswith(_MAGIC_START) or _is_help_line(stripped):
             indent = line[: len(line) - len(line.lstrip())]
             out.append(f"{indent}pass")
             masked.add(number)

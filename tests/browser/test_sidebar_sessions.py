@@ -288,7 +288,7 @@ def test_slash_commands_complete_from_the_keyboard_and_the_mouse(
     assert box.input_value() == "/t"
     page.keyboard.press("Enter")
     assert listbox.is_hidden()
-    assert box.input_value() == "/task "
+    assert box.input_value() == "/tests "
     assert box.get_attribute("aria-expanded") == "false"
     # Enter took the command; nothing was sent.
     assert panel.locator(".jp-RubberDuck-message").count() == 0
