@@ -117,10 +117,20 @@ def test_a_plugin_command_offers_a_markdown_cell_that_applies(
     suggestion.locator("button.jp-RubberDuck-suggestion-apply").click()
     cells.nth(2).wait_for(timeout=60_000)
     assert cells.count() == 3
-    new_cell = cells.nth(1)
-    assert "jp-MarkdownCell" in (new_cell.get_attribute("class") or "")
-    assert "What this does" in new_cell.inner_text()
-    assert "print(total)" in cells.nth(2).inner_text()
+    assert "jp-MarkdownCell" in (cells.nth(1).get_attribute("class") or "")
+    # Read from the notebook's model: a new cell's DOM may not be drawn yet.
+    model = page.evaluate(
+        """() => {
+            const panel = window.jupyterapp.shell.currentWidget;
+            const cells = panel.content.model.sharedModel.cells;
+            return cells.map(c => [c.cell_type, c.getSource()]);
+        }"""
+    )
+    assert model == [
+        ["code", "total = 1 + 1"],
+        ["markdown", "## What this does\n\nIt adds **one**."],
+        ["code", "print(total)"],
+    ]
 
 
 def test_a_failing_plugin_is_turned_off_with_a_notice_and_chat_goes_on(
