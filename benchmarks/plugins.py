@@ -38,7 +38,8 @@ from rubberduck_jupyter.domain.models import Project
 from rubberduck_jupyter.engines.registry import build_engines
 from rubberduck_jupyter.llm.config import build_models_config
 from rubberduck_jupyter.llm.service import LLMService
-from rubberduck_jupyter.plugin_host import PluginHost, PluginSettings
+from rubberduck_jupyter.plugin_host import PluginHost
+from rubberduck_jupyter.plugin_settings import PluginSettings
 from rubberduck_jupyter.plugins import hookimpl, plugin
 from rubberduck_jupyter.protocol import ChatContext, ChatRequest
 from rubberduck_jupyter.sessions.manager import SessionManager

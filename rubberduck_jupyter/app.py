@@ -30,7 +30,8 @@ from .llm.detect import DEFAULT_OLLAMA_URL, detect_ollama, ollama_config
 from .llm.ratelimit import FairRateLimiter, Limits
 from .llm.retry import RetryPolicy
 from .llm.service import LLMService, ServiceSettings
-from .plugin_host import PluginHost, plugin_settings
+from .plugin_host import PluginHost
+from .plugin_settings import plugin_settings
 from .protocol import PROTOCOL_VERSION
 from .runtime import metrics
 from .runtime.gil import favour_event_loop

@@ -282,7 +282,8 @@ def plugin_rows(config: dict[str, Any]) -> list[dict[str, Any]]:
     """The plugins list of a server started with `config`: built-ins, then discovery."""
     from .domain.preferences import Preferences
     from .engines.registry import build_engines
-    from .plugin_host import PluginHost, plugin_settings
+    from .plugin_host import PluginHost
+    from .plugin_settings import plugin_settings
 
     class _NoSave:
         async def save(self, user: Any, preferences: Preferences) -> None:

@@ -13,7 +13,8 @@ import pytest
 
 from rubberduck_jupyter.domain.preferences import Preferences
 from rubberduck_jupyter.engines.registry import build_engines
-from rubberduck_jupyter.plugin_host import PluginHost, PluginSettings, admin_policy
+from rubberduck_jupyter.plugin_host import PluginHost
+from rubberduck_jupyter.plugin_settings import PluginSettings, admin_policy
 from rubberduck_jupyter.plugins import AccessPolicy, PluginState
 from rubberduck_jupyter.plugins.discovery import PRIVATE_MODULE_PREFIX, folder_candidates
 
