@@ -313,9 +313,6 @@ class PluginHost:
     def analysis_done(self, path: str, findings: int) -> None:
         self.bus.publish(AnalysisDone(path=path, findings=findings))
 
-    def has_augmenters(self) -> bool:
-        return bool(self.registry.hooks.implementations("analysis_augment"))
-
     # -- the sidebar ----------------------------------------------------------------------
 
     def listen(self, listener: Listener) -> Callable[[], None]:
@@ -371,7 +368,7 @@ class PluginHost:
         self.bus.subscribe(self._on_disabled, types=(PluginStateChanged,), name="workers")
         self._sync_subscriptions()
         if self._pending:
-            self._spawn(self._start_isolated(), "plugins-isolated")
+            self._spawn(self.load_isolated(), "plugins-isolated")
         if self.settings.reload:
             for folder in self.settings.folders:
                 self._spawn(self._watch(folder), f"plugins-watch:{folder}")
@@ -383,9 +380,6 @@ class PluginHost:
 
     async def load_isolated(self) -> None:
         """Start the untrusted plugins found by `discover()` (start() does it in a task)."""
-        await self._start_isolated()
-
-    async def _start_isolated(self) -> None:
         pending, self._pending = self._pending, []
         for target in pending:
             await self.start_isolated(target)
