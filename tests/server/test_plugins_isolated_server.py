@@ -21,6 +21,7 @@ spec = plugin(name="guest", version="1.0", api=">=1,<2", permissions=["propose_e
 @command("guest", help="Answers from its worker")
 async def guest(ctx):
     import os
+    assert ctx.can("propose_edits") and not ctx.can("call_model")
     return f"from pid {os.getpid()}: {ctx.text or 'nothing'}"
 
 @command("peek", help="Tries the model without the permission")

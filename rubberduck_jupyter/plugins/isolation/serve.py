@@ -115,6 +115,10 @@ class WorkerContext:
         self.has_model = bool(data.get("has_model", False))
         self.user = str(data.get("user", ""))
 
+    def can(self, permission: str) -> bool:
+        """As `CommandContext.can`: a hint for the plugin; the server still checks."""
+        return permission in self.permissions
+
     @property
     def active_cell(self) -> str:
         return str(self.context.get("active_cell") or "")
