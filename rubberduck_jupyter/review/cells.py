@@ -9,6 +9,7 @@ input line, so every line number a checker reports is the line the user sees.
 from __future__ import annotations
 
 import ast
+import threading
 import re
 from dataclasses import dataclass
 
@@ -47,13 +48,21 @@ class CodeBlock:
     start_line: int = 0  # 1-based line of the document where the code starts
 
 
+# CPython 3.11 builds the Python ast objects with one recursion counter per interpreter:
+# two threads parsing at once (two notebook reviews in the thread pool) can fail with
+# "SystemError: AST constructor recursion depth mismatch" (seen in CI). Parsing is
+# milliseconds a cell, so one parse at a time costs nothing measurable.
+_PARSE_LOCK = threading.Lock()
+
+
 def parse_python(
     source: str, filename: str = "<cell>", *, top_level_await: bool = True
 ) -> ast.Module:
     """`ast.parse`, accepting the top-level `await` that IPython runs. Raises SyntaxError
     (or ValueError for null bytes) like `ast.parse`."""
     flags = ast.PyCF_ONLY_AST | (ast.PyCF_ALLOW_TOP_LEVEL_AWAIT if top_level_await else 0)
-    tree = compile(source, filename, "exec", flags=flags, dont_inherit=True)
+    with _PARSE_LOCK:
+        tree = compile(source, filename, "exec", flags=flags, dont_inherit=True)
     assert isinstance(tree, ast.Module)
     return tree
 
