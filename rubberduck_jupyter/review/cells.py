@@ -9,8 +9,8 @@ input line, so every line number a checker reports is the line the user sees.
 from __future__ import annotations
 
 import ast
-import threading
 import re
+import threading
 from dataclasses import dataclass
 
 # Cell magics whose body is Python (the first line is options, sometimes a setup statement).
