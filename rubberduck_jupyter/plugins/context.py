@@ -71,8 +71,29 @@ class Services(Protocol):
     async def suggest(self, code: str, *, title: str, mode: str) -> dict[str, Any] | None: ...
 
 
+class ContextView:
+    """What a `ctx` reads from its own data; shared by `CommandContext` and the isolation
+    worker's proxy of it (plugins/isolation/serve.py), so both answer alike."""
+
+    permissions: frozenset[str]
+    context: Mapping[str, Any]
+
+    def can(self, permission: str) -> bool:
+        """Whether this plugin declared `permission` (to choose a path before trying it; the
+        server checks again at every call)."""
+        return permission in self.permissions
+
+    @property
+    def active_cell(self) -> str:
+        return str(self.context.get("active_cell") or "")
+
+    @property
+    def selection(self) -> str:
+        return str(self.context.get("selection") or "")
+
+
 @dataclass
-class CommandContext:
+class CommandContext(ContextView):
     """The `ctx` of a command. Plain data first, then the permission-checked methods.
 
     `context` is the chat frame's context as JSON (`notebook_path`, `active_cell`,
@@ -91,18 +112,6 @@ class CommandContext:
         permission = METHOD_PERMISSIONS[method]
         if permission is not None and permission not in self.permissions:
             raise PermissionRefused(self.plugin, method, permission)
-
-    def can(self, permission: str) -> bool:
-        """Whether this plugin declared `permission` (to choose a path before trying it)."""
-        return permission in self.permissions
-
-    @property
-    def active_cell(self) -> str:
-        return str(self.context.get("active_cell") or "")
-
-    @property
-    def selection(self) -> str:
-        return str(self.context.get("selection") or "")
 
     async def say(self, markdown: str) -> None:
         self._need("say")

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..context import METHOD_PERMISSIONS
+from ..context import METHOD_PERMISSIONS, ContextView
 from ..discovery import _import_path, _private_name
 from ..hooks import HookManager
 from ..spec import PluginSpec, PluginSpecError, commands_of, validate_command, validate_spec
@@ -101,7 +101,7 @@ def _memory_kib() -> dict[str, int]:
     return out
 
 
-class WorkerContext:
+class WorkerContext(ContextView):
     """The plugin's `ctx` in the worker: CommandContext's data and methods, over the RPC."""
 
     def __init__(self, worker: Worker, call_id: int, plugin: str, data: Mapping[str, Any]) -> None:
@@ -111,21 +111,9 @@ class WorkerContext:
         self.permissions = frozenset(worker.permissions)
         self.text = str(data.get("text", ""))
         context = data.get("context")
-        self.context: Mapping[str, Any] = context if isinstance(context, dict) else {}
+        self.context = context if isinstance(context, dict) else {}
         self.has_model = bool(data.get("has_model", False))
         self.user = str(data.get("user", ""))
-
-    def can(self, permission: str) -> bool:
-        """As `CommandContext.can`: a hint for the plugin; the server still checks."""
-        return permission in self.permissions
-
-    @property
-    def active_cell(self) -> str:
-        return str(self.context.get("active_cell") or "")
-
-    @property
-    def selection(self) -> str:
-        return str(self.context.get("selection") or "")
 
     async def _rpc(self, method: str, *args: Any, **kwargs: Any) -> Any:
         assert method in METHOD_PERMISSIONS
