@@ -4,6 +4,7 @@ tests and local dev.
 Three ways to run it::
 
     python -m rubberduck_jupyter.testing.fake_llm --port 9999 [--script replies.json] [--fault drop]
+    python -m rubberduck_jupyter.testing.fake_llm --demo --port 9999   # canned, labelled
 
     server = FakeLLM(port=0)            # from async code
     await server.start(); server.base_url; await server.stop()
@@ -11,7 +12,8 @@ Three ways to run it::
     with FakeLLMThread() as fake:       # from sync code: its own event loop in a daemon thread
         fake.set_replies(["Hello!"]); fake.base_url; fake.requests
 
-Replies: each completion takes the next scripted reply, else echoes the last user message.
+Replies: each completion takes the next scripted reply, else echoes the last user message
+(or, with ``demo=True`` / ``--demo``, gives a labelled canned answer: see `demo_reply`).
 Embeddings (``POST /v1/embeddings``, OpenAI's shape): a hashed bag of words per input,
 L2-normalised, ``embedding_dim`` wide (64; a request's ``dimensions`` overrides it), so texts
 sharing words are near each other. The same faults apply (error codes, drop, stall,
@@ -165,6 +167,353 @@ def echo_reply(messages: list[Any]) -> str:
     return "Echo: "
 
 
+# -- demo mode: labelled canned answers, for a demo without keys (binder/) ----------------
+
+DEMO_LABEL = "*(demo model: canned answers, no real AI)*"
+# Visible streaming that still keeps a demo notebook quick: ~4 words per chunk, 30 ms apart.
+DEMO_CHUNK_DELAY = 0.03
+DEMO_WORDS_PER_CHUNK = 4
+# The longest piece of the user's question a default demo answer quotes.
+_DEMO_QUOTE_CHARS = 200
+
+# The engines' system prompts (engines/*.py, context/memory.py) say what a call is for.
+_CLASSIFY = "Pick the assistant mode"
+_SUMMARY = "You keep the memory of a conversation"
+_REVIEWING = "You are reviewing code"
+_ARCHITECTURE = "analysing the architecture"
+_DEBUGGING = "You are debugging"
+_PLAN_CODE = "Before writing code, plan it"
+_WRITE_CODE = "Write the code the plan describes"
+_STEPS = "Break the user's goal into"
+_STEP = "multi-step task"
+
+_EXCEPTION_LINE = re.compile(
+    r"^\s*(?:[A-Za-z_][\w.]*\.)?([A-Z]\w*(?:Error|Exception|Exit|Interrupt))\b:?[ \t]*(.*)$",
+    re.M,
+)
+_EXCEPTION_NAME = re.compile(r"\b([A-Z]\w*(?:Error|Exception))\b")
+_COMPLEX_STEP = re.compile(r"\bStep \d of 5, (\w+)\.")
+_DEF_NAME = re.compile(r"^\s*def\s+([A-Za-z_]\w*)\s*\(", re.M)
+_COLUMN = re.compile(r"""\[\s*["']([A-Za-z_]\w*)["']\s*\]""")
+_VARIABLE_LINE = re.compile(r"^- ([A-Za-z_]\w*): ([^\n—]+?)(?: — ([^\n]*))?$", re.M)
+_REVIEW_WORDS = re.compile(r"^\s*/review\b|\breview\b|\bcritique\b|\bimprove\b", re.I)
+_FIX_WORDS = re.compile(
+    r"^\s*/fix\b|\btraceback\b|\bexception\b|\berror\b|\bfix\b|\bfails?\b|\bbug\b", re.I
+)
+_GENERATE_WORDS = re.compile(
+    r"^\s*/generate\b|\b(?:write|generate|create|implement)\b.{0,40}"
+    r"\b(?:function|code|class|script|cell)\b",
+    re.I | re.S,
+)
+_INDEX_WORDS = re.compile(r"\b(?:index(?:ed|ing)?|search(?:es|ing)?|bm25|embedd\w*)\b", re.I)
+
+
+def _messages_text(messages: list[Any], role: str) -> str:
+    return "\n".join(
+        message_text(m) for m in messages if isinstance(m, dict) and m.get("role") == role
+    )
+
+
+def _last_user_text(messages: list[Any]) -> str:
+    for message in reversed(messages):
+        if isinstance(message, dict) and message.get("role") == "user":
+            return message_text(message)
+    return ""
+
+
+def _question_of(user_text: str) -> str:
+    """The user's own words: RubberDuck puts the notebook context first, then
+    "Question:" (context/prompt.py)."""
+    _, sep, question = user_text.rpartition("\nQuestion:\n")
+    return (question if sep else user_text).strip()
+
+
+def _exception_in(text: str) -> tuple[str, str] | None:
+    """(exception name, its message) from a traceback's last line, else the first
+    exception name anywhere in the text."""
+    found = [m for m in _EXCEPTION_LINE.finditer(text) if m.group(1) != "Traceback"]
+    if found:
+        return found[-1].group(1), found[-1].group(2).strip()
+    named = _EXCEPTION_NAME.search(text)
+    return (named.group(1), "") if named else None
+
+
+def demo_kind(messages: list[Any]) -> str:
+    """What a request asks for, as the demo model tells it: "classify", "summary",
+    "review", "architecture", "fix", "plan", "generate", "steps", "step", "index" or
+    "answer". The engine's system prompt decides first, then words of the question."""
+    system = _messages_text(messages, "system")
+    question = _question_of(_last_user_text(messages))
+    by_prompt = (
+        (_CLASSIFY, "classify"),
+        (_SUMMARY, "summary"),
+        (_REVIEWING, "review"),
+        (_ARCHITECTURE, "architecture"),
+        (_DEBUGGING, "fix"),
+        (_PLAN_CODE, "plan"),
+        (_WRITE_CODE, "generate"),
+        (_STEPS, "steps"),
+        (_STEP, "step"),
+    )
+    for marker, kind in by_prompt:
+        if marker in system:
+            return kind
+    # The complex engine's steps (engines/complex.py) say which step they are.
+    step = _COMPLEX_STEP.search(question)
+    if step:
+        return "generate" if step.group(1) in ("implementation", "tests") else "plan"
+    return _kind_by_words(question)
+
+
+def _kind_by_words(question: str) -> str:
+    if _REVIEW_WORDS.search(question):
+        return "review"
+    if _FIX_WORDS.search(question) or _exception_in(question):
+        return "fix"
+    if _GENERATE_WORDS.search(question):
+        return "generate"
+    if _INDEX_WORDS.search(question):
+        return "index"
+    return "answer"
+
+
+def demo_reply(messages: list[Any]) -> str:
+    """A canned answer chosen by what the request asks (see `demo_kind`), starting with
+    `DEMO_LABEL`; deterministic. Calls a person never reads (routing, memory summaries)
+    get the plain shape the engine parses."""
+    kind = demo_kind(messages)
+    user_text = _last_user_text(messages)
+    question = _question_of(user_text)
+    if kind == "classify":
+        mode = {
+            "review": "analysis",
+            "fix": "problem_solver",
+            "generate": "generation",
+        }.get(_kind_by_words(question), "simple")
+        return json.dumps({"mode": mode, "reason": "demo model: picked by keywords"})
+    if kind == "summary":
+        return "The user is trying RubberDuck's demo model (canned answers, no real AI)."
+    body = _DEMO_ANSWERS[kind](question, user_text)
+    return f"{DEMO_LABEL}\n\n{body}"
+
+
+def _demo_review(question: str, user_text: str) -> str:
+    code = user_text
+    name = _first(_DEF_NAME, code, "average_price")
+    column = _first(_COLUMN, code, "price")
+    points: list[str] = []
+    if "range(len(" in code or ".iterrows(" in code:
+        points.append(
+            "- **the loop** walks the rows one by one: slow on a large frame, and "
+            "`frame[col][i]` looks rows up by *label*, so it breaks on a filtered frame "
+            "whose index is not 0..n-1. Use one vectorised column operation."
+        )
+    if "/ len(" in code or "/len(" in code:
+        points.append(
+            "- **the division** by `len(...)` raises `ZeroDivisionError` on an empty "
+            "frame: return NaN (or raise a clear error) when there are no rows."
+        )
+    if "except:" in code:
+        points.append(
+            "- **bare `except:`** hides every error, KeyboardInterrupt included: catch "
+            "the exception you expect."
+        )
+    if "== None" in code or "!= None" in code:
+        points.append("- **`== None`**: compare with `is None`.")
+    if not points:
+        points.append(
+            "- **names and docstrings**: say what the code returns and for which input; "
+            "a real model would read the code line by line."
+        )
+    points.append(
+        "- **a quick test**: check one normal frame and one empty frame, so the edge case "
+        "stays fixed."
+    )
+    return (
+        "**Review** (the demo model only spots a few common patterns):\n\n"
+        + "\n".join(points)
+        + "\n\nAn improved version:\n\n"
+        + "```python\n"
+        f"def {name}(frame):\n"
+        f'    """Mean of the {column!r} column; NaN for an empty frame."""\n'
+        "    if frame.empty:\n"
+        '        return float("nan")\n'
+        f'    return float(frame["{column}"].mean())\n'
+        "```"
+    )
+
+
+# exception name -> (why it happens, a self-contained fix)
+_DEMO_FIXES: dict[str, tuple[str, str]] = {
+    "ZeroDivisionError": (
+        "a division whose divisor is 0: here, most likely a count or `len(...)` of an "
+        "empty selection.",
+        "def {name}(frame):\n"
+        '    """Mean of the {column!r} column; NaN for an empty frame."""\n'
+        "    if frame.empty:\n"
+        '        return float("nan")\n'
+        '    return float(frame["{column}"].mean())\n',
+    ),
+    "KeyError": (
+        "a key (a dict key or a DataFrame column) that is not there: check its spelling "
+        "and case against the keys that exist.",
+        "def get_column(frame, name):\n"
+        '    """The column `name`, matched without regard to case."""\n'
+        "    matches = [c for c in frame.columns if str(c).lower() == name.lower()]\n"
+        "    if not matches:\n"
+        '        raise KeyError(f"{{name!r}} is not a column; columns: {{list(frame.columns)}}")\n'
+        "    return frame[matches[0]]\n",
+    ),
+    "NameError": (
+        "a name used before any cell defined it (or a typo): run the cell that defines it "
+        "first, or fix the spelling.",
+        "def {name}(frame):\n"
+        '    """Defined before it is used: run this cell first."""\n'
+        '    return float(frame["{column}"].mean())\n',
+    ),
+    "TypeError": (
+        "an operation given a value of the wrong type (text where a number was expected, "
+        "or a wrong number of arguments).",
+        "def to_number(value):\n"
+        '    """A float from a number or numeric text; NaN otherwise."""\n'
+        "    try:\n"
+        "        return float(value)\n"
+        "    except (TypeError, ValueError):\n"
+        '        return float("nan")\n',
+    ),
+    "IndexError": (
+        "a position past the end of a sequence, often an off-by-one or an empty list.",
+        "def last_or_none(items):\n"
+        '    """The last item, or None when there is none."""\n'
+        "    return items[-1] if items else None\n",
+    ),
+    "AttributeError": (
+        "an attribute or method the object does not have: often a None where an object "
+        "was expected, or a method of another type.",
+        "def safe_strip(text):\n"
+        '    """Stripped text; an empty string for None."""\n'
+        '    return text.strip() if text is not None else ""\n',
+    ),
+    "ValueError": (
+        "a value of the right type but an unusable content (text that is not a number, "
+        "shapes that do not match).",
+        "def parse_int(text, default=0):\n"
+        '    """An int from text, `default` when the text is not a number."""\n'
+        "    try:\n"
+        "        return int(text)\n"
+        "    except ValueError:\n"
+        "        return default\n",
+    ),
+}
+_GENERIC_FIX = (
+    "the line named last in the traceback; read the message after the exception name.",
+    "def checked(value):\n"
+    '    """Fail early, with a message that says what was wrong."""\n'
+    "    if value is None:\n"
+    '        raise ValueError("value is missing")\n'
+    "    return value\n",
+)
+
+
+def _demo_fix(question: str, user_text: str) -> str:
+    found = _exception_in(user_text)
+    name = _first(_DEF_NAME, user_text, "average_price")
+    column = _first(_COLUMN, user_text, "price")
+    if found is None:
+        return (
+            "**Root cause**: I see no traceback in what was sent. Run the failing cell, "
+            "then `%duck fix`, so the last exception goes along.\n\n"
+            "**Fix**\n\n```python\n" + _GENERIC_FIX[1] + "```"
+        )
+    exception, message = found
+    why, code = _DEMO_FIXES.get(exception, _GENERIC_FIX)
+    said = f"`{exception}: {message}`" if message else f"`{exception}`"
+    return (
+        f"**Root cause**: the cell raised {said}. A **{exception}** means {why}\n\n"
+        "**Fix**\n\n```python\n"
+        + code.format(name=name, column=column)
+        + "```\n\n**Why this works**: the failing case is handled before it can raise."
+    )
+
+
+def _demo_generate(question: str, user_text: str) -> str:
+    return (
+        "```python\n"
+        "import pandas as pd\n\n\n"
+        "def summarize(frame: pd.DataFrame) -> pd.DataFrame:\n"
+        '    """Count, mean, min and max of every numeric column, one row per column."""\n'
+        '    numeric = frame.select_dtypes("number")\n'
+        '    return numeric.agg(["count", "mean", "min", "max"]).T\n'
+        "```\n\n"
+        "Call `summarize(df)`. (The demo model writes this same function whatever you ask.)"
+    )
+
+
+def _demo_plan(question: str, user_text: str) -> str:
+    return (
+        "1. Read the input and check its columns.\n"
+        "2. Write one small function per step, each with a docstring.\n"
+        "3. Handle the empty and missing-value cases.\n"
+        "4. Test the function on a tiny DataFrame."
+    )
+
+
+def _demo_index(question: str, user_text: str) -> str:
+    return (
+        "The project index holds your notebooks and files in chunks; `%duck search QUERY` "
+        "shows what it finds. Without an embedding model (as on Binder) it matches words "
+        "(BM25) rather than meaning, and says so."
+    )
+
+
+def _demo_architecture(question: str, user_text: str) -> str:
+    return (
+        "**Structure**: a few modules, each with one job.\n\n"
+        "- **the largest function**: split it where its comments start new steps.\n"
+        "- **tests**: start with the module that the others import."
+    )
+
+
+def _demo_answer(question: str, user_text: str) -> str:
+    quoted = question if len(question) <= _DEMO_QUOTE_CHARS else question[:_DEMO_QUOTE_CHARS] + "…"
+    quoted = "\n".join(f"> {line}" for line in quoted.splitlines() or [""])
+    variables = [
+        f"`{m.group(1)}` ({m.group(2).strip()}{', ' + m.group(3).strip() if m.group(3) else ''})"
+        for m in _VARIABLE_LINE.finditer(user_text.partition("Kernel variables:\n")[2])
+    ]
+    seen = (
+        "It was sent a description of " + ", ".join(variables[:3]) + ", so a real model "
+        "could use your names and shapes."
+        if variables
+        else "A real model would answer it from your notebook and project."
+    )
+    return f"You asked:\n\n{quoted}\n\n{seen}"
+
+
+def _first(pattern: re.Pattern[str], text: str, default: str) -> str:
+    match = pattern.search(text)
+    return match.group(1) if match else default
+
+
+_DEMO_ANSWERS = {
+    "review": _demo_review,
+    "architecture": _demo_architecture,
+    "fix": _demo_fix,
+    "plan": _demo_plan,
+    "steps": _demo_plan,
+    "step": _demo_answer,
+    "generate": _demo_generate,
+    "index": _demo_index,
+    "answer": _demo_answer,
+}
+
+
+def split_demo_reply(text: str, words: int = DEMO_WORDS_PER_CHUNK) -> list[str]:
+    """Pieces of a few words each that join back to exactly `text`."""
+    pieces = split_reply(text)
+    return ["".join(pieces[i : i + words]) for i in range(0, len(pieces), words)]
+
+
 def load_script(path: str | Path) -> tuple[list[str], list[str]]:
     """Replies and faults from a JSON file: a list of replies, or {"replies": [...],
     "faults": [...]} with both keys optional."""
@@ -213,8 +562,12 @@ class FakeLLM:
         stall_seconds: float = 30.0,
         retry_after_seconds: float = 1.0,
         embedding_dim: int = DEFAULT_DIM,
+        demo: bool = False,
     ) -> None:
+        """`demo`: unscripted completions get `demo_reply`'s labelled canned answers
+        instead of echoes, streamed a few words per chunk (`split_demo_reply`)."""
         self.host = host
+        self.demo = demo
         self.embedding_dim = embedding_dim
         self.port = port
         self.chunk_delay = chunk_delay
@@ -344,7 +697,7 @@ class FakeLLM:
         with self._lock:
             if self._replies:
                 return self._replies.popleft()
-        return echo_reply(messages)
+        return demo_reply(messages) if self.demo else echo_reply(messages)
 
     def _record(self, body: dict[str, Any], model: str | None) -> None:
         with self._lock:
@@ -659,7 +1012,7 @@ class _CompletionsHandler(_BaseHandler):
         def choice(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
             return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
 
-        pieces = split_reply(reply)
+        pieces = split_demo_reply(reply) if self.fake.demo else split_reply(reply)
         # Leave some of the reply unsent when there is more than one piece.
         partial = max(1, min(_PARTIAL_PIECES, len(pieces) - 1))
         if fault in ("stall", "drop"):
@@ -921,7 +1274,18 @@ def _parser() -> argparse.ArgumentParser:
         help='replies to give in order: a JSON list, or {"replies": [...], "faults": [...]}',
     )
     parser.add_argument("--fault", choices=FAULT_MODES, help="a fault applied to every request")
-    parser.add_argument("--chunk-delay", type=float, default=0.0, help="seconds between chunks")
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="labelled canned answers chosen by what each request asks, instead of echoes "
+        "(a demo without keys: binder/)",
+    )
+    parser.add_argument(
+        "--chunk-delay",
+        type=float,
+        default=None,
+        help=f"seconds between chunks (0; {DEMO_CHUNK_DELAY:g} with --demo)",
+    )
     parser.add_argument("--slow-first-byte-seconds", type=float, default=5.0)
     parser.add_argument("--stall-seconds", type=float, default=30.0)
     parser.add_argument("--retry-after-seconds", type=float, default=1.0)
@@ -955,11 +1319,18 @@ def main(argv: list[str] | None = None) -> int:
         args.port,
         replies=replies,
         fault=args.fault,
-        chunk_delay=args.chunk_delay,
+        chunk_delay=(
+            args.chunk_delay
+            if args.chunk_delay is not None
+            else DEMO_CHUNK_DELAY
+            if args.demo
+            else 0.0
+        ),
         slow_first_byte_seconds=args.slow_first_byte_seconds,
         stall_seconds=args.stall_seconds,
         retry_after_seconds=args.retry_after_seconds,
         embedding_dim=args.embedding_dim,
+        demo=args.demo,
     )
     fake.add_faults(faults)
     asyncio.run(_serve(fake))
