@@ -109,11 +109,11 @@ def test_an_index_question_is_answered_briefly() -> None:
 
 
 def test_another_question_is_quoted_with_the_variables_it_came_with() -> None:
-    context = "Kernel variables:\n- df: DataFrame — 4 rows × 3 columns: city, price, qty"
+    context = "Kernel variables:\n- df: DataFrame — 4 rows x 3 columns: city, price, qty"
     reply = demo_reply(_ask("Which column of df has the highest mean?", context=context))
     assert reply.startswith(DEMO_LABEL)
     assert "> Which column of df has the highest mean?" in reply
-    assert "`df` (DataFrame, 4 rows × 3 columns: city, price, qty)" in reply
+    assert "`df` (DataFrame, 4 rows x 3 columns: city, price, qty)" in reply
     assert "Kernel variables" not in reply  # the context is not quoted back
 
 
