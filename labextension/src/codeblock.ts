@@ -23,19 +23,34 @@ import { button, element } from './dom';
 export interface ICodeBlockServices {
   notebooks: INotebookTracker | null;
   languages: IEditorLanguageRegistry | null;
+  /**
+   * The cell Insert, Replace and Show diff act on (a cell output's answer gives its
+   * own cell); the current notebook's active cell when not given.
+   */
+  target?: () => ICodeBlockTarget | null;
 }
 
-/** Which actions a block offers: all of them, or Copy alone (code shown as text). */
-export type CodeBlockActions = 'all' | 'copy';
+/** A notebook and the index of the cell an action is about. */
+export interface ICodeBlockTarget {
+  panel: NotebookPanel;
+  index: number;
+}
+
+/**
+ * Which actions a block offers: all of them, Copy alone (code shown as text), or Copy
+ * and Insert below.
+ */
+export type CodeBlockActions = 'all' | 'copy' | 'insert';
 
 const NO_NOTEBOOK =
   'Open a notebook and click into a cell first: Insert and Replace work on the ' +
   "active notebook's active cell.";
 
 /** Where Insert and Replace land, or null with nothing open. */
-function activeTarget(
-  services: ICodeBlockServices
-): { panel: NotebookPanel; index: number } | null {
+function activeTarget(services: ICodeBlockServices): ICodeBlockTarget | null {
+  if (services.target) {
+    return services.target();
+  }
   const panel = services.notebooks?.currentWidget ?? null;
   const notebook = panel?.content;
   if (!panel || !notebook?.model || !notebook.activeCell) {
@@ -165,6 +180,16 @@ class CodeBlockView {
         this._copy()
       )
     ];
+    if (actions === 'insert') {
+      buttons.push(
+        this._button(
+          'insert',
+          'Insert the code as a new cell below this cell',
+          'Insert below',
+          () => this._insert()
+        )
+      );
+    }
     if (actions === 'all') {
       buttons.push(
         this._button(
@@ -240,6 +265,10 @@ class CodeBlockView {
       source: blockCode(this.code)
     });
     panel.content.activeCellIndex = index + 1;
+    const inserted = panel.content.widgets[index + 1];
+    if (inserted) {
+      void panel.content.scrollToCell(inserted);
+    }
     this._say(`Inserted as ${cellLabel(panel, index + 1)}`);
   }
 

@@ -15,6 +15,7 @@ import { DuckConnection } from './connection';
 import { cellError } from './context';
 import { FixErrorWatcher } from './fixerror';
 import { activateIndexStatus } from './indexstatus';
+import { kernelAnswerPlugin } from './kernelanswer';
 import { duckIcon } from './icon';
 import { offerAllowedModels } from './modelchoices';
 import { activateCellReview } from './cellreview';
@@ -155,4 +156,4 @@ const plugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default plugin;
+export default [plugin, kernelAnswerPlugin];

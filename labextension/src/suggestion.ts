@@ -166,9 +166,14 @@ const STATUS_TEXT: Record<string, string> = {
 export class SuggestionView {
   readonly node: HTMLElement;
 
+  /**
+   * @param blockedReason when set, Apply and Reject stay disabled with this as their
+   *   tooltip (e.g. the suggestion belongs to another server)
+   */
   constructor(
     private _suggestion: ISuggestion,
-    private readonly _actions: ISuggestionActions
+    private readonly _actions: ISuggestionActions,
+    private readonly _blockedReason: string | null = null
   ) {
     const node = element('div', 'jp-RubberDuck-suggestion');
     node.dataset.id = _suggestion.id;
@@ -237,9 +242,13 @@ export class SuggestionView {
   private _update(): void {
     const status = this._suggestion.status;
     this.node.dataset.status = status;
-    const open = status === 'proposed' && !this._busy;
+    const open = status === 'proposed' && !this._busy && !this._blockedReason;
     this._apply.disabled = !open;
     this._reject.disabled = !open;
+    if (this._blockedReason) {
+      this._apply.title = this._blockedReason;
+      this._reject.title = this._blockedReason;
+    }
     this._apply.hidden = status === 'rejected';
     this._reject.hidden = status === 'applied';
     if (this._busy) {

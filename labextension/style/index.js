@@ -3,3 +3,4 @@ import './context.css';
 import './answer.css';
 import './indexstatus.css';
 import './cellreview.css';
+import './kernelanswer.css';
