@@ -47,6 +47,7 @@ from .sessions.manager import (
     litellm_context_tokens,
 )
 from .sessions.replay import ReplayHub, ReplayLimits
+from .sessions.running import RunningTurns
 
 SERVER_URL_ENV = "RUBBERDUCK_SERVER_URL"
 
@@ -441,6 +442,7 @@ class RubberDuckApp(ExtensionApp):
         self.supervisor = Supervisor(scrub=self.redactor.text)
         self.llm = self.build_llm_service(config)
         self.open_sockets = 0
+        self.running_turns = RunningTurns()
         self.loop_lag = LoopLagMonitor()
         self.kernel_tokens = KernelTokens()
         self._ioloop = IOLoop.current()
@@ -687,7 +689,7 @@ class RubberDuckApp(ExtensionApp):
             )
 
     def initialize_handlers(self) -> None:
-        from .handlers.chat_rest import ChatStreamHandler
+        from .handlers.chat_rest import ChatCancelHandler, ChatStreamHandler
         from .handlers.chat_ws import ChatWebSocketHandler
         from .handlers.conversations import (
             ConversationExportHandler,
@@ -713,6 +715,7 @@ class RubberDuckApp(ExtensionApp):
                 (r"/rubberduck/api/models", ModelsHandler),
                 (r"/rubberduck/api/usage", UsageHandler),
                 (r"/rubberduck/api/chat", ChatStreamHandler),
+                (r"/rubberduck/api/chat/cancel", ChatCancelHandler),
                 (r"/rubberduck/api/index", IndexHandler),
                 (r"/rubberduck/api/index/search", IndexSearchHandler),
                 (r"/rubberduck/api/conversations", ConversationsHandler),

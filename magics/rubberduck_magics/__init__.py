@@ -1,9 +1,10 @@
-"""%%duck: ask RubberDuck from any IPython kernel.
+"""%%duck: the whole RubberDuck assistant from any IPython kernel.
 
-Load with `%load_ext rubberduck_magics`. Only the standard library and IPython are used, so
-this package installs into any kernel environment. The server that started the kernel
-exports RUBBERDUCK_SERVER_URL and a scoped RUBBERDUCK_KERNEL_TOKEN; elsewhere, set
-RUBBERDUCK_SERVER_URL and RUBBERDUCK_TOKEN (a Jupyter server token) yourself.
+Load with `%load_ext rubberduck_magics`; `%duck help` lists what it does. Only the standard
+library and IPython are used, so this package installs into any kernel environment. The
+server that started the kernel exports RUBBERDUCK_SERVER_URL and a scoped
+RUBBERDUCK_KERNEL_TOKEN; elsewhere, run
+`%duck connect URL --token TOKEN` (or set RUBBERDUCK_SERVER_URL and RUBBERDUCK_TOKEN).
 """
 
 from __future__ import annotations

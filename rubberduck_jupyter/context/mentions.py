@@ -97,7 +97,9 @@ def describe_variable(mention: Mention) -> Attachment:
         lines.append("columns: " + ", ".join(typed) + (f", … {more} more" if more > 0 else ""))
     elif mention.dtypes:
         lines.append("dtype: " + ", ".join(mention.dtypes[:MAX_COLUMNS_SHOWN]))
-    if mention.summary and not mention.columns:
+    # The sidebar sends a summary only where there are no columns; the magics' describer
+    # puts there what columns and dtypes do not say (index, memory, parameters).
+    if mention.summary:
         lines.append("summary: " + (REDACTED if secret else mention.summary))
     if mention.values is not None:
         if secret:

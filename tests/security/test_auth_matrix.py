@@ -53,6 +53,7 @@ BODIES: dict[tuple[str, str], str] = {
     ("/rubberduck/api/chat", "POST"): json.dumps(
         {"type": "chat", "id": "m-matrix", "conversation_id": CONVERSATION, "text": "hello"}
     ),
+    ("/rubberduck/api/chat/cancel", "POST"): json.dumps({"id": "m-not-running"}),
     # A path that does not exist: judged (400 bad_path) without starting an indexing pass.
     ("/rubberduck/api/index", "POST"): json.dumps({"paths": ["no-such-folder"]}),
     ("/rubberduck/api/conversations/{id}", "PATCH"): json.dumps({"title": "renamed"}),
