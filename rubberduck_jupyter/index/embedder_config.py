@@ -4,6 +4,8 @@
     model2vec         a static model distilled from MiniLM, cached (local, fast, weaker)
     litellm:<model>   a provider's embedding API through litellm, e.g.
                       litellm:openai/text-embedding-3-small
+    none              no embedder: keyword search (BM25) alone, with the keyword-only
+                      notice; no torch, no model (Binder; see embedder_none.py)
 
 Parsing imports nothing heavy, so a typo fails at server start; building the embedder
 imports its runtime and happens when the index is first opened, in a worker thread.
@@ -24,7 +26,9 @@ if TYPE_CHECKING:
     from .embedder import Embedder
     from .tokens import TokenCounter
 
-KINDS = ("minilm", "model2vec", "litellm")
+KINDS = ("minilm", "model2vec", "litellm", "none")
+# The kind that is the absence of an embedder: built here, not by an embedder plugin.
+NO_EMBEDDER = "none"
 DEFAULT_EMBEDDER = "minilm"
 DEFAULT_WINDOW = 256
 
@@ -62,7 +66,8 @@ class EmbedderConfig:
         kind, sep, model = self.spec.partition(":")
         if kind not in KINDS:
             raise EmbedderConfigError(
-                f"index_embedder {self.spec!r}: use 'minilm', 'model2vec' or 'litellm:<model>'"
+                f"index_embedder {self.spec!r}: use 'minilm', 'model2vec', 'litellm:<model>' "
+                "or 'none' (keyword search alone)"
             )
         if kind == "litellm" and not model.strip():
             raise EmbedderConfigError(
@@ -103,8 +108,16 @@ def build_embedder(
     `provider` builds a provider's embedder (`llm.embedder.provider_embedder`); without it
     `litellm:<model>` is refused. With `factories` (the server: the loaded embedder
     plugins, by kind), the config's kind is built by its plugin, or refused when that
-    plugin is not loaded."""
+    plugin is not loaded. `none` is no plugin's: it is always built here."""
     config.validate()
+    if config.kind == NO_EMBEDDER:
+        from .embedder_none import KeywordOnlyEmbedder
+        from .tokens import HFTokenCounter, minilm_token_counter, minilm_tokenizer_json
+
+        base = minilm_token_counter()
+        if config.window == base.window:
+            return KeywordOnlyEmbedder(base)
+        return KeywordOnlyEmbedder(HFTokenCounter(minilm_tokenizer_json(), window=config.window))
     if factories is not None:
         factory = factories().get(config.kind)
         if factory is None:

@@ -118,9 +118,12 @@ class HybridSearcher:
             try:
                 query_vector = self.embed_query(query)
             except Exception as exc:
-                if mode == "vector" or on_degraded is None:
+                # A keyword-only index (index_embedder = "none") degrades by design.
+                chosen = getattr(exc, "keyword_only", False)
+                if mode == "vector" or (on_degraded is None and not chosen):
                     raise
-                on_degraded(exc)
+                if on_degraded is not None:
+                    on_degraded(exc)
                 mode = "bm25"
         snapshot = self.store.snapshot()
         if query_vector is not None:

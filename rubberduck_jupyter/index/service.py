@@ -445,6 +445,9 @@ class IndexService:
             kinds=kinds,
             on_degraded=failures.append if fallback else None,
         )
+        if failures and getattr(failures[0], "keyword_only", False):
+            # index_embedder = "none": keywords by choice, not a failing embedder.
+            return hits, str(failures[0])
         if failures:
             self.embedder_error = _embedder_problem(failures[0])
             log.warning("RubberDuck: search fell back to keywords: %s", self.embedder_error)
