@@ -29,6 +29,7 @@ Why it is built this way:
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import inspect
 import reprlib
@@ -55,6 +56,12 @@ MAX_ITEM = 200
 MAX_ROWS = 50
 # Above this many elements (cells for a frame) no O(n) pass runs: ~1-10 ms below it.
 SCAN_LIMIT = 1_000_000
+# An index's order and uniqueness need a hash table of its labels: ~30 ms for 10^5 strings,
+# 300 ms for 10^6, so a lower limit than the vectorised passes above.
+INDEX_SCAN_LIMIT = 100_000
+# memory_usage() builds a Series over the columns: ~8 us a column (164 ms for 20,000); a
+# wider frame's memory is estimated from its dtypes' item sizes instead.
+MEMORY_USAGE_MAX_COLUMNS = 1_000
 # Keys of a dict, distinct element types of a sequence, parameters of an estimator:
 # enough to recognise the thing, few enough for one summary line.
 MAX_KEYS = 20
@@ -74,7 +81,24 @@ _MISSING: Any = object()
 # Libraries whose shape/dtype/columns accessors we know are cheap and read-only.
 _TRUSTED = frozenset({"pandas", "polars", "numpy", "torch"})
 
-_short = reprlib.Repr()
+
+class _Repr(reprlib.Repr):
+    """reprlib's bounded repr, but an object whose __repr__ raises is named by type(x):
+    reprlib's own fallback reads `x.__class__`, which a class can make a property."""
+
+    def repr_instance(self, x: Any, level: int) -> str:
+        try:
+            s = builtins.repr(x)
+        except Exception:
+            return f"<{_attempt(lambda: type(x).__qualname__, '?')} object, repr failed>"
+        if len(s) > self.maxother:
+            i = max(0, (self.maxother - 3) // 2)
+            j = max(0, self.maxother - 3 - i)
+            s = s[:i] + "..." + s[len(s) - j :]
+        return s
+
+
+_short = _Repr()
 _short.maxstring = 80
 _short.maxother = 80
 _short.maxlist = _short.maxtuple = _short.maxset = _short.maxdict = 6
@@ -140,7 +164,7 @@ def _size(n: int | float) -> str:
 
 
 def _num(x: Any) -> str:
-    if _classes(x)[0][0] == "numpy":
+    if _classes(x)[:1] == [("numpy", type(x).__name__)]:
         x = _attempt(lambda: x.item(), x)  # 5 rather than np.int64(5)
     if _is(x, float):
         return f"{float(x):.6g}"
@@ -285,7 +309,7 @@ def _pandas_index(index: Any) -> str:
         freq = _attempt(lambda: index.freqstr)
         if freq:
             text += f", freq {freq}"
-        if n <= SCAN_LIMIT:
+        if n <= INDEX_SCAN_LIMIT:
             order = _attempt(
                 lambda: (
                     "increasing"
@@ -307,7 +331,11 @@ def _label(label: object) -> str:
     return _clip(str(_attempt(lambda: str(label), "?")), 60)
 
 
-def _pandas_memory(value: Any) -> str:
+def _pandas_memory(value: Any, shape: list[int]) -> str:
+    if len(shape) == 2 and shape[1] > MEMORY_USAGE_MAX_COLUMNS:
+        # An extension dtype without an item size counts as a pointer, as deep=False does.
+        width = sum(int(getattr(t, "itemsize", 8) or 8) for t in value.dtypes)
+        return f"memory ≈ {_size(width * shape[0])} (estimated from the dtypes)"
     usage = value.memory_usage(index=True, deep=False)
     total = int(usage.sum()) if hasattr(usage, "sum") else int(usage)
     # deep=False counts an object column's pointers, not the strings they point to.
@@ -350,7 +378,7 @@ def _pandas_frame(d: _Description) -> None:
     ncols = d.shape[1] if len(d.shape) == 2 else len(d.columns)
     d.add(lambda: _columns_note(ncols))
     d.add(lambda: _pandas_index(v.index), data=True)
-    d.add(lambda: _pandas_memory(v))
+    d.add(lambda: _pandas_memory(v, d.shape))
     d.add(lambda: _pandas_nulls(v, _cells(d.shape), series=False))
     d.set_values(lambda: _pandas_text(v, d.rows))
 
@@ -361,7 +389,7 @@ def _pandas_series(d: _Description) -> None:
     d.dtypes = _attempt(lambda: [_clip(str(v.dtype), MAX_ITEM)], [])
     d.add(lambda: f"name {_repr(v.name, 80)}" if v.name is not None else "unnamed")
     d.add(lambda: _pandas_index(v.index), data=True)
-    d.add(lambda: _pandas_memory(v))
+    d.add(lambda: _pandas_memory(v, d.shape))
     d.add(lambda: _pandas_nulls(v, _cells(d.shape), series=True))
     d.set_values(lambda: _pandas_text(v, d.rows))
 
@@ -589,13 +617,30 @@ def _sklearn(d: _Description) -> None:
 # --- the standard library ----------------------------------------------------------------
 
 
-def _values_repr(rows: int) -> reprlib.Repr:
-    r = reprlib.Repr()
+def _values_repr(rows: int) -> _Repr:
+    r = _Repr()
     r.maxstring = 200
     r.maxother = 200
     r.maxlist = r.maxtuple = r.maxset = r.maxfrozenset = r.maxdeque = r.maxdict = rows
     r.maxlevel = 3
     return r
+
+
+def _first_items(v: Any, rows: int, n: int | None) -> str:
+    """A dict's or set's first `rows` items in their own order: reprlib would sort the whole
+    collection first (O(n log n) on a 10^7-key dict), and sorted is not the order made."""
+    r = _values_repr(rows)
+    level = r.maxlevel - 1
+    if _is(v, dict):
+        items = [f"{r.repr1(k, level)}: {r.repr1(x, level)}" for k, x in islice(v.items(), rows)]
+        opening, closing = "{", "}"
+    else:
+        items = [r.repr1(x, level) for x in islice(v, rows)]
+        opening, closing = ("{", "}") if _is(v, set) else ("frozenset({", "})")
+    more = (n or 0) - len(items)
+    if not items and not more:
+        return "{}" if _is(v, dict) else f"{type(v).__name__}()"
+    return opening + ", ".join(items) + (f", … {more:,} more" if more > 0 else "") + closing
 
 
 def _dict(d: _Description) -> None:
@@ -609,12 +654,16 @@ def _dict(d: _Description) -> None:
         return "; ".join(shown) + (f"; … {more} more keys" if more > 0 else "")
 
     d.add(lambda: keys() or None, data=True)
-    d.set_values(lambda: _values_repr(d.rows).repr(v))
+    d.set_values(lambda: _first_items(v, d.rows, n))
 
 
 def _kind_of(x: object) -> str:
     """A dict value's type, with its size when that is cheap to know."""
     name = _type_name(x)
+    return _attempt(lambda: _sized(x, name), name)
+
+
+def _sized(x: object, name: str) -> str:
     if _is(x, (str, bytes, list, tuple, dict, set, frozenset)):
         return f"{name} (len {len(x)})"  # type: ignore[arg-type]
     if _classes(x) and _classes(x)[0][0] in _TRUSTED and _static(x, "shape") is not _MISSING:
@@ -637,7 +686,10 @@ def _collection(d: _Description) -> None:
         return f"element types: {text}{where}"
 
     d.add(types_)
-    d.set_values(lambda: _values_repr(d.rows).repr(v))
+    if _is(v, (set, frozenset)):
+        d.set_values(lambda: _first_items(v, d.rows, n))
+    else:
+        d.set_values(lambda: _values_repr(d.rows).repr(v))
 
 
 def _text(d: _Description) -> None:
@@ -791,7 +843,8 @@ def describe_object(name: str, value: object, *, rows: int = 0) -> dict[str, obj
     `rows` > 0 adds `values`: the first `rows` rows (at most MAX_ROWS) of a table or array,
     or a bounded repr of anything else; never for a secret-looking name. Never raises.
     """
-    rows = max(0, min(int(rows), MAX_ROWS))
+    rows = max(0, min(_attempt(lambda: int(rows), 0), MAX_ROWS))
+    name = name if isinstance(name, str) else str(name)
     secret = is_secret_name(name)
     try:
         d = _Description(name, value, rows, secret)

@@ -121,6 +121,26 @@ class Hostile:
         type(self).reads += 1
         raise AttributeError(name)
 
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:  # isinstance() and reprlib's fallback would read it
+        type(self).reads += 1
+        return Hostile
+
+
+class BrokenFrame(pd.DataFrame):
+    """A DataFrame subclass whose shape, columns and repr raise: the known path is guarded too."""
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        raise RuntimeError("shape exploded")
+
+    @property  # type: ignore[override]
+    def columns(self) -> Any:
+        raise RuntimeError("columns exploded")
+
+    def __repr__(self) -> str:
+        raise RuntimeError("repr exploded")
+
 
 # --- pandas ----------------------------------------------------------------------------
 
@@ -176,6 +196,18 @@ def test_rows_gives_the_first_rows_as_text_bounded(frame: pd.DataFrame) -> None:
     assert len(out["columns"]) == MAX_MENTION_COLUMNS  # type: ignore[arg-type]
     assert f"first {MAX_MENTION_COLUMNS} of 300 columns listed" in str(out["summary"])
     parse([out])
+
+
+def test_a_multiindex_and_nullable_and_categorical_columns() -> None:
+    index = pd.MultiIndex.from_product([["a", "b"], [1, 2]], names=["key", "n"])
+    frame = pd.DataFrame(
+        {"c": pd.Categorical(["x", "y", "x", "y"]), "i": pd.array([1, None, 3, 4], dtype="Int64")},
+        index=index,
+    )
+    out = describe_object("mi", frame)
+    assert out["dtypes"] == ["category", "Int64"]
+    assert "index: MultiIndex of 2 levels ('key', 'n'), 4 entries" in str(out["summary"])
+    assert "nulls: i 1" in str(out["summary"])
 
 
 # --- polars ----------------------------------------------------------------------------
@@ -251,15 +283,32 @@ def test_huge_objects_are_described_in_bounded_time() -> None:
     # 10^8 elements (calloc'd, so cheap to make): no O(n) pass may run on them.
     huge = np.zeros((10_000, 10_000), dtype=np.uint8)
     tall = pd.DataFrame({"a": np.zeros(2_000_000), "b": np.ones(2_000_000)})
+    wide = pd.DataFrame(np.zeros((2, 20_000)))  # memory_usage() alone takes ~160 ms here
+    lookup = dict.fromkeys(range(1_000_000), 0)  # reprlib would sort all the keys
     started = time.perf_counter()
     array = describe_object("huge", huge, rows=MAX_ROWS)
     table = describe_object("tall", tall, rows=MAX_ROWS)
+    broad = describe_object("wide", wide, rows=MAX_ROWS)
+    mapping = describe_object("lookup", lookup, rows=MAX_ROWS)
     elapsed = time.perf_counter() - started
     assert elapsed < 0.5, f"{elapsed:.3f} s"
+    assert "memory ≈ 312.5 KiB (estimated from the dtypes)" in str(broad["summary"])
+    assert str(mapping["values"]).endswith(", … 999,950 more}")
     assert f"skipped (more than {SCAN_LIMIT:,} elements)" in str(array["summary"])
     assert f"nulls not counted (more than {SCAN_LIMIT:,} cells)" in str(table["summary"])
     assert len(str(array["values"])) <= MAX_MENTION_VALUES
-    parse([array, table])
+    parse([array, table, broad, mapping])
+
+
+def test_a_torch_tensor_says_shape_dtype_and_device() -> None:
+    import torch  # the embed extra's; imported here so collecting the file stays fast
+
+    out = describe_object("t", torch.ones(2, 3, requires_grad=True), rows=1)
+    assert out["type"] == "torch.Tensor"
+    assert out["shape"] == [2, 3] and out["dtypes"] == ["torch.float32"]
+    assert out["summary"] == "device cpu; memory ≈ 24 B; requires_grad"
+    assert str(out["values"]).startswith("tensor([[1., 1., 1.]]")
+    parse([out])
 
 
 # --- the standard library ---------------------------------------------------------------
@@ -272,14 +321,13 @@ def test_a_dict_lists_its_first_keys_with_their_value_types(frame: pd.DataFrame)
     summary = str(out["summary"])
     assert summary.startswith("4 keys; 'n': int; 'items': list (len 2);")
     assert "'frame': pandas.DataFrame (100 x 5); 'name': str (len 1)" in summary
-    values = str(out["values"])  # reprlib sorts the keys; a frame inside is cut to 200 chars
-    assert values.startswith("{'frame': ") and values.endswith(
-        ", 'items': [1, 2], 'n': 1, 'name': 'x'}"
-    )
-    assert len(values) < 400
+    values = str(out["values"])  # in the dict's own order; a frame inside is cut to 200 chars
+    assert values.startswith("{'n': 1, 'items': [1, 2], 'frame': ")
+    assert values.endswith(", 'name': 'x'}") and len(values) < 400
     many = describe_object("big", {i: i for i in range(1_000)}, rows=5)
     assert "… 980 more keys" in str(many["summary"])
-    assert str(many["values"]) == "{0: 0, 1: 1, 2: 2, 3: 3, 4: 4, ...}"
+    assert str(many["values"]) == "{0: 0, 1: 1, 2: 2, 3: 3, 4: 4, … 995 more}"
+    assert describe_object("e", {}, rows=5)["values"] == "{}"
 
 
 def test_lists_tuples_and_sets() -> None:
@@ -291,6 +339,9 @@ def test_lists_tuples_and_sets() -> None:
     assert long["summary"] == "len 10,000; element types: int (in the first 100)"
     assert describe_object("t", (1,))["summary"] == "len 1; element types: int"
     assert describe_object("s", {"a"})["summary"] == "len 1; element types: str"
+    mixed = describe_object("m", {3, "a"}, rows=5)  # no sort of int and str needed
+    assert mixed["values"] in ("{3, 'a'}", "{'a', 3}")
+    assert describe_object("f", frozenset(), rows=5)["values"] == "frozenset()"
 
 
 def test_strings_numbers_none_and_code_objects() -> None:
@@ -347,9 +398,16 @@ def test_an_object_whose_repr_and_properties_raise_gets_a_shorter_description() 
     out = describe_object("h", Hostile(), rows=5)
     assert out["type"] == f"{__name__}.Hostile"
     assert "shape" not in out and "columns" not in out and "dtypes" not in out
-    assert "repr" in str(out["summary"])  # reprlib's fallback: "<Hostile instance at 0x…>"
-    assert Hostile.reads == 0  # neither the dtype property nor __getattr__ ran
-    parse([out])
+    assert str(out["summary"]) == "repr <Hostile object, repr failed>"
+    assert out["values"] == "<Hostile object, repr failed>"
+    assert Hostile.reads == 0  # no property, __getattr__ or __class__ of it ran
+    broken = describe_object("b", BrokenFrame({"a": [1, 2]}), rows=2)
+    assert broken["type"] == f"{__name__}.BrokenFrame"
+    assert "shape" not in broken and "columns" not in broken
+    assert "index: RangeIndex (int64) 0..1" in str(broken["summary"])
+    assert broken["values"] == "<values not readable: RuntimeError>"
+    assert describe_object("x", [1], rows=None)["summary"] == "len 1; element types: int"  # type: ignore[arg-type]
+    parse([out, broken])
 
 
 def test_a_plain_shape_attribute_of_an_unknown_class_is_read() -> None:
