@@ -155,12 +155,13 @@ def _clip(text: str, limit: int) -> str:
 
 
 def _size(n: int | float) -> str:
-    n = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{int(n)} B" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"  # unreachable; keeps type checkers content
+    if n < 1024:
+        return f"{int(n)} B"
+    value, units = float(n) / 1024, ["KiB", "MiB", "GiB", "TiB"]
+    while value >= 1024 and len(units) > 1:
+        value /= 1024
+        units.pop(0)
+    return f"{value:.1f} {units[0]}"
 
 
 def _num(x: Any) -> str:
@@ -224,14 +225,10 @@ class _Description:
             return
         try:
             facet = fn()
+            facets = [] if facet is None else [facet] if isinstance(facet, str) else list(facet)
         except Exception:
             return
-        if facet is None:
-            return
-        if isinstance(facet, str):
-            self.parts.append(facet)
-        else:
-            self.parts.extend(facet)
+        self.parts.extend(facets)
 
     def set_values(self, fn: Callable[[], str]) -> None:
         if self.rows <= 0 or self.secret:
@@ -458,7 +455,11 @@ def _polars_lazy(d: _Description) -> None:
     else:
         d.add(lambda: "lazy: schema not resolvable without running the query")
     # The unoptimized plan is built from the query alone: it tells what the frame will do.
-    d.add(lambda: "plan: " + _clip(" ".join(str(v.explain(optimized=False)).split()), 600))
+    # Data: a filter's literals are in it.
+    d.add(
+        lambda: "plan: " + _clip(" ".join(str(v.explain(optimized=False)).split()), 600),
+        data=True,
+    )
     if d.rows > 0 and not d.secret:
         d.values = "not collected: a LazyFrame's rows are computed only by .collect()"
 
@@ -611,7 +612,8 @@ def _sklearn(d: _Description) -> None:
     d.add(lambda: _sklearn_fitted(v))
     d.add(lambda: _sklearn_params(v))
     d.add(lambda: _sklearn_learned(v), data=True)
-    d.set_values(lambda: _repr(v, MAX_VALUES))
+    # scikit-learn bounds its own repr (about 700 characters, BaseEstimator.__repr__).
+    d.set_values(lambda: repr(v))
 
 
 # --- the standard library ----------------------------------------------------------------
@@ -711,7 +713,10 @@ def _number(d: _Description) -> None:
     d.add(lambda: f"value {_repr(v, 200)}", data=True)
 
 
-def _code_object(d: _Description) -> None:
+def _code_object(d: _Description, *, trusted: bool = True) -> None:
+    """Modules, functions, methods, classes; `trusted` False for a callable object of an
+    unknown class, whose names are read only as plain attributes and whose signature is not
+    asked for (inspect.signature reads `__signature__` and `__wrapped__` through getattr)."""
     v: Any = d.value
     if _is(v, types.ModuleType):
         state = _attempt(lambda: vars(v), {}) or {}
@@ -720,9 +725,11 @@ def _code_object(d: _Description) -> None:
         return
     # Functions, methods and classes keep these as built-in slots: reading them runs no user
     # code. A callable object from _generic has them as plain instance attributes.
-    module = _attempt(lambda: v.__module__)
-    qual = _attempt(lambda: v.__qualname__)
-    if not isinstance(qual, str):
+    if trusted:
+        module, qual = _attempt(lambda: v.__module__), _attempt(lambda: v.__qualname__)
+    else:
+        module, qual = _plain(v, "__module__"), _plain(v, "__qualname__")
+    if not isinstance(qual, str) and trusted:
         qual = _attempt(lambda: v.__name__, "?")
     where = f"{module}.{qual}" if isinstance(module, str) and module else str(qual)
     if _is(v, type):
@@ -731,13 +738,15 @@ def _code_object(d: _Description) -> None:
         d.add(lambda: "bases: " + ", ".join(bases) if bases else None)
         return
     d.add(lambda: where)
-    d.add(lambda: "signature " + _clip(str(inspect.signature(v)), 300))
+    if trusted:
+        d.add(lambda: "signature " + _clip(str(inspect.signature(v)), 300))
 
 
 def _generic(d: _Description, top: str) -> None:
     v: Any = d.value
     if _is(_plain(v, "__qualname__"), str) and _static(type(v), "__call__") is not _MISSING:
-        _code_object(d)  # a callable that names itself: numpy's ufunc dispatchers, partials
+        # A callable that names itself: numpy's array-function dispatchers, a wrapper.
+        _code_object(d, trusted=top in _TRUSTED)
         return
     if top in _TRUSTED:
         # Index, Timestamp, Expr, dtype...: these libraries' shape/dtype are plain reads.
@@ -752,6 +761,10 @@ def _generic(d: _Description, top: str) -> None:
     d.add(lambda: "repr " + _repr(v, 300), data=True)
 
     def attributes() -> str | None:
+        # Only the ordinary instance dict: a class can make `__dict__` itself a property.
+        slot = _static(type(v), "__dict__")
+        if not _is(slot, (types.GetSetDescriptorType, types.MemberDescriptorType)):
+            return None
         state = vars(v)
         if not _is(state, dict) or not state:
             return None

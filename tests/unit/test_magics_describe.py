@@ -410,6 +410,26 @@ def test_an_object_whose_repr_and_properties_raise_gets_a_shorter_description() 
     parse([out, broken])
 
 
+def test_a_callable_object_of_an_unknown_class_is_named_without_running_its_code() -> None:
+    class Wrapper:
+        reads = 0
+
+        def __init__(self) -> None:
+            self.__qualname__ = "wrapped"
+            self.__module__ = "tools"
+
+        def __call__(self) -> None:
+            pass
+
+        def __getattr__(self, name: str) -> Any:  # inspect.signature would ask __signature__
+            type(self).reads += 1
+            raise AttributeError(name)
+
+    out = describe_object("w", Wrapper())
+    assert out["summary"] == "tools.wrapped"
+    assert Wrapper.reads == 0
+
+
 def test_a_plain_shape_attribute_of_an_unknown_class_is_read() -> None:
     thing = types.SimpleNamespace(shape=(3, 4), label="x")
     out = describe_object("thing", thing)
