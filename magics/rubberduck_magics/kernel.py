@@ -79,11 +79,9 @@ def names_in_code(source: str, transform: Any = None) -> list[str]:
         tree = ast.parse(code)
     except (SyntaxError, ValueError, TypeError):
         return []
-    out: list[str] = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Name) and node.id not in out:
-            out.append(node.id)
-    return out
+    found = [n for n in ast.walk(tree) if isinstance(n, ast.Name)]
+    found.sort(key=lambda n: (n.lineno, n.col_offset))
+    return list(dict.fromkeys(n.id for n in found))
 
 
 def history_cell(shell: Any, number: int) -> str | None:

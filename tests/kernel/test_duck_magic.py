@@ -81,7 +81,9 @@ async def test_braced_names_and_vars_send_precise_descriptions(
             "df = pd.DataFrame({'region': ['n', 's', 'n'], 'sales': [3.5, 1.0, 2.25]})\n"
             "limits = {'north': 3}",
         )
-        asked = await execute(kernel, "%%duck --rows 2\nWhat is the mean of sales by region in {df}")
+        asked = await execute(
+            kernel, "%%duck --rows 2\nWhat is the mean of sales by region in {df}"
+        )
         by_option = await execute(kernel, "%duck --vars limits,df --no-vars what do these hold")
         missing = await execute(kernel, "%duck --vars nope what is it")
     assert asked.error == "" and by_option.error == ""
