@@ -28,6 +28,8 @@ export interface ICodeBlockServices {
    * own cell); the current notebook's active cell when not given.
    */
   target?: () => ICodeBlockTarget | null;
+  /** What a click says when `target` finds no cell. */
+  noTarget?: string;
 }
 
 /** A notebook and the index of the cell an action is about. */
@@ -255,7 +257,7 @@ class CodeBlockView {
   private _insert(): void {
     const target = activeTarget(this._services);
     if (!target) {
-      this._say(NO_NOTEBOOK, 'error');
+      this._say(this._services.noTarget ?? NO_NOTEBOOK, 'error');
       return;
     }
     const { panel, index } = target;
@@ -275,7 +277,7 @@ class CodeBlockView {
   private _replace(): void {
     const target = activeTarget(this._services);
     if (!target) {
-      this._say(NO_NOTEBOOK, 'error');
+      this._say(this._services.noTarget ?? NO_NOTEBOOK, 'error');
       return;
     }
     const { panel, index } = target;
@@ -304,7 +306,7 @@ class CodeBlockView {
   private _showDiff(): void {
     const target = activeTarget(this._services);
     if (!target) {
-      this._say(NO_NOTEBOOK, 'error');
+      this._say(this._services.noTarget ?? NO_NOTEBOOK, 'error');
       return;
     }
     const { panel, index } = target;

@@ -70,7 +70,10 @@ export class KernelAnswerRenderer
     this._codeBlocks = {
       notebooks: _services.notebooks,
       languages: _services.languages,
-      target: () => this._ownCell()
+      target: () => this._ownCell(),
+      noTarget:
+        'Insert below works on an answer in an open notebook; this one is not in ' +
+        'one. Copy the code instead.'
     };
     this._title = element('div', 'jp-RubberDuck-kernelAnswer-title');
     this._notices = element('div', 'jp-RubberDuck-notices');
