@@ -196,6 +196,13 @@ _COMPLEX_STEP = re.compile(r"\bStep \d of 5, (\w+)\.")
 _DEF_NAME = re.compile(r"^\s*def\s+([A-Za-z_]\w*)\s*\(", re.M)
 _COLUMN = re.compile(r"""\[\s*["']([A-Za-z_]\w*)["']\s*\]""")
 _VARIABLE_LINE = re.compile(r"^- ([A-Za-z_]\w*): ([^\n—]+?)(?: — ([^\n]*))?$", re.M)
+# A variable attached with {name} or @name (context/mentions.py), with its shape and columns.
+_ATTACHED = re.compile(
+    r"^\[@[\w:]+\] Kernel variable `([A-Za-z_]\w*)`: ([^\n]+)"
+    r"((?:\n(?:shape|columns|dtype): [^\n]*)*)",
+    re.M,
+)
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _REVIEW_WORDS = re.compile(r"^\s*/review\b|\breview\b|\bcritique\b|\bimprove\b", re.I)
 _FIX_WORDS = re.compile(
     r"^\s*/fix\b|\btraceback\b|\bexception\b|\berror\b|\bfix\b|\bfails?\b|\bbug\b", re.I
@@ -231,6 +238,7 @@ def _question_of(user_text: str) -> str:
 def _exception_in(text: str) -> tuple[str, str] | None:
     """(exception name, its message) from a traceback's last line, else the first
     exception name anywhere in the text."""
+    text = _ANSI.sub("", text)
     found = [m for m in _EXCEPTION_LINE.finditer(text) if m.group(1) != "Traceback"]
     if found:
         return found[-1].group(1), found[-1].group(2).strip()
@@ -474,13 +482,25 @@ def _demo_architecture(question: str, user_text: str) -> str:
     )
 
 
+def _described_variables(user_text: str) -> list[str]:
+    """The kernel variables a request describes, each as "`name` (what it is)": attached
+    ones ({name}, @name) first, then the summary of the kernel's variables."""
+    out: dict[str, str] = {}
+    for m in _ATTACHED.finditer(user_text):
+        details = [m.group(2).strip(), *m.group(3).strip().splitlines()]
+        out.setdefault(m.group(1), "; ".join(details))
+    listed = user_text.partition("Kernel variables:\n")[2]
+    for m in _VARIABLE_LINE.finditer(listed):
+        summary = f", {m.group(3).strip()}" if m.group(3) else ""
+        out.setdefault(m.group(1), m.group(2).strip() + summary)
+    return [f"`{name}` ({what})" for name, what in out.items()]
+
+
 def _demo_answer(question: str, user_text: str) -> str:
-    quoted = question if len(question) <= _DEMO_QUOTE_CHARS else question[:_DEMO_QUOTE_CHARS] + "…"
-    quoted = "\n".join(f"> {line}" for line in quoted.splitlines() or [""])
-    variables = [
-        f"`{m.group(1)}` ({m.group(2).strip()}{', ' + m.group(3).strip() if m.group(3) else ''})"
-        for m in _VARIABLE_LINE.finditer(user_text.partition("Kernel variables:\n")[2])
-    ]
+    if len(question) > _DEMO_QUOTE_CHARS:
+        question = question[:_DEMO_QUOTE_CHARS] + "…"
+    quoted = "\n".join(f"> {line}" for line in question.splitlines() or [""])
+    variables = _described_variables(user_text)
     seen = (
         "It was sent a description of " + ", ".join(variables[:3]) + ", so a real model "
         "could use your names and shapes."

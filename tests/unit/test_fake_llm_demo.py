@@ -117,6 +117,22 @@ def test_another_question_is_quoted_with_the_variables_it_came_with() -> None:
     assert "Kernel variables" not in reply  # the context is not quoted back
 
 
+def test_an_attached_variable_is_named_with_its_shape_and_columns() -> None:
+    context = (
+        "Attached by the user with @ (each item starts with its label):\n\n"
+        "[@df] Kernel variable `df`: DataFrame\nshape: (4, 3)\n"
+        "columns: city (object), price (float64), qty (int64)\nsummary: RangeIndex"
+    )
+    reply = demo_reply(_ask("What is in {df}?", context=context))
+    assert "`df` (DataFrame; shape: (4, 3); columns: city (object), price (float64)" in reply
+
+
+def test_a_coloured_traceback_still_names_its_exception() -> None:
+    error = "Traceback:\n\x1b[0;31mKeyError\x1b[0m: 'Price'\n"
+    reply = demo_reply(_ask("Explain and fix this error: KeyError", context=error))
+    assert "`KeyError: 'Price'`" in reply
+
+
 def test_routing_calls_get_the_json_the_router_parses() -> None:
     for question, mode in (
         ("please review my loop", "analysis"),
