@@ -170,7 +170,7 @@ def configure(config: Any) -> None:
     config.RubberDuckApp.default_model = DEMO_MODEL_NAME
     # The demo's own folder is indexed at start, so `%duck search` has something to find.
     if str(HERE) not in sys.path:
-        sys.path.insert(0, str(HERE))
+        sys.path.append(str(HERE))  # last: binder/ shadows no installed module
     extensions = dict(config.ServerApp.get("jpserver_extensions", {}))
     extensions.setdefault("rubberduck_jupyter", True)
     extensions[DEMO_EXTENSION] = True
