@@ -187,8 +187,11 @@ _WRITE_CODE = "Write the code the plan describes"
 _STEPS = "Break the user's goal into"
 _STEP = "multi-step task"
 
+# A traceback's last line: `ZeroDivisionError: division by zero`, `pkg.mod.QuotaError: ...`
+# or a bare `KeyboardInterrupt` (not `raise ValueError(...)` quoted from the source).
 _EXCEPTION_LINE = re.compile(
-    r"^\s*(?:[A-Za-z_][\w.]*\.)?([A-Z]\w*(?:Error|Exception|Exit|Interrupt))\b:?[ \t]*(.*)$",
+    r"^[ \t]*(?:[A-Za-z_][\w.]*\.)?([A-Z]\w*(?:Error|Exception|Exit|Interrupt))"
+    r"(?::[ \t]*(.*))?$",
     re.M,
 )
 _EXCEPTION_NAME = re.compile(r"\b([A-Z]\w*(?:Error|Exception))\b")
@@ -239,9 +242,9 @@ def _exception_in(text: str) -> tuple[str, str] | None:
     """(exception name, its message) from a traceback's last line, else the first
     exception name anywhere in the text."""
     text = _ANSI.sub("", text)
-    found = [m for m in _EXCEPTION_LINE.finditer(text) if m.group(1) != "Traceback"]
+    found = list(_EXCEPTION_LINE.finditer(text))
     if found:
-        return found[-1].group(1), found[-1].group(2).strip()
+        return found[-1].group(1), (found[-1].group(2) or "").strip()
     named = _EXCEPTION_NAME.search(text)
     return (named.group(1), "") if named else None
 

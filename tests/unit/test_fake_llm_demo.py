@@ -91,6 +91,21 @@ def test_a_fix_names_other_exceptions_too() -> None:
     assert "QuotaExceededError" in reply and _python_blocks(reply)
 
 
+def test_the_exception_is_the_tracebacks_last_line_not_a_raise_in_the_source() -> None:
+    error = (
+        "Traceback (most recent call last):\n"
+        '  File "x.py", line 2, in check\n'
+        '    raise ValueError("bad input")\n'
+        "ValueError: bad input\n"
+    )
+    source = 'def check(x):\n    raise TypeError("never this one")\n'
+    context = f"Active cell:\n```python\n{source}```\n\nLast error:\n```\n{error}```"
+    reply = demo_reply(_ask("fix", system=SOLVER_PROMPT, context=context))
+    assert "`ValueError: bad input`" in reply and "TypeError" not in reply
+    bare = demo_reply(_ask("fix", system=SOLVER_PROMPT, context="Traceback:\nKeyboardInterrupt"))
+    assert "`KeyboardInterrupt`" in bare
+
+
 def test_a_generate_request_gets_a_python_block() -> None:
     for messages in (
         _ask("a summary table", system=CODE_PROMPT),
