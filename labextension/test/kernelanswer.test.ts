@@ -5,6 +5,7 @@ import {
   FOREIGN_SERVER,
   isSameServer,
   KernelAnswerModel,
+  noticeAction,
   parseKernelAnswer
 } from '../src/kernelanswer/model';
 
@@ -248,4 +249,15 @@ test('an unreadable update replaces the answer and says why', () => {
   assert.equal(model.unreadable, 'invalid');
   model.update(bundle());
   assert.equal(model.unreadable, null);
+});
+
+test("a notice's button comes from its code, for this server's answers only", () => {
+  assert.deepEqual(noticeAction('no_index', true), {
+    command: 'rubberduck:index-project',
+    label: 'Index this project'
+  });
+  assert.equal(noticeAction('no_index', false), undefined);
+  assert.equal(noticeAction('no_model', true), undefined);
+  assert.equal(noticeAction('__proto__', true), undefined);
+  assert.equal(noticeAction('toString', true), undefined);
 });

@@ -150,7 +150,8 @@ def test_an_answer_streams_in_place_then_inserts_copies_and_cites(
 ) -> None:
     (lab_server.root / "helper.py").write_text(HELPER)
     done = (
-        "update_display(answer('done', DONE, model='openai/fake-model', engine='analysis'),"
+        "update_display(answer('done', DONE, model='openai/fake-model', engine='analysis',"
+        " notices=[{'code': 'no_index', 'message': 'This project has no index yet.'}]),"
         " raw=True, display_id='rd-1')"
     )
     write_notebook(
@@ -215,6 +216,9 @@ def test_an_answer_streams_in_place_then_inserts_copies_and_cites(
     assert answer.locator(".jp-RubberDuck-kernelAnswer-stop").is_hidden()
     assert step.evaluate("el => el.open")
     step.locator("summary").click()
+    # The notice's button is the page's own command for its code.
+    notice = answer.locator(".jp-RubberDuck-info[data-code='no_index']")
+    assert notice.get_by_role("button", name="Index this project").is_visible()
     status = answer.locator(".jp-RubberDuck-kernelAnswer-status")
     assert status.inner_text() == "openai/fake-model · analysis engine"
     code = answer.locator(".jp-RubberDuck-codeblock pre code")
@@ -262,7 +266,9 @@ def test_a_foreign_answer_cannot_be_stopped_and_bad_bundles_render_as_text(
         "odd.ipynb",
         [
             setup
-            + "display(answer('streaming', 'From **elsewhere**'), raw=True, display_id='f')\n"
+            + "display(answer('streaming', 'From **elsewhere**', notices=[{'code': 'no_index',"
+            " 'message': 'No index.', 'action': {'command': 'help:about', 'label': 'Index'}}]),"
+            " raw=True, display_id='f')\n"
             + "display(answer('streaming', 'Future', version=99), raw=True, display_id='v')\n"
             + "display(answer('done', 42), raw=True, display_id='n')\n"
             + "display(answer('error', '', error={'code': 'rate_limited',"
@@ -288,6 +294,9 @@ def test_a_foreign_answer_cannot_be_stopped_and_bad_bundles_render_as_text(
     assert stop.is_visible() and stop.is_disabled()
     assert "another RubberDuck server" in (stop.get_attribute("title") or "")
     stop.click(force=True)
+    # No button on another server's notice, and never one the bundle names.
+    assert foreign.locator(".jp-RubberDuck-info[data-code='no_index']").is_visible()
+    assert foreign.locator(".jp-RubberDuck-info button").count() == 0
 
     note = newer.locator(".jp-RubberDuck-kernelAnswer-note")
     assert "needs a newer extension" in note.inner_text()

@@ -252,6 +252,25 @@ export function isSameServer(
   }
 }
 
+/**
+ * The button a notice offers, by its code, as the server's protocol.py NOTICE_ACTIONS
+ * gives it; the bundle's own fields are never taken for a command to run.
+ */
+const NOTICE_ACTIONS: Record<string, { command: string; label: string }> = {
+  no_index: { command: 'rubberduck:index-project', label: 'Index this project' }
+};
+
+/** A notice's action for its code, or undefined; only for this server's answers. */
+export function noticeAction(
+  code: string,
+  fromThisServer: boolean
+): { command: string; label: string } | undefined {
+  return fromThisServer &&
+    Object.prototype.hasOwnProperty.call(NOTICE_ACTIONS, code)
+    ? { ...NOTICE_ACTIONS[code] }
+    : undefined;
+}
+
 export const FOREIGN_SERVER =
   'This answer came from another RubberDuck server than the one this page uses; ' +
   'stopping it or applying its suggestions works only from that server.';

@@ -26,6 +26,7 @@ import {
   ICodeBlockTarget
 } from '../codeblock';
 import { button, element } from '../dom';
+import { renderNoticeAction } from '../indexstatus/notice';
 import { renderAnswerMarkdown, renderMarkdownInto } from '../markdown';
 import type { ICitation } from '../protocol';
 import { ISuggestionActions, SuggestionView } from '../suggestion';
@@ -34,7 +35,8 @@ import {
   IKernelAnswerStep,
   KERNEL_ANSWER_MIME,
   KernelAnswerModel,
-  NEEDS_NEWER
+  NEEDS_NEWER,
+  noticeAction
 } from './model';
 
 /** What the renderer needs from the lab; all of it optional but the server settings. */
@@ -185,7 +187,8 @@ export class KernelAnswerRenderer
   }
 
   private _drawNotices(answer: IKernelAnswer): void {
-    const key = JSON.stringify(answer.notices);
+    const here = this._model.fromThisServer;
+    const key = `${here}|${JSON.stringify(answer.notices)}`;
     if (key === this._noticesKey) {
       return;
     }
@@ -200,6 +203,12 @@ export class KernelAnswerRenderer
         banner.dataset.code = notice.code;
         banner.setAttribute('role', 'note');
         enhanceCodeBlocks(banner, this._codeBlocks, { actions: 'copy' });
+        // The action comes from the notice's code (e.g. "Index this project"), never
+        // from the bundle: a kernel cannot pick a command for the page to run.
+        renderNoticeAction(banner, {
+          ...notice,
+          action: noticeAction(notice.code, here)
+        });
         return banner;
       })
     );
