@@ -22,10 +22,11 @@ MIME = "application/vnd.rubberduck.answer.v1+json"
 ANSWER = ".jp-RubberDuck-kernelAnswer"
 CODE = "rows = load('sales.csv')\nprint(len(rows))"
 PARTIAL = "Reading the **error** so far"
-DONE = (
+MORE = (
     "The frame is empty because `load` skips the header [1]. Count the rows:\n\n"
-    f"```python\n{CODE}\n```\n\nThen check the *header* line."
+    f"```python\n{CODE}\n```"
 )
+DONE = f"{MORE}\n\nThen check the *header* line."
 HELPER = "def load(path):\n    with open(path) as handle:\n        return handle.readlines()[1:]\n"
 # ServerConnection adds a cache-busting query.
 CANCEL = re.compile(r"/rubberduck/api/chat/cancel(\?\d*)?$")
@@ -161,6 +162,7 @@ def test_an_answer_streams_in_place_then_inserts_copies_and_cites(
             setup_cell(lab_server.url)
             + f"DONE = {DONE!r}\n"
             + f"display(answer('streaming', {PARTIAL!r}), raw=True, display_id='rd-1');",
+            f"update_display(answer('streaming', {MORE!r}), raw=True, display_id='rd-1')",
             done,
             "print('after')",
         ],
@@ -207,6 +209,9 @@ def test_an_answer_streams_in_place_then_inserts_copies_and_cites(
     # The update replaces the answer in the same renderer.
     run_cell(page, notebook, 1, 2)
     answer.locator(".jp-RubberDuck-codeblock").wait_for()
+    # Blocks that did not change are kept as they are (their buttons, focus, "Copied").
+    answer.locator(".jp-RubberDuck-codeblock").evaluate("el => { el.__kept = true; }")
+    run_cell(page, notebook, 2, 3)
     page.wait_for_function("el => el.dataset.status === 'done'", arg=answer.element_handle())
     assert first.locator(ANSWER).count() == 1
     assert notebook.locator(ANSWER).count() == 1
@@ -221,6 +226,7 @@ def test_an_answer_streams_in_place_then_inserts_copies_and_cites(
     assert notice.get_by_role("button", name="Index this project").is_visible()
     status = answer.locator(".jp-RubberDuck-kernelAnswer-status")
     assert status.inner_text() == "openai/fake-model · analysis engine"
+    assert answer.locator(".jp-RubberDuck-codeblock").evaluate("el => el.__kept === true")
     code = answer.locator(".jp-RubberDuck-codeblock pre code")
     assert code.inner_text().rstrip("\n") == CODE
     # Highlighted once done (the token spans keep the text).
@@ -228,21 +234,21 @@ def test_an_answer_streams_in_place_then_inserts_copies_and_cites(
     themes(page, screenshot, answer, "done")
 
     # Insert below: a new code cell right after the answer's cell, active.
-    cells.nth(2).locator(".jp-InputArea").click()  # another cell active: the target is ours
+    cells.nth(3).locator(".jp-InputArea").click()  # another cell active: the target is ours
     answer.get_by_role(
         "button", name="Insert code block 1 (python) as a new cell below this cell"
     ).click()
     page.wait_for_function(
-        "() => window.jupyterapp.shell.currentWidget.content.model.cells.length === 4"
+        "() => window.jupyterapp.shell.currentWidget.content.model.cells.length === 5"
     )
     sources = page.evaluate(SOURCES)
-    assert sources[1] == CODE and sources[2].startswith("update_display") and len(sources) == 4
+    assert sources[1] == CODE and sources[2].startswith("update_display") and len(sources) == 5
     assert page.evaluate("() => window.jupyterapp.shell.currentWidget.content.activeCellIndex") == 1
     # One undo in command mode takes it back, as for any edit.
     page.keyboard.press("Escape")
     page.keyboard.press("z")
     page.wait_for_function(
-        "() => window.jupyterapp.shell.currentWidget.content.model.cells.length === 3"
+        "() => window.jupyterapp.shell.currentWidget.content.model.cells.length === 4"
     )
 
     # Copy: the clipboard has exactly the code; the block says so.
