@@ -308,21 +308,47 @@ def demo_reply(messages: list[Any]) -> str:
     return f"{DEMO_LABEL}\n\n{body}"
 
 
+_MUTABLE_DEFAULT = re.compile(r"def\s+\w+\s*\([^)]*=\s*(?:\[\s*\]|\{\s*\}|list\(\)|dict\(\))")
+
+
 def _demo_review(question: str, user_text: str) -> str:
     code = user_text
     name = _first(_DEF_NAME, code, "average_price")
     column = _first(_COLUMN, code, "price")
     points: list[str] = []
-    if "range(len(" in code or ".iterrows(" in code:
+    fixes: list[str] = []
+    rows = "range(len(" in code or ".iterrows(" in code
+    divides = "/ len(" in code or "/len(" in code
+    if rows:
         points.append(
             "- **the loop** walks the rows one by one: slow on a large frame, and "
             "`frame[col][i]` looks rows up by *label*, so it breaks on a filtered frame "
             "whose index is not 0..n-1. Use one vectorised column operation."
         )
-    if "/ len(" in code or "/len(" in code:
+    if divides:
         points.append(
             "- **the division** by `len(...)` raises `ZeroDivisionError` on an empty "
             "frame: return NaN (or raise a clear error) when there are no rows."
+        )
+    if rows or divides:
+        fixes.append(
+            f"def {name}(frame):\n"
+            f'    """Mean of the {column!r} column; NaN for an empty frame."""\n'
+            "    if frame.empty:\n"
+            '        return float("nan")\n'
+            f'    return float(frame["{column}"].mean())\n'
+        )
+    if _MUTABLE_DEFAULT.search(code):
+        points.append(
+            "- **a mutable default argument** is created once and shared by every call: "
+            "default to `None` and make a new one inside."
+        )
+        fixes.append(
+            f"def {name}(items=None):\n"
+            '    """`items` is a new list on each call, not one list shared by all."""\n'
+            "    if items is None:\n"
+            "        items = []\n"
+            "    return items\n"
         )
     if "except:" in code:
         points.append(
@@ -337,21 +363,25 @@ def _demo_review(question: str, user_text: str) -> str:
             "a real model would read the code line by line."
         )
     points.append(
-        "- **a quick test**: check one normal frame and one empty frame, so the edge case "
+        "- **a quick test**: check one normal case and one empty case, so the edge case "
         "stays fixed."
     )
+    fix = fixes[0] if fixes else _GENERIC_REVIEW_FIX
     return (
         "**Review** (the demo model only spots a few common patterns):\n\n"
         + "\n".join(points)
-        + "\n\nAn improved version:\n\n"
-        + "```python\n"
-        f"def {name}(frame):\n"
-        f'    """Mean of the {column!r} column; NaN for an empty frame."""\n'
-        "    if frame.empty:\n"
-        '        return float("nan")\n'
-        f'    return float(frame["{column}"].mean())\n'
-        "```"
+        + "\n\nAn improved version:\n\n```python\n"
+        + fix
+        + "```"
     )
+
+
+_GENERIC_REVIEW_FIX = (
+    "def checked_mean(values):\n"
+    '    """Mean of `values`; NaN when there are none (the edge case to handle)."""\n'
+    "    values = list(values)\n"
+    '    return sum(values) / len(values) if values else float("nan")\n'
+)
 
 
 # exception name -> (why it happens, a self-contained fix)

