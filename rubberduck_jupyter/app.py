@@ -205,8 +205,9 @@ class RubberDuckApp(ExtensionApp):
         config=True,
         help="'minilm' (all-MiniLM-L6-v2, local), 'model2vec' (static, distilled from MiniLM "
         "once and cached; needs the 'static' extra) or 'litellm:<model>' (a provider's "
-        "embedding API, e.g. 'litellm:openai/text-embedding-3-small'). Changing it rebuilds "
-        "the index.",
+        "embedding API, e.g. 'litellm:openai/text-embedding-3-small'), or 'none' (no "
+        "embedder: keyword search (BM25) alone, with a notice; no torch). Changing it "
+        "rebuilds the index.",
     )
     index_embedder_api_base = Unicode(
         "", config=True, help="With 'litellm:<model>': the endpoint (OpenAI-compatible, proxy)."
