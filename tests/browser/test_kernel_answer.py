@@ -227,6 +227,8 @@ def test_an_answer_streams_in_place_then_inserts_copies_and_cites(
     status = answer.locator(".jp-RubberDuck-kernelAnswer-status")
     assert status.inner_text() == "openai/fake-model · analysis engine"
     assert answer.locator(".jp-RubberDuck-codeblock").evaluate("el => el.__kept === true")
+    # ...and the step the user opened kept its place, state and focus.
+    assert step.locator("summary").evaluate("el => el === document.activeElement")
     code = answer.locator(".jp-RubberDuck-codeblock pre code")
     assert code.inner_text().rstrip("\n") == CODE
     # Highlighted once done (the token spans keep the text).

@@ -217,15 +217,14 @@ export class KernelAnswerRenderer
   /** Steps are collapsed (the answer is what matters); an opened one stays open. */
   private _drawSteps(steps: IKernelAnswerStep[], final: boolean): void {
     const seen = new Set<string>();
-    for (const step of steps) {
+    for (const [index, step] of steps.entries()) {
       seen.add(step.step);
       let view = this._stepViews.get(step.step);
       if (!view) {
         view = this._newStep(step.step);
         this._stepViews.set(step.step, view);
       }
-      // Appending moves it to its place in the order the kernel lists them.
-      this._steps.append(view.node);
+      placeAt(this._steps, view.node, index);
       const finished = step.status === 'finished' || final;
       setText(view.title, step.title);
       setText(view.state, finished ? 'done' : 'thinking…');
@@ -375,7 +374,7 @@ export class KernelAnswerRenderer
   private _drawSuggestions(answer: IKernelAnswer): void {
     const blocked = this._model.applyBlockedReason;
     const seen = new Set<string>();
-    for (const suggestion of answer.suggestions) {
+    for (const [index, suggestion] of answer.suggestions.entries()) {
       seen.add(suggestion.id);
       const key = `${suggestion.id}|${blocked ?? ''}`;
       let view = this._suggestionViews.get(suggestion.id);
@@ -392,7 +391,7 @@ export class KernelAnswerRenderer
         this._suggestionViews.set(suggestion.id, view);
         this._suggestionKeys.set(suggestion.id, key);
       }
-      this._suggestions.append(view.node);
+      placeAt(this._suggestions, view.node, index);
     }
     for (const [id, view] of this._suggestionViews) {
       if (!seen.has(id)) {
@@ -517,5 +516,16 @@ export class KernelAnswerRenderer
 function setText(node: HTMLElement, text: string): void {
   if (node.textContent !== text) {
     node.textContent = text;
+  }
+}
+
+/**
+ * Put `node` at `index` among `parent`'s children, only if it is not there already:
+ * moving a node takes the focus out of it.
+ */
+function placeAt(parent: HTMLElement, node: HTMLElement, index: number): void {
+  const here = parent.children[index] ?? null;
+  if (here !== node) {
+    parent.insertBefore(node, here);
   }
 }
