@@ -50,6 +50,7 @@ from .sessions.replay import ReplayHub, ReplayLimits
 from .sessions.running import RunningTurns
 
 SERVER_URL_ENV = "RUBBERDUCK_SERVER_URL"
+NOTEBOOK_PATH_ENV = "RUBBERDUCK_NOTEBOOK_PATH"
 
 
 def default_conversations_path(data_dir: Path, root: Path) -> Path:
@@ -769,6 +770,13 @@ class RubberDuckApp(ExtensionApp):
         merged.pop(KERNEL_TOKEN_ENV, None)
         # The port is only final once the HTTP server is bound, so read the URL now.
         merged[SERVER_URL_ENV] = self.serverapp.connection_url
+        # jupyter_server names the session's notebook by its absolute path; %duck sends it
+        # as context (a suggestion's target), which is a path relative to the root.
+        notebook = notebook_below_root(merged.get("JPY_SESSION_NAME"), self.serverapp.root_dir)
+        if notebook is not None:
+            merged[NOTEBOOK_PATH_ENV] = notebook
+        else:
+            merged.pop(NOTEBOOK_PATH_ENV, None)
         user = kernel_start_user(
             CallContext.get(CallContext.JUPYTER_HANDLER),
             provider=self.serverapp.identity_provider,
@@ -856,3 +864,16 @@ class RubberDuckApp(ExtensionApp):
         await self.index.close()
         await self.plugins.stop()
         await self.supervisor.stop()
+
+
+def notebook_below_root(session_path: str | None, root_dir: str) -> str | None:
+    """`session_path` (jupyter_server's JPY_SESSION_NAME) as a POSIX path relative to the
+    root, or None when it is missing or not below the root."""
+    if not session_path:
+        return None
+    try:
+        relative = Path(os.path.abspath(session_path)).relative_to(os.path.abspath(root_dir))
+    except ValueError:
+        return None
+    text = relative.as_posix()
+    return None if text in ("", ".") else text

@@ -230,9 +230,10 @@ class DuckMagics(Magics):
             # IPython's own names (In, Out, _1...) are in user_ns_hidden.
             hidden = set(getattr(self.shell, "user_ns_hidden", {}))
             context["variables"] = describe_namespace(ns, hidden)
-        session = os.environ.get("JPY_SESSION_NAME")
-        if session and "notebook_path" not in context and not os.path.isabs(session):
-            context["notebook_path"] = session
+        # The server that started this kernel names its notebook, relative to its root.
+        notebook = os.environ.get("RUBBERDUCK_NOTEBOOK_PATH")
+        if notebook and "notebook_path" not in context and self.address is None:
+            context["notebook_path"] = notebook
         if opts.engine and not text.startswith("/"):
             text = f"/{opts.engine} {text}"
         client = self._client()

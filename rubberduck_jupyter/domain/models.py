@@ -172,12 +172,14 @@ class CodeSuggestion:
         import difflib
 
         name = self.target.path or "cell"
+        # A %duck suggestion knows its cell by id only (a kernel cannot see positions).
+        cell = "" if self.target.cell_index is None else f" {self.target.cell_index}"
         if self.target.is_cell and self.mode == "insert_after":
-            name += f" [new cell after {self.target.cell_index}]"
+            name += f" [new cell after cell{cell}]"
         elif self.target.is_cell and self.mode == "insert_markdown_after":
-            name += f" [new Markdown cell after {self.target.cell_index}]"
+            name += f" [new Markdown cell after cell{cell}]"
         elif self.target.is_cell:
-            name += f" [cell {self.target.cell_index}]"
+            name += f" [cell{cell}]"
         # Lines without their endings, joined by "\n": a cell's last line has no newline,
         # and difflib would otherwise glue it to the next line of the diff.
         return "\n".join(
