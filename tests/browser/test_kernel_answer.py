@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from typing import Any
 
-import nbformat
 import pytest
+
+from tests.browser.notebook_page import ANSWER, SOURCES, open_notebook, run_cell, write_notebook
 
 pytestmark = pytest.mark.browser
 
 MIME = "application/vnd.rubberduck.answer.v1+json"
-ANSWER = ".jp-RubberDuck-kernelAnswer"
 CODE = "rows = load('sales.csv')\nprint(len(rows))"
 PARTIAL = "Reading the **error** so far"
 MORE = (
@@ -89,41 +88,6 @@ def setup_cell(server_url: str) -> str:
         "    text = markdown if isinstance(markdown, str) else repr(markdown)\n"
         f"    return {{'text/plain': text, 'text/markdown': text, {MIME!r}: data}}\n"
     )
-
-
-def write_notebook(root: Path, name: str, sources: list[str]) -> None:
-    notebook = nbformat.v4.new_notebook()
-    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
-    notebook.cells = [nbformat.v4.new_code_cell(source) for source in sources]
-    nbformat.write(notebook, root / name)
-
-
-def open_notebook(page: Any, lab: Any, name: str) -> Any:
-    workspace = name.replace(".", "-")
-    page.goto(f"{lab.url}lab/workspaces/{workspace}/tree/{name}?token={lab.token}")
-    page.wait_for_selector("#jupyterlab-splash", state="detached")
-    notebook = page.locator(".jp-NotebookPanel:visible .jp-Notebook")
-    notebook.locator(".jp-Cell").first.wait_for()
-    # Runs sent before the kernel is up are dropped: wait until the status bar says Idle.
-    page.locator(".jp-StatusBar-Widget", has_text="| Idle").first.wait_for(timeout=60_000)
-    return notebook
-
-
-RUN_CELL = """async index => {
-  const panel = window.jupyterapp.shell.currentWidget;
-  panel.content.activeCellIndex = index;
-  await window.jupyterapp.commands.execute('notebook:run-cell');
-}"""
-SOURCES = """() => {
-  const cells = window.jupyterapp.shell.currentWidget.content.model.cells;
-  return Array.from({length: cells.length}, (_, i) => cells.get(i).sharedModel.getSource());
-}"""
-
-
-def run_cell(page: Any, notebook: Any, index: int, count: int) -> None:
-    page.evaluate(RUN_CELL, index)
-    prompt = notebook.locator(".jp-Cell").nth(index).locator(".jp-InputPrompt")
-    prompt.filter(has_text=f"[{count}]").wait_for(timeout=30_000)
 
 
 def themes(page: Any, screenshot: Any, target: Any, name: str) -> None:
