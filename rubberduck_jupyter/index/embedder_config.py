@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .types import EmbedderError
+
 if TYPE_CHECKING:
     from .embedder import Embedder
     from .tokens import TokenCounter
@@ -31,10 +33,6 @@ KINDS = ("minilm", "model2vec", "litellm", "none")
 NO_EMBEDDER = "none"
 DEFAULT_EMBEDDER = "minilm"
 DEFAULT_WINDOW = 256
-
-
-class EmbedderError(RuntimeError):
-    """The index's embedder cannot work: misconfigured, or its provider failing."""
 
 
 class EmbedderConfigError(EmbedderError, ValueError):

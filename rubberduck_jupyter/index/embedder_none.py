@@ -14,8 +14,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .embedder_config import EmbedderError
 from .tokens import TokenCounter
+from .types import EmbedderError
 
 KEYWORD_ONLY_ID = "none:keyword-only"
 KEYWORD_ONLY_REASON = (

@@ -64,3 +64,8 @@ class StoredChunk:
     @property
     def cell(self) -> int | None:
         return self.cells[0] if self.cells else None
+
+
+class EmbedderError(RuntimeError):
+    """The index's embedder cannot work: misconfigured, or its provider failing. Here, below
+    every embedder module, so each can raise it without importing the configuration."""
