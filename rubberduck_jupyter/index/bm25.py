@@ -1,9 +1,5 @@
-"""BM25 over chunk texts, held in memory: the tokenizer and an immutable inverted index.
-
-Terms are runs of letters and digits of any script, accent-stripped, lowercased and
-stemmed (Snowball's English stemmer, "Porter2"): `read_csv` is two terms, `float32` one,
-`naïve` and `naive` the same. No stopwords: code is searched for mean, value, get, none,
-first..., and IDF already discounts common words.
+"""BM25 over chunk texts, held in memory: an immutable inverted index (the terms come
+from `terms.Tokenizer`).
 
 `BM25Index` knows rows (positions 0..n_rows-1 that the caller maps to chunks), never
 DuckDB. It is immutable: `updated()` returns a new index that shares every posting list
@@ -14,20 +10,19 @@ one-file edit costs time in proportion to the terms it touches, not to the index
 from __future__ import annotations
 
 import math
-import re
-import threading
-import unicodedata
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from .terms import MAX_QUERY_TERMS, Tokenizer, default_tokenizer
+
+# The tokenizer lived here first; its names stay importable from this module.
+__all__ = ["MAX_QUERY_TERMS", "BM25Index", "Tokenizer", "default_tokenizer", "top_k"]
+
 # Okapi BM25 parameters, the usual defaults (and DuckDB FTS's, which this replaces).
 K1 = 1.2
 B = 0.75
-# More terms than this in a query only slow BM25 down without changing the top hits much.
-MAX_QUERY_TERMS = 64
 # Top-k of up to SORT_UP_TO scores sorts them all; of SAMPLE_FROM or more, it starts from a
 # bound sampled from every SAMPLE_STEP-th score.
 SORT_UP_TO = 512
@@ -41,64 +36,8 @@ MAX_CACHED_WEIGHTS = 4_000_000
 # postings; do it once this many terms have their own lists (each write copies the map).
 MAX_OVERRIDES = 20_000
 
-_WORD = re.compile(r"[^\W_]+")
 _EMPTY_ROWS = np.zeros(0, dtype=np.intp)
 _EMPTY_TFS = np.zeros(0, dtype=np.float32)
-
-
-class Tokenizer:
-    """Text to BM25 terms. Thread-safe; stems each distinct word once (cached)."""
-
-    MAX_CACHE = 200_000
-
-    def __init__(self, language: str = "english") -> None:
-        import snowballstemmer
-
-        self._stemmer = snowballstemmer.stemmer(language)
-        self._stem_lock = threading.Lock()  # Snowball stemmers keep state while stemming
-        self._cache: dict[str, str] = {}
-
-    def terms(self, text: str) -> list[str]:
-        if not text.isascii():
-            # Decompose and drop the marks first: a combining mark is not a letter, so
-            # left in place it would cut `naïve` into `nai` and `ve`.
-            text = "".join(
-                c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c)
-            )
-        words = _WORD.findall(text.lower())
-        cache = self._cache
-        out = []
-        for word in words:
-            term = cache.get(word)
-            if term is None:
-                term = self._stem(word)
-            out.append(term)
-        return out
-
-    def _stem(self, word: str) -> str:
-        with self._stem_lock:
-            term: str = self._stemmer.stemWord(word)
-        if len(self._cache) >= self.MAX_CACHE:
-            self._cache = {}  # a new dict: readers of the old one are unaffected
-        self._cache[word] = term
-        return term
-
-    def term_counts(self, text: str) -> dict[str, int]:
-        return dict(Counter(self.terms(text)))
-
-    def query_terms(self, query: str) -> list[str]:
-        """The distinct terms of a query, in order, at most MAX_QUERY_TERMS."""
-        return list(dict.fromkeys(self.terms(query)))[:MAX_QUERY_TERMS]
-
-
-_default_tokenizer: Tokenizer | None = None
-
-
-def default_tokenizer() -> Tokenizer:
-    global _default_tokenizer
-    if _default_tokenizer is None:
-        _default_tokenizer = Tokenizer()
-    return _default_tokenizer
 
 
 def top_k(scores: np.ndarray, k: int, rows: np.ndarray | None = None) -> np.ndarray:
