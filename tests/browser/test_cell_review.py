@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import json
-from pathlib import Path
 from typing import Any
 
-import nbformat
 import pytest
+
+from tests.browser.notebook_page import EXPOSE_APP, fake_model_env, open_notebook, write_notebook
 
 pytestmark = pytest.mark.browser
 
@@ -23,30 +23,7 @@ REVIEW_REPLY = "The second line assigns `None` to `xs`: `list.sort` sorts in pla
 
 @pytest.fixture(scope="module")
 def lab_server(fake_llm_server: Any, start_lab: Any) -> Any:
-    return start_lab(
-        {
-            "RUBBERDUCK_MODEL": "openai/fake-model",
-            "RUBBERDUCK_API_BASE": fake_llm_server.base_url,
-            "RUBBERDUCK_API_KEY": "sk-browser-test",
-        },
-        ["--LabApp.expose_app_in_browser=True"],
-    )
-
-
-def write_notebook(root: Path, name: str, sources: list[str]) -> None:
-    notebook = nbformat.v4.new_notebook()
-    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
-    notebook.cells = [nbformat.v4.new_code_cell(source) for source in sources]
-    nbformat.write(notebook, root / name)
-
-
-def open_notebook(page: Any, lab: Any, name: str) -> Any:
-    workspace = name.replace(".", "-")
-    page.goto(f"{lab.url}lab/workspaces/{workspace}/tree/{name}?token={lab.token}")
-    page.wait_for_selector("#jupyterlab-splash", state="detached")
-    notebook = page.locator(".jp-NotebookPanel:visible .jp-Notebook")
-    notebook.locator(".jp-Cell").first.wait_for()
-    return notebook
+    return start_lab(fake_model_env(fake_llm_server), [EXPOSE_APP])
 
 
 def cell_source(cell: Any) -> str:
@@ -71,7 +48,7 @@ def test_review_a_cell_and_accept_a_fix_then_undo_it(
 ) -> None:
     fake_llm.set_replies([REVIEW_REPLY])
     write_notebook(lab_server.root, "fix.ipynb", [CELL, "print('next')"])
-    notebook = open_notebook(page, lab_server, "fix.ipynb")
+    notebook = open_notebook(page, lab_server, "fix.ipynb", wait_for_kernel=False)
     cell = notebook.locator(".jp-Cell").first
     cell.locator(".cm-content").click()
     page.keyboard.press("Escape")  # command mode: the shortcut's selector is the notebook
@@ -110,7 +87,7 @@ def test_findings_go_stale_after_an_edit_and_a_stale_fix_cannot_be_accepted(
 ) -> None:
     fake_llm.set_replies(["Fine."])
     write_notebook(lab_server.root, "stale.ipynb", [CELL])
-    notebook = open_notebook(page, lab_server, "stale.ipynb")
+    notebook = open_notebook(page, lab_server, "stale.ipynb", wait_for_kernel=False)
     cell = notebook.locator(".jp-Cell").first
     cell.locator(".jp-InputPrompt").click()
     # The cell toolbar's button, by its accessible name.
@@ -183,7 +160,7 @@ def test_review_the_notebook_with_progress_and_jump_from_the_summary(
     # In the second slice: names bound in the first slice are known there.
     sources[27] = "print(value_2 + value_26)"
     write_notebook(lab_server.root, "whole.ipynb", sources)
-    notebook = open_notebook(page, lab_server, "whole.ipynb")
+    notebook = open_notebook(page, lab_server, "whole.ipynb", wait_for_kernel=False)
     # Started while the notebook still loads, the pass would see only the cells so far.
     wait_for_cell_models(page, 30)
     notebook.locator(".jp-Cell").nth(11).wait_for()
@@ -221,7 +198,7 @@ def test_review_the_notebook_with_progress_and_jump_from_the_summary(
 
 def test_cancel_aborts_the_slice_in_flight_and_sends_no_other(page: Any, lab_server: Any) -> None:
     write_notebook(lab_server.root, "cancel.ipynb", [f"x_{n} = {n}" for n in range(100)])
-    open_notebook(page, lab_server, "cancel.ipynb")
+    open_notebook(page, lab_server, "cancel.ipynb", wait_for_kernel=False)
     wait_for_cell_models(page, 100)
     sent = review_requests(page)
     # The second slice's request gets no answer until the test ends: the summary can only
@@ -263,7 +240,7 @@ def test_cancel_aborts_the_slice_in_flight_and_sends_no_other(page: Any, lab_ser
 
 def test_a_busy_server_says_when_to_try_again(page: Any, lab_server: Any) -> None:
     write_notebook(lab_server.root, "busy.ipynb", ["a = 1", "print(a)"])
-    open_notebook(page, lab_server, "busy.ipynb")
+    open_notebook(page, lab_server, "busy.ipynb", wait_for_kernel=False)
     wait_for_cell_models(page, 2)
     # What the server answers when its 2 static passes are running (handlers/review.py).
     busy = {"code": "busy", "message": "2 notebook reviews are running; retry in a second."}
@@ -295,7 +272,7 @@ def test_review_on_run_is_off_by_default_and_static_only_once_switched_on(
     page: Any, lab_server: Any, fake_llm: Any, open_rubberduck_settings: Any, screenshot: Any
 ) -> None:
     write_notebook(lab_server.root, "onrun.ipynb", [CELL, "print('next')"])
-    notebook = open_notebook(page, lab_server, "onrun.ipynb")
+    notebook = open_notebook(page, lab_server, "onrun.ipynb", wait_for_kernel=False)
     reviews: list[str] = []
     page.on(
         "request",

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import json
 import urllib.request
-from pathlib import Path
 from typing import Any
 
-import nbformat
 import pytest
+
+from tests.browser.notebook_page import EXPOSE_APP, fake_model_env, open_notebook, write_notebook
 
 pytestmark = pytest.mark.browser
 
@@ -22,15 +22,7 @@ FAILING_CELL = "values = [1, 2, 3]\ntotal = sum(value)"
 
 @pytest.fixture(scope="module")
 def lab_server(fake_llm_server: Any, start_lab: Any) -> Any:
-    return start_lab(
-        {
-            "RUBBERDUCK_MODEL": "openai/fake-model",
-            "RUBBERDUCK_API_BASE": fake_llm_server.base_url,
-            "RUBBERDUCK_API_KEY": "sk-browser-test",
-        },
-        # window.jupyterapp: a stand-in index command, the Settings Editor.
-        ["--LabApp.expose_app_in_browser=True"],
-    )
+    return start_lab(fake_model_env(fake_llm_server), [EXPOSE_APP])
 
 
 def fake_requests(fake: Any) -> list[dict[str, Any]]:
@@ -51,22 +43,6 @@ def ask_and_wait(panel: Any, question: str) -> Any:
     # The lab's first answer imports the provider library: slow on a busy machine.
     panel.locator(".jp-RubberDuck-usage").nth(before).wait_for(timeout=120_000)
     return panel.locator(ANSWERS).last
-
-
-def write_notebook(root: Path, name: str, sources: list[str]) -> None:
-    notebook = nbformat.v4.new_notebook()
-    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
-    notebook.cells = [nbformat.v4.new_code_cell(source) for source in sources]
-    nbformat.write(notebook, root / name)
-
-
-def open_notebook(page: Any, lab: Any, name: str) -> Any:
-    workspace = name.replace(".", "-")
-    page.goto(f"{lab.url}lab/workspaces/{workspace}/tree/{name}?token={lab.token}")
-    page.wait_for_selector("#jupyterlab-splash", state="detached")
-    notebook = page.locator(".jp-NotebookPanel:visible .jp-Notebook")
-    notebook.locator(".jp-Cell").first.wait_for()
-    return notebook
 
 
 def test_the_list_stays_tall_beside_a_long_answer_and_moves_with_arrow_keys(
@@ -182,7 +158,7 @@ def test_empty_state_command_list_titles_and_font_size(
     screenshot: Any,
 ) -> None:
     write_notebook(lab_server.root, "etl.ipynb", ["rows = load()", "total = sum(rows)"])
-    notebook = open_notebook(page, lab_server, "etl.ipynb")
+    notebook = open_notebook(page, lab_server, "etl.ipynb", wait_for_kernel=False)
     panel = open_sidebar("fake-model")
     panel.locator("button.jp-RubberDuck-new").click()
     empty = panel.locator(".jp-RubberDuck-empty")
@@ -247,7 +223,7 @@ def test_fix_this_error_goes_to_its_notebooks_conversation(
     ask_and_wait(panel, "What is a tuple?")
 
     write_notebook(lab_server.root, "fix_home.ipynb", [FAILING_CELL])
-    notebook = open_notebook(page, lab_server, "fix_home.ipynb")
+    notebook = open_notebook(page, lab_server, "fix_home.ipynb", wait_for_kernel=False)
     panel = open_sidebar("fake-model")
     # The restored conversation is the unrelated one.
     panel.locator(USERS, has_text="What is a tuple?").wait_for()

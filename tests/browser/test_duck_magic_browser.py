@@ -10,6 +10,8 @@ import pytest
 
 from tests.browser.notebook_page import (
     ANSWER,
+    EXPOSE_APP,
+    fake_model_env,
     open_notebook,
     run_cell,
     sources,
@@ -24,14 +26,7 @@ CODE = "rows = [line for line in open('sales.csv')]"
 
 @pytest.fixture(scope="module")
 def lab_server(fake_llm_server: Any, start_lab: Any) -> Any:
-    return start_lab(
-        {
-            "RUBBERDUCK_MODEL": "openai/fake-model",
-            "RUBBERDUCK_API_BASE": fake_llm_server.base_url,
-            "RUBBERDUCK_API_KEY": "sk-browser-test",
-        },
-        ["--LabApp.expose_app_in_browser=True"],
-    )
+    return start_lab(fake_model_env(fake_llm_server), [EXPOSE_APP])
 
 
 def test_an_answer_from_the_magic_inserts_its_code_below(

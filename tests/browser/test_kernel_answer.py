@@ -14,7 +14,15 @@ from typing import Any
 
 import pytest
 
-from tests.browser.notebook_page import ANSWER, SOURCES, open_notebook, run_cell, write_notebook
+from tests.browser.notebook_page import (
+    ANSWER,
+    EXPOSE_APP,
+    SOURCES,
+    fake_model_env,
+    open_notebook,
+    run_cell,
+    write_notebook,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -33,14 +41,7 @@ CANCEL = re.compile(r"/rubberduck/api/chat/cancel(\?\d*)?$")
 
 @pytest.fixture(scope="module")
 def lab_server(fake_llm_server: Any, start_lab: Any) -> Any:
-    return start_lab(
-        {
-            "RUBBERDUCK_MODEL": "openai/fake-model",
-            "RUBBERDUCK_API_BASE": fake_llm_server.base_url,
-            "RUBBERDUCK_API_KEY": "sk-browser-test",
-        },
-        ["--LabApp.expose_app_in_browser=True"],
-    )
+    return start_lab(fake_model_env(fake_llm_server), [EXPOSE_APP])
 
 
 def setup_cell(server_url: str) -> str:

@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 import time
 import urllib.request
-from pathlib import Path
 from typing import Any
 
 import nbformat
 import pytest
+
+from tests.browser.notebook_page import open_notebook, write_notebook
 
 pytestmark = pytest.mark.browser
 
@@ -62,27 +63,6 @@ def fake_chat_requests(fake: Any) -> list[dict[str, Any]]:
     return [r for r in requests if "messages" in r]
 
 
-def write_notebook(root: Path, name: str, sources: list[str]) -> None:
-    notebook = nbformat.v4.new_notebook()
-    notebook.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    notebook.cells = [nbformat.v4.new_code_cell(source) for source in sources]
-    nbformat.write(notebook, root / name)
-
-
-def open_notebook(page: Any, lab: Any, name: str) -> Any:
-    # A workspace of its own, so notebooks of earlier tests are not restored beside it.
-    workspace = name.replace(".", "-")
-    page.goto(f"{lab.url}lab/workspaces/{workspace}/tree/{name}?token={lab.token}")
-    page.wait_for_selector("#jupyterlab-splash", state="detached")
-    notebook = page.locator(".jp-NotebookPanel:visible .jp-Notebook")
-    notebook.locator(".jp-Cell").first.wait_for()
-    return notebook
-
-
 def run_failing_cell(page: Any, notebook: Any) -> Any:
     """Run the first cell in the real kernel (it stays active); return it once it failed."""
     # Runs sent before the kernel is up are dropped: wait until the status bar says Idle.
@@ -99,10 +79,15 @@ def cell_source(cell: Any) -> str:
 
 
 def test_fix_applies_to_the_open_notebook(
-    page: Any, open_sidebar: Any, fake_llm: Any, lab_server: Any, screenshot: Any
+    page: Any,
+    open_sidebar: Any,
+    fake_llm: Any,
+    lab_server: Any,
+    screenshot: Any,
+    wait_for_kernel=False,
 ) -> None:
     write_notebook(lab_server.root, "apply_fix.ipynb", [FAILING_CELL, "print('next')"])
-    notebook = open_notebook(page, lab_server, "apply_fix.ipynb")
+    notebook = open_notebook(page, lab_server, "apply_fix.ipynb", wait_for_kernel=False)
     cell = run_failing_cell(page, notebook)
 
     # The failed cell's toolbar offers the fix.
@@ -149,7 +134,7 @@ def test_fix_error_command_sends_the_traceback_and_refuses_a_changed_cell(
     page: Any, open_sidebar: Any, fake_llm: Any, lab_server: Any
 ) -> None:
     write_notebook(lab_server.root, "command_fix.ipynb", [FAILING_CELL])
-    notebook = open_notebook(page, lab_server, "command_fix.ipynb")
+    notebook = open_notebook(page, lab_server, "command_fix.ipynb", wait_for_kernel=False)
     cell = run_failing_cell(page, notebook)
     fake_llm.set_replies([FIX_REPLY])
     before = len(fake_chat_requests(fake_llm))
@@ -232,7 +217,7 @@ def test_generate_shows_steps_sources_and_an_insertable_suggestion(
     (lab_server.root / "sales_loader.py").write_text(LOADER)
     write_notebook(lab_server.root, "report.ipynb", ["rows = []", "print(len(rows))"])
     build_index(lab_server)
-    notebook = open_notebook(page, lab_server, "report.ipynb")
+    notebook = open_notebook(page, lab_server, "report.ipynb", wait_for_kernel=False)
     notebook.locator(".jp-Cell").first.locator(".cm-content").click()
 
     fake_llm.set_replies(GENERATE_REPLIES)
