@@ -29,7 +29,7 @@ from .llm.config import ModelsConfig, build_models_config
 from .llm.detect import DEFAULT_OLLAMA_URL, detect_ollama, ollama_config
 from .llm.ratelimit import FairRateLimiter, Limits
 from .llm.retry import RetryPolicy
-from .llm.service import LLMService, ServiceSettings
+from .llm.service import WARM_UP_DELAY_S, LLMService, ServiceSettings
 from .plugin_host import PluginHost
 from .plugin_settings import plugin_settings
 from .protocol import PROTOCOL_VERSION
@@ -183,6 +183,13 @@ class RubberDuckApp(ExtensionApp):
     index_max_file_bytes = Int(2_000_000, config=True, help="Larger files are not indexed.")
     index_on_save = Bool(
         True, config=True, help="Re-index a file shortly after it is saved, once an index exists."
+    )
+    index_warm_up = Bool(
+        True,
+        config=True,
+        help="Once an index exists, open it and load its embedder in the background shortly "
+        "after the server starts (after litellm's warm-up), so the first chat's retrieval "
+        "does not wait for the model to load. Off: the first search loads them.",
     )
     index_watch = Bool(
         True,
@@ -631,11 +638,12 @@ class RubberDuckApp(ExtensionApp):
         probe = asyncio.get_running_loop().create_task(self.index.probe_lock())
         self._background.add(probe)
         probe.add_done_callback(self._background.discard)
-        # litellm's import and first-call setup, off the loop and before the first chat.
-        warm = self.llm.warm_up()
-        if warm is not None:
-            self._background.add(warm)
-            warm.add_done_callback(self._background.discard)
+        # litellm's import and first-call setup, then the index's embedder, off the loop and
+        # before the first chat; one after the other, so the two loads do not fight for the
+        # GIL and the cores while the first page loads.
+        warm = asyncio.get_running_loop().create_task(self._warm_up(self.llm.warm_up()))
+        self._background.add(warm)
+        warm.add_done_callback(self._background.discard)
         # detect-secrets' plugins (~80 ms of imports, requests among them) for redaction.
         rules = asyncio.get_running_loop().create_task(self._load_secret_rules())
         self._background.add(rules)
@@ -648,6 +656,19 @@ class RubberDuckApp(ExtensionApp):
             self.supervisor.start_child(
                 "ollama_probe", self._adopt_local_ollama, restart=Restart.TRANSIENT
             )
+
+    async def _warm_up(self, llm_warm_up: asyncio.Task[None] | None) -> None:
+        if llm_warm_up is not None:
+            await llm_warm_up
+        if not self.index_warm_up:
+            return
+        try:
+            await asyncio.sleep(WARM_UP_DELAY_S)  # a first chat may already be loading them
+            if await self.index.warm_up():
+                self.log.debug("RubberDuck: the index and its embedder are loaded")
+        except Exception:
+            # The first search opens the index again and reports what fails to its user.
+            self.log.warning("RubberDuck could not warm the index up", exc_info=True)
 
     def _spawn_permanent(self, name: str, factory: Any) -> asyncio.Future[None]:
         """A loop that should always run (the event-loop lag sampler)."""

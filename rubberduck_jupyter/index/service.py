@@ -479,6 +479,37 @@ class IndexService:
 
         return await asyncio.to_thread(read)
 
+    # --- warm-up ----------------------------------------------------------------------
+
+    async def warm_up(self) -> bool:
+        """Does what the first search after a start would do, so the first chat does not
+        wait for it: opens the index (DuckDB, the embedder's runtime), loads its snapshot
+        and embeds one query (the model's weights). Only for an index that exists: a
+        server whose user never indexed keeps torch and the model out of its memory.
+        True when it warmed something. Failures are left for the first search to report."""
+        if not self.index_exists:
+            return False
+        from .store import IndexLockedError
+
+        try:
+            await self._ensure_open()
+        except IndexLockedError:
+            return False  # another process holds the file; health says so already
+        await asyncio.to_thread(self._warm_blocking)
+        return True
+
+    def _warm_blocking(self) -> None:
+        store, embedder = self._store, self._embedder
+        if store is None or embedder is None:
+            return
+        store.snapshot()
+        try:
+            embedder.embed_query("warm up")
+        except Exception:
+            # `none` refuses by design; a provider's embedder may be down: the first real
+            # search says which, as it would without the warm-up.
+            log.debug("RubberDuck: the embedder's warm-up query failed", exc_info=True)
+
     # --- freshness --------------------------------------------------------------------
 
     @property
