@@ -14,6 +14,8 @@ Three ways to run it::
 
 Replies: each completion takes the next scripted reply, else echoes the last user message
 (or, with ``demo=True`` / ``--demo``, gives a labelled canned answer: see `demo_reply`).
+A scripted reply may call tools instead of (or after) text, streamed in pieces as OpenAI
+does: see `fake_replies`.
 Embeddings (``POST /v1/embeddings``, OpenAI's shape): a hashed bag of words per input,
 L2-normalised, ``embedding_dim`` wide (64; a request's ``dimensions`` overrides it), so texts
 sharing words are near each other. The same faults apply (error codes, drop, stall,
@@ -57,6 +59,15 @@ import tornado.web
 from tornado.http1connection import HTTP1Connection
 
 from .embedding import DEFAULT_DIM, hashed_bag_of_words
+from .fake_replies import (
+    Reply,
+    assistant_message,
+    finish_reason,
+    parse_replies,
+    reply_json,
+    reply_text,
+    stream_deltas,
+)
 
 log = logging.getLogger(__name__)
 
@@ -567,7 +578,7 @@ def split_demo_reply(text: str, words: int = DEMO_WORDS_PER_CHUNK) -> list[str]:
     return ["".join(pieces[i : i + words]) for i in range(0, len(pieces), words)]
 
 
-def load_script(path: str | Path) -> tuple[list[str], list[str]]:
+def load_script(path: str | Path) -> tuple[list[Reply], list[str]]:
     """Replies and faults from a JSON file: a list of replies, or {"replies": [...],
     "faults": [...]} with both keys optional."""
     data = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -579,7 +590,7 @@ def load_script(path: str | Path) -> tuple[list[str], list[str]]:
     if unknown:
         # A misspelt key would otherwise serve echoes and hide the mistake.
         raise ValueError(f"unknown keys in script: {', '.join(sorted(unknown))}")
-    replies = _string_list(data.get("replies", []), "replies")
+    replies = parse_replies(data.get("replies", []))
     faults = _string_list(data.get("faults", []), "faults")
     for fault in faults:
         check_fault(fault)
@@ -608,7 +619,7 @@ class FakeLLM:
         host: str = "127.0.0.1",
         port: int = 0,
         *,
-        replies: Iterable[str] = (),
+        replies: Iterable[Reply] = (),
         fault: str | None = None,
         chunk_delay: float = 0.0,
         slow_first_byte_seconds: float = 5.0,
@@ -630,7 +641,7 @@ class FakeLLM:
         self._fault: str | None = None
         self.fault = fault
         self._lock = threading.Lock()
-        self._replies: deque[str] = deque(replies)
+        self._replies: deque[Reply] = deque(parse_replies(list(replies)))
         self._faults: deque[str] = deque()
         self._requests: list[dict[str, Any]] = []
         self._models: dict[str, None] = {DEFAULT_MODEL: None}
@@ -656,12 +667,11 @@ class FakeLLM:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}/v1"
 
-    def set_replies(self, replies: Iterable[str]) -> None:
-        replies = list(replies)
-        if not all(isinstance(reply, str) for reply in replies):
-            raise TypeError("replies must be strings")
+    def set_replies(self, replies: Iterable[Reply | dict[str, Any]]) -> None:
+        """Strings, `ToolReply`s, or their script form ({"content", "tool_calls"})."""
+        parsed = parse_replies(list(replies))
         with self._lock:
-            self._replies = deque(replies)
+            self._replies = deque(parsed)
 
     def add_faults(self, faults: Iterable[str]) -> None:
         # Validate all first so a typo does not leave half the faults queued.
@@ -683,9 +693,9 @@ class FakeLLM:
             return list(self._models)
 
     @property
-    def pending_replies(self) -> list[str]:
+    def pending_replies(self) -> list[str | dict[str, Any]]:
         with self._lock:
-            return list(self._replies)
+            return [reply_json(reply) for reply in self._replies]
 
     @property
     def active_streams(self) -> int:
@@ -746,7 +756,7 @@ class FakeLLM:
             return check_fault(match.group(1))
         return self._fault
 
-    def _take_reply(self, messages: list[Any]) -> str:
+    def _take_reply(self, messages: list[Any]) -> Reply:
         with self._lock:
             if self._replies:
                 return self._replies.popleft()
@@ -878,7 +888,7 @@ class _ScriptHandler(_BaseHandler):
         body = self.json_body()
         replies = body.get("replies") if isinstance(body, dict) else body
         try:
-            self.fake.set_replies(_string_list(replies, "replies"))
+            self.fake.set_replies(parse_replies(replies))
         except ValueError as exc:
             self.send_error_json(400, str(exc))
             return
@@ -1042,7 +1052,7 @@ class _CompletionsHandler(_BaseHandler):
         await self.flush()
 
     async def _stream(
-        self, model: str, reply: str, fault: str | None, include_usage: bool, prompt_tokens: int
+        self, model: str, reply: Reply, fault: str | None, include_usage: bool, prompt_tokens: int
     ) -> None:
         self.set_header("Content-Type", "text/event-stream; charset=utf-8")
         self.set_header("Cache-Control", "no-cache")
@@ -1065,27 +1075,28 @@ class _CompletionsHandler(_BaseHandler):
         def choice(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
             return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
 
-        pieces = split_demo_reply(reply) if self.fake.demo else split_reply(reply)
+        deltas = stream_deltas(reply, split_demo_reply if self.fake.demo else split_reply)
         # Leave some of the reply unsent when there is more than one piece.
-        partial = max(1, min(_PARTIAL_PIECES, len(pieces) - 1))
+        partial = max(1, min(_PARTIAL_PIECES, len(deltas) - 1))
         if fault in ("stall", "drop"):
-            pieces = pieces[:partial]
+            deltas = deltas[:partial]
 
-        await self._emit(chunk([choice({"role": "assistant", "content": ""})]))
-        for index, piece in enumerate(pieces):
-            await self._emit(chunk([choice({"content": piece})]))
+        opening = {"role": "assistant", "content": "" if isinstance(reply, str) else None}
+        await self._emit(chunk([choice(opening)]))
+        for index, delta in enumerate(deltas):
+            await self._emit(chunk([choice(delta)]))
             if fault == "malformed" and index + 1 == partial:
                 await self._emit("{not json")
-        if fault == "malformed" and not pieces:
+        if fault == "malformed" and not deltas:
             await self._emit("{not json")
 
         if await self._cut_short(fault):
             return
         if fault == "no_done":
             return  # The body ends cleanly, but with no finish_reason and no [DONE].
-        await self._emit(chunk([choice({}, "stop")]))
+        await self._emit(chunk([choice({}, finish_reason(reply))]))
         if include_usage:
-            usage = self._usage(prompt_tokens, reply)
+            usage = self._usage(prompt_tokens, reply_text(reply))
             await self._emit(chunk([], usage=usage))
         await self._emit("[DONE]")
 
@@ -1098,7 +1109,9 @@ class _CompletionsHandler(_BaseHandler):
             return True
         return False
 
-    async def _respond(self, model: str, reply: str, fault: str | None, prompt_tokens: int) -> None:
+    async def _respond(
+        self, model: str, reply: Reply, fault: str | None, prompt_tokens: int
+    ) -> None:
         if await self._cut_short(fault):
             return
         if fault == "malformed":
@@ -1114,12 +1127,12 @@ class _CompletionsHandler(_BaseHandler):
                 "choices": [
                     {
                         "index": 0,
-                        "message": {"role": "assistant", "content": reply},
+                        "message": assistant_message(reply),
                         "logprobs": None,
-                        "finish_reason": None if fault == "no_done" else "stop",
+                        "finish_reason": None if fault == "no_done" else finish_reason(reply),
                     }
                 ],
-                "usage": self._usage(prompt_tokens, reply),
+                "usage": self._usage(prompt_tokens, reply_text(reply)),
             }
         )
 
@@ -1241,7 +1254,7 @@ class FakeLLMThread:
         return self.fake.models
 
     @property
-    def pending_replies(self) -> list[str]:
+    def pending_replies(self) -> list[str | dict[str, Any]]:
         return self.fake.pending_replies
 
     @property
@@ -1252,7 +1265,7 @@ class FakeLLMThread:
     def active_streams(self) -> int:
         return self.fake.active_streams
 
-    def set_replies(self, replies: Iterable[str]) -> None:
+    def set_replies(self, replies: Iterable[Reply | dict[str, Any]]) -> None:
         self.fake.set_replies(replies)
 
     def add_faults(self, faults: Iterable[str]) -> None:
