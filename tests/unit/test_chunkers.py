@@ -343,13 +343,20 @@ def test_python_definitions_have_their_own_chunks(counter) -> None:
     by_title = {c.title: c.text for c in chunks}
     assert chunks[0].text == "# pkg/greet.py: module\nimport os\nimport sys\n\nTIMEOUT = 30"
     class_text = by_title["Greeter"]
-    assert class_text.startswith('# pkg/greet.py: Greeter\nclass Greeter:\n    """Says hello."""')
+    assert class_text.startswith(
+        '# pkg/greet.py: Greeter — Says hello.\nclass Greeter:\n    """Says hello."""'
+    )
     assert '    greeting = "hello"' in class_text
     assert "    @staticmethod\n    def make(name):" in class_text  # the signatures stay
     assert "return Greeter(name)" not in class_text and "shout" not in class_text  # bodies go
-    assert by_title["Greeter.make"].startswith("# pkg/greet.py: Greeter.make\n    @staticmethod\n")
+    assert by_title["Greeter.make"].startswith(
+        "# pkg/greet.py: Greeter.make(name)\n    @staticmethod\n"
+    )
     assert "        def shout(text):\n            return text.upper()" in by_title["Greeter.greet"]
-    assert by_title["helper"].startswith("# pkg/greet.py: helper\n# Adds one.\ndef helper(x):")
+    # No docstring: the comment above the definition is its summary.
+    assert by_title["helper"].startswith(
+        "# pkg/greet.py: helper(x) — Adds one.\n# Adds one.\ndef helper(x):"
+    )
     for chunk in chunks:
         assert chunk.n_tokens == counter.count(chunk.text)
 
@@ -367,7 +374,7 @@ def test_a_long_python_function_is_split_into_overlapping_parts(counter) -> None
     for chunk in chunks:
         assert chunk.kind is ChunkKind.FUNCTION
         assert chunk.n_tokens == counter.count(chunk.text) <= 256
-        assert chunk.text.startswith("# long.py: long_function\n")
+        assert chunk.text.startswith("# long.py: long_function(data)\n")
         # Whole lines: cuts fall on line breaks and overlaps start at the start of a line.
         assert chunk.text.split("\n")[1:] == lines[chunk.start_line - 4 : chunk.end_line - 3]
     assert _stitch([_body(c) for c in chunks]) == "\n".join(lines)
@@ -446,9 +453,13 @@ def test_javascript_definitions_have_their_own_chunks(counter) -> None:
         (ChunkKind.MODULE, None, 29, 29),
     ]
     class_text = chunks[2].text
-    assert class_text.startswith("// web/client.js: Client\nexport class Client extends Base {")
+    assert class_text.startswith(
+        "// web/client.js: Client(extends Base)\nexport class Client extends Base {"
+    )
     assert "static retries = 3;" in class_text and "this.url" not in class_text
-    assert chunks[1].text.startswith("// web/client.js: fetchPage\n// Fetches one page.\n")
+    assert chunks[1].text.startswith(
+        "// web/client.js: fetchPage(n) — Fetches one page.\n// Fetches one page.\n"
+    )
     minified = "function a(){return 1}function b(){return 2}var c=a()+b();"
     (chunk,) = chunk_javascript(minified, "min.js", counter)
     assert chunk.kind is ChunkKind.MODULE and minified in chunk.text

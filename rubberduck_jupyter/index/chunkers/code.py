@@ -2,7 +2,8 @@
 
 A language chunker turns its syntax tree into `Item`s: top-level statements and definitions,
 classes holding their members. This module turns items into chunks of whole lines, so a
-chunk's text is always a run of the file's own lines under a one-line header.
+chunk's text is always a run of the file's own lines under a one-line header (headers.py:
+path, qualified name, signature and summary; for module code, the module's summary).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from tree_sitter import Node
 
 from ..tokens import TokenCounter
 from ..types import Chunk, ChunkKind
+from .headers import comment_summary, definition_header
 from .pack import body_budget, clip_header, content_tokens, fit, pack, with_header
 
 MODULE_TITLE = "module"
@@ -30,6 +32,11 @@ class Item:
     members: tuple[Item, ...] = ()  # a class's methods and nested classes
     is_comment: bool = False
     is_punctuation: bool = False  # an unnamed token such as a statement's trailing ";"
+    signature: str = ""  # "(a, b=1) -> int" of a function, "(Base)" of a class
+    summary: str = ""  # its docstring's first sentence
+    # First line of the definition itself: `start` moves up to the comments above it
+    # (`arrange`), whose first sentence is the summary when there is no docstring.
+    head: int | None = None
 
 
 def normalize_newlines(source: str) -> str:
@@ -72,10 +79,14 @@ def code_chunks(
     *,
     comment: str,
     overlap_tokens: int,
+    module_summary: str = "",
 ) -> list[Chunk]:
-    """Chunks of top-level `items`: each definition alone, runs of other statements packed."""
+    """Chunks of top-level `items`: each definition alone, runs of other statements packed.
+
+    `module_summary` (the module docstring's first sentence) heads every chunk of module
+    code."""
     items = _with_gaps_filled(items, lines)
-    builder = _Builder(lines, rel_path, counter, comment, overlap_tokens)
+    builder = _Builder(lines, rel_path, counter, comment, overlap_tokens, module_summary)
     chunks: list[Chunk] = []
     i = 0
     while i < len(items):
@@ -115,9 +126,11 @@ class _Builder:
     counter: TokenCounter
     comment: str
     overlap_tokens: int
+    module_summary: str
 
-    def header(self, title: str) -> str:
-        return clip_header(f"{self.comment} {self.rel_path}: {title}", self.counter)
+    def header(self, title: str, signature: str = "", summary: str = "") -> str:
+        text = definition_header(self.comment, self.rel_path, title, signature, summary)
+        return clip_header(text, self.counter)
 
     def definition(self, item: Item, prefix: str) -> list[Chunk]:
         title = f"{prefix}{item.name}"
@@ -126,13 +139,17 @@ class _Builder:
             if member.body_start is not None:
                 hidden.update(range(member.body_start, member.end + 1))
         rows = [row for row in range(item.start, item.end + 1) if row not in hidden]
-        chunks = self.pieces(item.kind, title, rows)
+        summary = item.summary
+        if not summary and item.head is not None and item.head > item.start:
+            summary = comment_summary(self.lines[item.start : item.head])
+        header = self.header(title, item.signature, summary)
+        chunks = self.pieces(item.kind, title, rows, header)
         for member in item.members:
             chunks += self.definition(member, f"{title}.")
         return chunks
 
     def module(self, run: list[Item]) -> list[Chunk]:
-        header = self.header(MODULE_TITLE)
+        header = self.header(MODULE_TITLE, summary=self.module_summary)
 
         def render(first: int, stop: int) -> str:
             return with_header(header, self.text(run[first].start, run[stop - 1].end))
@@ -142,7 +159,8 @@ class _Builder:
         for group in pack(costs, render, self.counter, body_budget(header, self.counter)):
             start, end = run[group.first].start, run[group.stop - 1].end
             if group.text is None:
-                chunks += self.pieces(ChunkKind.MODULE, None, list(range(start, end + 1)))
+                rows = list(range(start, end + 1))
+                chunks += self.pieces(ChunkKind.MODULE, None, rows, header)
             else:
                 chunks.append(
                     Chunk(
@@ -156,10 +174,12 @@ class _Builder:
                 )
         return chunks
 
-    def pieces(self, kind: ChunkKind, title: str | None, rows: list[int]) -> list[Chunk]:
-        """The lines `rows` under a header, split into overlapping parts if they are long."""
+    def pieces(
+        self, kind: ChunkKind, title: str | None, rows: list[int], header: str
+    ) -> list[Chunk]:
+        """The lines `rows` under `header`, split into overlapping parts if they are long;
+        every part carries the header."""
         body = "\n".join(self.lines[row] for row in rows)
-        header = self.header(title or MODULE_TITLE)
         chunks = []
         for part, piece in enumerate(fit(header, body, self.counter, self.overlap_tokens)):
             first = body.count("\n", 0, piece.start)

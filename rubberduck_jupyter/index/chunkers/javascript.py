@@ -1,6 +1,9 @@
 """JavaScript chunks from tree-sitter: functions (declared, or assigned at top level), classes
 and methods alone, other code packed. TypeScript needs a grammar not installed here, so .ts
-files go to the text chunker instead."""
+files go to the text chunker instead.
+
+Headers carry the signature (`(a, b = 1)`, a class's `extends`) and the first sentence of
+the comment just above the definition (JSDoc or `//` lines), see headers.py."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from tree_sitter import Node
 from ..tokens import TokenCounter
 from ..types import Chunk, ChunkKind
 from .code import Item, arrange, code_chunks, last_row, normalize_newlines
+from .headers import signature
 from .parsers import parser
 
 _FUNCTION_DECLARATIONS = frozenset({"function_declaration", "generator_function_declaration"})
@@ -53,12 +57,31 @@ def _item(node: Node, *, in_class: bool) -> Item:
         body_start = None
     if value.type not in _CLASS_NODES:
         kind = ChunkKind.METHOD if in_class else ChunkKind.FUNCTION
-        return Item(kind, name, start, end, body_start)
+        sig = _signature(value)
+        return Item(kind, name, start, end, body_start, signature=sig, head=start)
     members: tuple[Item, ...] = ()
     if body is not None:
         children = arrange([_item(child, in_class=True) for child in body.children])
         members = tuple(item for item in children if item.kind is not ChunkKind.MODULE)
-    return Item(ChunkKind.CLASS, name, start, end, body_start, members)
+    heritage = next((c for c in value.named_children if c.type == "class_heritage"), None)
+    sig = f"({_text(heritage)})" if heritage is not None else ""
+    return Item(ChunkKind.CLASS, name, start, end, body_start, members, signature=sig, head=start)
+
+
+def _signature(function: Node) -> str:
+    parameters = function.child_by_field_name("parameters")
+    if parameters is None:  # an arrow function of one bare parameter: `x => x * 2`
+        single = _text(function.child_by_field_name("parameter"))
+        return f"({single})" if single else ""
+    shown = [p for p in parameters.named_children if p.type != "comment"]
+    full = "(" + ", ".join(_text(p) or "" for p in shown) + ")"
+    return signature(full, [_parameter_name(p) for p in shown])
+
+
+def _parameter_name(parameter: Node) -> str:
+    if parameter.type == "assignment_pattern":  # `b = 1`
+        return _text(parameter.child_by_field_name("left")) or "?"
+    return _text(parameter) or "?"  # a name, `...rest`, or a destructuring pattern
 
 
 def _definition(node: Node) -> tuple[str, Node] | None:

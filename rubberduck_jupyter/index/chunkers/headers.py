@@ -1,0 +1,88 @@
+"""The one-line header over each code chunk: where it is and what it defines.
+
+    # tornado/httputil.py: url_concat(url, args) -> str — Concatenate url and arguments.
+    # tornado/web.py: RequestHandler.redirect(url, permanent=False, status=None) — Sends a ...
+    # tornado/escape.py: module — Escaping/unescaping methods for HTML, JSON, URLs, and others.
+
+It is part of the chunk's text, so the embedder and BM25 both read it, and every part of a
+split definition repeats it: the tail of a long method still says whose tail it is. Line
+numbers stay the code's (the header is the line before `start_line`). Kept short, because
+every token of it is a token less for the code: the signature gives up annotations and
+defaults past MAX_SIGNATURE_CHARS, the summary is the docstring's first sentence up to
+MAX_SUMMARY_CHARS, and `pack.clip_header` bounds the whole to a quarter of the window.
+"""
+
+from __future__ import annotations
+
+import re
+
+MAX_SIGNATURE_CHARS = 80
+MAX_SUMMARY_CHARS = 120
+SUMMARY_SEPARATOR = " — "
+
+# A sentence ends at ".", "!" or "?" before a space: "e.g. this" is rare in a first line.
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s")
+# What opens or closes a comment line or a string literal, to be stripped before reading it.
+_COMMENT_MARKS = re.compile(r"^\s*(?:/\*+|\*+/?|//+|#+)\s?|\s*\*+/\s*$")
+_STRING_OPEN = re.compile(r"^[rRbBuUfF]*(\"\"\"|'''|\"|')")
+
+
+def definition_header(
+    comment: str, rel_path: str, title: str, signature: str = "", summary: str = ""
+) -> str:
+    text = f"{comment} {rel_path}: {title}{signature}"
+    return f"{text}{SUMMARY_SEPARATOR}{summary}" if summary else text
+
+
+def clip(text: str, limit: int) -> str:
+    """`text` on one line, cut at a word boundary to at most about `limit` characters."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text.rfind(" ", 0, limit)
+    return text[: cut if cut > limit // 2 else limit].rstrip(" ,;:") + " ..."
+
+
+def summary(text: str) -> str:
+    """The first sentence of the first paragraph of a docstring or comment, clipped."""
+    lines: list[str] = []
+    for line in text.strip().splitlines():
+        line = line.strip()
+        if not line:
+            if lines:
+                break
+            continue
+        if line.startswith("@") or line.startswith(":"):  # JSDoc tags, reST fields
+            break
+        lines.append(line)
+    paragraph = " ".join(lines)
+    first = _SENTENCE_END.split(paragraph, maxsplit=1)[0]
+    return clip(first, MAX_SUMMARY_CHARS)
+
+
+def string_summary(literal: str) -> str:
+    """The summary of a string literal's source text (prefix and quotes stripped)."""
+    opened = _STRING_OPEN.match(literal)
+    if opened is None:
+        return ""
+    quote = opened.group(1)
+    body = literal[opened.end() :]
+    if body.endswith(quote):
+        body = body[: -len(quote)]
+    return summary(body)
+
+
+def comment_summary(lines: list[str]) -> str:
+    """The summary of a comment block given as source lines (`#`, `//`, `/* */`, JSDoc)."""
+    return summary("\n".join(_COMMENT_MARKS.sub("", line) for line in lines))
+
+
+def signature(parameters: str, names: list[str], returns: str = "") -> str:
+    """`(a: int = 1, *rest) -> str` in full when short, else the parameter names alone."""
+    full = " ".join(parameters.split())
+    if returns:
+        full += " -> " + " ".join(returns.split())
+    if len(full) <= MAX_SIGNATURE_CHARS:
+        return full
+    short = "(" + ", ".join(names) + ")"
+    return clip(short, MAX_SIGNATURE_CHARS)
