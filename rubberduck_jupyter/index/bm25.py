@@ -36,8 +36,14 @@ MAX_CACHED_WEIGHTS = 4_000_000
 # postings; do it once this many terms have their own lists (each write copies the map).
 MAX_OVERRIDES = 20_000
 
-_EMPTY_ROWS = np.zeros(0, dtype=np.intp)
-_EMPTY_TFS = np.zeros(0, dtype=np.float32)
+# Postings are stored small (6 bytes each: ~190 MB at 1M chunks of ~30 distinct terms, half
+# of int64 rows + float32 counts): rows fit uint32 (4G chunks), and a count above 65535 in
+# one chunk scores like 65535 (BM25 saturates long before).
+ROW = np.uint32
+TF = np.uint16
+_EMPTY_ROWS = np.zeros(0, dtype=ROW)
+_EMPTY_TFS = np.zeros(0, dtype=TF)
+_EMPTY_WEIGHTS = np.zeros(0, dtype=np.float32)
 
 
 def top_k(scores: np.ndarray, k: int, rows: np.ndarray | None = None) -> np.ndarray:
@@ -108,8 +114,8 @@ class BM25Index:
     vocab: dict[str, int]  # term -> code; shared by updated copies, which only add to it
     terms_by_code: list[str]  # shared the same way
     indptr: np.ndarray  # int64 (n_base_terms + 1,)
-    rows: np.ndarray  # intp (what bincount takes), ascending within each term
-    tfs: np.ndarray  # float32
+    rows: np.ndarray  # ROW, ascending within each term
+    tfs: np.ndarray  # TF
     overrides: Mapping[int, tuple[np.ndarray, np.ndarray]]
     doc_len: np.ndarray  # float32 (n_rows,): terms per row, 0 for rows not in the index
     n_docs: int
@@ -124,6 +130,11 @@ class BM25Index:
         avgdl = self.total_len / self.n_docs if self.n_docs else 1.0
         norm = (K1 * (1 - B + B * (self.doc_len / np.float32(avgdl)))).astype(np.float32)
         object.__setattr__(self, "norm", norm)
+
+    @property
+    def cached_bytes(self) -> int:
+        """Score contributions cached so far (float32 each; their rows are shared)."""
+        return self._weights_size * 4
 
     @property
     def n_rows(self) -> int:
@@ -147,8 +158,8 @@ class BM25Index:
         A row without terms is not a document here (it can never match), so N in the
         IDF counts only rows with at least one term.
         """
-        rows = np.asarray(rows, dtype=np.intp)
-        tfs = np.asarray(tfs, dtype=np.float32)
+        rows = np.asarray(rows, dtype=ROW)
+        tfs = np.minimum(np.asarray(tfs), np.iinfo(TF).max).astype(TF, copy=False)
         doc_len = np.bincount(rows, weights=tfs, minlength=n_rows).astype(np.float32)
         terms = list(terms)
         return cls(
@@ -187,14 +198,15 @@ class BM25Index:
         """
         code = self.vocab.get(term)
         if code is None:
-            return _EMPTY_ROWS, _EMPTY_TFS
+            return _EMPTY_ROWS, _EMPTY_WEIGHTS
         found = self._weights.get(code)
         if found is not None:
             return found
-        rows, tfs = self._postings(code)
+        rows, counts = self._postings(code)
         if not len(rows):
-            return _EMPTY_ROWS, _EMPTY_TFS
+            return _EMPTY_ROWS, _EMPTY_WEIGHTS
         scale = np.float32(self.idf(len(rows)) * (K1 + 1))
+        tfs = counts.astype(np.float32)
         weights = tfs * scale / (tfs + self.norm[rows])
         if len(rows) * DENSE_SHARE >= self.n_rows:
             dense = np.zeros(self.n_rows, dtype=np.float32)
@@ -217,7 +229,7 @@ class BM25Index:
         """
         found = [pair for pair in map(self.weights, dict.fromkeys(terms)) if len(pair[0])]
         if not found:
-            return _EMPTY_ROWS, _EMPTY_TFS
+            return _EMPTY_ROWS, _EMPTY_WEIGHTS
         if len(found) == 1 and len(found[0][1]) == len(found[0][0]):
             return found[0]  # one term, sparse: its contributions are the scores
         total = sum(len(rows) for rows, _ in found)
@@ -243,7 +255,7 @@ class BM25Index:
         n_rows) filters rows."""
         rows, scores = self.scores(terms)
         if not len(scores) or k <= 0:
-            return _EMPTY_ROWS, _EMPTY_TFS
+            return _EMPTY_ROWS, _EMPTY_WEIGHTS
         if rows is not None:  # every row listed matches
             best = top_k(scores, k, None if allowed is None else np.flatnonzero(allowed[rows]))
             return rows[best], scores[best]
@@ -309,15 +321,16 @@ class BM25Index:
         for code in drop.keys() | grow.keys():
             rows, tfs = self._postings(code)
             if code in drop:
-                wanted = np.sort(np.array(drop[code], dtype=np.intp))
+                wanted = np.sort(np.array(drop[code], dtype=ROW))
                 gone = np.searchsorted(rows, wanted)
                 if np.any(gone >= len(rows)) or not np.array_equal(rows[gone], wanted):
                     raise KeyError(f"rows {wanted} do not all have the term {code}")
                 rows, tfs = np.delete(rows, gone), np.delete(tfs, gone)
             if code in grow:
                 new_rows, new_tfs = grow[code]
-                rows = np.concatenate([rows, np.array(new_rows, dtype=np.intp)])
-                tfs = np.concatenate([tfs, np.array(new_tfs, dtype=np.float32)])
+                rows = np.concatenate([rows, np.array(new_rows, dtype=ROW)])
+                capped = np.minimum(np.array(new_tfs, dtype=np.int64), np.iinfo(TF).max)
+                tfs = np.concatenate([tfs, capped.astype(TF)])
             overrides[code] = (rows, tfs)
         index = BM25Index(
             self.vocab,
@@ -348,8 +361,8 @@ class BM25Index:
         np.cumsum(lengths[kept_codes], out=indptr[1:])
         start_of = np.zeros(n_terms, dtype=np.int64)
         start_of[kept_codes] = indptr[:-1]
-        out_rows = np.empty(indptr[-1], dtype=np.intp)
-        out_tfs = np.empty(indptr[-1], dtype=np.float32)
+        out_rows = np.empty(indptr[-1], dtype=ROW)
+        out_tfs = np.empty(indptr[-1], dtype=TF)
         # Base postings of terms without an override keep their offset within the term.
         base_code = np.repeat(np.arange(n_base), np.diff(self.indptr))
         keep = ~overridden[base_code]
@@ -363,7 +376,7 @@ class BM25Index:
             out_tfs[start : start + len(rows)] = tfs
         doc_len = self.doc_len
         if new_row is not None:
-            out_rows = new_row[out_rows].astype(np.intp)
+            out_rows = new_row[out_rows].astype(ROW)
             kept_rows = new_row >= 0
             doc_len = np.zeros(int(kept_rows.sum()), dtype=np.float32)
             doc_len[new_row[kept_rows]] = self.doc_len[kept_rows]

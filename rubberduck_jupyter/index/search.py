@@ -1,4 +1,4 @@
-"""Hybrid search: exact vector search and BM25, fused by reciprocal rank.
+"""Hybrid search: vector search and BM25, fused by reciprocal rank.
 
 Embeddings find paraphrases ("standardise against a trailing window") and BM25 finds exact
 identifiers and rare words (`seasonal_naive`, an error code) that embeddings blur. Fusing
@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .snapshot import IndexSnapshot, StaleSnapshot
 from .store import IndexStore
 
 Mode = Literal["hybrid", "vector", "bm25"]
@@ -99,7 +100,8 @@ class HybridSearcher:
 
         Hybrid takes the top `candidates` of each method (at least `top_k`) before fusing.
         Filters apply inside each method, so they never shorten the result list needlessly.
-        Both methods and the hits read one snapshot of the index: one consistent state.
+        Both methods and the hits read one snapshot of the index: one consistent state
+        (texts and locations come from DuckDB, for the hits only; see `_hits`).
         With `on_degraded`, a hybrid search whose query cannot be embedded (the model will
         not load, the embedding API is down) answers from BM25 alone and reports the error
         there; without it, or in vector mode, the error propagates.
@@ -109,9 +111,6 @@ class HybridSearcher:
         if not query.strip() or top_k <= 0:
             return []
         pool = top_k if mode != "hybrid" else max(candidates, top_k)
-        vector: list[int] = []
-        bm25: list[int] = []
-        scores: dict[int, float] = {}
         # Embed before taking the snapshot, so the search sees the newest one.
         query_vector = None
         if mode != "bm25":
@@ -125,7 +124,26 @@ class HybridSearcher:
                 if on_degraded is not None:
                     on_degraded(exc)
                 mode = "bm25"
-        snapshot = self.store.snapshot()
+
+        def run(snapshot: IndexSnapshot) -> list[Hit]:
+            return self._hits(snapshot, query, query_vector, mode, top_k, pool, path_glob, kinds)
+
+        return self.store.consistent(run)
+
+    def _hits(
+        self,
+        snapshot: IndexSnapshot,
+        query: str,
+        query_vector: np.ndarray | None,
+        mode: Mode,
+        top_k: int,
+        pool: int,
+        path_glob: str | None,
+        kinds: Collection[str] | None,
+    ) -> list[Hit]:
+        vector: list[int] = []
+        bm25: list[int] = []
+        scores: dict[int, float] = {}
         if query_vector is not None:
             rows, values = snapshot.search_vector(
                 query_vector, pool, path_glob=path_glob, kinds=kinds
@@ -145,7 +163,13 @@ class HybridSearcher:
             ranked = [(row, scores[row]) for row in (vector or bm25)[:top_k]]
         vector_ranks = dict(zip(vector, range(1, len(vector) + 1), strict=True))
         bm25_ranks = dict(zip(bm25, range(1, len(bm25) + 1), strict=True))
-        chunks = snapshot.chunks([row for row, _ in ranked])
+        # Texts and locations from DuckDB, for these hits only. Ids are never reused, so a
+        # chunk found is the one ranked; one missing was removed by a write committed since
+        # the snapshot was taken: the whole search runs again on a newer one.
+        ids = snapshot.ids[np.array([row for row, _ in ranked], dtype=np.int64)]
+        chunks = self.store.chunks(ids.tolist())
+        if len(chunks) != len(ranked):
+            raise StaleSnapshot()
         return [
             Hit(
                 path=chunk.path,

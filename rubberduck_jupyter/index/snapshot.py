@@ -1,51 +1,67 @@
-"""The index in memory: every chunk's vector, location and text, and its BM25 index, as
-one immutable snapshot that a search reads without a DuckDB round trip.
+"""The index in memory: for every chunk its id, path and kind as numbers, its vector (in a
+`vectors.VectorSet`) and its BM25 postings, as one snapshot that a search reads without a
+DuckDB round trip. Texts and locations stay in DuckDB: a search reads them for the ~10 hits
+it returns, in one query (~1-2 ms), instead of holding ~0.6 KB per chunk of Python objects.
+
+Per chunk: 8 B id, 4 B path code, 2 B kind code, 1 B alive, 8 B of BM25 row factors, the
+postings (6 B each, ~30 per chunk) and the vector (1.5 KB float32 below the ANN threshold,
+~0.5 KB int8 + graph above it); ~0.8 KB in all at 1M chunks.
 
 The store loads a snapshot once, then derives a new one from each committed write
-(`with_changes`) and swaps it in: a search keeps the snapshot it started with, so it
-never sees half a write. Deriving is cheap because rows are only appended: column
-buffers keep spare room at their end, a new snapshot writes its rows there, and no
-snapshot ever reads past its own length `n`, so older ones are undisturbed. Removed rows
-stay as tombstones (`alive` False) until they are a quarter of all rows; then
-`compacted` copies the live rows into new buffers.
+(`with_changes`) and swaps it in: a search keeps the snapshot it started with, so it never
+sees half a write. Deriving is cheap because rows are only appended: column buffers keep
+spare room at their end, a new snapshot writes its rows there, and no snapshot ever reads
+past its own length `n`, so older ones are undisturbed. Removed rows stay as tombstones
+(`alive` False) until they are a quarter of all rows; then `compacted` copies the live rows
+into new buffers. An ANN vector set is the exception: it changes in place, and a search on
+a snapshot it has moved past raises `StaleSnapshot` (see vectors.py).
 
 Rows are in chunk-id order (ids only grow), so ties broken by row are broken by id.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .bm25 import BM25Index, top_k
+from .bm25 import BM25Index
 from .globs import glob_to_regex
-from .types import StoredChunk
+from .vectors import (
+    ExactVectors,
+    Query,
+    StaleSnapshot,
+    VectorSet,
+    append,
+    roomy_buffer,
+    unit_query,
+    with_room,
+)
+
+__all__ = [
+    "ChunkRows",
+    "IndexSnapshot",
+    "Names",
+    "StaleSnapshot",
+    "empty_rows",
+    "roomy_buffer",
+]
 
 # Compact once tombstones are this share of the rows (and at least MIN_DEAD_ROWS).
 MAX_DEAD_SHARE = 0.25
 MIN_DEAD_ROWS = 1024
-# Row-aligned columns: ids and codes for lookups and filters, the chunks as ready objects
-# (a search hands them out as they are), and the vectors.
-_COLUMNS = ("ids", "path_codes", "kind_codes", "chunks", "vectors")
+# Row-aligned columns: ids, and codes for filters.
+_COLUMNS = {"ids": np.int64, "path_codes": np.int32, "kind_codes": np.int16}
 
 
 @dataclass(frozen=True, eq=False)
 class ChunkRows:
-    """Column arrays of chunks, ascending by id: what a write adds, or what a load reads."""
+    """Chunks a write adds, ascending by id."""
 
     ids: np.ndarray  # int64
     paths: Sequence[str]
     kinds: Sequence[str]
-    texts: np.ndarray  # str objects
-    start_lines: np.ndarray  # int32, -1 for none
-    end_lines: np.ndarray  # int32, -1 for none
-    cells: np.ndarray  # str objects: "3,4" for notebook cells, "" otherwise
-    titles: np.ndarray  # str or None objects
-    parts: np.ndarray  # int32
-    n_tokens: np.ndarray  # int32
     vectors: np.ndarray  # float32 (n, dim), unit rows
 
     def __len__(self) -> int:
@@ -73,41 +89,6 @@ class Names:
         return out
 
 
-def roomy_buffer(n: int, shape: tuple[int, ...], dtype: np.dtype | type) -> np.ndarray:
-    """An empty buffer for `n` rows and spare ones after them for later appends; fill
-    `buffer[:n]` and pass that view as a column to skip a copy."""
-    return np.empty((n + max(1024, n // 8), *shape), dtype=dtype)
-
-
-def _with_room(values: np.ndarray) -> np.ndarray:
-    """A buffer holding `values` with spare rows after them for later appends."""
-    base = values.base
-    if (
-        isinstance(base, np.ndarray)
-        and base.dtype == values.dtype
-        and base.shape[1:] == values.shape[1:]
-        and len(base) > len(values)
-        and base.flags.c_contiguous
-        and values.ctypes.data == base.ctypes.data
-    ):
-        return base  # `values` is already the start of such a buffer
-    buf = roomy_buffer(len(values), values.shape[1:], values.dtype)
-    buf[: len(values)] = values
-    return buf
-
-
-def _append(buf: np.ndarray, n: int, values: np.ndarray) -> np.ndarray:
-    """`buf[:n]` followed by `values`: in `buf`'s spare room when it has enough (rows
-    below `n` are never written, so views of them stay valid), else in a new buffer."""
-    end = n + len(values)
-    if end > len(buf):
-        grown = np.empty((end + max(1024, end // 4), *buf.shape[1:]), dtype=buf.dtype)
-        grown[:n] = buf[:n]
-        buf = grown
-    buf[n:end] = values
-    return buf
-
-
 @dataclass(frozen=True, eq=False)
 class IndexSnapshot:
     n: int  # rows in this snapshot, live or not; buffers may be longer
@@ -119,88 +100,65 @@ class IndexSnapshot:
     kinds: Names
     n_kinds: int
     bm25: BM25Index
+    vectors: VectorSet
     dim: int
     version: int = 0  # counts the writes applied since the buffers were made
+    vectors_version: int = 0  # `vectors.version` when this snapshot was made
     # Shared by the snapshots that share buffers: the version of the newest one, the only
     # one allowed to append (an older one would write over rows the newest one reads).
     _newest: list[int] = field(default_factory=lambda: [0])
-    # Filter masks by (glob, kinds), computed on first use: a snapshot serves many searches.
+    # Filter results by (glob, kinds), computed on first use: a snapshot serves many searches.
     _filters: dict[object, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
     # --- building -------------------------------------------------------------------------
 
     @classmethod
-    def build(cls, rows: ChunkRows, bm25: BM25Index, dim: int) -> IndexSnapshot:
-        """From every stored chunk (a load); `bm25` must index the same rows."""
-        if bm25.n_rows != len(rows):
-            raise ValueError(f"BM25 has {bm25.n_rows} rows, the chunks {len(rows)}")
-        if rows.vectors.shape != (len(rows), dim):
-            raise ValueError(
-                f"vectors of shape {rows.vectors.shape}, expected ({len(rows)}, {dim})"
-            )
-        if len(rows) and np.any(np.diff(rows.ids) <= 0):
+    def build(
+        cls,
+        ids: np.ndarray,
+        path_codes: np.ndarray,
+        path_names: Sequence[str],
+        kind_codes: np.ndarray,
+        kind_names: Sequence[str],
+        bm25: BM25Index,
+        vectors: VectorSet,
+    ) -> IndexSnapshot:
+        """From every stored chunk (a load): codes index the names; `bm25` must index the
+        same rows and `vectors` hold the same chunks (rows for exact, ids for ANN)."""
+        n = len(ids)
+        if bm25.n_rows != n:
+            raise ValueError(f"BM25 has {bm25.n_rows} rows, the chunks {n}")
+        if isinstance(vectors, ExactVectors) and vectors.n != n:
+            raise ValueError(f"{vectors.n} vectors for {n} chunks")
+        if n and np.any(np.diff(ids) <= 0):
             raise ValueError("chunks must be ascending by id")
-        paths, kinds = Names(), Names()
-        columns = cls._columns(rows, paths, kinds)
+        if len(kind_names) > np.iinfo(np.int16).max:
+            raise ValueError("too many chunk kinds")
+        columns = {
+            "ids": np.asarray(ids, dtype=np.int64),
+            "path_codes": np.asarray(path_codes, dtype=np.int32),
+            "kind_codes": np.asarray(kind_codes, dtype=np.int16),
+        }
         return cls(
-            n=len(rows),
-            buffers={name: _with_room(values) for name, values in columns.items()},
-            alive=np.ones(len(rows), dtype=bool),
+            n=n,
+            buffers={name: with_room(values) for name, values in columns.items()},
+            alive=np.ones(n, dtype=bool),
             n_dead=0,
-            paths=paths,
-            n_paths=len(paths.names),
-            kinds=kinds,
-            n_kinds=len(kinds.names),
+            paths=Names(path_names),
+            n_paths=len(path_names),
+            kinds=Names(kind_names),
+            n_kinds=len(kind_names),
             bm25=bm25,
-            dim=dim,
+            vectors=vectors,
+            dim=vectors.dim,
+            vectors_version=vectors.version,
         )
 
     @classmethod
     def empty(cls, dim: int) -> IndexSnapshot:
-        return cls.build(empty_rows(dim), BM25Index.empty(), dim)
-
-    @staticmethod
-    def _columns(rows: ChunkRows, paths: Names, kinds: Names) -> dict[str, np.ndarray]:
-        ids = np.asarray(rows.ids, dtype=np.int64)
-        path_codes = paths.codes_of(rows.paths)
-        kind_codes = kinds.codes_of(rows.kinds)
-        chunks = np.empty(len(ids), dtype=object)
-        fields = zip(
-            ids.tolist(),
-            path_codes.tolist(),
-            kind_codes.tolist(),
-            list(rows.texts),
-            np.asarray(rows.start_lines).tolist(),
-            np.asarray(rows.end_lines).tolist(),
-            list(rows.cells),
-            list(rows.titles),
-            np.asarray(rows.parts).tolist(),
-            np.asarray(rows.n_tokens).tolist(),
-            strict=True,
-        )
-        path_names, kind_names = paths.names, kinds.names
-        for i, (chunk_id, path, kind, text, start, end, cells, title, part, n_tokens) in enumerate(
-            fields
-        ):
-            chunks[i] = StoredChunk(
-                id=chunk_id,
-                path=path_names[path],  # one string object per path, shared
-                kind=kind_names[kind],
-                text=text,
-                start_line=None if start < 0 else start,
-                end_line=None if end < 0 else end,
-                cells=tuple(map(int, cells.split(","))) if cells else (),
-                title=title,
-                part=part,
-                n_tokens=n_tokens,
-            )
-        return {
-            "ids": ids,
-            "path_codes": path_codes,
-            "kind_codes": kind_codes,
-            "chunks": chunks,
-            "vectors": np.asarray(rows.vectors, dtype=np.float32),
-        }
+        none = np.zeros(0, dtype=np.int64)
+        matrix = np.zeros((0, dim), np.float32)
+        return cls.build(none, none, [], none, [], BM25Index.empty(), ExactVectors.of(matrix, dim))
 
     def with_changes(
         self,
@@ -218,17 +176,22 @@ class IndexSnapshot:
             raise RuntimeError("changes go to the newest snapshot only")
         if len(added_terms) != len(added):
             raise ValueError("one term count per added chunk")
-        if added.vectors.shape[1:] != (self.dim,):
-            raise ValueError(f"vectors of {added.vectors.shape[1:]}, expected ({self.dim},)")
+        if added.vectors.shape != (len(added), self.dim):
+            raise ValueError(f"vectors of {added.vectors.shape}, expected ({self.dim},)")
         ids = self.ids
         if len(added) and (np.any(np.diff(added.ids) <= 0) or (self.n and added.ids[0] <= ids[-1])):
             raise ValueError("added chunks must have new ids, ascending")
-        gone = self.rows_of(np.array([chunk_id for chunk_id, _ in removed], dtype=np.int64))
+        removed_ids = np.array([chunk_id for chunk_id, _ in removed], dtype=np.int64)
+        gone = self.rows_of(removed_ids)
         if len(gone) != len(removed):
             raise KeyError("a removed chunk is not in the snapshot")
         n, end = self.n, self.n + len(added)
-        columns = self._columns(added, self.paths, self.kinds)
-        buffers = {name: _append(self.buffers[name], n, columns[name]) for name in _COLUMNS}
+        columns = {
+            "ids": np.asarray(added.ids, dtype=np.int64),
+            "path_codes": self.paths.codes_of(added.paths),
+            "kind_codes": self.kinds.codes_of(added.kinds).astype(np.int16),
+        }
+        buffers = {name: append(self.buffers[name], n, columns[name]) for name in _COLUMNS}
         alive = np.ones(end, dtype=bool)
         alive[:n] = self.alive
         alive[gone] = False
@@ -237,6 +200,7 @@ class IndexSnapshot:
             [(n + i, counts) for i, counts in enumerate(added_terms)],
             end,
         )
+        vectors = self.vectors.changed(removed_ids, columns["ids"], added.vectors)
         snapshot = IndexSnapshot(
             n=end,
             buffers=buffers,
@@ -247,14 +211,36 @@ class IndexSnapshot:
             kinds=self.kinds,
             n_kinds=len(self.kinds.names),
             bm25=bm25,
+            vectors=vectors,
             dim=self.dim,
             version=self.version + 1,
+            vectors_version=vectors.version,
             _newest=self._newest,
         )
         self._newest[0] = snapshot.version
         if snapshot.n_dead >= max(MIN_DEAD_ROWS, MAX_DEAD_SHARE * end):
             return snapshot.compacted()
         return snapshot
+
+    def with_vectors(self, vectors: VectorSet) -> IndexSnapshot:
+        """The same chunks with another vector set holding them (exact -> ANN)."""
+        kept = self.compacted() if self.n_dead else self
+        return IndexSnapshot(
+            n=kept.n,
+            buffers=kept.buffers,
+            alive=kept.alive,
+            n_dead=kept.n_dead,
+            paths=kept.paths,
+            n_paths=kept.n_paths,
+            kinds=kept.kinds,
+            n_kinds=kept.n_kinds,
+            bm25=kept.bm25,
+            vectors=vectors,
+            dim=kept.dim,
+            version=kept.version,
+            vectors_version=vectors.version,
+            _newest=kept._newest,
+        )
 
     def compacted(self) -> IndexSnapshot:
         """The same chunks in new buffers, without tombstones or unused paths."""
@@ -267,9 +253,10 @@ class IndexSnapshot:
         renumber = np.zeros(self.n_paths, dtype=np.int32)
         renumber[used] = np.arange(len(used), dtype=np.int32)
         columns["path_codes"] = renumber[columns["path_codes"]]
+        vectors = self.vectors.compacted(keep)
         return IndexSnapshot(
             n=len(columns["ids"]),
-            buffers={name: _with_room(values) for name, values in columns.items()},
+            buffers={name: with_room(values) for name, values in columns.items()},
             alive=np.ones(len(columns["ids"]), dtype=bool),
             n_dead=0,
             paths=paths,
@@ -277,7 +264,9 @@ class IndexSnapshot:
             kinds=self.kinds,
             n_kinds=self.n_kinds,
             bm25=self.bm25.compacted(new_row),
+            vectors=vectors,
             dim=self.dim,
+            vectors_version=vectors.version,
         )
 
     # --- reads ----------------------------------------------------------------------------
@@ -293,6 +282,11 @@ class IndexSnapshot:
     def n_live(self) -> int:
         return self.n - self.n_dead
 
+    @property
+    def stale(self) -> bool:
+        """True once a later write changed the vector set this snapshot reads."""
+        return self.vectors.version != self.vectors_version
+
     def rows_of(self, ids: np.ndarray) -> np.ndarray:
         """The live rows of these chunk ids, in the given order; unknown ids left out."""
         all_ids = self.ids
@@ -303,10 +297,22 @@ class IndexSnapshot:
         found = (all_ids[rows] == ids) & self.alive[rows]
         return rows[found]
 
-    def chunks(self, rows: Sequence[int] | np.ndarray) -> list[StoredChunk]:
-        """The chunks at these rows, in order."""
-        chunks: list[StoredChunk] = self.column("chunks")[np.asarray(rows, dtype=np.intp)].tolist()
-        return chunks
+    def path_of(self, rows: np.ndarray) -> list[str]:
+        names = self.paths.names
+        return [names[c] for c in self.column("path_codes")[rows].tolist()]
+
+    def nbytes(self) -> dict[str, int]:
+        """Bytes held per part (what this snapshot reads; buffers' spare room left out)."""
+        bm25 = self.bm25
+        postings = bm25.rows.nbytes + bm25.tfs.nbytes + bm25.indptr.nbytes
+        postings += sum(r.nbytes + t.nbytes for r, t in bm25.overrides.values())
+        return {
+            "vectors": self.vectors.nbytes,
+            "postings": postings,
+            "bm25 rows": bm25.doc_len.nbytes + bm25.norm.nbytes,
+            "bm25 cache": bm25.cached_bytes,
+            "columns": sum(self.column(name).nbytes for name in _COLUMNS) + self.alive.nbytes,
+        }
 
     def filter(
         self, path_glob: str | None, kinds: Collection[str] | None
@@ -343,23 +349,20 @@ class IndexSnapshot:
         path_glob: str | None = None,
         kinds: Collection[str] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Exact top-k by cosine similarity: (rows, similarities), best first."""
-        q = np.asarray(query, dtype=np.float32).reshape(-1)
-        if q.shape != (self.dim,):
-            raise ValueError(f"query vector has {q.size} values, expected {self.dim}")
-        norm = math.sqrt(float(q @ q))
-        if k <= 0 or not math.isfinite(norm) or norm == 0.0 or not self.n_live:
+        """Top-k by cosine similarity: (rows, similarities), best first. Exact below the
+        store's ANN threshold; above it, approximate with float32 rescoring. Raises
+        StaleSnapshot if a later write moved the vector set (search the newest snapshot)."""
+        q = unit_query(query, self.dim)
+        if k <= 0 or q is None or not self.n_live or self.stale:
+            if self.stale:
+                raise StaleSnapshot()
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        scores = self.column("vectors") @ (q / np.float32(norm))
         allowed = self.filter(path_glob, kinds)
-        if allowed is not None:
-            best = top_k(scores, k, allowed[1])
-        elif self.n_dead:
-            scores[~self.alive] = -np.inf
-            best = top_k(scores, min(k, self.n_live))
-        else:
-            best = top_k(scores, k)
-        return best, scores[best]
+        where = Query(self.ids, self.alive, self.n_live, None if allowed is None else allowed[1])
+        rows, scores = self.vectors.search(q, k, where)
+        if self.stale:
+            raise StaleSnapshot()
+        return rows, scores
 
     def search_bm25(
         self,
@@ -378,17 +381,9 @@ class IndexSnapshot:
 
 
 def empty_rows(dim: int) -> ChunkRows:
-    none = np.zeros(0, dtype=np.int32)
     return ChunkRows(
         ids=np.zeros(0, dtype=np.int64),
         paths=[],
         kinds=[],
-        texts=np.zeros(0, dtype=object),
-        start_lines=none,
-        end_lines=none,
-        cells=np.zeros(0, dtype=object),
-        titles=np.zeros(0, dtype=object),
-        parts=none,
-        n_tokens=none,
         vectors=np.zeros((0, dim), dtype=np.float32),
     )

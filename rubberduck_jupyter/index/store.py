@@ -6,34 +6,43 @@ one connection; each write is one transaction holding the chunks with their vect
 term counts, so a crash leaves every file whole, old or new, and there is nothing to
 rebuild afterwards.
 
-Searches never touch DuckDB. The first one loads every chunk into an `IndexSnapshot`
-(vectors, locations, texts, a BM25 inverted index; ~3 s per 100k chunks); from then on
-each committed write derives the next snapshot from the last one, in proportion to what it
-changed, and swaps it in under a lock. A search holds the snapshot it started with, so it
-sees every write committed before it and never half of one.
+Searches rank in memory. The first one loads every chunk into an `IndexSnapshot` (ids,
+path and kind codes, vectors, a BM25 inverted index); from then on each committed write
+derives the next snapshot from the last one, in proportion to what it changed, and swaps it
+in under a lock. A search holds the snapshot it started with, so it sees every write
+committed before it and never half of one; it reads the texts and locations of the hits it
+returns from DuckDB, in one query. Chunk ids are never reused, so a chunk read by id is the
+one the snapshot ranked, or gone: then a write committed during the search, and the search
+runs again on the newest snapshot (`consistent`).
 
-Vector search is exact (numpy over all vectors, ~10x faster than DuckDB's
-array_cosine_distance); BM25 is `bm25.BM25Index`. Path filters are globs on the relative
-POSIX path; see `globs.glob_to_regex`.
+Vectors (vectors.py): exact numpy search below `ann_threshold` chunks, a usearch HNSW graph
+of int8 vectors above it, saved next to the database as `<db>.usearch` with the store's
+identity and write version (meta `index_uid`, `write_version`, bumped by every write), so a
+graph that missed a write or belongs to another index is rebuilt, never trusted. BM25 is
+`bm25.BM25Index`. Path filters are globs on the relative POSIX path; see
+`globs.glob_to_regex`.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+import time
+import uuid
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 import numpy as np
 
 from .bm25 import BM25Index, Tokenizer, default_tokenizer
 from .globs import glob_to_regex
-from .snapshot import ChunkRows, IndexSnapshot, empty_rows, roomy_buffer
+from .snapshot import ChunkRows, IndexSnapshot, StaleSnapshot, empty_rows
 from .types import Chunk, StoredChunk
+from .vectors import AnnVectors, ExactVectors, VectorSet, roomy_buffer
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -48,9 +57,20 @@ log = logging.getLogger(__name__)
 
 # Bump when the tables change: an index is a cache, so an old one is cleared and rebuilt.
 # 3: BM25 term counts per chunk replace DuckDB's full-text index.
-SCHEMA_VERSION = 3
+# 4: meta holds index_uid and write_version, which stamp the saved ANN graph.
+SCHEMA_VERSION = 4
 # Left behind by schema 2 (DuckDB's FTS extension); dropped when such an index is cleared.
 _LEGACY_FTS_SCHEMA = "fts_main_chunks"
+
+# Above this many chunks, vector search uses the ANN graph (vectors.py): exact numpy search
+# costs ~4 ms per 100k chunks and 1.5 KB each, the graph ~0.5 ms and ~0.6 KB at any size.
+ANN_THRESHOLD = 50_000
+# Rows read per query while loading vectors (bounds the copy DuckDB hands over at once).
+LOAD_BATCH = 65_536
+# A search that found its snapshot stale runs again; the last attempt holds the write lock.
+SEARCH_ATTEMPTS = 3
+
+T = TypeVar("T")
 
 _CONFIG = {
     # No extension is needed; never fetch one from the network either.
@@ -107,19 +127,7 @@ class _Batch:
 
     def rows(self, ids: np.ndarray) -> ChunkRows:
         c = self.columns
-        return ChunkRows(
-            ids=ids,
-            paths=c["path"],
-            kinds=c["kind"],
-            texts=c["text"],
-            start_lines=c["start_line"],
-            end_lines=c["end_line"],
-            cells=c["cells"],
-            titles=c["title"],
-            parts=c["part"],
-            n_tokens=c["n_tokens"],
-            vectors=self.vectors,
-        )
+        return ChunkRows(ids=ids, paths=c["path"], kinds=c["kind"], vectors=self.vectors)
 
 
 _CHUNK_COLUMNS = "id, path, kind, text, start_line, end_line, cells, title, part, n_tokens"
@@ -137,10 +145,21 @@ class IndexStore:
         embedder_id: str = "",
         tokenizer: Tokenizer | None = None,
         clear_mismatch: bool = True,
+        ann_threshold: int = ANN_THRESHOLD,
+        ann_path: Path | None = None,
     ) -> None:
         """`clear_mismatch=False`: raise IndexMismatchError instead of clearing an index
-        built with another embedder or schema (for read-only uses such as a CLI search)."""
+        built with another embedder or schema (for read-only uses such as a CLI search).
+
+        `ann_threshold`: from this many chunks on, vector search is approximate (HNSW);
+        below it, exact. `ann_path`: where the graph is saved (default `<db>.usearch`).
+        """
         self.db_path = Path(db_path)
+        self.ann_threshold = ann_threshold
+        self.ann_path = Path(ann_path or self.db_path.with_name(self.db_path.name + ".usearch"))
+        self.index_uid = ""
+        self.write_version = 0  # writes committed to this index since it was created
+        self.ann_built: str | None = None  # how the graph was last made ready, for stats
         self.clear_mismatch = clear_mismatch
         self.dim = dim
         self.embedder_id = embedder_id
@@ -171,6 +190,7 @@ class IndexStore:
 
     def close(self) -> None:
         with self._write_lock:
+            self._save_ann()
             if self._con is not None:
                 self._con.close()
                 self._con = None
@@ -236,6 +256,9 @@ class IndexStore:
                 log.info("Clearing the index %s: %s", self.db_path, reason)
                 self.cleared_on_open = reason
             self._create_schema(con)
+        meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
+        self.index_uid = meta["index_uid"]
+        self.write_version = int(meta["write_version"])
 
     def _create_schema(self, con: duckdb.DuckDBPyConnection) -> None:
         with self._transaction():
@@ -269,6 +292,9 @@ class IndexStore:
                     ("schema_version", str(SCHEMA_VERSION)),
                     ("dim", str(self.dim)),
                     ("embedder_id", self.embedder_id),
+                    # Names this index, so a graph file saved for another is never trusted.
+                    ("index_uid", uuid.uuid4().hex),
+                    ("write_version", "0"),
                 ],
             )
             self._set_snapshot(None)
@@ -302,6 +328,7 @@ class IndexStore:
                     )
                 finally:
                     con.unregister("_new_files")
+                self._bump_write_version(con)
                 n = len(batch.term_counts)
                 if n:
                     # Ids in chunk order, so `chunk_ids(path)` lists a file's chunks in order.
@@ -325,6 +352,7 @@ class IndexStore:
                     finally:
                         con.unregister("_new_chunks")
             # Committed; the write lock is still held, so no write can come between.
+            self.write_version += 1
             self._advance(snapshot, removed, batch.rows(ids), batch.term_counts)
 
     def _batch(self, items: Sequence[tuple[FileState, Sequence[Chunk], np.ndarray]]) -> _Batch:
@@ -409,12 +437,20 @@ class IndexStore:
                     if count:
                         removed = self._delete_chunks(con, "_gone", snapshot is not None)
                         con.execute("DELETE FROM files WHERE path IN (SELECT path FROM _gone)")
+                        self._bump_write_version(con)
                 finally:
                     con.unregister("_gone")
             # Committed; the write lock is still held, so no write can come between.
+            if count:
+                self.write_version += 1
             if removed:
                 self._advance(snapshot, removed, empty_rows(self.dim), [])
         return count
+
+    def _bump_write_version(self, con: duckdb.DuckDBPyConnection) -> None:
+        con.execute(
+            "UPDATE meta SET value = ? WHERE key = 'write_version'", [str(self.write_version + 1)]
+        )
 
     def _delete_chunks(
         self, con: duckdb.DuckDBPyConnection, paths: str, want_terms: bool
@@ -440,6 +476,15 @@ class IndexStore:
             return
         try:
             following: IndexSnapshot | None = snapshot.with_changes(removed, added, term_counts)
+            if (
+                following is not None
+                and isinstance(following.vectors, ExactVectors)
+                and following.n_live >= self.ann_threshold
+            ):
+                # Crossed the threshold: one build from the vectors in memory (~seconds at
+                # 50k), kept up to date from here on and saved on close.
+                following = following.with_vectors(self._ann_of(following))
+                self.ann_built = "built on crossing the threshold"
         except Exception:
             # Never serve a snapshot that may differ from the database: load it afresh.
             log.exception("Could not update the in-memory index of %s; reloading", self.db_path)
@@ -524,6 +569,11 @@ class IndexStore:
             "in_memory": snapshot is not None,
             "memory_rows": snapshot.n if snapshot is not None else 0,
             "memory_dead_rows": snapshot.n_dead if snapshot is not None else 0,
+            "memory_bytes": sum(snapshot.nbytes().values()) if snapshot is not None else 0,
+            "vector_search": snapshot.vectors.kind if snapshot is not None else None,
+            "ann_threshold": self.ann_threshold,
+            "ann_built": self.ann_built,
+            "write_version": self.write_version,
             "dim": self.dim,
             "embedder_id": self.embedder_id,
             "schema_version": SCHEMA_VERSION,
@@ -546,49 +596,129 @@ class IndexStore:
 
     def _load_snapshot(self) -> IndexSnapshot:
         with self._reader() as cur:
+            # Codes number the distinct paths and kinds in sorted order, as the names below.
             got = cur.execute(
-                "SELECT id, path, kind, text, coalesce(start_line, -1) AS start_line, "
-                "coalesce(end_line, -1) AS end_line, array_to_string(cells, ',') AS cells, "
-                "title, part, n_tokens, vec FROM chunks ORDER BY id"
+                "SELECT id, (dense_rank() OVER (ORDER BY path) - 1)::INTEGER AS path_code, "
+                "(dense_rank() OVER (ORDER BY kind) - 1)::SMALLINT AS kind_code "
+                "FROM chunks ORDER BY id"
             ).fetchnumpy()
+            path_names = cur.execute("SELECT DISTINCT path FROM chunks ORDER BY path").fetchall()
+            kind_names = cur.execute("SELECT DISTINCT kind FROM chunks ORDER BY kind").fetchall()
             terms = cur.execute(
                 "SELECT DISTINCT unnest(bm25_terms) AS term FROM chunks ORDER BY term"
             ).fetchnumpy()["term"]
-            # Codes number the terms in the order above; rows number chunks by id.
+            # Codes number the terms in the order above; rows number chunks by id. Narrow
+            # types: at 1M chunks this hands over ~30M postings.
             postings = cur.execute(
                 "WITH numbered AS (SELECT row_number() OVER (ORDER BY id) - 1 AS row, "
                 "bm25_terms, bm25_tfs FROM chunks), "
                 "flat AS (SELECT row, unnest(bm25_terms) AS term, unnest(bm25_tfs) AS tf "
                 "FROM numbered) "
-                "SELECT dense_rank() OVER (ORDER BY term) - 1 AS code, row, tf FROM flat "
+                "SELECT (dense_rank() OVER (ORDER BY term) - 1)::UINTEGER AS code, "
+                "row::UINTEGER AS row, least(tf, 65535)::USMALLINT AS tf FROM flat "
                 "ORDER BY code, row"
             ).fetchnumpy()
-        n = len(got["id"])
-        titles = np.ma.getdata(got["title"]).astype(object)
-        titles[np.ma.getmaskarray(got["title"])] = None
-        vectors = roomy_buffer(n, (self.dim,), np.float32)[:n]
-        if n:
-            np.stack(got["vec"], out=vectors)
-        rows = ChunkRows(
-            ids=np.asarray(got["id"], dtype=np.int64),
-            paths=got["path"].tolist(),
-            kinds=got["kind"].tolist(),
-            texts=got["text"],
-            start_lines=got["start_line"],
-            end_lines=got["end_line"],
-            cells=got["cells"],
-            titles=titles,
-            parts=got["part"],
-            n_tokens=got["n_tokens"],
-            vectors=vectors,
-        )
+        ids = np.asarray(got["id"], dtype=np.int64)
+        n = len(ids)
         counts = np.bincount(np.asarray(postings["code"], dtype=np.int64), minlength=len(terms))
+        del postings["code"]
         indptr = np.zeros(len(terms) + 1, dtype=np.int64)
         np.cumsum(counts, out=indptr[1:])
         bm25 = BM25Index.from_postings(
             terms.tolist(), indptr, postings["row"], postings["tf"], n_rows=n
         )
-        return IndexSnapshot.build(rows, bm25, self.dim)
+        vectors: VectorSet = (
+            self._load_ann(ids) if n >= self.ann_threshold else self._load_exact(ids)
+        )
+        return IndexSnapshot.build(
+            ids,
+            got["path_code"],
+            [row[0] for row in path_names],
+            got["kind_code"],
+            [row[0] for row in kind_names],
+            bm25,
+            vectors,
+        )
+
+    def _vector_batches(self, ids: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(ids, float32 vectors) of every chunk, by id ranges, which zone maps prune."""
+        with self._reader() as cur:
+            for start in range(0, len(ids), LOAD_BATCH):
+                part = ids[start : start + LOAD_BATCH]
+                got = cur.execute(
+                    "SELECT vec FROM chunks WHERE id BETWEEN ? AND ? ORDER BY id",
+                    [int(part[0]), int(part[-1])],
+                ).fetchnumpy()["vec"]
+                if len(got) != len(part):
+                    raise RuntimeError("the chunks changed while loading")  # under the write lock
+                yield part, np.stack(got).astype(np.float32, copy=False)
+
+    def _load_exact(self, ids: np.ndarray) -> ExactVectors:
+        n = len(ids)
+        buffer = roomy_buffer(n, (self.dim,), np.float32)
+        for part, matrix in self._vector_batches(ids):
+            start = int(np.searchsorted(ids, part[0]))
+            buffer[start : start + len(part)] = matrix
+        return ExactVectors(buffer, n, self.dim)
+
+    def _ann_stamp(self) -> dict[str, Any]:
+        return {
+            "index_uid": self.index_uid,
+            "write_version": self.write_version,
+            "dim": self.dim,
+            "embedder_id": self.embedder_id,
+        }
+
+    def _load_ann(self, ids: np.ndarray) -> AnnVectors:
+        """The saved graph if it matches this index exactly, else one built afresh."""
+        ann, why = AnnVectors.load(self.ann_path, self._ann_stamp(), self.dim)
+        if ann is not None:
+            self.ann_built = "loaded"
+            return ann
+        log.info("Building the vector graph of %s (%s)", self.db_path, why)
+        started = time.perf_counter()
+        ann = AnnVectors(self.dim)
+        for part, matrix in self._vector_batches(ids):
+            ann.add(part, matrix)
+        self.ann_built = f"built ({why}) in {time.perf_counter() - started:.1f} s"
+        self._save_ann(ann)
+        return ann
+
+    def _ann_of(self, snapshot: IndexSnapshot) -> AnnVectors:
+        assert isinstance(snapshot.vectors, ExactVectors)
+        live = snapshot.alive
+        ann = AnnVectors(self.dim)
+        ann.add(snapshot.ids[live], snapshot.vectors.matrix[live])
+        return ann
+
+    def _save_ann(self, ann: AnnVectors | None = None) -> None:
+        """Save the graph if it changed since it was last saved (under the write lock, so
+        the stamp's write version is the one the graph holds)."""
+        if ann is None:
+            snapshot = self._snapshot
+            if snapshot is None or not isinstance(snapshot.vectors, AnnVectors):
+                return
+            ann = snapshot.vectors
+        if ann.saved_version == ann.version:
+            return
+        try:
+            ann.save(self.ann_path, self._ann_stamp())
+        except OSError:
+            # A cache: losing it costs a rebuild on the next load, never a wrong answer.
+            log.exception("Could not save the vector graph %s", self.ann_path)
+
+    def consistent(self, run: Callable[[IndexSnapshot], T]) -> T:
+        """`run(snapshot)` on the newest snapshot; again on a newer one if it raised
+        StaleSnapshot (a write committed while it ran), the last time under the write lock,
+        where no write can interfere."""
+        for _ in range(SEARCH_ATTEMPTS - 1):
+            try:
+                return run(self.snapshot())
+            except StaleSnapshot:
+                with self._write_lock:  # let the write in progress finish
+                    pass
+        with self._write_lock:
+            return run(self.snapshot())
 
     # --- search ---------------------------------------------------------------------------
 
@@ -600,10 +730,14 @@ class IndexStore:
         path_glob: str | None = None,
         kinds: Collection[str] | None = None,
     ) -> list[tuple[int, float]]:
-        """Exact top-k by cosine similarity: (chunk id, similarity), best first."""
-        snapshot = self.snapshot()
-        rows, scores = snapshot.search_vector(query, k, path_glob=path_glob, kinds=kinds)
-        return _pairs(snapshot, rows, scores)
+        """Top-k by cosine similarity: (chunk id, similarity), best first. Exact below
+        `ann_threshold` chunks, approximate above it (see vectors.py)."""
+
+        def run(snapshot: IndexSnapshot) -> list[tuple[int, float]]:
+            rows, scores = snapshot.search_vector(query, k, path_glob=path_glob, kinds=kinds)
+            return _pairs(snapshot, rows, scores)
+
+        return self.consistent(run)
 
     def search_bm25(
         self,

@@ -472,6 +472,7 @@ def test_a_search_sees_whole_writes_only(tmp_path: Path, rng: np.random.Generato
 
     errors: list[BaseException] = []
     reads: list[int] = []  # one per snapshot checked, for the proof that readers overlapped
+    whole: list[bool] = []  # per check: the snapshot was still the database's state
     with IndexStore(tmp_path / "index.duckdb", embedder_id="test") as store:
         names = [f"f{i}" for i in range(n_files)]
         store.replace_files([version_of(name, 0) for name in names])
@@ -488,26 +489,37 @@ def test_a_search_sees_whole_writes_only(tmp_path: Path, rng: np.random.Generato
             finally:
                 done.set()
 
-        def check(snapshot: IndexSnapshot) -> None:
+        def check(snapshot: IndexSnapshot) -> bool:
+            """Every file whole at one version; False if a later write committed already
+            (texts live in DuckDB, and a replaced chunk's text is gone)."""
+            rows = np.flatnonzero(snapshot.alive)
+            chunks = store.chunks(snapshot.ids[rows].tolist())
+            if len(chunks) != len(rows):
+                return False
+            assert [c.path for c in chunks] == snapshot.path_of(rows)
             by_path: dict[str, set[str]] = {}
             counts: Counter[str] = Counter()
-            for chunk in snapshot.chunks(np.flatnonzero(snapshot.alive)):
+            for chunk in chunks:
                 by_path.setdefault(chunk.path, set()).add(chunk.text.split()[1])
                 counts[chunk.path] += 1
             assert len(by_path) == n_files
             for path, versions in by_path.items():
                 assert len(versions) == 1, (path, versions)  # never two versions at once
                 assert counts[path] == 1 + int(versions.pop()[3:]) % 5  # never a partial one
+            return True
 
         def read() -> None:
             try:
                 while not done.is_set():
                     snapshot = store.snapshot()
-                    before = snapshot.chunks(np.flatnonzero(snapshot.alive))
-                    check(snapshot)
-                    hits = searcher.search("tagf1 ver7", 5)
-                    assert all(h.path.startswith("f") for h in hits)
-                    assert snapshot.chunks(np.flatnonzero(snapshot.alive)) == before
+                    before = snapshot.ids[snapshot.alive].copy()
+                    whole.append(check(snapshot))
+                    hits = searcher.search("tagf1 ver7", 50)
+                    versions: dict[str, set[str]] = {}
+                    for hit in hits:  # a search's hits come from one state, too
+                        versions.setdefault(hit.path, set()).add(hit.text.split()[1])
+                    assert all(len(v) == 1 for v in versions.values()), versions
+                    assert np.array_equal(snapshot.ids[snapshot.alive], before)
                     reads.append(1)
                     # A breath between searches, as real ones have: two threads spinning on
                     # the GIL starve the writer, whose DuckDB scans of the registered batch
@@ -525,7 +537,8 @@ def test_a_search_sees_whole_writes_only(tmp_path: Path, rng: np.random.Generato
             thread.join(timeout=120)
         assert errors == []
         assert len(reads) >= 20  # the readers really ran while the writer wrote
-        check(store.snapshot())
+        assert sum(whole) >= 10
+        assert check(store.snapshot())
         assert store.search_bm25("ver39", 10)  # the last write is searchable at once
 
 

@@ -1,0 +1,332 @@
+"""The vector half of the index in memory: one embedder's vectors and their nearest-neighbour
+search, as one component (`ExactVectors` or `AnnVectors`) that a snapshot holds.
+
+Below `ann_threshold` chunks (the store's setting, 50k by default) search is exact: numpy over
+a float32 matrix, ~4 ms per 100k rows and 1.5 KB per chunk. Above it the vectors live in a
+usearch HNSW graph as int8 (~550 B per chunk with the graph, in one copy: usearch holds them,
+nothing else does) and a search reads ~0.3 ms of graph instead of every vector.
+
+int8 needs a scale, and ours: handed float32, usearch normalizes each vector and multiplies
+by 127, so a 384-d unit vector's components (~±0.05) become integers of ~±6 and recall@10
+falls to ~0.92 on clustered vectors. So each vector is scaled by 127 / its largest |component|
+and rounded here (cosine ignores a vector's length), the query too: recall@10 0.985-0.99 on
+the same data. The best `max(MIN_RESCORE, 2k)` candidates are then scored again with the
+float32 query against their stored int8 vectors (0.991-0.994). Rescoring them with DuckDB's
+float32 vectors would reach 1.0 but costs a DuckDB lookup per search (40 ids by `IN`: a full
+scan of the vector column, ~0.4-1 s at 200k chunks), and not needed for the goal of 0.98.
+
+An `AnnVectors` is mutable (usearch adds and removes in place) and shared by every snapshot
+since it was built; `version` counts the writes applied to it, so a snapshot can tell that a
+newer write moved it (its search would mix two states) and search again on the newest one.
+Keys are chunk ids, which no write reuses, so a snapshot maps them to its rows and drops
+the ones it does not hold.
+
+Future: a snapshot can hold several of these keyed by embedder id (static vectors first,
+transformer ones replacing them); never mix two embedders' vectors in one similarity.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .bm25 import top_k
+
+log = logging.getLogger(__name__)
+
+# HNSW shape: 16 links per node (32 on the base layer) is usearch's default and what the
+# recall numbers in the docstring used; 64 candidates while adding keeps building at a few
+# thousand vectors/s on 2 cores (128 halves that for no measurable recall here).
+CONNECTIVITY = 16
+EXPANSION_ADD = 64
+EXPANSION_SEARCH = 64
+# Candidates rescored in float32: at least this many, or twice k.
+MIN_RESCORE = 40
+# A filtered search over-fetches k * (live / allowed) * OVERFETCH; past MAX_OVERFETCH
+# candidates the filter is selective enough that scoring its rows exactly is cheaper.
+OVERFETCH = 1.5
+MAX_OVERFETCH = 4096
+# Vectors handed to usearch per call while building (bounds the float32 copy in flight).
+BUILD_BATCH = 65_536
+FILE_FORMAT = 1
+
+_NO_ROWS = np.zeros(0, dtype=np.int64)
+_NO_SCORES = np.zeros(0, dtype=np.float32)
+
+
+class StaleSnapshot(Exception):
+    """A write committed while this search ran on an older snapshot: search again on the
+    newest one (after that write has finished)."""
+
+
+def unit_query(query: np.ndarray, dim: int) -> np.ndarray | None:
+    """The query as a float32 unit vector; None if it has no direction (zero or not finite)."""
+    q = np.asarray(query, dtype=np.float32).reshape(-1)
+    if q.shape != (dim,):
+        raise ValueError(f"query vector has {q.size} values, expected {dim}")
+    norm = math.sqrt(float(q @ q))
+    if not math.isfinite(norm) or norm == 0.0:
+        return None
+    return q / np.float32(norm)
+
+
+def roomy_buffer(n: int, shape: tuple[int, ...], dtype: np.dtype | type) -> np.ndarray:
+    """An empty buffer for `n` rows and spare ones after them for later appends; fill
+    `buffer[:n]` and pass that view as a column to skip a copy."""
+    return np.empty((n + max(1024, n // 8), *shape), dtype=dtype)
+
+
+def with_room(values: np.ndarray) -> np.ndarray:
+    """A buffer holding `values` with spare rows after them for later appends."""
+    base = values.base
+    if (
+        isinstance(base, np.ndarray)
+        and base.dtype == values.dtype
+        and base.shape[1:] == values.shape[1:]
+        and len(base) > len(values)
+        and base.flags.c_contiguous
+        and values.ctypes.data == base.ctypes.data
+    ):
+        return base  # `values` is already the start of such a buffer
+    buf = roomy_buffer(len(values), values.shape[1:], values.dtype)
+    buf[: len(values)] = values
+    return buf
+
+
+def append(buf: np.ndarray, n: int, values: np.ndarray) -> np.ndarray:
+    """`buf[:n]` followed by `values`: in `buf`'s spare room when it has enough (rows
+    below `n` are never written, so views of them stay valid), else in a new buffer."""
+    end = n + len(values)
+    if end > len(buf):
+        grown = np.empty((end + max(1024, end // 4), *buf.shape[1:]), dtype=buf.dtype)
+        grown[:n] = buf[:n]
+        buf = grown
+    buf[n:end] = values
+    return buf
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """What a vector search needs from the snapshot: its rows and which of them count."""
+
+    ids: np.ndarray  # int64 (n,), ascending: the chunk id of each row
+    alive: np.ndarray  # bool (n,)
+    n_live: int
+    allowed: np.ndarray | None  # rows passing the filters (ascending), or None: all live rows
+
+
+class ExactVectors:
+    """float32 rows aligned with the snapshot's rows, in an append-only buffer shared by
+    the snapshots derived from one another (each reads its first `n` rows only)."""
+
+    kind = "exact"
+
+    def __init__(self, buffer: np.ndarray, n: int, dim: int) -> None:
+        self.buffer = buffer
+        self.n = n
+        self.dim = dim
+        self.version = 0  # never moves: an exact set is immutable
+
+    @classmethod
+    def of(cls, matrix: np.ndarray, dim: int) -> ExactVectors:
+        matrix = np.asarray(matrix, dtype=np.float32).reshape(-1, dim)
+        return cls(with_room(matrix), len(matrix), dim)
+
+    @property
+    def matrix(self) -> np.ndarray:
+        return self.buffer[: self.n]
+
+    @property
+    def nbytes(self) -> int:
+        return self.matrix.nbytes
+
+    def changed(
+        self, removed_ids: np.ndarray, ids: np.ndarray, vectors: np.ndarray
+    ) -> ExactVectors:
+        """With `vectors` appended as new rows (removed rows stay as tombstones here)."""
+        del removed_ids, ids  # rows are positions; the snapshot tracks which are alive
+        added = np.asarray(vectors, dtype=np.float32)
+        return ExactVectors(append(self.buffer, self.n, added), self.n + len(added), self.dim)
+
+    def compacted(self, keep: np.ndarray) -> ExactVectors:
+        return ExactVectors.of(self.matrix[keep], self.dim)
+
+    def search(self, q: np.ndarray, k: int, where: Query) -> tuple[np.ndarray, np.ndarray]:
+        scores = self.matrix @ q
+        if where.allowed is not None:
+            best = top_k(scores, k, where.allowed)
+        elif where.n_live < self.n:
+            scores[~where.alive] = -np.inf
+            best = top_k(scores, min(k, where.n_live))
+        else:
+            best = top_k(scores, k)
+        return best, scores[best]
+
+
+def to_int8(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled so the largest |component| is 127, rounded: all of int8's range."""
+    v = np.asarray(vectors, dtype=np.float32).reshape(len(vectors), -1)
+    peak = np.abs(v).max(axis=1, keepdims=True)
+    peak[peak == 0] = 1.0
+    return np.rint(v * (np.float32(127) / peak)).astype(np.int8)
+
+
+class AnnVectors:
+    """int8 vectors in a usearch HNSW graph keyed by chunk id; see the module docstring."""
+
+    kind = "ann"
+
+    def __init__(self, dim: int, index: Any | None = None) -> None:
+        from usearch.index import Index  # a compiled library: load it only when needed
+
+        self.dim = dim
+        self.index = index or Index(
+            ndim=dim,
+            metric="cos",
+            dtype="i8",
+            connectivity=CONNECTIVITY,
+            expansion_add=EXPANSION_ADD,
+            expansion_search=EXPANSION_SEARCH,
+        )
+        self.version = 0
+        self.saved_version: int | None = None  # `version` when last saved or loaded
+        self._lock = threading.Lock()  # usearch searches run concurrently; changes do not
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.index.memory_usage)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        ids = np.asarray(ids, dtype=np.uint64)
+        for start in range(0, len(ids), BUILD_BATCH):
+            part = slice(start, start + BUILD_BATCH)
+            self.index.add(ids[part], to_int8(vectors[part]), threads=0)
+
+    def changed(self, removed_ids: np.ndarray, ids: np.ndarray, vectors: np.ndarray) -> AnnVectors:
+        """Applies a write in place and counts it; returns itself (shared, not copied)."""
+        with self._lock:
+            if len(removed_ids):
+                self.index.remove(np.asarray(removed_ids, dtype=np.uint64))
+            if len(ids):
+                self.add(ids, vectors)
+            self.version += 1
+        return self
+
+    def compacted(self, keep: np.ndarray) -> AnnVectors:
+        del keep  # keyed by id: renumbering rows changes nothing here
+        return self
+
+    def search(self, q: np.ndarray, k: int, where: Query) -> tuple[np.ndarray, np.ndarray]:
+        n_allowed = where.n_live if where.allowed is None else len(where.allowed)
+        if k <= 0 or not n_allowed:
+            return _NO_ROWS, _NO_SCORES
+        want = max(MIN_RESCORE, 2 * k)
+        if where.allowed is not None:
+            want = math.ceil(want * OVERFETCH * where.n_live / n_allowed)
+            if want > MAX_OVERFETCH:
+                return self._exact(q, k, where.ids[where.allowed], where)
+        found = self.index.search(to_int8(q[None, :])[0], min(want, len(self.index)))
+        rows = _rows_of(where, np.asarray(found.keys, dtype=np.int64))
+        if where.allowed is not None:
+            rows = rows[np.isin(rows, where.allowed, assume_unique=True)]
+            if len(rows) < min(k, n_allowed):
+                return self._exact(q, k, where.ids[where.allowed], where)
+        return self._rescored(q, k, rows, where)
+
+    def _rescored(
+        self, q: np.ndarray, k: int, rows: np.ndarray, where: Query
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The best k of `rows` by the cosine of the float32 query and their int8 vectors,
+        ties to the lower row."""
+        if not len(rows):
+            return _NO_ROWS, _NO_SCORES
+        rows = np.sort(rows)
+        scores = self._scores(q, where.ids[rows])
+        best = top_k(scores, k)
+        return rows[best], scores[best]
+
+    def _exact(
+        self, q: np.ndarray, k: int, ids: np.ndarray, where: Query
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-k among `ids` (a selective filter), over their int8 vectors."""
+        rows = _rows_of(where, ids)
+        scores = self._scores(q, where.ids[rows])
+        best = top_k(scores, k)
+        return rows[best], scores[best]
+
+    def _scores(self, q: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        got = self.index.get(np.asarray(ids, dtype=np.uint64), dtype=np.int8)
+        matrix = np.asarray(got, dtype=np.float32).reshape(len(ids), self.dim)
+        norms = np.linalg.norm(matrix, axis=1)
+        norms[norms == 0] = 1.0
+        return (matrix @ q) / norms
+
+    # --- persistence ----------------------------------------------------------------------
+
+    def save(self, path: Path, stamp: dict[str, Any]) -> None:
+        """Write the graph to `path` and what it matches (`stamp`: the store's identity and
+        write version) to `path.json`, each by rename, so a reader sees whole files only;
+        a crash between the two leaves a stamp the loader rejects (size or version)."""
+        with self._lock:
+            tmp = path.with_name(path.name + ".tmp")
+            self.index.save(str(tmp))
+            os.replace(tmp, path)
+            meta = {
+                **stamp,
+                "format": FILE_FORMAT,
+                "bytes": path.stat().st_size,
+                "count": len(self),
+            }
+            tmp_meta = path.with_name(path.name + ".json.tmp")
+            tmp_meta.write_text(json.dumps(meta))
+            os.replace(tmp_meta, path.with_name(path.name + ".json"))
+            self.saved_version = self.version
+
+    @classmethod
+    def load(cls, path: Path, stamp: dict[str, Any], dim: int) -> tuple[AnnVectors | None, str]:
+        """The saved graph if its stamp matches `stamp` exactly, else (None, why not)."""
+        meta_path = path.with_name(path.name + ".json")
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (OSError, ValueError):
+            return None, "no readable stamp"
+        if not path.exists():
+            return None, "no graph file"
+        wanted = {**stamp, "format": FILE_FORMAT}
+        for key, value in wanted.items():
+            if meta.get(key) != value:
+                return None, f"{key} is {meta.get(key)!r}, expected {value!r}"
+        if meta.get("bytes") != path.stat().st_size:
+            return None, "the graph file does not match its stamp"
+        ann = cls(dim)
+        try:
+            ann.index.load(str(path))
+        except Exception as exc:  # a damaged file is rebuilt, never trusted
+            return None, f"unreadable: {exc}"
+        if len(ann) != meta.get("count") or ann.index.ndim != dim:
+            return None, "the graph does not match its stamp"
+        ann.saved_version = 0
+        return ann, ""
+
+
+def _rows_of(where: Query, ids: np.ndarray) -> np.ndarray:
+    """The live rows of these chunk ids (unknown ones left out), in the given order."""
+    all_ids = where.ids
+    if not len(all_ids) or not len(ids):
+        return _NO_ROWS
+    rows = np.minimum(np.searchsorted(all_ids, ids), len(all_ids) - 1)
+    return rows[(all_ids[rows] == ids) & where.alive[rows]]
+
+
+VectorSet = ExactVectors | AnnVectors
