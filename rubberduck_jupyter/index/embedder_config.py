@@ -1,6 +1,10 @@
 """Which embedder the index uses, from one setting shared by the server and the CLI.
 
-    minilm            all-MiniLM-L6-v2 through sentence-transformers (default; local)
+    minilm            all-MiniLM-L6-v2, local (default): through ONNX Runtime when it is
+                      installed (exported from the bundled weights once, cached), else
+                      through sentence-transformers (torch); same vectors, same id
+    minilm:onnx       the same, ONNX Runtime only (an error instead of the torch fallback)
+    minilm:torch      the same, sentence-transformers only
     model2vec         a static model distilled from MiniLM, cached (local, fast, weaker)
     litellm:<model>   a provider's embedding API through litellm, e.g.
                       litellm:openai/text-embedding-3-small
@@ -29,6 +33,8 @@ if TYPE_CHECKING:
     from .tokens import TokenCounter
 
 KINDS = ("minilm", "model2vec", "litellm", "none")
+# How `minilm` runs: "" picks ONNX Runtime when importable, falling back to torch.
+MINILM_BACKENDS = ("", "onnx", "torch")
 # The kind that is the absence of an embedder: built here, not by an embedder plugin.
 NO_EMBEDDER = "none"
 DEFAULT_EMBEDDER = "minilm"
@@ -72,7 +78,12 @@ class EmbedderConfig:
                 "index_embedder 'litellm:' needs a model, e.g. "
                 "'litellm:openai/text-embedding-3-small'"
             )
-        if kind != "litellm" and sep:
+        if kind == "minilm" and (model not in MINILM_BACKENDS or (sep and not model)):
+            raise EmbedderConfigError(
+                f"index_embedder {self.spec!r}: use 'minilm' (ONNX Runtime when installed, "
+                "else torch), 'minilm:onnx' or 'minilm:torch'"
+            )
+        if kind not in ("litellm", "minilm") and sep:
             raise EmbedderConfigError(f"index_embedder {self.spec!r}: {kind!r} takes no model")
         if not 32 <= self.window <= 8192:
             raise EmbedderConfigError("index_embedder_window must be between 32 and 8192")
@@ -133,12 +144,7 @@ def build_embedder(
         return HFTokenCounter(minilm_tokenizer_json(), window=config.window)
 
     if config.kind == "minilm":
-        from .embedder import SentenceTransformerEmbedder
-
-        options: dict[str, Any] = {"window": config.window}
-        if config.batch_size:
-            options["batch_size"] = config.batch_size
-        return SentenceTransformerEmbedder(**options)
+        return _minilm(config, counter)
     if config.kind == "model2vec":
         from .embedder_static import Model2VecEmbedder
 
@@ -150,6 +156,33 @@ def build_embedder(
             "here: pass provider=rubberduck_jupyter.llm.embedder.provider_embedder"
         )
     return provider(config, counter())
+
+
+def onnx_runtime_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
+def _minilm(config: EmbedderConfig, counter: Callable[[], Any]) -> Any:
+    from .embedder import SentenceTransformerEmbedder
+
+    options: dict[str, Any] = {"window": config.window}
+    if config.batch_size:
+        options["batch_size"] = config.batch_size
+    backend = config.model
+    if backend == "torch" or (backend == "" and not onnx_runtime_available()):
+        return SentenceTransformerEmbedder(**options)
+    from .embedder_onnx import OnnxMiniLMEmbedder
+
+    return OnnxMiniLMEmbedder(
+        config.cache_dir or default_model_cache(),
+        counter(),
+        batch_size=config.batch_size or None,
+        # `minilm` alone: an export that cannot be made or checked falls back to torch,
+        # whose vectors are the same (same id, so the index is not rebuilt).
+        fallback=(lambda: SentenceTransformerEmbedder(**options)) if backend == "" else None,
+    )
 
 
 def default_model_cache() -> Path:
