@@ -184,6 +184,19 @@ class RubberDuckApp(ExtensionApp):
     index_on_save = Bool(
         True, config=True, help="Re-index a file shortly after it is saved, once an index exists."
     )
+    project_rules = Bool(
+        True,
+        config=True,
+        help="Add the project's rules (AGENTS.md at the root, .rubberduck/rules/*.md with "
+        "optional `applies_to` globs in front matter) to every engine's system prompt; "
+        "`/rules` shows which apply.",
+    )
+    project_rules_max_chars = Int(
+        8_000,
+        config=True,
+        help="At most this many characters of project rules go into a prompt (AGENTS.md "
+        "first, then the rules files by name); the rest are left out and listed by /rules.",
+    )
     index_warm_up = Bool(
         True,
         config=True,
@@ -526,6 +539,7 @@ class RubberDuckApp(ExtensionApp):
 
     def build_session_manager(self) -> SessionManager:
         from .context.retrieval import Retriever
+        from .context.rules import ProjectRules
         from .domain.actions import ProjectFiles
         from .domain.models import Project
         from .engines.registry import build_engines
@@ -586,6 +600,11 @@ class RubberDuckApp(ExtensionApp):
             partial_save_interval=self.partial_save_interval,
             partial_save_chunks=self.partial_save_chunks,
             redactor=self.redactor,
+            rules=(
+                ProjectRules(Path(self.serverapp.root_dir), self.project_rules_max_chars)
+                if self.project_rules
+                else None
+            ),
         )
 
     def build_plugin_host(self) -> PluginHost:

@@ -95,12 +95,15 @@ def build_turn_messages(
     include_context: bool = True,
     include_history: bool = True,
     mentioned: Resolved | None = None,
+    rules: str = "",
 ) -> list[ChatMessage]:
+    """`rules`: the project rules that apply (context/rules.py), part of the system prompt
+    so every engine follows them."""
     from .memory import model_text
     from .mentions import format_attachments
     from .retrieval import format_retrieved
 
-    system_text = system if not preferences else f"{system}\n\n{preferences}"
+    system_text = "\n\n".join(part for part in (system, preferences, rules) if part)
     messages: list[ChatMessage] = [{"role": "system", "content": system_text}]
     if include_history:
         if conversation.summary:

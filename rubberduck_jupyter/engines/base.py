@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..context.prompt import ChatMessage
+from ..context.rules import RuleSelection
 from ..llm.client import StreamPiece
 from ..llm.errors import LLMError, no_model_error
 from ..protocol import (
@@ -105,8 +106,10 @@ class Turn:
         correction_rounds: int = 2,
         files: ProjectFiles | None = None,
         on_text: Callable[[], None] | None = None,
+        rules: RuleSelection | None = None,
     ) -> None:
-        """`on_text` is called after each piece of visible text (answer or step) is kept;
+        """`rules` are the project rules that apply to this request (context/rules.py).
+        `on_text` is called after each piece of visible text (answer or step) is kept;
         the session uses it to save a partial answer. It must return at once: it runs
         inside the stream."""
         self.request = request
@@ -122,6 +125,7 @@ class Turn:
         self.retriever = retriever
         self.project_root = project_root
         self.files = files  # the project's files, kept inside its root
+        self.rules = rules if rules is not None else RuleSelection()
         self._emit = emit
         self._model = model
         self._build_messages = build_messages

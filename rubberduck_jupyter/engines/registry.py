@@ -18,6 +18,7 @@ from .generation import GenerationConversation
 from .help import HelpEngine, PreferencesEngine
 from .multi_step import MultiStepConversation
 from .problem_solver import ProblemSolver
+from .rules import RulesEngine
 from .simple import SimpleConversation
 
 
@@ -44,6 +45,7 @@ def build_engines(
 
     engines["help"] = HelpEngine(infos or own_infos)
     engines["preferences"] = PreferencesEngine(preferences)
+    engines["rules"] = RulesEngine()
     return engines
 
 

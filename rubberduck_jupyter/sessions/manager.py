@@ -32,6 +32,7 @@ from ..context.mentions import Resolved, resolve_mentions
 from ..context.prompt import ChatMessage, build_turn_messages
 from ..context.redact import Redactor, restore_redacted
 from ..context.retrieval import Retriever
+from ..context.rules import ProjectRules, RuleSelection
 from ..domain.actions import ProjectFiles
 from ..domain.models import (
     CodeSuggestion,
@@ -171,12 +172,15 @@ class SessionManager:
         redactor: Redactor | None = None,
         preferences: PreferenceBook | None = None,
         hooks: TurnHooks | None = None,
+        rules: ProjectRules | None = None,
     ) -> None:
         """`engines` are built before the manager (engines/registry.py) and handed to it,
         as a fixed mapping or a catalog read from the plugin registry; `preferences` is the
         book they save `/prefs` through (one over `store` if left out); `hooks` are the
         plugins' turn hooks and event publication (plugin_host.py)."""
         self.store = store
+        # AGENTS.md and .rubberduck/rules/*.md of the project (None: no project rules).
+        self.rules = rules
         self.preferences = preferences if preferences is not None else PreferenceBook(store)
         # The one the LLM service applies: what the model saw of a file, to map its
         # suggestions back to the user's real values.
@@ -298,6 +302,7 @@ class SessionManager:
             if m.id != question.id
         ]
         preferences = await self.preferences.for_message(user, request.text)
+        rules = await self._rules_for(request)
         has_model = self.has_model()
         hint = None
         if self.hooks is not None:
@@ -338,6 +343,7 @@ class SessionManager:
             conversation=conversation,
             history=history,
             preferences=preferences,
+            rules=rules,
             emit=emit,
             model=self.model,
             has_model=has_model,
@@ -458,6 +464,16 @@ class SessionManager:
             await emit(notice_frame(request.id, NoticeCode.FILE_REFUSED, refusal))
         return resolved
 
+    async def _rules_for(self, request: ChatRequest) -> RuleSelection | None:
+        if self.rules is None:
+            return None
+        try:
+            # A few stat calls, and a read when a rules file changed: in a thread.
+            return await asyncio.to_thread(self.rules.select, request.context.notebook_path)
+        except Exception:
+            log.warning("RubberDuck could not read the project rules", exc_info=True)
+            return None
+
     def _builder(
         self, model: str | None, history: Sequence[Message], mentioned: Resolved | None = None
     ) -> Callable[..., list[ChatMessage]]:
@@ -475,6 +491,7 @@ class SessionManager:
             return build_turn_messages(
                 system=system,
                 preferences=turn.preferences.prompt(),
+                rules=turn.rules.prompt(),
                 conversation=turn.conversation,
                 history=history,
                 window=window,

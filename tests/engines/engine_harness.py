@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from rubberduck_jupyter.context.redact import Redactor
+from rubberduck_jupyter.context.rules import ProjectRules
 from rubberduck_jupyter.domain.actions import ProjectFiles
 from rubberduck_jupyter.domain.models import Project
 from rubberduck_jupyter.engines.registry import build_engines
@@ -34,6 +35,8 @@ class Harness:
         with_model: bool = True,
         memory_tokens: int = 4000,
         correction_rounds: int = 2,
+        rules: bool = False,
+        rules_max_chars: int = 8_000,
     ) -> None:
         if with_model:
             config = build_models_config(
@@ -61,6 +64,7 @@ class Harness:
             history_tokens=lambda _model: memory_tokens,
             files=ProjectFiles(self.project),
             correction_rounds=correction_rounds,
+            rules=ProjectRules(root, max_chars=rules_max_chars) if rules else None,
         )
         self.closed = False
 
