@@ -1,7 +1,9 @@
 """Shared by the index benchmarks: the corpus they measure on, copied to a temp folder.
 
 The corpus is the pdsh notebooks (../shared/corpora/pdsh, never copied into the repo)
-plus a code tree: some pure-Python standard-library modules of this interpreter.
+plus a code tree: some pure-Python standard-library modules of this interpreter, and, on
+request, a real package tree (tornado, from the venv, tests left out) for the code
+question set of benchmarks/queries/code_search.json.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 QUERIES = REPO / "benchmarks" / "queries" / "index_quality.json"
+CODE_QUERIES = REPO / "benchmarks" / "queries" / "code_search.json"
 CORPUS_CANDIDATES = [REPO.parent / "shared" / "corpora" / "pdsh", Path("/work/shared/corpora/pdsh")]
 
 
@@ -30,8 +33,25 @@ def load_queries() -> dict[str, Any]:
     return json.loads(QUERIES.read_text())
 
 
-def build_corpus(target: Path, *, notebooks: bool = True, code: bool = True) -> Path:
-    """A project folder with `notebooks/` (pdsh) and `code/` (stdlib modules)."""
+def load_code_queries() -> dict[str, Any]:
+    return json.loads(CODE_QUERIES.read_text())
+
+
+def package_dir(name: str) -> Path:
+    """The folder of an installed package, found without importing it."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit(f"package {name!r} is not installed in this environment")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def build_corpus(
+    target: Path, *, notebooks: bool = True, code: bool = True, tree: bool = False
+) -> Path:
+    """A project folder with `notebooks/` (pdsh), `code/` (stdlib modules) and, with
+    `tree`, `tree/<package>/` (the package of code_search.json)."""
     target.mkdir(parents=True, exist_ok=True)
     if notebooks:
         shutil.copytree(pdsh_dir(), target / "notebooks", ignore=shutil.ignore_patterns("*.md"))
@@ -46,6 +66,13 @@ def build_corpus(target: Path, *, notebooks: bool = True, code: bool = True) -> 
                 target / "code" / package,
                 ignore=shutil.ignore_patterns("__pycache__", "test*"),
             )
+    if tree:
+        package = load_code_queries()["package"]
+        shutil.copytree(
+            package_dir(package),
+            target / "tree" / package,
+            ignore=shutil.ignore_patterns("__pycache__", "test", "*.so"),
+        )
     return target
 
 
