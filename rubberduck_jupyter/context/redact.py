@@ -15,6 +15,7 @@ import os
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from .secret_rules import (
     Span,
@@ -130,12 +131,32 @@ class Redactor:
         secrets = self.secrets()
         return [redact(t, secrets) for t in texts]
 
-    def __call__(self, messages: list[dict[str, str]]) -> list[dict[str, str]]:
+    def __call__(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Each message with its text redacted and every other key kept as it is: a tool
+        result keeps its `tool_call_id`, an assistant turn its `tool_calls` (whose
+        arguments are redacted too: a model may quote what a tool showed it)."""
         secrets = self.secrets()
-        return [
-            {**m, "content": redact(m["content"], secrets)} if m.get("content") else m
-            for m in messages
-        ]
+        out = []
+        for m in messages:
+            content = m.get("content")
+            if isinstance(content, str) and content:
+                m = {**m, "content": redact(content, secrets)}
+            calls = m.get("tool_calls")
+            if calls:
+                m = {**m, "tool_calls": [_redacted_call(c, secrets) for c in calls]}
+            out.append(m)
+        return out
+
+
+def _redacted_call(call: Any, secrets: Sequence[str]) -> Any:
+    function = call.get("function") if isinstance(call, dict) else None
+    arguments = function.get("arguments") if isinstance(function, dict) else None
+    if not isinstance(arguments, str) or not arguments:
+        return call
+    clean = redact(arguments, secrets)
+    if clean == arguments:
+        return call
+    return {**call, "function": {**function, "arguments": clean}}
 
 
 def restore_redacted(original: str, proposed: str, redactor: Redactor) -> tuple[str, int]:

@@ -139,8 +139,68 @@ class Timeouts:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    """A piece of one tool call as a stream carries it: the first names it (index, id,
+    name), the later ones add to its arguments' JSON text."""
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """One whole tool call the model made; `arguments` is the JSON text it wrote, which
+    may not parse (the tool dispatcher says so to the model)."""
+
+    id: str
+    name: str
+    arguments: str
+
+    def to_message(self) -> dict[str, Any]:
+        """As an assistant message's `tool_calls` entry (OpenAI's shape)."""
+        return {
+            "id": self.id,
+            "type": "function",
+            "function": {"name": self.name, "arguments": self.arguments},
+        }
+
+
+class ToolCallAssembler:
+    """Joins a stream's tool-call deltas into whole calls, by their index."""
+
+    __slots__ = ("_calls",)
+
+    def __init__(self) -> None:
+        self._calls: dict[int, list[Any]] = {}
+
+    def add(self, deltas: tuple[ToolCallDelta, ...]) -> None:
+        for delta in deltas:
+            call = self._calls.get(delta.index)
+            if call is None:
+                call = self._calls[delta.index] = [None, None, []]
+            if delta.id:
+                call[0] = delta.id
+            if delta.name:
+                call[1] = delta.name
+            if delta.arguments:
+                call[2].append(delta.arguments)
+
+    def calls(self) -> tuple[ToolCall, ...]:
+        out = []
+        for index in sorted(self._calls):
+            call_id, name, parts = self._calls[index]
+            # A provider that sends no id (some local servers) still gets one to answer to.
+            out.append(ToolCall(call_id or f"call_{index}", name or "", "".join(parts)))
+        return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
 class StreamPiece:
-    """A text delta, or (with finish_reason set) the end of an answer and what it cost."""
+    """A text delta (and/or tool-call deltas), or (with finish_reason set) the end of an
+    answer and what it cost; the end of a turn that called tools carries the assembled
+    `calls` and finish_reason "tool_calls"."""
 
     text: str = ""
     usage: Usage | None = None
@@ -149,6 +209,33 @@ class StreamPiece:
     cost_usd: float | None = None
     cached: bool = False
     attempts: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+    tool_calls: tuple[ToolCallDelta, ...] = ()
+    calls: tuple[ToolCall, ...] = ()
+
+
+def tool_call_deltas(raw: Any) -> tuple[ToolCallDelta, ...]:
+    """A chunk's `delta.tool_calls` (dicts from JSON, or the SDK's objects) as deltas."""
+    if not raw:
+        return ()
+    out = []
+    for item in raw:
+        get = item.get if isinstance(item, dict) else lambda k, _i=item: getattr(_i, k, None)
+        function = get("function")
+        if isinstance(function, dict):
+            name, arguments = function.get("name"), function.get("arguments")
+        else:
+            name = getattr(function, "name", None)
+            arguments = getattr(function, "arguments", None)
+        index = get("index")
+        out.append(
+            ToolCallDelta(
+                index=int(index) if index is not None else len(out),
+                id=get("id") or None,
+                name=name or None,
+                arguments=arguments or "",
+            )
+        )
+    return tuple(out)
 
 
 class LiteLLMGateway:
@@ -182,6 +269,8 @@ class LiteLLMGateway:
         stream: bool,
         timeouts: Timeouts,
         max_output_tokens: int | None,
+        tools: list[dict[str, Any]] | None = None,
+        tool_choice: Any = None,
     ) -> dict[str, Any]:
         import httpx
 
@@ -204,6 +293,10 @@ class LiteLLMGateway:
             kwargs["api_key"] = _PLACEHOLDER_KEY
         if max_output_tokens:
             kwargs["max_tokens"] = max_output_tokens
+        if tools:
+            kwargs["tools"] = tools
+            if tool_choice is not None:
+                kwargs["tool_choice"] = tool_choice
         return kwargs
 
     async def stream(
@@ -213,11 +306,20 @@ class LiteLLMGateway:
         *,
         timeouts: Timeouts,
         max_output_tokens: int | None = None,
+        tools: list[dict[str, Any]] | None = None,
+        tool_choice: Any = None,
     ) -> AsyncIterator[StreamPiece]:
-        """Text pieces, then one final piece with usage and finish_reason."""
+        """Text (and tool-call delta) pieces, then one final piece with usage and
+        finish_reason."""
         litellm = await self.load()
         kwargs = self._call_kwargs(
-            entry, messages, stream=True, timeouts=timeouts, max_output_tokens=max_output_tokens
+            entry,
+            messages,
+            stream=True,
+            timeouts=timeouts,
+            max_output_tokens=max_output_tokens,
+            tools=tools,
+            tool_choice=tool_choice,
         )
         started = False
         response: Any = None
@@ -229,11 +331,11 @@ class LiteLLMGateway:
             usage: Usage | None = None
             chunk = first
             while chunk is not None:
-                text, chunk_usage = chunk
+                text, chunk_usage, deltas = chunk
                 usage = chunk_usage or usage
-                if text:
+                if text or deltas:
                     started = True
-                    yield StreamPiece(text=text)
+                    yield StreamPiece(text=text, tool_calls=deltas)
                 try:
                     async with asyncio.timeout(timeouts.idle):
                         chunk = await _next_chunk(iterator)
@@ -307,7 +409,9 @@ async def _close_quietly(response: Any) -> None:
         await response.aclose()
 
 
-async def _next_chunk(iterator: Any) -> tuple[str, Usage | None] | None:
+async def _next_chunk(
+    iterator: Any,
+) -> tuple[str, Usage | None, tuple[ToolCallDelta, ...]] | None:
     try:
         chunk = await iterator.__anext__()
     except StopAsyncIteration:
@@ -321,16 +425,22 @@ async def _next_chunk(iterator: Any) -> tuple[str, Usage | None] | None:
             total_tokens=int(raw_usage.total_tokens or 0),
         )
     text = ""
+    deltas: tuple[ToolCallDelta, ...] = ()
     if chunk.choices:
-        text = getattr(chunk.choices[0].delta, "content", None) or ""
-    return text, usage
+        delta = chunk.choices[0].delta
+        text = getattr(delta, "content", None) or ""
+        deltas = tool_call_deltas(getattr(delta, "tool_calls", None))
+    return text, usage, deltas
 
 
-async def _next_text(iterator: Any) -> tuple[str, Usage | None] | None:
-    """Skips role-only and empty chunks: the first-token clock runs until real text."""
+async def _next_text(
+    iterator: Any,
+) -> tuple[str, Usage | None, tuple[ToolCallDelta, ...]] | None:
+    """Skips role-only and empty chunks: the first-token clock runs until real text (or
+    the first piece of a tool call, the answer of a turn that only calls tools)."""
     while True:
         chunk = await _next_chunk(iterator)
-        if chunk is None or chunk[0]:
+        if chunk is None or chunk[0] or chunk[2]:
             return chunk
 
 
@@ -350,6 +460,29 @@ def says_context_window(text: str) -> bool:
     """Whether a provider's 400 answer says the prompt does not fit the model's window."""
     low = text.lower()
     return any(hint in low for hint in _CONTEXT_WINDOW_HINTS)
+
+
+# How providers say a model cannot call tools (Ollama's "does not support tools", vLLM's
+# "auto" tool choice without --enable-auto-tool-choice, OpenAI's "tools is not supported in
+# this model"); lower-case substrings of a 400's text.
+_NO_TOOLS_HINTS = (
+    "does not support tools",
+    "does not support tool",
+    "tools is not supported",
+    "tools are not supported",
+    "tool use is not supported",
+    "tool calling is not supported",
+    "function calling is not supported",
+    "does not support function calling",
+    "enable-auto-tool-choice",
+    "tool_choice is not supported",
+)
+
+
+def says_no_tools(text: str) -> bool:
+    """Whether a provider's 400 answer says the model cannot be offered tools."""
+    low = text.lower()
+    return any(hint in low for hint in _NO_TOOLS_HINTS)
 
 
 def _cause_names(exc: BaseException) -> set[str]:

@@ -48,3 +48,19 @@ def hide_key(text: str, key: str | None) -> str:
         return text.replace(key, "[redacted]")
     alone = re.compile(rf"(?<![{_TOKEN_CHARS}]){re.escape(key)}(?![{_TOKEN_CHARS}])")
     return alone.sub("[redacted]", text)
+
+
+class ToolsUnsupported(LLMError):
+    """The model cannot be offered tools: litellm's model map says so for a model it knows,
+    or the provider refused the request's `tools`. Engines that need tools answer another
+    way (the agent falls back to the generation engine)."""
+
+    def __init__(self, model_name: str, detail: str = "") -> None:
+        why = f" ({detail})" if detail else ""
+        super().__init__(
+            ErrorCode.PROVIDER_ERROR,
+            f"{model_name} cannot call tools{why}. Choose a model that supports tool "
+            "(function) calling for /agent.",
+        )
+        self.model_name = model_name
+        self.detail = detail

@@ -44,7 +44,9 @@ from .client import (
     ProviderFailure,
     StreamPiece,
     Timeouts,
+    ToolCallDelta,
     says_context_window,
+    tool_call_deltas,
 )
 from .config import ModelEntry
 from .errors import hide_key
@@ -197,7 +199,16 @@ class _ChunkReader:
     """Chat-completion chunks out of an SSE byte stream; remembers the finish reason and
     the provider's usage as they pass."""
 
-    __slots__ = ("_bytes", "_parser", "_pending", "done", "finish_reason", "saw_done", "usage")
+    __slots__ = (
+        "_bytes",
+        "_parser",
+        "_pending",
+        "deltas",
+        "done",
+        "finish_reason",
+        "saw_done",
+        "usage",
+    )
 
     def __init__(self, chunks: AsyncIterator[bytes]) -> None:
         self._bytes = chunks
@@ -207,6 +218,8 @@ class _ChunkReader:
         self.saw_done = False
         self.finish_reason: str | None = None
         self.usage: Usage | None = None
+        # The tool-call deltas of the chunk `next`/`take` returned last (usually none).
+        self.deltas: tuple[ToolCallDelta, ...] = ()
 
     @property
     def pending(self) -> bool:
@@ -240,15 +253,16 @@ class _ChunkReader:
         if data == b"[DONE]":
             self.done = self.saw_done = True
             self._pending.clear()
+            self.deltas = ()
             return None
         return self._text(data)
 
     async def next_text(self) -> str | None:
-        """Skips role-only and empty chunks: the first-token clock runs until real text.
-        Bounded by that clock (the caller's timeout)."""
+        """Skips role-only and empty chunks: the first-token clock runs until real text
+        (or a tool call's first piece). Bounded by that clock (the caller's timeout)."""
         while True:
             text = await self.next()
-            if text is None or text:
+            if text is None or text or self.deltas:
                 return text
 
     async def drain(self) -> None:
@@ -276,6 +290,7 @@ class _ChunkReader:
                     completion_tokens=int(usage.get("completion_tokens") or 0),
                     total_tokens=int(usage["total_tokens"]),
                 )
+            self.deltas = ()
             choices = chunk.get("choices")
             if not choices:
                 return ""
@@ -285,6 +300,8 @@ class _ChunkReader:
                 self.finish_reason = str(reason)
             delta = choice.get("delta")
             text = delta.get("content") if delta else None
+            if delta and "tool_calls" in delta:
+                self.deltas = tool_call_deltas(delta["tool_calls"])
         except (AttributeError, TypeError, ValueError, KeyError, IndexError):
             raise _BadStream(f"a chunk of an unexpected shape: {data[:80]!r}") from None
         if text is None:
@@ -366,8 +383,11 @@ class OpenAICompatibleGateway:
         *,
         timeouts: Timeouts,
         max_output_tokens: int | None = None,
+        tools: list[dict[str, Any]] | None = None,
+        tool_choice: Any = None,
     ) -> AsyncIterator[StreamPiece]:
-        """Text pieces, then one final piece with usage and finish_reason."""
+        """Text (and tool-call delta) pieces, then one final piece with usage and
+        finish_reason."""
         plan = self._plan(entry)
         if plan is None:
             raise ProviderFailure(
@@ -384,6 +404,10 @@ class OpenAICompatibleGateway:
         body["messages"] = messages
         if max_output_tokens:
             body["max_tokens"] = max_output_tokens
+        if tools:
+            body["tools"] = tools
+            if tool_choice is not None:
+                body["tool_choice"] = tool_choice
         shard = self._shard()
         client = self._clients[shard]
         in_flight = self._in_flight
@@ -416,7 +440,10 @@ class OpenAICompatibleGateway:
             while text is not None:
                 if text:
                     started = True
-                    yield StreamPiece(text=text)
+                    yield StreamPiece(text=text, tool_calls=reader.deltas)
+                elif reader.deltas:
+                    started = True
+                    yield StreamPiece(tool_calls=reader.deltas)
                 if reader.pending:
                     # Already read (several chunks often come in one read): no timer.
                     text = reader.take()

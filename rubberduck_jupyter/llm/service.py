@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import random
@@ -28,9 +29,11 @@ from .client import (
     ProviderFailure,
     StreamPiece,
     Timeouts,
+    ToolCallAssembler,
+    says_no_tools,
 )
 from .config import ModelConfigError, ModelEntry, ModelsConfig
-from .errors import LLMError, no_model_error
+from .errors import LLMError, ToolsUnsupported, no_model_error
 from .latency import LatencyBoard
 from .ratelimit import FairRateLimiter, Limits
 from .retry import RetryBudget, RetryPolicy
@@ -51,8 +54,27 @@ CHARS_PER_TOKEN = 4
 DEFAULT_OUTPUT_ESTIMATE = 512
 
 
-def estimate_tokens(messages: list[dict[str, str]], max_output_tokens: int | None) -> int:
-    prompt = sum(len(m.get("content") or "") for m in messages) // CHARS_PER_TOKEN + 1
+def message_chars(messages: list[dict[str, Any]]) -> int:
+    """The characters of a prompt: contents, and the arguments of earlier tool calls."""
+    total = 0
+    for m in messages:
+        total += len(m.get("content") or "")
+        for call in m.get("tool_calls") or ():
+            function = call.get("function") or {}
+            total += len(function.get("name") or "") + len(function.get("arguments") or "")
+    return total
+
+
+def estimate_tokens(
+    messages: list[dict[str, Any]],
+    max_output_tokens: int | None,
+    tools: list[dict[str, Any]] | None = None,
+) -> int:
+    chars = message_chars(messages)
+    if tools:
+        # The schemas go to the model with every call: a dozen tools are ~1,500 tokens.
+        chars += len(json.dumps(tools, separators=(",", ":")))
+    prompt = chars // CHARS_PER_TOKEN + 1
     return prompt + (max_output_tokens or DEFAULT_OUTPUT_ESTIMATE)
 
 
@@ -111,6 +133,8 @@ class LLMService:
         self._clock = clock
         self._direct: OpenAICompatibleGateway | None = None
         self._direct_loading: asyncio.Future[OpenAICompatibleGateway] | None = None
+        # Whether litellm's model map lets each model be offered tools, by litellm model.
+        self._tool_support: dict[str, bool] = {}
 
     async def _gateway_for(self, entry: ModelEntry) -> Any:
         """The direct path for the entries it can send, litellm for the rest."""
@@ -191,14 +215,22 @@ class LLMService:
         self,
         *,
         user: str,
-        messages: list[dict[str, str]],
+        messages: list[dict[str, Any]],
         model: str | None = None,
         conversation_id: str | None = None,
+        tools: list[dict[str, Any]] | None = None,
+        tool_choice: Any = None,
     ) -> AsyncIterator[StreamPiece]:
-        """Text pieces, then a final piece with usage, cost, the model used and attempts."""
+        """Text pieces, then a final piece with usage, cost, the model used and attempts.
+
+        With `tools` (OpenAI's function schemas), pieces may carry `tool_calls` deltas and
+        the final piece the assembled `calls` (finish_reason "tool_calls"). Messages may
+        hold assistant `tool_calls` and `role: "tool"` results. A model that cannot call
+        tools ends in ToolsUnsupported. Tool turns are never cached nor served from cache:
+        an old answer to a tool result would act on a state that has changed since."""
         name = self._choose(model)
         messages = await self._redacted(messages)
-        estimate = estimate_tokens(messages, self.settings.max_output_tokens)
+        estimate = estimate_tokens(messages, self.settings.max_output_tokens, tools)
         # RateLimited is an LLMError whose message says when to come back.
         grant = await self.limiter.acquire(
             user=user, tokens=estimate, deadline_s=self.settings.queue_deadline_s
@@ -206,17 +238,19 @@ class LLMService:
         used_tokens = 0
         try:
             self.retry_budget.record_request()
-            async for piece in self._stream_with_failover(user, name, messages, conversation_id):
+            async for piece in self._stream_with_failover(
+                user, name, messages, conversation_id, tools, tool_choice
+            ):
                 if piece.usage is not None:
                     used_tokens = piece.usage.total_tokens
                 yield piece
         finally:
             self.limiter.settle(grant, actual_tokens=used_tokens)
 
-    async def _redacted(self, messages: list[dict[str, str]]) -> list[dict[str, str]]:
+    async def _redacted(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if self._redactor is None:
             return messages
-        size = sum(len(m.get("content") or "") for m in messages)
+        size = message_chars(messages)
         if size <= INLINE_REDACT_CHARS:
             return self._redactor(messages)
         # Redaction is linear, ~5 MB/s here: a 100,000-character prompt would hold the loop
@@ -227,12 +261,21 @@ class LLMService:
         self,
         user: str,
         name: str,
-        messages: list[dict[str, str]],
+        messages: list[dict[str, Any]],
         conversation_id: str | None,
+        tools: list[dict[str, Any]] | None = None,
+        tool_choice: Any = None,
     ) -> AsyncIterator[StreamPiece]:
         attempts: list[dict[str, Any]] = []
         last: tuple[ModelEntry, ProviderFailure] | None = None
-        cache_key = ResponseCache.key(name, messages)
+        no_tools: ModelEntry | None = None
+        cache_key = None if tools else ResponseCache.key(name, messages)
+        tool_kwargs: dict[str, Any] = {}
+        if tools:
+            # Only when asked: gateways written before tools existed keep working.
+            tool_kwargs["tools"] = tools
+            if tool_choice is not None:
+                tool_kwargs["tool_choice"] = tool_choice
         # A list that grows: a prompt too long for a model sends the rest of the turn to
         # that model's context_window_fallbacks instead of its ordinary ones.
         queue = self.config.candidates(name)
@@ -242,11 +285,16 @@ class LLMService:
             entry = queue[index]
             breaker = self.breakers.get(entry.breaker_key)
             attempt = 0
+            if tools and not await self._can_call_tools(entry):
+                attempts.append({"model": entry.name, "outcome": "no_tools"})
+                no_tools = entry
+                continue
             while True:
                 if not breaker.allow():
                     attempts.append({"model": entry.name, "outcome": "breaker_open"})
                     break
                 parts: list[str] = []
+                assembler = ToolCallAssembler() if tools else None
                 gateway = await self._gateway_for(entry)
                 started = self._clock()
                 upstream = gateway.stream(
@@ -254,6 +302,7 @@ class LLMService:
                     messages,
                     timeouts=self.settings.timeouts,
                     max_output_tokens=self.settings.max_output_tokens,
+                    **tool_kwargs,
                 )
                 try:
                     # aclosing: leaving early (success, Stop) closes the provider's stream now.
@@ -263,6 +312,8 @@ class LLMService:
                                 if not parts:  # the one per-chunk check: a list's truth
                                     self.latency.first_token(entry.name, self._clock() - started)
                                 parts.append(piece.text)
+                                if assembler is not None and piece.tool_calls:
+                                    assembler.add(piece.tool_calls)
                                 yield piece
                                 continue
                             breaker.record_success()
@@ -270,7 +321,8 @@ class LLMService:
                             usage = piece.usage or Usage()
                             cost = await self._cost_usd(entry, usage)
                             self.ledger.record(user, conversation_id, entry.name, usage, cost)
-                            self.cache.put(cache_key, "".join(parts), entry.name, usage)
+                            if cache_key is not None:
+                                self.cache.put(cache_key, "".join(parts), entry.name, usage)
                             attempts.append({"model": entry.name, "outcome": "ok"})
                             yield StreamPiece(
                                 usage=usage,
@@ -278,6 +330,7 @@ class LLMService:
                                 model_name=entry.name,
                                 cost_usd=cost,
                                 attempts=tuple(attempts),
+                                calls=assembler.calls() if assembler is not None else (),
                             )
                             return
                 except ProviderFailure as failure:
@@ -303,6 +356,9 @@ class LLMService:
                         if wider:
                             queue[index + 1 :] = wider
                             break
+                    no_tool_use = failure.kind is FailureKind.BAD_REQUEST and tools
+                    if no_tool_use and says_no_tools(failure.detail):
+                        raise ToolsUnsupported(entry.name, failure.detail) from None
                     if failure.kind not in TRANSIENT:
                         raise self._final_error(entry, failure, attempts) from None
                     attempt += 1
@@ -315,7 +371,7 @@ class LLMService:
                     # Cancelled (the user pressed Stop): no verdict on the provider.
                     breaker.release_probe()
                     raise
-        cached = self.cache.get(cache_key)
+        cached = self.cache.get(cache_key) if cache_key is not None else None
         if cached is not None and any(a["outcome"] == "breaker_open" for a in attempts):
             yield StreamPiece(text=cached.text, cached=True)
             yield StreamPiece(
@@ -328,6 +384,8 @@ class LLMService:
             return
         if last is not None:
             raise self._final_error(*last, attempts)
+        if no_tools is not None and not any(a["outcome"] == "breaker_open" for a in attempts):
+            raise ToolsUnsupported(no_tools.name, "litellm's model map says it has no tool calling")
         retry_in = min(
             self.breakers.get(e.breaker_key).retry_in() for e in self.config.candidates(name)
         )
@@ -337,6 +395,21 @@ class LLMService:
             f"RubberDuck will try it again in {retry_in:.0f} s.",
             retry_after=retry_in,
         )
+
+    async def _can_call_tools(self, entry: ModelEntry) -> bool:
+        """False only for a model litellm's map knows and marks as without tool calling
+        (or not a chat model); a model it does not know (local servers, proxies) is
+        offered tools, and the provider's own 400 says if it cannot take them."""
+        known = self._tool_support.get(entry.model)
+        if known is not None:
+            return known
+        try:
+            litellm = await self.gateway.load()
+        except Exception:
+            return True  # no map to ask: let the provider answer
+        known = _map_allows_tools(litellm.model_cost, entry.model)
+        self._tool_support[entry.model] = known
+        return known
 
     def _wider_models(self, entry: ModelEntry, tried: list[ModelEntry]) -> list[ModelEntry]:
         """The models to try after `entry` refused a prompt as too long: its
@@ -407,6 +480,22 @@ class LLMService:
                 ErrorCode.PROVIDER_ERROR, f"{name} rejected the request: {failure.detail}"
             )
         return LLMError(ErrorCode.PROVIDER_ERROR, f"{name} failed{after}: {failure.detail}")
+
+
+def _map_allows_tools(model_cost: Any, model: str) -> bool:
+    info = None
+    for key in (model, model.split("/", 1)[1] if "/" in model else None):
+        if key and isinstance(model_cost.get(key), dict):
+            info = model_cost[key]
+            break
+    if info is None:
+        return True
+    supports = info.get("supports_function_calling")
+    if supports is not None:
+        return bool(supports)
+    # Not said either way: a chat model may (the provider's 400 tells), a completion model
+    # (gpt-3.5-turbo-instruct) cannot.
+    return info.get("mode", "chat") == "chat"
 
 
 def _new_direct() -> OpenAICompatibleGateway:
