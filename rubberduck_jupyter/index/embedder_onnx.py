@@ -45,8 +45,9 @@ from .types import EmbedderError
 log = logging.getLogger(__name__)
 
 BASE_NAME = "all-MiniLM-L6-v2"
-# Bumped whenever the exported graph changes (inputs, pooling, opset): a new cache folder.
-EXPORT_FORMAT = 1
+# Bumped whenever the exported graph changes (inputs, pooling, opset, fusion): a new cache
+# folder. 2: BERT fusions (Attention, SkipLayerNormalization) applied at export.
+EXPORT_FORMAT = 2
 OPSET = 17
 MODEL_FILE = "model.onnx"
 MANIFEST_FILE = "manifest.json"
@@ -273,6 +274,7 @@ class OnnxMiniLMEmbedder:
         partial.mkdir(parents=True)
         try:
             reference = _export_graph(self.model_dir, partial / MODEL_FILE, self.counter.window)
+            fused = _fuse(partial / MODEL_FILE)
             session = self._make_session(partial / MODEL_FILE)
             vectors = self._embed_with(session, list(VERIFY_TEXTS))
             cosine = float(np.min(np.sum(vectors * reference, axis=1)))
@@ -287,6 +289,7 @@ class OnnxMiniLMEmbedder:
                 "bytes": (partial / MODEL_FILE).stat().st_size,
                 "sha256": _sha256(partial / MODEL_FILE),
                 "min_cosine_to_torch": round(cosine, 8),
+                "fused": fused,
                 "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "versions": _versions(),
             }
@@ -441,6 +444,30 @@ def _export_graph(model_dir: Path, target: Path, window: int) -> np.ndarray:
             list(VERIFY_TEXTS), normalize_embeddings=True, convert_to_numpy=True, batch_size=16
         )
     return np.asarray(reference, dtype=np.float32)
+
+
+def _fuse(graph: Path) -> bool:
+    """Fuses each layer's attention into one Attention operator and the residual adds
+    into SkipLayerNormalization (onnxruntime's BERT optimizer), which ORT's own session
+    optimizations do not do for this graph: ~5% faster on 2 cores. Hardware-neutral
+    (level 1), so the file can be copied between machines. Checked afterwards with the
+    rest of the export; if the optimizer is missing or fails, the plain graph stays."""
+    try:
+        from onnxruntime.transformers.optimizer import optimize_model
+
+        model = optimize_model(
+            str(graph), model_type="bert", num_heads=12, hidden_size=384, opt_level=1
+        )
+        fused = model.get_fused_operator_statistics()
+        if not fused.get("Attention"):
+            return False
+        staged = graph.with_name(graph.name + ".fused")
+        model.save_model_to_file(str(staged))
+        staged.replace(graph)
+        return True
+    except Exception as exc:  # the unfused graph is correct, only slower
+        log.info("RubberDuck: ONNX graph fusion skipped (%s)", exc)
+        return False
 
 
 def _replace_dir(source: Path, target: Path) -> None:

@@ -64,6 +64,7 @@ def fake_export(exported: OnnxMiniLMEmbedder, monkeypatch: pytest.MonkeyPatch) -
         return reference
 
     monkeypatch.setattr(embedder_onnx, "_export_graph", export_graph)
+    monkeypatch.setattr(embedder_onnx, "_fuse", lambda graph: False)  # the copy is fused
     monkeypatch.setattr(embedder_onnx, "_verified", {})  # no copy of this process's export
     return calls
 
@@ -82,6 +83,7 @@ def copy_cache(exported: OnnxMiniLMEmbedder, cache: Path) -> OnnxMiniLMEmbedder:
 def test_export_is_verified_and_recorded(exported: OnnxMiniLMEmbedder) -> None:
     manifest = json.loads((exported.export_dir / MANIFEST_FILE).read_text())
     assert manifest["min_cosine_to_torch"] >= 0.9999
+    assert manifest["fused"]  # Attention and SkipLayerNormalization fused at export
     assert manifest["bytes"] == exported.model_path.stat().st_size
     assert manifest["versions"]["onnxruntime"]
     siblings = [p.name for p in exported.export_dir.parent.iterdir()]
@@ -168,6 +170,7 @@ def export_graph(model_dir, target, window):
     target.write_bytes(source.read_bytes())
     return reference
 embedder_onnx._export_graph = export_graph
+embedder_onnx._fuse = lambda graph: False
 embedder = OnnxMiniLMEmbedder(cache, minilm_token_counter())
 vector = embedder.embed(["group by region"])[0]
 print(int(embedder.exported), float(vector @ vector))
