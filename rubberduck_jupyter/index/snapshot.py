@@ -4,8 +4,8 @@ DuckDB round trip. Texts and locations stay in DuckDB: a search reads them for t
 it returns, in one query (~1-2 ms), instead of holding ~0.6 KB per chunk of Python objects.
 
 Per chunk: 8 B id, 4 B path code, 2 B kind code, 1 B alive, 8 B of BM25 row factors, the
-postings (6 B each, ~30 per chunk) and the vector (1.5 KB float32 below the ANN threshold,
-~0.5 KB int8 + graph above it); ~0.8 KB in all at 1M chunks.
+postings (6 B each, ~30 per chunk in the synthetic benchmark) and the vector (1.5 KB float32
+below the ANN threshold, ~0.65 KB int8 + graph above it).
 
 The store loads a snapshot once, then derives a new one from each committed write
 (`with_changes`) and swaps it in: a search keeps the snapshot it started with, so it never
@@ -305,7 +305,8 @@ class IndexSnapshot:
         """Bytes held per part (what this snapshot reads; buffers' spare room left out)."""
         bm25 = self.bm25
         postings = bm25.rows.nbytes + bm25.tfs.nbytes + bm25.indptr.nbytes
-        postings += sum(r.nbytes + t.nbytes for r, t in bm25.overrides.values())
+        buffers = {id(p.buffer): p.buffer for p in bm25.overrides.values()}
+        postings += sum(b.rows.nbytes + b.tfs.nbytes for b in buffers.values())
         return {
             "vectors": self.vectors.nbytes,
             "postings": postings,

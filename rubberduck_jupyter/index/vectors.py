@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 # thousand vectors/s on 2 cores (128 halves that for no measurable recall here).
 CONNECTIVITY = 16
 EXPANSION_ADD = 64
-EXPANSION_SEARCH = 64
+EXPANSION_SEARCH = 128
 # Candidates rescored in float32: at least this many, or twice k.
 MIN_RESCORE = 40
 # A filtered search over-fetches k * (live / allowed) * OVERFETCH; past MAX_OVERFETCH

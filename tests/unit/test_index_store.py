@@ -882,3 +882,28 @@ def test_hybrid_latency_at_10k_chunks(corpus: Corpus) -> None:
         f"(x{hybrid_ms / numpy_ms:.0f} numpy), hybrid+filters {filtered_ms:.2f} ms, "
         f"snapshot load {reload_ms:.0f} ms; bulk insert {corpus.rows_per_s:,.0f} rows/s"
     )
+
+
+def test_a_write_appends_to_long_posting_lists_without_copying_them(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    """At 1M chunks a common term has ~800k postings; a one-file write must not copy them."""
+    common = " ".join(WORDS[:5])
+    with IndexStore(tmp_path / "index.duckdb", embedder_id="test") as store:
+        store.replace_files(
+            [make_file(rng, f"f{i}.py", 10, texts=[common] * 10) for i in range(50)]
+        )
+        store.snapshot()
+        store.replace_files([make_file(rng, "f1.py", 10, texts=[common] * 10, version="v2")])
+        first = store.snapshot().bm25
+        store.replace_files([make_file(rng, "f2.py", 10, texts=[common] * 10, version="v2")])
+        second = store.snapshot().bm25
+        code = second.vocab[store.tokenizer.query_terms(WORDS[0])[0]]
+        # The same buffer, grown in its spare room; the older copy still reads its own part.
+        assert second.overrides[code].buffer is first.overrides[code].buffer
+        assert (first.overrides[code].n, second.overrides[code].n) == (510, 520)
+        assert (first.overrides[code].df, second.overrides[code].df) == (500, 500)
+        # Removed rows' postings stay until a fold, and are never found.
+        hits = store.search_bm25(WORDS[0], 1000)
+        assert len(hits) == 500
+        assert not {i for i, _ in hits} & set(range(11, 31))  # f1's and f2's first chunks
