@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ..context.prompt import ChatMessage
 from ..context.rules import RuleSelection
-from ..llm.client import StreamPiece
+from ..llm.client import StreamPiece, ToolCall
 from ..llm.errors import LLMError, no_model_error
 from ..protocol import (
     ChatRequest,
@@ -59,6 +59,9 @@ class ChatModel(Protocol):
         messages: list[dict[str, str]],
         model: str | None = None,
         conversation_id: str | None = None,
+        # Only passed when a turn offers tools (engines/agent.py); LLMService takes them.
+        tools: list[dict[str, Any]] | None = None,
+        tool_choice: Any = None,
     ) -> AsyncIterator[StreamPiece]: ...
 
 
@@ -73,6 +76,8 @@ class ModelCall:
     cost_usd: float | None = None
     cached: bool = False
     attempts: tuple[dict[str, Any], ...] = ()
+    # The tools the model called (finish_reason "tool_calls"), when it was offered tools.
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 @dataclass
@@ -141,6 +146,9 @@ class Turn:
         self.corrections: list[dict[str, Any]] = []
         self.notices: list[dict[str, str]] = []
         self.partial = False  # a model call was cut off mid-answer
+        # A tool-using engine's messages after the question (assistant tool_calls, tool
+        # results), kept with the answer so a later turn can continue from them.
+        self.transcript: list[dict[str, Any]] = []
 
     # --- speaking -------------------------------------------------------------------------
 
@@ -248,21 +256,29 @@ class Turn:
         *,
         to: StepRecord | None = None,
         visible: bool = True,
+        tools: list[dict[str, Any]] | None = None,
+        tool_choice: Any = None,
     ) -> ModelCall:
         """Streams one model call into the answer (or step `to`), returns what it said.
 
         `visible=False` collects the text without showing it (classification, plans that
-        are parsed before being shown). Raises LLMError; partial text stays shown.
+        are parsed before being shown). `tools` offers the model tools: the calls it made
+        come back in `ModelCall.tool_calls`. Raises LLMError (ToolsUnsupported when the
+        model cannot call tools); partial text stays shown.
         """
         if self._model is None or not self.has_model:
             raise no_model_error()
         parts: list[str] = []
         call = ModelCall(text="", finish_reason=None, usage=Usage())
+        extra: dict[str, Any] = {}
+        if tools:
+            extra = {"tools": tools, "tool_choice": tool_choice}
         stream = self._model.stream(
             user=self.user.name,
             messages=[dict(m) for m in messages],
             model=self.request.model,
             conversation_id=self.conversation.id,
+            **extra,
         )
         try:
             async with contextlib.aclosing(stream):
@@ -282,6 +298,7 @@ class Turn:
                             cost_usd=piece.cost_usd,
                             cached=piece.cached,
                             attempts=piece.attempts,
+                            tool_calls=piece.calls,
                         )
         except LLMError as exc:
             if exc.code is ErrorCode.INCOMPLETE and parts:

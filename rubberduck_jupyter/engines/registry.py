@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..domain.preferences import PreferenceSaver
+from .agent import AgentConversation
 from .analysis import AnalysisConversation
 from .base import Engine, EngineInfo
 from .complex import ComplexConversation
@@ -37,6 +38,7 @@ def build_engines(
         GenerationConversation(),
         ProblemSolver(),
         MultiStepConversation(),
+        AgentConversation(),
     ):
         engines[engine.info.name] = engine
 

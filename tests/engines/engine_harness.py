@@ -37,17 +37,25 @@ class Harness:
         correction_rounds: int = 2,
         rules: bool = False,
         rules_max_chars: int = 8_000,
+        engine_overrides: dict[str, Any] | None = None,
+        model: str = "openai/fake-model",
+        direct_openai_streaming: bool = True,
     ) -> None:
+        """`engine_overrides`: engines by name put over the built ones (an agent with
+        small bounds)."""
         if with_model:
             config = build_models_config(
-                model="openai/fake-model", api_base=fake_llm.base_url, api_key=API_KEY, env={}
+                model=model, api_base=fake_llm.base_url, api_key=API_KEY, env={}
             )
         else:
             config = build_models_config(env={})
         self.fake = fake_llm
         self.llm = LLMService(
             config,
-            settings=ServiceSettings(retry=RetryPolicy(max_attempts=1, base_delay=0.01)),
+            settings=ServiceSettings(
+                retry=RetryPolicy(max_attempts=1, base_delay=0.01),
+                direct_openai_streaming=direct_openai_streaming,
+            ),
             redactor=Redactor(lambda: [API_KEY]),
         )
         self.store = AsyncConversationStore(ConversationStore(db_path))
@@ -58,7 +66,7 @@ class Harness:
             store=self.store,
             model=self.llm,
             has_model=lambda: config.configured,
-            engines=build_engines(preferences=preferences),
+            engines={**build_engines(preferences=preferences), **(engine_overrides or {})},
             preferences=preferences,
             project=self.project,
             history_tokens=lambda _model: memory_tokens,
@@ -67,6 +75,15 @@ class Harness:
             rules=ProjectRules(root, max_chars=rules_max_chars) if rules else None,
         )
         self.closed = False
+        # Every turn the recorder persisted, for asserting what a turn kept (its transcript).
+        self.turns: list[Any] = []
+        persist = self.manager.recorder.persist_answer
+
+        async def keep_turn(answer_id: str, turn: Any, *args: Any, **kwargs: Any) -> Any:
+            self.turns.append(turn)
+            return await persist(answer_id, turn, *args, **kwargs)
+
+        self.manager.recorder.persist_answer = keep_turn  # type: ignore[method-assign]
 
     async def chat(
         self,

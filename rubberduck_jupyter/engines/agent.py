@@ -1,0 +1,218 @@
+"""AgentConversation (`/agent`): the model works through the notebook with tools.
+
+A loop: the model is offered RubberDuck's tools (tools/), answers with text and tool
+calls, each call runs through the dispatcher (validated, timed out, truncated) and its
+result goes back as a `role: "tool"` message; the loop ends when the model answers
+without calling a tool. Read tools look; write tools become suggestions the user
+approves, after the review gate. Nothing the agent does writes a file or runs code.
+
+Bounded three ways, each a constructor setting (the app wires traitlets later): model
+calls (`max_steps`), tokens over all calls (`max_tokens`), and wall time (`max_seconds`,
+tool calls included). Stop cancels the turn like any other: the model's stream is closed
+and the running tool call is cancelled. Each tool call is a collapsible step (its
+arguments and result), and the whole transcript is kept on the turn (`Turn.transcript`)
+for the answer's record. A model that cannot call tools gets a notice and the
+generation engine instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from ..context.prompt import BASE_PROMPT
+from ..llm.errors import ToolsUnsupported
+from ..tools.base import ToolContext
+from ..tools.dispatch import Dispatcher, ToolOutcome
+from ..tools.registry import ToolRegistry, default_tools
+from .base import Engine, EngineInfo, Turn
+from .common import say_no_model
+from .generation import GenerationConversation
+
+AGENT_PROMPT = BASE_PROMPT + (
+    " You work in the user's notebook through tools. Look before you change: list or read "
+    "the cells, search the project for the user's own helpers and patterns, read the "
+    "variables. Then propose changes with insert_cell, replace_cell, delete_cell or "
+    "edit_file: each becomes a suggestion the user approves, so never claim a change is "
+    "made. Cells are numbered from 1. When a tool answers with an error, correct the call. "
+    "When you are done, answer without calling tools: say in a few sentences what you "
+    "suggested and why."
+)
+
+# Notice codes of this engine (the protocol's NoticeCode lists the shared ones).
+NOTICE_NO_TOOLS = "agent_no_tools"
+NOTICE_LIMIT = "agent_limit"
+
+# Model calls per turn: a list / search / read / edit task takes 4-8; 12 leaves room for
+# a correction round or two without letting a looping model run on.
+DEFAULT_MAX_STEPS = 12
+# Tokens over every call of the turn (prompts grow with each tool result): ~10 calls of a
+# 6,000-token prompt; at gpt-4o-mini prices a few cents.
+DEFAULT_MAX_TOKENS = 120_000
+# Wall time for the whole turn, model and tools: past this the user has waited enough.
+DEFAULT_MAX_SECONDS = 300.0
+# A step's text in the UI shows this much of a tool's arguments and answer.
+STEP_PREVIEW_CHARS = 2_000
+
+
+class AgentConversation:
+    info = EngineInfo(
+        name="agent",
+        title="Agent",
+        description=(
+            "Works across your notebook with tools: reads cells, files, the index and "
+            "variables, and proposes edits you approve."
+        ),
+        commands=("/agent",),
+        context_type="feature_request",
+    )
+
+    def __init__(
+        self,
+        *,
+        tools: ToolRegistry | None = None,
+        max_steps: int = DEFAULT_MAX_STEPS,
+        max_tokens: int = DEFAULT_MAX_TOKENS,
+        max_seconds: float = DEFAULT_MAX_SECONDS,
+        tool_timeout_s: float = 10.0,
+        review: bool = True,
+        fallback: Engine | None = None,
+    ) -> None:
+        self.tools = tools if tools is not None else default_tools()
+        self.dispatcher = Dispatcher(self.tools, timeout_s=tool_timeout_s)
+        self.max_steps = max_steps
+        self.max_tokens = max_tokens
+        self.max_seconds = max_seconds
+        self.review = review
+        self.fallback = fallback or GenerationConversation()
+
+    async def run(self, turn: Turn) -> None:
+        if not turn.has_model:
+            await say_no_model(turn)
+            await turn.answer(
+                "The agent needs a model that can call tools; without one RubberDuck "
+                "answers with the generation engine's search instead.\n\n"
+            )
+            await self.fallback.run(turn)
+            return
+        request = turn.text or "Look at the active cell and improve it."
+        messages: list[dict[str, Any]] = [dict(m) for m in turn.messages(AGENT_PROMPT, request)]
+        ctx = self._context(turn)
+        schemas = self.tools.schemas()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.max_seconds
+        steps = 0
+        outcomes: list[ToolOutcome] = []
+        while True:
+            limit = self._limit_reached(turn, steps, deadline - loop.time())
+            if limit is not None:
+                await self._stop_at_limit(turn, limit, outcomes)
+                return
+            steps += 1
+            try:
+                async with asyncio.timeout(max(0.0, deadline - loop.time())):
+                    call = await turn.ask(messages, tools=schemas, tool_choice="auto")
+            except ToolsUnsupported as exc:
+                if steps > 1:
+                    raise
+                await turn.notice(
+                    NOTICE_NO_TOOLS,
+                    f"{exc.model_name} cannot use tools, so this answer comes from the "
+                    "generation engine instead of the agent.",
+                )
+                await self.fallback.run(turn)
+                return
+            except TimeoutError:
+                await self._stop_at_limit(turn, self._time_limit(), outcomes)
+                return
+            if not call.tool_calls:
+                return  # the model answered: its text is the answer
+            assistant = {
+                "role": "assistant",
+                "content": call.text or None,
+                "tool_calls": [c.to_message() for c in call.tool_calls],
+            }
+            messages.append(assistant)
+            turn.transcript.append(assistant)
+            if call.text:
+                await turn.answer("\n\n")
+            for tool_call in call.tool_calls:
+                outcome = await self._run_tool(turn, ctx, tool_call, len(outcomes) + 1)
+                outcomes.append(outcome)
+                message = outcome.message()
+                messages.append(message)
+                turn.transcript.append(message)
+
+    def _context(self, turn: Turn) -> ToolContext:
+        return ToolContext(
+            context=turn.context,
+            user=turn.user.name,
+            files=turn.files,
+            retriever=turn.retriever,
+            suggest=turn.suggest,
+            on_findings=turn.correction,
+            on_citations=turn.cite,
+            review=self.review,
+        )
+
+    async def _run_tool(self, turn: Turn, ctx: ToolContext, call: Any, n: int) -> ToolOutcome:
+        title = f"{call.name}({_short_arguments(call.arguments)})"
+        async with turn.step(f"tool-{n}", title) as record:
+            outcome = await self.dispatcher.run(call, ctx)
+            mark = "" if outcome.result.ok else " (error)"
+            await turn.step_text(
+                record,
+                f"Arguments: {_clip(call.arguments or '{}')}\n\n"
+                f"Result{mark}:\n{_clip(outcome.result.text)}",
+            )
+        return outcome
+
+    def _limit_reached(self, turn: Turn, steps: int, remaining_s: float) -> str | None:
+        if steps >= self.max_steps:
+            return f"the agent's step limit ({self.max_steps} model calls)"
+        used = turn.total_usage().total_tokens
+        if used >= self.max_tokens:
+            return f"the agent's token budget ({used} of {self.max_tokens} tokens used)"
+        if remaining_s <= 0:
+            return self._time_limit()
+        return None
+
+    def _time_limit(self) -> str:
+        return f"the agent's time limit ({self.max_seconds:g} s)"
+
+    async def _stop_at_limit(self, turn: Turn, limit: str, outcomes: list[ToolOutcome]) -> None:
+        await turn.notice(NOTICE_LIMIT, f"The agent stopped at {limit}.")
+        suggested = [o.result.data["suggestion"] for o in outcomes if "suggestion" in o.result.data]
+        done = f"{len(outcomes)} tool call(s)"
+        pending = (
+            f"; {len(suggested)} suggestion(s) are pending your approval"
+            if suggested
+            else "; no change was suggested"
+        )
+        await turn.answer(
+            f"\n\nI stopped at {limit} after {done}{pending}. Ask again to continue "
+            "from here, or narrow the task."
+        )
+
+
+def _clip(text: str, limit: int = STEP_PREVIEW_CHARS) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _short_arguments(arguments: str) -> str:
+    """A step title's view of the arguments: `cell=3, path='a.py'`, long strings cut."""
+    try:
+        value = json.loads(arguments) if arguments.strip() else {}
+    except ValueError:
+        return "invalid JSON"
+    if not isinstance(value, dict):
+        return "…"
+    parts = []
+    for key, item in value.items():
+        shown = (
+            repr(item) if not isinstance(item, str) or len(item) <= 30 else repr(item[:27] + "…")
+        )
+        parts.append(f"{key}={shown}")
+    text = ", ".join(parts)
+    return text if len(text) <= 80 else text[:79] + "…"
