@@ -23,7 +23,9 @@ SUMMARY_SEPARATOR = " — "
 # A sentence ends at ".", "!" or "?" before a space: "e.g. this" is rare in a first line.
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s")
 # What opens or closes a comment line or a string literal, to be stripped before reading it.
-_COMMENT_MARKS = re.compile(r"^\s*(?:/\*+|\*+/?|//+|#+)\s?|\s*\*+/\s*$")
+# Only the opening is a regex, anchored: an unanchored `\s*\*+/\s*$` for the closing one
+# rescans a run of spaces from every position in it (quadratic: 1.3 s on 12,000 spaces).
+_COMMENT_OPEN = re.compile(r"^\s*(?:/\*+|\*+/?|//+|#+)\s?")
 _STRING_OPEN = re.compile(r"^[rRbBuUfF]*(\"\"\"|'''|\"|')")
 
 
@@ -74,7 +76,15 @@ def string_summary(literal: str) -> str:
 
 def comment_summary(lines: list[str]) -> str:
     """The summary of a comment block given as source lines (`#`, `//`, `/* */`, JSDoc)."""
-    return summary("\n".join(_COMMENT_MARKS.sub("", line) for line in lines))
+    return summary("\n".join(_comment_text(line) for line in lines))
+
+
+def _comment_text(line: str) -> str:
+    line = _COMMENT_OPEN.sub("", line, count=1)
+    stripped = line.rstrip()
+    if stripped.endswith("*/"):
+        return stripped[:-2].rstrip("*").rstrip()
+    return line
 
 
 def signature(parameters: str, names: list[str], returns: str = "") -> str:
