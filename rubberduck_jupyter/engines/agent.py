@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from ..context.prompt import BASE_PROMPT
 from ..llm.errors import ToolsUnsupported
@@ -27,8 +28,10 @@ from ..tools.base import ToolContext
 from ..tools.dispatch import Dispatcher, ToolOutcome
 from ..tools.registry import ToolRegistry, default_tools
 from .base import Engine, EngineInfo, Turn
-from .common import say_no_model
 from .generation import GenerationConversation
+
+if TYPE_CHECKING:
+    from ..domain.models import Message
 
 AGENT_PROMPT = BASE_PROMPT + (
     " You work in the user's notebook through tools. Look before you change: list or read "
@@ -54,6 +57,10 @@ DEFAULT_MAX_TOKENS = 120_000
 DEFAULT_MAX_SECONDS = 300.0
 # A step's text in the UI shows this much of a tool's arguments and answer.
 STEP_PREVIEW_CHARS = 2_000
+# An earlier agent answer's tool calls, replayed into the next turn's prompt: enough to
+# remember what was read (the cell listing, a file) without resending whole files.
+EARLIER_RESULT_CHARS = 1_500
+EARLIER_TRANSCRIPT_CHARS = 16_000
 
 
 class AgentConversation:
@@ -89,15 +96,13 @@ class AgentConversation:
 
     async def run(self, turn: Turn) -> None:
         if not turn.has_model:
-            await say_no_model(turn)
-            await turn.answer(
-                "The agent needs a model that can call tools; without one RubberDuck "
-                "answers with the generation engine's search instead.\n\n"
-            )
+            # The generation engine says there is no model and answers from the index.
             await self.fallback.run(turn)
             return
         request = turn.text or "Look at the active cell and improve it."
-        messages: list[dict[str, Any]] = [dict(m) for m in turn.messages(AGENT_PROMPT, request)]
+        messages = with_earlier_transcript(
+            [dict(m) for m in turn.messages(AGENT_PROMPT, request)], turn.history
+        )
         ctx = self._context(turn)
         schemas = self.tools.schemas()
         loop = asyncio.get_running_loop()
@@ -194,6 +199,55 @@ class AgentConversation:
             f"\n\nI stopped at {limit} after {done}{pending}. Ask again to continue "
             "from here, or narrow the task."
         )
+
+
+def with_earlier_transcript(
+    messages: list[dict[str, Any]], history: Sequence[Message]
+) -> list[dict[str, Any]]:
+    """`messages` with the tool calls and results of the last earlier agent answer put back
+    before that answer, so "now do the same for cell 5" continues from what was read.
+    The answer's record holds them as `meta["transcript"]` (recorded from
+    `Turn.transcript`); each result is cut to EARLIER_RESULT_CHARS, the whole to
+    EARLIER_TRANSCRIPT_CHARS (older entries dropped first, whole call/result groups)."""
+    earlier = next(
+        (m for m in reversed(history) if m.role == "assistant" and m.meta.get("transcript")),
+        None,
+    )
+    if earlier is None:
+        return messages
+    groups: list[list[dict[str, Any]]] = []
+    for entry in earlier.meta["transcript"]:
+        if not isinstance(entry, dict) or entry.get("role") not in ("assistant", "tool"):
+            continue
+        if entry["role"] == "tool":
+            if not groups:
+                continue
+            content = str(entry.get("content") or "")
+            if len(content) > EARLIER_RESULT_CHARS:
+                content = content[:EARLIER_RESULT_CHARS] + "… [cut]"
+            groups[-1].append({**entry, "content": content})
+        else:
+            groups.append([dict(entry)])
+    kept: list[dict[str, Any]] = []
+    size = 0
+    for group in reversed(groups):
+        group_size = sum(len(json.dumps(m)) for m in group)
+        if size + group_size > EARLIER_TRANSCRIPT_CHARS:
+            break
+        kept[:0] = group
+        size += group_size
+    if not kept:
+        return messages
+    # Before the earlier answer's own text, where the calls happened.
+    for i in range(len(messages) - 1, -1, -1):
+        m = messages[i]
+        if (
+            m.get("role") == "assistant"
+            and earlier.content
+            and m.get("content", "").startswith(earlier.content[:200])
+        ):
+            return [*messages[:i], *kept, *messages[i:]]
+    return messages
 
 
 def _clip(text: str, limit: int = STEP_PREVIEW_CHARS) -> str:

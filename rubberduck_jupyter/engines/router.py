@@ -21,6 +21,7 @@ ANALYSIS = "analysis"
 GENERATION = "generation"
 PROBLEM_SOLVER = "problem_solver"
 MULTI_STEP = "multi_step"
+AGENT = "agent"
 HELP = "help"
 PREFERENCES = "preferences"
 
@@ -39,6 +40,7 @@ COMMANDS: Mapping[str, str] = {
     "plan": MULTI_STEP,
     "next": MULTI_STEP,
     "task": MULTI_STEP,
+    "agent": AGENT,
     "help": HELP,
     "prefs": PREFERENCES,
 }
@@ -82,6 +84,21 @@ _CONTINUE_WORDS = re.compile(
 _MULTI_WORDS = re.compile(
     r"\b(help me (build|through|with a project)|walk me through|let'?s (build|do) this "
     r"(together|step by step)|multi-?step|project plan)\b",
+    re.IGNORECASE,
+)
+
+# A change or a build that spans cells: the agent's job (it reads the notebook and
+# proposes one suggestion per cell). Both an action and a many-cells scope must appear:
+# "what is in every cell?" is a question, "rename df in the cell" is one cell's fix.
+_AGENT_ACTIONS = re.compile(
+    r"\b(change|rename|update|refactor|replace|convert|migrate|restructure|reorgani[sz]e|"
+    r"split|merge|build|add|apply|fix|move|clean ?up|standardi[sz]e)\b",
+    re.IGNORECASE,
+)
+_AGENT_SCOPE = re.compile(
+    r"\b(across|throughout)\s+(all\s+|every\s+|each\s+|the\s+|my\s+|this\s+)*"
+    r"(cells?|notebooks?)\b|\b(in|to|of)\s+(all|every|each)\s+(the\s+|my\s+)?"
+    r"(cells?|notebooks?)\b|\b(several|multiple|many|all the|all my) cells\b",
     re.IGNORECASE,
 )
 
@@ -163,6 +180,8 @@ class ConversationRouter:
             )
         if has_task and _CONTINUE_WORDS.match(text):
             return Route(MULTI_STEP, "continues the running task", 0.85, text=text)
+        if AGENT in self.engine_names and _AGENT_SCOPE.search(text) and _AGENT_ACTIONS.search(text):
+            return Route(AGENT, "asks to change or build across cells", 0.75, text=text)
         if _REVIEW_WORDS.search(text):
             return Route(ANALYSIS, "asks for a review or analysis", 0.8, text=text)
         if _MULTI_WORDS.search(text):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -291,3 +292,26 @@ async def test_a_model_without_tools_answers_through_generation(make_harness: An
     assert "tools" not in harness.fake.requests[0]
     [suggestion] = frames_of(frames, "suggestion")
     assert suggestion["suggestion"]["mode"] == "insert_after"
+
+
+async def test_a_later_turn_continues_from_the_earlier_transcript(project: Harness) -> None:
+    project.fake.set_replies([call("read_cell", {"cell": 1}), "Cell 1 loads orders.", "Yes."])
+    first = await project.chat(
+        "/agent what does cell 1 do?", context=CONTEXT, conversation="c-cont"
+    )
+    assert first[-1]["type"] == "done"
+    # What the recorder keeps with the answer (meta["transcript"], from Turn.transcript).
+    question, answer = project.store.sync.messages("c-cont")
+    transcript = project.turns[-1].transcript
+    project.store.sync.finish_answer(
+        replace(answer, meta={**answer.meta, "transcript": transcript}), question.id
+    )
+    await project.chat("/agent and is it saved?", context=CONTEXT, conversation="c-cont")
+    sent = project.prompts()[-1]
+    roles = [m["role"] for m in sent]
+    at = roles.index("tool")
+    assert sent[at - 1]["tool_calls"][0]["function"]["name"] == "read_cell"
+    assert sent[at]["tool_call_id"] == sent[at - 1]["tool_calls"][0]["id"]
+    assert "load_orders('o.csv')" in sent[at]["content"]
+    assert sent[at + 1] == {"role": "assistant", "content": "Cell 1 loads orders."}
+    assert sent[-1]["role"] == "user" and "is it saved?" in sent[-1]["content"]
