@@ -1,14 +1,14 @@
 """The one-line header over each code chunk: where it is and what it defines.
 
-    # tornado/httputil.py: url_concat(url, args) -> str — Concatenate url and arguments.
+    # tornado/httputil.py: url_concat(url, args) — Concatenate url and arguments regardless ...
     # tornado/web.py: RequestHandler.redirect(url, permanent=False, status=None) — Sends a ...
     # tornado/escape.py: module — Escaping/unescaping methods for HTML, JSON, URLs, and others.
 
 It is part of the chunk's text, so the embedder and BM25 both read it, and every part of a
 split definition repeats it: the tail of a long method still says whose tail it is. Line
 numbers stay the code's (the header is the line before `start_line`). Kept short, because
-every token of it is a token less for the code: the signature gives up annotations and
-defaults past MAX_SIGNATURE_CHARS, the summary is the docstring's first sentence up to
+every token of it is a token less for the code: the signature is the parameter names up
+to MAX_SIGNATURE_CHARS, the summary is the docstring's first sentence up to
 MAX_SUMMARY_CHARS, and `pack.clip_header` bounds the whole to a quarter of the window.
 """
 
@@ -87,12 +87,8 @@ def _comment_text(line: str) -> str:
     return line
 
 
-def signature(parameters: str, names: list[str], returns: str = "") -> str:
-    """`(a: int = 1, *rest) -> str` in full when short, else the parameter names alone."""
-    full = " ".join(parameters.split())
-    if returns:
-        full += " -> " + " ".join(returns.split())
-    if len(full) <= MAX_SIGNATURE_CHARS:
-        return full
-    short = "(" + ", ".join(names) + ")"
-    return clip(short, MAX_SIGNATURE_CHARS)
+def signature(names: list[str]) -> str:
+    """`(a, b, *rest)`: the parameter names alone. Annotations and defaults cost tokens in
+    every part of a chunk and matched questions worse on our code question set (tornado,
+    BM25 hit@5 0.698 with them, 0.714 without); the code line itself still has them."""
+    return clip("(" + ", ".join(names) + ")", MAX_SIGNATURE_CHARS)

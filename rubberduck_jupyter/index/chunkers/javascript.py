@@ -2,7 +2,7 @@
 and methods alone, other code packed. TypeScript needs a grammar not installed here, so .ts
 files go to the text chunker instead.
 
-Headers carry the signature (`(a, b = 1)`, a class's `extends`) and the first sentence of
+Headers carry the parameter names (`(a, b)`, a class's `extends`) and the first sentence of
 the comment just above the definition (JSDoc or `//` lines), see headers.py."""
 
 from __future__ import annotations
@@ -74,8 +74,7 @@ def _signature(function: Node) -> str:
         single = _text(function.child_by_field_name("parameter"))
         return f"({single})" if single else ""
     shown = [p for p in parameters.named_children if p.type != "comment"]
-    full = "(" + ", ".join(_text(p) or "" for p in shown) + ")"
-    return signature(full, [_parameter_name(p) for p in shown])
+    return signature([_parameter_name(p) for p in shown])
 
 
 def _parameter_name(parameter: Node) -> str:

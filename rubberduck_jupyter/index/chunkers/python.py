@@ -1,7 +1,7 @@
 """Python chunks from tree-sitter: functions, classes and methods alone, other code packed.
 
-Each definition's header carries its signature and its docstring's first sentence; module
-code carries the module docstring's (headers.py)."""
+Each definition's header carries its parameter names (a class: its bases) and its
+docstring's first sentence; module code carries the module docstring's (headers.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from tree_sitter import Node
 from ..tokens import TokenCounter
 from ..types import Chunk, ChunkKind
 from .code import Item, arrange, code_chunks, last_row, normalize_newlines
-from .headers import signature, string_summary
+from .headers import MAX_SIGNATURE_CHARS, clip, signature, string_summary
 from .parsers import parser
 
 # A method's first parameter is the instance or the class: the qualified name says so.
@@ -79,7 +79,7 @@ def _item(node: Node, in_class: bool) -> Item:
         end,
         body_start,
         members,
-        signature=signature(_text(bases) or "", []) if bases is not None else "",
+        signature=clip(_text(bases) or "", MAX_SIGNATURE_CHARS) if bases is not None else "",
         summary=summary,
         head=start,
     )
@@ -89,12 +89,10 @@ def _signature(function: Node, in_class: bool) -> str:
     parameters = function.child_by_field_name("parameters")
     if parameters is None:
         return ""
-    shown = parameters.named_children
+    shown = [p for p in parameters.named_children if p.type != "comment"]
     if in_class and shown and shown[0].type == "identifier" and _text(shown[0]) in _RECEIVERS:
         shown = shown[1:]
-    full = "(" + ", ".join(_text(p) or "" for p in shown if p.type != "comment") + ")"
-    names = [_parameter_name(p) for p in shown if p.type != "comment"]
-    return signature(full, names, _text(function.child_by_field_name("return_type")) or "")
+    return signature([_parameter_name(p) for p in shown])
 
 
 def _parameter_name(parameter: Node) -> str:
