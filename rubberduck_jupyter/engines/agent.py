@@ -61,6 +61,8 @@ STEP_PREVIEW_CHARS = 2_000
 # remember what was read (the cell listing, a file) without resending whole files.
 EARLIER_RESULT_CHARS = 1_500
 EARLIER_TRANSCRIPT_CHARS = 16_000
+# A tool result as the answer's record keeps it (12 steps of 4,000: ~50 kB a message).
+TRANSCRIPT_RESULT_CHARS = 4_000
 
 
 class AgentConversation:
@@ -147,7 +149,12 @@ class AgentConversation:
                 outcomes.append(outcome)
                 message = outcome.message()
                 messages.append(message)
-                turn.transcript.append(message)
+                # The record keeps a shorter result: the next turn replays at most
+                # EARLIER_RESULT_CHARS of it, the UI's step already shows its start.
+                kept = message["content"]
+                if len(kept) > TRANSCRIPT_RESULT_CHARS:
+                    kept = kept[:TRANSCRIPT_RESULT_CHARS] + "… [cut]"
+                turn.transcript.append({**message, "content": kept})
 
     def _context(self, turn: Turn) -> ToolContext:
         return ToolContext(
