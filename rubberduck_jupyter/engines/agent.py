@@ -235,6 +235,9 @@ def with_earlier_transcript(
             groups[-1].append({**entry, "content": content})
         else:
             groups.append([dict(entry)])
+    # A group whose calls did not all get a result (Stop mid-call) cannot be sent:
+    # providers refuse an assistant tool call without its answer.
+    groups = [g for g in groups if _answered(g)]
     kept: list[dict[str, Any]] = []
     size = 0
     for group in reversed(groups):
@@ -255,6 +258,12 @@ def with_earlier_transcript(
         ):
             return [*messages[:i], *kept, *messages[i:]]
     return messages
+
+
+def _answered(group: list[dict[str, Any]]) -> bool:
+    asked = {c.get("id") for c in group[0].get("tool_calls") or () if isinstance(c, dict)}
+    answered = {m.get("tool_call_id") for m in group[1:]}
+    return bool(asked) and asked <= answered
 
 
 def _clip(text: str, limit: int = STEP_PREVIEW_CHARS) -> str:

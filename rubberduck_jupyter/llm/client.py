@@ -168,18 +168,23 @@ class ToolCall:
 
 
 class ToolCallAssembler:
-    """Joins a stream's tool-call deltas into whole calls, by their index."""
+    """Joins a stream's tool-call deltas into whole calls, by their index. A delta with a
+    new id at an index already in use starts another call: some servers send every call
+    whole, each at index 0."""
 
-    __slots__ = ("_calls",)
+    __slots__ = ("_calls", "_open")
 
     def __init__(self) -> None:
-        self._calls: dict[int, list[Any]] = {}
+        self._calls: list[list[Any]] = []  # [id, name, argument parts], in arrival order
+        self._open: dict[int, list[Any]] = {}  # the call each index is adding to
 
     def add(self, deltas: tuple[ToolCallDelta, ...]) -> None:
         for delta in deltas:
-            call = self._calls.get(delta.index)
-            if call is None:
-                call = self._calls[delta.index] = [None, None, []]
+            call = self._open.get(delta.index)
+            if call is None or (delta.id and call[0] and delta.id != call[0]):
+                call = [None, None, []]
+                self._calls.append(call)
+                self._open[delta.index] = call
             if delta.id:
                 call[0] = delta.id
             if delta.name:
@@ -188,12 +193,11 @@ class ToolCallAssembler:
                 call[2].append(delta.arguments)
 
     def calls(self) -> tuple[ToolCall, ...]:
-        out = []
-        for index in sorted(self._calls):
-            call_id, name, parts = self._calls[index]
-            # A provider that sends no id (some local servers) still gets one to answer to.
-            out.append(ToolCall(call_id or f"call_{index}", name or "", "".join(parts)))
-        return tuple(out)
+        # A provider that sends no id (some local servers) still gets one to answer to.
+        return tuple(
+            ToolCall(call_id or f"call_{n}", name or "", "".join(parts))
+            for n, (call_id, name, parts) in enumerate(self._calls)
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,6 +71,7 @@ class ToolContext:
     # with that round's number and findings.
     corrected: dict[str, tuple[int, list[dict[str, Any]]]] = field(default_factory=dict)
     review_rounds: int = 0
+    cited: int = 0  # sources search_project has cited so far this turn
     # Whether the gate runs (the benchmark measures without it); syntax is always checked.
     review: bool = True
 

@@ -37,15 +37,24 @@ def language_of(target: EditTarget) -> str | None:
     return None
 
 
-def _findings(language: str | None, code: str, known: list[str], full: bool) -> list[Any]:
+def _findings(
+    language: str | None, code: str, known: list[str], full: bool, neighbours: list[str]
+) -> list[Any]:
     from ..review.findings import Finding
-    from ..review.static import analyze_python, prepare_python
+    from ..review.static import analyze_python, names_bound, prepare_python
 
     if language in ("cell", "python"):
         cell = language == "cell"
         if not full:  # syntax only
             return list(prepare_python(code, filename="edit.py", cell=cell).early)
-        return analyze_python(code, filename="edit.py", known_names=known, cell=cell)
+        # A cell may use what the notebook's other cells define, run or not yet run.
+        names = set(known)
+        for source in neighbours:
+            try:
+                names |= names_bound(source)
+            except (SyntaxError, ValueError):
+                continue  # a cell with IPython syntax or a typo defines nothing we can see
+        return analyze_python(code, filename="edit.py", known_names=sorted(names), cell=cell)
     try:
         if language == "json":
             json.loads(code)
@@ -64,9 +73,18 @@ def _lines(findings: list[dict[str, Any]]) -> str:
     )
 
 
-async def review(ctx: ToolContext, key: str, target: EditTarget, code: str, tool: str) -> Verdict:
+async def review(
+    ctx: ToolContext,
+    key: str,
+    target: EditTarget,
+    code: str,
+    tool: str,
+    neighbours: list[str] | None = None,
+) -> Verdict:
     language = language_of(target)
-    found = await asyncio.to_thread(_findings, language, code, ctx.known_names, ctx.review)
+    found = await asyncio.to_thread(
+        _findings, language, code, ctx.known_names, ctx.review, neighbours or []
+    )
     as_json = [f.to_json() for f in found]
     errors = [f for f in found if f.is_error]
     earlier = ctx.corrected.get(key)
@@ -109,8 +127,10 @@ async def offer(
     *,
     title: str,
     mode: str = "replace",
+    neighbours: list[str] | None = None,
 ) -> ToolResult:
-    """Reviews `proposed` and, when it passes, makes it a suggestion through the turn."""
+    """Reviews `proposed` and, when it passes, makes it a suggestion through the turn.
+    `neighbours`: the notebook's other code cells, whose names the change may use."""
     if ctx.suggest is None:
         return ToolResult("Error: this conversation cannot take suggestions.", ok=False)
     key = (
@@ -119,7 +139,7 @@ async def offer(
     if mode == "insert_markdown_after":
         verdict = Verdict(True, [], "")  # prose: nothing to check
     else:
-        verdict = await review(ctx, f"{tool}:{key}", target, proposed, tool)
+        verdict = await review(ctx, f"{tool}:{key}", target, proposed, tool, neighbours)
     if not verdict.offer:
         return ToolResult(verdict.message, ok=False, data={"findings": verdict.findings})
     suggestion = await ctx.suggest(target=target, proposed=proposed, title=title, mode=mode)

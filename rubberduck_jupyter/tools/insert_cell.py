@@ -6,7 +6,7 @@ from typing import Any
 
 from .base import EditTarget, Permission, Tool, ToolContext, ToolResult
 from .gate import offer
-from .notebook import cell_by_number, notebook_cells
+from .notebook import cell_by_number, notebook_cells, other_code
 
 MAX_SOURCE = 60_000
 
@@ -29,6 +29,7 @@ async def run(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
         args["source"].rstrip("\n"),
         title=args.get("title") or f"Insert a cell below cell {after.number}",
         mode="insert_markdown_after" if markdown else "insert_after",
+        neighbours=other_code(cells, 0),
     )
 
 

@@ -109,6 +109,11 @@ def _with_live_cell(ctx: ToolContext, cells: list[Cell]) -> list[Cell]:
     return cells
 
 
+def other_code(cells: list[Cell], number: int) -> list[str]:
+    """The sources of the code cells other than cell `number`."""
+    return [c.source for c in cells if c.cell_type == "code" and c.number != number]
+
+
 def cell_by_number(cells: list[Cell], number: int) -> Cell:
     if not 1 <= number <= len(cells):
         raise ToolError(

@@ -7,7 +7,7 @@ from typing import Any
 from .base import EditTarget, Permission, Tool, ToolContext, ToolResult
 from .gate import offer
 from .insert_cell import MAX_SOURCE
-from .notebook import cell_by_number, notebook_cells
+from .notebook import cell_by_number, notebook_cells, other_code
 
 
 async def run(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
@@ -23,6 +23,7 @@ async def run(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
         target,
         proposed,
         title=args.get("title") or f"Replace cell {cell.number}",
+        neighbours=other_code(cells, cell.number),
     )
 
 

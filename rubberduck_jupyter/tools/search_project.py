@@ -12,10 +12,14 @@ MAX_HIT_CHARS = 1_200
 async def run(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
     if ctx.retriever is None:
         raise ToolError("there is no project index on this server; use read_file instead")
-    found = await ctx.retriever.lookup(args["query"], user=ctx.user, top_k=args.get("top_k", 5))
+    found = await ctx.retriever.lookup(
+        args["query"], user=ctx.user, top_k=args.get("top_k", 5), first_n=ctx.cited + 1
+    )
     if not found.citations:
         why = f" ({found.notice[1]})" if found.notice else ""
         return ToolResult(f"No results for {args['query']!r}{why}.")
+    # Numbered on from earlier searches of the turn, so each [n] names one source.
+    ctx.cited += len(found.citations)
     if ctx.on_citations is not None:
         await ctx.on_citations(found.citations)
     parts = []

@@ -200,7 +200,7 @@ def test_a_model_the_map_knows_without_tools_is_refused_before_any_request(
 class _NoTools(BaseHTTPRequestHandler):
     """Ollama's answer to a request with tools for a model that has none."""
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         body = json.dumps(
             {"error": {"message": "registry.ollama.ai/library/gemma:2b does not support tools"}}
@@ -235,3 +235,19 @@ def test_no_tools_hints() -> None:
     assert says_no_tools('"auto" tool choice requires --enable-auto-tool-choice to be set')
     assert says_no_tools("tools is not supported in this model")
     assert not says_no_tools("This model's maximum context length is 8192 tokens")
+
+
+def test_the_assembler_keeps_calls_apart_by_index_and_by_id() -> None:
+    from rubberduck_jupyter.llm.client import ToolCallAssembler, ToolCallDelta
+
+    assembler = ToolCallAssembler()
+    assembler.add((ToolCallDelta(0, "a", "read_cell", '{"ce'),))
+    assembler.add((ToolCallDelta(0, None, None, 'll": 1}'),))
+    # A server that sends each call whole at index 0, told apart by its id.
+    assembler.add((ToolCallDelta(0, "b", "list_cells", "{}"),))
+    assembler.add((ToolCallDelta(1, None, "read_file", '{"path": "a.py"}'),))
+    assert [(c.id, c.name, c.arguments) for c in assembler.calls()] == [
+        ("a", "read_cell", '{"cell": 1}'),
+        ("b", "list_cells", "{}"),
+        ("call_2", "read_file", '{"path": "a.py"}'),
+    ]

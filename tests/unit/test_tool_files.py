@@ -130,3 +130,46 @@ def test_insert_markdown_and_delete_are_suggestions(root: Path) -> None:
     assert md.ok and suggested[0]["mode"] == "insert_markdown_after"
     gone = _run(ctx, "delete_cell", '{"cell": 2}')
     assert gone.ok and suggested[1]["proposed"] == "" and suggested[1]["target"].cell_index == 1
+
+
+def test_a_cell_may_use_names_other_cells_define(root: Path) -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("import pandas as pd\nframe = pd.DataFrame()"),
+        nbformat.v4.new_code_cell("frame.head()"),
+    ]
+    nbformat.write(nb, str(root / "nb.ipynb"))
+    suggested: list[dict[str, Any]] = []
+    ctx = _ctx(root, suggested)
+    ok = _run(ctx, "replace_cell", '{"cell": 2, "source": "frame.describe()\\npd.options"}')
+    assert ok.ok and "F821" not in ok.text and len(suggested) == 1
+
+
+def test_an_interrupted_call_is_not_replayed() -> None:
+    from rubberduck_jupyter.domain.models import Message
+    from rubberduck_jupyter.engines.agent import with_earlier_transcript
+
+    call = {"id": "c1", "type": "function", "function": {"name": "list_cells", "arguments": "{}"}}
+    cut = {"id": "c2", "type": "function", "function": {"name": "read_cell", "arguments": "{}"}}
+    transcript = [
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "c1", "content": "Notebook: 2 cells."},
+        {"role": "assistant", "content": None, "tool_calls": [cut]},  # Stop came here
+    ]
+    earlier = Message("m", "c", 1, "assistant", "Two cells.", "t", meta={"transcript": transcript})
+    prompt = [
+        {"role": "system", "content": "s"},
+        {"role": "user", "content": "q1"},
+        {"role": "assistant", "content": "Two cells."},
+        {"role": "user", "content": "q2"},
+    ]
+    out = with_earlier_transcript(prompt, [earlier])
+    assert [m.get("tool_call_id") or m["role"] for m in out] == [
+        "system",
+        "user",
+        "assistant",
+        "c1",
+        "assistant",
+        "user",
+    ]
+    assert out[2]["tool_calls"] == [call]
