@@ -119,7 +119,9 @@ class AgentConversation:
             steps += 1
             try:
                 async with asyncio.timeout(max(0.0, deadline - loop.time())):
-                    call = await turn.ask(messages, tools=schemas, tool_choice="auto")
+                    # No tool_choice: "auto" is the default wherever tools are offered,
+                    # and some servers refuse the explicit value.
+                    call = await turn.ask(messages, tools=schemas)
             except ToolsUnsupported as exc:
                 if steps > 1:
                     raise
