@@ -184,6 +184,24 @@ class RubberDuckApp(ExtensionApp):
     index_on_save = Bool(
         True, config=True, help="Re-index a file shortly after it is saved, once an index exists."
     )
+    agent_max_steps = Int(
+        12,
+        config=True,
+        help="The agent stops after this many model calls in one turn (each may call tools).",
+    )
+    agent_max_tokens = Int(
+        120_000,
+        config=True,
+        help="The agent stops once one turn's model calls have used this many tokens.",
+    )
+    agent_max_seconds = Float(
+        300.0, config=True, help="The agent stops a turn after this many seconds."
+    )
+    agent_tool_timeout = Float(
+        10.0,
+        config=True,
+        help="Seconds one tool call may take before the agent reports it timed out.",
+    )
     project_rules = Bool(
         True,
         config=True,
@@ -567,7 +585,16 @@ class RubberDuckApp(ExtensionApp):
         # anyone else's; the manager reads them (and plugins' commands) from the registry.
         preferences = PreferenceBook(self.conversations)
         catalog = self.plugins.catalog()
-        engines = build_engines(preferences=preferences, infos=catalog.infos)
+        engines = build_engines(
+            preferences=preferences,
+            infos=catalog.infos,
+            agent={
+                "max_steps": self.agent_max_steps,
+                "max_tokens": self.agent_max_tokens,
+                "max_seconds": self.agent_max_seconds,
+                "tool_timeout_s": self.agent_tool_timeout,
+            },
+        )
         self.plugins.register_builtins(engines)
         self.plugins.discover()
         for row in self.plugins.list():

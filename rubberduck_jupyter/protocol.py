@@ -92,6 +92,8 @@ class NoticeCode(StrEnum):
     FILE_REFUSED = "file_refused"
     SUGGESTION_UNPARSABLE = "suggestion_unparsable"
     SUGGESTION_WITHHELD = "suggestion_withheld"
+    AGENT_NO_TOOLS = "agent_no_tools"  # the model cannot call tools: another engine answers
+    AGENT_LIMIT = "agent_limit"  # the agent stopped at its step, token or time bound
 
 
 class ProtocolError(Exception):

@@ -55,7 +55,9 @@ export const NoticeCode = {
   KEYWORD_SEARCH_ONLY: 'keyword_search_only',
   FILE_REFUSED: 'file_refused',
   SUGGESTION_UNPARSABLE: 'suggestion_unparsable',
-  SUGGESTION_WITHHELD: 'suggestion_withheld'
+  SUGGESTION_WITHHELD: 'suggestion_withheld',
+  AGENT_NO_TOOLS: 'agent_no_tools',
+  AGENT_LIMIT: 'agent_limit'
 } as const;
 
 export type NoticeCode = (typeof NoticeCode)[keyof typeof NoticeCode];

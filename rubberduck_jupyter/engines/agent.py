@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..context.prompt import BASE_PROMPT
 from ..llm.errors import ToolsUnsupported
+from ..protocol import NoticeCode
 from ..tools.base import ToolContext
 from ..tools.dispatch import Dispatcher, ToolOutcome
 from ..tools.registry import ToolRegistry, default_tools
@@ -44,8 +45,8 @@ AGENT_PROMPT = BASE_PROMPT + (
 )
 
 # Notice codes of this engine (the protocol's NoticeCode lists the shared ones).
-NOTICE_NO_TOOLS = "agent_no_tools"
-NOTICE_LIMIT = "agent_limit"
+NOTICE_NO_TOOLS = NoticeCode.AGENT_NO_TOOLS
+NOTICE_LIMIT = NoticeCode.AGENT_LIMIT
 
 # Model calls per turn: a list / search / read / edit task takes 4-8; 12 leaves room for
 # a correction round or two without letting a looping model run on.

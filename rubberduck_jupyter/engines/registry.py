@@ -7,7 +7,7 @@ so `app.py` made the manager with an empty engine map and filled it in afterward
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..domain.preferences import PreferenceSaver
@@ -27,9 +27,11 @@ def build_engines(
     *,
     preferences: PreferenceSaver,
     infos: Callable[[], Sequence[EngineInfo]] | None = None,
+    agent: Mapping[str, Any] | None = None,
 ) -> dict[str, Engine]:
     """`infos` is what `/help` lists (the plugin host's catalog: plugins' commands too);
-    by default these engines."""
+    by default these engines. `agent`: the agent's bounds (AgentConversation's keyword
+    arguments: max_steps, max_tokens, max_seconds, tool_timeout_s)."""
     engines: dict[str, Engine] = {}
     for engine in (
         SimpleConversation(),
@@ -38,7 +40,7 @@ def build_engines(
         GenerationConversation(),
         ProblemSolver(),
         MultiStepConversation(),
-        AgentConversation(),
+        AgentConversation(**(agent or {})),
     ):
         engines[engine.info.name] = engine
 

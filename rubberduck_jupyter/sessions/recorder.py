@@ -86,6 +86,8 @@ class TurnRecorder:
                 "corrections": turn.corrections,
                 "notices": turn.notices,
                 "partial": True,
+                # The agent's tool calls and results: the next turn continues from them.
+                **({"transcript": turn.transcript} if turn.transcript else {}),
             },
         )
 
@@ -121,6 +123,9 @@ class TurnRecorder:
             "model": turn.calls[-1].model_name if turn.calls else None,
             "cost_usd": turn.total_cost(),
         }
+        if turn.transcript:
+            # The agent's tool calls and results: the next turn continues from them.
+            meta["transcript"] = turn.transcript
         if failure is not None:
             meta["error"] = {"code": str(failure[0]), "message": failure[1], "cancelled": cancelled}
         if interrupted:

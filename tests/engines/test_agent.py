@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -300,12 +299,10 @@ async def test_a_later_turn_continues_from_the_earlier_transcript(project: Harne
         "/agent what does cell 1 do?", context=CONTEXT, conversation="c-cont"
     )
     assert first[-1]["type"] == "done"
-    # What the recorder keeps with the answer (meta["transcript"], from Turn.transcript).
-    question, answer = project.store.sync.messages("c-cont")
-    transcript = project.turns[-1].transcript
-    project.store.sync.finish_answer(
-        replace(answer, meta={**answer.meta, "transcript": transcript}), question.id
-    )
+    # The recorder keeps the transcript with the stored answer (meta["transcript"]).
+    _question, answer = project.store.sync.messages("c-cont")
+    assert answer.meta["transcript"] == project.turns[-1].transcript
+    assert [m["role"] for m in answer.meta["transcript"]] == ["assistant", "tool"]
     await project.chat("/agent and is it saved?", context=CONTEXT, conversation="c-cont")
     sent = project.prompts()[-1]
     roles = [m["role"] for m in sent]
