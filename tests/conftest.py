@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+# One cache of derived models (the MiniLM ONNX export, ~20 s; model2vec's distillation) for
+# the whole run, and kept between runs: each test has its own Jupyter data dir, which would
+# export the model again in every test that indexes with the default embedder.
+os.environ.setdefault(
+    "RUBBERDUCK_MODEL_CACHE",
+    os.path.join(tempfile.gettempdir(), f"rubberduck-test-models-{os.getuid()}"),
+)
 
 pytest_plugins = ["pytest_jupyter.jupyter_server", "suite_counts"]
 

@@ -21,6 +21,7 @@ CLI). That also ends the old import circle with `index/embedder_api.py`.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -185,7 +186,17 @@ def _minilm(config: EmbedderConfig, counter: Callable[[], Any]) -> Any:
     )
 
 
+MODEL_CACHE_ENV = "RUBBERDUCK_MODEL_CACHE"
+
+
 def default_model_cache() -> Path:
+    """Where derived models (the ONNX export, the model2vec distillation) are kept: the
+    folder RUBBERDUCK_MODEL_CACHE names (one cache shared by every user of a machine or hub,
+    filled once by an admin; the test suite's, so a model is exported once per run rather
+    than once per test's data dir), else the user's Jupyter data dir."""
+    shared = os.environ.get(MODEL_CACHE_ENV, "").strip()
+    if shared:
+        return Path(shared).expanduser()
     from jupyter_core.paths import jupyter_data_dir
 
     return Path(jupyter_data_dir()) / "rubberduck" / "models"
