@@ -242,7 +242,24 @@ def test_the_runtime_path_does_not_import_torch(exported: OnnxMiniLMEmbedder) ->
 # --- the setting -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("spec", ["minilm", "minilm:onnx", "minilm:torch"])
+def test_the_int8_variant_has_its_own_export_and_id(
+    exported: OnnxMiniLMEmbedder, tmp_path: Path
+) -> None:
+    # A real export and quantization (~20 s): what minilm:int8 ships must hold its floor.
+    int8 = build_embedder(EmbedderConfig(spec="minilm:int8", cache_dir=tmp_path))
+    assert isinstance(int8, OnnxMiniLMEmbedder) and int8.int8
+    vectors = int8.embed(TEXTS)
+    assert int8.exported and int8.export_dir.name.startswith("onnx-all-MiniLM-L6-v2-int8-")
+    assert int8.id != exported.id and int8.id.startswith(MINILM_ID)  # not interchangeable
+    assert int8.model_path.stat().st_size < 0.8 * exported.model_path.stat().st_size
+    manifest = json.loads((int8.export_dir / MANIFEST_FILE).read_text())
+    assert manifest["int8"] and manifest["min_cosine_to_torch"] >= 0.98
+    cosines = np.sum(vectors * exported.embed(TEXTS), axis=1)
+    assert cosines.min() >= 0.98
+    assert int8._fallback_factory is None  # torch's vectors are not its vectors
+
+
+@pytest.mark.parametrize("spec", ["minilm", "minilm:onnx", "minilm:torch", "minilm:int8"])
 def test_minilm_backends_are_accepted(spec: str) -> None:
     assert EmbedderConfig(spec=spec).validate().kind == "minilm"
 
