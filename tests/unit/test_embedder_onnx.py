@@ -93,7 +93,7 @@ def test_export_is_verified_and_recorded(exported: OnnxMiniLMEmbedder) -> None:
 
 def test_a_second_build_reuses_the_cache(exported: OnnxMiniLMEmbedder) -> None:
     stamp = exported.model_path.stat().st_mtime_ns
-    again = build_embedder(EmbedderConfig(spec="minilm", cache_dir=exported.export_dir.parent))
+    again = build_embedder(EmbedderConfig(spec="minilm:onnx", cache_dir=exported.export_dir.parent))
     assert isinstance(again, OnnxMiniLMEmbedder)
     again.load()
     assert not again.exported and again.backend == "onnx"
@@ -224,7 +224,7 @@ def test_the_runtime_path_does_not_import_torch(exported: OnnxMiniLMEmbedder) ->
         from pathlib import Path
         from rubberduck_jupyter.index.embedder_config import EmbedderConfig, build_embedder
         embedder = build_embedder(
-            EmbedderConfig(spec="minilm", cache_dir=Path({str(exported.export_dir.parent)!r}))
+            EmbedderConfig(spec="minilm:onnx", cache_dir=Path({str(exported.export_dir.parent)!r}))
         )
         vector = embedder.embed(["how do I pivot a data frame"])[0]
         heavy = [m for m in ("torch", "transformers", "sentence_transformers") if m in sys.modules]
@@ -274,14 +274,20 @@ def test_the_spec_picks_the_backend(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     def built(spec: str, **options: Any) -> Any:
         return build_embedder(EmbedderConfig(spec=spec, cache_dir=tmp_path, **options))
 
-    assert isinstance(built("minilm"), OnnxMiniLMEmbedder)
-    assert isinstance(built("minilm:onnx"), OnnxMiniLMEmbedder)
+    default = built("minilm")
+    assert isinstance(default, OnnxMiniLMEmbedder) and default.int8
+    assert default._fallback_factory is None
+    assert built("minilm:int8").id == default.id
+    fp32 = built("minilm:onnx")
+    assert isinstance(fp32, OnnxMiniLMEmbedder) and not fp32.int8 and fp32.id == MINILM_ID
     assert isinstance(built("minilm:torch"), SentenceTransformerEmbedder)
-    assert built("minilm:onnx", batch_size=8).batch_size == 8
-    assert built("minilm:torch", batch_size=8).batch_size == 8
-    monkeypatch.setattr(
-        "rubberduck_jupyter.index.embedder_config.onnx_runtime_available", lambda: False
-    )
+    assert built("minilm:onnx", batch_size=4).batch_size == 4
+    assert built("minilm:torch", batch_size=4).batch_size == 4
+    config = "rubberduck_jupyter.index.embedder_config"
+    monkeypatch.setattr(f"{config}.onnx_quantizer_available", lambda: False)
+    no_quantizer = built("minilm")  # fp32 ONNX, torch as its fallback
+    assert not no_quantizer.int8 and no_quantizer._fallback_factory is not None
+    monkeypatch.setattr(f"{config}.onnx_runtime_available", lambda: False)
     assert isinstance(built("minilm"), SentenceTransformerEmbedder)
     assert isinstance(built("minilm:onnx"), OnnxMiniLMEmbedder)  # asked for: its error, later
 
@@ -297,7 +303,10 @@ def test_minilm_falls_back_to_torch_when_the_export_fails(
     forced = build_embedder(EmbedderConfig(spec="minilm:onnx", cache_dir=tmp_path))
     with pytest.raises(OnnxExportError, match="no torch here"):
         forced.embed(TEXTS)
-    auto = build_embedder(EmbedderConfig(spec="minilm", cache_dir=tmp_path))
+    monkeypatch.setattr(
+        "rubberduck_jupyter.index.embedder_config.onnx_quantizer_available", lambda: False
+    )
+    auto = build_embedder(EmbedderConfig(spec="minilm", cache_dir=tmp_path))  # fp32 ONNX
     vectors = auto.embed(TEXTS)
     assert auto.backend == "torch" and auto.id == MINILM_ID
     assert np.allclose(vectors, SentenceTransformerEmbedder().embed(TEXTS), atol=1e-6)
