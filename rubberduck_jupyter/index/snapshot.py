@@ -359,7 +359,13 @@ class IndexSnapshot:
                 raise StaleSnapshot()
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         allowed = self.filter(path_glob, kinds)
-        where = Query(self.ids, self.alive, self.n_live, None if allowed is None else allowed[1])
+        where = Query(
+            self.ids,
+            self.alive,
+            self.n_live,
+            None if allowed is None else allowed[1],
+            None if allowed is None else allowed[0],
+        )
         rows, scores = self.vectors.search(q, k, where)
         if self.stale:
             raise StaleSnapshot()

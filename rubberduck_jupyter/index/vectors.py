@@ -3,17 +3,20 @@ search, as one component (`ExactVectors` or `AnnVectors`) that a snapshot holds.
 
 Below `ann_threshold` chunks (the store's setting, 50k by default) search is exact: numpy over
 a float32 matrix, ~4 ms per 100k rows and 1.5 KB per chunk. Above it the vectors live in a
-usearch HNSW graph as int8 (~550 B per chunk with the graph, in one copy: usearch holds them,
-nothing else does) and a search reads ~0.3 ms of graph instead of every vector.
+usearch HNSW graph as int8 (~650-850 B per chunk with links and usearch's arenas, in one copy:
+usearch holds them, nothing else does) and a search reads ~1 ms of graph at any size instead
+of every vector. Building it costs ~0.3-0.6 ms per vector on 2 cores, once: it is saved.
 
 int8 needs a scale, and ours: handed float32, usearch normalizes each vector and multiplies
 by 127, so a 384-d unit vector's components (~±0.05) become integers of ~±6 and recall@10
 falls to ~0.92 on clustered vectors. So each vector is scaled by 127 / its largest |component|
 and rounded here (cosine ignores a vector's length), the query too: recall@10 0.985-0.99 on
 the same data. The best `max(MIN_RESCORE, 2k)` candidates are then scored again with the
-float32 query against their stored int8 vectors (0.991-0.994). Rescoring them with DuckDB's
-float32 vectors would reach 1.0 but costs a DuckDB lookup per search (40 ids by `IN`: a full
-scan of the vector column, ~0.4-1 s at 200k chunks), and not needed for the goal of 0.98.
+float32 query against their stored int8 vectors (0.991-0.994 at 30k; 0.983 at 100k, where
+exact search over the int8 vectors scores 0.9825: the graph loses nothing more). Rescoring
+with DuckDB's float32 vectors reaches 1.0 but costs a DuckDB lookup per search (40 ids by
+`IN`: a scan of the whole vector column, ~0.4-1 s at 200k chunks; by 40 point lookups
+~50 ms), so it is not done.
 
 An `AnnVectors` is mutable (usearch adds and removes in place) and shared by every snapshot
 since it was built; `version` counts the writes applied to it, so a snapshot can tell that a
@@ -44,11 +47,13 @@ log = logging.getLogger(__name__)
 
 # HNSW shape: 16 links per node (32 on the base layer) is usearch's default and what the
 # recall numbers in the docstring used; 64 candidates while adding keeps building at a few
-# thousand vectors/s on 2 cores (128 halves that for no measurable recall here).
+# thousand vectors/s on 2 cores (128 halves that for no measurable recall here). Candidates
+# while searching, recall@10 on clustered vectors: at 100k 64 -> 0.977, 128 -> 0.983 (the
+# int8 ceiling); at 200k 128 -> 0.971, 256 -> 0.976, 512 -> 0.981 for ~1.4 ms a search.
 CONNECTIVITY = 16
 EXPANSION_ADD = 64
-EXPANSION_SEARCH = 128
-# Candidates rescored in float32: at least this many, or twice k.
+EXPANSION_SEARCH = 512
+# Candidates rescored with the float32 query: at least this many, or twice k.
 MIN_RESCORE = 40
 # A filtered search over-fetches k * (live / allowed) * OVERFETCH; past MAX_OVERFETCH
 # candidates the filter is selective enough that scoring its rows exactly is cheaper.
@@ -121,6 +126,7 @@ class Query:
     alive: np.ndarray  # bool (n,)
     n_live: int
     allowed: np.ndarray | None  # rows passing the filters (ascending), or None: all live rows
+    mask: np.ndarray | None = None  # the same as a bool (n,) mask
 
 
 class ExactVectors:
@@ -239,7 +245,11 @@ class AnnVectors:
         found = self.index.search(to_int8(q[None, :])[0], min(want, len(self.index)))
         rows = _rows_of(where, np.asarray(found.keys, dtype=np.int64))
         if where.allowed is not None:
-            rows = rows[np.isin(rows, where.allowed, assume_unique=True)]
+            mask = where.mask
+            if mask is None:
+                mask = np.zeros(len(where.ids), dtype=bool)
+                mask[where.allowed] = True
+            rows = rows[mask[rows]]
             if len(rows) < min(k, n_allowed):
                 return self._exact(q, k, where.ids[where.allowed], where)
         return self._rescored(q, k, rows, where)
