@@ -70,6 +70,17 @@ c.RubberDuckApp.index_embedder = "minilm"  # or "model2vec", or "litellm:<model>
 # c.RubberDuckApp.index_embedder_api_key = "os.environ/OPENAI_API_KEY"
 # c.RubberDuckApp.index_embedder_api_base = "http://127.0.0.1:11434/v1"  # e.g. Ollama, vLLM
 c.RubberDuckApp.index_embedder_window = 256  # tokens per chunk
+c.RubberDuckApp.index_warm_up = True  # load an index's model after start, not at the 1st chat
+
+# Project rules: AGENTS.md and .rubberduck/rules/*.md (docs/engines.md).
+c.RubberDuckApp.project_rules = True
+c.RubberDuckApp.project_rules_max_chars = 8_000  # whole rules, in order, up to this size
+
+# The agent, /agent (docs/agent.md).
+c.RubberDuckApp.agent_max_steps = 12  # model calls per turn
+c.RubberDuckApp.agent_max_tokens = 120_000  # tokens per turn
+c.RubberDuckApp.agent_max_seconds = 300.0  # wall time per turn
+c.RubberDuckApp.agent_tool_timeout = 10.0  # seconds per tool call
 
 # Conversations, engines and memory (docs/engines.md).
 # c.RubberDuckApp.conversations_db_path = "/srv/rubberduck/conversations.sqlite3"
