@@ -63,10 +63,10 @@ MIN_COSINE = 0.9999
 # slower and moved vector hit@5 by 0.013. Its vectors are not fp32's: its own id.
 INT8_MIN_COSINE = 0.98
 INT8_SUFFIX = ":onnx-int8-per-channel"
-# Measured on pdsh's chunks (benchmarks/embed_speed.py, interleaved rounds at load 9-13 on
-# 2 cores): batches of 8 were 10-40% faster than 16 in every round, 32 slower still; a
-# batch's activations (8 x 256 tokens x 1536 in the feed-forward, 12 MB) stay nearer the
-# cache, and eight texts of equal length pad less (0.3% on pdsh, 16: 0.7%).
+# Measured on pdsh's chunks (benchmarks/embed_speed.py, interleaved rounds at load 9-15 on
+# 2 cores): batches of 8 beat 16 in each of the 8 rounds compared, by 9-90%; 32 was slower
+# still. A batch's activations (8 x 256 tokens x 1536 in the feed-forward, 12 MB) stay
+# nearer the cache, and eight texts of equal length pad less (0.3% on pdsh, 16: 0.7%).
 DEFAULT_BATCH_SIZE = 8
 # Texts the export is checked on: short, medium, code, and one past the window.
 VERIFY_TEXTS = (
@@ -172,9 +172,10 @@ class OnnxMiniLMEmbedder:
         self.id = model_id or (MINILM_ID + INT8_SUFFIX if int8 else MINILM_ID)
         self.batch_size = batch_size or DEFAULT_BATCH_SIZE
         # One single-threaded run per core, each on its own batch, instead of one run
-        # whose every operator is split across the cores: no barrier after each of the
-        # ~300 operators, so a core taken by another process delays one batch, not all
-        # of them (measured: the cause of 2-3x swings under load; embed_speed.py).
+        # whose every operator is split across the cores: no barrier after each operator,
+        # so a core taken by another process delays one batch, not every operator of all
+        # of them. Measured at load 9-10: a 1-thread session alone ran 3.7k tokens/s where
+        # a 2-thread one ran 2.1k; with spinning pool threads (ORT's default) 1.7k.
         self.workers = workers or cpu_count()
         self.threads = threads or 1
         variant = "-int8" if int8 else ""
