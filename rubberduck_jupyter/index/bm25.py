@@ -258,14 +258,22 @@ class BM25Index:
         if not df:
             return _EMPTY_ROWS, _EMPTY_WEIGHTS
         scale = np.float32(self.idf(df) * (K1 + 1))
-        tfs = counts.astype(np.float32)
-        weights = tfs * scale / (tfs + self.norm[rows])
-        if df < len(rows):
-            weights[self.doc_len[rows] == 0] = 0  # removed rows, not yet folded away
         if len(rows) * DENSE_SHARE >= self.n_rows:
-            dense = np.zeros(self.n_rows, dtype=np.float32)
-            dense[rows] = weights
-            weights = dense
+            # Over all rows, in place: one scatter, then contiguous passes without gathers
+            # (~2x faster for a term in most of 1M rows). A row without the term has tf 0,
+            # hence weight 0; each weight is the same float32 expression as below.
+            weights = np.zeros(self.n_rows, dtype=np.float32)
+            weights[rows] = counts
+            if df < len(rows):
+                weights[self.doc_len == 0] = 0  # removed rows, not yet folded away
+            denominator = weights + self.norm
+            np.multiply(weights, scale, out=weights)
+            np.divide(weights, denominator, out=weights)
+        else:
+            tfs = counts.astype(np.float32)
+            weights = tfs * scale / (tfs + self.norm[rows])
+            if df < len(rows):
+                weights[self.doc_len[rows] == 0] = 0  # removed rows, not yet folded away
         # Concurrent searches may both compute it; either result is the same.
         if self._weights_size + len(weights) <= MAX_CACHED_WEIGHTS:
             self._weights[code] = (rows, weights)
