@@ -15,7 +15,7 @@ torch's MKL on the AMD EPYC these machines have; attention and the residual laye
 are fused into one operator each at export; and a call's texts are sorted by tokens, so
 a batch is padded only to its own longest (0.3% padding on pdsh, where
 sentence-transformers' sort by characters pads 26%). Per token of CPU time it costs
-~3.6x less than torch (benchmarks/embed_speed.py --only shipped).
+2.2-3.6x less than torch (benchmarks/embed_speed.py --only shipped, load 2.5-9).
 
 Vectors: fp32 ONNX matches torch's to cosine >= 0.9999 (checked at export), so it keeps
 torch's embedder id and an index built by either is searched by the other without a
