@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,9 +47,26 @@ TEXTS = [
 def exported(tmp_path_factory: pytest.TempPathFactory) -> OnnxMiniLMEmbedder:
     """The one real export of this module (~20 s on 2 cores), into a fresh cache."""
     embedder = OnnxMiniLMEmbedder(tmp_path_factory.mktemp("models"), minilm_token_counter())
-    embedder.load()
+    # An earlier test in this process (a server that indexed) may have verified an export
+    # elsewhere, which a fresh cache would copy instead of exporting: forget it here.
+    known = dict(embedder_onnx._verified)
+    embedder_onnx._verified.clear()
+    try:
+        embedder.load()
+    finally:
+        embedder_onnx._verified.update({**known, **embedder_onnx._verified})
     assert embedder.exported
     return embedder
+
+
+@pytest.fixture(autouse=True)
+def no_earlier_exports() -> Iterator[None]:
+    """Each test sees only the exports it makes: the process-wide memory of verified exports
+    (filled by any earlier test that indexed) would otherwise turn an export into a copy."""
+    known = dict(embedder_onnx._verified)
+    embedder_onnx._verified.clear()
+    yield
+    embedder_onnx._verified.update(known)
 
 
 @pytest.fixture
@@ -109,6 +127,8 @@ def test_another_cache_folder_gets_a_copy_not_an_export(
         raise AssertionError("exported again")
 
     monkeypatch.setattr(embedder_onnx, "_export_graph", no_export)
+    # What this process verified: the module's own export (no_earlier_exports cleared it).
+    embedder_onnx._verified[exported.export_dir.name] = exported.export_dir
     embedder = OnnxMiniLMEmbedder(tmp_path / "other-data-dir", minilm_token_counter())
     assert np.allclose(embedder.embed(TEXTS), exported.embed(TEXTS), atol=1e-6)
     assert embedder.cached() and not embedder.exported
