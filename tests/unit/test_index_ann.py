@@ -271,7 +271,7 @@ def test_a_stale_search_runs_again_on_the_newest_snapshot(tmp_path: Path) -> Non
 
         assert store.consistent(run) == "answer" and len(calls) == 2
         hits = searcher.search("part0", 5, mode="bm25", path_glob="src/m0001.py")
-        assert [h.text for h in hits][0] == "src/m0001.py v2 part0"
+        assert hits[0].text == "src/m0001.py v2 part0"
 
 
 def test_query_where_rows_are_mapped_by_id() -> None:
