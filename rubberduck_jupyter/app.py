@@ -215,6 +215,13 @@ class RubberDuckApp(ExtensionApp):
         help="At most this many characters of project rules go into a prompt (AGENTS.md "
         "first, then the rules files by name); the rest are left out and listed by /rules.",
     )
+    index_ann_threshold = Int(
+        50_000,
+        config=True,
+        help="From this many chunks on, vector search uses an approximate HNSW graph of int8 "
+        "vectors (usearch), saved next to the index as <db>.usearch; below it, search is "
+        "exact over float32 vectors. 0 always uses the graph.",
+    )
     index_warm_up = Bool(
         True,
         config=True,
@@ -242,7 +249,10 @@ class RubberDuckApp(ExtensionApp):
     index_embedder = Unicode(
         "minilm",
         config=True,
-        help="'minilm' (all-MiniLM-L6-v2, local), 'model2vec' (static, distilled from MiniLM "
+        help="'minilm' (all-MiniLM-L6-v2, local: int8 ONNX Runtime when onnxruntime and onnx "
+        "are installed, else fp32 ONNX, else torch; 'minilm:int8', 'minilm:onnx' or "
+        "'minilm:torch' force one, and 'minilm:onnx' and 'minilm:torch' share vectors), "
+        "'model2vec' (static, distilled from MiniLM "
         "once and cached; needs the 'static' extra) or 'litellm:<model>' (a provider's "
         "embedding API, e.g. 'litellm:openai/text-embedding-3-small'), or 'none' (no "
         "embedder: keyword search (BM25) alone, with a notice; no torch). Changing it "
@@ -553,6 +563,7 @@ class RubberDuckApp(ExtensionApp):
             spawn=self._spawn_transient,
             on_files_changed=self.plugins.files_changed,
             on_indexed=self.plugins.index_updated,
+            ann_threshold=self.index_ann_threshold,
         )
 
     def build_session_manager(self) -> SessionManager:

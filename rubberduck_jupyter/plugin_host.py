@@ -118,7 +118,12 @@ def _provider_embedder(config: Any) -> Any:
 
 # Our embedders as built-in plugins: (plugin name, kind, what it is, its factory).
 BUILTIN_EMBEDDERS = (
-    ("minilm", "minilm", "all-MiniLM-L6-v2 through sentence-transformers", _local_embedder),
+    (
+        "minilm",
+        "minilm",
+        "all-MiniLM-L6-v2 (ONNX Runtime int8/fp32, or sentence-transformers)",
+        _local_embedder,
+    ),
     ("model2vec", "model2vec", "a static model distilled from MiniLM", _local_embedder),
     (
         "litellm-embedder",

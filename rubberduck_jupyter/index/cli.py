@@ -43,7 +43,8 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", help="The index database (default: the server's for --root).")
     parser.add_argument(
         "--embedder",
-        help="minilm, model2vec, litellm:<model> or none (keywords alone; default: the "
+        help="minilm[:int8|:onnx|:torch], model2vec, litellm:<model> or none (keywords "
+        "alone; default: the "
         "server's index_embedder, else minilm). Must match the one the index was built "
         "with, or it is rebuilt.",
     )

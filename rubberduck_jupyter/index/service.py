@@ -104,10 +104,13 @@ class IndexService:
         spawn: Spawn | None = None,
         on_files_changed: Callable[[list[Path], str], None] | None = None,
         on_indexed: Callable[[int, int], None] | None = None,
+        ann_threshold: int | None = None,
     ) -> None:
-        """`on_files_changed(paths, how)` ("saved" or "changed": seen by the watcher) and
-        `on_indexed(files, chunks)` (after a build or refresh) are called on the event loop
-        and must return at once (the app publishes them as plugin events)."""
+        """`ann_threshold`: from this many chunks on, vector search uses the approximate
+        graph (store.py; None: the store's default). `on_files_changed(paths, how)` ("saved"
+        or "changed": seen by the watcher) and `on_indexed(files, chunks)` (after a build or
+        refresh) are called on the event loop and must return at once (the app publishes them
+        as plugin events)."""
         self.root = root.resolve()
         self._on_files_changed = on_files_changed
         self._on_indexed = on_indexed
@@ -116,6 +119,7 @@ class IndexService:
         self.max_file_bytes = max_file_bytes
         self.debounce_s = debounce_s
         self._embedder_factory = embedder_factory
+        self._ann_threshold = ann_threshold
         self._embedder: Any = None
         self._store: Any = None
         self._searcher: Any = None
@@ -153,7 +157,8 @@ class IndexService:
         embedder = self._embedder_factory() if self._embedder_factory else None
         embedder = embedder or SentenceTransformerEmbedder()
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
-        store = IndexStore(self.db_path, dim=embedder.dim, embedder_id=embedder.id)
+        options = {} if self._ann_threshold is None else {"ann_threshold": self._ann_threshold}
+        store = IndexStore(self.db_path, dim=embedder.dim, embedder_id=embedder.id, **options)
         self._embedder = embedder
         self._store = store
         self._searcher = HybridSearcher(store, embedder.embed_query)

@@ -101,3 +101,23 @@ def test_a_failing_embedder_does_not_fail_the_warm_up(tmp_path: Path) -> None:
     assert warmed is True
     assert [hit.path for hit in hits][:1] == ["pricing.py"]
     assert degraded is not None and "down" in degraded
+
+
+def test_the_ann_threshold_reaches_the_store(tmp_path: Path) -> None:
+    """index_ann_threshold (app.py) -> IndexService -> IndexStore: 0 always uses the graph."""
+    db = tmp_path / "index.duckdb"
+    asyncio.run(_build(tmp_path, db))
+
+    async def run(threshold: int | None) -> dict[str, Any]:
+        service = IndexService(
+            tmp_path, db, embedder_factory=CountingEmbedder, ann_threshold=threshold
+        )
+        await service.warm_up()
+        stats = await asyncio.to_thread(service._store.stats)
+        hits = await service.search("price elasticity", mode="vector")
+        await service.close()
+        return {**stats, "hits": [hit.path for hit in hits]}
+
+    graph, exact = asyncio.run(run(0)), asyncio.run(run(None))
+    assert graph["vector_search"] != exact["vector_search"]
+    assert graph["hits"][:1] == exact["hits"][:1] == ["pricing.py"]
