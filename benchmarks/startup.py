@@ -48,18 +48,22 @@ def rss_mb(pid: int) -> float:
     raise RuntimeError("no VmRSS")
 
 
-def one_run(enabled: bool, workdir: Path, idle_seconds: float) -> tuple[float, float]:
-    port = free_port()
+def server_env(workdir: Path, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         {
             "JUPYTER_CONFIG_DIR": str(workdir / "config"),
             "JUPYTER_DATA_DIR": str(workdir / "data"),
             "JUPYTER_RUNTIME_DIR": str(workdir / "runtime"),
+            **extra,
         }
     )
+    return env
+
+
+def server_command(port: int, root: Path, enabled: bool) -> list[str]:
     flag = "True" if enabled else "False"
-    command = [
+    return [
         sys.executable,
         "-m",
         "jupyter_server",
@@ -69,9 +73,15 @@ def one_run(enabled: bool, workdir: Path, idle_seconds: float) -> tuple[float, f
         f"--ServerApp.port={port}",
         "--ServerApp.port_retries=0",
         f"--IdentityProvider.token={TOKEN}",
-        f"--ServerApp.root_dir={workdir}",
+        f"--ServerApp.root_dir={root}",
         f"--ServerApp.jpserver_extensions={{'rubberduck_jupyter': {flag}}}",
     ]
+
+
+def one_run(enabled: bool, workdir: Path, idle_seconds: float) -> tuple[float, float]:
+    port = free_port()
+    env = server_env(workdir)
+    command = server_command(port, workdir, enabled)
     url = f"http://127.0.0.1:{port}/api/status"
     started = time.perf_counter()
     process = subprocess.Popen(
@@ -141,28 +151,13 @@ def chat_server(
     workdir: Path, fake_url: str, *, warm_up: bool
 ) -> tuple[subprocess.Popen[bytes], str, float]:
     port = free_port()
-    env = dict(os.environ)
-    env.update(
-        {
-            "JUPYTER_CONFIG_DIR": str(workdir / "config"),
-            "JUPYTER_DATA_DIR": str(workdir / "data"),
-            "JUPYTER_RUNTIME_DIR": str(workdir / "runtime"),
-            "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-            "RUBBERDUCK_LLM_WARM_UP": "1" if warm_up else "0",
-        }
+    env = server_env(
+        workdir,
+        LITELLM_LOCAL_MODEL_COST_MAP="True",
+        RUBBERDUCK_LLM_WARM_UP="1" if warm_up else "0",
     )
     command = [
-        sys.executable,
-        "-m",
-        "jupyter_server",
-        "--no-browser",
-        "--allow-root",
-        "--ServerApp.ip=127.0.0.1",
-        f"--ServerApp.port={port}",
-        "--ServerApp.port_retries=0",
-        f"--IdentityProvider.token={TOKEN}",
-        f"--ServerApp.root_dir={workdir / 'root'}",
-        "--ServerApp.jpserver_extensions={'rubberduck_jupyter': True}",
+        *server_command(port, workdir / "root", True),
         "--RubberDuckApp.model=openai/fake-model",
         f"--RubberDuckApp.api_base={fake_url}",
         "--RubberDuckApp.api_key=sk-bench",

@@ -333,28 +333,44 @@ class OpenAICompatibleGateway:
             self._plans[entry.name] = known
         return known[1]
 
+    def prepare(self) -> None:
+        """Builds the pool's clients ahead of the first stream; call it in a worker thread.
+
+        Each client's SSL context loads the CA bundle (~50 ms, on the event loop when done
+        lazily: measured as the first chat's largest stall); one context serves them all."""
+        self._clients = self._new_clients()
+        self._in_flight = [0] * POOL_SHARDS
+        self._client_loop = None  # not yet bound: the first loop to stream adopts them
+
+    def _new_clients(self) -> list[httpx.AsyncClient]:
+        limits = httpx.Limits(
+            max_connections=MAX_CONNECTIONS // POOL_SHARDS,
+            max_keepalive_connections=MAX_KEEPALIVE // POOL_SHARDS,
+            keepalive_expiry=KEEPALIVE_EXPIRY_S,
+        )
+        # As the OpenAI SDK: HTTPS_PROXY/NO_PROXY and SSL_CERT_FILE apply.
+        ssl_context = httpx.create_ssl_context(trust_env=True)
+        return [
+            httpx.AsyncClient(
+                http1=True,
+                http2=False,
+                trust_env=True,
+                verify=ssl_context,
+                follow_redirects=False,
+                limits=limits,
+            )
+            for _ in range(POOL_SHARDS)
+        ]
+
     def _shard(self) -> int:
         """The pool shard with the fewest streams in flight, on this loop."""
         # A client's connections belong to the loop that opened them; tests and
         # benchmarks may run several loops in one process, one after another.
         loop = asyncio.get_running_loop()
+        if self._clients and self._client_loop is None:
+            self._client_loop = loop  # prepared in a thread, never used: this loop's now
         if not self._clients or self._client_loop is not loop:
-            limits = httpx.Limits(
-                max_connections=MAX_CONNECTIONS // POOL_SHARDS,
-                max_keepalive_connections=MAX_KEEPALIVE // POOL_SHARDS,
-                keepalive_expiry=KEEPALIVE_EXPIRY_S,
-            )
-            self._clients = [
-                httpx.AsyncClient(
-                    http1=True,
-                    http2=False,
-                    # As the OpenAI SDK: HTTPS_PROXY/NO_PROXY and SSL_CERT_FILE apply.
-                    trust_env=True,
-                    follow_redirects=False,
-                    limits=limits,
-                )
-                for _ in range(POOL_SHARDS)
-            ]
+            self._clients = self._new_clients()
             self._in_flight = [0] * POOL_SHARDS
             self._client_loop = loop
         counts = self._in_flight

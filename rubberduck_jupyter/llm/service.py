@@ -140,18 +140,25 @@ class LLMService:
         """The direct path for the entries it can send, litellm for the rest."""
         if not self.settings.direct_openai_streaming or not entry.model.startswith("openai/"):
             return self.gateway
+        direct = await self._load_direct()
+        if direct is None:
+            return self.gateway
+        return direct if direct.handles(entry) else self.gateway
+
+    async def _load_direct(self) -> OpenAICompatibleGateway | None:
         direct = self._direct
         if direct is None:
             if self._direct_loading is None:
-                # httpx's import (~45 ms) runs in a thread, once, like litellm's.
+                # httpx's import (~45 ms) and the pool's clients (their SSL context loads
+                # the CA bundle) in a thread, once, like litellm's.
                 self._direct_loading = asyncio.ensure_future(asyncio.to_thread(_new_direct))
             try:
                 direct = self._direct = await asyncio.shield(self._direct_loading)
             except Exception:
                 self._direct_loading = None
                 log.warning("RubberDuck's direct OpenAI path failed to load", exc_info=True)
-                return self.gateway
-        return direct if direct.handles(entry) else self.gateway
+                return None
+        return direct
 
     async def _cost_usd(self, entry: ModelEntry, usage: Usage) -> float | None:
         """litellm's local cost map. After a direct stream litellm may not be loaded yet (a
@@ -181,6 +188,8 @@ class LLMService:
 
         async def load_later() -> None:
             await asyncio.sleep(delay_s)
+            if self.settings.direct_openai_streaming:
+                await self._load_direct()  # ~0.2 s; it logs its own failure
             try:
                 await self.gateway.load()
             except Exception:
@@ -501,4 +510,6 @@ def _map_allows_tools(model_cost: Any, model: str) -> bool:
 def _new_direct() -> OpenAICompatibleGateway:
     from .openai_stream import OpenAICompatibleGateway
 
-    return OpenAICompatibleGateway()
+    gateway = OpenAICompatibleGateway()
+    gateway.prepare()
+    return gateway
