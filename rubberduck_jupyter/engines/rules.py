@@ -21,9 +21,10 @@ class RulesEngine:
         if selection.applied:
             here = f" to `{where}`" if where else ""
             lines.append(f"These project rules apply{here}, and go with every answer:\n")
-            lines.append("| rules file | applies | characters |\n|---|---|---|")
+            # A list, not a table: the sidebar is narrow.
             for rule in selection.applied:
-                lines.append(f"| `{rule.path}` | {rule.scope} | {len(rule.text.strip()):,} |")
+                size = len(rule.text.strip())
+                lines.append(f"- `{rule.path}`: applies {rule.scope}, {size:,} characters")
         else:
             lines.append("No project rules apply here.")
         if selection.left_out:

@@ -74,8 +74,8 @@ async def test_slash_rules_lists_what_applies_and_why_others_do_not(make_harness
         "/rules", context=ChatContext(notebook_path="notebooks/churn.ipynb")
     )
     text = answer_text(frames)
-    assert "`AGENTS.md` | always" in text
-    assert "`.rubberduck/rules/polars.md` | `notebooks/**`" in text
+    assert "- `AGENTS.md`: applies always" in text
+    assert "- `.rubberduck/rules/polars.md`: applies `notebooks/**`" in text
     assert (
         "`.rubberduck/rules/sql.md`: applies to `sql/*.py`, `*.sql`, not notebooks/churn.ipynb"
         in text
