@@ -5,8 +5,8 @@
 A real IPython kernel (jupyter_client) runs `%duck` against a stand-in for the server's
 chat endpoint: a thread in this process that serves `POST /rubberduck/api/chat` as the
 server does (NDJSON frames, one chunk per write) and notes, on this process's clock, when
-it wrote the answer's last chunk (and `done` right after it). This process also reads the kernel's iopub, so both ends of the
-measurement are on one clock:
+it wrote the answer's last chunk (and `done` right after it). This process also reads the
+kernel's iopub, so both ends of the measurement are on one clock:
 
 - lag: from the answer's end on the server (its last chunk, followed at once by `done`) to
   the last output message of the cell received;
@@ -68,7 +68,7 @@ class StandIn:
             def log_message(self, *args: Any) -> None:
                 return None
 
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            def do_POST(self) -> None:  # http.server's name for it
                 self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 self.send_response(200)
                 self.send_header("Content-Type", "application/x-ndjson")
