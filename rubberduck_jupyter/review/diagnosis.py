@@ -23,7 +23,7 @@ from .cells import parse_cell
 from .static import notebook_checks
 
 if TYPE_CHECKING:
-    from .tracebacks import ParsedError
+    from .parsed_error import ParsedError
 
 
 @dataclass(frozen=True, slots=True)
