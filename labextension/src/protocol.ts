@@ -88,6 +88,16 @@ export interface IChatContext {
   variables?: IKernelVariable[];
   /** What the user attached with `@`, in the order of the text (additive to v1). */
   mentions?: IMention[];
+  /** What this client does for the agent (additive to v1; docs/agent.md). */
+  agent?: IAgentCapabilities;
+}
+
+/** The sidebar's side of the agent's approval contract. */
+export interface IAgentCapabilities {
+  /** This client runs cells in the open notebook and answers approval frames. */
+  can_run: boolean;
+  /** The user switched on "auto-apply edits": the server marks suggestions auto_apply. */
+  auto_apply: boolean;
 }
 
 /** protocol.py's bounds on `context.mentions`; the server refuses a frame past them. */
@@ -144,7 +154,58 @@ export interface IResumeFrame {
   after: number;
 }
 
-export type ClientFrame = IChatFrame | ICancelFrame | IResumeFrame;
+/** How the user answered an approval frame (additive to v1). */
+export const ApprovalDecision = {
+  ALLOW: 'allow',
+  /** This run and every further one of the turn. */
+  ALLOW_TURN: 'allow_turn',
+  /** Every run for the rest of the conversation (the server remembers it). */
+  ALLOW_CONVERSATION: 'allow_conversation',
+  DENY: 'deny'
+} as const;
+
+export type ApprovalDecision =
+  (typeof ApprovalDecision)[keyof typeof ApprovalDecision];
+
+export interface IApproveFrame {
+  type: 'approve';
+  v: typeof PROTOCOL_VERSION;
+  /** The turn's id. */
+  id: string;
+  approval_id: string;
+  decision: ApprovalDecision;
+}
+
+/** One output of a run, as plain text (the client trims it). */
+export interface IRunOutput {
+  output_type: 'stream' | 'execute_result' | 'display_data';
+  text: string;
+}
+
+export interface IRunError {
+  ename: string;
+  evalue: string;
+  traceback: string[];
+}
+
+/** How an approved run (or interrupt) went, sent after it. */
+export interface IRunResultFrame {
+  type: 'run_result';
+  v: typeof PROTOCOL_VERSION;
+  id: string;
+  approval_id: string;
+  status: 'ok' | 'error' | 'aborted';
+  execution_count: number | null;
+  outputs: IRunOutput[];
+  error: IRunError | null;
+}
+
+/** The client trims each run output to this many characters, and sends this many. */
+export const MAX_RUN_OUTPUT_CHARS = 4_000;
+export const MAX_RUN_OUTPUTS = 20;
+
+export type ClientFrame =
+  IChatFrame | ICancelFrame | IResumeFrame | IApproveFrame | IRunResultFrame;
 
 // --- server frames ----------------------------------------------------------------
 
@@ -228,6 +289,19 @@ export interface IStepFrame {
   title: string;
   /** "started" or "finished"; typed as string so statuses added later still parse. */
   status: string;
+  /** An agent's tool call, on "started" (additive to v1). */
+  tool?: IStepTool;
+}
+
+/** The tool call a step is: what the sidebar shows and where the notebook scrolls to. */
+export interface IStepTool {
+  name: string;
+  /** The parsed JSON arguments (an object; anything else arrives as {}). */
+  arguments: Record<string, unknown>;
+  /** The cell it reads, edits or runs, 1-based; null for none. */
+  cell_index: number | null;
+  /** The notebook that cell is in; null for none. */
+  path: string | null;
 }
 
 export interface IChunkFrame {
@@ -301,7 +375,9 @@ export interface ISuggestionTarget {
 export const SuggestionMode = {
   REPLACE: 'replace',
   INSERT_AFTER: 'insert_after',
-  INSERT_MARKDOWN_AFTER: 'insert_markdown_after'
+  INSERT_MARKDOWN_AFTER: 'insert_markdown_after',
+  /** Remove the target cell (additive to v1: the agent's delete_cell). */
+  DELETE: 'delete'
 } as const;
 
 export type SuggestionMode =
@@ -331,12 +407,48 @@ export interface ISuggestion {
   /** Seconds since the epoch; resolved_at is null until applied or rejected. */
   created_at: number | null;
   resolved_at: number | null;
+  /** The server asks the client to apply it at once (auto-apply edits is on). */
+  auto_apply?: boolean;
 }
 
 export interface ISuggestionFrame {
   type: 'suggestion';
   id: string;
   suggestion: ISuggestion;
+}
+
+/** What an approval asks for: running a cell, or interrupting its kernel. */
+export const ApprovalKind = {
+  RUN: 'run',
+  INTERRUPT: 'interrupt'
+} as const;
+
+/** The agent asks to run a cell (or interrupt the kernel); the turn waits for the answer. */
+export interface IApprovalFrame {
+  type: 'approval';
+  id: string;
+  approval_id: string;
+  /** An ApprovalKind; typed as string so kinds added later still parse. */
+  kind: string;
+  title: string;
+  path: string | null;
+  /** 1-based; null for an interrupt of the notebook's kernel. */
+  cell_index: number | null;
+  cell_id: string | null;
+  /** The cell's code as the agent expects it. */
+  source: string;
+  /** Pending suggestions of this turn on that cell: applied before the run. */
+  suggestion_ids: string[];
+  /** Already allowed for the conversation: the client runs it without asking. */
+  auto: boolean;
+}
+
+export interface IApprovalClosedFrame {
+  type: 'approval.closed';
+  id: string;
+  approval_id: string;
+  /** "answered", "timeout" or "cancelled". */
+  reason: string;
 }
 
 export interface ITaskStep {
@@ -431,6 +543,8 @@ export type ServerFrame =
   | ICitationsFrame
   | ICorrectionFrame
   | ISuggestionFrame
+  | IApprovalFrame
+  | IApprovalClosedFrame
   | ITaskFrame
   | INoticeFrame
   | IDoneFrame
@@ -670,7 +784,21 @@ export function parseSuggestion(item: unknown): ISuggestion | null {
     proposed: item.proposed,
     diff: stringOr(item.diff, ''),
     created_at: isNonNegative(item.created_at) ? item.created_at : null,
-    resolved_at: isNonNegative(item.resolved_at) ? item.resolved_at : null
+    resolved_at: isNonNegative(item.resolved_at) ? item.resolved_at : null,
+    ...(item.auto_apply === true ? { auto_apply: true } : {})
+  };
+}
+
+function parseStepTool(raw: unknown): IStepTool | null {
+  if (!isObject(raw) || !isString(raw.name)) {
+    return null;
+  }
+  return {
+    name: raw.name,
+    arguments: isObject(raw.arguments) ? raw.arguments : {},
+    cell_index:
+      isCount(raw.cell_index) && raw.cell_index > 0 ? raw.cell_index : null,
+    path: stringOr(raw.path, null)
   };
 }
 
@@ -815,17 +943,23 @@ export function serverFrameOf(raw: unknown): ServerFrame | null {
         forced: raw.forced === true,
         confidence: isNonNegative(raw.confidence) ? raw.confidence : 0
       };
-    case 'step':
+    case 'step': {
       if (!isString(raw.step) || !isString(raw.status)) {
         return null;
       }
-      return {
+      const frame: IStepFrame = {
         type: 'step',
         id,
         step: raw.step,
         title: stringOr(raw.title, raw.step),
         status: raw.status
       };
+      const tool = parseStepTool(raw.tool);
+      if (tool) {
+        frame.tool = tool;
+      }
+      return frame;
+    }
     case 'chunk': {
       if (!isCount(raw.seq) || !isString(raw.text)) {
         return null;
@@ -855,6 +989,36 @@ export function serverFrameOf(raw: unknown): ServerFrame | null {
       const suggestion = parseSuggestion(raw.suggestion);
       return suggestion ? { type: 'suggestion', id, suggestion } : null;
     }
+    case 'approval':
+      if (!isString(raw.approval_id) || !isString(raw.kind)) {
+        return null;
+      }
+      return {
+        type: 'approval',
+        id,
+        approval_id: raw.approval_id,
+        kind: raw.kind,
+        title: stringOr(raw.title, ''),
+        path: stringOr(raw.path, null),
+        cell_index:
+          isCount(raw.cell_index) && raw.cell_index > 0 ? raw.cell_index : null,
+        cell_id: stringOr(raw.cell_id, null),
+        source: stringOr(raw.source, ''),
+        suggestion_ids: listOf(raw.suggestion_ids, s =>
+          isString(s) ? s : null
+        ),
+        auto: raw.auto === true
+      };
+    case 'approval.closed':
+      if (!isString(raw.approval_id)) {
+        return null;
+      }
+      return {
+        type: 'approval.closed',
+        id,
+        approval_id: raw.approval_id,
+        reason: stringOr(raw.reason, 'answered')
+      };
     case 'task': {
       const task = parseTask(raw.task);
       return task ? { type: 'task', id, task } : null;
