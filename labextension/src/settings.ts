@@ -17,13 +17,16 @@ export interface IDuckSettingsValues {
   defaultModel: string;
   /** The chat's font size in pixels; 0 follows JupyterLab's content font size. */
   chatFontSize: number;
+  /** Apply the agent's edits as they arrive (each keeps an Undo); sent as context.agent. */
+  autoApplyEdits: boolean;
 }
 
 export const DEFAULT_SETTINGS: Readonly<IDuckSettingsValues> = Object.freeze({
   sendVariables: true,
   autoReviewOnRun: false,
   defaultModel: '',
-  chatFontSize: 0
+  chatFontSize: 0,
+  autoApplyEdits: false
 });
 
 export const MIN_FONT_SIZE = 8;
@@ -42,6 +45,9 @@ export function readSettings(
   }
   if (typeof composite.defaultModel === 'string') {
     values.defaultModel = composite.defaultModel.trim();
+  }
+  if (typeof composite.autoApplyEdits === 'boolean') {
+    values.autoApplyEdits = composite.autoApplyEdits;
   }
   const size = composite.chatFontSize;
   if (typeof size === 'number' && Number.isFinite(size)) {
