@@ -94,6 +94,7 @@ class NoticeCode(StrEnum):
     SUGGESTION_WITHHELD = "suggestion_withheld"
     AGENT_NO_TOOLS = "agent_no_tools"  # the model cannot call tools: another engine answers
     AGENT_LIMIT = "agent_limit"  # the agent stopped at its step, token or time bound
+    MCP_UNAVAILABLE = "mcp_unavailable"  # an MCP server failed or timed out: its tools are missing
 
 
 class ProtocolError(Exception):
@@ -677,3 +678,213 @@ def error_frame(
     if retry_after is not None:
         frame["retry_after"] = round(retry_after, 2)
     return frame
+
+
+# --- inline completions (/rubberduck/api/complete/ws; docs/completion.md) ----------------
+#
+# client -> server: complete {id, path, language, prefix, suffix, cells, variables,
+#                             multiline, max_lines}, cancel {id}
+# server -> client: completion.chunk {id, text}, then exactly one of
+#                   completion.done {id, text, cached}, completion.error {id, code, message,
+#                   retry_after}, completion.cancelled {id}
+
+# What the client sends at most (it trims each cell to 4,000 characters and sends 50): a
+# little above, so an honest client is never refused, and a bound on what is parsed.
+MAX_COMPLETION_CELLS = 50
+MAX_COMPLETION_CELL_CHARS = 8_000
+MAX_COMPLETION_TEXT = 100_000  # prefix and suffix, each
+MAX_COMPLETION_LINES = 100
+MAX_COMPLETION_PATH = 4_096
+MAX_COMPLETION_LANGUAGE = 64
+
+
+@dataclass(frozen=True, slots=True)
+class CompletionCell:
+    cell_type: str
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class CompletionVariable:
+    name: str
+    type: str = ""
+    shape: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CompletionRequest:
+    """One ghost-text request; `cells` are the notebook's earlier cells, nearest first."""
+
+    id: str
+    prefix: str
+    suffix: str = ""
+    path: str = ""
+    language: str = "python"
+    cells: tuple[CompletionCell, ...] = ()
+    variables: tuple[CompletionVariable, ...] = ()
+    multiline: bool = True
+    max_lines: int = 10
+
+
+CompletionClientFrame = CompletionRequest | CancelRequest
+
+
+def _completion_string(obj: dict[str, Any], name: str, limit: int, frame_id: str) -> str:
+    value = obj.get(name, "")
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ProtocolError(ErrorCode.BAD_FRAME, f"'{name}' must be a string", frame_id)
+    if len(value) > limit:
+        raise ProtocolError(
+            ErrorCode.FRAME_TOO_LARGE, f"'{name}' is longer than {limit} characters", frame_id
+        )
+    return value
+
+
+def _completion_cells(raw: Any, frame_id: str) -> tuple[CompletionCell, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or len(raw) > MAX_COMPLETION_CELLS:
+        raise ProtocolError(
+            ErrorCode.BAD_FRAME,
+            f"'cells' must be a list of at most {MAX_COMPLETION_CELLS} objects, nearest first",
+            frame_id,
+        )
+    out = []
+    for item in raw:
+        if (
+            not isinstance(item, dict)
+            or item.get("cell_type", "code") not in CELL_TYPES
+            or not isinstance(item.get("source", ""), str)
+        ):
+            raise ProtocolError(
+                ErrorCode.BAD_FRAME,
+                "each of 'cells' needs 'cell_type' (code, markdown or raw) and a string 'source'",
+                frame_id,
+            )
+        source = item.get("source", "")
+        if len(source) > MAX_COMPLETION_CELL_CHARS:
+            raise ProtocolError(
+                ErrorCode.FRAME_TOO_LARGE,
+                f"a cell's 'source' is longer than {MAX_COMPLETION_CELL_CHARS} characters; trim it",
+                frame_id,
+            )
+        out.append(CompletionCell(cell_type=item.get("cell_type", "code"), source=source))
+    return tuple(out)
+
+
+def _completion_variables(raw: Any, frame_id: str) -> tuple[CompletionVariable, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or len(raw) > MAX_VARIABLES:
+        raise ProtocolError(
+            ErrorCode.BAD_FRAME,
+            f"'variables' must be a list of at most {MAX_VARIABLES} objects",
+            frame_id,
+        )
+    out = []
+    for item in raw:
+        if not isinstance(item, dict) or not all(
+            isinstance(item.get(k) or "", str) and len(item.get(k) or "") <= 2000
+            for k in ("name", "type", "shape")
+        ):
+            raise ProtocolError(
+                ErrorCode.BAD_FRAME,
+                "each of 'variables' needs string 'name', 'type', 'shape' "
+                "(at most 2000 characters each)",
+                frame_id,
+            )
+        if item.get("name"):
+            out.append(
+                CompletionVariable(
+                    name=item["name"], type=item.get("type") or "", shape=item.get("shape") or ""
+                )
+            )
+    return tuple(out)
+
+
+def parse_completion_frame(raw: str | bytes, *, max_bytes: int) -> CompletionClientFrame:
+    """Validate one frame of the completion socket; ProtocolError with the reason otherwise."""
+    size = len(raw.encode("utf-8") if isinstance(raw, str) else raw)
+    if size > max_bytes:
+        raise ProtocolError(
+            ErrorCode.FRAME_TOO_LARGE,
+            f"Frame of {size} bytes exceeds the limit of {max_bytes} bytes",
+        )
+    obj = decode_json(raw)
+    if not isinstance(obj, dict):
+        raise ProtocolError(ErrorCode.BAD_FRAME, "Frame must be a JSON object")
+    frame_id = _clean_id(obj)
+    version = obj.get("v", PROTOCOL_VERSION)
+    if version != PROTOCOL_VERSION:
+        raise ProtocolError(
+            ErrorCode.UNSUPPORTED_VERSION,
+            f"Protocol version {version!r} is not supported; this server speaks "
+            f"version {PROTOCOL_VERSION}. Reload the page to update the client.",
+            frame_id,
+        )
+    kind = obj.get("type")
+    if kind == "cancel":
+        return CancelRequest(id=_require_id(obj, "id", frame_id))
+    if kind != "complete":
+        if not isinstance(kind, str):
+            raise ProtocolError(ErrorCode.BAD_FRAME, "Frame has no 'type' string", frame_id)
+        raise ProtocolError(
+            ErrorCode.UNKNOWN_TYPE,
+            f"Unknown frame type {kind!r}; expected 'complete' or 'cancel'",
+            frame_id,
+        )
+    msg_id = _require_id(obj, "id", frame_id)
+    if not isinstance(obj.get("prefix"), str):
+        raise ProtocolError(ErrorCode.BAD_FRAME, "'prefix' must be a string", msg_id)
+    multiline = obj.get("multiline", True)
+    if not isinstance(multiline, bool):
+        raise ProtocolError(ErrorCode.BAD_FRAME, "'multiline' must be true or false", msg_id)
+    max_lines = obj.get("max_lines", 10)
+    if (
+        not isinstance(max_lines, int)
+        or isinstance(max_lines, bool)
+        or not 1 <= max_lines <= MAX_COMPLETION_LINES
+    ):
+        raise ProtocolError(
+            ErrorCode.BAD_FRAME,
+            f"'max_lines' must be an integer from 1 to {MAX_COMPLETION_LINES}",
+            msg_id,
+        )
+    return CompletionRequest(
+        id=msg_id,
+        prefix=_completion_string(obj, "prefix", MAX_COMPLETION_TEXT, msg_id),
+        suffix=_completion_string(obj, "suffix", MAX_COMPLETION_TEXT, msg_id),
+        path=_completion_string(obj, "path", MAX_COMPLETION_PATH, msg_id),
+        language=_completion_string(obj, "language", MAX_COMPLETION_LANGUAGE, msg_id) or "python",
+        cells=_completion_cells(obj.get("cells"), msg_id),
+        variables=_completion_variables(obj.get("variables"), msg_id),
+        multiline=multiline,
+        max_lines=max_lines,
+    )
+
+
+def completion_chunk_frame(msg_id: str, text: str) -> dict[str, Any]:
+    return {"type": "completion.chunk", "id": msg_id, "text": text}
+
+
+def completion_done_frame(msg_id: str, text: str, *, cached: bool) -> dict[str, Any]:
+    """The final, trimmed completion: the client shows this text, not the chunks'."""
+    return {"type": "completion.done", "id": msg_id, "text": text, "cached": cached}
+
+
+def completion_error_frame(
+    msg_id: str | None, code: ErrorCode, message: str, *, retry_after: float | None = None
+) -> dict[str, Any]:
+    return {
+        "type": "completion.error",
+        "id": msg_id,
+        "code": str(code),
+        "message": message,
+        "retry_after": None if retry_after is None else round(retry_after, 2),
+    }
+
+
+def completion_cancelled_frame(msg_id: str) -> dict[str, Any]:
+    return {"type": "completion.cancelled", "id": msg_id}

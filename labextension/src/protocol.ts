@@ -57,7 +57,8 @@ export const NoticeCode = {
   SUGGESTION_UNPARSABLE: 'suggestion_unparsable',
   SUGGESTION_WITHHELD: 'suggestion_withheld',
   AGENT_NO_TOOLS: 'agent_no_tools',
-  AGENT_LIMIT: 'agent_limit'
+  AGENT_LIMIT: 'agent_limit',
+  MCP_UNAVAILABLE: 'mcp_unavailable'
 } as const;
 
 export type NoticeCode = (typeof NoticeCode)[keyof typeof NoticeCode];
