@@ -27,7 +27,7 @@ from ..llm.errors import ToolsUnsupported
 from ..protocol import NoticeCode
 from ..tools.base import ToolContext
 from ..tools.dispatch import Dispatcher, ToolOutcome
-from ..tools.registry import ToolRegistry, default_tools
+from ..tools.registry import ToolRegistry, ToolSource, default_tools
 from .base import Engine, EngineInfo, Turn
 from .generation import GenerationConversation
 
@@ -88,8 +88,11 @@ class AgentConversation:
         tool_timeout_s: float = 10.0,
         review: bool = True,
         fallback: Engine | None = None,
+        tool_source: ToolSource | None = None,
     ) -> None:
         self.tools = tools if tools is not None else default_tools()
+        # Tools that join ours per turn (MCP servers), asked once at the turn's start.
+        self.tool_source = tool_source
         self.dispatcher = Dispatcher(self.tools, timeout_s=tool_timeout_s)
         self.max_steps = max_steps
         self.max_tokens = max_tokens
@@ -107,7 +110,8 @@ class AgentConversation:
             [dict(m) for m in turn.messages(AGENT_PROMPT, request)], turn.history
         )
         ctx = self._context(turn)
-        schemas = self.tools.schemas()
+        dispatcher = await self._turn_dispatcher(turn)
+        schemas = dispatcher.registry.schemas()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.max_seconds
         steps = 0
@@ -148,7 +152,7 @@ class AgentConversation:
             if call.text:
                 await turn.answer("\n\n")
             for tool_call in call.tool_calls:
-                outcome = await self._run_tool(turn, ctx, tool_call, len(outcomes) + 1)
+                outcome = await self._run_tool(turn, ctx, tool_call, len(outcomes) + 1, dispatcher)
                 outcomes.append(outcome)
                 message = outcome.message()
                 messages.append(message)
@@ -171,10 +175,27 @@ class AgentConversation:
             review=self.review,
         )
 
-    async def _run_tool(self, turn: Turn, ctx: ToolContext, call: Any, n: int) -> ToolOutcome:
+    async def _turn_dispatcher(self, turn: Turn) -> Dispatcher:
+        """Our tools, with the tool source's (MCP) for this turn when there is one."""
+        if self.tool_source is None:
+            return self.dispatcher
+        offered = await self.tool_source.turn_tools()
+        for code, message in offered.notices:
+            await turn.notice(code, message)
+        if not offered.tools:
+            return self.dispatcher
+        return Dispatcher(
+            self.tools.extended(offered.tools),
+            timeout_s=self.dispatcher.timeout_s,
+            max_result_chars=self.dispatcher.max_result_chars,
+        )
+
+    async def _run_tool(
+        self, turn: Turn, ctx: ToolContext, call: Any, n: int, dispatcher: Dispatcher
+    ) -> ToolOutcome:
         title = f"{call.name}({_short_arguments(call.arguments)})"
         async with turn.step(f"tool-{n}", title) as record:
-            outcome = await self.dispatcher.run(call, ctx)
+            outcome = await dispatcher.run(call, ctx)
             mark = "" if outcome.result.ok else " (error)"
             await turn.step_text(
                 record,

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from .base import Permission, Tool
 
@@ -38,12 +39,37 @@ class ToolRegistry:
         allowed = set(permissions)
         return ToolRegistry(t for t in self._tools.values() if t.permission in allowed)
 
+    def extended(self, extra: Iterable[Tool]) -> ToolRegistry:
+        """These tools and `extra` (an MCP server's), ours first. An extra whose name is
+        taken is left out: a server cannot shadow one of our tools."""
+        out = ToolRegistry(self._tools.values())
+        for tool in extra:
+            if tool.name not in out._tools:
+                out.add(tool)
+        return out
+
     def schemas(self) -> list[dict[str, Any]]:
         """Every tool's function schema, in registration order; the same list each call
         (the LLM service serializes it for its estimate and the request)."""
         if self._schemas is None:
             self._schemas = [t.schema() for t in self._tools.values()]
         return self._schemas
+
+
+@dataclass(frozen=True, slots=True)
+class TurnTools:
+    """What a source of extra tools offers one agent turn: the tools, and notices (code,
+    message) about the ones it could not offer (a server that failed or timed out)."""
+
+    tools: Sequence[Tool] = ()
+    notices: Sequence[tuple[str, str]] = field(default_factory=tuple)
+
+
+class ToolSource(Protocol):
+    """Tools that join ours per turn (the MCP servers, tools/mcp/). Must answer within
+    its own bounds: a source that is slow leaves its tools out, it never holds the turn."""
+
+    async def turn_tools(self) -> TurnTools: ...
 
 
 def default_tools() -> ToolRegistry:
