@@ -3,6 +3,7 @@ import { test } from 'node:test';
 
 import {
   FOREIGN_SERVER,
+  NOT_RUNNING,
   isSameServer,
   KernelAnswerModel,
   noticeAction,
@@ -218,6 +219,20 @@ test('Stop shows while the answer runs, says Stopping… until the status change
     assert.equal(model.stopButton, null, status);
     assert.ok(!model.startStopping());
   }
+});
+
+test('a streaming answer the server no longer runs: Stop goes, the status says why', () => {
+  const model = here();
+  model.update(bundle({ status: 'streaming', turn_id: 't1' }));
+  assert.ok(model.startStopping());
+  model.markNotRunning();
+  assert.equal(model.stopButton === null, true, 'no Stop any more');
+  assert.ok(!model.running);
+  assert.deepEqual(model.statusLine, { kind: 'stopped', text: NOT_RUNNING });
+  // A new turn in the same output is live again.
+  model.update(bundle({ status: 'streaming', turn_id: 't2' }));
+  assert.ok(model.running);
+  assert.equal(model.stopButton?.label, 'Stop');
 });
 
 test('an answer from another server: Stop and Apply are disabled and say why', () => {

@@ -275,6 +275,9 @@ export const FOREIGN_SERVER =
   'This answer came from another RubberDuck server than the one this page uses; ' +
   'stopping it or applying its suggestions works only from that server.';
 
+export const NOT_RUNNING =
+  'Not running: this answer was saved before it finished.';
+
 export const NEEDS_NEWER =
   'This RubberDuck answer needs a newer extension: update rubberduck-jupyter and ' +
   'reload the page.';
@@ -349,7 +352,22 @@ export class KernelAnswerModel {
   /** Whether the answer is still running (Stop is offered). */
   get running(): boolean {
     const status = this._answer?.status;
-    return status === 'waiting' || status === 'streaming';
+    return (
+      (status === 'waiting' || status === 'streaming') &&
+      this._answer?.turn_id !== this._notRunningTurn
+    );
+  }
+
+  /**
+   * The server says this turn is not running (a Stop found nothing to stop): the bundle
+   * was saved mid-stream, so it still says "streaming" after the notebook is reopened.
+   * Stop goes away and the status line says so, until a bundle of another turn arrives.
+   */
+  markNotRunning(): void {
+    if (this._answer) {
+      this._notRunningTurn = this._answer.turn_id;
+      this._stoppingFrom = null;
+    }
   }
 
   /** Whether the server behind the answer is this page's (Stop and Apply work). */
@@ -395,6 +413,12 @@ export class KernelAnswerModel {
     if (!answer) {
       return { kind: 'none', text: '' };
     }
+    if (
+      (answer.status === 'waiting' || answer.status === 'streaming') &&
+      answer.turn_id === this._notRunningTurn
+    ) {
+      return { kind: 'stopped', text: NOT_RUNNING };
+    }
     switch (answer.status) {
       case 'waiting':
         return { kind: 'thinking', text: 'Thinking…' };
@@ -428,6 +452,7 @@ export class KernelAnswerModel {
   }
 
   private _answer: IKernelAnswer | null = null;
+  private _notRunningTurn: string | null = null;
   private _unreadable: UnreadableReason | null = null;
   private _stoppingFrom: KernelAnswerStatus | null = null;
 }

@@ -439,11 +439,10 @@ export class KernelAnswerRenderer
         cancelled?: unknown;
       } | null;
       if (body?.cancelled === false && this._model.stopping) {
-        this._model.stopFailed();
-        this._say(
-          'error',
-          'Nothing to stop: the server is not running this answer any more.'
-        );
+        // Saved mid-stream and reopened, or ended meanwhile: nothing to stop any more.
+        this._model.markNotRunning();
+        this.node.setAttribute('aria-busy', 'false');
+        this._drawFooter();
       }
     } catch (error) {
       this._model.stopFailed();
