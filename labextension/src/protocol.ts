@@ -1158,3 +1158,113 @@ export function parseConversationDetail(
     suggestions: listOf(raw.suggestions, parseSuggestion)
   };
 }
+
+// --- inline completion (/rubberduck/api/complete/ws, docs/protocol.md) -------------
+
+/** The client sends at most this many earlier cells, each cut to this many characters. */
+export const MAX_COMPLETION_CELLS = 50;
+export const MAX_COMPLETION_CELL_CHARS = 4_000;
+
+export interface ICompletionCell {
+  cell_type: 'code' | 'markdown';
+  source: string;
+}
+
+/** A kernel variable as completion context: no values, a shape like "(100, 3)" or "". */
+export interface ICompletionVariable {
+  name: string;
+  type: string;
+  shape: string;
+}
+
+export interface ICompleteFrame {
+  type: 'complete';
+  v?: number;
+  /** Unique per request; the server's frames for it carry it back. */
+  id: string;
+  /** The notebook or file, relative to the server's root. */
+  path: string;
+  language: string;
+  prefix: string;
+  suffix: string;
+  /** The notebook's earlier cells, nearest first. */
+  cells: ICompletionCell[];
+  variables: ICompletionVariable[];
+  multiline: boolean;
+  max_lines: number;
+}
+
+export interface ICompletionCancelFrame {
+  type: 'cancel';
+  v?: number;
+  id: string;
+}
+
+export type CompletionClientFrame = ICompleteFrame | ICompletionCancelFrame;
+
+/** The status GET /rubberduck/api/complete/status answers. */
+export interface ICompletionStatus {
+  enabled: boolean;
+  model: string | null;
+  fim: boolean;
+  /** Why completion is off; null when it is on. */
+  reason: string | null;
+}
+
+export type CompletionServerFrame =
+  | { type: 'completion.chunk'; id: string; text: string }
+  | { type: 'completion.done'; id: string; text: string; cached: boolean }
+  | {
+      type: 'completion.error';
+      id: string;
+      code: string;
+      message: string;
+      retry_after: number | null;
+    }
+  | { type: 'completion.cancelled'; id: string };
+
+/** One completion socket frame, or null for anything malformed (never throws). */
+export function completionFrameOf(raw: unknown): CompletionServerFrame | null {
+  if (!isObject(raw) || !isString(raw.id)) {
+    return null;
+  }
+  const id = raw.id;
+  switch (raw.type) {
+    case 'completion.chunk':
+      return isString(raw.text) ? { type: raw.type, id, text: raw.text } : null;
+    case 'completion.done':
+      return isString(raw.text)
+        ? { type: raw.type, id, text: raw.text, cached: raw.cached === true }
+        : null;
+    case 'completion.error':
+      return {
+        type: raw.type,
+        id,
+        code: isString(raw.code) ? raw.code : ErrorCode.INTERNAL,
+        message: isString(raw.message) ? raw.message : '',
+        retry_after:
+          typeof raw.retry_after === 'number' &&
+          Number.isFinite(raw.retry_after) &&
+          raw.retry_after >= 0
+            ? raw.retry_after
+            : null
+      };
+    case 'completion.cancelled':
+      return { type: raw.type, id };
+    default:
+      return null;
+  }
+}
+
+/** The status body, or null when it is not one. */
+export function parseCompletionStatus(raw: unknown): ICompletionStatus | null {
+  if (!isObject(raw) || typeof raw.enabled !== 'boolean') {
+    return null;
+  }
+  return {
+    enabled: raw.enabled,
+    model: isString(raw.model) ? raw.model : null,
+    fim: raw.fim === true,
+    reason: isString(raw.reason) ? raw.reason : null
+  };
+}
