@@ -9,6 +9,9 @@ Client -> server frames (JSON objects with a ``type``):
          context.mentions: what the user attached with `@` (see Mention); additive, v1
   cancel {id}
   resume {id, after}   (after a dropped socket: the turn's frames with n > after, then live)
+  approve    {id, approval_id, decision}   (the user's answer to an `approval`; additive, v1)
+  run_result {id, approval_id, status, execution_count, outputs, error}   (after running)
+  chat's context.agent: {can_run, auto_apply}: what the sidebar does for the agent (v1)
 Server -> client frames:
   hello      {protocol_version, model: {configured, name}, models, engines}   (first frame)
   route      {id, engine, reason, forced, confidence}     (which engine answers, and why)
@@ -22,6 +25,10 @@ Server -> client frames:
   done       {id, usage, finish_reason, model, cost_usd, cached, attempts, engine,
               conversation_id, message_id}
   error      {id, code, message, retry_after?}          (id is null if the frame had none)
+  approval   {id, approval_id, kind, title, path, cell_index, cell_id, source,
+              suggestion_ids, auto?}     (the agent asks to run a cell; additive, v1)
+  approval.closed {id, approval_id, reason}   (answered, timeout, cancelled: clear the card)
+  step's optional `tool` {name, arguments, cell_index, path, answer_at} on "started"
   plugins    {engines, changed?: {name, state, reason, version}}   (a plugin's state changed
              at run time: disabled, reloaded, a reload failed; additive, v1; outside turns)
 On the WebSocket, every frame of a turn (route ... done/error) also carries ``n``: 1, 2, ...
@@ -125,6 +132,30 @@ _CONTEXT_STRINGS = ("notebook_path", "active_cell", "selection", "error", "kerne
 
 
 @dataclass(frozen=True, slots=True)
+class AgentAbilities:
+    """What the sidebar does for the agent (context.agent): `can_run`, it runs cells of
+    the open notebook and answers `approval` frames (without it the agent offers no run
+    tools); `auto_apply`, the user switched on "auto-apply edits"."""
+
+    can_run: bool = False
+    auto_apply: bool = False
+
+    @classmethod
+    def from_json(cls, raw: Any, frame_id: str) -> AgentAbilities:
+        if raw is None:
+            return cls()
+        if not isinstance(raw, dict) or not all(
+            isinstance(raw.get(k, False), bool) for k in ("can_run", "auto_apply")
+        ):
+            raise ProtocolError(
+                ErrorCode.BAD_FRAME,
+                "'context.agent' must be an object with boolean 'can_run' and 'auto_apply'",
+                frame_id,
+            )
+        return cls(bool(raw.get("can_run", False)), bool(raw.get("auto_apply", False)))
+
+
+@dataclass(frozen=True, slots=True)
 class ChatContext:
     """What the client knows about where the question was asked."""
 
@@ -138,6 +169,7 @@ class ChatContext:
     cell_type: str | None = None  # "code", "markdown" or "raw" (added to version 1)
     variables: tuple[KernelVariable, ...] = ()
     mentions: tuple[Mention, ...] = ()  # what `@` attached, in the order of the text
+    agent: AgentAbilities = field(default_factory=AgentAbilities)
 
     @classmethod
     def from_json(cls, raw: Any, frame_id: str) -> ChatContext:
@@ -181,6 +213,7 @@ class ChatContext:
         values["cell_type"] = cell_type
         values["variables"] = _parse_variables(raw.get("variables"), frame_id)
         values["mentions"] = _parse_mentions(raw.get("mentions"), frame_id)
+        values["agent"] = AgentAbilities.from_json(raw.get("agent"), frame_id)
         return cls(**values)
 
     def to_json(self) -> dict[str, Any]:
@@ -189,6 +222,8 @@ class ChatContext:
         out["cell_type"] = self.cell_type
         out["variables"] = [asdict(v) for v in self.variables]
         out["mentions"] = [m.to_json() for m in self.mentions]
+        if self.agent != AgentAbilities():
+            out["agent"] = {"can_run": self.agent.can_run, "auto_apply": self.agent.auto_apply}
         return {k: v for k, v in out.items() if v not in (None, [])}
 
 
@@ -395,7 +430,133 @@ class ResumeRequest:
 # 64-bit integer: a bigger `after` is a client bug, refused before it reaches a comparison.
 MAX_RESUME_AFTER = 1_000_000_000
 
-ClientFrame = ChatRequest | CancelRequest | ResumeRequest
+# --- the agent's approvals (client -> server) ---------------------------------------
+
+APPROVAL_DECISIONS = ("allow", "allow_turn", "allow_conversation", "deny")
+RUN_STATUSES = ("ok", "error", "aborted")
+OUTPUT_TYPES = ("stream", "execute_result", "display_data")
+# The client trims each output's text to 4,000 characters and keeps 20 outputs; a frame
+# past these is a client bug, refused so it is fixed rather than silently cut.
+MAX_RUN_OUTPUTS = 20
+MAX_RUN_OUTPUT_CHARS = 4_000
+MAX_TRACEBACK_LINES = 200
+MAX_ERROR_CHARS = 4_000
+MAX_EXECUTION_COUNT = 10**9
+
+
+@dataclass(frozen=True, slots=True)
+class ApproveRequest:
+    """The user's answer to approval `approval_id` of turn `id`."""
+
+    id: str
+    approval_id: str
+    decision: str  # one of APPROVAL_DECISIONS
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutput:
+    output_type: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunError:
+    ename: str
+    evalue: str
+    traceback: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RunResultRequest:
+    """What running (or interrupting) the approved cell gave, from the client."""
+
+    id: str
+    approval_id: str
+    status: str  # one of RUN_STATUSES
+    execution_count: int | None = None
+    outputs: tuple[RunOutput, ...] = ()
+    error: RunError | None = None
+
+
+def _bounded_string(value: Any, name: str, limit: int, frame_id: str) -> str:
+    if not isinstance(value, str):
+        raise ProtocolError(ErrorCode.BAD_FRAME, f"'{name}' must be a string", frame_id)
+    if len(value) > limit:
+        raise ProtocolError(
+            ErrorCode.FRAME_TOO_LARGE,
+            f"'{name}' is longer than {limit} characters; trim it before sending",
+            frame_id,
+        )
+    return value
+
+
+def _parse_run_result(obj: dict[str, Any], msg_id: str, approval_id: str) -> RunResultRequest:
+    status = obj.get("status")
+    if status not in RUN_STATUSES:
+        raise ProtocolError(
+            ErrorCode.BAD_FRAME, "'status' must be one of " + ", ".join(RUN_STATUSES), msg_id
+        )
+    count = obj.get("execution_count")
+    if count is not None and (
+        not isinstance(count, int)
+        or isinstance(count, bool)
+        or not 0 <= count <= MAX_EXECUTION_COUNT
+    ):
+        raise ProtocolError(
+            ErrorCode.BAD_FRAME, "'execution_count' must be a non-negative integer or null", msg_id
+        )
+    raw_outputs = obj.get("outputs") or []
+    if not isinstance(raw_outputs, list) or len(raw_outputs) > MAX_RUN_OUTPUTS:
+        raise ProtocolError(
+            ErrorCode.BAD_FRAME,
+            f"'outputs' must be a list of at most {MAX_RUN_OUTPUTS} objects",
+            msg_id,
+        )
+    outputs = []
+    for i, raw in enumerate(raw_outputs):
+        if not isinstance(raw, dict) or raw.get("output_type") not in OUTPUT_TYPES:
+            raise ProtocolError(
+                ErrorCode.BAD_FRAME,
+                f"'outputs[{i}].output_type' must be one of " + ", ".join(OUTPUT_TYPES),
+                msg_id,
+            )
+        text = _bounded_string(
+            raw.get("text", ""), f"outputs[{i}].text", MAX_RUN_OUTPUT_CHARS, msg_id
+        )
+        outputs.append(RunOutput(raw["output_type"], text))
+    error = None
+    raw_error = obj.get("error")
+    if raw_error is not None:
+        if not isinstance(raw_error, dict):
+            raise ProtocolError(ErrorCode.BAD_FRAME, "'error' must be an object or null", msg_id)
+        traceback = raw_error.get("traceback") or []
+        if not isinstance(traceback, list) or len(traceback) > MAX_TRACEBACK_LINES:
+            raise ProtocolError(
+                ErrorCode.BAD_FRAME,
+                f"'error.traceback' must be a list of at most {MAX_TRACEBACK_LINES} strings",
+                msg_id,
+            )
+        error = RunError(
+            ename=_bounded_string(raw_error.get("ename", ""), "error.ename", MAX_ID_LENGTH, msg_id),
+            evalue=_bounded_string(
+                raw_error.get("evalue", ""), "error.evalue", MAX_ERROR_CHARS, msg_id
+            ),
+            traceback=tuple(
+                _bounded_string(line, "error.traceback[]", MAX_ERROR_CHARS, msg_id)
+                for line in traceback
+            ),
+        )
+    return RunResultRequest(
+        id=msg_id,
+        approval_id=approval_id,
+        status=status,
+        execution_count=count,
+        outputs=tuple(outputs),
+        error=error,
+    )
+
+
+ClientFrame = ChatRequest | CancelRequest | ResumeRequest | ApproveRequest | RunResultRequest
 
 
 def _is_valid_id(value: object) -> bool:
@@ -535,11 +696,26 @@ def parse_client_frame(raw: str | bytes, *, max_bytes: int, max_text_chars: int)
                 msg_id,
             )
         return ResumeRequest(id=msg_id, after=after)
+    if kind == "approve":
+        msg_id = _require_id(obj, "id", frame_id)
+        approval_id = _require_id(obj, "approval_id", msg_id)
+        decision = obj.get("decision")
+        if decision not in APPROVAL_DECISIONS:
+            raise ProtocolError(
+                ErrorCode.BAD_FRAME,
+                "'decision' must be one of " + ", ".join(APPROVAL_DECISIONS),
+                msg_id,
+            )
+        return ApproveRequest(id=msg_id, approval_id=approval_id, decision=decision)
+    if kind == "run_result":
+        msg_id = _require_id(obj, "id", frame_id)
+        return _parse_run_result(obj, msg_id, _require_id(obj, "approval_id", msg_id))
     if not isinstance(kind, str):
         raise ProtocolError(ErrorCode.BAD_FRAME, "Frame has no 'type' string", frame_id)
     raise ProtocolError(
         ErrorCode.UNKNOWN_TYPE,
-        f"Unknown frame type {kind!r}; expected 'chat', 'cancel' or 'resume'",
+        f"Unknown frame type {kind!r}; expected 'chat', 'cancel', 'resume', 'approve' or "
+        "'run_result'",
         frame_id,
     )
 
@@ -600,9 +776,59 @@ def route_frame(
     }
 
 
-def step_frame(msg_id: str, step: str, title: str, status: str) -> dict[str, Any]:
-    """`status` is "started" or "finished"; the step's text comes as chunks with `step`."""
-    return {"type": "step", "id": msg_id, "step": step, "title": title, "status": status}
+def step_frame(
+    msg_id: str, step: str, title: str, status: str, *, tool: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """`status` is "started" or "finished"; the step's text comes as chunks with `step`.
+    `tool` (an agent's tool call, on "started"): {name, arguments, cell_index (1-based or
+    null), path (the notebook's or null), answer_at (characters of the answer before it)}."""
+    frame: dict[str, Any] = {
+        "type": "step",
+        "id": msg_id,
+        "step": step,
+        "title": title,
+        "status": status,
+    }
+    if tool is not None:
+        frame["tool"] = tool
+    return frame
+
+
+def approval_frame(
+    msg_id: str,
+    approval_id: str,
+    *,
+    kind: str,
+    title: str,
+    path: str | None,
+    cell_index: int | None,
+    cell_id: str | None,
+    source: str,
+    suggestion_ids: list[str],
+    auto: bool = False,
+) -> dict[str, Any]:
+    """The agent asks to run (or interrupt) a cell; `auto`: allowed for the conversation
+    already, so the client runs it without asking (and still answers with run_result)."""
+    frame: dict[str, Any] = {
+        "type": "approval",
+        "id": msg_id,
+        "approval_id": approval_id,
+        "kind": kind,
+        "title": title,
+        "path": path,
+        "cell_index": cell_index,
+        "cell_id": cell_id,
+        "source": source,
+        "suggestion_ids": suggestion_ids,
+    }
+    if auto:
+        frame["auto"] = True
+    return frame
+
+
+def approval_closed_frame(msg_id: str, approval_id: str, reason: str) -> dict[str, Any]:
+    """`reason`: "answered", "timeout" or "cancelled"."""
+    return {"type": "approval.closed", "id": msg_id, "approval_id": approval_id, "reason": reason}
 
 
 def citations_frame(msg_id: str, citations: list[dict[str, Any]]) -> dict[str, Any]:
