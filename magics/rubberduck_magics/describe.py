@@ -22,7 +22,8 @@ Why it is built this way:
   `__repr__`, `shape` or `columns` raises gets a shorter description. `_bounded` then
   enforces the protocol's limits whatever a describer produced, so the server's
   validation cannot reject what we send.
-- A secret-looking name (key, token, secret, password, passwd, credential) keeps its type
+- A secret-looking name (a word of it ending in key, token, secret, password, passwd, pwd or
+  credential: `api_key`, `openaiApiKey`; not `keys` or `tokenizer`) keeps its type
   and shape, but no values and no value-bearing summary leave the kernel; the server
   redacts as well, this just never sends them.
 """
@@ -32,6 +33,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import inspect
+import re
 import reprlib
 import sys
 import types
@@ -74,7 +76,20 @@ VALUES_MAX_COLS = 20
 VALUES_MAX_COLWIDTH = 50
 VALUES_LINE_WIDTH = 160
 
-SECRET_PARTS = ("key", "token", "secret", "password", "passwd", "credential")
+SECRET_PARTS = (
+    "key",
+    "token",
+    "secret",
+    "secrets",
+    "password",
+    "passwd",
+    "pwd",
+    "credential",
+    "credentials",
+)
+# Words that end in a secret word and are not one: a `monkey` holds no key.
+_NOT_SECRET_WORDS = frozenset({"monkey", "turkey", "hockey", "donkey", "jockey", "whiskey"})
+_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 WITHHELD = "values withheld: the name looks like a secret"
 
 _MISSING: Any = object()
@@ -106,9 +121,18 @@ _short.maxlevel = 2
 
 
 def is_secret_name(name: str) -> bool:
-    """A variable name that says its value is a secret (`api_key`, `DB_PASSWORD`)."""
-    lower = name.lower()
-    return any(part in lower for part in SECRET_PARTS)
+    """A variable name that says its value is a secret (`api_key`, `DB_PASSWORD`,
+    `openaiApiKey`, `authtoken`). Read word by word (snake and camel case), each word
+    ending in a secret word: a substring test also hid `keys`, `tokenizer`, `monkey`
+    and `tokens`, whose values are what a question about them needs."""
+    return any(
+        word.endswith(SECRET_PARTS) and word not in _NOT_SECRET_WORDS for word in _name_words(name)
+    )
+
+
+def _name_words(name: str) -> list[str]:
+    spaced = _CAMEL_BOUNDARY.sub("_", name)
+    return [word for word in re.split(r"[^a-z0-9]+", spaced.lower()) if word]
 
 
 # --- guards ----------------------------------------------------------------------------

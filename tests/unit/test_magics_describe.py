@@ -438,9 +438,20 @@ def test_a_plain_shape_attribute_of_an_unknown_class_is_read() -> None:
 
 
 def test_a_secret_name_keeps_type_and_shape_but_sends_no_values(frame: pd.DataFrame) -> None:
-    for name in ("api_key", "GITHUB_TOKEN", "db_password", "my_passwd", "aws_credentials"):
-        assert is_secret_name(name)
-    assert not is_secret_name("frame")
+    for name in (
+        "api_key",
+        "GITHUB_TOKEN",
+        "db_password",
+        "my_passwd",
+        "aws_credentials",
+        "openaiApiKey",
+        "authtoken",
+        "SECRET",
+        "pwd",
+    ):
+        assert is_secret_name(name), name
+    for name in ("frame", "keys", "tokenizer", "tokens", "monkey", "keyboard"):
+        assert not is_secret_name(name), name
     table = describe_object("secret_table", frame, rows=5)
     assert table["shape"] == [100, 5] and table["columns"] == list(frame.columns)
     assert "values" not in table
