@@ -179,13 +179,11 @@ class AgentConversation:
         """Our tools, with the tool source's (MCP) for this turn when there is one."""
         if self.tool_source is None:
             return self.dispatcher
-        offered = await self.tool_source.turn_tools()
-        for code, message in offered.notices:
-            await turn.notice(code, message)
-        if not offered.tools:
+        offered = await self.tool_source.turn_tools(turn.notice)
+        if not offered:
             return self.dispatcher
         return Dispatcher(
-            self.tools.extended(offered.tools),
+            self.tools.extended(offered),
             timeout_s=self.dispatcher.timeout_s,
             max_result_chars=self.dispatcher.max_result_chars,
         )

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 from .base import Permission, Tool
@@ -56,20 +55,17 @@ class ToolRegistry:
         return self._schemas
 
 
-@dataclass(frozen=True, slots=True)
-class TurnTools:
-    """What a source of extra tools offers one agent turn: the tools, and notices (code,
-    message) about the ones it could not offer (a server that failed or timed out)."""
-
-    tools: Sequence[Tool] = ()
-    notices: Sequence[tuple[str, str]] = field(default_factory=tuple)
+# How a tool source tells the user something (Turn.notice's shape: code, message).
+Notify = Callable[[str, str], Awaitable[None]]
 
 
 class ToolSource(Protocol):
-    """Tools that join ours per turn (the MCP servers, tools/mcp/). Must answer within
-    its own bounds: a source that is slow leaves its tools out, it never holds the turn."""
+    """Tools that join ours per turn (the MCP servers, tools/mcp/). Answers within its
+    own bounds: a source that is slow leaves its tools out, it never holds the turn. What
+    it could not offer (a server that failed or timed out) it says through `notify`,
+    which its tools may also use during the turn."""
 
-    async def turn_tools(self) -> TurnTools: ...
+    async def turn_tools(self, notify: Notify) -> Sequence[Tool]: ...
 
 
 def default_tools() -> ToolRegistry:
