@@ -16,6 +16,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "boolean": (bool,),
     "object": (dict,),
     "array": (list,),
+    "null": (type(None),),
 }
 
 
@@ -38,13 +39,14 @@ def problems(schema: Mapping[str, Any], value: Any) -> list[str]:
 
 def _field_problems(name: str, spec: Mapping[str, Any], item: Any) -> list[str]:
     kind = spec.get("type")
-    if kind is not None:
-        allowed = _TYPES.get(kind, ())
-        # bool is an int in Python; JSON keeps them apart.
-        wrong = not isinstance(item, allowed) or (kind != "boolean" and isinstance(item, bool))
-        if wrong:
-            return [f"'{name}' must be {'an' if kind[0] in 'aeiou' else 'a'} {kind}"]
-    if "enum" in spec and item not in spec["enum"]:
+    # An MCP server's schema may name several types (["string", "null"]) or one this
+    # subset does not know: the first must match one of them, the second is not checked.
+    kinds = [kind] if isinstance(kind, str) else kind if isinstance(kind, list) else []
+    known = [k for k in kinds if isinstance(k, str) and k in _TYPES]
+    if known and len(known) == len(kinds) and not any(_is(item, k) for k in known):
+        article = "an" if known[0][0] in "aeiou" else "a"
+        return [f"'{name}' must be {article} {' or '.join(known)}"]
+    if isinstance(spec.get("enum"), list) and item not in spec["enum"]:
         return [f"'{name}' must be one of {', '.join(map(str, spec['enum']))}"]
     out = []
     if "minimum" in spec and isinstance(item, int | float) and item < spec["minimum"]:
@@ -54,3 +56,8 @@ def _field_problems(name: str, spec: Mapping[str, Any], item: Any) -> list[str]:
     if "maxLength" in spec and isinstance(item, str) and len(item) > spec["maxLength"]:
         out.append(f"'{name}' is longer than {spec['maxLength']} characters")
     return out
+
+
+def _is(item: Any, kind: str) -> bool:
+    # bool is an int in Python; JSON keeps them apart.
+    return isinstance(item, _TYPES[kind]) and (kind == "boolean" or not isinstance(item, bool))
