@@ -4,3 +4,4 @@ import './answer.css';
 import './indexstatus.css';
 import './cellreview.css';
 import './kernelanswer.css';
+import './agent.css';
