@@ -16,7 +16,7 @@ from jupyter_server.extension.application import ExtensionApp
 from jupyter_server.utils import ensure_async
 from tornado.ioloop import IOLoop
 from traitlets import Any as AnyTrait
-from traitlets import Bool, Dict, Float, Int, List, Unicode
+from traitlets import Bool, CaselessStrEnum, Dict, Float, Int, List, Unicode
 
 from . import __version__
 from .context.redact import Redactor
@@ -173,6 +173,42 @@ class RubberDuckApp(ExtensionApp):
         20.0, config=True, help="Seconds a request may wait for capacity before 'rate_limited'."
     )
 
+    # --- inline completions (docs/completion.md) ---------------------------------------
+    completion_model = Unicode(
+        None,
+        allow_none=True,
+        config=True,
+        help="The model of inline completions (ghost text): a configured model_name, or a "
+        "litellm model string sent with `api_base`/`api_key`. A small, fast code model. "
+        "None turns completions off.",
+    )
+    completion_fim = CaselessStrEnum(
+        ["auto", "true", "false"],
+        default_value="auto",
+        config=True,
+        help="Send completions fill-in-the-middle (prompt + suffix to /completions): 'auto' "
+        "for models named like FIM-trained code models (codestral, deepseek-coder, "
+        "starcoder, qwen2.5-coder, ...), 'true'/'false' for any model.",
+    )
+    completion_rate_limit = Int(
+        120,
+        config=True,
+        help="Completions per user per minute, apart from chat's limits; 0 = unlimited.",
+    )
+    completion_max_tokens = Int(128, config=True, help="Tokens a completion may generate.")
+    completion_context_chars = Int(
+        6000,
+        config=True,
+        help="Characters of context beside the cursor's code: kernel variables, project "
+        "code from the index, the notebook's earlier cells (nearest first).",
+    )
+    completion_use_index = Bool(
+        True,
+        config=True,
+        help="Add the project's code from the index to completions when the index is open "
+        "(searched within ~10 ms, never waited for).",
+    )
+
     # --- project index ----------------------------------------------------------------
     index_db_path = Unicode(
         "",
@@ -221,6 +257,15 @@ class RubberDuckApp(ExtensionApp):
         help="From this many chunks on, vector search uses an approximate HNSW graph of int8 "
         "vectors (usearch), saved next to the index as <db>.usearch; below it, search is "
         "exact over float32 vectors. 0 always uses the graph.",
+    )
+    index_progressive = Bool(
+        True,
+        config=True,
+        help="With a local transformer embedder ('minilm'): index in two tiers, chunks with "
+        "BM25 terms and fast static vectors (model2vec) first, so the project is searchable "
+        "in seconds, then the transformer's vectors, replacing the static ones batch by "
+        "batch. Without model2vec (or before its one-time distillation) the first tier is "
+        "BM25 alone. Off: each file is searchable once the transformer has embedded it.",
     )
     index_warm_up = Bool(
         True,
@@ -502,6 +547,7 @@ class RubberDuckApp(ExtensionApp):
         self.plugins = self.build_plugin_host()
         self.index = self.build_index_service()
         self.sessions = self.build_session_manager()
+        self.completions = self.build_completion_service(config)
         self.replay = ReplayHub(
             ReplayLimits(
                 grace_s=self.resume_grace_seconds,
@@ -530,6 +576,27 @@ class RubberDuckApp(ExtensionApp):
             self.log.info("RubberDuck %s: no model configured (set RUBBERDUCK_MODEL)", __version__)
         for note in config.warnings:
             self.log.warning("RubberDuck: %s", note)
+
+    def build_completion_service(self, config: ModelsConfig) -> Any:
+        from .completion.service import CompletionService
+        from .completion.settings import CompletionSettings, completion_entry, is_fim_model
+
+        entry = completion_entry(
+            self.completion_model,
+            config,
+            api_base=self.api_base,
+            api_key=self.api_key,
+            env=os.environ,
+        )
+        settings = CompletionSettings(
+            entry=entry,
+            fim=is_fim_model(entry, self.completion_fim) if entry else False,
+            requests_per_minute=self.completion_rate_limit,
+            max_tokens=max(1, self.completion_max_tokens),
+            context_chars=self.completion_context_chars,
+            use_index=self.completion_use_index,
+        )
+        return CompletionService(self.llm, settings, index=self.index)
 
     def build_index_service(self) -> IndexService:
         root = Path(self.serverapp.root_dir)
@@ -564,6 +631,13 @@ class RubberDuckApp(ExtensionApp):
             on_files_changed=self.plugins.files_changed,
             on_indexed=self.plugins.index_updated,
             ann_threshold=self.index_ann_threshold,
+            progressive=self.index_progressive and embedder.kind == "minilm",
+            # model2vec stands in for MiniLM while it embeds (distilled from the same model).
+            static_embedder_factory=partial(
+                build_embedder,
+                EmbedderConfig(spec="model2vec", window=self.index_embedder_window),
+                factories=self.plugins.embedder_factories,
+            ),
         )
 
     def build_session_manager(self) -> SessionManager:
@@ -771,6 +845,7 @@ class RubberDuckApp(ExtensionApp):
     def initialize_handlers(self) -> None:
         from .handlers.chat_rest import ChatCancelHandler, ChatStreamHandler
         from .handlers.chat_ws import ChatWebSocketHandler
+        from .handlers.complete import CompletionStatusHandler, CompletionWebSocketHandler
         from .handlers.conversations import (
             ConversationExportHandler,
             ConversationHandler,
@@ -808,6 +883,8 @@ class RubberDuckApp(ExtensionApp):
                 (rf"/rubberduck/api/suggestions/({ident})", SuggestionHandler),
                 (rf"/rubberduck/api/suggestions/({ident})/(apply|reject)", SuggestionActionHandler),
                 (r"/rubberduck/ws", ChatWebSocketHandler),
+                (r"/rubberduck/api/complete/status", CompletionStatusHandler),
+                (r"/rubberduck/api/complete/ws", CompletionWebSocketHandler),
             ]
         )
 

@@ -392,6 +392,75 @@ class LiteLLMGateway:
             raise classify(exc, started=False, secret=entry.api_key) from None
         return str(response.choices[0].message.content or "")
 
+    async def stream_text(
+        self,
+        entry: ModelEntry,
+        prompt: str,
+        suffix: str,
+        *,
+        timeouts: Timeouts,
+        max_output_tokens: int,
+        stop: tuple[str, ...] = (),
+    ) -> AsyncIterator[StreamPiece]:
+        """Fill-in-the-middle through litellm's `text_completion` (prompt + suffix, for the
+        providers whose completion API takes a suffix: Codestral, DeepSeek, Ollama, ...):
+        text pieces, then one final piece, as `stream`."""
+        litellm = await self.load()
+        kwargs = self._call_kwargs(
+            entry, [], stream=True, timeouts=timeouts, max_output_tokens=max_output_tokens
+        )
+        kwargs.pop("messages", None)
+        kwargs.pop("stream_options", None)
+        kwargs.update(prompt=prompt, suffix=suffix)
+        if stop:
+            kwargs["stop"] = list(stop)[:4]
+        started = False
+        response: Any = None
+        usage: Usage | None = None
+        finish_reason: str | None = None
+        try:
+            async with asyncio.timeout(timeouts.first_token):
+                response = await litellm.atext_completion(**kwargs)
+                iterator = response.__aiter__()
+                while True:  # to the first text: the first-token clock covers it
+                    try:
+                        chunk = await iterator.__anext__()
+                    except StopAsyncIteration:
+                        chunk = None
+                        break
+                    text, usage, finish_reason = _text_chunk(chunk, usage, finish_reason)
+                    if text:
+                        break
+            while chunk is not None:
+                if text:
+                    started = True
+                    yield StreamPiece(text=text)
+                try:
+                    async with asyncio.timeout(timeouts.idle):
+                        chunk = await iterator.__anext__()
+                except StopAsyncIteration:
+                    break
+                except TimeoutError:
+                    raise ProviderFailure(
+                        FailureKind.IDLE_TIMEOUT,
+                        f"no data for {timeouts.idle:g} s mid-completion",
+                        started=started,
+                    ) from None
+                text, usage, finish_reason = _text_chunk(chunk, usage, finish_reason)
+            yield StreamPiece(usage=usage or Usage(), finish_reason=finish_reason or "stop")
+        except ProviderFailure:
+            raise
+        except TimeoutError:
+            raise ProviderFailure(
+                FailureKind.FIRST_TOKEN_TIMEOUT,
+                f"no first token within {timeouts.first_token:g} s",
+            ) from None
+        except Exception as exc:
+            raise classify(exc, started=started, secret=entry.api_key) from None
+        finally:
+            if response is not None and hasattr(response, "aclose"):
+                await asyncio.shield(_close_quietly(response))
+
     def cost_usd(self, entry: ModelEntry, usage: Usage) -> float | None:
         """From litellm's local cost map; None for models it does not price (local, proxies)."""
         if self._litellm is None or not usage.total_tokens:
@@ -405,6 +474,26 @@ class LiteLLMGateway:
         except Exception:
             return None
         return float(prompt) + float(completion)
+
+
+def _text_chunk(
+    chunk: Any, usage: Usage | None, finish_reason: str | None
+) -> tuple[str, Usage | None, str | None]:
+    """One chunk of litellm's text-completion stream: its text, and usage and finish
+    reason carried forward."""
+    raw_usage = getattr(chunk, "usage", None)
+    if raw_usage is not None and getattr(raw_usage, "total_tokens", None):
+        usage = Usage(
+            prompt_tokens=int(raw_usage.prompt_tokens or 0),
+            completion_tokens=int(raw_usage.completion_tokens or 0),
+            total_tokens=int(raw_usage.total_tokens or 0),
+        )
+    choices = getattr(chunk, "choices", None) or ()
+    if not choices:
+        return "", usage, finish_reason
+    choice = choices[0]
+    get = choice.get if isinstance(choice, dict) else lambda k: getattr(choice, k, None)
+    return str(get("text") or ""), usage, get("finish_reason") or finish_reason
 
 
 async def _close_quietly(response: Any) -> None:

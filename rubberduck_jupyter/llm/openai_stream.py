@@ -587,3 +587,142 @@ def _transport_failure(
         # Refused, reset, cut before any text, no pool slot in time: the endpoint's health.
         return ProviderFailure(FailureKind.CONNECTION, detail)
     return ProviderFailure(FailureKind.SERVER, detail)
+
+
+# --- text completions (FIM): POST /completions with prompt + suffix -----------------------
+
+
+class _TextChunkReader(_ChunkReader):
+    """`/completions` chunks: the text is `choices[0].text`, not a chat delta."""
+
+    __slots__ = ()
+
+    def _text(self, data: bytes) -> str:
+        try:
+            chunk = json.loads(data)
+        except ValueError:
+            raise _BadStream(f"a chunk that is not JSON: {data[:80]!r}") from None
+        if not isinstance(chunk, dict):
+            raise _BadStream(f"a chunk that is not a JSON object: {data[:80]!r}")
+        if chunk.get("error"):
+            raise _BadStream(
+                f"the provider reported an error mid-stream: {_message_of(chunk['error'])}"
+            )
+        try:
+            usage = chunk.get("usage")
+            if usage and usage.get("total_tokens"):
+                self.usage = Usage(
+                    prompt_tokens=int(usage.get("prompt_tokens") or 0),
+                    completion_tokens=int(usage.get("completion_tokens") or 0),
+                    total_tokens=int(usage["total_tokens"]),
+                )
+            choices = chunk.get("choices")
+            if not choices:
+                return ""
+            reason = choices[0].get("finish_reason")
+            if reason:
+                self.finish_reason = str(reason)
+            text = choices[0].get("text")
+        except (AttributeError, TypeError, ValueError, KeyError, IndexError):
+            raise _BadStream(f"a chunk of an unexpected shape: {data[:80]!r}") from None
+        if text is None:
+            return ""
+        if not isinstance(text, str):
+            raise _BadStream(f"a chunk whose text is not text: {data[:80]!r}")
+        return text
+
+
+async def stream_text_completion(
+    gateway: OpenAICompatibleGateway,
+    entry: ModelEntry,
+    prompt: str,
+    suffix: str,
+    *,
+    timeouts: Timeouts,
+    max_output_tokens: int,
+    stop: tuple[str, ...] = (),
+) -> AsyncIterator[StreamPiece]:
+    """Fill-in-the-middle over OpenAI's `/completions` (`prompt` + `suffix`): text pieces,
+    then one final piece, as `OpenAICompatibleGateway.stream`. Completions are short and
+    dropped when stale, so one clock (`first_token`, then `idle` per read) bounds them."""
+    plan = gateway._plan(entry)
+    if plan is None:
+        raise ProviderFailure(
+            FailureKind.BAD_REQUEST, f"{entry.name} ({entry.model}) goes through litellm"
+        )
+    if plan.key_missing:
+        raise ProviderFailure(
+            FailureKind.AUTH,
+            f"no API key for {entry.name}: set OPENAI_API_KEY or the entry's api_key",
+        )
+    body = {k: v for k, v in plan.body.items() if k not in ("response_format", "tools")}
+    body.update(prompt=prompt, suffix=suffix, max_tokens=max_output_tokens)
+    if stop:
+        body["stop"] = list(stop)[:4]  # OpenAI takes at most four
+    shard = gateway._shard()
+    client = gateway._clients[shard]
+    in_flight = gateway._in_flight
+    url = plan.url[: -len("/chat/completions")] + "/completions"
+    request = client.build_request(
+        "POST",
+        url,
+        headers=plan.headers,
+        content=json.dumps(body, ensure_ascii=False).encode(),
+        timeout=gateway._httpx_timeout(timeouts),
+    )
+    secret = entry.api_key
+    started = False
+    response: httpx.Response | None = None
+    in_flight[shard] += 1
+    try:
+        try:
+            async with asyncio.timeout(min(timeouts.first_token, timeouts.total)):
+                response = await client.send(request, stream=True)
+                if not 200 <= response.status_code < 300:
+                    raise await _status_failure(response, plan.where, secret)
+                reader = _TextChunkReader(response.aiter_bytes())
+                text = await reader.next_text()
+        except TimeoutError:
+            raise ProviderFailure(
+                FailureKind.FIRST_TOKEN_TIMEOUT,
+                f"no first token within {timeouts.first_token:g} s",
+            ) from None
+        while text is not None:
+            if text:
+                started = True
+                yield StreamPiece(text=text)
+            if reader.pending:
+                text = reader.take()
+                continue
+            try:
+                async with asyncio.timeout(timeouts.idle):
+                    text = await reader.next()
+            except TimeoutError:
+                raise ProviderFailure(
+                    FailureKind.IDLE_TIMEOUT,
+                    f"no data for {timeouts.idle:g} s mid-completion",
+                    started=started,
+                ) from None
+        if reader.saw_done:
+            await reader.drain()
+        if not reader.finish_reason:
+            raise ProviderFailure(
+                FailureKind.INCOMPLETE,
+                "the stream ended without a finish reason or [DONE]",
+                started=started,
+            )
+        yield StreamPiece(usage=reader.usage or Usage(), finish_reason=reader.finish_reason)
+    except ProviderFailure:
+        raise
+    except _BadStream as exc:
+        detail = _clean(f"{exc} (from {plan.where})", secret)
+        kind = FailureKind.INCOMPLETE if started else FailureKind.SERVER
+        raise ProviderFailure(kind, detail, started=started) from None
+    except Exception as exc:
+        raise _transport_failure(exc, started, response is not None, plan.where, secret) from None
+    finally:
+        # Closing an unfinished response closes its connection: the provider stops
+        # generating the moment the user types again (benchmarks/completion.py).
+        in_flight[shard] -= 1
+        if response is not None:
+            await asyncio.shield(_close_quietly(response))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -32,6 +33,7 @@ from .client import (
     ToolCallAssembler,
     says_no_tools,
 )
+from .completion import CompletionPrompt
 from .config import ModelConfigError, ModelEntry, ModelsConfig
 from .errors import LLMError, ToolsUnsupported, no_model_error
 from .latency import LatencyBoard
@@ -404,6 +406,153 @@ class LLMService:
             f"RubberDuck will try it again in {retry_in:.0f} s.",
             retry_after=retry_in,
         )
+
+    async def stream_completion(
+        self,
+        *,
+        user: str,
+        entries: list[ModelEntry],
+        prompt: CompletionPrompt,
+        limiter: FairRateLimiter,
+    ) -> AsyncIterator[StreamPiece]:
+        """An inline completion: text pieces, then a final piece with usage and the model.
+
+        Through the same door as chat (redaction, breakers, usage), with three differences
+        that make sense for ghost text only: `limiter` is the completions' own (a burst of
+        keystrokes never spends chat's budget) and it never queues (a completion that
+        waits is stale: the refusal says when to come back); there are no retries (the
+        user types on; the next keystroke is the retry); and nothing is cached here (the
+        completion layer has its own prefix-aware cache). Failover to the next entry
+        happens only before the first text, on a transient failure."""
+        if not entries:
+            raise no_model_error()
+        prompt = await self._redacted_prompt(prompt)
+        chars = len(prompt.prompt) + len(prompt.suffix) + message_chars(list(prompt.messages))
+        estimate = chars // CHARS_PER_TOKEN + 1 + prompt.max_tokens
+        grant = await limiter.acquire(user=user, tokens=estimate, deadline_s=0.0)
+        used_tokens = 0
+        last: tuple[ModelEntry, ProviderFailure] | None = None
+        attempts: list[dict[str, Any]] = []
+        try:
+            for entry in entries:
+                breaker = self.breakers.get(entry.breaker_key)
+                if not breaker.allow():
+                    attempts.append({"model": entry.name, "outcome": "breaker_open"})
+                    continue
+                started = self._clock()
+                upstream = await self._completion_upstream(entry, prompt)
+                label = f"{entry.name} (completion)"
+                seen_text = False
+                out_chars = 0
+                try:
+                    async with contextlib.aclosing(upstream):
+                        async for piece in upstream:
+                            if piece.finish_reason is None:
+                                if not seen_text:
+                                    seen_text = True
+                                    self.latency.first_token(label, self._clock() - started)
+                                out_chars += len(piece.text)
+                                yield piece
+                                continue
+                            breaker.record_success()
+                            self.latency.total(label, self._clock() - started)
+                            usage = piece.usage or Usage()
+                            used_tokens = usage.total_tokens
+                            # litellm's cost map only when already loaded: a completion's
+                            # end never waits on its import.
+                            cost = (
+                                self.gateway.cost_usd(entry, usage)
+                                if self.gateway.state == "ready"
+                                else None
+                            )
+                            self.ledger.record(user, None, entry.name, usage, cost)
+                            attempts.append({"model": entry.name, "outcome": "ok"})
+                            yield StreamPiece(
+                                usage=usage,
+                                finish_reason=piece.finish_reason,
+                                model_name=entry.name,
+                                cost_usd=cost,
+                                attempts=tuple(attempts),
+                            )
+                            return
+                except ProviderFailure as failure:
+                    if failure.kind in (FailureKind.AUTH, FailureKind.BAD_REQUEST):
+                        breaker.release_probe()
+                    else:
+                        breaker.record_failure()
+                    attempts.append({"model": entry.name, "outcome": str(failure.kind)})
+                    if failure.started or failure.kind not in TRANSIENT:
+                        raise self._final_error(entry, failure, attempts) from None
+                    last = (entry, failure)
+                except BaseException:
+                    # Cancelled (the user typed again) or closed early (enough lines): no
+                    # verdict on the provider; what it generated is counted, estimated.
+                    breaker.release_probe()
+                    if seen_text:
+                        out = out_chars // CHARS_PER_TOKEN + 1
+                        used_tokens = estimate - prompt.max_tokens + out
+                        usage = Usage(estimate - prompt.max_tokens, out, used_tokens)
+                        self.ledger.record(user, None, entry.name, usage, None)
+                    raise
+            if last is not None:
+                raise self._final_error(*last, attempts)
+            retry_in = min(self.breakers.get(e.breaker_key).retry_in() for e in entries)
+            raise LLMError(
+                ErrorCode.PROVIDER_UNAVAILABLE,
+                f"{entries[0].name} is paused after repeated failures; completions resume "
+                f"in {retry_in:.0f} s.",
+                retry_after=retry_in,
+            )
+        finally:
+            limiter.settle(grant, actual_tokens=used_tokens)
+
+    async def _completion_upstream(
+        self, entry: ModelEntry, prompt: CompletionPrompt
+    ) -> AsyncIterator[StreamPiece]:
+        """The gateway call for one completion: FIM (`/completions` with a suffix) or chat,
+        on the direct OpenAI-compatible path when it can send the entry, else litellm."""
+        gateway = await self._gateway_for(entry)
+        timeouts = self.settings.timeouts
+        if prompt.fim:
+            if gateway is self.gateway:
+                return self.gateway.stream_text(
+                    entry,
+                    prompt.prompt,
+                    prompt.suffix,
+                    timeouts=timeouts,
+                    max_output_tokens=prompt.max_tokens,
+                    stop=prompt.stop,
+                )
+            from .openai_stream import stream_text_completion
+
+            return stream_text_completion(
+                gateway,
+                entry,
+                prompt.prompt,
+                prompt.suffix,
+                timeouts=timeouts,
+                max_output_tokens=prompt.max_tokens,
+                stop=prompt.stop,
+            )
+        return gateway.stream(  # type: ignore[no-any-return]
+            entry, list(prompt.messages), timeouts=timeouts, max_output_tokens=prompt.max_tokens
+        )
+
+    async def _redacted_prompt(self, prompt: CompletionPrompt) -> CompletionPrompt:
+        """The prompt with secrets taken out, FIM text and chat messages alike."""
+        if self._redactor is None:
+            return prompt
+        if prompt.fim:
+            parts = [
+                {"role": "user", "content": prompt.prompt},
+                {"role": "user", "content": prompt.suffix},
+            ]
+            clean = await self._redacted(parts)
+            return dataclasses.replace(
+                prompt, prompt=clean[0]["content"], suffix=clean[1]["content"]
+            )
+        messages = await self._redacted(list(prompt.messages))
+        return dataclasses.replace(prompt, messages=tuple(messages))
 
     async def _can_call_tools(self, entry: ModelEntry) -> bool:
         """False only for a model litellm's map knows and marks as without tool calling
