@@ -19,6 +19,7 @@ import { kernelAnswerPlugin } from './kernelanswer';
 import { duckIcon } from './icon';
 import { offerAllowedModels } from './modelchoices';
 import { activateCellReview } from './cellreview';
+import { inlineCompletionPlugin } from './completion';
 import { ChatPanel } from './panel';
 import { DuckSettings } from './settings';
 
@@ -156,4 +157,4 @@ const plugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default [plugin, kernelAnswerPlugin];
+export default [plugin, kernelAnswerPlugin, inlineCompletionPlugin];

@@ -5,3 +5,4 @@ import './indexstatus.css';
 import './cellreview.css';
 import './kernelanswer.css';
 import './agent.css';
+import './completion.css';
