@@ -2,15 +2,21 @@
  * One assistant answer: the engine's badge, notices, reasoning steps, the answer text,
  * self-correction rounds, sources and suggestions. Built live from a turn's frames or
  * at once from a stored message; the same DOM either way.
+ *
+ * An agent's answer, live, reads in order: the text the model wrote before a round of
+ * tool calls (its plan) stands above those calls' steps, approval cards follow the step
+ * that asked, and the review's findings on a proposed edit are shown on its card.
  */
 import { linkCitations, OpenCitation, renderSources } from './citations';
 import { enhanceCodeBlocks, ICodeBlockServices } from './codeblock';
-import { element } from './dom';
+import { button, element } from './dom';
 import { renderAnswerMarkdown, renderMarkdownInto } from './markdown';
+import { prettyArguments, stepResultText } from './agent/steps';
 import {
   ICitation,
   ICorrection,
   INotice,
+  IStepTool,
   ISuggestion,
   NoticeCode
 } from './protocol';
@@ -41,6 +47,14 @@ interface IStepView {
   body: HTMLElement;
   text: string;
   dirty: boolean;
+  /** An agent's tool call: its arguments are shown apart, the text is its result. */
+  tool: IStepTool | null;
+}
+
+/** How AnswerView.addSuggestion treats a suggestion that arrives while the answer streams. */
+export interface ISuggestionArrival {
+  /** Live in this page (not drawn from a stored conversation): auto-apply may act. */
+  live?: boolean;
 }
 
 export class AnswerView {
@@ -133,12 +147,34 @@ export class AnswerView {
     }
   }
 
-  startStep(step: string, title: string): void {
-    const view = this._step(step, title);
+  /**
+   * Answer as an agent does (live): text before a round of tool calls becomes a plan
+   * block in order with the steps, the review's findings go on the edit they are about.
+   */
+  setAgent(agent: boolean): void {
+    this._agent = agent;
+    this.node.dataset.agent = String(agent);
+  }
+
+  startStep(step: string, title: string, tool?: IStepTool): void {
+    if (this._agent && !this._stepViews.has(step)) {
+      this._cutPlan();
+    }
+    const view = this._step(step, title, tool ?? null);
     view.node.dataset.status = 'started';
     view.node.open = true;
-    view.state.textContent = 'thinking…';
+    view.state.textContent = view.tool ? 'running…' : 'thinking…';
     this.node.dataset.thinking = 'true';
+  }
+
+  /** An approval card, in order after the step that asked for it. */
+  addApproval(node: HTMLElement): void {
+    this._steps.append(node);
+  }
+
+  /** The card of suggestion `id` in this answer, if it is here. */
+  suggestionView(id: string): SuggestionView | null {
+    return this._suggestionViews.get(id) ?? null;
   }
 
   addStepText(step: string, text: string): void {
@@ -173,11 +209,50 @@ export class AnswerView {
     // Numbered by arrival: the server counts its first check as round 0.
     const shown = this._corrections.childElementCount + 1;
     this._corrections.append(renderCorrection(correction, shown));
+    if (this._agent) {
+      // The agent's review gate checks an edit before it is offered: these rounds are
+      // about the next suggestion (or about an edit never offered, said in its step).
+      this._reviewRounds.push(correction);
+    }
   }
 
-  addSuggestion(suggestion: ISuggestion): void {
-    const view = new SuggestionView(suggestion, this._services.suggestions);
+  addSuggestion(
+    suggestion: ISuggestion,
+    arrival: ISuggestionArrival = {}
+  ): void {
+    const rounds = this._reviewRounds;
+    this._reviewRounds = [];
+    const view = new SuggestionView(suggestion, this._services.suggestions, {
+      findings: rounds.map((round, i) => renderCorrection(round, i + 1))
+    });
+    this._suggestionViews.set(suggestion.id, view);
     this._suggestions.append(view.node);
+    if (
+      arrival.live &&
+      suggestion.status === 'proposed' &&
+      (suggestion.auto_apply === true || this._approveAll)
+    ) {
+      void view.apply(true).then(() => this._updateApproveAll());
+    }
+    view.node.addEventListener('click', () =>
+      // After Apply or Reject settles, the count on "Approve all" follows.
+      window.setTimeout(() => this._updateApproveAll(), 0)
+    );
+    this._updateApproveAll();
+  }
+
+  /**
+   * Apply every pending suggestion of the answer, in order, and (while it streams) each
+   * one still to come; each keeps an Undo. Stops at the first that does not apply.
+   */
+  async approveAll(): Promise<void> {
+    this._approveAll = this._streaming;
+    for (const view of this._suggestionViews.values()) {
+      if (view.isPending && !(await view.apply(true))) {
+        break;
+      }
+    }
+    this._updateApproveAll();
   }
 
   /** Draw what changed since the last render; cheap to call once per frame. */
@@ -185,7 +260,8 @@ export class AnswerView {
     for (const view of this._stepViews.values()) {
       if (view.dirty) {
         view.dirty = false;
-        view.body.innerHTML = renderAnswerMarkdown(view.text);
+        const text = view.tool ? stepResultText(view.text) : view.text;
+        view.body.innerHTML = renderAnswerMarkdown(text);
         enhanceCodeBlocks(view.body, this._codeBlocks, {
           highlight: !this._streaming
         });
@@ -193,7 +269,10 @@ export class AnswerView {
     }
     if (this._textDirty) {
       this._textDirty = false;
-      this._markdown.innerHTML = renderAnswerMarkdown(this._text);
+      // An agent's plan blocks already show the text before the last cut.
+      this._markdown.innerHTML = renderAnswerMarkdown(
+        this._text.slice(this._cut)
+      );
       const cited = linkCitations(
         this._markdown,
         this._citations,
@@ -242,6 +321,7 @@ export class AnswerView {
       delete this.node.dataset.streaming;
       delete this.node.dataset.thinking;
       this.node.removeAttribute('aria-busy');
+      this._approveAll = false;
       // A step left open by a failed turn is finished too.
       for (const step of this._stepViews.keys()) {
         if (this._stepViews.get(step)?.node.dataset.status === 'started') {
@@ -262,7 +342,11 @@ export class AnswerView {
     this.node.append(line);
   }
 
-  private _step(step: string, title: string): IStepView {
+  private _step(
+    step: string,
+    title: string,
+    tool: IStepTool | null = null
+  ): IStepView {
     let view = this._stepViews.get(step);
     if (view) {
       return view;
@@ -276,11 +360,63 @@ export class AnswerView {
       'div',
       'jp-RubberDuck-markdown jp-RubberDuck-step-body'
     );
-    node.append(summary, body);
+    node.append(summary);
+    if (tool) {
+      node.dataset.tool = tool.name;
+      const args = element('div', 'jp-RubberDuck-step-args');
+      args.append(
+        element('div', 'jp-RubberDuck-step-label', 'Arguments'),
+        element(
+          'pre',
+          'jp-RubberDuck-step-argsText',
+          prettyArguments(tool.arguments)
+        )
+      );
+      node.append(args);
+    }
+    node.append(body);
     this._steps.append(node);
-    view = { node, state, body, text: '', dirty: false };
+    view = { node, state, body, text: '', dirty: false, tool };
     this._stepViews.set(step, view);
     return view;
+  }
+
+  /** The text since the last cut becomes a plan block before the step about to start. */
+  private _cutPlan(): void {
+    const plan = this._text.slice(this._cut);
+    this._cut = this._text.length;
+    this._textDirty = true;
+    if (!plan.trim()) {
+      return;
+    }
+    const block = element('div', 'jp-RubberDuck-markdown jp-RubberDuck-plan');
+    block.innerHTML = renderAnswerMarkdown(plan);
+    linkCitations(block, this._citations, this._services.openCitation);
+    enhanceCodeBlocks(block, this._codeBlocks, { actions: 'copy' });
+    this._steps.append(block);
+  }
+
+  /** "Approve all (n)" above the suggestions while two or more wait. */
+  private _updateApproveAll(): void {
+    const pending = [...this._suggestionViews.values()].filter(
+      v => v.isPending
+    ).length;
+    if (pending < 2) {
+      this._approveAllButton?.remove();
+      this._approveAllButton = null;
+      return;
+    }
+    if (!this._approveAllButton) {
+      const node = button(
+        'jp-RubberDuck-approveAll',
+        'Apply every pending suggestion of this answer, in order (each keeps an Undo)',
+        ''
+      );
+      node.addEventListener('click', () => void this.approveAll());
+      this._approveAllButton = node;
+      this._suggestions.prepend(node);
+    }
+    this._approveAllButton.textContent = `Approve all (${pending})`;
   }
 
   private _head: HTMLElement;
@@ -291,6 +427,14 @@ export class AnswerView {
   private _sources: HTMLElement;
   private _suggestions: HTMLElement;
   private _stepViews = new Map<string, IStepView>();
+  private _suggestionViews = new Map<string, SuggestionView>();
+  private _agent = false;
+  /** Where the answer's own text starts: before it, the plan blocks show it. */
+  private _cut = 0;
+  /** Review rounds waiting for the suggestion they are about. */
+  private _reviewRounds: ICorrection[] = [];
+  private _approveAll = false;
+  private _approveAllButton: HTMLButtonElement | null = null;
   private _citations: ICitation[] = [];
   private _text = '';
   private _textDirty = false;

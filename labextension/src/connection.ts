@@ -31,6 +31,10 @@ const MAX_RETRY_MS = 30_000;
 const RESUME_FIRST_RETRY_MS = 250;
 const RESUME_MAX_RETRY_MS = 4_000;
 const RESUME_GIVE_UP_MS = 60_000;
+// Answers to the agent's approvals (approve, run_result) sent while the socket is down
+// wait for the next one: the turn on the server waits for them (bounded by its
+// agent_run_timeout). A handful per turn at most; past this many, the oldest go.
+const MAX_HELD_REPLIES = 32;
 const GAVE_UP_MESSAGE =
   'The connection to the RubberDuck server stayed down too long to continue this ' +
   'answer, so it is incomplete. Your message is saved in the conversation; send it ' +
@@ -161,7 +165,8 @@ export class DuckConnection implements IDisposable {
   /**
    * Send a frame; false (nothing sent) unless the server has said hello. A chat's turn
    * is resumed if the socket drops before it ends; a cancel of such a turn that cannot
-   * be sent now is sent after the resume.
+   * be sent now is sent after the resume, and so are an approval's answer and a run's
+   * result (approve, run_result).
    */
   send(frame: ClientFrame): boolean {
     const socket = this._socket;
@@ -175,6 +180,13 @@ export class DuckConnection implements IDisposable {
         this._tracker.lastSeen(frame.id) !== null
       ) {
         this._pendingCancels.add(frame.id);
+      }
+      if (frame.type === 'approve' || frame.type === 'run_result') {
+        this._heldReplies.push(frame);
+        this._heldReplies.splice(
+          0,
+          this._heldReplies.length - MAX_HELD_REPLIES
+        );
       }
       return false;
     }
@@ -231,6 +243,7 @@ export class DuckConnection implements IDisposable {
     }
     this._droppedAt = 0;
     this._pendingCancels.clear();
+    this._heldReplies = [];
     for (const frame of this._tracker.abandon(GAVE_UP_MESSAGE)) {
       this._frameReceived.emit(frame);
     }
@@ -252,6 +265,11 @@ export class DuckConnection implements IDisposable {
       }
     }
     this._pendingCancels.clear();
+    // After the resumes: the server knows the turns again when these arrive.
+    for (const frame of this._heldReplies) {
+      socket.send(JSON.stringify(frame));
+    }
+    this._heldReplies = [];
   }
 
   private _setState(state: ConnectionState): void {
@@ -271,6 +289,7 @@ export class DuckConnection implements IDisposable {
   private _isDisposed = false;
   private _tracker = new ResumeTracker();
   private _pendingCancels = new Set<string>();
+  private _heldReplies: ClientFrame[] = [];
   private _droppedAt = 0; // when resuming began (ms since epoch); 0 when not resuming
   private _stateChanged = new Signal<this, ConnectionState>(this);
   private _frameReceived = new Signal<this, ServerFrame>(this);

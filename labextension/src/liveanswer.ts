@@ -23,6 +23,9 @@ export type AnswerFrame = Exclude<
   IHelloFrame | IPluginsFrame | ITaskFrame | IDoneFrame | IErrorFrame
 >;
 
+/** The engine whose answers are drawn as an agent's (docs/agent.md). */
+export const AGENT_ENGINE = 'agent';
+
 export class LiveAnswer {
   readonly answer: AnswerView;
 
@@ -47,19 +50,22 @@ export class LiveAnswer {
     if (
       frame.type === 'chunk' ||
       frame.type === 'step' ||
-      frame.type === 'suggestion'
+      frame.type === 'suggestion' ||
+      frame.type === 'approval'
     ) {
       this._stopThinking();
     }
     switch (frame.type) {
       case 'route':
         answer.setRoute(frame.engine, frame.reason, frame.forced);
+        // The agent's answer reads in order: plan, tool calls, approvals (answer.ts).
+        answer.setAgent(frame.engine === AGENT_ENGINE);
         break;
       case 'step':
         // Text that arrived ahead of this frame belongs before it.
         this.flush();
         if (frame.status === 'started') {
-          answer.startStep(frame.step, frame.title);
+          answer.startStep(frame.step, frame.title, frame.tool);
         } else {
           answer.finishStep(frame.step);
         }
@@ -75,7 +81,7 @@ export class LiveAnswer {
         answer.addCorrection(frame);
         break;
       case 'suggestion':
-        answer.addSuggestion(frame.suggestion);
+        answer.addSuggestion(frame.suggestion, { live: true });
         this._log.scrollToEndIfFollowing();
         break;
       case 'notice':

@@ -13,6 +13,7 @@ import { Message } from '@lumino/messaging';
 import { Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
 
+import { AgentController } from './agent/controller';
 import { IAnswerServices } from './answer';
 import { finishLine } from './answerfooter';
 import { ApiError, describeError, DuckApi } from './api';
@@ -115,6 +116,12 @@ export class ChatPanel extends Widget {
     this._commands = options.commands ?? null;
     this._settings = options.settings ?? null;
     this._memory = new ConversationMemory(options.api.baseUrl);
+    this._agent = new AgentController({
+      send: frame => this._connection.send(frame),
+      notebooks: this._notebooks,
+      commands: this._commands,
+      languages: options.languages ?? null
+    });
     this._model = new ChatModel(
       this._memory.current ?? UUID.uuid4(),
       options.api
@@ -371,9 +378,11 @@ export class ChatPanel extends Widget {
           context.variables = variables;
         }
       }
-      if (Object.keys(context).length) {
-        frame.context = context;
-      }
+      // The agent may offer its run tools: this sidebar answers approvals.
+      context.agent = this._agent.capabilities(
+        this._settings?.values.autoApplyEdits ?? false
+      );
+      frame.context = context;
       const model = this._picker.chosen;
       if (model !== null) {
         frame.model = model;
@@ -426,6 +435,8 @@ export class ChatPanel extends Widget {
     }
     turn.stopping = true;
     this._updateSendButton();
+    // Nothing the agent asked for runs once the user said Stop.
+    this._agent.endTurn(turn.id, 'cancelled');
     const sent = this._connection.send({
       type: 'cancel',
       v: PROTOCOL_VERSION,
@@ -504,6 +515,7 @@ export class ChatPanel extends Widget {
       });
       this._endTurn(turn);
     }
+    this._agent.clear();
     this._log.clear();
     this._task.show(null);
     this._memory.current = change.id;
@@ -563,16 +575,28 @@ export class ChatPanel extends Widget {
       this._onError(frame);
       return;
     }
+    if (frame.type === 'approval.closed') {
+      // Answered in another tab, timed out or cancelled: the card clears wherever it is.
+      this._agent.onClosed(frame);
+      return;
+    }
     const turn = this._turn;
     if (!turn || frame.id !== turn.id) {
       return;
     }
-    if (frame.type === 'task') {
+    if (frame.type === 'approval') {
+      turn.apply(frame);
+      this._agent.onApproval(frame, turn.answer);
+      this._log.scrollToEndIfFollowing();
+    } else if (frame.type === 'task') {
       this._task.show(frame.task);
     } else if (frame.type === 'done') {
       this._onDone(turn, frame);
     } else {
       turn.apply(frame);
+      if (frame.type === 'step') {
+        this._agent.onStep(frame);
+      }
     }
   }
 
@@ -668,6 +692,7 @@ export class ChatPanel extends Widget {
 
   private _endTurn(turn: LiveAnswer): void {
     turn.end();
+    this._agent.endTurn(turn.id, 'cancelled');
     if (this._turn === turn) {
       this._turn = null;
     }
@@ -767,6 +792,8 @@ export class ChatPanel extends Widget {
   private _commands: CommandRegistry | null;
   private _settings: DuckSettings | null;
   private _memory: ConversationMemory;
+  /** The agent's approvals and runs, and the notebook following its steps. */
+  private _agent: AgentController;
   private _model: ChatModel;
   /** The first load of the remembered conversation; null until the panel is shown. */
   private _restored: Promise<void> | null = null;

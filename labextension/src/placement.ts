@@ -6,15 +6,18 @@
  * "replace" rewrites the target cell, which must still hash to the suggestion's
  * base_hash. The insert modes add a cell below the target and leave the target as it
  * is, so its hash is not checked: "insert_after" a code cell, "insert_markdown_after" a
- * Markdown cell. Either way the target must still be there and must not change while
- * the server records the apply.
+ * Markdown cell. "delete" removes the target cell, which must still hash to base_hash
+ * (the user approved removing what they saw). Either way the target must still be there
+ * and must not change while the server records the apply.
  */
 import { ISuggestion, SuggestionMode } from './protocol';
 
 export type CellKind = 'code' | 'markdown';
 
 export type Placement =
-  { kind: 'replace' } | { kind: 'insert'; cellType: CellKind };
+  | { kind: 'replace' }
+  | { kind: 'insert'; cellType: CellKind }
+  | { kind: 'delete' };
 
 /** What `mode` does to a notebook; null for a mode this version does not know. */
 export function placement(mode: string): Placement | null {
@@ -25,6 +28,8 @@ export function placement(mode: string): Placement | null {
       return { kind: 'insert', cellType: 'code' };
     case SuggestionMode.INSERT_MARKDOWN_AFTER:
       return { kind: 'insert', cellType: 'markdown' };
+    case SuggestionMode.DELETE:
+      return { kind: 'delete' };
     default:
       return null;
   }
@@ -32,7 +37,7 @@ export function placement(mode: string): Placement | null {
 
 /** Whether applying must find the target's source as it was (its base_hash). */
 export function checksBaseHash(place: Placement): boolean {
-  return place.kind === 'replace';
+  return place.kind === 'replace' || place.kind === 'delete';
 }
 
 /**
@@ -46,7 +51,8 @@ export function diffTexts(suggestion: ISuggestion): {
   const place = placement(suggestion.mode);
   return {
     from: place?.kind === 'insert' ? '' : suggestion.original,
-    to: suggestion.proposed
+    // A removed cell's diff is all removals, whatever `proposed` holds.
+    to: place?.kind === 'delete' ? '' : suggestion.proposed
   };
 }
 
@@ -63,6 +69,9 @@ export function targetLabel(suggestion: ISuggestion): string {
       ? `${where}, a new Markdown cell below cell ${index}`
       : `${where}, new cell after cell ${index}`;
   }
+  if (place?.kind === 'delete') {
+    return `${where}, remove cell ${index}`;
+  }
   return `${where}, cell ${index}`;
 }
 
@@ -74,6 +83,9 @@ export function applyLabel(suggestion: ISuggestion): string {
       ? `Insert this text as a new Markdown cell (${targetLabel(suggestion)})`
       : `Insert this code as a new cell (${targetLabel(suggestion)})`;
   }
+  if (place?.kind === 'delete') {
+    return `Remove the cell (${targetLabel(suggestion)})`;
+  }
   return `Apply this change to ${targetLabel(suggestion)}`;
 }
 
@@ -84,6 +96,9 @@ export function diffLabel(suggestion: ISuggestion): string {
     return place.cellType === 'markdown'
       ? 'Proposed new Markdown cell, as Markdown source (unified diff)'
       : 'Proposed new code cell (unified diff)';
+  }
+  if (place?.kind === 'delete') {
+    return 'Proposed removal of the cell, all its lines removed (unified diff)';
   }
   return 'Proposed change (unified diff)';
 }

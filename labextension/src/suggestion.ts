@@ -5,8 +5,12 @@
  * truth (possibly unsaved), so the change is made there: for a replacement the target
  * cell's current source must still hash to the suggestion's base_hash, the server
  * records the apply (re-checking that hash), and only then is the cell replaced or a
- * code or Markdown cell inserted below it (placement.ts says which). Otherwise the
- * server applies it to the file on disk, with the same check.
+ * code or Markdown cell inserted below it, or the cell removed (placement.ts says
+ * which). Otherwise the server applies it to the file on disk, with the same check.
+ *
+ * A change made in the open notebook can be undone from its card when it was applied
+ * without the user pressing Apply (auto-apply, Approve all): Undo puts the cell back as
+ * it was and marks the suggestion rejected through the reject path.
  */
 import type { ICellModel } from '@jupyterlab/cells';
 import type { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
@@ -32,6 +36,8 @@ export type AppliedIn = 'notebook' | 'file';
 export interface IApplyResult {
   suggestion: ISuggestion;
   appliedIn: AppliedIn;
+  /** Puts the notebook back as it was; absent for a change to a file on disk. */
+  undo?: () => void;
 }
 
 /** Apply and reject, as the panel wires them to the server and the open notebooks. */
@@ -87,23 +93,50 @@ export class SuggestionActions implements ISuggestionActions {
       );
     }
     const cells = panel.content.model?.sharedModel;
-    if (place.kind === 'insert') {
-      if (!cells) {
-        throw new ApiError(
-          409,
-          'The notebook closed while the suggestion was being applied; apply it by hand.'
-        );
-      }
+    if (place.kind !== 'replace' && !cells) {
+      throw new ApiError(
+        409,
+        'The notebook closed while the suggestion was being applied; apply it by hand.'
+      );
+    }
+    let undo: () => void;
+    if (place.kind === 'insert' && cells) {
       cells.insertCell(now.index + 1, {
         cell_type: place.cellType,
         source: suggestion.proposed
       });
+      const inserted = panel.content.model?.cells.get(now.index + 1)?.id;
+      undo = () => {
+        const at = cellIndexById(panel, inserted);
+        if (at === null) {
+          throw new Error('the inserted cell is no longer in the notebook');
+        }
+        cells.deleteCell(at);
+      };
+    } else if (place.kind === 'delete' && cells) {
+      const cellType = now.model.type;
+      cells.deleteCell(now.index);
+      const index = now.index;
+      undo = () => {
+        cells.insertCell(Math.min(index, cells.cells.length), {
+          cell_type: cellType,
+          source
+        });
+      };
     } else {
-      now.model.sharedModel.setSource(suggestion.proposed);
+      const model = now.model;
+      model.sharedModel.setSource(suggestion.proposed);
+      undo = () => {
+        if (model.sharedModel.getSource() !== suggestion.proposed) {
+          throw new Error('the cell was edited since; undo it by hand');
+        }
+        model.sharedModel.setSource(source);
+      };
     }
     return {
       suggestion: updated ?? applied(suggestion),
-      appliedIn: 'notebook'
+      appliedIn: 'notebook',
+      undo
     };
   }
 
@@ -127,6 +160,22 @@ export class SuggestionActions implements ISuggestionActions {
     }
     return tracker.find(panel => panel.context.path === path) ?? null;
   }
+}
+
+function cellIndexById(
+  panel: NotebookPanel,
+  id: string | undefined
+): number | null {
+  const cells = panel.content.model?.cells;
+  if (!cells || id === undefined) {
+    return null;
+  }
+  for (let i = 0; i < cells.length; i++) {
+    if (cells.get(i).id === id) {
+      return i;
+    }
+  }
+  return null;
 }
 
 function applied(suggestion: ISuggestion): ISuggestion {
@@ -162,19 +211,30 @@ const STATUS_TEXT: Record<string, string> = {
   rejected: 'Rejected'
 };
 
+export interface ISuggestionViewOptions {
+  /**
+   * When set, Apply and Reject stay disabled with this as their tooltip (e.g. the
+   * suggestion belongs to another server).
+   */
+  blockedReason?: string | null;
+  /** The review's findings on this code (rendered correction rounds), shown on the card. */
+  findings?: HTMLElement[];
+}
+
 /** One suggestion under an answer. */
 export class SuggestionView {
   readonly node: HTMLElement;
 
-  /**
-   * @param blockedReason when set, Apply and Reject stay disabled with this as their
-   *   tooltip (e.g. the suggestion belongs to another server)
-   */
   constructor(
     private _suggestion: ISuggestion,
     private readonly _actions: ISuggestionActions,
-    private readonly _blockedReason: string | null = null
+    options: ISuggestionViewOptions | string | null = null
   ) {
+    const opts: ISuggestionViewOptions =
+      typeof options === 'string' || options === null
+        ? { blockedReason: options }
+        : options;
+    this._blockedReason = opts.blockedReason ?? null;
     const node = element('div', 'jp-RubberDuck-suggestion');
     node.dataset.id = _suggestion.id;
     node.setAttribute('role', 'group');
@@ -199,13 +259,27 @@ export class SuggestionView {
       'Reject this suggestion',
       'Reject'
     );
+    this._undo = button(
+      'jp-RubberDuck-suggestion-undo',
+      'Undo this change: put the cell back as it was',
+      'Undo'
+    );
+    this._undo.hidden = true;
     this._state = element('span', 'jp-RubberDuck-suggestion-state');
     this._state.setAttribute('role', 'status');
     const actions = element('div', 'jp-RubberDuck-suggestion-actions');
-    actions.append(this._apply, this._reject, this._state);
+    actions.append(this._apply, this._reject, this._undo, this._state);
     this._apply.addEventListener('click', () => void this._run('apply'));
     this._reject.addEventListener('click', () => void this._run('reject'));
-    node.append(head, renderDiff(_suggestion), actions);
+    this._undo.addEventListener('click', () => void this._runUndo());
+    node.append(head, renderDiff(_suggestion));
+    if (opts.findings?.length) {
+      const review = element('div', 'jp-RubberDuck-suggestion-review');
+      review.setAttribute('aria-label', 'Review of this code');
+      review.append(...opts.findings);
+      node.append(review);
+    }
+    node.append(actions);
     this.node = node;
     this._update();
   }
@@ -214,7 +288,31 @@ export class SuggestionView {
     return this._suggestion;
   }
 
-  private async _run(action: 'apply' | 'reject'): Promise<void> {
+  /** Still waiting for Apply or Reject (and not being applied now). */
+  get isPending(): boolean {
+    return (
+      this._suggestion.status === 'proposed' &&
+      !this._busy &&
+      !this._blockedReason
+    );
+  }
+
+  /**
+   * Apply it as the Apply button does; with `undoable`, the card then offers Undo (it
+   * was applied without the user pressing Apply). False when it did not apply.
+   */
+  async apply(undoable = false): Promise<boolean> {
+    if (!this.isPending) {
+      return this._suggestion.status === 'applied';
+    }
+    await this._run('apply', undoable);
+    return this._suggestion.status === 'applied';
+  }
+
+  private async _run(
+    action: 'apply' | 'reject',
+    undoable = false
+  ): Promise<void> {
     this._busy = true;
     this._message = null;
     this._failed = false;
@@ -223,6 +321,7 @@ export class SuggestionView {
       if (action === 'apply') {
         const result = await this._actions.apply(this._suggestion);
         this._suggestion = result.suggestion;
+        this._undoChange = undoable ? (result.undo ?? null) : null;
         this._message =
           result.appliedIn === 'notebook'
             ? 'Applied in the open notebook (not saved yet)'
@@ -232,6 +331,37 @@ export class SuggestionView {
       }
     } catch (error) {
       this._message = failureText(error);
+      this._failed = true;
+    } finally {
+      this._busy = false;
+      this._update();
+    }
+  }
+
+  /** Put the notebook back, then record the suggestion as rejected (the reject path). */
+  private async _runUndo(): Promise<void> {
+    const undo = this._undoChange;
+    if (!undo || this._busy) {
+      return;
+    }
+    this._busy = true;
+    this._update();
+    try {
+      undo();
+      this._undoChange = null;
+      this._reverted = true;
+      try {
+        this._suggestion = await this._actions.reject(this._suggestion);
+        this._message = 'Undone';
+      } catch {
+        // The notebook is back as it was; only the server's record still says applied.
+        this._suggestion = { ...this._suggestion, status: 'rejected' };
+        this._message =
+          'Undone in the notebook (the server still records it as applied)';
+      }
+      this._failed = false;
+    } catch (error) {
+      this._message = `Not undone: ${(error as Error).message}`;
       this._failed = true;
     } finally {
       this._busy = false;
@@ -251,6 +381,11 @@ export class SuggestionView {
     }
     this._apply.hidden = status === 'rejected';
     this._reject.hidden = status === 'applied';
+    this._undo.hidden = !this._undoChange || status !== 'applied';
+    this._undo.disabled = this._busy;
+    if (this._reverted) {
+      this.node.dataset.reverted = 'true';
+    }
     if (this._busy) {
       this._state.textContent = 'Working…';
       this._state.dataset.kind = 'busy';
@@ -260,8 +395,12 @@ export class SuggestionView {
     }
   }
 
+  private readonly _blockedReason: string | null;
   private _apply: HTMLButtonElement;
   private _reject: HTMLButtonElement;
+  private _undo: HTMLButtonElement;
+  private _undoChange: (() => void) | null = null;
+  private _reverted = false;
   private _state: HTMLSpanElement;
   private _busy = false;
   private _failed = false;
