@@ -238,6 +238,13 @@ class RubberDuckApp(ExtensionApp):
         config=True,
         help="Seconds one tool call may take before the agent reports it timed out.",
     )
+    agent_run_timeout = Float(
+        120.0,
+        config=True,
+        help="Seconds the agent waits for the user to allow running a cell, and again for "
+        "the cell's result, before telling the model the user did not answer (never past "
+        "the turn's agent_max_seconds).",
+    )
     project_rules = Bool(
         True,
         config=True,
@@ -257,6 +264,15 @@ class RubberDuckApp(ExtensionApp):
         help="From this many chunks on, vector search uses an approximate HNSW graph of int8 "
         "vectors (usearch), saved next to the index as <db>.usearch; below it, search is "
         "exact over float32 vectors. 0 always uses the graph.",
+    )
+    index_progressive = Bool(
+        True,
+        config=True,
+        help="With a local transformer embedder ('minilm'): index in two tiers, chunks with "
+        "BM25 terms and fast static vectors (model2vec) first, so the project is searchable "
+        "in seconds, then the transformer's vectors, replacing the static ones batch by "
+        "batch. Without model2vec (or before its one-time distillation) the first tier is "
+        "BM25 alone. Off: each file is searchable once the transformer has embedded it.",
     )
     index_warm_up = Bool(
         True,
@@ -622,6 +638,13 @@ class RubberDuckApp(ExtensionApp):
             on_files_changed=self.plugins.files_changed,
             on_indexed=self.plugins.index_updated,
             ann_threshold=self.index_ann_threshold,
+            progressive=self.index_progressive and embedder.kind == "minilm",
+            # model2vec stands in for MiniLM while it embeds (distilled from the same model).
+            static_embedder_factory=partial(
+                build_embedder,
+                EmbedderConfig(spec="model2vec", window=self.index_embedder_window),
+                factories=self.plugins.embedder_factories,
+            ),
         )
 
     def build_session_manager(self) -> SessionManager:
@@ -662,6 +685,7 @@ class RubberDuckApp(ExtensionApp):
                 "max_tokens": self.agent_max_tokens,
                 "max_seconds": self.agent_max_seconds,
                 "tool_timeout_s": self.agent_tool_timeout,
+                "run_timeout_s": self.agent_run_timeout,
             },
         )
         self.plugins.register_builtins(engines)

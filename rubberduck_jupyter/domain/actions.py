@@ -21,6 +21,9 @@ from .policies import require_project, require_suggestion
 # Modes that add a cell below the target instead of changing it: the target's text may
 # have changed since, the new cell does not depend on it.
 INSERT_MODES = frozenset({"insert_after", "insert_markdown_after"})
+# Removes the target cell on apply (the agent's delete_cell); like a replace, refused if
+# the cell changed since the suggestion was made (its `proposed` is empty).
+DELETE_MODE = "delete"
 
 
 class ActionError(Exception):
@@ -211,6 +214,13 @@ def _apply_blocking(suggestion: CodeSuggestion, files: ProjectFiles) -> str:
         if nb.get("nbformat_minor", 0) < 5:
             new_cell.pop("id", None)
         nb["cells"].insert(index + 1, dict(new_cell))
+    elif suggestion.mode == DELETE_MODE:
+        if content_hash(_cell_source(nb["cells"][index])) != suggestion.base_hash:
+            raise SuggestionConflict(
+                f"Cell {index} of {target.path} changed since its removal was suggested; "
+                "ask again for a fresh one."
+            )
+        del nb["cells"][index]
     else:
         if content_hash(_cell_source(nb["cells"][index])) != suggestion.base_hash:
             raise SuggestionConflict(
@@ -238,6 +248,8 @@ async def apply_suggestion(
     suggestion = require_suggestion(actor, suggestion, suggestion_id)
     if suggestion.status is not SuggestionStatus.PROPOSED:
         raise ActionError(f"This suggestion was already {suggestion.status}.")
+    if suggestion.mode == DELETE_MODE and not suggestion.target.is_cell:
+        raise ActionError("Only a notebook cell can be deleted by a suggestion.")
     if client_target_hash is not None:
         if suggestion.mode not in INSERT_MODES and client_target_hash != suggestion.base_hash:
             raise SuggestionConflict(

@@ -4,7 +4,9 @@ A loop: the model is offered RubberDuck's tools (tools/), answers with text and 
 calls, each call runs through the dispatcher (validated, timed out, truncated) and its
 result goes back as a `role: "tool"` message; the loop ends when the model answers
 without calling a tool. Read tools look; write tools become suggestions the user
-approves, after the review gate. Nothing the agent does writes a file or runs code.
+approves, after the review gate; run tools (run_cell, interrupt_kernel) ask the user and
+run in their client, offered only to a client that runs cells (`context.agent.can_run`).
+Nothing the agent does writes a file or runs code by itself.
 
 Bounded three ways, each a constructor setting (the app wires traitlets later): model
 calls (`max_steps`), tokens over all calls (`max_tokens`), and wall time (`max_seconds`,
@@ -18,6 +20,7 @@ generation engine instead.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -25,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from ..context.prompt import BASE_PROMPT
 from ..llm.errors import ToolsUnsupported
 from ..protocol import NoticeCode
-from ..tools.base import ToolContext
+from ..tools.base import Permission, ToolContext
 from ..tools.dispatch import Dispatcher, ToolOutcome
 from ..tools.registry import ToolRegistry, ToolSource, default_tools
 from .base import Engine, EngineInfo, Turn
@@ -43,6 +46,15 @@ AGENT_PROMPT = BASE_PROMPT + (
     "When you are done, answer without calling tools: say in a few sentences what you "
     "suggested and why."
 )
+# Added when the client runs cells: the loop the issue asks for (run, see, fix, run).
+RUN_PROMPT = (
+    " You can also run a code cell with run_cell (the user is asked first and may "
+    "decline) and see its output and error; run a cell you inserted or changed to check "
+    "it, fix what fails with replace_cell, and run it again. A cell you just inserted "
+    "below cell N is cell N+1 when you run it."
+)
+# Suggestions the user answered while the turn ran, told to the model before its next call.
+DECISION_WORDS = {"applied": "applied", "rejected": "rejected (it is not in the notebook)"}
 
 # Notice codes of this engine (the protocol's NoticeCode lists the shared ones).
 NOTICE_NO_TOOLS = NoticeCode.AGENT_NO_TOOLS
@@ -89,11 +101,16 @@ class AgentConversation:
         review: bool = True,
         fallback: Engine | None = None,
         tool_source: ToolSource | None = None,
+        run_timeout_s: float = 120.0,
     ) -> None:
         self.tools = tools if tools is not None else default_tools()
+        # A client that cannot run cells (REST, magics, an old sidebar) is not offered them.
+        self._without_run = self.tools.only(p for p in Permission if p is not Permission.RUN)
+        self.run_timeout_s = run_timeout_s
         # Tools that join ours per turn (MCP servers), asked once at the turn's start.
         self.tool_source = tool_source
         self.dispatcher = Dispatcher(self.tools, timeout_s=tool_timeout_s)
+        self._dispatcher_without_run = Dispatcher(self._without_run, timeout_s=tool_timeout_s)
         self.max_steps = max_steps
         self.max_tokens = max_tokens
         self.max_seconds = max_seconds
@@ -106,21 +123,28 @@ class AgentConversation:
             await self.fallback.run(turn)
             return
         request = turn.text or "Look at the active cell and improve it."
+        can_run = self._can_run(turn)
+        prompt = AGENT_PROMPT + (RUN_PROMPT if can_run else "")
         messages = with_earlier_transcript(
-            [dict(m) for m in turn.messages(AGENT_PROMPT, request)], turn.history
+            [dict(m) for m in turn.messages(prompt, request)], turn.history
         )
-        ctx = self._context(turn)
-        dispatcher = await self._turn_dispatcher(turn)
-        schemas = dispatcher.registry.schemas()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.max_seconds
+        ctx = self._context(turn, deadline, can_run)
+        dispatcher = await self._turn_dispatcher(turn, can_run)
+        schemas = dispatcher.registry.schemas()
         steps = 0
         outcomes: list[ToolOutcome] = []
+        told: dict[str, str] = {}  # suggestion id -> the status the model last heard
         while True:
             limit = self._limit_reached(turn, steps, deadline - loop.time())
             if limit is not None:
                 await self._stop_at_limit(turn, limit, outcomes)
                 return
+            if steps:
+                news = await self._decisions(turn, told)
+                if news:
+                    messages.append({"role": "user", "content": news})
             steps += 1
             try:
                 async with asyncio.timeout(max(0.0, deadline - loop.time())):
@@ -152,7 +176,17 @@ class AgentConversation:
             if call.text:
                 await turn.answer("\n\n")
             for tool_call in call.tool_calls:
-                outcome = await self._run_tool(turn, ctx, tool_call, len(outcomes) + 1, dispatcher)
+                try:
+                    # A tool call counts against the turn's time too: a run waiting for
+                    # the user, a hung MCP server. The call's own waits end first (they
+                    # are capped by the deadline); this is the net.
+                    async with asyncio.timeout(max(0.0, deadline - loop.time()) + 1.0):
+                        outcome = await self._run_tool(
+                            turn, ctx, tool_call, len(outcomes) + 1, dispatcher
+                        )
+                except TimeoutError:
+                    await self._stop_at_limit(turn, self._time_limit(), outcomes)
+                    return
                 outcomes.append(outcome)
                 message = outcome.message()
                 messages.append(message)
@@ -163,27 +197,67 @@ class AgentConversation:
                     kept = kept[:TRANSCRIPT_RESULT_CHARS] + "… [cut]"
                 turn.transcript.append({**message, "content": kept})
 
-    def _context(self, turn: Turn) -> ToolContext:
+    @staticmethod
+    def _can_run(turn: Turn) -> bool:
+        return turn.context.agent.can_run and turn.can_ask
+
+    def _context(self, turn: Turn, deadline: float, can_run: bool) -> ToolContext:
+        suggest = turn.suggest
+        if turn.context.agent.auto_apply:
+            suggest = functools.partial(turn.suggest, auto_apply=True)
+
+        async def pending() -> list[dict[str, Any]]:
+            statuses = await turn.suggestion_statuses([s["id"] for s in turn.suggestions])
+            return [s for s in turn.suggestions if statuses.get(s["id"]) == "proposed"]
+
         return ToolContext(
             context=turn.context,
             user=turn.user.name,
             files=turn.files,
             retriever=turn.retriever,
-            suggest=turn.suggest,
+            suggest=suggest,
             on_findings=turn.correction,
             on_citations=turn.cite,
             review=self.review,
+            request_approval=turn.request_approval if can_run else None,
+            run_timeout_s=self.run_timeout_s,
+            deadline=deadline,
+            pending_suggestions=pending,
         )
 
-    async def _turn_dispatcher(self, turn: Turn) -> Dispatcher:
-        """Our tools, with the tool source's (MCP) for this turn when there is one."""
+    async def _decisions(self, turn: Turn, told: dict[str, str]) -> str:
+        """What the user did with this turn's suggestions since the model last heard, as
+        read from the store (they apply and reject while the turn runs); "" if nothing."""
+        ids = [s["id"] for s in turn.suggestions]
+        if not ids:
+            return ""
+        statuses = await turn.suggestion_statuses(ids)
+        lines = []
+        for suggestion in turn.suggestions:
+            sid = suggestion["id"]
+            status = statuses.get(sid, "proposed")
+            if status == told.get(sid, "proposed"):
+                continue
+            told[sid] = status
+            lines.append(
+                f"- The user {DECISION_WORDS.get(status, status)} suggestion {sid} "
+                f"({suggestion.get('title') or 'a change'}){_where(suggestion)}."
+            )
+        if not lines:
+            return ""
+        return "(RubberDuck, not the user's words) Since your last call:\n" + "\n".join(lines)
+
+    async def _turn_dispatcher(self, turn: Turn, can_run: bool = False) -> Dispatcher:
+        """Our tools (the run tools only for a client that runs cells), with the tool
+        source's (MCP) for this turn when there is one."""
+        ours = self.dispatcher if can_run else self._dispatcher_without_run
         if self.tool_source is None:
-            return self.dispatcher
+            return ours
         offered = await self.tool_source.turn_tools(turn.notice)
         if not offered:
-            return self.dispatcher
+            return ours
         return Dispatcher(
-            self.tools.extended(offered),
+            ours.registry.extended(offered),
             timeout_s=self.dispatcher.timeout_s,
             max_result_chars=self.dispatcher.max_result_chars,
         )
@@ -192,7 +266,8 @@ class AgentConversation:
         self, turn: Turn, ctx: ToolContext, call: Any, n: int, dispatcher: Dispatcher
     ) -> ToolOutcome:
         title = f"{call.name}({_short_arguments(call.arguments)})"
-        async with turn.step(f"tool-{n}", title) as record:
+        tool = _step_tool(call.name, call.arguments, turn.context.notebook_path)
+        async with turn.step(f"tool-{n}", title, tool=tool) as record:
             outcome = await dispatcher.run(call, ctx)
             mark = "" if outcome.result.ok else " (error)"
             await turn.step_text(
@@ -286,6 +361,55 @@ def _answered(group: list[dict[str, Any]]) -> bool:
     asked = {c.get("id") for c in group[0].get("tool_calls") or () if isinstance(c, dict)}
     answered = {m.get("tool_call_id") for m in group[1:]}
     return bool(asked) and asked <= answered
+
+
+def _where(suggestion: dict[str, Any]) -> str:
+    target = suggestion.get("target") or {}
+    index = target.get("cell_index")
+    if not isinstance(index, int):
+        return f" on {target['path']}" if target.get("path") else ""
+    if str(suggestion.get("mode", "")).startswith("insert"):
+        return f" (a new cell below cell {index + 1})"
+    return f" on cell {index + 1}"
+
+
+# The notebook tools: their step's `tool` names the notebook and the cell to scroll to.
+_NOTEBOOK_TOOLS = frozenset(
+    {
+        "list_cells",
+        "read_cell",
+        "insert_cell",
+        "replace_cell",
+        "delete_cell",
+        "run_cell",
+        "interrupt_kernel",
+    }
+)
+
+
+def _step_tool(name: str, arguments: str, notebook_path: str | None) -> dict[str, Any]:
+    """The step frame's `tool`: the call's parsed arguments (long strings cut: the step's
+    text has them), the 1-based cell it reads, edits or runs, and the notebook's path."""
+    try:
+        parsed = json.loads(arguments) if arguments.strip() else {}
+    except ValueError:
+        parsed = None
+    shown: dict[str, Any] = {}
+    cell = None
+    if isinstance(parsed, dict):
+        shown = {k: (_clip(v) if isinstance(v, str) else v) for k, v in parsed.items()}
+        for key in ("cell", "after"):
+            value = parsed.get(key)
+            if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+                cell = value
+                break
+    notebook = name in _NOTEBOOK_TOOLS
+    return {
+        "name": name,
+        "arguments": shown,
+        "cell_index": cell if notebook else None,
+        "path": notebook_path if notebook else None,
+    }
 
 
 def _clip(text: str, limit: int = STEP_PREVIEW_CHARS) -> str:

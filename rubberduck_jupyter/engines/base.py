@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from ..domain.actions import ProjectFiles
     from ..domain.models import CodeSuggestion, Conversation, Message, User
     from ..domain.preferences import Preferences
+    from ..tools.approval import ApprovalAsk, ApprovalOutcome, Approvals
 
 Emit = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -85,6 +86,9 @@ class StepRecord:
     step: str
     title: str
     text: str = ""
+    # Characters of the answer streamed before the step began: where it sits in the
+    # answer (a model's text before its tool call comes first), kept with the answer.
+    answer_at: int = 0
 
 
 class Turn:
@@ -112,8 +116,13 @@ class Turn:
         files: ProjectFiles | None = None,
         on_text: Callable[[], None] | None = None,
         rules: RuleSelection | None = None,
+        approvals: Approvals | None = None,
+        suggestion_status: Callable[[Sequence[str]], Awaitable[dict[str, str]]] | None = None,
     ) -> None:
         """`rules` are the project rules that apply to this request (context/rules.py).
+        `approvals`: how this turn asks its user (the agent's run tools; None when no
+        client can answer). `suggestion_status`: this turn's suggestions' statuses as
+        stored now (the user may apply or reject them while the turn runs).
         `on_text` is called after each piece of visible text (answer or step) is kept;
         the session uses it to save a partial answer. It must return at once: it runs
         inside the stream."""
@@ -137,6 +146,8 @@ class Turn:
         self._new_suggestion = new_suggestion
         self._save_task = save_task
         self._on_text = on_text
+        self._approvals = approvals
+        self._suggestion_status = suggestion_status
         self._seq = 0
         self.answer_parts: list[str] = []
         self.steps: list[StepRecord] = []
@@ -162,11 +173,18 @@ class Turn:
         await self._emit(chunk_frame(self.request.id, self._next_seq(), text))
 
     @contextlib.asynccontextmanager
-    async def step(self, step: str, title: str) -> AsyncIterator[StepRecord]:
-        """A reasoning step: shown collapsed, its text streamed with chunks tagged `step`."""
-        record = StepRecord(step, title)
+    async def step(
+        self, step: str, title: str, *, tool: dict[str, Any] | None = None
+    ) -> AsyncIterator[StepRecord]:
+        """A reasoning step: shown collapsed, its text streamed with chunks tagged `step`.
+        `tool`: the tool call it is ({name, arguments, cell_index, path}), sent with its
+        start for the UI, with `answer_at` (where in the answer the step sits) added."""
+        answer_at = sum(len(p) for p in self.answer_parts)
+        record = StepRecord(step, title, answer_at=answer_at)
         self.steps.append(record)
-        await self._emit(step_frame(self.request.id, step, title, "started"))
+        if tool is not None:
+            tool = {**tool, "answer_at": answer_at}
+        await self._emit(step_frame(self.request.id, step, title, "started", tool=tool))
         try:
             yield record
         finally:
@@ -207,6 +225,9 @@ class Turn:
         """
         if self._new_suggestion is None:
             return None
+        # The agent's edits when the user switched on "auto-apply edits": the client
+        # applies them as they arrive (through the same apply path), keeping an Undo.
+        auto_apply = bool(kwargs.pop("auto_apply", False))
         target = kwargs.get("target")
         proposed = str(kwargs.get("proposed", ""))
         if kwargs.get("mode") == MARKDOWN_CELL_MODE:
@@ -228,9 +249,31 @@ class Turn:
             )
             return None
         data = suggestion.to_json()
+        if auto_apply:
+            data["auto_apply"] = True
         self.suggestions.append(data)
         await self._emit(suggestion_frame(self.request.id, data))
         return suggestion
+
+    @property
+    def can_ask(self) -> bool:
+        """Whether someone can answer this turn's approvals (a sidebar that runs cells)."""
+        return self._approvals is not None
+
+    async def request_approval(self, ask: ApprovalAsk, *, timeout_s: float) -> ApprovalOutcome:
+        """Asks the user (an `approval` frame) and waits, at most `timeout_s` for the
+        decision and as long again for the run's result; raises CancelledError on Stop."""
+        from ..tools.approval import ApprovalOutcome, ApprovalStatus
+
+        if self._approvals is None:
+            return ApprovalOutcome(ApprovalStatus.UNAVAILABLE)
+        return await self._approvals.ask(ask, timeout_s=timeout_s)
+
+    async def suggestion_statuses(self, ids: Sequence[str]) -> dict[str, str]:
+        """The stored status ("proposed", "applied", "rejected") of each suggestion id."""
+        if self._suggestion_status is None or not ids:
+            return {}
+        return await self._suggestion_status(ids)
 
     async def set_task(self, task: dict[str, Any] | None) -> None:
         if self._save_task is not None:

@@ -34,17 +34,20 @@ from tornado import web, websocket
 from tornado.iostream import StreamClosedError
 
 from ..protocol import (
+    ApproveRequest,
     CancelRequest,
     ChatRequest,
     ErrorCode,
     ProtocolError,
     ResumeRequest,
+    RunResultRequest,
     Usage,
     done_frame,
     error_frame,
     hello_frame,
     parse_client_frame,
 )
+from ..sessions.approvals import ApprovalRefused
 from ..sessions.replay import Emit, ResumeRefused, Runner, TurnRunning
 
 log = logging.getLogger(__name__)
@@ -208,6 +211,8 @@ class ChatWebSocketHandler(
             self._resume(frame)
         elif isinstance(frame, ChatRequest):
             self._start_turn(frame)
+        elif isinstance(frame, ApproveRequest | RunResultRequest):
+            self._approval_answer(frame)
 
     def on_frame_too_large(self, size: int) -> None:
         limit = self.extensionapp.max_frame_bytes
@@ -264,6 +269,20 @@ class ChatWebSocketHandler(
             )
         except ValueError as exc:
             self._send(error_frame(request.id, ErrorCode.BAD_FRAME, str(exc)))
+
+    def _approval_answer(self, frame: ApproveRequest | RunResultRequest) -> None:
+        """The user's answer to an agent's approval, from any of their sockets; looked up
+        under this socket's user only, so another user's approval is simply unknown."""
+        approvals = self.extensionapp.sessions.approvals
+        user = self.extensionapp.user_for(self)
+        try:
+            if isinstance(frame, ApproveRequest):
+                approvals.answer(user, frame)
+            else:
+                approvals.result(user, frame)
+        except ApprovalRefused as exc:
+            code = ErrorCode.UNKNOWN_ID if exc.unknown else ErrorCode.BAD_FRAME
+            self._send(error_frame(frame.id, code, exc.message))
 
     def _cancel(self, msg_id: str) -> None:
         app = self.extensionapp

@@ -65,6 +65,7 @@ from ..protocol import (
     route_frame,
 )
 from .actor import ActorCrashed, ActorRegistry, Job, MailboxFull
+from .approvals import ApprovalBroker
 from .partial import DEFAULT_EVERY_CHUNKS, DEFAULT_INTERVAL_S, PartialSaver
 from .preferences import PreferenceBook
 from .recorder import TurnRecorder
@@ -203,6 +204,9 @@ class SessionManager:
         self.partial_save_interval = partial_save_interval
         self.partial_save_chunks = partial_save_chunks
         self.recorder = TurnRecorder(store)
+        # The agent's open approvals and "allow for this conversation" grants; the chat
+        # socket hands it the client's approve and run_result frames.
+        self.approvals = ApprovalBroker()
         self.summariser = MemorySummariser(store, self._collect, self._history_tokens)
         self.active_turns = 0
         self._stopping = False  # close() began: a cancelled turn was cut short, not stopped
@@ -358,6 +362,13 @@ class SessionManager:
             correction_rounds=self.correction_rounds,
             files=self.files,
             on_text=saver.touch,
+            # Only a client that said it runs cells answers approvals (the sidebar).
+            approvals=(
+                self.approvals.channel(user.name, conversation.id, request.id, emit)
+                if request.context.agent.can_run
+                else None
+            ),
+            suggestion_status=functools.partial(self._suggestion_statuses, conversation.id),
         )
         engine = self.engines.get(route.engine)
         if engine is None:  # switched off (plugins_deny, a disabled plugin) since routing
@@ -530,6 +541,14 @@ class SessionManager:
             async for piece in stream:
                 parts.append(piece.text)
         return "".join(parts)
+
+    async def _suggestion_statuses(
+        self, conversation_id: str, ids: Sequence[str]
+    ) -> dict[str, str]:
+        # One query for the conversation's suggestions, not one per id.
+        wanted = set(ids)
+        found = await self.store.suggestions(conversation_id)
+        return {s.id: str(s.status) for s in found if s.id in wanted}
 
     def _suggestion_maker(
         self, user: User, conversation_id: str, message_id: str

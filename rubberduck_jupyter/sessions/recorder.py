@@ -27,7 +27,11 @@ STOPPED_NOTE = "The server stopped before this message was answered; send it aga
 
 
 def _steps(turn: Turn) -> list[dict[str, str]]:
-    return [{"step": s.step, "title": s.title, "text": s.text} for s in turn.steps]
+    # answer_at: where the step sits in the answer's text (the UI interleaves them).
+    return [
+        {"step": s.step, "title": s.title, "text": s.text, "answer_at": s.answer_at}
+        for s in turn.steps
+    ]
 
 
 class TurnRecorder:

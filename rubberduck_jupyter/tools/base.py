@@ -17,12 +17,13 @@ if TYPE_CHECKING:
     from ..context.retrieval import Citation, Retriever
     from ..domain.actions import ProjectFiles
     from ..protocol import ChatContext
+    from .approval import ApprovalAsk, ApprovalOutcome
 
 
 class Permission(StrEnum):
     READ = "read"  # looks; nothing changes
     WRITE = "write"  # proposes a change the user approves (a CodeSuggestion)
-    RUN = "run"  # runs code in the kernel, with the user's approval (a later step)
+    RUN = "run"  # runs code in the user's kernel, through their client, after they allow it
 
 
 class ToolError(Exception):
@@ -74,6 +75,31 @@ class ToolContext:
     cited: int = 0  # sources search_project has cited so far this turn
     # Whether the gate runs (the benchmark measures without it); syntax is always checked.
     review: bool = True
+    # The run tools' door to the user (Turn.request_approval); None: nobody can run cells.
+    request_approval: Callable[..., Awaitable[ApprovalOutcome]] | None = None
+    # How long a run tool waits for the user's decision, and again for the run's result
+    # (agent_run_timeout); never past `deadline` (the turn's end, loop time) when set.
+    run_timeout_s: float = 120.0
+    deadline: float | None = None
+    # This turn's suggestions not yet applied or rejected, as stored now (to_json dicts):
+    # a run of a cell the agent just inserted or changed applies them first.
+    pending_suggestions: Callable[[], Awaitable[list[dict[str, Any]]]] | None = None
+
+    def run_wait_s(self) -> float:
+        """The bound of one run wait: the run timeout, or what is left of the turn."""
+        if self.deadline is None:
+            return self.run_timeout_s
+        import asyncio
+
+        left = self.deadline - asyncio.get_running_loop().time()
+        return max(0.0, min(self.run_timeout_s, left))
+
+    async def ask(self, ask: ApprovalAsk) -> ApprovalOutcome:
+        from .approval import ApprovalOutcome, ApprovalStatus
+
+        if self.request_approval is None:
+            return ApprovalOutcome(ApprovalStatus.UNAVAILABLE)
+        return await self.request_approval(ask, timeout_s=self.run_wait_s())
 
     @property
     def known_names(self) -> list[str]:

@@ -1,8 +1,5 @@
-"""delete_cell: offered as a suggestion that empties the cell.
-
-A suggestion has no "delete" mode yet (domain/actions.py applies replace and insert
-modes; the sidebar's approve/reject UI comes with the next step), so the cell's source is
-replaced by nothing and the user removes the empty cell. The seam: a `delete` mode there."""
+"""delete_cell: offered as a suggestion in `delete` mode: applying it removes the cell
+(domain/actions.py, refused if the cell changed since), rejecting it keeps the cell."""
 
 from __future__ import annotations
 
@@ -18,13 +15,13 @@ async def run(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
     path, cells = await notebook_cells(ctx)
     cell = cell_by_number(cells, args["cell"])
     target = EditTarget(f"cell {cell.number}", cell.source, path, cell.number - 1, cell.cell_id)
-    title = f"Empty cell {cell.number} (to delete it)"
-    suggestion = await ctx.suggest(target=target, proposed="", title=title, mode="replace")
+    title = f"Delete cell {cell.number}"
+    suggestion = await ctx.suggest(target=target, proposed="", title=title, mode="delete")
     if suggestion is None:
         return ToolResult("Not offered: RubberDuck refused this change.", ok=False)
     return ToolResult(
-        f"Suggested to the user as {suggestion.id} ({title}): applying it empties the cell; "
-        "pending their approval.",
+        f"Suggested to the user as {suggestion.id} ({title}): applying it removes the cell "
+        "(the cells below move up by one); pending their approval.",
         data={"suggestion": suggestion.id},
     )
 

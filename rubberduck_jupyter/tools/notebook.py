@@ -120,3 +120,46 @@ def cell_by_number(cells: list[Cell], number: int) -> Cell:
             f"there is no cell {number}; the notebook has {len(cells)} cells (1 to {len(cells)})"
         )
     return cells[number - 1]
+
+
+async def expected_cells(
+    ctx: ToolContext, path: str, cells: list[Cell]
+) -> list[tuple[Cell, tuple[str, ...]]]:
+    """The cells as they will be once this turn's pending suggestions on `path` are
+    applied, each with the ids of the suggestions that make it so. A run of a cell the
+    agent just inserted or rewrote runs that code: the client applies those suggestions
+    first. A suggestion finds its cell by nbformat id, else by its saved position."""
+    view: list[tuple[Cell, tuple[str, ...]]] = [(c, ()) for c in cells]
+    if ctx.pending_suggestions is None:
+        return view
+    for suggestion in await ctx.pending_suggestions():
+        target = suggestion.get("target") or {}
+        if target.get("path") != path or target.get("cell_index") is None:
+            continue
+        at = _position(view, target)
+        if at is None:
+            continue
+        sid, mode, proposed = suggestion["id"], suggestion.get("mode"), suggestion["proposed"]
+        cell, ids = view[at]
+        if mode in ("insert_after", "insert_markdown_after"):
+            kind = "markdown" if mode == "insert_markdown_after" else "code"
+            view.insert(at + 1, (Cell(0, kind, proposed, "", None), (sid,)))
+        elif mode == "delete":
+            del view[at]
+        else:
+            view[at] = (Cell(0, cell.cell_type, proposed, "", cell.cell_id), (*ids, sid))
+    return [
+        (Cell(i + 1, c.cell_type, c.source, c.outputs, c.cell_id, c.live), ids)
+        for i, (c, ids) in enumerate(view)
+    ]
+
+
+def _position(view: list[tuple[Cell, tuple[str, ...]]], target: dict[str, Any]) -> int | None:
+    cell_id = target.get("cell_id")
+    if cell_id:
+        for i, (cell, _) in enumerate(view):
+            if cell.cell_id == cell_id:
+                return i
+        return None
+    index = target.get("cell_index")
+    return index if isinstance(index, int) and 0 <= index < len(view) else None

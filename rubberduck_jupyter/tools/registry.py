@@ -70,17 +70,20 @@ class ToolSource(Protocol):
 
 def default_tools() -> ToolRegistry:
     """RubberDuck's own tools: read the notebook, files, index and variables; propose
-    cell and file edits. (`run_cell` and MCP tools join in later steps.)"""
+    cell and file edits; run a cell and interrupt the kernel (permission `run`: the agent
+    offers those only to a client that runs cells). MCP tools join per turn."""
     from . import (
         delete_cell,
         edit_file,
         insert_cell,
         inspect_variable,
+        interrupt_kernel,
         list_cells,
         list_variables,
         read_cell,
         read_file,
         replace_cell,
+        run_cell,
         search_project,
     )
 
@@ -97,5 +100,7 @@ def default_tools() -> ToolRegistry:
             replace_cell,
             delete_cell,
             edit_file,
+            run_cell,
+            interrupt_kernel,
         )
     )
