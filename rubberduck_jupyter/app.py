@@ -48,6 +48,7 @@ from .sessions.manager import (
 )
 from .sessions.replay import ReplayHub, ReplayLimits
 from .sessions.running import RunningTurns
+from .tools.mcp import McpServers
 
 SERVER_URL_ENV = "RUBBERDUCK_SERVER_URL"
 NOTEBOOK_PATH_ENV = "RUBBERDUCK_NOTEBOOK_PATH"
@@ -244,6 +245,29 @@ class RubberDuckApp(ExtensionApp):
         help="Seconds the agent waits for the user to allow running a cell, and again for "
         "the cell's result, before telling the model the user did not answer (never past "
         "the turn's agent_max_seconds).",
+    )
+    mcp_servers = Dict(
+        default_value={},
+        config=True,
+        help="MCP servers whose tools the agent may use, by name: {'command': [...], 'env': "
+        "{...}, 'cwd': ...} (stdio) or {'url': ..., 'headers': {...}} (streamable HTTP), plus "
+        "'permission' (read | write | run; default run), 'tools' (an allow-list) and "
+        "'timeout' (seconds, default 10). Values may name variables: '${TOKEN}'. Started on "
+        "the first agent turn; only read-permission tools are offered for now. On JupyterHub "
+        "the admin's list goes in rubberduck_mcp.json in a system config dir (docs/agent.md).",
+    )
+    mcp_allow_user_servers = Bool(
+        True,
+        config=True,
+        help="Whether the user's own MCP servers (mcp_user_servers_file) are used beside "
+        "mcp_servers; they can never replace one of those. An admin's rubberduck_mcp.json "
+        "can turn this off for everyone.",
+    )
+    mcp_user_servers_file = Unicode(
+        "",
+        config=True,
+        help="The user's MCP servers, {'mcp_servers': {name: {...}}} in JSON. Empty: "
+        "<jupyter config dir>/rubberduck/mcp.json (jupyter --config-dir).",
     )
     project_rules = Bool(
         True,
@@ -544,6 +568,7 @@ class RubberDuckApp(ExtensionApp):
         # The plugin host first: the index's embedders are built-in plugins too.
         self.plugins = self.build_plugin_host()
         self.index = self.build_index_service()
+        self.mcp = self.build_mcp_servers()
         self.sessions = self.build_session_manager()
         self.completions = self.build_completion_service(config)
         self.replay = ReplayHub(
@@ -669,6 +694,7 @@ class RubberDuckApp(ExtensionApp):
                 "max_tokens": self.agent_max_tokens,
                 "max_seconds": self.agent_max_seconds,
                 "tool_timeout_s": self.agent_tool_timeout,
+                "tool_source": self.mcp,
                 "run_timeout_s": self.agent_run_timeout,
             },
         )
@@ -744,7 +770,30 @@ class RubberDuckApp(ExtensionApp):
         return min((window or DEFAULT_CONTEXT_TOKENS) // 2, MAX_HISTORY_TOKENS)
 
     def _configured_secrets(self) -> list[str]:
-        return [e.api_key for e in self.llm.config.entries.values() if e.api_key]
+        keys = [e.api_key for e in self.llm.config.entries.values() if e.api_key]
+        mcp = getattr(self, "mcp", None)  # its env and header values are secrets too
+        return keys + (mcp.secrets() if mcp is not None else [])
+
+    def build_mcp_servers(self) -> McpServers:
+        """The agent's MCP servers: nothing starts here (the first agent turn starts them)."""
+        from jupyter_core.paths import jupyter_config_dir
+
+        from .protocol import NoticeCode
+        from .tools.mcp.config import USER_FILE
+
+        user_file = (
+            Path(self.mcp_user_servers_file).expanduser()
+            if self.mcp_user_servers_file
+            else Path(jupyter_config_dir()) / "rubberduck" / USER_FILE
+        )
+        return McpServers(
+            self.mcp_servers,
+            allow_user=self.mcp_allow_user_servers,
+            user_file=user_file,
+            root=str(Path(self.serverapp.root_dir).resolve()),
+            notice_code=NoticeCode.MCP_UNAVAILABLE.value,
+            redact=self.redactor.text,
+        )
 
     def _file_saved(self, os_path: str, **_: Any) -> None:
         self.index.file_saved(os_path)
@@ -1010,6 +1059,7 @@ class RubberDuckApp(ExtensionApp):
         await self.conversations.aclose()
         await self.index.close()
         await self.plugins.stop()
+        await self.mcp.stop()
         await self.supervisor.stop()
 
 
