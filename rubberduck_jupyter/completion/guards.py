@@ -74,9 +74,12 @@ def _drop_restated_line(text: str, line_start: str) -> str:
     if len(typed) < 2:
         return text
     body = text.lstrip()
-    if body.startswith(typed):
-        return body[len(typed) :]
-    return text
+    if not body.startswith(typed):
+        return text
+    rest = body[len(typed) :]
+    if line_start[-1:] in (" ", "\t"):
+        rest = rest.lstrip(" \t")  # the space after `total =` is typed already
+    return rest
 
 
 def _limit_lines(text: str, multiline: bool, max_lines: int) -> str:

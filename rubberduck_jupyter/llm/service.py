@@ -442,7 +442,7 @@ class LLMService:
                 started = self._clock()
                 upstream = await self._completion_upstream(entry, prompt)
                 label = f"{entry.name} (completion)"
-                seen_text = False
+                seen_text = finished = False
                 out_chars = 0
                 try:
                     async with contextlib.aclosing(upstream):
@@ -467,6 +467,7 @@ class LLMService:
                             )
                             self.ledger.record(user, None, entry.name, usage, cost)
                             attempts.append({"model": entry.name, "outcome": "ok"})
+                            finished = True  # counted: closing after this adds nothing
                             yield StreamPiece(
                                 usage=usage,
                                 finish_reason=piece.finish_reason,
@@ -487,6 +488,8 @@ class LLMService:
                 except BaseException:
                     # Cancelled (the user typed again) or closed early (enough lines): no
                     # verdict on the provider; what it generated is counted, estimated.
+                    if finished:
+                        raise
                     breaker.release_probe()
                     if seen_text:
                         out = out_chars // CHARS_PER_TOKEN + 1

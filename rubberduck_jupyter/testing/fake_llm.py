@@ -26,10 +26,17 @@ Faults (``FAULT_MODES``) come, first match wins, from the queue filled by ``add_
 server-wide ``fault`` setting. Error faults (429, 500, 503, 401, context_window) leave the
 reply queue alone; the others send (part of) the next reply.
 
+Text completions (``POST /v1/completions``, OpenAI's legacy shape, what FIM clients send:
+``prompt`` and ``suffix``): the next scripted reply's text, else `FAKE_COMPLETION`,
+streamed as ``text_completion`` chunks (``choices[0].text``) with the same faults.
+
 HTTP control API: ``POST /_fake/script`` ``{"replies": [...]}``, ``POST /_fake/faults``
-``{"faults": [...]}``, ``GET /_fake/requests``, ``POST /_fake/reset``, and
+``{"faults": [...]}``, ``GET /_fake/requests``, ``POST /_fake/reset``,
 ``GET``/``POST /_fake/settings`` for the numeric settings, ``embedding_dim`` and the
-server-wide fault.
+server-wide fault, and ``GET /_fake/streams``: ``{"open": n, "requests": [...]}``, the
+responses whose connection is open right now (a client that cancels makes it drop) and
+every request body so far, each with ``_fake.opened_at``/``closed_at`` (time.monotonic(),
+comparable between processes on one machine) and ``_fake.open``.
 """
 
 from __future__ import annotations
@@ -76,6 +83,8 @@ STREAM_FAULTS = ("slow_first_byte", "stall", "drop", "malformed", "no_done")
 FAULT_MODES = ERROR_FAULTS + STREAM_FAULTS
 
 DEFAULT_MODEL = "fake"
+# The unscripted answer of /v1/completions: a line that is valid Python after most prefixes.
+FAKE_COMPLETION = "pass  # fake completion"
 SETTINGS = ("chunk_delay", "slow_first_byte_seconds", "stall_seconds", "retry_after_seconds")
 
 _MODEL_FAULT = re.compile(r"fault-([A-Za-z0-9_]+)")
@@ -808,6 +817,8 @@ class FakeLLM:
             [
                 (r"/(?:v1/)?chat/completions", _CompletionsHandler, args),
                 (r"/(?:v1/)?embeddings", _EmbeddingsHandler, args),
+                (r"/(?:v1/)?completions", _TextCompletionsHandler, args),
+                (r"/_fake/streams", _StreamsHandler, args),
                 (r"/(?:v1/)?models", _ModelsHandler, args),
                 (r"/_fake/script", _ScriptHandler, args),
                 (r"/_fake/faults", _FaultsHandler, args),
@@ -949,6 +960,7 @@ class _CompletionsHandler(_BaseHandler):
 
     def on_connection_close(self) -> None:
         self._gone.set()
+        self._mark_closed()
 
     def wake(self) -> None:
         self._gone.set()
@@ -956,12 +968,26 @@ class _CompletionsHandler(_BaseHandler):
     async def post(self) -> None:
         self.task = asyncio.current_task()
         self.fake._active.add(self)
+        self._opened_at = time.monotonic()
         try:
             await self._complete()
         except tornado.iostream.StreamClosedError:
             pass  # The client left, or a fault cut the stream: no one is left to answer.
         finally:
             self.fake._active.discard(self)
+            self._mark_closed()
+
+    def _mark_closed(self) -> None:
+        """When the response ended: the client hung up (its on_connection_close) or the
+        handler finished, whichever came first."""
+        record = getattr(self, "_record_body", None)
+        if record is None:
+            return
+        with self.fake._lock:
+            info = record["_fake"]
+            if info.get("open"):
+                info["open"] = False
+                info["closed_at"] = time.monotonic()
 
     def _admit(
         self, body: dict[str, Any], model: str | None, error: tuple[int, str, str | None] | None
@@ -982,7 +1008,11 @@ class _CompletionsHandler(_BaseHandler):
             # Which credential came, without keeping it: tests compare digests.
             "authorization_sha256": _digest(self.request.headers.get("Authorization")),
             "fault": fault,
+            "open": True,
+            "opened_at": getattr(self, "_opened_at", time.monotonic()),
+            "closed_at": None,
         }
+        self._record_body = body
         fake._record(body, model)
         if fake._stopping:
             self._abort()
@@ -1144,6 +1174,98 @@ class _CompletionsHandler(_BaseHandler):
             "completion_tokens": completion_tokens,
             "total_tokens": prompt_tokens + completion_tokens,
         }
+
+
+class _TextCompletionsHandler(_CompletionsHandler):
+    """POST /v1/completions: `prompt` (+ `suffix`), the chat endpoint's script and faults."""
+
+    async def _complete(self) -> None:
+        fake = self.fake
+        body = self.json_body()
+        error: tuple[int, str, str | None] | None = None
+        model: str | None = None
+        prompt = ""
+        if not isinstance(body, dict):
+            body = {"_raw": self.request.body.decode("utf-8", "replace")}
+            error = (400, "the request body must be a JSON object", None)
+        else:
+            model = body["model"] if isinstance(body.get("model"), str) else DEFAULT_MODEL
+            raw = body.get("prompt")
+            if isinstance(raw, list) and len(raw) == 1 and isinstance(raw[0], str):
+                raw = raw[0]
+            if not isinstance(raw, str):
+                error = (400, "'prompt' must be a string", None)
+            elif body.get("suffix") is not None and not isinstance(body["suffix"], str):
+                error = (400, "'suffix' must be a string", None)
+            else:
+                prompt = raw
+        answered, fault = self._admit(body, model, error)
+        if answered:
+            return
+        model = model or DEFAULT_MODEL
+        with fake._lock:
+            scripted = fake._replies.popleft() if fake._replies else None
+        reply = reply_text(scripted) if scripted is not None else FAKE_COMPLETION
+        prompt_tokens = count_tokens(prompt) + count_tokens(body.get("suffix") or "")
+        if fault == "slow_first_byte" and not await self._pause(fake.slow_first_byte_seconds):
+            return
+        completion_id = f"cmpl-fake{uuid.uuid4().hex[:24]}"
+        created = int(time.time())
+        if not body.get("stream"):
+            if await self._cut_short(fault):
+                return
+            self.send_json(
+                {
+                    "id": completion_id,
+                    "object": "text_completion",
+                    "created": created,
+                    "model": model,
+                    "choices": [
+                        {"index": 0, "text": reply, "logprobs": None, "finish_reason": "stop"}
+                    ],
+                    "usage": self._usage(prompt_tokens, reply),
+                }
+            )
+            return
+        self.set_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.set_header("Cache-Control", "no-cache")
+
+        def chunk(text: str, finish: str | None = None, **extra: Any) -> str:
+            choices = [{"index": 0, "text": text, "logprobs": None, "finish_reason": finish}]
+            return json.dumps(
+                {
+                    "id": completion_id,
+                    "object": "text_completion",
+                    "created": created,
+                    "model": model,
+                    "choices": [] if extra else choices,
+                    **extra,
+                },
+                separators=(",", ":"),
+            )
+
+        pieces = split_reply(reply)
+        partial = max(1, min(_PARTIAL_PIECES, len(pieces) - 1))
+        if fault in ("stall", "drop"):
+            pieces = pieces[:partial]
+        for index, piece in enumerate(pieces):
+            await self._emit(chunk(piece))
+            if fault == "malformed" and index + 1 == partial:
+                await self._emit("{not json")
+        if await self._cut_short(fault):
+            return
+        if fault == "no_done":
+            return
+        await self._emit(chunk("", "stop"))
+        options = body.get("stream_options")
+        if isinstance(options, dict) and options.get("include_usage"):
+            await self._emit(chunk("", usage=self._usage(prompt_tokens, reply)))
+        await self._emit("[DONE]")
+
+
+class _StreamsHandler(_BaseHandler):
+    def get(self) -> None:
+        self.send_json({"open": self.fake.active_streams, "requests": self.fake.requests})
 
 
 class _EmbeddingsHandler(_CompletionsHandler):
