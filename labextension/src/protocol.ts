@@ -601,6 +601,8 @@ export interface IStoredStep {
   step: string;
   title: string;
   text: string;
+  /** Characters of the answer's text before the step (additive; null when not stored). */
+  answer_at: number | null;
 }
 
 /** What the server keeps beside an answer's text. */
@@ -1097,7 +1099,8 @@ function parseAnswerMeta(raw: unknown): IAnswerMeta {
         ? {
             step: step.step,
             title: stringOr(step.title, step.step),
-            text: stringOr(step.text, '')
+            text: stringOr(step.text, ''),
+            answer_at: countOrNull(step.answer_at)
           }
         : null
     ),
