@@ -322,6 +322,8 @@ def _turn_runner(app: Any, user: str, request: ChatRequest) -> Runner:
         try:
             await app.sessions.run_turn(user, request, emit)
         except asyncio.CancelledError:
+            # Its open approvals first: every tab clears the card before the turn ends.
+            await app.sessions.approvals.close_turn(user, request.id)
             await emit(done_frame(request.id, Usage(), "cancelled"))
         except Exception:
             # The session layer answers its own failures; this is the net under it, so a

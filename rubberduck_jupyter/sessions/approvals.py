@@ -59,6 +59,8 @@ class ApprovalRefused(Exception):
 @dataclass(eq=False)
 class _Pending:
     auto: bool
+    # Sends this approval's `approval.closed` once (the turn's own emit).
+    close: Callable[[str], Awaitable[None]]
     decision: asyncio.Future[str] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -121,15 +123,25 @@ class ApprovalBroker:
             raise ApprovalRefused("This approval's result was already sent.")
         pending.result.set_result(frame)
 
+    async def close_turn(self, user: str, turn_id: str) -> None:
+        """The turn was stopped: close its open approvals now, so `approval.closed` goes
+        out before the turn's `done` (the turn's own cleanup runs after that frame)."""
+        for (owner, turn, _), pending in list(self._pending.items()):
+            if owner == user and turn == turn_id:
+                with contextlib.suppress(Exception):
+                    await pending.close("cancelled")
+
     def snapshot(self) -> dict[str, int]:
         return {"open": len(self._pending), "conversation_grants": len(self._grants)}
 
     # --- the turn's side --------------------------------------------------------------
 
-    def _open(self, key: tuple[str, str, str], auto: bool) -> _Pending:
+    def _open(
+        self, key: tuple[str, str, str], auto: bool, close: Callable[[str], Awaitable[None]]
+    ) -> _Pending:
         if len(self._pending) >= MAX_PENDING:
             raise RuntimeError("too many approvals are open")
-        pending = self._pending[key] = _Pending(auto)
+        pending = self._pending[key] = _Pending(auto, close)
         return pending
 
     def _close(self, key: tuple[str, str, str]) -> None:
@@ -156,7 +168,6 @@ class TurnApprovals:
         )
         approval_id = new_id("apr")
         key = (self.user, self.turn_id, approval_id)
-        pending = broker._open(key, auto)
         closed = False
         reason = "cancelled"  # what the frame says if this ends any other way
         started = time.monotonic()
@@ -166,6 +177,8 @@ class TurnApprovals:
             if not closed:
                 closed = True
                 await self._emit(approval_closed_frame(self.turn_id, approval_id, why))
+
+        pending = broker._open(key, auto, close)
 
         try:
             await self._emit(
