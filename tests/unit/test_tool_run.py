@@ -1,0 +1,213 @@
+"""The run tools and what they stand on, without a server: the notebook as this turn's
+pending suggestions will leave it, run_cell's answer to the model for each outcome, the
+approval broker's rules (who may answer, in which order, grants kept bounded), and the
+`delete` suggestion mode applied to a real notebook file."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+
+from rubberduck_jupyter.domain.actions import (
+    ProjectFiles,
+    SuggestionConflict,
+    apply_suggestion,
+)
+from rubberduck_jupyter.domain.models import (
+    CodeSuggestion,
+    Project,
+    SuggestionTarget,
+    User,
+)
+from rubberduck_jupyter.protocol import (
+    ApproveRequest,
+    ChatContext,
+    RunError,
+    RunOutput,
+    RunResultRequest,
+)
+from rubberduck_jupyter.sessions import approvals as approvals_module
+from rubberduck_jupyter.sessions.approvals import ApprovalBroker, ApprovalRefused
+from rubberduck_jupyter.tools.approval import ApprovalAsk, ApprovalKind, ApprovalStatus
+from rubberduck_jupyter.tools.base import ToolContext
+from rubberduck_jupyter.tools.notebook import expected_cells, parse_cells
+from rubberduck_jupyter.tools.run_cell import describe_result, run
+
+NOTEBOOK_CELLS = ["a = 1", "b = a + 1", "print(b)"]
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(source) for source in NOTEBOOK_CELLS]
+    nbformat.write(nb, str(tmp_path / "nb.ipynb"))
+    return tmp_path
+
+
+def files(root: Path) -> ProjectFiles:
+    return ProjectFiles(Project.for_root(str(root), "alice"))
+
+
+def ids(root: Path) -> list[str]:
+    return [c["id"] for c in json.loads((root / "nb.ipynb").read_text())["cells"]]
+
+
+def pending(sid: str, mode: str, index: int, proposed: str, cell_id: str | None = None) -> Any:
+    return {
+        "id": sid,
+        "mode": mode,
+        "proposed": proposed,
+        "target": {"path": "nb.ipynb", "cell_index": index, "cell_id": cell_id},
+    }
+
+
+def test_expected_cells_lay_this_turns_pending_edits_over_the_saved_ones(root: Path) -> None:
+    cell_ids = ids(root)
+    suggestions = [
+        pending("s-insert", "insert_after", 0, "c = 3", cell_ids[0]),
+        pending("s-replace", "replace", 2, "print(b * 2)", cell_ids[2]),
+        pending("s-delete", "delete", 1, "", cell_ids[1]),
+        pending("s-other", "replace", 0, "elsewhere", None) | {"target": {"path": "x.ipynb"}},
+    ]
+
+    async def source() -> list[dict[str, Any]]:
+        return suggestions
+
+    ctx = ToolContext(context=ChatContext(notebook_path="nb.ipynb"), pending_suggestions=source)
+    cells = parse_cells((root / "nb.ipynb").read_text())
+    view = asyncio.run(expected_cells(ctx, "nb.ipynb", cells))
+    assert [(c.number, c.source, sids) for c, sids in view] == [
+        (1, "a = 1", ()),
+        (2, "c = 3", ("s-insert",)),
+        (3, "print(b * 2)", ("s-replace",)),
+    ]
+
+
+def result(**changes: Any) -> RunResultRequest:
+    values: dict[str, Any] = {"id": "t", "approval_id": "a", "status": "ok"}
+    return RunResultRequest(**{**values, **changes})
+
+
+def test_the_model_reads_outputs_and_the_tracebacks_last_lines_without_colours() -> None:
+    ok = describe_result("Cell 3", result(execution_count=4, outputs=(RunOutput("stream", "4\n"),)))
+    assert ok == "Cell 3 [4] ran without error.\n\nOutput:\n4"
+    traceback = tuple(f"\x1b[0;31mframe {n}\x1b[0m" for n in range(40))
+    error = RunError("ValueError", "math domain error", traceback)
+    failed = describe_result("Cell 3", result(status="error", error=error))
+    assert "Error: ValueError: math domain error" in failed
+    assert "frame 39" in failed and "frame 20" not in failed and "\x1b" not in failed
+    huge = result(outputs=tuple(RunOutput("stream", "x" * 4000) for _ in range(20)))
+    assert len(describe_result("Cell 1", huge)) < 7_000
+
+
+def test_run_cell_without_a_client_that_runs_says_so(root: Path) -> None:
+    ctx = ToolContext(context=ChatContext(notebook_path="nb.ipynb"), files=files(root))
+    answer = asyncio.run(run({"cell": 1}, ctx))
+    assert not answer.ok and "cannot run cells" in answer.text
+
+
+def test_run_cell_asks_with_the_cell_as_expected_and_tells_a_decline(root: Path) -> None:
+    asked: list[ApprovalAsk] = []
+
+    async def request_approval(ask: ApprovalAsk, *, timeout_s: float) -> Any:
+        asked.append(ask)
+        from rubberduck_jupyter.tools.approval import ApprovalOutcome
+
+        return ApprovalOutcome(ApprovalStatus.DENIED, decision="deny")
+
+    ctx = ToolContext(
+        context=ChatContext(notebook_path="nb.ipynb"),
+        files=files(root),
+        request_approval=request_approval,
+    )
+    answer = asyncio.run(run({"cell": 2}, ctx))
+    assert "declined to run cell 2" in answer.text and not answer.ok
+    assert asked[0].kind is ApprovalKind.RUN and asked[0].cell_index == 2
+    assert asked[0].source == "b = a + 1" and asked[0].cell_id == ids(root)[1]
+
+
+async def _broker_rules() -> None:
+    broker = ApprovalBroker()
+    frames: list[dict[str, Any]] = []
+
+    async def emit(frame: dict[str, Any]) -> None:
+        frames.append(frame)
+
+    channel = broker.channel("alice", "conv", "t1", emit)
+    ask = ApprovalAsk(ApprovalKind.RUN, "Run cell 1", "nb.ipynb", 1, None, "a = 1")
+    waiting = asyncio.ensure_future(channel.ask(ask, timeout_s=5))
+    await asyncio.sleep(0)
+    approval_id = frames[0]["approval_id"]
+    early = RunResultRequest("t1", approval_id, "ok")
+    with pytest.raises(ApprovalRefused, match="not allowed"):
+        broker.result("alice", early)  # nothing may have run before the user allowed it
+    with pytest.raises(ApprovalRefused) as refused:
+        broker.answer("bob", ApproveRequest("t1", approval_id, "allow"))
+    assert refused.value.unknown
+    broker.answer("alice", ApproveRequest("t1", approval_id, "allow_turn"))
+    with pytest.raises(ApprovalRefused, match="already answered"):
+        broker.answer("alice", ApproveRequest("t1", approval_id, "deny"))
+    await asyncio.sleep(0)
+    broker.result("alice", early)
+    outcome = await waiting
+    assert outcome.status is ApprovalStatus.DONE and outcome.decision == "allow_turn"
+    assert [f["type"] for f in frames] == ["approval", "approval.closed"]
+    # Allowed for the rest of the turn: the next one is not asked, and closes on its result.
+    second = asyncio.ensure_future(channel.ask(ask, timeout_s=5))
+    await asyncio.sleep(0)
+    assert frames[-1]["auto"] is True
+    broker.result("alice", RunResultRequest("t1", frames[-1]["approval_id"], "ok"))
+    assert (await second).auto
+    assert not broker.allowed_for_conversation("alice", "conv")
+    assert broker.snapshot()["open"] == 0
+
+
+def test_the_broker_takes_answers_in_order_from_their_user_only() -> None:
+    asyncio.run(_broker_rules())
+
+
+def test_conversation_grants_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(approvals_module, "MAX_GRANTS", 3)
+    broker = ApprovalBroker()
+    for n in range(5):
+        broker.grant("alice", f"c{n}")
+    assert [broker.allowed_for_conversation("alice", f"c{n}") for n in range(5)] == [
+        False,
+        False,
+        True,
+        True,
+        True,
+    ]
+
+
+def _delete(root: Path, original: str, index: int = 1) -> CodeSuggestion:
+    return CodeSuggestion(
+        id="sug-del",
+        user="alice",
+        conversation_id="c",
+        message_id="m",
+        target=SuggestionTarget("nb.ipynb", index, ids(root)[index]),
+        original=original,
+        proposed="",
+        mode="delete",
+    )
+
+
+def test_a_delete_suggestion_removes_the_cell_when_applied(root: Path) -> None:
+    applied = asyncio.run(
+        apply_suggestion(User("alice"), _delete(root, "b = a + 1"), "sug-del", files(root))
+    )
+    assert str(applied.status) == "applied"
+    cells = nbformat.read(str(root / "nb.ipynb"), as_version=4).cells
+    assert [c.source for c in cells] == ["a = 1", "print(b)"]
+
+
+def test_a_delete_suggestion_is_refused_when_the_cell_changed(root: Path) -> None:
+    with pytest.raises(SuggestionConflict):
+        asyncio.run(apply_suggestion(User("alice"), _delete(root, "b = 2"), "sug-del", files(root)))
+    assert len(nbformat.read(str(root / "nb.ipynb"), as_version=4).cells) == 3
