@@ -45,6 +45,15 @@ c.RubberDuckApp.global_requests_per_minute = 0
 c.RubberDuckApp.global_tokens_per_minute = 0
 c.RubberDuckApp.rate_limit_wait = 20.0
 
+# Inline completions (ghost text in cells and files; docs/completion.md): a small, fast
+# code model; None turns them off. Their rate limit is their own, apart from chat's.
+c.RubberDuckApp.completion_model = None  # e.g. "openai/qwen2.5-coder:1.5b" (Ollama)
+c.RubberDuckApp.completion_fim = "auto"  # auto | true | false
+c.RubberDuckApp.completion_rate_limit = 120  # per user per minute; 0 = unlimited
+c.RubberDuckApp.completion_max_tokens = 128
+c.RubberDuckApp.completion_context_chars = 6000
+c.RubberDuckApp.completion_use_index = True
+
 # Limits on what clients may send.
 c.RubberDuckApp.max_frame_bytes = 262144
 c.RubberDuckApp.max_message_chars = 100000
