@@ -200,7 +200,10 @@ class Sidebar:
     def chat(self, msg_id: str, text: str, conv: str = "c-run", **agent: bool) -> None:
         context = {
             "notebook_path": "nb.ipynb",
-            "agent": {"can_run": agent.get("can_run", True), "auto_apply": False},
+            "agent": {
+                "can_run": agent.get("can_run", True),
+                "auto_apply": agent.get("auto_apply", False),
+            },
         }
         self.send(type="chat", id=msg_id, conversation_id=conv, text=text, context=context)
 
@@ -462,3 +465,52 @@ async def test_a_client_that_cannot_run_is_offered_no_run_tools(
     names = {t["function"]["name"] for t in first["tools"]}
     assert "run_cell" not in names and "interrupt_kernel" not in names and "read_cell" in names
     assert "no tool named 'run_cell'" in tool_messages(model_requests(fake_llm)[1])[-1]
+
+
+async def test_an_approval_stays_open_across_a_dropped_socket_and_a_resume(
+    sidebar: Any, fake_llm: Any, notebook: Path
+) -> None:
+    fake_llm.set_replies([call("run_cell", cell=2), "It ran."])
+    first = await sidebar()
+    first.on_approval = lambda f: None
+    first.chat("t1", "/agent run cell 2")
+    asked = await first.follow("t1", until=lambda f: f["type"] == "approval")
+    first.ws.close()  # the tab reloads before the user answers
+    second = await sidebar()
+    second.send(type="resume", id="t1", after=asked[0]["n"] - 1)
+    frames = await second.follow("t1")
+    replayed = [f for f in frames if f["type"] == "approval"]
+    assert [f["approval_id"] for f in replayed] == [asked[-1]["approval_id"]]
+    assert frames[-1]["type"] == "done"
+    assert [f["cell_index"] for f in second.runs] == [2]
+    assert "ran without error" in tool_messages(model_requests(fake_llm)[1])[-1]
+
+
+async def test_auto_apply_marks_the_agents_suggestions(
+    sidebar: Any, fake_llm: Any, notebook: Path
+) -> None:
+    wider = "values = [1, 4, 9, 16]"
+    fake_llm.set_replies([call("replace_cell", cell=2, source=wider), "Done."])
+    client = await sidebar()
+    client.on_suggestion = lambda s: "apply" if s.get("auto_apply") else None
+    frames = await client.turn("t1", "/agent add 16 to the values", auto_apply=True)
+    suggestion = next(f["suggestion"] for f in frames if f["type"] == "suggestion")
+    assert suggestion["auto_apply"] is True
+    assert sources(notebook) == [CELLS[0], wider]
+
+
+async def test_an_approval_wait_counts_against_the_turns_time_limit(
+    sidebar: Any, fake_llm: Any, notebook: Path, app: Any
+) -> None:
+    agent = app.sessions.engines.get("agent")
+    agent.max_seconds = 0.5  # the run timeout stays 120 s: the turn's limit is the bound
+    fake_llm.set_replies([call("run_cell", cell=1), "never reached"])
+    client = await sidebar()
+    client.on_approval = lambda f: None
+    frames = await client.turn("t1", "/agent run cell 1")
+    assert frames[-1]["type"] == "done"
+    assert [f["reason"] for f in frames if f["type"] == "approval.closed"] == ["timeout"]
+    notices = [f for f in frames if f["type"] == "notice"]
+    assert [n["code"] for n in notices] == ["agent_limit"]
+    assert "time limit" in notices[0]["message"]
+    assert len(model_requests(fake_llm)) == 1
