@@ -167,8 +167,14 @@ export class AnswerView {
     this.node.dataset.thinking = 'true';
   }
 
-  /** An approval card, in order after the step that asked for it. */
+  /** An approval card, in order after the step that asked for it (which now waits). */
   addApproval(node: HTMLElement): void {
+    const asking = [...this._stepViews.values()]
+      .reverse()
+      .find(v => v.tool && v.node.dataset.status === 'started');
+    if (asking) {
+      asking.state.textContent = 'waiting for your approval…';
+    }
     this._steps.append(node);
   }
 
@@ -220,7 +226,9 @@ export class AnswerView {
     suggestion: ISuggestion,
     arrival: ISuggestionArrival = {}
   ): void {
-    const rounds = this._reviewRounds;
+    // Stored answers keep their rounds apart (under the text): which edit each was
+    // about is known only live, from the order of the frames.
+    const rounds = arrival.live ? this._reviewRounds : [];
     this._reviewRounds = [];
     const view = new SuggestionView(suggestion, this._services.suggestions, {
       findings: rounds.map((round, i) => renderCorrection(round, i + 1))
@@ -355,7 +363,12 @@ export class AnswerView {
     node.dataset.step = step;
     const summary = element('summary', 'jp-RubberDuck-step-summary');
     const state = element('span', 'jp-RubberDuck-step-state');
-    summary.append(element('span', 'jp-RubberDuck-step-title', title), state);
+    // The space lets a narrow sidebar wrap the state under a long title.
+    summary.append(
+      element('span', 'jp-RubberDuck-step-title', title),
+      ' ',
+      state
+    );
     const body = element(
       'div',
       'jp-RubberDuck-markdown jp-RubberDuck-step-body'

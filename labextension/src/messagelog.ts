@@ -10,6 +10,9 @@ import { element } from './dom';
 import type { NoticeLevel } from './plugins';
 import { ISuggestion } from './protocol';
 
+// The engine whose stored answers are drawn in order (liveanswer.ts's AGENT_ENGINE).
+const AGENT_ENGINE = 'agent';
+
 // Within this many pixels of the bottom the log follows new text; further up, the user
 // is reading something and the log stays put.
 const FOLLOW_SLACK_PX = 40;
@@ -192,13 +195,27 @@ export class MessageLog {
       answer.setRoute(meta.route.engine, meta.route.reason, meta.route.forced);
     }
     meta.notices.forEach(notice => answer.addNotice(notice));
+    // An agent's answer reads in order as it did live: each step where it came in the
+    // text (answer_at), the text before it as the plan.
+    const inOrder =
+      item.showText &&
+      meta.route?.engine === AGENT_ENGINE &&
+      meta.steps.length > 0 &&
+      meta.steps.every(step => step.answer_at !== null);
+    answer.setAgent(inOrder);
+    let shown = 0;
     for (const step of meta.steps) {
+      if (inOrder) {
+        const at = Math.max(shown, step.answer_at ?? 0);
+        answer.addText(message.content.slice(shown, at));
+        shown = at;
+      }
       answer.startStep(step.step, step.title);
       answer.addStepText(step.step, step.text);
       answer.finishStep(step.step);
     }
     if (item.showText) {
-      answer.addText(message.content);
+      answer.addText(message.content.slice(shown));
     }
     meta.corrections.forEach(c => answer.addCorrection(c));
     answer.setCitations(meta.citations);

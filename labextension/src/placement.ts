@@ -56,13 +56,18 @@ export function diffTexts(suggestion: ISuggestion): {
   };
 }
 
-/** Where the change goes, e.g. "a.ipynb, a new Markdown cell below cell 3". */
+/**
+ * Where the change goes, e.g. "a.ipynb, a new Markdown cell below cell 3". Cells are
+ * counted from 1, as JupyterLab's status bar and the agent count them (the target's
+ * cell_index is 0-based).
+ */
 export function targetLabel(suggestion: ISuggestion): string {
-  const { path, cell_index: index } = suggestion.target;
+  const { path, cell_index: at } = suggestion.target;
   const where = path ?? 'the notebook';
-  if (index === null) {
+  if (at === null) {
     return where;
   }
+  const index = at + 1;
   const place = placement(suggestion.mode);
   if (place?.kind === 'insert') {
     return place.cellType === 'markdown'

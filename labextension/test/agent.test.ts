@@ -317,7 +317,7 @@ test('a delete suggestion removes its cell: a checked hash, all removals, its la
   assert.deepEqual(place, { kind: 'delete' });
   assert.equal(place && checksBaseHash(place), true);
   assert.deepEqual(diffTexts(s), { from: 'old = 1', to: '' });
-  assert.equal(targetLabel(s), 'nb.ipynb, remove cell 3');
+  assert.equal(targetLabel(s), 'nb.ipynb, remove cell 4');
   const plain = parseSuggestion({ id: 's2', proposed: 'x', target: {} });
   assert.equal(plain?.auto_apply, undefined);
 });

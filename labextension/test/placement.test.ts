@@ -64,21 +64,21 @@ test('the mode parses as sent; a missing one is a replacement', () => {
 
 test('a new Markdown cell is labelled as one, below its target', () => {
   const md = suggestion('insert_markdown_after');
-  assert.equal(targetLabel(md), 'a.ipynb, a new Markdown cell below cell 3');
+  assert.equal(targetLabel(md), 'a.ipynb, a new Markdown cell below cell 4');
   assert.equal(
     applyLabel(md),
-    'Insert this text as a new Markdown cell (a.ipynb, a new Markdown cell below cell 3)'
+    'Insert this text as a new Markdown cell (a.ipynb, a new Markdown cell below cell 4)'
   );
   assert.match(diffLabel(md), /Markdown cell, as Markdown source/);
   // The other modes read as before.
   assert.equal(
     targetLabel(suggestion('insert_after')),
-    'a.ipynb, new cell after cell 3'
+    'a.ipynb, new cell after cell 4'
   );
-  assert.equal(targetLabel(suggestion('replace')), 'a.ipynb, cell 3');
+  assert.equal(targetLabel(suggestion('replace')), 'a.ipynb, cell 4');
   assert.equal(
     applyLabel(suggestion('replace')),
-    'Apply this change to a.ipynb, cell 3'
+    'Apply this change to a.ipynb, cell 4'
   );
   assert.equal(
     targetLabel(

@@ -112,7 +112,7 @@ def test_a_plugin_command_offers_a_markdown_cell_that_applies(
     suggestion = answer.locator(".jp-RubberDuck-suggestion")
     suggestion.wait_for(timeout=60_000)
     assert "A note for this cell:" in answer.inner_text()
-    assert "new Markdown cell below cell 0" in suggestion.inner_text()
+    assert "new Markdown cell below cell 1" in suggestion.inner_text()
     screenshot("plugin-markdown-suggestion-light")
     suggestion.locator("button.jp-RubberDuck-suggestion-apply").click()
     cells.nth(2).wait_for(timeout=60_000)

@@ -102,7 +102,7 @@ def test_fix_applies_to_the_open_notebook(
     suggestion = answer.locator(".jp-RubberDuck-suggestion")
     suggestion.wait_for()
     assert answer.locator(".jp-RubberDuck-engine").inner_text() == "Fix"
-    assert "apply_fix.ipynb, cell 0" in suggestion.inner_text()
+    assert "apply_fix.ipynb, cell 1" in suggestion.inner_text()
     diff = suggestion.locator("pre.jp-RubberDuck-diff")
     assert diff.locator('[data-kind="del"]').all_inner_texts() == ["-total = sum(value)\n"]
     assert diff.locator('[data-kind="add"]').all_inner_texts() == ["+total = sum(values)\n"]
@@ -246,7 +246,7 @@ def test_generate_shows_steps_sources_and_an_insertable_suggestion(
     assert "sales_loader.py" in (link.get_attribute("title") or "")
 
     suggestion = answer.locator(".jp-RubberDuck-suggestion")
-    assert "new cell after cell 0" in suggestion.inner_text()
+    assert "new cell after cell 1" in suggestion.inner_text()
     assert answer.locator(".jp-RubberDuck-correction-summary").count() == 1
 
     # A wider sidebar for the screenshot: drag the handle between main area and sidebar.

@@ -1,0 +1,183 @@
+"""The agent in the sidebar against the fake provider's scripted tool calls, through a real
+`jupyter lab` and kernel: two proposed cells (one approved: the cell appears; one rejected:
+the notebook stays as it is), then a run the agent asks for, approved from the keyboard
+(the cell runs in the notebook and its output goes back to the model). Screenshots of the
+steps and of the approval card in light and dark theme."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.browser.notebook_page import (
+    EXPOSE_APP,
+    fake_model_env,
+    open_notebook,
+    sources,
+    write_notebook,
+)
+
+pytestmark = pytest.mark.browser
+
+ANSWERS = '.jp-RubberDuck-message[data-role="assistant"]'
+FIRST_CELL = "a = 21\nprint(a * 2)"
+
+
+@pytest.fixture(scope="module")
+def lab_server(fake_llm_server: Any, start_lab: Any) -> Any:
+    return start_lab(fake_model_env(fake_llm_server), [EXPOSE_APP])
+
+
+def fake_requests(fake: Any) -> list[dict[str, Any]]:
+    import urllib.request
+
+    root = fake.base_url.removesuffix("/v1")
+    with urllib.request.urlopen(f"{root}/_fake/requests", timeout=10) as response:
+        return [r for r in json.loads(response.read()) if "messages" in r]
+
+
+def set_theme(page: Any, theme: str) -> None:
+    light = "true" if theme == "JupyterLab Light" else "false"
+    page.evaluate(
+        "theme => window.jupyterapp.commands.execute('apputils:change-theme', {theme})", theme
+    )
+    page.wait_for_selector(f"body[data-jp-theme-light='{light}']", state="attached")
+    page.wait_for_timeout(400)
+
+
+def light_and_dark(page: Any, screenshot: Any, name: str) -> None:
+    screenshot(f"{name}-light")
+    set_theme(page, "JupyterLab Dark")
+    screenshot(f"{name}-dark")
+    set_theme(page, "JupyterLab Light")
+
+
+def ask_agent(panel: Any, text: str) -> Any:
+    before = panel.locator(ANSWERS).count()
+    box = panel.locator("textarea.jp-RubberDuck-input")
+    box.fill(f"/agent {text}")
+    box.press("Enter")
+    answer = panel.locator(ANSWERS).nth(before)
+    answer.wait_for()
+    return answer
+
+
+def wait_done(page: Any, answer: Any) -> None:
+    """Until the answer stopped streaming (its done frame came)."""
+    page.wait_for_function(
+        "el => el.dataset.streaming === undefined", arg=answer.element_handle(), timeout=60_000
+    )
+
+
+def test_agent_edits_and_a_run_approved_in_the_sidebar(
+    page: Any, open_sidebar: Any, fake_llm: Any, lab_server: Any, screenshot: Any
+) -> None:
+    write_notebook(lab_server.root, "agent_demo.ipynb", [FIRST_CELL, "a"])
+    notebook = open_notebook(page, lab_server, "agent_demo.ipynb")
+    panel = open_sidebar("fake-model")
+
+    # --- two edits: the plan, a step per tool call, a card per suggestion -------------
+    fake_llm.set_replies(
+        [
+            {
+                "content": "I'll add a cell that uses `a`, and one more below it.",
+                "tool_calls": [
+                    {"name": "insert_cell", "arguments": {"after": 1, "source": "b = a + 1"}},
+                    {"name": "insert_cell", "arguments": {"after": 2, "source": "c = 3"}},
+                ],
+            },
+            "Both cells are proposed: approve the ones you want.",
+        ]
+    )
+    answer = ask_agent(panel, "add two cells")
+    wait_done(page, answer)
+    assert answer.get_attribute("data-agent") == "true"
+    plan = answer.locator(".jp-RubberDuck-plan")
+    assert "add a cell that uses" in plan.inner_text()
+    steps = answer.locator('.jp-RubberDuck-step[data-tool="insert_cell"]')
+    assert steps.count() == 2
+    # The plan reads before the calls, the final text after them.
+    assert plan.evaluate(
+        "(el, step) => !!(el.compareDocumentPosition(step) & Node.DOCUMENT_POSITION_FOLLOWING)",
+        steps.first.element_handle(),
+    )
+    steps.first.locator("summary").click()
+    assert '"after": 1' in steps.first.locator(".jp-RubberDuck-step-argsText").inner_text()
+    assert "Result" in steps.first.locator(".jp-RubberDuck-step-body").inner_text()
+    assert "Both cells are proposed" in answer.locator(".jp-RubberDuck-markdown").last.inner_text()
+    cards = answer.locator(".jp-RubberDuck-suggestion")
+    assert cards.count() == 2
+    assert answer.locator(".jp-RubberDuck-approveAll").inner_text() == "Approve all (2)"
+    assert cards.first.locator('pre.jp-RubberDuck-diff [data-kind="add"]').all_inner_texts() == [
+        "+b = a + 1\n"
+    ]
+    light_and_dark(page, screenshot, "agent-steps")
+
+    cards.first.locator("button.jp-RubberDuck-suggestion-apply").click()
+    page.wait_for_function(
+        "el => el.dataset.status === 'applied'", arg=cards.first.element_handle()
+    )
+    assert sources(page) == [FIRST_CELL, "b = a + 1", "a"]
+    cards.nth(1).locator("button.jp-RubberDuck-suggestion-reject").click()
+    page.wait_for_function(
+        "el => el.dataset.status === 'rejected'", arg=cards.nth(1).element_handle()
+    )
+    assert sources(page) == [FIRST_CELL, "b = a + 1", "a"]
+    assert answer.locator(".jp-RubberDuck-approveAll").count() == 0
+    statuses = {
+        lab_server.api("GET", f"suggestions/{cards.nth(i).get_attribute('data-id')}")["status"]
+        for i in range(2)
+    }
+    assert statuses == {"applied", "rejected"}
+
+    # --- a run: the card asks, the keyboard answers, the cell runs in the notebook ----
+    fake_llm.set_replies(
+        [
+            {"tool_calls": [{"name": "run_cell", "arguments": {"cell": 1}}]},
+            "Cell 1 printed 42.",
+        ]
+    )
+    answer = ask_agent(panel, "run the first cell")
+    card = answer.locator(".jp-RubberDuck-approval")
+    card.wait_for(timeout=60_000)
+    assert card.get_attribute("data-state") == "pending"
+    assert card.locator(".jp-RubberDuck-approval-code").inner_text().strip() == FIRST_CELL
+    buttons = card.locator(".jp-RubberDuck-approval-actions button")
+    assert buttons.all_inner_texts() == [
+        "Run",
+        "Run all in this turn",
+        "Always for this conversation",
+        "Don't run",
+    ]
+    light_and_dark(page, screenshot, "agent-approval")
+
+    # Keyboard only: from the code (focusable, it scrolls), Tab reaches Run; Enter runs.
+    card.locator(".jp-RubberDuck-approval-code").focus()
+    page.keyboard.press("Tab")
+    focused = page.evaluate("() => document.activeElement.className")
+    assert "jp-RubberDuck-approval-allow" in focused
+    screenshot("agent-approval-keyboard")
+    page.keyboard.press("Enter")
+
+    output = notebook.locator(".jp-Cell").first.locator(".jp-OutputArea-output")
+    output.filter(has_text="42").wait_for(timeout=60_000)
+    wait_done(page, answer)
+    page.wait_for_function("el => el.dataset.state === 'done'", arg=card.element_handle())
+    assert card.locator(".jp-RubberDuck-approval-state").inner_text().startswith("Ran")
+    assert "Cell 1 printed 42." in answer.inner_text()
+    # The model heard the run's output through run_result.
+    tool_messages = [m for m in fake_requests(fake_llm)[-1]["messages"] if m.get("role") == "tool"]
+    assert any("42" in str(m.get("content")) for m in tool_messages)
+    screenshot("agent-run-done")
+
+    # Drawn again from the store, the first answer still reads in order: plan, calls, text.
+    page.reload()
+    panel = open_sidebar("fake-model")
+    first = panel.locator(ANSWERS).first
+    first.locator(".jp-RubberDuck-plan").wait_for()
+    assert "add a cell that uses" in first.locator(".jp-RubberDuck-plan").inner_text()
+    assert first.locator(".jp-RubberDuck-step").count() == 2
+    assert "Both cells are proposed" in first.locator(".jp-RubberDuck-markdown").last.inner_text()
+    assert "add a cell that uses" not in first.locator(".jp-RubberDuck-markdown").last.inner_text()
