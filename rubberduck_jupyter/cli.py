@@ -248,6 +248,13 @@ def _search(argv: list[str]) -> int:
     return search_command(argv, _index_wiring())
 
 
+def _mcp(argv: list[str]) -> int:
+    """`jupyter rubberduck mcp`: our read tools as an MCP server (mcp_server.py)."""
+    from .mcp_server import mcp_command
+
+    return mcp_command(argv, _index_wiring())
+
+
 def _plugins(argv: list[str]) -> int:
     """`jupyter rubberduck plugins list [--json]`: what the server would load, and why not."""
     import json
@@ -304,12 +311,20 @@ def plugin_rows(config: dict[str, Any]) -> list[dict[str, Any]]:
     return host.list()
 
 
-COMMANDS = {"doctor": doctor, "index": _index, "search": _search, "plugins": _plugins}
-USAGE = """usage: jupyter rubberduck {doctor,index,search,plugins} [options]
+COMMANDS = {
+    "doctor": doctor,
+    "index": _index,
+    "search": _search,
+    "plugins": _plugins,
+    "mcp": _mcp,
+}
+USAGE = """usage: jupyter rubberduck {doctor,index,search,plugins,mcp} [options]
   doctor   show the configuration in effect and check that each part works
   index    index a project folder (incremental) for search and answers
   search   search the project index ("QUERY" [--top-k N] [--json])
-  plugins  list the plugins: name, version, state, permissions, source, reason ("list")"""
+  plugins  list the plugins: name, version, state, permissions, source, reason ("list")
+  mcp      serve the project's search, notebook cells and files to other agents over MCP
+           (stdio; --http PORT for 127.0.0.1; --root DIR)"""
 
 
 def main(argv: list[str] | None = None) -> int:
