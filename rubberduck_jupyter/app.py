@@ -289,6 +289,15 @@ class RubberDuckApp(ExtensionApp):
         "vectors (usearch), saved next to the index as <db>.usearch; below it, search is "
         "exact over float32 vectors. 0 always uses the graph.",
     )
+    index_progressive = Bool(
+        True,
+        config=True,
+        help="With a local transformer embedder ('minilm'): index in two tiers, chunks with "
+        "BM25 terms and fast static vectors (model2vec) first, so the project is searchable "
+        "in seconds, then the transformer's vectors, replacing the static ones batch by "
+        "batch. Without model2vec (or before its one-time distillation) the first tier is "
+        "BM25 alone. Off: each file is searchable once the transformer has embedded it.",
+    )
     index_warm_up = Bool(
         True,
         config=True,
@@ -654,6 +663,13 @@ class RubberDuckApp(ExtensionApp):
             on_files_changed=self.plugins.files_changed,
             on_indexed=self.plugins.index_updated,
             ann_threshold=self.index_ann_threshold,
+            progressive=self.index_progressive and embedder.kind == "minilm",
+            # model2vec stands in for MiniLM while it embeds (distilled from the same model).
+            static_embedder_factory=partial(
+                build_embedder,
+                EmbedderConfig(spec="model2vec", window=self.index_embedder_window),
+                factories=self.plugins.embedder_factories,
+            ),
         )
 
     def build_session_manager(self) -> SessionManager:

@@ -9,6 +9,7 @@ fine fused with BM25, which hybrid search does.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import shutil
@@ -50,6 +51,24 @@ class Model2VecEmbedder:
     @property
     def loaded(self) -> bool:
         return self._model is not None
+
+    def unavailable(self) -> str | None:
+        """Why it cannot embed at once (without distilling first), or None when it can:
+        progressive indexing uses it as its first tier only then (service.py)."""
+        if self._model is not None:
+            return None
+        if importlib.util.find_spec("model2vec") is None:
+            return "model2vec is not installed (the 'static' extra)"
+        if not (self.model_dir / "model.safetensors").exists():
+            return "not distilled yet"
+        return None
+
+    def can_distil(self) -> bool:
+        """Whether `load` could distil it here: model2vec, torch and transformers present."""
+        return all(
+            importlib.util.find_spec(name) is not None
+            for name in ("model2vec", "torch", "transformers")
+        )
 
     def load(self) -> None:
         if self._model is not None:

@@ -4,6 +4,18 @@ Run it in a worker thread. Files are read and chunked in a second thread while t
 embedder (which releases the GIL in torch) works on the previous batch, so parsing hides
 behind embedding. Each batch of files is written in one transaction: a crash loses at most
 the batch in flight, and the next run, comparing hashes, redoes exactly what is missing.
+
+Progressive indexing (`progressive=True`, the server's default with a local transformer):
+the first tier writes every changed file's chunks with their BM25 terms and the static
+embedder's vectors (model2vec: thousands of chunks/s), so the project is searchable (hybrid
+BM25 + static) within seconds; the second tier then embeds the stored chunks that lack the
+transformer's vector, in batches read back from DuckDB, and each batch's vectors replace
+the static ones in one transaction. Without a static embedder (model2vec not installed or
+not distilled yet; see service.py) the first tier writes BM25 terms alone: searchable by
+keywords in seconds, the same second tier after it. The second tier ends every run, also a
+non-progressive one, so chunks left without the transformer's vector by a crash or a
+stopped run are embedded by the next run (`IndexStore.missing_full_ids`), nothing redone.
+An edited file's unchanged chunk texts keep their transformer vectors in both modes.
 """
 
 from __future__ import annotations
@@ -44,11 +56,14 @@ MAX_SKIPPED_LISTED = 200
 
 @dataclass
 class IndexProgress:
-    phase: str = "scanning"  # scanning, indexing, done, cancelled
+    phase: str = "scanning"  # scanning, indexing, improving (the second tier), done, cancelled
     files_total: int = 0
     files_done: int = 0
     chunks_embedded: int = 0
     current: str | None = None
+    tier: str = "full"  # what the files' chunks are written with: full, static or none
+    chunks_to_improve: int = 0  # the second tier: chunks without the transformer's vector
+    chunks_improved: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -57,6 +72,9 @@ class IndexProgress:
             "files_done": self.files_done,
             "chunks_embedded": self.chunks_embedded,
             "current": self.current,
+            "tier": self.tier,
+            "chunks_to_improve": self.chunks_to_improve,
+            "chunks_improved": self.chunks_improved,
         }
 
 
@@ -76,6 +94,10 @@ class IndexReport:
     seconds: float = 0.0
     seconds_embedding: float = 0.0
     cancelled: bool = False
+    first_tier: str = "full"  # full, static or none (progressive)
+    seconds_to_searchable: float | None = None  # the first tier written (progressive)
+    chunks_improved: int = 0  # given the transformer's vector by the second tier
+    static_error: str | None = None  # why the first tier had no static vectors, if it failed
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -98,6 +120,12 @@ class IndexReport:
             "seconds": round(self.seconds, 3),
             "seconds_embedding": round(self.seconds_embedding, 3),
             "cancelled": self.cancelled,
+            "first_tier": self.first_tier,
+            "seconds_to_searchable": None
+            if self.seconds_to_searchable is None
+            else round(self.seconds_to_searchable, 3),
+            "chunks_improved": self.chunks_improved,
+            "static_error": self.static_error,
         }
 
 
@@ -121,9 +149,24 @@ class Indexer:
         max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
         batch_chunks: int = DEFAULT_BATCH_CHUNKS,
         progress: Callable[[IndexProgress], None] | None = None,
+        progressive: bool = False,
+        static_embedder: Embedder | None = None,
     ) -> None:
+        """`progressive`: chunks first (with `static_embedder`'s vectors, whose id and dim
+        the store must have been opened with, or BM25 terms alone without one), the
+        transformer's vectors after; see the module docstring."""
         self.store = store
         self.embedder = embedder
+        self.progressive = progressive
+        self.static_embedder = static_embedder if progressive else None
+        if self.static_embedder is not None and (
+            store.static_embedder_id != self.static_embedder.id
+            or store.static_dim != self.static_embedder.dim
+        ):
+            raise ValueError("the store was opened without this static embedder's id and dim")
+        # Transformer vectors of texts whose chunks a progressive run replaced: the second
+        # tier takes them instead of embedding those texts again.
+        self._reusable: dict[str, np.ndarray] = {}
         self.max_file_bytes = max_file_bytes
         self.batch_chunks = batch_chunks
         self._progress_callback = progress
@@ -159,7 +202,7 @@ class Indexer:
         known = self.store.file_states()
         in_scope = {p for p in known if not prefixes or any(_under(p, x) for x in prefixes)}
         removed = in_scope - {c.rel_path for c in found}
-        self._run(found, known, removed, report)
+        self._run(found, known, removed, report, started)
         report.seconds = time.perf_counter() - started
         return report
 
@@ -184,7 +227,7 @@ class Indexer:
                 removed.add(item.rel_path)  # deleted, or now ignored/too big
             elif item.rel_path and not os.path.lexists(path):
                 removed.update(p for p in known if _under(p, item.rel_path))
-        self._run(found, known, removed, report)
+        self._run(found, known, removed, report, started)
         report.seconds = time.perf_counter() - started
         return report
 
@@ -199,8 +242,12 @@ class Indexer:
         known: dict[str, FileState],
         removed: set[str],
         report: IndexReport,
+        started: float,
     ) -> None:
         report.files_seen = len(found)
+        if self.progressive:
+            report.first_tier = "static" if self.static_embedder is not None else "none"
+        self._report_progress(tier=report.first_tier)
         changed = []
         for candidate in found:
             state = known.get(candidate.rel_path)
@@ -249,7 +296,50 @@ class Indexer:
         if report.cancelled:  # Stop came during the last batch's embedding
             self._report_progress(phase="cancelled")
             return
+        if self.progressive:
+            report.seconds_to_searchable = time.perf_counter() - started
+        self._complete_full_tier(report)
+        self._reusable.clear()
+        if report.cancelled:
+            self._report_progress(phase="cancelled")
+            return
         self._report_progress(phase="done", current=None)
+
+    def _complete_full_tier(self, report: IndexReport) -> None:
+        """The second tier: the transformer's vectors for every stored chunk that lacks
+        one, batch by batch, each replacing the batch's static vectors as it commits."""
+        missing = self.store.missing_full_ids()
+        if not len(missing):
+            return
+        self._report_progress(
+            phase="improving", current=None, chunks_to_improve=len(missing), chunks_improved=0
+        )
+        for start in range(0, len(missing), self.batch_chunks):
+            if self.cancel_event.is_set():
+                report.cancelled = True
+                return
+            # Texts from DuckDB: a run after a crash has nothing else; gone ids drop out.
+            chunks = self.store.chunks(missing[start : start + self.batch_chunks].tolist())
+            if not chunks:
+                continue
+            texts = [c.text for c in chunks]
+            new_texts = list(dict.fromkeys(t for t in texts if t not in self._reusable))
+            began = time.perf_counter()
+            fresh = self._embed_unless_cancelled(new_texts)
+            if fresh is None:
+                report.cancelled = True
+                return
+            report.seconds_embedding += time.perf_counter() - began
+            by_text = {**self._reusable, **dict(zip(new_texts, fresh, strict=True))}
+            vectors = np.array([by_text[t] for t in texts], dtype=np.float32).reshape(
+                len(texts), self.embedder.dim
+            )
+            written = self.store.add_vectors([c.id for c in chunks], vectors)
+            report.chunks_improved += written
+            if self.progressive:
+                report.tokens_embedded += sum(c.n_tokens for c in chunks)
+                report.chunks_reused += len(texts) - len(new_texts)
+            self._report_progress(chunks_improved=self.progress.chunks_improved + len(chunks))
 
     def _read_and_chunk(
         self,
@@ -293,6 +383,9 @@ class Indexer:
             out.put(None)
 
     def _write_batch(self, batch: list[_Parsed], report: IndexReport) -> None:
+        if self.progressive:
+            self._write_first_tier(batch, report)
+            return
         self._report_progress(current=batch[-1].state.path)
         texts = [chunk.text for item in batch for chunk in item.chunks]
         # An edited file keeps most of its chunks word for word: reuse their vectors and
@@ -319,6 +412,43 @@ class Indexer:
         report.files_indexed += len(batch)
         report.chunks_written += len(texts)
         report.chunks_reused += len(texts) - len(new_texts)
+        self._report_progress(
+            files_done=self.progress.files_done + len(batch),
+            chunks_embedded=self.progress.chunks_embedded + len(texts),
+        )
+
+    def _write_first_tier(self, batch: list[_Parsed], report: IndexReport) -> None:
+        """Progressive: the batch's chunks with static vectors, or BM25 terms alone."""
+        self._report_progress(current=batch[-1].state.path)
+        texts = [chunk.text for item in batch for chunk in item.chunks]
+        self._reusable.update(self._previous_vectors(batch))
+        static = self.static_embedder
+        by_text: dict[str, np.ndarray] = {}
+        if static is not None:
+            unique = list(dict.fromkeys(texts))
+            started = time.perf_counter()
+            try:
+                by_text = dict(zip(unique, static.embed(unique), strict=True))
+            except Exception as exc:
+                # The first tier goes on by keywords; the second tier is unaffected.
+                report.static_error = f"{type(exc).__name__}: {exc}"[:300]
+                report.first_tier = "none"
+                self.static_embedder = static = None
+                self._report_progress(tier="none")
+            report.seconds_embedding += time.perf_counter() - started
+        items: list[tuple[FileState, Sequence[Chunk], np.ndarray | None]] = []
+        window = self.embedder.counter.window
+        for item in batch:
+            vectors = None
+            if static is not None:
+                vectors = np.array(
+                    [by_text[c.text] for c in item.chunks], dtype=np.float32
+                ).reshape(len(item.chunks), static.dim)
+            items.append((item.state, item.chunks, vectors))
+            report.truncated_chunks += sum(c.n_tokens > window for c in item.chunks)
+        self.store.replace_files(items, tier="static" if static is not None else "none")
+        report.files_indexed += len(batch)
+        report.chunks_written += len(texts)
         self._report_progress(
             files_done=self.progress.files_done + len(batch),
             chunks_embedded=self.progress.chunks_embedded + len(texts),
@@ -357,8 +487,9 @@ class Indexer:
                 continue  # a new file: nothing stored to reuse, no query
             ids = self.store.chunk_ids(item.state.path)
             if ids:
-                stored = self.store.chunks(ids)
-                known.update(zip((c.text for c in stored), self.store.vectors(ids), strict=True))
+                vectors = self.store.full_vectors(ids)  # chunks not embedded yet have none
+                stored = self.store.chunks([i for i in ids if i in vectors])
+                known.update((c.text, vectors[c.id]) for c in stored)
         return known
 
 

@@ -4,11 +4,25 @@ Embeddings find paraphrases ("standardise against a trailing window") and BM25 f
 identifiers and rare words (`seasonal_naive`, an error code) that embeddings blur. Fusing
 by rank, not score, needs no calibration between cosine similarities and BM25 scores.
 Blocking: the server calls `search` from a worker thread.
+
+While progressive indexing is under way (indexer.py) some chunks have the transformer's
+vector and the others only the static embedder's. A similarity between a MiniLM query and a
+static vector means nothing (another model, another space, another dimension), so the query
+is embedded by each embedder whose tier holds chunks, each tier ranks only its own chunks,
+and the rankings are fused by RRF with BM25's as separate lists: three lists during the
+transition, two (as before) once one tier covers everything. Chosen over "the static tier
+alone until the transformer covers everything" because that keeps the static vectors of
+every chunk until the end (~1 KB per chunk more at 1M chunks, and again after every file
+refresh) and serves the weaker tier longer; fusing by rank is what makes lists from
+different models comparable in the first place. Measured on pdsh (benchmarks/
+index_quality.py): the static tier with BM25 and the full tier with BM25 are within a few
+hundredths of each other, and a half-done transition lands between them.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
@@ -18,6 +32,8 @@ import numpy as np
 
 from .snapshot import IndexSnapshot, StaleSnapshot
 from .store import IndexStore
+
+log = logging.getLogger(__name__)
 
 Mode = Literal["hybrid", "vector", "bm25"]
 RRF_K = 60  # the constant from Cormack et al. (2009); damps the weight of the very top ranks
@@ -55,16 +71,28 @@ class Hit:
 
 
 def reciprocal_rank_fusion(
-    rankings: Sequence[Sequence[int]], k: int = RRF_K
+    rankings: Sequence[Sequence[int]],
+    k: int = RRF_K,
+    scales: Sequence[float] | None = None,
 ) -> list[tuple[int, float]]:
     """Sum of 1 / (k + rank) over the rankings an id appears in (ranks are 1-based).
+
+    `scales` (one per ranking, default 1): a ranking over a part of the index only (one
+    tier of a progressive index) counts its ranks as `rank * scale`, its estimate of the
+    rank over the whole index (scale = all chunks / the part's chunks), so a tier holding a
+    few chunks does not put them all at the top.
 
     Best first; equal scores keep the order in which ids were first seen, earlier rankings
     first, so the result is deterministic.
     """
     scores: dict[int, float] = {}
-    for ranking in rankings:
-        weights = _rrf_weights(k, len(ranking))
+    for i, ranking in enumerate(rankings):
+        scale = 1.0 if scales is None else float(scales[i])
+        weights = (
+            _rrf_weights(k, len(ranking))
+            if scale == 1.0
+            else tuple(1.0 / (k + rank * scale) for rank in range(1, len(ranking) + 1))
+        )
         if not scores:
             scores = dict(zip(ranking, weights, strict=False))  # the common first pass, in C
             continue
@@ -81,9 +109,17 @@ def _rrf_weights(k: int, n: int) -> tuple[float, ...]:
 
 
 class HybridSearcher:
-    def __init__(self, store: IndexStore, embed_query: Callable[[str], np.ndarray]) -> None:
+    def __init__(
+        self,
+        store: IndexStore,
+        embed_query: Callable[[str], np.ndarray],
+        embed_static_query: Callable[[str], np.ndarray] | None = None,
+    ) -> None:
+        """`embed_static_query`: the static embedder of progressive indexing, asked only
+        while the index holds chunks that have its vectors and not the transformer's."""
         self.store = store
         self.embed_query = embed_query
+        self.embed_static_query = embed_static_query
 
     def search(
         self,
@@ -111,22 +147,36 @@ class HybridSearcher:
         if not query.strip() or top_k <= 0:
             return []
         pool = top_k if mode != "hybrid" else max(candidates, top_k)
-        # Embed before taking the snapshot, so the search sees the newest one.
+        # Embed before taking the snapshot, so the search sees the newest one; each tier's
+        # query only if that tier holds chunks now (a tier that appears meanwhile is left
+        # out of this one search rather than compared with another model's query).
+        now = self.store.snapshot()
         query_vector = None
-        if mode != "bm25":
+        static_vector = None
+        if mode != "bm25" and now.static is not None and self.embed_static_query is not None:
+            try:
+                static_vector = self.embed_static_query(query)
+            except Exception:
+                log.warning("The static embedder could not embed a query", exc_info=True)
+        if mode != "bm25" and (now.n_covered or static_vector is None):
             try:
                 query_vector = self.embed_query(query)
             except Exception as exc:
                 # A keyword-only index (index_embedder = "none") degrades by design.
                 chosen = getattr(exc, "keyword_only", False)
-                if mode == "vector" or (on_degraded is None and not chosen):
+                if static_vector is None and (
+                    mode == "vector" or (on_degraded is None and not chosen)
+                ):
                     raise
-                if on_degraded is not None:
+                if on_degraded is not None and static_vector is None:
                     on_degraded(exc)
-                mode = "bm25"
+                if static_vector is None:
+                    mode = "bm25"
 
         def run(snapshot: IndexSnapshot) -> list[Hit]:
-            return self._hits(snapshot, query, query_vector, mode, top_k, pool, path_glob, kinds)
+            return self._hits(
+                snapshot, query, query_vector, mode, top_k, pool, path_glob, kinds, static_vector
+            )
 
         return self.store.consistent(run)
 
@@ -140,8 +190,10 @@ class HybridSearcher:
         pool: int,
         path_glob: str | None,
         kinds: Collection[str] | None,
+        static_vector: np.ndarray | None = None,
     ) -> list[Hit]:
         vector: list[int] = []
+        static: list[int] = []
         bm25: list[int] = []
         scores: dict[int, float] = {}
         if query_vector is not None:
@@ -151,6 +203,26 @@ class HybridSearcher:
             vector = rows.tolist()
             if mode == "vector":
                 scores = dict(zip(vector, values.tolist(), strict=True))
+        if static_vector is not None and snapshot.static is not None:
+            rows, values = snapshot.search_static(
+                static_vector, pool, path_glob=path_glob, kinds=kinds
+            )
+            static = rows.tolist()
+            if mode == "vector":
+                scores.update(zip(static, values.tolist(), strict=True))
+        # Each tier ranks its own chunks only: its ranks scaled to the whole index's.
+        tier_scales = [1.0, 1.0]
+        if vector and static and snapshot.static is not None:
+            live = max(1, snapshot.n_live)
+            tier_scales = [
+                live / max(1, snapshot.n_covered),
+                live / max(1, len(snapshot.static)),
+            ]
+        if mode == "vector" and vector and static:
+            # Two models' cosines are not comparable: their rankings are fused instead.
+            fused = reciprocal_rank_fusion([vector, static], scales=tier_scales)
+            scores = dict(fused)
+            vector, static = [row for row, _ in fused], []
         if mode != "vector":
             terms = self.store.tokenizer.query_terms(query)
             rows, values = snapshot.search_bm25(terms, pool, path_glob=path_glob, kinds=kinds)
@@ -158,10 +230,17 @@ class HybridSearcher:
             if mode == "bm25":
                 scores = dict(zip(bm25, values.tolist(), strict=True))
         if mode == "hybrid":
-            ranked = reciprocal_rank_fusion([vector, bm25])[:top_k]
+            if static:
+                ranked = reciprocal_rank_fusion([vector, static, bm25], scales=[*tier_scales, 1.0])[
+                    :top_k
+                ]
+            else:
+                ranked = reciprocal_rank_fusion([vector, bm25])[:top_k]
         else:
-            ranked = [(row, scores[row]) for row in (vector or bm25)[:top_k]]
+            ranked = [(row, scores[row]) for row in (vector or static or bm25)[:top_k]]
         vector_ranks = dict(zip(vector, range(1, len(vector) + 1), strict=True))
+        # A chunk is in one tier at most, so its vector rank is its tier's.
+        vector_ranks.update(zip(static, range(1, len(static) + 1), strict=True))
         bm25_ranks = dict(zip(bm25, range(1, len(bm25) + 1), strict=True))
         # Texts and locations from DuckDB, for these hits only. Ids are never reused, so a
         # chunk found is the one ranked; one missing was removed by a write committed since

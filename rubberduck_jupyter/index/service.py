@@ -3,6 +3,18 @@ search off the event loop, and files refreshed shortly after they change: saved 
 Jupyter (the contents manager's post-save hook) or changed on disk by anything else (a
 file watcher). Both feed one debounced queue, so a file saved through Jupyter, which the
 watcher sees too, is refreshed once.
+
+Progressive indexing (indexer.py; `progressive` and `static_embedder_factory`, wired by
+app.py for a local transformer embedder): each run writes the chunks with the static
+embedder's vectors first, so the project is searchable in seconds, and the transformer's
+after them, in the same background run; `status()["tiers"]` says how many chunks each tier
+holds. When the static embedder cannot embed at once (model2vec not installed, or not yet
+distilled on this machine: distilling takes ~25 s and torch), the run does not wait for it:
+its first tier is BM25 alone (searchable by keywords in seconds), the transformer's vectors
+follow as usual, and once the run has ended the static model is distilled in the
+background, once per process, so the next project is searchable with vectors at once.
+An index left with chunks lacking the transformer's vector (a crash, a stop between tiers)
+gets them from the next run; the warm-up after a server start begins that run itself.
 """
 
 from __future__ import annotations
@@ -105,8 +117,13 @@ class IndexService:
         on_files_changed: Callable[[list[Path], str], None] | None = None,
         on_indexed: Callable[[int, int], None] | None = None,
         ann_threshold: int | None = None,
+        progressive: bool = False,
+        static_embedder_factory: Callable[[], Any] | None = None,
     ) -> None:
-        """`ann_threshold`: from this many chunks on, vector search uses the approximate
+        """`progressive` with `static_embedder_factory` (model2vec): chunks and static
+        vectors first, the embedder's vectors after (see the module docstring).
+
+        `ann_threshold`: from this many chunks on, vector search uses the approximate
         graph (store.py; None: the store's default). `on_files_changed(paths, how)` ("saved"
         or "changed": seen by the watcher) and `on_indexed(files, chunks)` (after a build or
         refresh) are called on the event loop and must return at once (the app publishes them
@@ -120,6 +137,14 @@ class IndexService:
         self.debounce_s = debounce_s
         self._embedder_factory = embedder_factory
         self._ann_threshold = ann_threshold
+        self.progressive = progressive
+        self._static_factory = static_embedder_factory if progressive else None
+        self._static: Any = None  # the static embedder, once the index is open
+        self.static_state: str | None = None  # ready, distilling, or why it cannot embed
+        self._distil_task: asyncio.Future[None] | None = None
+        self._tiers: dict[str, int] = {"chunks": 0, "full": 0, "static": 0}
+        self._last_phase = ""
+        self._last_counted = 0.0
         self._embedder: Any = None
         self._store: Any = None
         self._searcher: Any = None
@@ -156,13 +181,81 @@ class IndexService:
 
         embedder = self._embedder_factory() if self._embedder_factory else None
         embedder = embedder or SentenceTransformerEmbedder()
+        static = None
+        if self._static_factory is not None:
+            try:
+                static = self._static_factory()
+            except Exception as exc:  # e.g. the model2vec plugin denied: keywords first
+                self.static_state = f"{type(exc).__name__}: {exc}"[:300]
+            if static is not None and static.id == embedder.id:
+                static = None  # the embedder is static already: nothing to stand in for it
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
-        options = {} if self._ann_threshold is None else {"ann_threshold": self._ann_threshold}
+        options: dict[str, Any] = {}
+        if self._ann_threshold is not None:
+            options["ann_threshold"] = self._ann_threshold
+        if static is not None:
+            options.update(static_embedder_id=static.id, static_dim=static.dim)
         store = IndexStore(self.db_path, dim=embedder.dim, embedder_id=embedder.id, **options)
         self._embedder = embedder
+        self._static = static
         self._store = store
-        self._searcher = HybridSearcher(store, embedder.embed_query)
+        self._searcher = HybridSearcher(
+            store, embedder.embed_query, static.embed_query if static is not None else None
+        )
         self._refresh_counts()
+
+    def _static_for_run(self) -> Any:
+        """The static embedder if it can embed now (None: the first tier is BM25 alone)."""
+        static = self._static
+        if static is None:
+            return None
+        check = getattr(static, "unavailable", None)
+        why = check() if check is not None else None
+        self.static_state = why or "ready"
+        return None if why else static
+
+    def _new_indexer(self) -> Any:
+        from .indexer import Indexer
+
+        static = self._static_for_run() if self.progressive else None
+        return Indexer(
+            self._store,
+            self._embedder,
+            max_file_bytes=self.max_file_bytes,
+            progressive=self.progressive and self._static_factory is not None,
+            static_embedder=static,
+            progress=self._progressed,
+        )
+
+    def _progressed(self, progress: Any) -> None:
+        """The indexer's progress (in its thread): tier counts after each committed batch."""
+        # At most a few count queries a second (a rescan reports every unchanged file).
+        now = time.monotonic()
+        if progress.phase == self._last_phase and now - self._last_counted < 0.25:
+            return
+        self._last_phase, self._last_counted = progress.phase, now
+        with contextlib.suppress(Exception):  # counts for a status display only
+            self._tiers = self._store.tier_counts()
+
+    def _distil_later(self) -> None:
+        """After a run whose first tier had no static vectors: distil the static model once,
+        in the background, so the next run (or project) starts with vectors."""
+        static = self._static
+        if static is None or self.static_state in (None, "ready", "distilling"):
+            return
+        if self._distil_task is not None or not getattr(static, "can_distil", lambda: False)():
+            return
+        self.static_state = "distilling"
+
+        async def distil() -> None:
+            try:
+                await asyncio.to_thread(static.load)
+                self.static_state = "ready"
+            except Exception as exc:
+                log.warning("RubberDuck: could not distil the static embedder: %s", exc)
+                self.static_state = f"{type(exc).__name__}: {exc}"[:300]
+
+        self._distil_task = asyncio.get_running_loop().create_task(distil())
 
     async def _ensure_open(self) -> None:
         async with self._open_lock:
@@ -304,25 +397,56 @@ class IndexService:
     def _refresh_counts(self) -> None:
         stats = self._store.stats()
         self._counts = {"files": int(stats["files"]), "chunks": int(stats["chunks"])}
+        self._tiers = dict(stats["tiers"])
+
+    def tiers(self) -> dict[str, Any]:
+        """Which tier each chunk is in, for the CLI, REST and the status bar:
+        `{"tiers": {"full": {...}, "static": {...}, "keywords": {...}}, "searchable",
+        "quality": "full" | "static" | "keywords" | None, "improving": share or None}`;
+        `full` is the configured embedder's vectors, `static` the stand-in's, `keywords`
+        chunks with BM25 terms alone for now."""
+        t = self._tiers
+        chunks, full, static = t["chunks"], t["full"], t["static"]
+        keywords = max(0, chunks - full - static)
+        quality = None
+        if chunks:
+            quality = "keywords" if keywords else "static" if static else "full"
+        embedder = self._embedder.id if self._embedder is not None else None
+        out: dict[str, Any] = {
+            "tiers": {
+                "full": {"embedder": embedder, "chunks": full},
+                "static": {
+                    "embedder": self._static.id if self._static is not None else None,
+                    "chunks": static,
+                    "state": self.static_state,
+                },
+                "keywords": {"chunks": keywords},
+            },
+            "searchable": chunks > 0,
+            "quality": quality,
+            "improving": round(full / chunks, 3) if chunks and full < chunks else None,
+            "progressive": self.progressive,
+        }
+        return out
 
     async def _index(self, subpaths: list[Path], prune: bool = False) -> None:
         # The indexer's first import pulls in DuckDB, numpy and the chunkers: 0.2-0.4 s that
         # would otherwise run on the loop.
         await asyncio.to_thread(importlib.import_module, f"{__package__}.indexer")
-        from .indexer import Indexer
 
         try:
             await self._ensure_open()
             if self._cancel.is_set():  # stopped while the index was opening
                 self.state = "idle"
                 return
-            self._indexer = Indexer(self._store, self._embedder, max_file_bytes=self.max_file_bytes)
+            self._indexer = await asyncio.to_thread(self._new_indexer)
             self._indexer.cancel_event = self._cancel
             report = await asyncio.to_thread(self._index_blocking, self._indexer, subpaths, prune)
             self.last_report = report.to_json()
             self.state = "idle"
             self._announce_indexed()
             self._start_watcher_if_indexed()
+            self._distil_later()
         except Exception as exc:
             from .store import IndexLockedError
 
@@ -373,6 +497,7 @@ class IndexService:
             "embedder": self._embedder.id if self._embedder is not None else None,
             "embedder_error": self.embedder_error,
             "watch": self.watch_status(),
+            **self.tiers(),
         }
 
     # --- search -----------------------------------------------------------------------
@@ -501,6 +626,11 @@ class IndexService:
         except IndexLockedError:
             return False  # another process holds the file; health says so already
         await asyncio.to_thread(self._warm_blocking)
+        if self._tiers["full"] < self._tiers["chunks"] and (self._run is None or self._run.done()):
+            # Chunks still without the embedder's vectors (a crash or a stop between tiers):
+            # an incremental run embeds exactly those (unchanged files cost a stat each).
+            with contextlib.suppress(IndexBusyError, IndexPathError):
+                await self.start()
         return True
 
     def _warm_blocking(self) -> None:
@@ -562,8 +692,6 @@ class IndexService:
             )
 
     async def _refresh_files(self, paths: list[Path], rescan: bool = False) -> None:
-        from .indexer import Indexer
-
         if self.state == "locked" and await self.probe_lock():
             # Another server holds the index (health says which); it sees the same files
             # change. Nothing to do here, and nothing to log at every save.
@@ -573,7 +701,7 @@ class IndexService:
         started = time.perf_counter()
         try:
             await self._ensure_open()
-            indexer = Indexer(self._store, self._embedder, max_file_bytes=self.max_file_bytes)
+            indexer = await asyncio.to_thread(self._new_indexer)
             indexed = await asyncio.to_thread(self._refresh_blocking, indexer, paths, rescan)
             log.debug(
                 "RubberDuck refreshed %d file(s) in %.2f s",
@@ -683,6 +811,9 @@ class IndexService:
         self.stop()
         if self._save_timer is not None:
             self._save_timer.cancel()
+        if self._distil_task is not None and not self._distil_task.done():
+            # A distillation cannot be interrupted; its thread ends on its own.
+            self._distil_task.cancel()
         for task in (self._run, self._refresh):
             if task is not None and not task.done():
                 try:

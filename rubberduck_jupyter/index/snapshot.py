@@ -17,6 +17,13 @@ into new buffers. An ANN vector set is the exception: it changes in place, and a
 a snapshot it has moved past raises `StaleSnapshot` (see vectors.py).
 
 Rows are in chunk-id order (ids only grow), so ties broken by row are broken by id.
+
+Progressive indexing (indexer.py) writes chunks before their transformer vectors: then
+`covered` marks the rows that have one (None: all rows do, the steady state, at no cost),
+vector search ranks only those, and `static` holds the fast static embedder's vectors of
+the others (vectors.StaticVectors), searched with that embedder's query vector. An exact
+vector set keeps a zero row for an uncovered chunk; `with_full_vectors` writes the real one
+into that row in place, which no snapshot reads: an older one has the row uncovered.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from .vectors import (
     ExactVectors,
     Query,
     StaleSnapshot,
+    StaticVectors,
     VectorSet,
     append,
     roomy_buffer,
@@ -62,7 +70,8 @@ class ChunkRows:
     ids: np.ndarray  # int64
     paths: Sequence[str]
     kinds: Sequence[str]
-    vectors: np.ndarray  # float32 (n, dim), unit rows
+    vectors: np.ndarray | None  # float32 (n, dim), unit rows; None: not embedded yet
+    static: np.ndarray | None = None  # the static tier's vectors of the same chunks, if any
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -104,6 +113,11 @@ class IndexSnapshot:
     dim: int
     version: int = 0  # counts the writes applied since the buffers were made
     vectors_version: int = 0  # `vectors.version` when this snapshot was made
+    # Rows that have a vector in `vectors` (bool (n,)); None: every row has one.
+    covered: np.ndarray | None = None
+    n_covered: int = -1  # live rows with a vector in `vectors` (-1: computed on build)
+    # The static tier: vectors of live rows that have none in `vectors` yet, by chunk id.
+    static: StaticVectors | None = None
     # Shared by the snapshots that share buffers: the version of the newest one, the only
     # one allowed to append (an older one would write over rows the newest one reads).
     _newest: list[int] = field(default_factory=lambda: [0])
@@ -122,9 +136,12 @@ class IndexSnapshot:
         kind_names: Sequence[str],
         bm25: BM25Index,
         vectors: VectorSet,
+        covered: np.ndarray | None = None,
+        static: StaticVectors | None = None,
     ) -> IndexSnapshot:
         """From every stored chunk (a load): codes index the names; `bm25` must index the
-        same rows and `vectors` hold the same chunks (rows for exact, ids for ANN)."""
+        same rows and `vectors` hold the same chunks (rows for exact, ids for ANN), those
+        `covered` marks if given (exact: zero rows for the others)."""
         n = len(ids)
         if bm25.n_rows != n:
             raise ValueError(f"BM25 has {bm25.n_rows} rows, the chunks {n}")
@@ -152,6 +169,9 @@ class IndexSnapshot:
             vectors=vectors,
             dim=vectors.dim,
             vectors_version=vectors.version,
+            covered=_covered_or_none(covered),
+            n_covered=n if covered is None else int(covered.sum()),
+            static=static if static is not None and len(static) else None,
         )
 
     @classmethod
@@ -176,7 +196,7 @@ class IndexSnapshot:
             raise RuntimeError("changes go to the newest snapshot only")
         if len(added_terms) != len(added):
             raise ValueError("one term count per added chunk")
-        if added.vectors.shape != (len(added), self.dim):
+        if added.vectors is not None and added.vectors.shape != (len(added), self.dim):
             raise ValueError(f"vectors of {added.vectors.shape}, expected ({self.dim},)")
         ids = self.ids
         if len(added) and (np.any(np.diff(added.ids) <= 0) or (self.n and added.ids[0] <= ids[-1])):
@@ -200,7 +220,31 @@ class IndexSnapshot:
             [(n + i, counts) for i, counts in enumerate(added_terms)],
             end,
         )
-        vectors = self.vectors.changed(removed_ids, columns["ids"], added.vectors)
+        if added.vectors is not None:
+            vectors = self.vectors.changed(removed_ids, columns["ids"], added.vectors)
+        elif isinstance(self.vectors, ExactVectors):
+            # Zero rows, uncovered, until the transformer's vectors are written into them.
+            zeros = np.zeros((len(added), self.dim), dtype=np.float32)
+            vectors = self.vectors.changed(removed_ids, columns["ids"], zeros)
+        else:
+            none = np.zeros((0, self.dim), dtype=np.float32)
+            vectors = self.vectors.changed(removed_ids, columns["ids"][:0], none)
+        covered = self.covered
+        if covered is not None or (added.vectors is None and len(added)):
+            covered = np.ones(end, dtype=bool)
+            if self.covered is not None:
+                covered[:n] = self.covered
+            covered[n:] = added.vectors is not None
+        n_covered = self.n_covered - int(
+            len(gone) if self.covered is None else self.covered[gone].sum()
+        )
+        n_covered += len(added) if added.vectors is not None else 0
+        static = self.static
+        if static is not None or added.static is not None:
+            static = static or StaticVectors.empty(added.static.shape[1])  # type: ignore[union-attr]
+            new_ids = columns["ids"] if added.static is not None else columns["ids"][:0]
+            new = added.static if added.static is not None else np.zeros((0, static.dim))
+            static = static.changed(removed_ids, new_ids, new)
         snapshot = IndexSnapshot(
             n=end,
             buffers=buffers,
@@ -216,10 +260,56 @@ class IndexSnapshot:
             version=self.version + 1,
             vectors_version=vectors.version,
             _newest=self._newest,
+            covered=_covered_or_none(covered, alive),
+            n_covered=n_covered,
+            static=static if static is not None and len(static) else None,
         )
         self._newest[0] = snapshot.version
         if snapshot.n_dead >= max(MIN_DEAD_ROWS, MAX_DEAD_SHARE * end):
             return snapshot.compacted()
+        return snapshot
+
+    def with_full_vectors(self, ids: np.ndarray, matrix: np.ndarray) -> IndexSnapshot:
+        """The transformer's vectors of chunks that had none (their static ones dropped):
+        every id must be a live row of this, the newest, snapshot without a vector."""
+        if self._newest[0] != self.version:
+            raise RuntimeError("changes go to the newest snapshot only")
+        ids = np.asarray(ids, dtype=np.int64)
+        rows = self.rows_of(ids)
+        if len(rows) != len(ids):
+            raise KeyError("a chunk given vectors is not in the snapshot")
+        if self.covered is None or self.covered[rows].any():
+            raise ValueError("a chunk given vectors already has one")
+        matrix = np.asarray(matrix, dtype=np.float32).reshape(len(ids), self.dim)
+        if isinstance(self.vectors, ExactVectors):
+            vectors: VectorSet = self.vectors.filled(rows, matrix)
+        else:
+            vectors = self.vectors.changed(ids[:0], ids, matrix)
+        covered = self.covered.copy()
+        covered[rows] = True
+        static = self.static
+        if static is not None:
+            static = static.changed(ids, ids[:0], np.zeros((0, static.dim), np.float32))
+        snapshot = IndexSnapshot(
+            n=self.n,
+            buffers=self.buffers,
+            alive=self.alive,
+            n_dead=self.n_dead,
+            paths=self.paths,
+            n_paths=self.n_paths,
+            kinds=self.kinds,
+            n_kinds=self.n_kinds,
+            bm25=self.bm25,
+            vectors=vectors,
+            dim=self.dim,
+            version=self.version + 1,
+            vectors_version=vectors.version,
+            _newest=self._newest,
+            covered=_covered_or_none(covered, self.alive),
+            n_covered=self.n_covered + len(ids),
+            static=static if static is not None and len(static) else None,
+        )
+        self._newest[0] = snapshot.version
         return snapshot
 
     def with_vectors(self, vectors: VectorSet) -> IndexSnapshot:
@@ -240,6 +330,9 @@ class IndexSnapshot:
             version=kept.version,
             vectors_version=vectors.version,
             _newest=kept._newest,
+            covered=kept.covered,
+            n_covered=kept.n_covered,
+            static=kept.static,
         )
 
     def compacted(self) -> IndexSnapshot:
@@ -267,6 +360,9 @@ class IndexSnapshot:
             vectors=vectors,
             dim=self.dim,
             vectors_version=vectors.version,
+            covered=None if self.covered is None else self.covered[: self.n][keep],
+            n_covered=self.n_covered,
+            static=self.static,
         )
 
     # --- reads ----------------------------------------------------------------------------
@@ -309,6 +405,7 @@ class IndexSnapshot:
         postings += sum(b.rows.nbytes + b.tfs.nbytes for b in buffers.values())
         return {
             "vectors": self.vectors.nbytes,
+            "static vectors": self.static.nbytes if self.static is not None else 0,
             "postings": postings,
             "bm25 rows": bm25.doc_len.nbytes + bm25.norm.nbytes,
             "bm25 cache": bm25.cached_bytes,
@@ -358,7 +455,14 @@ class IndexSnapshot:
             if self.stale:
                 raise StaleSnapshot()
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        if not self.n_covered:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         allowed = self.filter(path_glob, kinds)
+        if self.covered is not None:
+            # Only the rows this embedder's vectors cover: the others have none (or a zero
+            # row), and the static tier's are another model's (search_static).
+            mask = (self.alive if allowed is None else allowed[0]) & self.covered
+            allowed = (mask, np.flatnonzero(mask))
         where = Query(
             self.ids,
             self.alive,
@@ -370,6 +474,28 @@ class IndexSnapshot:
         if self.stale:
             raise StaleSnapshot()
         return rows, scores
+
+    def search_static(
+        self,
+        query: np.ndarray,
+        k: int,
+        *,
+        path_glob: str | None = None,
+        kinds: Collection[str] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k of the static tier (chunks without a transformer vector yet) by cosine
+        similarity to `query`, which the static embedder made: (rows, similarities)."""
+        static = self.static
+        if static is None or k <= 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        q = unit_query(query, static.dim)
+        if q is None:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        allowed = self.filter(path_glob, kinds)
+        where = Query(
+            self.ids, self.alive, self.n_live, None, None if allowed is None else allowed[0]
+        )
+        return static.search(q, k, where)
 
     def search_bm25(
         self,
@@ -385,6 +511,17 @@ class IndexSnapshot:
         allowed = self.filter(path_glob, kinds)
         # Removed rows have no postings left, so only filters need a mask.
         return self.bm25.top(terms, k, None if allowed is None else allowed[0])
+
+
+def _covered_or_none(
+    covered: np.ndarray | None, alive: np.ndarray | None = None
+) -> np.ndarray | None:
+    """None when every live row is covered: the steady state costs no mask."""
+    if covered is None:
+        return None
+    if alive is None:
+        return None if covered.all() else covered
+    return None if bool(np.all(covered | ~alive)) else covered
 
 
 def empty_rows(dim: int) -> ChunkRows:

@@ -21,6 +21,13 @@ identity and write version (meta `index_uid`, `write_version`, bumped by every w
 graph that missed a write or belongs to another index is rebuilt, never trusted. BM25 is
 `bm25.BM25Index`. Path filters are globs on the relative POSIX path; see
 `globs.glob_to_regex`.
+
+Vectors live beside the chunks, one table per tier: `vectors` holds the store's embedder's
+(meta `embedder_id`, fixed-size FLOAT[dim]), `static_vectors` a fast static embedder's
+(meta `static_embedder_id`) for the chunks that have no `vectors` row yet. Progressive
+indexing (indexer.py) writes chunks with static vectors (or none: BM25 alone) first and
+then `add_vectors` moves each chunk to the first table, in one transaction per batch, so
+every chunk is in one tier at most and a crash leaves the rest to `missing_full_ids`.
 """
 
 from __future__ import annotations
@@ -42,7 +49,7 @@ from .bm25 import BM25Index, Tokenizer, default_tokenizer
 from .globs import glob_to_regex
 from .snapshot import ChunkRows, IndexSnapshot, StaleSnapshot, empty_rows
 from .types import Chunk, StoredChunk
-from .vectors import AnnVectors, ExactVectors, VectorSet, roomy_buffer
+from .vectors import AnnVectors, ExactVectors, StaticVectors, VectorSet, roomy_buffer
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -58,7 +65,9 @@ log = logging.getLogger(__name__)
 # Bump when the tables change: an index is a cache, so an old one is cleared and rebuilt.
 # 3: BM25 term counts per chunk replace DuckDB's full-text index.
 # 4: meta holds index_uid and write_version, which stamp the saved ANN graph.
-SCHEMA_VERSION = 4
+# 5: vectors per tier, apart from the chunks (progressive indexing): `vectors` for the
+#    store's embedder, `static_vectors` for the static one; a chunk may have neither yet.
+SCHEMA_VERSION = 5
 # Left behind by schema 2 (DuckDB's FTS extension); dropped when such an index is cleared.
 _LEGACY_FTS_SCHEMA = "fts_main_chunks"
 
@@ -122,12 +131,23 @@ class _Batch:
 
     files: dict[str, np.ndarray]
     columns: dict[str, np.ndarray]
-    vectors: np.ndarray  # float32 (n, dim)
+    vectors: np.ndarray  # float32 (n, dim of the tier)
     term_counts: list[dict[str, int]]
+    tier: str  # "full" (the store's embedder), "static", or "none" (BM25 alone for now)
 
     def rows(self, ids: np.ndarray) -> ChunkRows:
         c = self.columns
-        return ChunkRows(ids=ids, paths=c["path"], kinds=c["kind"], vectors=self.vectors)
+        return ChunkRows(
+            ids=ids,
+            paths=c["path"],
+            kinds=c["kind"],
+            vectors=self.vectors if self.tier == "full" else None,
+            static=self.vectors if self.tier == "static" else None,
+        )
+
+
+# Tiers a write may give its chunks' vectors in (see the module docstring).
+TIERS = ("full", "static", "none")
 
 
 _CHUNK_COLUMNS = "id, path, kind, text, start_line, end_line, cells, title, part, n_tokens"
@@ -147,12 +167,19 @@ class IndexStore:
         clear_mismatch: bool = True,
         ann_threshold: int = ANN_THRESHOLD,
         ann_path: Path | None = None,
+        static_embedder_id: str = "",
+        static_dim: int = 0,
     ) -> None:
         """`clear_mismatch=False`: raise IndexMismatchError instead of clearing an index
         built with another embedder or schema (for read-only uses such as a CLI search).
 
         `ann_threshold`: from this many chunks on, vector search is approximate (HNSW);
         below it, exact. `ann_path`: where the graph is saved (default `<db>.usearch`).
+
+        `static_embedder_id`, `static_dim`: the fast embedder of progressive indexing, whose
+        vectors stand in for chunks the store's embedder has not reached; "" for none (the
+        static vectors stored, if any, are then left out of searches). Another static
+        embedder than the stored one drops the stored static vectors only.
         """
         self.db_path = Path(db_path)
         self.ann_threshold = ann_threshold
@@ -163,6 +190,8 @@ class IndexStore:
         self.clear_mismatch = clear_mismatch
         self.dim = dim
         self.embedder_id = embedder_id
+        self.static_embedder_id = static_embedder_id
+        self.static_dim = static_dim if static_embedder_id else 0
         self.tokenizer = tokenizer or default_tokenizer()
         self.cleared_on_open: str | None = None  # why an existing index was cleared, if it was
         # Held by every write and by loading the snapshot, so a loaded snapshot always
@@ -171,6 +200,8 @@ class IndexStore:
         self._snapshot_lock = threading.Lock()
         self._snapshot: IndexSnapshot | None = None
         self._vec_expr = "[" + ", ".join(f"v{j}" for j in range(dim)) + f"]::FLOAT[{dim}]"
+        sdim = self.static_dim
+        self._static_expr = "[" + ", ".join(f"v{j}" for j in range(sdim)) + "]::FLOAT[]"
         try:
             self._con: duckdb.DuckDBPyConnection | None = duckdb.connect(
                 str(self.db_path), config=dict(_CONFIG)
@@ -259,11 +290,23 @@ class IndexStore:
         meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
         self.index_uid = meta["index_uid"]
         self.write_version = int(meta["write_version"])
+        stored_static = meta.get("static_embedder_id", "")
+        if self.static_embedder_id and stored_static != self.static_embedder_id:
+            # Another static model's vectors: dropped; those chunks keep BM25 until the
+            # store's own embedder reaches them.
+            with self._transaction():
+                con.execute("DELETE FROM static_vectors")
+                con.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('static_embedder_id', ?)",
+                    [self.static_embedder_id],
+                )
 
     def _create_schema(self, con: duckdb.DuckDBPyConnection) -> None:
         with self._transaction():
             con.execute(f"DROP SCHEMA IF EXISTS {_LEGACY_FTS_SCHEMA} CASCADE")
             con.execute("DROP TABLE IF EXISTS chunks")
+            con.execute("DROP TABLE IF EXISTS vectors")
+            con.execute("DROP TABLE IF EXISTS static_vectors")
             con.execute("DROP TABLE IF EXISTS files")
             con.execute("DROP TABLE IF EXISTS meta")
             con.execute("DROP SEQUENCE IF EXISTS chunk_ids")
@@ -283,15 +326,20 @@ class IndexStore:
                 "kind VARCHAR NOT NULL, text VARCHAR NOT NULL, start_line INTEGER, "
                 "end_line INTEGER, cells INTEGER[] NOT NULL, title VARCHAR, "
                 "part INTEGER NOT NULL, n_tokens INTEGER NOT NULL, "
-                f"vec FLOAT[{self.dim}] NOT NULL, "
                 "bm25_terms VARCHAR[] NOT NULL, bm25_tfs INTEGER[] NOT NULL)"
             )
+            # One row per chunk that has the tier's vector; ids as in chunks.
+            con.execute(
+                f"CREATE TABLE vectors (id BIGINT NOT NULL, vec FLOAT[{self.dim}] NOT NULL)"
+            )
+            con.execute("CREATE TABLE static_vectors (id BIGINT NOT NULL, vec FLOAT[] NOT NULL)")
             con.executemany(
                 "INSERT INTO meta VALUES (?, ?)",
                 [
                     ("schema_version", str(SCHEMA_VERSION)),
                     ("dim", str(self.dim)),
                     ("embedder_id", self.embedder_id),
+                    ("static_embedder_id", self.static_embedder_id),
                     # Names this index, so a graph file saved for another is never trusted.
                     ("index_uid", uuid.uuid4().hex),
                     ("write_version", "0"),
@@ -304,15 +352,24 @@ class IndexStore:
     def replace_file(self, state: FileState, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
         self.replace_files([(state, chunks, vectors)])
 
-    def replace_files(self, items: Sequence[tuple[FileState, Sequence[Chunk], np.ndarray]]) -> None:
+    def replace_files(
+        self,
+        items: Sequence[tuple[FileState, Sequence[Chunk], np.ndarray | None]],
+        *,
+        tier: str = "full",
+    ) -> None:
         """Replace each file's chunks and vectors; the whole batch is one transaction, so a
         crash leaves every file either as it was or as given, never half-written.
 
-        `vectors` are float32 (len(chunks), dim), rows L2-normalized by the caller.
+        `vectors` are float32 (len(chunks), dim), rows L2-normalized by the caller, of the
+        store's embedder (`tier="full"`) or the static one (`"static"`, static_dim); with
+        `"none"` the chunks get no vectors yet (None), only BM25 terms.
         """
         if not items:
             return
-        batch = self._batch(items)
+        if tier not in TIERS or (tier == "static" and not self.static_dim):
+            raise ValueError(f"tier {tier!r}: use one of {TIERS} (static needs static_dim)")
+        batch = self._batch(items, tier)
         ids = np.zeros(0, dtype=np.int64)
         with self._write_lock:
             snapshot = self._snapshot
@@ -337,26 +394,38 @@ class IndexStore:
                     con.register("_new_chunks", {"id": ids, **batch.columns})
                     try:
                         con.execute(
-                            f"INSERT INTO chunks ({_CHUNK_COLUMNS}, vec, bm25_terms, bm25_tfs) "
+                            f"INSERT INTO chunks ({_CHUNK_COLUMNS}, bm25_terms, bm25_tfs) "
                             "SELECT id, path, kind, text, nullif(start_line, -1), "
                             "nullif(end_line, -1), "
                             "CASE WHEN cells = '' THEN []::INTEGER[] "
                             "ELSE string_split(cells, ',')::INTEGER[] END, "
-                            f"title::VARCHAR, part, n_tokens, {self._vec_expr}, "
+                            "title::VARCHAR, part, n_tokens, "
                             "CASE WHEN terms = '' THEN []::VARCHAR[] "
                             "ELSE string_split(terms, ' ') END, "
                             "CASE WHEN tfs = '' THEN []::INTEGER[] "
                             "ELSE string_split(tfs, ' ')::INTEGER[] END "
                             "FROM _new_chunks"
                         )
+                        if batch.tier == "full":
+                            con.execute(
+                                f"INSERT INTO vectors SELECT id, {self._vec_expr} FROM _new_chunks"
+                            )
+                        elif batch.tier == "static":
+                            con.execute(
+                                "INSERT INTO static_vectors "
+                                f"SELECT id, {self._static_expr} FROM _new_chunks"
+                            )
                     finally:
                         con.unregister("_new_chunks")
             # Committed; the write lock is still held, so no write can come between.
             self.write_version += 1
             self._advance(snapshot, removed, batch.rows(ids), batch.term_counts)
 
-    def _batch(self, items: Sequence[tuple[FileState, Sequence[Chunk], np.ndarray]]) -> _Batch:
+    def _batch(
+        self, items: Sequence[tuple[FileState, Sequence[Chunk], np.ndarray | None]], tier: str
+    ) -> _Batch:
         """Column arrays for DuckDB's numpy scan, which is ~1000x faster than executemany."""
+        dim = {"full": self.dim, "static": self.static_dim, "none": 0}[tier]
         seen: set[str] = set()
         blocks: list[np.ndarray] = []
         chunks: list[Chunk] = []
@@ -370,11 +439,14 @@ class IndexStore:
                 )
             if any(c.path != state.path for c in file_chunks):
                 raise ValueError(f"{state.path}: a chunk belongs to another path")
-            block = np.asarray(vectors, dtype=np.float32)
-            if block.shape != (len(file_chunks), self.dim):
+            if tier == "none":
+                block = np.zeros((len(file_chunks), 0), dtype=np.float32)
+            else:
+                block = np.asarray(vectors, dtype=np.float32)
+            if block.shape != (len(file_chunks), dim):
                 raise ValueError(
                     f"{state.path}: vectors have shape {block.shape}, "
-                    f"expected ({len(file_chunks)}, {self.dim})"
+                    f"expected ({len(file_chunks)}, {dim})"
                 )
             blocks.append(block)
             chunks.extend(file_chunks)
@@ -389,7 +461,7 @@ class IndexStore:
         term_counts = [self.tokenizer.term_counts(c.text) for c in chunks]
         # One float column per dimension: without pyarrow, this is how DuckDB takes in a
         # matrix fast (a column of per-row arrays is ~100x slower).
-        matrix = np.concatenate(blocks) if blocks else np.zeros((0, self.dim), np.float32)
+        matrix = np.concatenate(blocks) if blocks else np.zeros((0, dim), np.float32)
         by_dim = np.ascontiguousarray(matrix.T)
         columns: dict[str, np.ndarray] = {
             "path": _strings(c.path for c in chunks),
@@ -405,8 +477,8 @@ class IndexStore:
             "terms": _strings(" ".join(counts) for counts in term_counts),
             "tfs": _strings(" ".join(map(str, counts.values())) for counts in term_counts),
         }
-        columns.update({f"v{j}": by_dim[j] for j in range(self.dim)})
-        return _Batch(files, columns, matrix, term_counts)
+        columns.update({f"v{j}": by_dim[j] for j in range(dim)})
+        return _Batch(files, columns, matrix, term_counts, tier)
 
     def touch_files(self, states: Sequence[FileState]) -> None:
         """Record new mtimes and sizes of files whose content did not change, so the next
@@ -447,6 +519,82 @@ class IndexStore:
                 self._advance(snapshot, removed, empty_rows(self.dim), [])
         return count
 
+    def add_vectors(self, ids: Sequence[int], vectors: np.ndarray) -> int:
+        """The store's embedder's vectors for chunks written without one (progressive
+        indexing's second tier), replacing their static vectors, in one transaction. Ids no
+        longer stored (their file changed meanwhile) or already holding a vector are left
+        out; returns how many were written."""
+        wanted = np.asarray(ids, dtype=np.int64)
+        matrix = np.asarray(vectors, dtype=np.float32).reshape(len(wanted), self.dim)
+        if not len(wanted):
+            return 0
+        order = np.argsort(wanted, kind="stable")
+        wanted, matrix = wanted[order], matrix[order]
+        with self._write_lock:
+            snapshot = self._snapshot
+            with self._transaction() as con:
+                columns: dict[str, np.ndarray] = {"id": wanted}
+                by_dim = np.ascontiguousarray(matrix.T)
+                columns.update({f"v{j}": by_dim[j] for j in range(self.dim)})
+                con.register("_full", columns)
+                try:
+                    got = con.execute(
+                        "SELECT f.id FROM _full f SEMI JOIN chunks c ON c.id = f.id "
+                        "ANTI JOIN vectors v ON v.id = f.id ORDER BY f.id"
+                    ).fetchnumpy()["id"]
+                    kept = np.asarray(got, dtype=np.int64)
+                    if len(kept):
+                        con.register("_kept", {"id": kept})
+                        try:
+                            con.execute(
+                                f"INSERT INTO vectors SELECT id, {self._vec_expr} FROM _full "
+                                "WHERE id IN (SELECT id FROM _kept)"
+                            )
+                            con.execute(
+                                "DELETE FROM static_vectors WHERE id IN (SELECT id FROM _kept)"
+                            )
+                        finally:
+                            con.unregister("_kept")
+                        self._bump_write_version(con)
+                finally:
+                    con.unregister("_full")
+            if not len(kept):
+                return 0
+            self.write_version += 1
+            if snapshot is not None:
+                try:
+                    rows = matrix[np.searchsorted(wanted, kept)]
+                    self._set_snapshot(snapshot.with_full_vectors(kept, rows))
+                except Exception:
+                    log.exception("Could not update the in-memory index of %s", self.db_path)
+                    self._set_snapshot(None)
+        return len(kept)
+
+    def missing_full_ids(self) -> np.ndarray:
+        """Ids of the chunks without the store's embedder's vector, ascending: what
+        progressive indexing's second tier (or a run after a crash) still has to embed."""
+        with self._reader() as cur:
+            n_chunks, n_vectors = cur.execute(
+                "SELECT (SELECT count(*) FROM chunks), (SELECT count(*) FROM vectors)"
+            ).fetchone() or (0, 0)
+            if n_chunks == n_vectors:  # counts are cheap; the anti join scans both tables
+                return np.zeros(0, dtype=np.int64)
+            got = cur.execute(
+                "SELECT c.id FROM chunks c ANTI JOIN vectors v ON v.id = c.id ORDER BY c.id"
+            ).fetchnumpy()["id"]
+        return np.asarray(got, dtype=np.int64)
+
+    def tier_counts(self) -> dict[str, int]:
+        """Chunks in all, and how many have the store's embedder's vector ("full") and how
+        many only the static one ("static"); the rest have BM25 terms alone for now."""
+        with self._reader() as cur:
+            row = cur.execute(
+                "SELECT (SELECT count(*) FROM chunks), (SELECT count(*) FROM vectors), "
+                "(SELECT count(*) FROM static_vectors)"
+            ).fetchone() or (0, 0, 0)
+        static = int(row[2]) if self.static_embedder_id else 0
+        return {"chunks": int(row[0]), "full": int(row[1]), "static": static}
+
     def _bump_write_version(self, con: duckdb.DuckDBPyConnection) -> None:
         con.execute(
             "UPDATE meta SET value = ? WHERE key = 'write_version'", [str(self.write_version + 1)]
@@ -458,6 +606,8 @@ class IndexStore:
         """Delete the chunks of the files in the registered table `paths`; with
         `want_terms`, return their (id, BM25 terms) for updating the snapshot."""
         where = f"WHERE path IN (SELECT path FROM {paths})"
+        for table in ("vectors", "static_vectors"):
+            con.execute(f"DELETE FROM {table} WHERE id IN (SELECT id FROM chunks {where})")
         if not want_terms:
             con.execute(f"DELETE FROM chunks {where}")
             return []
@@ -534,13 +684,23 @@ class IndexStore:
         return [found[i] for i in map(int, ids) if i in found]
 
     def vectors(self, ids: Sequence[int]) -> np.ndarray:
-        """float32 (len(ids), dim) in the given order; raises KeyError for an unknown id."""
+        """float32 (len(ids), dim) in the given order; raises KeyError for an id without
+        the store's embedder's vector (unknown, or not embedded yet)."""
         if not ids:
             return np.zeros((0, self.dim), dtype=np.float32)
+        by_id = self.full_vectors(ids)
+        return np.stack([by_id[int(i)] for i in ids])
+
+    def full_vectors(self, ids: Sequence[int]) -> dict[int, np.ndarray]:
+        """The store's embedder's vectors of those of these chunks that have one, by id."""
+        if not ids:
+            return {}
         with self._reader() as cur:
-            got = cur.execute(_by_ids("id, vec", ids)).fetchnumpy()
-        by_id = dict(zip(got["id"].tolist(), got["vec"], strict=True))
-        return np.stack([np.asarray(by_id[int(i)], dtype=np.float32) for i in ids])
+            got = cur.execute(_by_ids("id, vec", ids, table="vectors")).fetchnumpy()
+        return {
+            int(i): np.asarray(v, dtype=np.float32)
+            for i, v in zip(got["id"].tolist(), got["vec"], strict=True)
+        }
 
     def stats(self) -> dict[str, Any]:
         with self._reader() as cur:
@@ -572,6 +732,8 @@ class IndexStore:
             "write_version": self.write_version,
             "dim": self.dim,
             "embedder_id": self.embedder_id,
+            "static_embedder_id": self.static_embedder_id,
+            "tiers": self.tier_counts(),
             "schema_version": SCHEMA_VERSION,
             "cleared_on_open": self.cleared_on_open,
         }
@@ -624,6 +786,7 @@ class IndexStore:
         bm25 = BM25Index.from_postings(
             terms.tolist(), indptr, postings["row"], postings["tf"], n_rows=n
         )
+        covered = self._covered(ids)
         vectors: VectorSet = (
             self._load_ann(ids) if n >= self.ann_threshold else self._load_exact(ids)
         )
@@ -635,7 +798,30 @@ class IndexStore:
             [row[0] for row in kind_names],
             bm25,
             vectors,
+            covered=covered,
+            static=self._load_static(),
         )
+
+    def _covered(self, ids: np.ndarray) -> np.ndarray | None:
+        """Which chunks (rows of `ids`) have the store's embedder's vector; None: all."""
+        missing = self.missing_full_ids()
+        if not len(missing):
+            return None
+        covered = np.ones(len(ids), dtype=bool)
+        covered[np.searchsorted(ids, missing)] = False
+        return covered
+
+    def _load_static(self) -> StaticVectors | None:
+        if not self.static_embedder_id:
+            return None
+        with self._reader() as cur:
+            got = cur.execute("SELECT id, vec FROM static_vectors ORDER BY id").fetchnumpy()
+        if not len(got["id"]):
+            return None
+        matrix = np.stack(got["vec"]).astype(np.float32, copy=False)
+        if matrix.shape[1] != self.static_dim:
+            return None  # written by another static model of the same id: left out
+        return StaticVectors.of(np.asarray(got["id"], dtype=np.int64), matrix, self.static_dim)
 
     def _release_duckdb_memory(self) -> None:
         """Hand back what DuckDB kept from loading: its buffers and allocator caches stay
@@ -650,24 +836,26 @@ class IndexStore:
             con.execute("RESET memory_limit")  # _CONFIG leaves it at DuckDB's default
 
     def _vector_batches(self, ids: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(ids, float32 vectors) of every chunk, by id ranges, which zone maps prune."""
+        """(ids, float32 vectors) of every chunk that has one, by id ranges of `ids`
+        (the chunks'), which zone maps prune."""
         with self._reader() as cur:
             for start in range(0, len(ids), LOAD_BATCH):
                 part = ids[start : start + LOAD_BATCH]
                 got = cur.execute(
-                    "SELECT vec FROM chunks WHERE id BETWEEN ? AND ? ORDER BY id",
+                    "SELECT id, vec FROM vectors WHERE id BETWEEN ? AND ? ORDER BY id",
                     [int(part[0]), int(part[-1])],
-                ).fetchnumpy()["vec"]
-                if len(got) != len(part):
-                    raise RuntimeError("the chunks changed while loading")  # under the write lock
-                yield part, np.stack(got).astype(np.float32, copy=False)
+                ).fetchnumpy()
+                if not len(got["id"]):
+                    continue
+                found = np.asarray(got["id"], dtype=np.int64)
+                yield found, np.stack(got["vec"]).astype(np.float32, copy=False)
 
     def _load_exact(self, ids: np.ndarray) -> ExactVectors:
         n = len(ids)
         buffer = roomy_buffer(n, (self.dim,), np.float32)
+        buffer[:n] = 0.0  # chunks without a vector yet keep a zero row (uncovered)
         for part, matrix in self._vector_batches(ids):
-            start = int(np.searchsorted(ids, part[0]))
-            buffer[start : start + len(part)] = matrix
+            buffer[np.searchsorted(ids, part)] = matrix
         return ExactVectors(buffer, n, self.dim)
 
     def _ann_stamp(self) -> dict[str, Any]:
@@ -696,6 +884,8 @@ class IndexStore:
     def _ann_of(self, snapshot: IndexSnapshot) -> AnnVectors:
         assert isinstance(snapshot.vectors, ExactVectors)
         live = snapshot.alive
+        if snapshot.covered is not None:
+            live = live & snapshot.covered
         ann = AnnVectors(self.dim)
         ann.add(snapshot.ids[live], snapshot.vectors.matrix[live])
         return ann
@@ -784,7 +974,7 @@ def _ints(values: Iterable[int | None]) -> np.ndarray:
 POINT_LOOKUPS = 64
 
 
-def _by_ids(columns: str, ids: Sequence[int]) -> str:
+def _by_ids(columns: str, ids: Sequence[int], table: str = "chunks") -> str:
     """SQL selecting `columns` of the chunks with these ids (any order).
 
     DuckDB plans `id IN (list)` as a join over every row, materializing each selected
@@ -795,9 +985,9 @@ def _by_ids(columns: str, ids: Sequence[int]) -> str:
     """
     wanted = [int(i) for i in ids]  # int() rejects anything else: safe as literals
     if len(wanted) <= POINT_LOOKUPS:
-        return " UNION ALL ".join(f"SELECT {columns} FROM chunks WHERE id = {i}" for i in wanted)
+        return " UNION ALL ".join(f"SELECT {columns} FROM {table} WHERE id = {i}" for i in wanted)
     return (
-        f"SELECT {columns} FROM chunks WHERE id BETWEEN {min(wanted)} AND {max(wanted)} "
+        f"SELECT {columns} FROM {table} WHERE id BETWEEN {min(wanted)} AND {max(wanted)} "
         f"AND id IN ({_id_list(wanted)})"
     )
 

@@ -24,8 +24,11 @@ newer write moved it (its search would mix two states) and search again on the n
 Keys are chunk ids, which no write reuses, so a snapshot maps them to its rows and drops
 the ones it does not hold.
 
-Future: a snapshot can hold several of these keyed by embedder id (static vectors first,
-transformer ones replacing them); never mix two embedders' vectors in one similarity.
+A snapshot holds the store's own embedder's vectors in one of these, and, while progressive
+indexing is under way, a second, smaller set: `StaticVectors`, the fast static embedder's
+vectors of the chunks the transformer has not reached yet, keyed by chunk id. Each chunk is
+in one set at most, a query is embedded once per set by that set's embedder, and the two
+sets' similarities are never compared with each other (search.py fuses their rankings).
 """
 
 from __future__ import annotations
@@ -161,6 +164,12 @@ class ExactVectors:
         del removed_ids, ids  # rows are positions; the snapshot tracks which are alive
         added = np.asarray(vectors, dtype=np.float32)
         return ExactVectors(append(self.buffer, self.n, added), self.n + len(added), self.dim)
+
+    def filled(self, rows: np.ndarray, vectors: np.ndarray) -> ExactVectors:
+        """With `vectors` written into `rows`, in place: only for rows no snapshot ranks
+        (uncovered ones, see snapshot.py), so every older reader is undisturbed."""
+        self.buffer[rows] = np.asarray(vectors, dtype=np.float32)
+        return ExactVectors(self.buffer, self.n, self.dim)
 
     def compacted(self, keep: np.ndarray) -> ExactVectors:
         return ExactVectors.of(self.matrix[keep], self.dim)
@@ -340,3 +349,109 @@ def _rows_of(where: Query, ids: np.ndarray) -> np.ndarray:
 
 
 VectorSet = ExactVectors | AnnVectors
+
+
+class StaticVectors:
+    """The static tier during progressive indexing: float32 unit vectors of the chunks that
+    have no transformer vector yet, keyed by chunk id (ascending: ids only grow), shrinking
+    as the transformer's vectors replace them. Immutable: a change returns a new set that
+    shares the append-only buffers (each set reads its first `n` rows only), with its own
+    `alive` mask; removed rows are copied away once they are a quarter of the rows.
+
+    Exact search only: the tier is transient (seconds to minutes) and usually small; at
+    1M chunks it holds ~1 KB per chunk (256-d float32) until the transformer catches up.
+    """
+
+    def __init__(
+        self, ids: np.ndarray, buffer: np.ndarray, n: int, alive: np.ndarray, dim: int
+    ) -> None:
+        self.id_buffer = ids
+        self.buffer = buffer
+        self.n = n
+        self.alive = alive
+        self.n_alive = int(alive.sum())
+        self.dim = dim
+
+    @classmethod
+    def of(cls, ids: np.ndarray, matrix: np.ndarray, dim: int) -> StaticVectors:
+        ids = np.asarray(ids, dtype=np.int64)
+        matrix = np.asarray(matrix, dtype=np.float32).reshape(len(ids), dim)
+        order = np.argsort(ids, kind="stable")
+        ids, matrix = ids[order], matrix[order]
+        return cls(with_room(ids), with_room(matrix), len(ids), np.ones(len(ids), bool), dim)
+
+    @classmethod
+    def empty(cls, dim: int) -> StaticVectors:
+        return cls.of(np.zeros(0, np.int64), np.zeros((0, dim), np.float32), dim)
+
+    @property
+    def ids(self) -> np.ndarray:
+        return self.id_buffer[: self.n]
+
+    @property
+    def matrix(self) -> np.ndarray:
+        return self.buffer[: self.n]
+
+    @property
+    def nbytes(self) -> int:
+        return self.matrix.nbytes + self.ids.nbytes + self.alive.nbytes
+
+    def __len__(self) -> int:
+        return self.n_alive
+
+    def live_ids(self) -> np.ndarray:
+        return self.ids[self.alive]
+
+    def changed(
+        self, removed_ids: np.ndarray, ids: np.ndarray, vectors: np.ndarray
+    ) -> StaticVectors:
+        """Without `removed_ids` (unknown ones ignored), with `ids` (new, ascending) added."""
+        ids = np.asarray(ids, dtype=np.int64)
+        if len(ids) and self.n and ids[0] <= self.ids[-1]:
+            raise ValueError("static vectors are added with new ids, ascending")
+        alive = np.ones(self.n + len(ids), dtype=bool)
+        alive[: self.n] = self.alive
+        gone = _positions(self.ids, np.asarray(removed_ids, dtype=np.int64))
+        alive[gone] = False
+        matrix = np.asarray(vectors, dtype=np.float32).reshape(len(ids), self.dim)
+        following = StaticVectors(
+            append(self.id_buffer, self.n, ids),
+            append(self.buffer, self.n, matrix),
+            self.n + len(ids),
+            alive,
+            self.dim,
+        )
+        dead = following.n - following.n_alive
+        if dead >= max(1024, following.n // 4):
+            keep = following.alive
+            return StaticVectors.of(following.ids[keep], following.matrix[keep], self.dim)
+        return following
+
+    def search(self, q: np.ndarray, k: int, where: Query) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k snapshot rows (and similarities) among this set's chunks that `where`
+        allows (live, passing the filters), best first; ties to the lower row."""
+        if k <= 0 or not self.n_alive:
+            return _NO_ROWS, _NO_SCORES
+        mine = np.flatnonzero(self.alive)
+        ids = self.ids[mine]
+        all_ids = where.ids
+        if not len(all_ids):
+            return _NO_ROWS, _NO_SCORES
+        rows = np.minimum(np.searchsorted(all_ids, ids), len(all_ids) - 1)
+        ok = (all_ids[rows] == ids) & where.alive[rows]
+        if where.mask is not None:
+            ok &= where.mask[rows]
+        mine, rows = mine[ok], rows[ok]
+        if not len(rows):
+            return _NO_ROWS, _NO_SCORES
+        scores = self.matrix[mine] @ q
+        best = top_k(scores, k)
+        return rows[best], scores[best]
+
+
+def _positions(ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Positions in the ascending `ids` of the `wanted` ids it holds."""
+    if not len(ids) or not len(wanted):
+        return _NO_ROWS
+    at = np.minimum(np.searchsorted(ids, wanted), len(ids) - 1)
+    return at[ids[at] == wanted]
