@@ -409,8 +409,7 @@ class LiteLLMGateway:
         kwargs = self._call_kwargs(
             entry, [], stream=True, timeouts=timeouts, max_output_tokens=max_output_tokens
         )
-        kwargs.pop("messages", None)
-        kwargs.pop("stream_options", None)
+        kwargs.pop("messages", None)  # stream_options.include_usage stays: usage is counted
         kwargs.update(prompt=prompt, suffix=suffix)
         if stop:
             kwargs["stop"] = list(stop)[:4]

@@ -15,7 +15,9 @@ SECRET = "sk-proj-" + "Z9y8X7w6" * 4
 
 
 @pytest.fixture
-def rubberduck_config(fake_llm: Any) -> dict[str, Any]:
+def rubberduck_config(fake_llm: Any, direct_openai_streaming: bool) -> dict[str, Any]:
+    # Each test on both FIM paths: the direct /completions stream and litellm's
+    # text_completion.
     return {
         "model": "openai/fake-model",
         "api_base": fake_llm.base_url,
@@ -23,6 +25,7 @@ def rubberduck_config(fake_llm: Any) -> dict[str, Any]:
         "ollama_url": "http://127.0.0.1:9",
         "completion_model": "openai/fake-coder",
         "completion_fim": "true",
+        "direct_openai_streaming": direct_openai_streaming,
     }
 
 
