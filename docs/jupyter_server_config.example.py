@@ -90,6 +90,16 @@ c.RubberDuckApp.agent_max_steps = 12  # model calls per turn
 c.RubberDuckApp.agent_max_tokens = 120_000  # tokens per turn
 c.RubberDuckApp.agent_max_seconds = 300.0  # wall time per turn
 c.RubberDuckApp.agent_tool_timeout = 10.0  # seconds per tool call
+# MCP servers' tools for the agent (docs/agent.md#mcp); on JupyterHub the admin's list
+# goes in rubberduck_mcp.json in a system config dir instead.
+# c.RubberDuckApp.mcp_servers = {
+#     "github": {"command": ["github-mcp-server", "stdio"], "permission": "read",
+#                "env": {"GITHUB_PERSONAL_ACCESS_TOKEN": "${GITHUB_TOKEN}"}},
+#     "docs": {"url": "https://mcp.example.com/mcp", "permission": "read",
+#              "headers": {"Authorization": "Bearer ${DOCS_MCP_TOKEN}"}, "timeout": 15},
+# }
+c.RubberDuckApp.mcp_allow_user_servers = True  # the user's own, in <config dir>/rubberduck/mcp.json
+c.RubberDuckApp.agent_run_timeout = 120.0  # seconds to wait for a run's approval, then its result
 
 # Conversations, engines and memory (docs/engines.md).
 # c.RubberDuckApp.conversations_db_path = "/srv/rubberduck/conversations.sqlite3"
