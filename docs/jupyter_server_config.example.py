@@ -98,7 +98,7 @@ c.RubberDuckApp.agent_tool_timeout = 10.0  # seconds per tool call
 #     "docs": {"url": "https://mcp.example.com/mcp", "permission": "read",
 #              "headers": {"Authorization": "Bearer ${DOCS_MCP_TOKEN}"}, "timeout": 15},
 # }
-c.RubberDuckApp.mcp_allow_user_servers = True  # the user's own, in <config dir>/rubberduck/mcp.json
+c.RubberDuckApp.mcp_allow_user_servers = True  # also the user's <config dir>/rubberduck/mcp.json
 c.RubberDuckApp.agent_run_timeout = 120.0  # seconds to wait for a run's approval, then its result
 
 # Conversations, engines and memory (docs/engines.md).
