@@ -38,6 +38,19 @@ def fake_requests(fake: Any) -> list[dict[str, Any]]:
         return [r for r in json.loads(response.read()) if "messages" in r]
 
 
+def put_settings(lab: Any, values: dict[str, Any]) -> None:
+    import urllib.request
+
+    request = urllib.request.Request(
+        f"{lab.url}lab/api/settings/rubberduck-jupyter:plugin",
+        method="PUT",
+        data=json.dumps({"raw": json.dumps(values)}).encode(),
+        headers={"Authorization": f"token {lab.token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 204
+
+
 def set_theme(page: Any, theme: str) -> None:
     light = "true" if theme == "JupyterLab Light" else "false"
     page.evaluate(
@@ -173,6 +186,9 @@ def test_agent_edits_and_a_run_approved_in_the_sidebar(
     screenshot("agent-run-done")
 
     # Drawn again from the store, the first answer still reads in order: plan, calls, text.
+    # (The reload also drops the notebook's unsaved inserted cell, and takes the
+    # auto-apply setting switched on here.)
+    put_settings(lab_server, {"autoApplyEdits": True})
     page.reload()
     panel = open_sidebar("fake-model")
     first = panel.locator(ANSWERS).first
@@ -181,3 +197,30 @@ def test_agent_edits_and_a_run_approved_in_the_sidebar(
     assert first.locator(".jp-RubberDuck-step").count() == 2
     assert "Both cells are proposed" in first.locator(".jp-RubberDuck-markdown").last.inner_text()
     assert "add a cell that uses" not in first.locator(".jp-RubberDuck-markdown").last.inner_text()
+
+    # --- auto-apply: the edit lands at once, and its card's Undo puts the cell back -----
+    notebook.locator(".jp-Cell").nth(1).wait_for()
+    assert sources(page) == [FIRST_CELL, "a"]
+    fake_llm.set_replies(
+        [
+            {"tool_calls": [{"name": "replace_cell", "arguments": {"cell": 2, "source": "a + 1"}}]},
+            "Cell 2 now adds one.",
+        ]
+    )
+    try:
+        answer = ask_agent(panel, "make cell 2 add one")
+        wait_done(page, answer)
+        card = answer.locator(".jp-RubberDuck-suggestion")
+        page.wait_for_function("el => el.dataset.status === 'applied'", arg=card.element_handle())
+        assert sources(page) == [FIRST_CELL, "a + 1"]
+        undo = card.locator("button.jp-RubberDuck-suggestion-undo")
+        assert undo.is_visible()
+        card.scroll_into_view_if_needed()
+        screenshot("agent-auto-applied")
+        undo.click()
+        page.wait_for_function("el => el.dataset.reverted === 'true'", arg=card.element_handle())
+        assert sources(page) == [FIRST_CELL, "a"]
+        assert undo.is_hidden()
+        screenshot("agent-undone")
+    finally:
+        lab_server.reset_settings()

@@ -68,6 +68,11 @@ export class AgentController {
       this._cards.set(frame.approval_id, card);
       this._answers.set(frame.approval_id, answer);
       answer.addApproval(card.node);
+      if (!runNow) {
+        // The turn waits on it: bring it into view, whatever the user scrolled to, but
+        // leave the focus where it is (they may be typing).
+        card.node.scrollIntoView({ block: 'nearest' });
+      }
     }
     if (runNow) {
       void this._run(entry);
