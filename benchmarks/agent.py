@@ -12,6 +12,11 @@
 2. A 10-step scripted task end to end (9 tool calls, then the answer) through the
    SessionManager and the agent engine, against the same 10 replies streamed through
    LLMService alone; the difference per tool call is RubberDuck's overhead, all in.
+3. The same with two approved runs among the 9 calls (run_cell of the cell just replaced,
+   and of the cell just inserted): the client (the turn's emit here) answers each
+   approval at once with "allow" and a run_result, so what is measured is the approval
+   round trip inside the server (frame, broker, pending edits laid over the notebook),
+   not a kernel.
 Medians of interleaved rounds; the 1-minute load average is printed with each result.
 """
 
@@ -49,7 +54,14 @@ from rubberduck_jupyter.engines.registry import build_engines
 from rubberduck_jupyter.llm.client import ToolCall
 from rubberduck_jupyter.llm.config import build_models_config
 from rubberduck_jupyter.llm.service import LLMService, estimate_tokens
-from rubberduck_jupyter.protocol import ChatContext, ChatRequest
+from rubberduck_jupyter.protocol import (
+    AgentAbilities,
+    ApproveRequest,
+    ChatContext,
+    ChatRequest,
+    RunOutput,
+    RunResultRequest,
+)
 from rubberduck_jupyter.sessions.manager import SessionManager
 from rubberduck_jupyter.sessions.preferences import PreferenceBook
 from rubberduck_jupyter.sessions.store import AsyncConversationStore, ConversationStore
@@ -175,7 +187,26 @@ def task_replies(n: int) -> list[Any]:
     return [*replies, "Suggested a tidier cell 2 and a check below it."]
 
 
-async def end_to_end(base_url: str, folder: Path, rounds: int) -> dict[str, Any]:
+def run_task_replies(n: int) -> list[Any]:
+    """Nine tool calls, two of them approved runs, then the answer."""
+    calls: list[tuple[str, dict[str, Any]]] = [
+        ("list_cells", {}),
+        ("read_cell", {"cell": 2}),
+        ("replace_cell", {"cell": 2, "source": cell_50_lines(n + 1)}),
+        ("run_cell", {"cell": 2}),
+        ("insert_cell", {"after": 2, "source": "print(step_1(4))"}),
+        ("run_cell", {"cell": 3}),
+        ("list_variables", {}),
+        ("read_cell", {"cell": 3}),
+        ("list_cells", {"outputs": False}),
+    ]
+    replies: list[Any] = [{"tool_calls": [{"name": c, "arguments": a}]} for c, a in calls]
+    return [*replies, "Replaced cell 2, added a check below it, and both ran."]
+
+
+async def end_to_end(
+    base_url: str, folder: Path, rounds: int, *, runs: bool = False
+) -> dict[str, Any]:
     config = build_models_config(model="openai/fake", api_base=base_url, api_key="sk-b", env={})
     service = LLMService(config)
     store = AsyncConversationStore(ConversationStore(folder / "task.sqlite3"))
@@ -193,10 +224,23 @@ async def end_to_end(base_url: str, folder: Path, rounds: int) -> dict[str, Any]
         files=ProjectFiles(project),
     )
     schemas = default_tools().schemas()
-    context = ChatContext(notebook_path="bench.ipynb", variables=())
+    context = ChatContext(
+        notebook_path="bench.ipynb", variables=(), agent=AgentAbilities(can_run=runs)
+    )
+    replies_for = run_task_replies if runs else task_replies
+    answered = 0
 
-    async def emit(_frame: dict[str, Any]) -> None:
-        return None
+    async def emit(frame: dict[str, Any]) -> None:
+        # The client, answering each approval at once (as a user who allows every run).
+        nonlocal answered
+        if frame.get("type") == "approval":
+            answered += 1
+            turn_id, approval_id = frame["id"], frame["approval_id"]
+            manager.approvals.answer("bench", ApproveRequest(turn_id, approval_id, "allow"))
+            output = (RunOutput("stream", "2.0\n"),)
+            manager.approvals.result(
+                "bench", RunResultRequest(turn_id, approval_id, "ok", 1, output)
+            )
 
     control = base_url.removesuffix("/v1")  # the fake's control routes are at its root
     async with httpx.AsyncClient() as client:
@@ -204,7 +248,7 @@ async def end_to_end(base_url: str, folder: Path, rounds: int) -> dict[str, Any]
         async def script(n: int) -> None:
             await client.post(f"{control}/_fake/reset")
             (
-                await client.post(f"{control}/_fake/script", json={"replies": task_replies(n)})
+                await client.post(f"{control}/_fake/script", json={"replies": replies_for(n)})
             ).raise_for_status()
 
         async def raw(n: int) -> float:
@@ -229,6 +273,7 @@ async def end_to_end(base_url: str, folder: Path, rounds: int) -> dict[str, Any]
 
         await raw(0)
         await turn(0)
+        before = answered
         raws, turns = [], []
         for n in range(1, rounds + 1):
             if n % 2:
@@ -243,6 +288,8 @@ async def end_to_end(base_url: str, folder: Path, rounds: int) -> dict[str, Any]
     # Paired by round (the two ran back to back): steadier than a difference of medians
     # on a machine whose other tenants come and go.
     paired = [(t - r) / 9 for t, r in zip(turns, raws, strict=True)]
+    if runs:  # two approvals per measured turn, every one answered
+        assert answered - before == 2 * rounds, (answered, before, rounds)
     return {
         "raw_10_calls": ms(raws),
         "turn": ms(turns),
@@ -277,6 +324,15 @@ async def main(rounds: int) -> None:
                 f"({e2e['turn'] / e2e['raw_10_calls']:.2f}x)\n"
                 "  RubberDuck's overhead per tool call (median of per-round differences): "
                 f"{e2e['per_tool_call']:.1f} ms"
+            )
+            runs = await end_to_end(base_url, folder, rounds, runs=True)
+            print(
+                f"10-step task with two approved runs, load {runs['load']:.2f}:\n"
+                f"  10 model calls through LLMService alone: {runs['raw_10_calls']:.1f} ms\n"
+                f"  the agent turn (9 tool calls, 2 of them runs, + answer): "
+                f"{runs['turn']:.1f} ms ({runs['turn'] / runs['raw_10_calls']:.2f}x)\n"
+                "  RubberDuck's overhead per tool call (median of per-round differences): "
+                f"{runs['per_tool_call']:.1f} ms"
             )
     finally:
         process.terminate()
