@@ -319,6 +319,10 @@ test('the cache gives back the same request and the rest of a completion typed i
     cache.continuation('a.ipynb', 'df.groupby("a").sum()', ')'),
     null
   );
+  // Cut while streaming: typing along it works, the same request is not answered.
+  cache.putShown('a.ipynb', 'x = ', '', 'sum(s');
+  assert.equal(cache.continuation('a.ipynb', 'x = su', ''), 'm(s');
+  assert.equal(cache.get('a.ipynb', 'x = ', ''), undefined);
   cache.dismissShown();
   assert.equal(cache.continuation('a.ipynb', 'df.group', ')'), null);
   assert.equal(cache.get('a.ipynb', 'df.gro', ')'), 'upby("a").sum()');

@@ -55,6 +55,21 @@ export class CompletionCache {
   }
 
   /**
+   * A completion cut while it streamed: typing along it may still consume what was
+   * shown, but the same request is not answered with it (it was never finished).
+   */
+  putShown(path: string, prefix: string, suffix: string, text: string): void {
+    if (!text) {
+      return;
+    }
+    const key = keyOf(path, prefix, suffix);
+    this._shown = [
+      { path, prefix, suffix, text },
+      ...this._shown.filter(e => keyOf(e.path, e.prefix, e.suffix) !== key)
+    ].slice(0, MAX_SHOWN);
+  }
+
+  /**
    * The rest of a shown completion that the new prefix has typed into, or null: the
    * path and suffix are the same, the prefix extends the completion's prefix, and what
    * was typed since is the start of the completion (and not all of it).

@@ -9,7 +9,10 @@ import {
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
 import { ICommandPalette, Notification } from '@jupyterlab/apputils';
-import { ICompletionProviderManager } from '@jupyterlab/completer';
+import {
+  ICompletionProviderManager,
+  IInlineCompleterFactory
+} from '@jupyterlab/completer';
 import { URLExt } from '@jupyterlab/coreutils';
 import {
   INotebookTracker,
@@ -21,6 +24,7 @@ import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { IStatusBar } from '@jupyterlab/statusbar';
 
 import { CompletionClient, ISocketLike } from './client';
+import { GhostTextTracker } from './ghost';
 import { RubberDuckInlineProvider } from './provider';
 import {
   DEFAULT_COMPLETION_SETTINGS,
@@ -79,14 +83,21 @@ export const inlineCompletionPlugin: JupyterFrontEndPlugin<void> = {
     'RubberDuck inline completions (ghost text) in notebook cells and Python files.',
   autoStart: true,
   requires: [ICompletionProviderManager],
-  optional: [ISettingRegistry, INotebookTracker, IStatusBar, ICommandPalette],
+  optional: [
+    ISettingRegistry,
+    INotebookTracker,
+    IStatusBar,
+    ICommandPalette,
+    IInlineCompleterFactory
+  ],
   activate: (
     app: JupyterFrontEnd,
     manager: ICompletionProviderManager,
     registry: ISettingRegistry | null,
     notebooks: INotebookTracker | null,
     statusBar: IStatusBar | null,
-    palette: ICommandPalette | null
+    palette: ICommandPalette | null,
+    completerFactory: IInlineCompleterFactory | null
   ) => {
     const server = ServerConnection.makeSettings();
     let values: Readonly<ICompletionSettings> = DEFAULT_COMPLETION_SETTINGS;
@@ -110,11 +121,27 @@ export const inlineCompletionPlugin: JupyterFrontEndPlugin<void> = {
       createSocket: url => new server.WebSocket(url) as unknown as ISocketLike
     });
     const variables = new VariablesCache();
+    const ghosts = new GhostTextTracker();
+    if (completerFactory) {
+      // After every plugin's activate: JupyterLab's inline completer plugin sets the
+      // factory it provides in its own; ours wraps that one (ghost.ts says why).
+      void app.restored.then(() =>
+        manager.setInlineCompleterFactory(ghosts.wrap(completerFactory))
+      );
+    }
+    /** The editor a notebook panel or a file editor types into. */
+    const editorOf = (widget: unknown): unknown =>
+      widget instanceof NotebookPanel
+        ? widget.content.activeCell?.editor
+        : (widget as { content?: { editor?: unknown } } | null)?.content
+            ?.editor;
     const provider = new RubberDuckInlineProvider({
       client,
       status,
       settings: () => values,
-      variables
+      variables,
+      invoke: manager.inline ? id => manager.inline?.invoke(id) : undefined,
+      clearGhost: widget => ghosts.clear(editorOf(widget))
     });
     manager.registerInlineProvider(provider);
 
@@ -183,19 +210,16 @@ export const inlineCompletionPlugin: JupyterFrontEndPlugin<void> = {
       caption: 'Hide the ghost text and stop the completion request',
       execute: () => {
         provider.dismiss();
-        const widget = app.shell.currentWidget;
-        const editor =
-          widget instanceof NotebookPanel
-            ? widget.content.activeCell?.editor
-            : (widget as { content?: { editor?: unknown } } | null)?.content
-                ?.editor;
-        const target = editor as
-          { blur?: () => void; focus?: () => void } | undefined;
-        // JupyterLab's inline completer has no dismiss action; it removes its ghost
-        // text when the editor loses focus. Blur and refocus keeps the notebook in
-        // edit mode (a blur with no new focus target does not leave it).
-        target?.blur?.();
-        target?.focus?.();
+        const editor = editorOf(app.shell.currentWidget);
+        if (!ghosts.clear(editor)) {
+          // Not a completer built through our factory wrapper: JupyterLab also removes
+          // the ghost text when the editor loses focus, and a blur with no new focus
+          // target keeps the notebook in edit mode.
+          const target = editor as
+            { blur?: () => void; focus?: () => void } | undefined;
+          target?.blur?.();
+          target?.focus?.();
+        }
       }
     });
 

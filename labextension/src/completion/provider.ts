@@ -10,9 +10,10 @@
  *    cursor on its line: nothing.
  * 3. The user is typing into the completion shown, or asked the same before: the cache
  *    answers, with no debounce and no request.
- * 4. Otherwise, after the debounce (skipped for Alt \), one request with the context;
- *    the fetch resolves at its first chunk with an incomplete item, and `stream` yields
- *    the text as it grows and then the server's final, trimmed text.
+ * 4. Otherwise a keystroke's fetch answers nothing and, once typing has paused for the
+ *    debounce, invokes the completer; that fetch (like Alt \) sends one request with
+ *    the context and resolves at its first chunk with an incomplete item, and `stream`
+ *    yields the text as it grows and then the server's final, trimmed text.
  * A change of the editor's text while a request runs cancels it, also when JupyterLab
  * does not fetch again (a new blank line, a deletion to the line's start).
  */
@@ -72,6 +73,13 @@ export interface IProviderOptions {
   status: CompletionStatusModel;
   settings: () => Readonly<ICompletionSettings>;
   variables: VariablesCache;
+  /**
+   * Invoke the inline completer in the widget with this id (the manager's
+   * `inline.invoke`); without it the debounce waits inside `fetch`.
+   */
+  invoke?: (widgetId: string) => void;
+  /** Clear the ghost text shown in the widget's active editor (ghost.ts). */
+  clearGhost?: (widget: Widget) => void;
 }
 
 export class RubberDuckInlineProvider implements IInlineCompletionProvider {
@@ -93,6 +101,8 @@ export class RubberDuckInlineProvider implements IInlineCompletionProvider {
     this._status = options.status;
     this._settings = options.settings;
     this._variables = options.variables;
+    this._invoke = options.invoke ?? null;
+    this._clearGhost = options.clearGhost ?? null;
   }
 
   get cache(): CompletionCache {
@@ -104,6 +114,18 @@ export class RubberDuckInlineProvider implements IInlineCompletionProvider {
     context: IInlineCompletionContext
   ): Promise<IInlineCompletionList> {
     const generation = ++this._generation;
+    clearTimeout(this._debounce);
+    const running = this._client.current;
+    if (running?.state === 'streaming') {
+      // What it showed so far stays good for typing along it.
+      const q = running.query;
+      this._cache.putShown(
+        q.path,
+        q.prefix,
+        q.suffix,
+        clampLines(running.text, q.maxLines)
+      );
+    }
     this._client.cancelCurrent();
     const settings = this._settings();
     if (!this._status.active) {
@@ -127,7 +149,34 @@ export class RubberDuckInlineProvider implements IInlineCompletionProvider {
     if (known !== undefined) {
       return known ? { items: [{ insertText: known }] } : EMPTY;
     }
+    // Whatever ghost text shows was for other text: it goes now, not at the next answer.
+    // Deferred: JupyterLab fetches inside CodeMirror's update, which must not dispatch.
+    if (this._clearGhost) {
+      const clear = this._clearGhost;
+      setTimeout(() => {
+        if (generation === this._generation) {
+          clear(context.widget);
+        }
+      }, 0);
+    }
     if (context.triggerKind !== TRIGGER_INVOKE && settings.debounceMs > 0) {
+      if (this._invoke) {
+        // Answer nothing now and invoke the completer once typing pauses. The empty
+        // answer matters: JupyterLab keeps showing a ghost text that the keystroke
+        // no longer matches until the next answer comes, so waiting here would show
+        // stale text for the whole debounce.
+        const widget = context.widget;
+        this._debounce = setTimeout(() => {
+          if (
+            generation === this._generation &&
+            (!target.shared || target.shared.getSource() === request.text) &&
+            widget.node.contains(document.activeElement)
+          ) {
+            this._invoke?.(widget.id);
+          }
+        }, settings.debounceMs);
+        return EMPTY;
+      }
       await new Promise(resolve => setTimeout(resolve, settings.debounceMs));
       if (generation !== this._generation) {
         return EMPTY; // a newer keystroke fetches instead
@@ -209,6 +258,7 @@ export class RubberDuckInlineProvider implements IInlineCompletionProvider {
   /** Escape: stop the request and keep typing from bringing the shown text back. */
   dismiss(): void {
     this._generation += 1;
+    clearTimeout(this._debounce);
     this._client.cancelCurrent();
     this._cache.dismissShown();
   }
@@ -247,6 +297,9 @@ export class RubberDuckInlineProvider implements IInlineCompletionProvider {
   private _variables: VariablesCache;
   private _cache = new CompletionCache();
   private _generation = 0;
+  private _invoke: ((widgetId: string) => void) | null;
+  private _clearGhost: ((widget: Widget) => void) | null;
+  private _debounce: ReturnType<typeof setTimeout> | undefined = undefined;
   private _streams = new Map<
     string,
     { pending: PendingCompletion; path: string; prefix: string; suffix: string }
