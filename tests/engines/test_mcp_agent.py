@@ -7,6 +7,7 @@ named anyway, never runs; a server's secret never reaches the model or the brows
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import socket
@@ -21,7 +22,7 @@ import pytest
 from engine_harness import Harness, answer_text, frames_of
 
 from rubberduck_jupyter.engines.agent import AgentConversation
-from rubberduck_jupyter.protocol import ChatContext
+from rubberduck_jupyter.protocol import ChatContext, ChatRequest
 from rubberduck_jupyter.tools.mcp import McpServers
 
 FIXTURE = str(Path(__file__).parents[1] / "mcp_fixtures" / "fixture_server.py")
@@ -262,3 +263,31 @@ async def test_no_server_starts_before_the_first_agent_turn(
     harness.fake.set_replies(["An agent answer."])
     await harness.chat("/agent look", context=CONTEXT)
     assert source._connections["fx"].state == "ready"
+
+
+async def test_stop_during_an_mcp_call_cancels_it_and_the_server_stays_usable(
+    make_harness: Any, servers: Callable[..., McpServers], tmp_path: Path
+) -> None:
+    calls = tmp_path / "calls.txt"
+    source = servers({"fx": stdio(calls=calls, permission="read", timeout=30)})
+    harness = agent_with(make_harness, source)
+    harness.fake.set_replies([call("fx__slow"), "never asked"])
+    frames: list[dict[str, Any]] = []
+
+    async def emit(frame: dict[str, Any]) -> None:
+        frames.append(frame)
+
+    request = ChatRequest(id="t-stop", conversation_id="c-stop", text="/agent go", context=CONTEXT)
+    task = asyncio.ensure_future(harness.manager.run_turn("alice", request, emit))
+    for _ in range(600):  # until the server has the call
+        if calls.exists() and "slow" in calls.read_text():
+            break
+        await asyncio.sleep(0.025)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert len(harness.fake.requests) == 1  # the model is not asked again
+    assert source._connections["fx"].state == "ready"  # a cancelled call is no failure
+    harness.fake.set_replies([call("fx__add", {"a": 3, "b": 4}), "7."])
+    again = await harness.chat("/agent add", context=CONTEXT)
+    assert again[-1]["type"] == "done" and tool_results(harness.prompts()[-1]) == ["7"]
