@@ -602,6 +602,17 @@ def _clean_id(obj: Any) -> str | None:
     return str(value)
 
 
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def decode_json(raw: str | bytes) -> Any:
     """json.loads for untrusted input, raising ProtocolError(BAD_JSON) with a precise reason.
 
@@ -616,6 +627,11 @@ def decode_json(raw: str | bytes) -> Any:
         raise ProtocolError(ErrorCode.BAD_JSON, "JSON is nested too deeply") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise ProtocolError(ErrorCode.BAD_JSON, f"Not valid JSON: {exc}") from None
+    if isinstance(raw, str) and _SURROGATE_ESCAPE.search(raw) is None and _utf8(raw):
+        # Valid UTF-8 text decodes to a lone surrogate only through a \\uD800-\\uDFFF
+        # escape; without one the re-encode below has nothing to find (it costs ~1.4 ms
+        # for a 200 kB completion frame with 50 cells, the regex and encode ~0.1 ms).
+        return obj
     try:
         json.dumps(obj, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
