@@ -46,17 +46,21 @@ from rubberduck_jupyter.protocol import (
     CompletionCell,
     CompletionRequest,
     CompletionVariable,
+    completion_chunk_frame,
+    parse_completion_frame,
 )
+
+MAX_FRAME_BYTES = 256 * 1024  # max_frame_bytes' default
 
 PACKAGE = Path(__file__).resolve().parents[1] / "rubberduck_jupyter"
 CELLS = tuple(
     CompletionCell(
         "code",
         f"import pandas as pd\nfrom rubberduck_jupyter.llm import ratelimit\n"
-        f"frame_{n} = pd.read_csv('part_{n}.csv')\n" + "x = 1\n" * 60,
+        f"frame_{n} = pd.read_csv('part_{n}.csv')\n" + "x = 1\n" * 620,
     )
     for n in range(50)
-)
+)  # 50 cells of ~4,000 characters, as the client sends at most: a ~200 kB frame
 VARIABLES = tuple(CompletionVariable(f"frame_{n}", "DataFrame", "(100, 3)") for n in range(20))
 
 
@@ -116,14 +120,39 @@ async def direct(client: Any, base_url: str, prompt: str, suffix: str) -> float:
     raise RuntimeError("no text")
 
 
-async def through_service(service: CompletionService, req: CompletionRequest) -> float:
+def frame_of(req: CompletionRequest) -> str:
+    """The frame the browser sends for `req` (what the socket handler parses)."""
+    return json.dumps(
+        {
+            "type": "complete",
+            "id": req.id,
+            "path": req.path,
+            "language": req.language,
+            "prefix": req.prefix,
+            "suffix": req.suffix,
+            "cells": [{"cell_type": c.cell_type, "source": c.source} for c in req.cells],
+            "variables": [
+                {"name": v.name, "type": v.type, "shape": v.shape} for v in req.variables
+            ],
+            "multiline": req.multiline,
+            "max_lines": req.max_lines,
+        }
+    )
+
+
+async def through_service(service: CompletionService, raw: str) -> float:
+    """From the frame's arrival: parse it as the handler does, complete, to the first
+    chunk frame serialized for the socket."""
     started = time.perf_counter()
     first: list[float] = []
 
-    def on_chunk(_text: str) -> None:
+    def on_chunk(text: str) -> None:
         if not first:
+            json.dumps(completion_chunk_frame(req.id, text))
             first.append(time.perf_counter() - started)
 
+    req = parse_completion_frame(raw, max_bytes=MAX_FRAME_BYTES)
+    assert isinstance(req, CompletionRequest)
     await service.complete("bench", req, on_chunk)
     return first[0]
 
@@ -167,21 +196,21 @@ async def latency(base_url: str, rounds: int, index: Any) -> dict[str, Any]:
     service.llm.stream_completion = capture  # type: ignore[method-assign]
     async with httpx.AsyncClient() as client:
         for n in range(10):  # warm both paths (pools, the project search's cache)
-            await through_service(service, request(-n - 1))
+            await through_service(service, frame_of(request(-n - 1)))
             await direct(client, base_url, captured[-1].prompt, captured[-1].suffix)
         ours: list[float] = []
         alone: list[float] = []
         for n in range(rounds):
-            req = request(n)
+            raw = frame_of(request(n))
             if n % 2:
-                ours.append(await through_service(service, req))
+                ours.append(await through_service(service, raw))
                 p = captured[-1]
                 alone.append(await direct(client, base_url, p.prompt, p.suffix))
             else:
                 # The prompt of the same shape: the last one's (only the digits differ).
                 p = captured[-1]
                 alone.append(await direct(client, base_url, p.prompt, p.suffix))
-                ours.append(await through_service(service, req))
+                ours.append(await through_service(service, raw))
     snippets = sum(1 for p in captured if "From src/" in p.prompt)
     return {
         "alone_p50": pct(alone, 0.5),
