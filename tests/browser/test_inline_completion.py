@@ -190,3 +190,28 @@ def test_toggle_turns_completion_off_and_on(
     toggle.click()
     toggle.filter(has_text="Complete: on").wait_for()
     lab_server.reset_settings()
+
+
+def test_ghost_text_in_a_python_file(page: Any, lab_server: Any, fake_llm: Any) -> None:
+    fake_llm.set_replies(["rn a + b"])
+    (lab_server.root / "helpers.py").write_text("def add(a, b):\n    ")
+    page.wait_for_selector("#jupyterlab-splash", state="detached")
+    page.evaluate(
+        "() => window.jupyterapp.commands.execute('docmanager:open',"
+        " {path: 'helpers.py', factory: 'Editor'})"
+    )
+    editor = page.locator(".jp-FileEditor .cm-content")
+    editor.wait_for()
+    page.locator(TOGGLE, has_text="Complete: on").wait_for()
+    editor.click()
+    page.keyboard.press("Control+End")
+    page.keyboard.type("retu")
+    page.locator(GHOST, has_text="rn a + b").wait_for()
+    page.keyboard.press("Tab")
+    text = page.evaluate(
+        "() => window.jupyterapp.shell.currentWidget.content.model.sharedModel.getSource()"
+    )
+    assert text == "def add(a, b):\n    return a + b"
+    prompt = completion_requests(fake_llm)[-1]
+    assert "helpers.py" in prompt
+    assert "retu<CURSOR>" in prompt
