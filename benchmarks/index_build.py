@@ -1,7 +1,7 @@
 """Index build cost against bare embedding, in one run, and against the hardware's limit.
 
     python benchmarks/index_build.py [--embedder minilm] [--runs 5] [--notebooks 66]
-                                     [--sections 1,2,3,4]
+                                     [--sections 1,2,3,4,5]
 
 1. Full index of pdsh + a code tree vs embedding the same chunk texts with the same
    embedder (goal: at most 1.15x).
@@ -18,6 +18,14 @@
    ((max - min) / median; goal for minilm: under 15%), with the load average of each, and
    tokens per CPU-second of this process: the embedder's own cost, apart from the share
    of the cores that other processes leave it.
+
+5. Progressive indexing on pdsh with the default embedder (minilm = int8 ONNX), on and off,
+   next to the plain sentence-transformers encode, in interleaved rounds: time to
+   searchable (every chunk in the index with BM25 terms and, progressive, model2vec
+   vectors, and a hybrid search answered from it; off: the whole run) and time to full
+   quality (every chunk with MiniLM's vector). Goals: searchable < 3 s, full < 25 s.
+   Embedders are loaded before the rounds (as in 4); `--cold` also times a first round
+   with fresh embedders, loads included.
 
 The machine is shared: the rounds interleave the contenders so a burst of load hits all
 of them, and every figure carries the 1-minute load average it was measured at.
@@ -40,6 +48,7 @@ from rubberduck_jupyter.index.chunkers import chunk_file
 from rubberduck_jupyter.index.discovery import Candidate, discover
 from rubberduck_jupyter.index.embedder_config import EmbedderConfig, build_embedder
 from rubberduck_jupyter.index.indexer import Indexer
+from rubberduck_jupyter.index.search import HybridSearcher
 from rubberduck_jupyter.index.store import IndexStore
 
 BASELINE_EMBEDDERS = ("minilm:torch", "minilm:onnx", "minilm:int8", "model2vec", "none")
@@ -224,12 +233,111 @@ def section_4(runs: int, notebooks: int) -> None:
         )
 
 
+def progressive_run(
+    root: Path, db: Path, embedder: Any, static: Any | None, progressive: bool
+) -> tuple[float, float, int]:
+    """(seconds to searchable, seconds to full quality, hits of the first search)."""
+    options: dict[str, Any] = {}
+    if static is not None:
+        options = {"static_embedder_id": static.id, "static_dim": static.dim}
+    with IndexStore(db, dim=embedder.dim, embedder_id=embedder.id, **options) as store:
+        searcher = HybridSearcher(
+            store, embedder.embed_query, static.embed_query if static is not None else None
+        )
+        store.snapshot()  # loaded (empty) now, kept up to date by every write
+        started = time.perf_counter()
+        searchable: list[float] = []
+        hits: list[int] = []
+
+        def progress(p: Any) -> None:
+            if p.phase == "improving" and not searchable:
+                hits.append(len(searcher.search("group by and aggregate a DataFrame", 10)))
+                searchable.append(time.perf_counter() - started)
+
+        report = Indexer(
+            store,
+            embedder,
+            progressive=progressive,
+            static_embedder=static,
+            progress=progress,
+        ).index_folder(root)
+        full = time.perf_counter() - started
+        assert store.tier_counts()["full"] == store.tier_counts()["chunks"] > 0
+        if not searchable:  # not progressive: searchable as a whole once done
+            hits.append(len(searcher.search("group by and aggregate a DataFrame", 10)))
+            searchable.append(time.perf_counter() - started)
+        del report
+    db.unlink(missing_ok=True)
+    return searchable[0], full, hits[0]
+
+
+def section_5(runs: int, notebooks: int, cold: bool) -> None:
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        root = pdsh(tmp / "pdsh", notebooks)
+        results: dict[str, list[tuple[float, float, float]]] = {}
+
+        def fresh() -> tuple[Any, Any]:
+            return (
+                build_embedder(EmbedderConfig(spec="minilm")),
+                build_embedder(EmbedderConfig(spec="model2vec")),
+            )
+
+        print(f"\n5. pdsh ({notebooks} notebooks), progressive on/off; load {load():.2f}")
+        if cold:
+            embedder, static = fresh()
+            s, f, n = progressive_run(root, tmp / "cold.duckdb", embedder, static, True)
+            print(
+                f"   cold (fresh embedders, loads included): searchable {s:.2f} s, full {f:.1f} s"
+            )
+        embedder, static = fresh()
+        for e in (embedder, static):
+            e.load()
+            e.embed(["warm up"] * 16)
+        texts, tokens = chunk_texts(root, embedder)
+        encode, settings = plain_sentence_transformers()
+        encode(texts[:16])
+        plain = f"plain sentence-transformers encode ({settings})"
+        for round_ in range(runs):
+            print(f"  round {round_ + 1}", flush=True)
+            started = time.perf_counter()
+            encode(texts)
+            took = time.perf_counter() - started
+            results.setdefault(plain, []).append((took, took, load()))
+            for name, progressive in (("progressive on", True), ("progressive off", False)):
+                db = tmp / f"index-{round_}-{progressive}.duckdb"
+                s, f, n = progressive_run(
+                    root, db, embedder, static if progressive else None, progressive
+                )
+                results.setdefault(f"indexer, minilm, {name}", []).append((s, f, load()))
+                print(
+                    f"   {name:16s} searchable {s:6.2f} s  full {f:6.1f} s  "
+                    f"({n} hits)  load {load():.2f}",
+                    flush=True,
+                )
+    print(
+        f"\n| what ({len(texts)} chunks, {tokens:,} tokens) | searchable, s (median) | "
+        f"full quality, s (median) | spread of full | load (min-max) |\n|---|---|---|---|---|"
+    )
+    for name, rows in results.items():
+        fulls = [r[1] for r in rows]
+        median = statistics.median(fulls)
+        loads = [r[2] for r in rows]
+        searchable = "-" if name == plain else f"{statistics.median(r[0] for r in rows):.2f}"
+        print(
+            f"| {name} | {searchable} | {median:.1f} | "
+            f"{100 * (max(fulls) - min(fulls)) / median:.0f}% | "
+            f"{min(loads):.1f}-{max(loads):.1f} |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--embedder", default="minilm", help="for sections 1-3")
     parser.add_argument("--runs", type=int, default=5, help="rounds of section 4")
     parser.add_argument("--notebooks", type=int, default=66, help="pdsh notebooks used")
-    parser.add_argument("--sections", default="1,2,3,4")
+    parser.add_argument("--sections", default="1,2,3,4,5")
+    parser.add_argument("--cold", action="store_true", help="section 5: a first cold round")
     args = parser.parse_args()
     sections = {int(s) for s in args.sections.split(",")}
     print(f"machine: {machine()}; load {load():.2f}")
@@ -244,6 +352,8 @@ def main() -> None:
         sections_1_to_3(embedder, args.embedder, sections, args.notebooks)
     if 4 in sections:
         section_4(args.runs, args.notebooks)
+    if 5 in sections:
+        section_5(args.runs, args.notebooks, args.cold)
 
 
 if __name__ == "__main__":

@@ -88,6 +88,28 @@ def embedder_config(args: argparse.Namespace, wiring: CliWiring) -> EmbedderConf
     ).validate()
 
 
+def static_embedder_for(config: EmbedderConfig, wiring: CliWiring) -> Any:
+    """Progressive indexing's static stand-in (model2vec), as the server wires it: for a
+    local MiniLM with `index_progressive` on (the default); else None."""
+    if config.kind != "minilm" or _server_settings(wiring).get("index_progressive") is False:
+        return None
+    from .embedder_config import default_model_cache
+    from .embedder_static import Model2VecEmbedder
+    from .tokens import HFTokenCounter, minilm_token_counter, minilm_tokenizer_json
+
+    base = minilm_token_counter()
+    counter = (
+        base
+        if config.window == base.window
+        else HFTokenCounter(minilm_tokenizer_json(), window=config.window)
+    )
+    return Model2VecEmbedder(config.cache_dir or default_model_cache(), counter)
+
+
+def _store_options(static: Any) -> dict[str, Any]:
+    return {} if static is None else {"static_embedder_id": static.id, "static_dim": static.dim}
+
+
 def _server_for(root: Path) -> dict[str, Any] | None:
     """A running Jupyter server whose root is this folder, if any."""
     try:
@@ -130,13 +152,24 @@ class _ProgressLine:
         if not self.enabled or now - self.last < 0.1:
             return
         self.last = now
-        total = max(progress.files_total, 1)
         width = 30
+        if progress.phase == "improving":
+            # The second tier: searchable already; the transformer's vectors on their way.
+            total = max(progress.chunks_to_improve, 1)
+            filled = int(width * progress.chunks_improved / total)
+            bar = "#" * filled + "-" * (width - filled)
+            sys.stderr.write(
+                f"\r[{bar}] searchable; improving {progress.chunks_improved}/"
+                f"{progress.chunks_to_improve} chunks   "
+            )
+            sys.stderr.flush()
+            return
+        total = max(progress.files_total, 1)
         filled = int(width * progress.files_done / total)
         bar = "#" * filled + "-" * (width - filled)
         sys.stderr.write(
             f"\r[{bar}] {progress.files_done}/{progress.files_total} files, "
-            f"{progress.chunks_embedded} chunks ({progress.phase})   "
+            f"{progress.chunks_embedded} chunks ({progress.phase}, {progress.tier} tier)   "
         )
         sys.stderr.flush()
 
@@ -156,6 +189,15 @@ def _print_report(report: dict[str, Any]) -> None:
         f"{report['chunks_written']} chunks, {report['tokens_embedded']} tokens embedded, "
         f"{report['truncated_chunks']} truncated."
     )
+    if report.get("first_tier", "full") != "full":
+        searchable = report.get("seconds_to_searchable")
+        first = "keywords and static vectors" if report["first_tier"] == "static" else "keywords"
+        print(
+            f"Progressive: searchable after {searchable or 0:.1f} s ({first}), "
+            f"{report.get('chunks_improved', 0)} chunks given the full model's vectors after."
+        )
+    if report.get("static_error"):
+        print(f"  the static embedder failed: {report['static_error']}")
     for error in report["errors"]:
         print(f"  error: {error['path']}: {error['reason']}")
     if report.get("cancelled"):
@@ -181,7 +223,8 @@ def index_command(argv: list[str], wiring: CliWiring | None = None) -> int:
     from .store import IndexLockedError
 
     try:
-        return _index_locally(root, db, subpaths, embedder_config(args, wiring), wiring.provider)
+        config = embedder_config(args, wiring)
+        return _index_locally(root, db, subpaths, config, wiring.provider, wiring)
     except EmbedderError as exc:
         print(exc, file=sys.stderr)
         return 1
@@ -194,22 +237,47 @@ def index_command(argv: list[str], wiring: CliWiring | None = None) -> int:
         return _index_through(server, rel)
 
 
+def _print_tiers(tiers: dict[str, int], static: Any) -> None:
+    """Which tier the chunks are in (all "full" after a run that was not stopped)."""
+    keywords = tiers["chunks"] - tiers["full"] - tiers["static"]
+    print(
+        f"Tiers: {tiers['full']} chunks with the full model's vectors, {tiers['static']} "
+        f"with static vectors only, {keywords} with keywords alone."
+    )
+    why = static.unavailable() if static is not None else None
+    if why is not None:
+        print(
+            f"  (the static embedder was not used: {why}; a Jupyter server with RubberDuck "
+            "distils it once in the background after its first index run)"
+        )
+
+
 def _index_locally(
     root: Path,
     db: Path,
     subpaths: list[Path],
     config: EmbedderConfig,
     provider: ProviderEmbedder | None = None,
+    wiring: CliWiring | None = None,
 ) -> int:
     from .embedder_config import build_embedder
     from .indexer import Indexer
     from .store import IndexStore
 
     embedder = build_embedder(config, provider)
+    static = static_embedder_for(config, wiring or CliWiring())
     db.parent.mkdir(parents=True, exist_ok=True)
-    with IndexStore(db, dim=embedder.dim, embedder_id=embedder.id) as store:
+    with IndexStore(
+        db, dim=embedder.dim, embedder_id=embedder.id, **_store_options(static)
+    ) as store:
         progress = _ProgressLine()
-        indexer = Indexer(store, embedder, progress=progress)
+        indexer = Indexer(
+            store,
+            embedder,
+            progress=progress,
+            progressive=static is not None,
+            static_embedder=static if static is not None and static.unavailable() is None else None,
+        )
         try:
             report = indexer.index_folder(root, subpaths)
         except KeyboardInterrupt:
@@ -217,8 +285,10 @@ def _index_locally(
             raise
         finally:
             progress.close()
+        tiers = store.tier_counts()
     print(f"Index: {db} (embedder {embedder.id})")
     _print_report(report.to_json())
+    _print_tiers(tiers, static)
     return 0
 
 
@@ -231,9 +301,15 @@ def _index_through(server: dict[str, Any], rel_paths: list[str]) -> int:
             if status["state"] != "indexing":
                 break
             progress = status.get("progress") or {}
-            sys.stderr.write(
-                f"\r{progress.get('files_done', 0)}/{progress.get('files_total', 0)} files   "
-            )
+            if progress.get("phase") == "improving":
+                sys.stderr.write(
+                    f"\rsearchable; improving {progress.get('chunks_improved', 0)}/"
+                    f"{progress.get('chunks_to_improve', 0)} chunks   "
+                )
+            else:
+                sys.stderr.write(
+                    f"\r{progress.get('files_done', 0)}/{progress.get('files_total', 0)} files   "
+                )
             time.sleep(0.5)
     except urllib.error.HTTPError as exc:
         print(f"The server refused: HTTP {exc.code} {exc.read().decode()[:300]}", file=sys.stderr)
@@ -243,6 +319,13 @@ def _index_through(server: dict[str, Any], rel_paths: list[str]) -> int:
         print(f"Indexing failed: {status['error']}", file=sys.stderr)
         return 1
     _print_report(status["last_report"])
+    tiers = status.get("tiers") or {}
+    if tiers:
+        print(
+            f"Tiers: {tiers['full']['chunks']} chunks with the full model's vectors, "
+            f"{tiers['static']['chunks']} with static vectors only, "
+            f"{tiers['keywords']['chunks']} with keywords alone (quality: {status['quality']})."
+        )
     return 0
 
 
@@ -309,10 +392,21 @@ def _search_locally(
     from .search import HybridSearcher
     from .store import IndexStore
 
-    embedder = build_embedder(embedder_config(args, wiring), wiring.provider)
+    config = embedder_config(args, wiring)
+    embedder = build_embedder(config, wiring.provider)
+    static = static_embedder_for(config, wiring)
     # A search never clears an index built with another embedder; it says so instead.
-    with IndexStore(db, dim=embedder.dim, embedder_id=embedder.id, clear_mismatch=False) as store:
-        searcher = HybridSearcher(store, embedder.embed_query)
+    with IndexStore(
+        db,
+        dim=embedder.dim,
+        embedder_id=embedder.id,
+        clear_mismatch=False,
+        **_store_options(static),
+    ) as store:
+        # Chunks a stopped run left with static vectors only are ranked by their own model.
+        searcher = HybridSearcher(
+            store, embedder.embed_query, static.embed_query if static is not None else None
+        )
         hits = searcher.search(
             args.query, args.top_k, mode=args.mode, path_glob=args.path, kinds=args.kind
         )

@@ -30,6 +30,13 @@ export interface IIndexReport {
   errors: { path: string; reason: string }[];
 }
 
+/**
+ * How good the index's vectors are (progressive indexing): `full` every chunk has the
+ * configured embedder's vectors; `static` some have only the fast static ones; `keywords`
+ * some have BM25 terms alone; null without chunks. Searchable in every case.
+ */
+export type IndexQuality = 'full' | 'static' | 'keywords' | null;
+
 export interface IIndexStatus {
   activity: IndexActivity;
   stopping: boolean;
@@ -42,6 +49,13 @@ export interface IIndexStatus {
   chunks: number;
   error: string | null;
   lastReport: IIndexReport | null;
+  /** The index answers searches (it holds chunks), whatever their tier. */
+  searchable: boolean;
+  quality: IndexQuality;
+  /** Share of chunks with the full embedder's vectors while below 1, else null. */
+  improving: number | null;
+  /** The run's phase: `improving` while the second tier embeds. */
+  phase: string | null;
 }
 
 /** The REST calls the model makes; index.ts passes ServerConnection-backed ones. */
@@ -132,8 +146,40 @@ export function parseIndexStatus(raw: unknown): IIndexStatus | null {
     files: num(raw.files),
     chunks: num(raw.chunks),
     error: typeof raw.error === 'string' && raw.error ? raw.error : null,
-    lastReport: parseReport(raw.last_report)
+    lastReport: parseReport(raw.last_report),
+    searchable: raw.searchable === true,
+    quality: QUALITIES.has(str(raw.quality))
+      ? (str(raw.quality) as IndexQuality)
+      : null,
+    improving:
+      typeof raw.improving === 'number' && Number.isFinite(raw.improving)
+        ? Math.min(1, Math.max(0, raw.improving))
+        : null,
+    phase:
+      indexing && isObject(raw.progress)
+        ? str(raw.progress.phase) || null
+        : null
   };
+}
+
+const QUALITIES: ReadonlySet<string> = new Set(['full', 'static', 'keywords']);
+
+/** "improving 40%": how far the second tier has come, for labels. */
+export function improvingText(status: IIndexStatus): string {
+  return `improving ${Math.floor(100 * (status.improving ?? 0))}%`;
+}
+
+/** Why search is not at full quality yet, for descriptions ('' when it is). */
+function qualityNote(status: IIndexStatus): string {
+  const share = Math.floor(100 * (status.improving ?? 1));
+  switch (status.quality) {
+    case 'static':
+      return ` Searchable now with fast static vectors and keywords; ${share}% of the chunks have the full model's vectors.`;
+    case 'keywords':
+      return ` Searchable now by keywords; ${share}% of the chunks have the full model's vectors.`;
+    default:
+      return '';
+  }
 }
 
 /** What the status-bar item says: a short label and a sentence for tooltip and aria. */
@@ -153,6 +199,14 @@ export function describeStatus(
   const counts = `${status.files} files, ${status.chunks} chunks`;
   switch (status.activity) {
     case 'indexing': {
+      if (status.phase === 'improving' && status.searchable) {
+        // The second tier: searchable already, the full model's vectors on their way.
+        const verb = status.stopping ? 'stopping' : improvingText(status);
+        return {
+          label: `Index: searchable · ${verb}`,
+          description: `The project index is searchable (${counts}) and improving.${qualityNote(status)}`
+        };
+      }
       const progress =
         status.total !== null && status.total > 0
           ? `${status.done ?? 0}/${status.total}`
@@ -171,8 +225,8 @@ export function describeStatus(
         };
       }
       return {
-        label: `Index: ${status.files} files`,
-        description: `The project index is up to date and watching for changes (${counts}).`
+        label: `Index: ${status.files} files${partialLabel(status)}`,
+        description: `The project index is up to date and watching for changes (${counts}).${qualityNote(status)}`
       };
     case 'error':
     case 'locked':
@@ -194,10 +248,17 @@ export function describeStatus(
               description: `The last indexing run was stopped before it finished; the index may be incomplete (${counts}).`
             }
           : {
-              label: `Index: ${status.files} files`,
-              description: `The project index is idle (${counts}).`
+              label: `Index: ${status.files} files${partialLabel(status)}`,
+              description: `The project index is idle (${counts}).${qualityNote(status)}`
             };
   }
+}
+
+/** A run stopped between the tiers leaves some chunks without the full vectors. */
+function partialLabel(status: IIndexStatus): string {
+  return status.quality === 'static' || status.quality === 'keywords'
+    ? ` · ${Math.floor(100 * (status.improving ?? 0))}% full`
+    : '';
 }
 
 export class IndexStatusModel implements IDisposable {

@@ -85,7 +85,18 @@ export class IndexStatusItem extends Widget {
     );
     const indexing = activity === 'indexing';
     this._bar.hidden = !indexing;
-    if (indexing && status) {
+    this.node.dataset.quality = status?.quality ?? '';
+    if (indexing && status && status.phase === 'improving') {
+      // The second tier: the bar follows the chunks given the full model's vectors.
+      const percent = Math.floor(100 * (status.improving ?? 0));
+      this._bar.setAttribute('aria-valuemax', '100');
+      this._bar.setAttribute('aria-valuenow', String(percent));
+      this._bar.setAttribute(
+        'aria-label',
+        `searchable; ${percent}% of the chunks have the full model's vectors`
+      );
+      this._fill.style.width = `${percent}%`;
+    } else if (indexing && status) {
       const total = status.total ?? 0;
       const done = status.done ?? 0;
       this._bar.setAttribute('aria-valuemax', String(Math.max(total, 1)));
