@@ -1228,10 +1228,16 @@ export type CompletionServerFrame =
 
 /** One completion socket frame, or null for anything malformed (never throws). */
 export function completionFrameOf(raw: unknown): CompletionServerFrame | null {
-  if (!isObject(raw) || !isString(raw.id)) {
+  // An error about a frame without a valid id (too large, not JSON) has id null: ''.
+  const id =
+    isObject(raw) && raw.type === 'completion.error' && raw.id === null
+      ? ''
+      : isObject(raw) && isString(raw.id)
+        ? raw.id
+        : null;
+  if (!isObject(raw) || id === null) {
     return null;
   }
-  const id = raw.id;
   switch (raw.type) {
     case 'completion.chunk':
       return isString(raw.text) ? { type: raw.type, id, text: raw.text } : null;
