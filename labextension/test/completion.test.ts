@@ -17,6 +17,7 @@ import {
   completionVariables,
   earlierCells,
   fileTypeOf,
+  MAX_CELLS_TOTAL_CHARS,
   MAX_PREFIX_CHARS,
   splitAtCursor,
   wantsMultiline
@@ -253,6 +254,23 @@ test('rate_limited pauses requests quietly for retry_after; other errors notify 
   assert.equal(notices.length, 2);
 });
 
+test('an error without an id (a frame too large) ends the request in flight', () => {
+  const { client, sockets } = setup();
+  const notices: string[] = [];
+  client.notice.connect((_, n) => notices.push(n.code));
+  const pending = client.complete(query());
+  sockets[0].open();
+  sockets[0].receive({
+    type: 'completion.error',
+    id: null,
+    code: 'frame_too_large',
+    message: 'Frame of 300000 bytes exceeds the limit',
+    retry_after: null
+  });
+  assert.equal(pending.endReason, 'error');
+  assert.deepEqual(notices, ['frame_too_large']);
+});
+
 test('rate_limited without retry_after pauses for the default backoff', () => {
   const { client, sockets, clock } = setup();
   const first = client.complete(query());
@@ -359,6 +377,13 @@ test('earlier cells go nearest first, trimmed and bounded, raw and empty cells l
   const bounded = earlierCells(many, 80);
   assert.equal(bounded.length, MAX_COMPLETION_CELLS);
   assert.equal(bounded[0].source, 'c79');
+  const big = Array.from({ length: 30 }, () => ({
+    cell_type: 'code',
+    source: 'z'.repeat(MAX_COMPLETION_CELL_CHARS)
+  }));
+  const capped = earlierCells(big, 30);
+  const total = capped.reduce((n, c) => n + c.source.length, 0);
+  assert.equal(total, MAX_CELLS_TOTAL_CHARS);
 });
 
 test('the cursor splits text by code points, and long text is bounded', () => {

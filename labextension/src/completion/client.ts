@@ -431,7 +431,11 @@ export class CompletionClient implements IDisposable {
       return;
     }
     const pending = this._current;
-    if (!pending || pending.id !== frame.id) {
+    // An error with no id is about the last frame sent: one request runs at a time.
+    const ours =
+      frame.id === pending?.id ||
+      (frame.id === '' && frame.type === 'completion.error');
+    if (!pending || !ours) {
       return; // a cancelled request's late frames
     }
     switch (frame.type) {

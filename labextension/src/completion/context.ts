@@ -16,6 +16,11 @@ import {
 export const MAX_PREFIX_CHARS = 16_000;
 export const MAX_SUFFIX_CHARS = 4_000;
 export const MAX_SENT_VARIABLES = 100;
+// All earlier cells together: the server fills a budget of completion_context_chars (6,000
+// by default) nearest first, so more than a few times that is never read; sending 50 full
+// cells (200 kB) on every pause would cost more than it gives, and could pass the
+// server's 256 kB frame limit.
+export const MAX_CELLS_TOTAL_CHARS = 32_000;
 
 export interface ICellLike {
   cell_type: string;
@@ -24,17 +29,20 @@ export interface ICellLike {
 
 /**
  * The cells before `activeIndex`, nearest first, at most MAX_COMPLETION_CELLS, code and
- * markdown only (raw cells are not the program), empty ones skipped. A long cell keeps
- * its beginning: imports and definitions sit there.
+ * markdown only (raw cells are not the program), empty ones skipped, MAX_CELLS_TOTAL_CHARS
+ * in all. A long cell keeps its beginning: imports and definitions sit there.
  */
 export function earlierCells(
   cells: readonly ICellLike[],
   activeIndex: number
 ): ICompletionCell[] {
   const out: ICompletionCell[] = [];
+  let total = 0;
   for (
     let i = Math.min(activeIndex, cells.length) - 1;
-    i >= 0 && out.length < MAX_COMPLETION_CELLS;
+    i >= 0 &&
+    out.length < MAX_COMPLETION_CELLS &&
+    total < MAX_CELLS_TOTAL_CHARS;
     i--
   ) {
     const cell = cells[i];
@@ -44,10 +52,12 @@ export function earlierCells(
     ) {
       continue;
     }
-    out.push({
-      cell_type: cell.cell_type,
-      source: cell.source.slice(0, MAX_COMPLETION_CELL_CHARS)
-    });
+    const source = cell.source.slice(
+      0,
+      Math.min(MAX_COMPLETION_CELL_CHARS, MAX_CELLS_TOTAL_CHARS - total)
+    );
+    total += source.length;
+    out.push({ cell_type: cell.cell_type, source });
   }
   return out;
 }
