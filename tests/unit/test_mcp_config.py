@@ -171,6 +171,14 @@ def test_the_user_file_is_read_again_when_it_changes(tmp_path: Path) -> None:
     assert [s.name for s in servers.specs] == ["gh"]
 
 
+def test_a_urls_query_and_user_info_are_secrets_too() -> None:
+    spec = parse_server(
+        "q", {"url": "https://bob:hunter22@h.example:8443/mcp?key=k-1234567&v=1"}, "admin", ENV
+    )
+    assert spec.where() == "https://h.example:8443/mcp"
+    assert set(spec.secrets()) == {"k-1234567", "hunter22"}
+
+
 def test_server_secrets_join_the_redactors_list() -> None:
     servers = McpServers(
         {"gh": {**STDIO, "env": {"GITHUB_TOKEN": "${GH_TOKEN}"}}}, admin_dirs=[], env=ENV

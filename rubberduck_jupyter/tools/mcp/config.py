@@ -34,6 +34,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import parse_qsl, urlsplit
 
 from ..base import Permission
 
@@ -77,13 +78,21 @@ class McpServerSpec:
         return self.tools is None or tool in self.tools
 
     def secrets(self) -> list[str]:
-        """Values to redact wherever this server's words go (results, errors, logs)."""
-        return [v for v in (*self.env.values(), *self.headers.values()) if len(v) >= 6]
+        """Values to redact wherever this server's words go (results, errors, logs): its
+        env and header values, and a URL's query (`?key=...`) and user info."""
+        values = [*self.env.values(), *self.headers.values()]
+        if self.url:
+            parts = urlsplit(self.url)
+            values += [v for _k, v in parse_qsl(parts.query)]
+            values += [p for p in (parts.username, parts.password) if p]
+        return [v for v in values if len(v) >= 6]
 
     def where(self) -> str:
         """Where it runs, for a notice or the log: the program or the URL, no secrets."""
         if self.url:
-            return _without_userinfo(self.url)
+            parts = urlsplit(self.url)
+            port = f":{parts.port}" if parts.port else ""
+            return f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}"
         return os.path.basename(self.command[0]) if self.command else "?"
 
 
@@ -290,7 +299,3 @@ def read_user_servers(path: Path) -> tuple[dict[str, Any], str | None]:
     if not isinstance(servers, dict):
         return {}, f'{path} must be an object with "mcp_servers": {{name: {{...}}}}'
     return servers, None
-
-
-def _without_userinfo(url: str) -> str:
-    return re.sub(r"//[^/@]*@", "//", url, count=1)
