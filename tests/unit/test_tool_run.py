@@ -211,3 +211,21 @@ def test_a_delete_suggestion_is_refused_when_the_cell_changed(root: Path) -> Non
     with pytest.raises(SuggestionConflict):
         asyncio.run(apply_suggestion(User("alice"), _delete(root, "b = 2"), "sug-del", files(root)))
     assert len(nbformat.read(str(root / "nb.ipynb"), as_version=4).cells) == 3
+
+
+def test_interrupt_kernel_asks_and_reports_the_interrupt() -> None:
+    from rubberduck_jupyter.tools.approval import ApprovalOutcome
+    from rubberduck_jupyter.tools.interrupt_kernel import run as interrupt
+
+    asked: list[ApprovalAsk] = []
+
+    async def request_approval(ask: ApprovalAsk, *, timeout_s: float) -> Any:
+        asked.append(ask)
+        return ApprovalOutcome(ApprovalStatus.DONE, decision="allow", result=result())
+
+    ctx = ToolContext(
+        context=ChatContext(notebook_path="nb.ipynb"), request_approval=request_approval
+    )
+    answer = asyncio.run(interrupt({}, ctx))
+    assert answer.ok and "interrupted" in answer.text
+    assert asked[0].kind is ApprovalKind.INTERRUPT and asked[0].cell_index is None
