@@ -229,3 +229,77 @@ def test_interrupt_kernel_asks_and_reports_the_interrupt() -> None:
     answer = asyncio.run(interrupt({}, ctx))
     assert answer.ok and "interrupted" in answer.text
     assert asked[0].kind is ApprovalKind.INTERRUPT and asked[0].cell_index is None
+
+
+def _parse(frame: dict[str, Any]) -> Any:
+    from rubberduck_jupyter.protocol import parse_client_frame
+
+    return parse_client_frame(json.dumps(frame), max_bytes=1 << 20, max_text_chars=100_000)
+
+
+def test_approve_and_run_result_frames_are_parsed_and_bounded() -> None:
+    from rubberduck_jupyter.protocol import ProtocolError
+
+    base = {"id": "t1", "approval_id": "apr-1"}
+    assert _parse({"type": "approve", **base, "decision": "allow_turn"}) == ApproveRequest(
+        "t1", "apr-1", "allow_turn"
+    )
+    parsed = _parse(
+        {
+            "type": "run_result",
+            **base,
+            "status": "error",
+            "execution_count": 7,
+            "outputs": [{"output_type": "stream", "text": "hi\n"}],
+            "error": {"ename": "ValueError", "evalue": "bad", "traceback": ["line"]},
+        }
+    )
+    assert parsed.outputs == (RunOutput("stream", "hi\n"),)
+    assert parsed.error == RunError("ValueError", "bad", ("line",))
+    refused = [
+        ({"type": "approve", **base, "decision": "yes"}, "bad_frame", "'decision'"),
+        ({"type": "approve", "id": "t1", "decision": "allow"}, "bad_frame", "'approval_id'"),
+        ({"type": "run_result", **base, "status": "done"}, "bad_frame", "'status'"),
+        (
+            {"type": "run_result", **base, "status": "ok", "outputs": [{"output_type": "x"}]},
+            "bad_frame",
+            "output_type",
+        ),
+        (
+            {
+                "type": "run_result",
+                **base,
+                "status": "ok",
+                "outputs": [{"output_type": "stream", "text": "x" * 4001}],
+            },
+            "frame_too_large",
+            "4000",
+        ),
+        (
+            {"type": "run_result", **base, "status": "ok", "outputs": [{}] * 21},
+            "bad_frame",
+            "at most 20",
+        ),
+        (
+            {"type": "run_result", **base, "status": "ok", "execution_count": True},
+            "bad_frame",
+            "execution_count",
+        ),
+    ]
+    for frame, code, words in refused:
+        with pytest.raises(ProtocolError) as error:
+            _parse(frame)
+        assert error.value.code == code and words in error.value.message, frame
+        assert error.value.frame_id == "t1"
+
+
+def test_the_chat_context_says_what_the_sidebar_does_for_the_agent() -> None:
+    from rubberduck_jupyter.protocol import AgentAbilities, ProtocolError
+
+    chat = {"type": "chat", "id": "t1", "conversation_id": "c", "text": "hi"}
+    parsed = _parse({**chat, "context": {"agent": {"can_run": True}}})
+    assert parsed.context.agent == AgentAbilities(can_run=True, auto_apply=False)
+    assert parsed.context.to_json()["agent"] == {"can_run": True, "auto_apply": False}
+    assert "agent" not in _parse(chat).context.to_json()
+    with pytest.raises(ProtocolError):
+        _parse({**chat, "context": {"agent": {"can_run": "yes"}}})
