@@ -218,3 +218,17 @@ async def test_socket_refuses_cross_origin_cookie_requests(
         "rubberduck", "api", "complete", "ws", headers={**headers, "Origin": f"http://{host}"}
     )
     ws.close()
+
+
+@pytest.mark.parametrize(("fault", "code"), [("429", "rate_limited"), ("500", "provider_error")])
+async def test_provider_failures_end_in_one_error_frame(
+    jp_ws_fetch: Any, fake_llm: Any, fault: str, code: str
+) -> None:
+    fake_llm.add_faults([fault])
+    ws = await jp_ws_fetch("rubberduck", "api", "complete", "ws")
+    ws.write_message(_complete("f", "a = "))
+    frames = await read_request(ws, "f")
+    assert [f["type"] for f in frames] == ["completion.error"]
+    assert frames[0]["code"] == code and "sk-test-key" not in frames[0]["message"]
+    assert len(completion_requests(fake_llm)) == 1  # no retry: the next keystroke is one
+    ws.close()

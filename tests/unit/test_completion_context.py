@@ -36,6 +36,13 @@ def test_a_cell_too_big_stops_the_filling() -> None:
     assert context.cells == ("a" * 100,)
 
 
+def test_the_nearest_cell_too_big_gives_its_last_whole_lines() -> None:
+    big = "\n".join(f"line_{n} = {n}" for n in range(500))
+    context = assemble(_request([big, "far = 1"]), budget_chars=2000)
+    (tail,) = context.cells
+    assert big.endswith(tail) and tail.startswith("line_") and len(tail) <= 2000
+
+
 def test_variables_are_listed_with_type_and_shape() -> None:
     variables = (CompletionVariable("df", "DataFrame", "(100, 3)"), CompletionVariable("n", "int"))
     context = assemble(_request([], variables=variables), budget_chars=1000)
