@@ -79,6 +79,7 @@ c.RubberDuckApp.index_embedder = "minilm"  # or "model2vec", or "litellm:<model>
 # c.RubberDuckApp.index_embedder_api_key = "os.environ/OPENAI_API_KEY"
 # c.RubberDuckApp.index_embedder_api_base = "http://127.0.0.1:11434/v1"  # e.g. Ollama, vLLM
 c.RubberDuckApp.index_embedder_window = 256  # tokens per chunk
+c.RubberDuckApp.index_progressive = True  # searchable in seconds (BM25 + model2vec), MiniLM after
 c.RubberDuckApp.index_warm_up = True  # load an index's model after start, not at the 1st chat
 
 # Project rules: AGENTS.md and .rubberduck/rules/*.md (docs/engines.md).
