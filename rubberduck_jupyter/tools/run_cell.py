@@ -37,10 +37,9 @@ def describe_result(label: str, result: RunResultRequest) -> str:
     """The run's outcome as the model reads it."""
     count = "" if result.execution_count is None else f" [{result.execution_count}]"
     if result.status == "aborted":
-        head = (
-            f"{label}{count} did not finish: the run was aborted (interrupted, or the "
-            "kernel restarted)."
-        )
+        # The kernel was interrupted or restarted, or the client refused to run it (the
+        # cell no longer holds the code the approval showed): its error says which.
+        head = f"{label}{count} did not run to the end (aborted)."
     elif result.status == "error" or result.error is not None:
         head = f"{label}{count} ran and raised an error."
     else:
