@@ -142,7 +142,8 @@ def frame_of(req: CompletionRequest) -> str:
 
 async def through_service(service: CompletionService, raw: str) -> float:
     """From the frame's arrival: parse it as the handler does, complete, to the first
-    chunk frame serialized for the socket."""
+    chunk frame serialized for the socket. Also notes the part before the model is
+    asked (parse, context, cache, project search, prompt) in BEFORE_MODEL."""
     started = time.perf_counter()
     first: list[float] = []
 
@@ -153,8 +154,13 @@ async def through_service(service: CompletionService, raw: str) -> float:
 
     req = parse_completion_frame(raw, max_bytes=MAX_FRAME_BYTES)
     assert isinstance(req, CompletionRequest)
-    await service.complete("bench", req, on_chunk)
+    parsed = time.perf_counter() - started
+    result = await service.complete("bench", req, on_chunk)
+    BEFORE_MODEL.append(parsed + result.prepare_s)
     return first[0]
+
+
+BEFORE_MODEL: list[float] = []
 
 
 def build(base_url: str, model: str, index: Any) -> CompletionService:
@@ -200,6 +206,7 @@ async def latency(base_url: str, rounds: int, index: Any) -> dict[str, Any]:
             await direct(client, base_url, captured[-1].prompt, captured[-1].suffix)
         ours: list[float] = []
         alone: list[float] = []
+        BEFORE_MODEL.clear()
         for n in range(rounds):
             raw = frame_of(request(n))
             if n % 2:
@@ -212,6 +219,7 @@ async def latency(base_url: str, rounds: int, index: Any) -> dict[str, Any]:
                 alone.append(await direct(client, base_url, p.prompt, p.suffix))
                 ours.append(await through_service(service, raw))
     snippets = sum(1 for p in captured if "From src/" in p.prompt)
+    paired = [o - a for o, a in zip(ours, alone, strict=True)]
     return {
         "alone_p50": pct(alone, 0.5),
         "alone_p99": pct(alone, 0.99),
@@ -219,6 +227,11 @@ async def latency(base_url: str, rounds: int, index: Any) -> dict[str, Any]:
         "ours_p99": pct(ours, 0.99),
         "added_p50": pct(ours, 0.5) - pct(alone, 0.5),
         "added_p99": pct(ours, 0.99) - pct(alone, 0.99),
+        # Round by round (each ours beside its own alone): less swayed by load spikes.
+        "paired_added_p50": pct(paired, 0.5),
+        "paired_added_p99": pct(paired, 0.99),
+        "before_model_p50": pct(BEFORE_MODEL, 0.5),
+        "before_model_p99": pct(BEFORE_MODEL, 0.99),
         "prompts_with_project_code": f"{snippets}/{len(captured)}",
     }
 
