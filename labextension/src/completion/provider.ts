@@ -212,6 +212,12 @@ export class RubberDuckInlineProvider implements IInlineCompletionProvider {
       this._cache.put(target.path, prefix, suffix, text);
       return text ? { items: [{ insertText: text }] } : EMPTY;
     }
+    // JupyterLab streams only the items it still shows: forget the ones it dropped.
+    for (const [token, stream] of this._streams) {
+      if (stream.pending.finished) {
+        this._streams.delete(token);
+      }
+    }
     this._streams.set(pending.id, {
       pending,
       path: target.path,
