@@ -141,7 +141,7 @@ class IndexService:
         self._static_factory = static_embedder_factory if progressive else None
         self._static: Any = None  # the static embedder, once the index is open
         self.static_state: str | None = None  # ready, distilling, or why it cannot embed
-        self._distil_task: asyncio.Future[None] | None = None
+        self._distil_thread: threading.Thread | None = None
         self._tiers: dict[str, int] = {"chunks": 0, "full": 0, "static": 0}
         self._last_phase = ""
         self._last_counted = 0.0
@@ -243,19 +243,23 @@ class IndexService:
         static = self._static
         if static is None or self.static_state in (None, "ready", "distilling"):
             return
-        if self._distil_task is not None or not getattr(static, "can_distil", lambda: False)():
+        if self._distil_thread is not None or not getattr(static, "can_distil", lambda: False)():
             return
         self.static_state = "distilling"
 
-        async def distil() -> None:
+        def distil() -> None:
             try:
-                await asyncio.to_thread(static.load)
+                static.load()
                 self.static_state = "ready"
             except Exception as exc:
                 log.warning("RubberDuck: could not distil the static embedder: %s", exc)
                 self.static_state = f"{type(exc).__name__}: {exc}"[:300]
 
-        self._distil_task = asyncio.get_running_loop().create_task(distil())
+        # A daemon thread, not the loop's executor: a server stopping mid-distillation
+        # (~25 s) must not wait for it; the model is saved by rename, so nothing half-made
+        # is ever loaded.
+        self._distil_thread = threading.Thread(target=distil, name="rubberduck-distil", daemon=True)
+        self._distil_thread.start()
 
     async def _ensure_open(self) -> None:
         async with self._open_lock:
@@ -811,9 +815,6 @@ class IndexService:
         self.stop()
         if self._save_timer is not None:
             self._save_timer.cancel()
-        if self._distil_task is not None and not self._distil_task.done():
-            # A distillation cannot be interrupted; its thread ends on its own.
-            self._distil_task.cancel()
         for task in (self._run, self._refresh):
             if task is not None and not task.done():
                 try:

@@ -340,3 +340,63 @@ def test_the_service_reports_tiers(tmp_path: Path) -> None:
         await service.close()
 
     asyncio.run(scenario())
+
+
+class NotDistilledYet(StaticTestEmbedder):
+    """model2vec before its one-time distillation: `load` is the distillation."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.distilled = threading.Event()
+
+    def unavailable(self) -> str | None:
+        return None if self.distilled.is_set() else "not distilled yet"
+
+    def can_distil(self) -> bool:
+        return True
+
+    def load(self) -> None:
+        self.distilled.set()
+
+
+def test_without_the_static_model_keywords_first_then_it_is_distilled(tmp_path: Path) -> None:
+    root = tmp_path / "project"
+    root.mkdir()
+    _write(root)
+    full, static = GatedEmbedder(permits=100), NotDistilledYet()
+
+    async def finished(service: IndexService) -> dict[str, Any]:
+        for _ in range(1200):  # a bound for failing, not a speed expectation
+            if service.state != "indexing":
+                break
+            await asyncio.sleep(0.05)
+        return service.status()
+
+    async def scenario() -> None:
+        service = IndexService(
+            root,
+            tmp_path / "data" / "i.duckdb",
+            embedder_factory=lambda: full,
+            progressive=True,
+            static_embedder_factory=lambda: static,
+        )
+        await service.start()
+        status = await finished(service)
+        assert status["last_report"]["first_tier"] == "none"
+        assert status["quality"] == "full"
+        # Distilled in the background after the run, once.
+        assert static.distilled.wait(30)
+        for _ in range(600):
+            if service.status()["tiers"]["static"]["state"] == "ready":
+                break
+            await asyncio.sleep(0.05)
+        assert service.status()["tiers"]["static"]["state"] == "ready"
+        # The next change is written with static vectors first.
+        (root / "tides.py").write_text("def tide_height(moon):\n    return moon\n")
+        await service.start()
+        status = await finished(service)
+        assert status["last_report"]["first_tier"] == "static"
+        assert status["last_report"]["chunks_improved"] == 1
+        await service.close()
+
+    asyncio.run(scenario())
