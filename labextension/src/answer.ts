@@ -49,6 +49,8 @@ interface IStepView {
   dirty: boolean;
   /** An agent's tool call: its arguments are shown apart, the text is its result. */
   tool: IStepTool | null;
+  /** Drawn as text (an agent's step), not as Markdown. */
+  plain: boolean;
 }
 
 /** How AnswerView.addSuggestion treats a suggestion that arrives while the answer streams. */
@@ -148,17 +150,22 @@ export class AnswerView {
   }
 
   /**
-   * Answer as an agent does (live): text before a round of tool calls becomes a plan
-   * block in order with the steps, the review's findings go on the edit they are about.
+   * Answer as an agent does: text before a round of tool calls becomes a plan block in
+   * order with the steps, and the steps' text (tool results: code, listings) shows as
+   * text, never as Markdown. `live`: the review's rounds go on the card of the edit
+   * offered in the same step (the frames' order says which), not under the answer.
    */
-  setAgent(agent: boolean): void {
+  setAgent(agent: boolean, live = true): void {
     this._agent = agent;
+    this._reviewOnCards = agent && live;
     this.node.dataset.agent = String(agent);
   }
 
   startStep(step: string, title: string, tool?: IStepTool): void {
     if (this._agent && !this._stepViews.has(step)) {
       this._cutPlan();
+      // Rounds of an earlier step were about an edit never offered (its step says so).
+      this._reviewRounds = [];
     }
     const view = this._step(step, title, tool ?? null);
     view.node.dataset.status = 'started';
@@ -212,14 +219,15 @@ export class AnswerView {
   }
 
   addCorrection(correction: ICorrection): void {
+    if (this._reviewOnCards) {
+      // The agent's review gate checks an edit before it is offered: the rounds of a
+      // step are about the suggestion that step offers.
+      this._reviewRounds.push(correction);
+      return;
+    }
     // Numbered by arrival: the server counts its first check as round 0.
     const shown = this._corrections.childElementCount + 1;
     this._corrections.append(renderCorrection(correction, shown));
-    if (this._agent) {
-      // The agent's review gate checks an edit before it is offered: these rounds are
-      // about the next suggestion (or about an edit never offered, said in its step).
-      this._reviewRounds.push(correction);
-    }
   }
 
   addSuggestion(
@@ -228,10 +236,10 @@ export class AnswerView {
   ): void {
     // Stored answers keep their rounds apart (under the text): which edit each was
     // about is known only live, from the order of the frames.
-    const rounds = arrival.live ? this._reviewRounds : [];
+    const rounds = this._reviewOnCards ? this._reviewRounds : [];
     this._reviewRounds = [];
     const view = new SuggestionView(suggestion, this._services.suggestions, {
-      findings: rounds.map((round, i) => renderCorrection(round, i + 1))
+      findings: renderReviewRounds(rounds)
     });
     this._suggestionViews.set(suggestion.id, view);
     this._suggestions.append(view.node);
@@ -268,8 +276,13 @@ export class AnswerView {
     for (const view of this._stepViews.values()) {
       if (view.dirty) {
         view.dirty = false;
-        const text = view.tool ? stepResultText(view.text) : view.text;
-        view.body.innerHTML = renderAnswerMarkdown(text);
+        if (view.plain) {
+          view.body.textContent = view.tool
+            ? stepResultText(view.text)
+            : view.text;
+          continue;
+        }
+        view.body.innerHTML = renderAnswerMarkdown(view.text);
         enhanceCodeBlocks(view.body, this._codeBlocks, {
           highlight: !this._streaming
         });
@@ -369,9 +382,12 @@ export class AnswerView {
       ' ',
       state
     );
+    const plain = this._agent || tool !== null;
     const body = element(
       'div',
-      'jp-RubberDuck-markdown jp-RubberDuck-step-body'
+      plain
+        ? 'jp-RubberDuck-step-body jp-RubberDuck-step-plain'
+        : 'jp-RubberDuck-markdown jp-RubberDuck-step-body'
     );
     node.append(summary);
     if (tool) {
@@ -389,7 +405,7 @@ export class AnswerView {
     }
     node.append(body);
     this._steps.append(node);
-    view = { node, state, body, text: '', dirty: false, tool };
+    view = { node, state, body, text: '', dirty: false, tool, plain };
     this._stepViews.set(step, view);
     return view;
   }
@@ -442,6 +458,7 @@ export class AnswerView {
   private _stepViews = new Map<string, IStepView>();
   private _suggestionViews = new Map<string, SuggestionView>();
   private _agent = false;
+  private _reviewOnCards = false;
   /** Where the answer's own text starts: before it, the plan blocks show it. */
   private _cut = 0;
   /** Review rounds waiting for the suggestion they are about. */
@@ -452,6 +469,39 @@ export class AnswerView {
   private _text = '';
   private _textDirty = false;
   private _streaming = false;
+}
+
+/**
+ * The agent's review rounds on one edit, for its card: the gate reports a round's
+ * findings when it refuses the edit, and the same round again (`fixed`) once the
+ * corrected edit passed, so a round shows once, as found and then fixed.
+ */
+export function renderReviewRounds(
+  rounds: readonly ICorrection[]
+): HTMLElement[] {
+  const byRound = new Map<number, ICorrection>();
+  for (const round of rounds) {
+    const earlier = byRound.get(round.round);
+    byRound.set(
+      round.round,
+      earlier && round.fixed && !round.findings.length
+        ? { ...earlier, fixed: true }
+        : round
+    );
+  }
+  return [...byRound.values()].map((round, i) => {
+    const node = renderCorrection(round, i + 1);
+    const count = round.findings.length;
+    const summary = node.querySelector('summary');
+    if (summary) {
+      summary.textContent = !count
+        ? 'Reviewed: no problems'
+        : round.fixed
+          ? `Reviewed: ${plural(count, 'problem')} found, fixed by the agent before offering it`
+          : `Reviewed: ${plural(count, 'problem')}`;
+    }
+    return node;
+  });
 }
 
 function plural(count: number, word: string): string {

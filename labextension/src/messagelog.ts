@@ -202,7 +202,7 @@ export class MessageLog {
       meta.route?.engine === AGENT_ENGINE &&
       meta.steps.length > 0 &&
       meta.steps.every(step => step.answer_at !== null);
-    answer.setAgent(inOrder);
+    answer.setAgent(inOrder, false);
     let shown = 0;
     for (const step of meta.steps) {
       if (inOrder) {

@@ -22,6 +22,19 @@ from tests.browser.notebook_page import (
 pytestmark = pytest.mark.browser
 
 ANSWERS = '.jp-RubberDuck-message[data-role="assistant"]'
+# Records the index of every notebook cell that gets the agent's highlight class.
+WATCH_FOCUS = """() => {
+  window.__agentFocus = [];
+  const notebook = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook');
+  new MutationObserver(records => {
+    for (const r of records) {
+      if (r.target.classList.contains('jp-RubberDuck-agentFocus')) {
+        const cells = [...notebook.querySelectorAll('.jp-Cell')];
+        window.__agentFocus.push(cells.indexOf(r.target));
+      }
+    }
+  }).observe(notebook, {attributes: true, attributeFilter: ['class'], subtree: true});
+}"""
 FIRST_CELL = "a = 21\nprint(a * 2)"
 
 
@@ -92,10 +105,16 @@ def test_agent_edits_and_a_run_approved_in_the_sidebar(
     panel = open_sidebar("fake-model")
 
     # --- two edits: the plan, a step per tool call, a card per suggestion -------------
+    # The first try does not parse: the review gate sends it back, the model corrects it.
     fake_llm.set_replies(
         [
             {
                 "content": "I'll add a cell that uses `a`, and one more below it.",
+                "tool_calls": [
+                    {"name": "insert_cell", "arguments": {"after": 1, "source": "b = (a + 1"}},
+                ],
+            },
+            {
                 "tool_calls": [
                     {"name": "insert_cell", "arguments": {"after": 1, "source": "b = a + 1"}},
                     {"name": "insert_cell", "arguments": {"after": 2, "source": "c = 3"}},
@@ -110,7 +129,7 @@ def test_agent_edits_and_a_run_approved_in_the_sidebar(
     plan = answer.locator(".jp-RubberDuck-plan")
     assert "add a cell that uses" in plan.inner_text()
     steps = answer.locator('.jp-RubberDuck-step[data-tool="insert_cell"]')
-    assert steps.count() == 2
+    assert steps.count() == 3
     # The plan reads before the calls, the final text after them.
     assert plan.evaluate(
         "(el, step) => !!(el.compareDocumentPosition(step) & Node.DOCUMENT_POSITION_FOLLOWING)",
@@ -126,6 +145,14 @@ def test_agent_edits_and_a_run_approved_in_the_sidebar(
     assert cards.first.locator('pre.jp-RubberDuck-diff [data-kind="add"]').all_inner_texts() == [
         "+b = a + 1\n"
     ]
+    # The card carries the review its code passed: the syntax error, fixed before offering.
+    review = cards.first.locator(".jp-RubberDuck-suggestion-review .jp-RubberDuck-correction")
+    assert review.count() == 1
+    assert "fixed by the agent" in review.inner_text()
+    assert cards.nth(1).locator(".jp-RubberDuck-suggestion-review").count() == 0
+    review.locator("summary").click()
+    cards.first.scroll_into_view_if_needed()
+    screenshot("agent-edit-review")
     light_and_dark(page, screenshot, "agent-steps")
 
     cards.first.locator("button.jp-RubberDuck-suggestion-apply").click()
@@ -152,9 +179,15 @@ def test_agent_edits_and_a_run_approved_in_the_sidebar(
             "Cell 1 printed 42.",
         ]
     )
+    # Which cells the agent's steps mark (a class for a moment): recorded as it happens.
+    page.evaluate(WATCH_FOCUS)
     answer = ask_agent(panel, "run the first cell")
     card = answer.locator(".jp-RubberDuck-approval")
     card.wait_for(timeout=60_000)
+    # The card came without taking the focus from the message box.
+    assert page.evaluate("() => document.activeElement.tagName") == "TEXTAREA"
+    page.wait_for_function("() => window.__agentFocus.length > 0")
+    assert page.evaluate("() => window.__agentFocus")[0] == 0
     assert card.get_attribute("data-state") == "pending"
     assert card.locator(".jp-RubberDuck-approval-code").inner_text().strip() == FIRST_CELL
     buttons = card.locator(".jp-RubberDuck-approval-actions button")
@@ -194,7 +227,7 @@ def test_agent_edits_and_a_run_approved_in_the_sidebar(
     first = panel.locator(ANSWERS).first
     first.locator(".jp-RubberDuck-plan").wait_for()
     assert "add a cell that uses" in first.locator(".jp-RubberDuck-plan").inner_text()
-    assert first.locator(".jp-RubberDuck-step").count() == 2
+    assert first.locator(".jp-RubberDuck-step").count() == 3
     assert "Both cells are proposed" in first.locator(".jp-RubberDuck-markdown").last.inner_text()
     assert "add a cell that uses" not in first.locator(".jp-RubberDuck-markdown").last.inner_text()
 

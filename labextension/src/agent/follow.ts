@@ -26,7 +26,9 @@ export function followCell(
   if (!cell) {
     return;
   }
-  void panel.content.scrollToCell(cell, 'smart').then(() => {
+  // scrollToItem, not scrollToCell: that one also activates the cell, which takes the
+  // focus (and the active cell) from wherever the user is typing.
+  void panel.content.scrollToItem(focus.index, 'smart').then(() => {
     cell.node.classList.add(HIGHLIGHT_CLASS);
     window.setTimeout(
       () => cell.node.classList.remove(HIGHLIGHT_CLASS),
