@@ -9,11 +9,12 @@ a live kernel there are no variables to read, and starting one would run user co
 Nothing here writes: no write tool is offered, and the index is only searched (a missing
 index is reported, never built).
 
-The index file is opened for each search and closed after it, so a Jupyter server
-starting on the same root still gets its (exclusive) DuckDB lock; while a running
-server holds it, searches go through that server's REST API, as `jupyter rubberduck
-search` does. The embedder loads on the first search and stays. The SDK and the index
-load lazily: the server answers `initialize` in about the SDK's import time (~0.5 s).
+The index file is held open while searches keep coming and closed 10 s after the last,
+so a Jupyter server starting on the same root gets its (exclusive) DuckDB lock back
+within seconds; while a running server holds it, searches go through that server's REST
+API, as `jupyter rubberduck search` does. The embedder loads on the first search and
+stays. The SDK and the index load lazily: the server answers `initialize` in about the
+SDK's import time (~0.5 s).
 
 Over stdio by default (the client starts it); `--http PORT` serves streamable HTTP on
 127.0.0.1 only (DNS-rebinding protection on), for clients that connect to a URL.
@@ -25,6 +26,7 @@ import argparse
 import asyncio
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +42,10 @@ MAX_TOP_K = 10
 MAX_HIT_CHARS = 1_200
 # One search: embedding the query, DuckDB, the snapshot (a large index: seconds).
 SEARCH_TIMEOUT_S = 60.0
+# Opening the index costs its snapshot (~0.7 s at 9k chunks here, a search then ~tens of
+# ms): held for a burst of searches, released this long after the last so a Jupyter
+# server starting on the root is kept out of its index for seconds at most.
+INDEX_IDLE_CLOSE_S = 10.0
 
 SEARCH_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -64,13 +70,18 @@ NOTEBOOK_FIELD = {
 
 @dataclass
 class ProjectIndex:
-    """Searches one root's index: opened per search, the embedder kept."""
+    """Searches one root's index. The embedder is kept; the index file is held open only
+    while searches keep coming (an agent's burst), then closed, so a Jupyter server on
+    the same root gets its lock back (it probes again and recovers)."""
 
     root: Path
     db: Path
     embedder_settings: Callable[[], Any]  # -> EmbedderConfig
     provider: Any = None  # builds a `litellm:<model>` embedder (llm.embedder)
     _embedder: Any = None
+    _store: Any = None
+    _searcher: Any = None
+    _used: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def search(self, query: str, top_k: int, path_glob: str | None) -> list[dict[str, Any]]:
@@ -94,16 +105,30 @@ class ProjectIndex:
         from .index.search import HybridSearcher
         from .index.store import IndexStore
 
+        # One search at a time: a DuckDB connection is not shared between threads.
         with self._lock:
             if self._embedder is None:
                 self._embedder = build_embedder(self.embedder_settings(), self.provider)
             embedder = self._embedder
-        with IndexStore(
-            self.db, dim=embedder.dim, embedder_id=embedder.id, clear_mismatch=False
-        ) as store:
-            searcher = HybridSearcher(store, embedder.embed_query)
-            hits = searcher.search(query, top_k, path_glob=path_glob)
+            if self._searcher is None:
+                self._store = IndexStore(
+                    self.db, dim=embedder.dim, embedder_id=embedder.id, clear_mismatch=False
+                )
+                self._searcher = HybridSearcher(self._store, embedder.embed_query)
+            self._used = time.monotonic()
+            hits = self._searcher.search(query, top_k, path_glob=path_glob)
             return [hit.to_json() for hit in hits]
+
+    def close_if_idle(self, idle_s: float) -> bool:
+        """Closes the index file when no search used it for `idle_s`; whether it is closed."""
+        with self._lock:
+            if self._store is None:
+                return True
+            if time.monotonic() - self._used < idle_s:
+                return False
+            store, self._store, self._searcher = self._store, None, None
+            store.close()
+            return True
 
     def _search_through_server(
         self, query: str, top_k: int, path_glob: str | None
@@ -154,6 +179,7 @@ class ReadTools:
         self.root = root
         self.index = index
         self.files = files
+        self._closer: asyncio.Future[None] | None = None
 
         async def search(args: dict[str, Any], _ctx: Any) -> ToolResult:
             top_k = int(args.get("top_k", 5))
@@ -163,6 +189,8 @@ class ReadTools:
                 )
             except LookupError as exc:
                 raise ToolError(str(exc)) from None
+            finally:
+                self._close_when_idle()
             return ToolResult(format_hits(args["query"], hits))
 
         def on_notebook(tool: Tool) -> Tool:
@@ -204,6 +232,16 @@ class ReadTools:
         )
         assert all(t.permission is Permission.READ for t in self.registry)
         self.dispatcher = Dispatcher(self.registry)
+
+    def _close_when_idle(self) -> None:
+        if self._closer is None or self._closer.done():
+            self._closer = asyncio.ensure_future(self._close_later())
+
+    async def _close_later(self) -> None:
+        while True:
+            await asyncio.sleep(INDEX_IDLE_CLOSE_S)
+            if await asyncio.to_thread(self.index.close_if_idle, INDEX_IDLE_CLOSE_S):
+                return
 
     async def call(self, name: str, arguments: dict[str, Any] | None) -> tuple[str, bool]:
         """The answer's text and whether it is an error."""
@@ -310,6 +348,8 @@ def mcp_command(argv: list[str], wiring: CliWiring) -> int:
             asyncio.run(serve_stdio(server))
     except KeyboardInterrupt:
         pass
+    finally:
+        tools.index.close_if_idle(0.0)
     return 0
 
 

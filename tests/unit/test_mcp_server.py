@@ -145,3 +145,23 @@ async def test_our_server_over_streamable_http(http_url: str) -> None:
         assert text_of(found).startswith("[1] loaders.py")
         refused = await client.call_tool("read_file", {"path": "../outside.txt"})
         assert refused.is_error
+
+
+def test_the_index_is_held_for_a_burst_of_searches_then_released(
+    project: tuple[Path, Path],
+) -> None:
+    import argparse
+
+    from rubberduck_jupyter.index.cli import CliWiring
+    from rubberduck_jupyter.mcp_server import read_tools
+
+    root, db = project
+    args = argparse.Namespace(db=str(db), embedder="none", embedder_api_base=None)
+    index = read_tools(root, args, CliWiring()).index
+    [hit] = index.search("parse dates", 1, None)
+    assert hit["path"] == "loaders.py"
+    assert index.close_if_idle(3600.0) is False  # just used: kept open for the next
+    assert index.search("orders", 1, "*.py")[0]["path"] == "loaders.py"
+    assert index.close_if_idle(0.0) is True and index._store is None
+    assert index.search("parse dates", 1, None)[0]["path"] == "loaders.py"  # reopens
+    index.close_if_idle(0.0)
