@@ -115,11 +115,16 @@ async def per_tool_call(base_url: str, folder: Path, rounds: int) -> dict[str, A
             title=title,
             mode=mode,
         )
-        return await store.add_suggestion(suggestion)
+        stored = await store.add_suggestion(suggestion)
+        made.append(stored.to_json())
+        return stored
+
+    made: list[dict[str, Any]] = []  # as the turn keeps them (Turn.suggestions)
 
     async def pending_from_store() -> list[dict[str, Any]]:
-        # As the agent's: the turn's suggestions still proposed, read from the store.
-        return [s.to_json() for s in await store.suggestions("bench-c") if s.status == "proposed"]
+        # As the agent's: the turn's suggestions still proposed, their status read by id.
+        statuses = await store.suggestion_statuses("bench-c", [s["id"] for s in made])
+        return [s for s in made if statuses.get(s["id"]) == "proposed"]
 
     context = ChatContext(notebook_path="bench.ipynb")
     registry = default_tools()

@@ -545,10 +545,9 @@ class SessionManager:
     async def _suggestion_statuses(
         self, conversation_id: str, ids: Sequence[str]
     ) -> dict[str, str]:
-        # One query for the conversation's suggestions, not one per id.
-        wanted = set(ids)
-        found = await self.store.suggestions(conversation_id)
-        return {s.id: str(s.status) for s in found if s.id in wanted}
+        # One query by id: this turn's few, not the conversation's every suggestion.
+        found: dict[str, str] = await self.store.suggestion_statuses(conversation_id, list(ids))
+        return found
 
     def _suggestion_maker(
         self, user: User, conversation_id: str, message_id: str

@@ -32,7 +32,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
@@ -465,6 +465,21 @@ class ConversationStore:
                 "UPDATE suggestions SET status = ?, resolved_at = ? WHERE id = ?",
                 (str(status), time.time(), suggestion_id),
             )
+
+    def suggestion_statuses(self, conversation_id: str, ids: Sequence[str]) -> dict[str, str]:
+        """The status of each of these suggestions of the conversation: what the agent asks
+        before each model call, so one small query by id, not a read of the conversation's
+        every suggestion (their texts), which grows with it."""
+        if not ids:
+            return {}
+        wanted = list(dict.fromkeys(ids))[:500]  # a turn makes a few; SQLite's 999-parameter cap
+        marks = ",".join("?" * len(wanted))
+        with self._lock:
+            rows = self._con.execute(
+                f"SELECT id, status FROM suggestions WHERE conversation_id = ? AND id IN ({marks})",
+                [conversation_id, *wanted],
+            ).fetchall()
+        return {row[0]: str(row[1]) for row in rows}
 
     def suggestions(self, conversation_id: str) -> list[CodeSuggestion]:
         with self._lock:
