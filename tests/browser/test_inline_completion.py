@@ -103,7 +103,10 @@ def test_ghost_text_appears_and_tab_accepts_it(
 ) -> None:
     fake_llm.set_replies(["al = sum(sales) + len(quiet_rows)"])
     editor = prepared_notebook(page, lab_server, "accept.ipynb")
-    page.wait_for_timeout(500)  # the kernel's variables are read after the runs
+    # The front end reads the kernel's variables after each run, in the background (a
+    # completion never waits for them): give that read time (at most 1.5 s by design).
+    page.locator(".jp-StatusBar-Widget", has_text="| Idle").first.wait_for()
+    page.wait_for_timeout(2000)
     page.keyboard.type("tot")
     ghost = page.locator(GHOST)
     # Streamed a few words per chunk, then the whole text.
