@@ -380,7 +380,8 @@ export class SuggestionView {
       this._reject.title = this._blockedReason;
     }
     this._apply.hidden = status === 'rejected';
-    this._reject.hidden = status === 'applied';
+    // An undone change was never rejected by hand: neither button stands for it.
+    this._reject.hidden = status === 'applied' || this._reverted;
     this._undo.hidden = !this._undoChange || status !== 'applied';
     this._undo.disabled = this._busy;
     if (this._reverted) {
