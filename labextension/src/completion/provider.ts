@@ -146,8 +146,8 @@ export class RubberDuckInlineProvider implements IInlineCompletionProvider {
     const known =
       this._cache.continuation(target.path, prefix, suffix) ??
       this._cache.get(target.path, prefix, suffix);
-    if (known !== undefined) {
-      return known ? { items: [{ insertText: known }] } : EMPTY;
+    if (known) {
+      return { items: [{ insertText: known }] };
     }
     // Whatever ghost text shows was for other text: it goes now, not at the next answer.
     // Deferred: JupyterLab fetches inside CodeMirror's update, which must not dispatch.
@@ -158,6 +158,9 @@ export class RubberDuckInlineProvider implements IInlineCompletionProvider {
           clear(context.widget);
         }
       }, 0);
+    }
+    if (known === '') {
+      return EMPTY; // asked here before: nothing fits
     }
     if (context.triggerKind !== TRIGGER_INVOKE && settings.debounceMs > 0) {
       if (this._invoke) {
