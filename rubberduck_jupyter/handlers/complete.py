@@ -108,7 +108,14 @@ class CompletionWebSocketHandler(
         elif isinstance(frame, CompletionRequest):
             self._stop_running()
             self._task_id = frame.id
-            self._task = asyncio.ensure_future(self._run(frame))
+            self._task = task = asyncio.ensure_future(self._run(frame))
+            # A cancel in the same read as its `complete` cancels the task before its first
+            # step, where `_run`'s handler cannot see it: its one end frame is sent here.
+            task.add_done_callback(
+                lambda t, msg_id=frame.id: (
+                    t.cancelled() and self._send(completion_cancelled_frame(msg_id))
+                )
+            )
 
     def on_frame_too_large(self, size: int) -> None:
         limit = self.extensionapp.max_frame_bytes

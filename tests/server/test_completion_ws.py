@@ -157,6 +157,12 @@ async def test_cancel_closes_the_upstream_stream(jp_ws_fetch: Any, fake_llm: Any
     assert (await read_request(ws, "one"))[-1]["type"] == "completion.cancelled"
     assert (await read_request(ws, "two"))[-1]["text"] == "z = 3"
     await eventually(closed, "the first stream to close")
+    # A cancel right behind its request (one read, before the request has started).
+    ws.write_message(_complete("quick", "c = 0\n"))
+    ws.write_message(json.dumps({"type": "cancel", "id": "quick"}))
+    frames = await read_request(ws, "quick")
+    assert {f["type"] for f in frames[:-1]} <= {"completion.chunk"}
+    assert frames[-1]["type"] in ("completion.cancelled", "completion.done")
     ws.close()
 
 
