@@ -218,6 +218,45 @@ def test_agent_edits_and_a_run_approved_in_the_sidebar(
     assert any("42" in str(m.get("content")) for m in tool_messages)
     screenshot("agent-run-done")
 
+    # --- Stop while a run waits: the card says so and nothing runs --------------------
+    fake_llm.set_replies(
+        [{"tool_calls": [{"name": "run_cell", "arguments": {"cell": 1}}]}, "Not reached."]
+    )
+    answer = ask_agent(panel, "run it again")
+    card = answer.locator(".jp-RubberDuck-approval")
+    card.wait_for(timeout=60_000)
+    panel.locator("button.jp-RubberDuck-send", has_text="Stop").click()
+    page.wait_for_function("el => el.dataset.state === 'closed'", arg=card.element_handle())
+    assert card.locator(".jp-RubberDuck-approval-state").inner_text() == "Cancelled"
+    assert card.locator(".jp-RubberDuck-approval-actions button:visible").count() == 0
+    wait_done(page, answer)
+    prompt = notebook.locator(".jp-Cell").first.locator(".jp-InputPrompt")
+    assert prompt.inner_text().strip() == "[1]:"
+
+    # --- Approve all: every pending edit of the answer, in order ----------------------
+    fake_llm.set_replies(
+        [
+            {
+                "tool_calls": [
+                    {"name": "insert_cell", "arguments": {"after": 2, "source": "d = 4"}},
+                    {"name": "insert_cell", "arguments": {"after": 2, "source": "e = 5"}},
+                ]
+            },
+            "Two more cells.",
+        ]
+    )
+    answer = ask_agent(panel, "two more")
+    wait_done(page, answer)
+    answer.locator(".jp-RubberDuck-approveAll").click()
+    cards = answer.locator(".jp-RubberDuck-suggestion")
+    for i in range(2):
+        page.wait_for_function(
+            "el => el.dataset.status === 'applied'", arg=cards.nth(i).element_handle()
+        )
+    assert sources(page) == [FIRST_CELL, "b = a + 1", "a", "e = 5", "d = 4"]
+    assert answer.locator(".jp-RubberDuck-approveAll").count() == 0
+    assert cards.locator("button.jp-RubberDuck-suggestion-undo:visible").count() == 2
+
     # Drawn again from the store, the first answer still reads in order: plan, calls, text.
     # (The reload also drops the notebook's unsaved inserted cell, and takes the
     # auto-apply setting switched on here.)
