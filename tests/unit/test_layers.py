@@ -39,6 +39,10 @@ FORBIDDEN = {
     "llm": {"engines", "sessions", "handlers", "app"},
     "domain": {"engines", "sessions", "handlers", "app", "llm", "index", "context"},
     "sessions": {"handlers", "app", "plugin_host"},
+    # Inline completions sit beside the engines: they use llm/, context/ and the index.
+    "completion": {"engines", "sessions", "handlers", "app", "cli"},
+    # The agent's tools are handed to engines; they know no session or transport.
+    "tools": {"engines", "sessions", "handlers", "app", "cli"},
 }
 # Packages that may import only these of ours: the plugin core sits below everything, and
 # our bundled plugins are written against its public API alone (that is their point).

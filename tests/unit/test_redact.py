@@ -36,6 +36,19 @@ def test_secret_environment_values_are_found_by_name() -> None:
     assert redact("value tok-12345678 here", ["tok-12345678"]) == f"value {REDACTED} here"
 
 
+def test_the_process_environment_scan_follows_changes(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # The scan of os.environ is kept between calls: a key set or removed later still counts.
+    before = secret_env_values()
+    monkeypatch.setenv("LATE_SERVICE_TOKEN", "late-private-value-1")
+    assert "late-private-value-1" in secret_env_values()
+    assert redact("it is late-private-value-1") == f"it is {REDACTED}"
+    monkeypatch.setenv("LATE_SERVICE_TOKEN", "late-private-value-2")
+    values = secret_env_values()
+    assert "late-private-value-2" in values and "late-private-value-1" not in values
+    monkeypatch.delenv("LATE_SERVICE_TOKEN")
+    assert secret_env_values() == before
+
+
 def test_prompt_redacts_context_history_and_question(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("WAREHOUSE_SECRET", "wh-very-private-value")
     earlier = [
