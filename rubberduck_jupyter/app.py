@@ -252,7 +252,8 @@ class RubberDuckApp(ExtensionApp):
         help="MCP servers whose tools the agent may use, by name: {'command': [...], 'env': "
         "{...}, 'cwd': ...} (stdio) or {'url': ..., 'headers': {...}} (streamable HTTP), plus "
         "'permission' (read | write | run; default run), 'tools' (an allow-list) and "
-        "'timeout' (seconds, default 10). Values may name variables: '${TOKEN}'. Started on "
+        "'timeout' (seconds per call, default 10; 'start_timeout' for start-up, default "
+        "'timeout'). Values may name variables: '${TOKEN}'. Started on "
         "the first agent turn; only read-permission tools are offered for now. On JupyterHub "
         "the admin's list goes in rubberduck_mcp.json in a system config dir (docs/agent.md).",
     )

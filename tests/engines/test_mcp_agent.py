@@ -42,7 +42,14 @@ def stdio(mode: str = "ok", *, calls: Path | None = None, **extra: Any) -> dict[
     env = {"FIXTURE_SECRET": SECRET}
     if calls is not None:
         env["FIXTURE_CALLS_FILE"] = str(calls)
-    return {"command": [sys.executable, FIXTURE, "--mode", mode], "env": env, **extra}
+    # Start-up is bounded generously (a loaded 2-core machine starts Python + the SDK in
+    # seconds); the hang tests set their own bounds.
+    return {
+        "command": [sys.executable, FIXTURE, "--mode", mode],
+        "env": env,
+        "start_timeout": 60,
+        **extra,
+    }
 
 
 @pytest.fixture
@@ -153,6 +160,7 @@ async def test_an_mcp_tool_over_streamable_http(
                 "headers": {"Authorization": f"Bearer {SECRET}"},
                 "permission": "read",
                 "tools": ["add"],
+                "start_timeout": 60,
             }
         }
     )
@@ -169,7 +177,7 @@ async def test_an_mcp_tool_over_streamable_http(
 async def test_a_server_that_hangs_at_start_is_timed_out_and_the_turn_goes_on(
     make_harness: Any, servers: Callable[..., McpServers]
 ) -> None:
-    source = servers({"stuck": stdio("hang-start", permission="read", timeout=1)})
+    source = servers({"stuck": stdio("hang-start", permission="read", timeout=1, start_timeout=1)})
     harness = agent_with(make_harness, source)
     harness.fake.set_replies([call("list_cells"), "Done without it."])
     frames = await harness.chat("/agent look", context=CONTEXT)
@@ -189,6 +197,7 @@ async def test_a_server_that_hangs_at_start_is_timed_out_and_the_turn_goes_on(
 async def test_a_call_that_hangs_is_timed_out_reported_and_the_server_left_out(
     make_harness: Any, servers: Callable[..., McpServers]
 ) -> None:
+    # A short call timeout, a start-up bound for a loaded machine.
     source = servers({"fx": stdio(permission="read", timeout=2)})
     harness = agent_with(make_harness, source)
     harness.fake.set_replies(
@@ -222,7 +231,11 @@ async def test_a_server_that_exits_during_a_call_is_reported_and_retried_later(
     assert any("boom stopped answering" in n for n in mcp_notices(frames))
     [connection] = source._connections.values()
     assert connection.state == "failed"
-    # After its backoff, a later turn starts it again and offers its tools.
+    # After its backoff (and once the dead one is closed), a later turn starts it again.
+    for _ in range(400):
+        if connection._owner is not None and connection._owner.done():
+            break
+        await asyncio.sleep(0.025)
     connection.retry_at = 0.0
     harness.fake.set_replies(["Back."])
     await harness.chat("/agent again", context=CONTEXT)

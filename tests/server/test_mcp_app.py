@@ -32,6 +32,7 @@ def rubberduck_config(fake_llm: Any, tmp_path: Path) -> dict[str, Any]:
                 "command": [sys.executable, FIXTURE],
                 "env": {"FIXTURE_SECRET": SECRET},
                 "permission": "read",
+                "start_timeout": 60,  # a loaded 2-core machine starts it in seconds
             }
         },
         "mcp_allow_user_servers": False,

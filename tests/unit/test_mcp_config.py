@@ -34,7 +34,7 @@ def test_a_stdio_and_an_http_entry_with_defaults_and_variables() -> None:
     )
     assert stdio.transport == "stdio" and stdio.command == ("mcp-github",)
     assert stdio.permission is Permission.RUN  # the most restrictive by default
-    assert stdio.timeout_s == 10.0 and stdio.tools is None
+    assert stdio.timeout_s == 10.0 and stdio.start_timeout_s == 10.0 and stdio.tools is None
     assert stdio.env == {"TOKEN": "ghp_abcdefghijklmnop"}
     http = parse_server(
         "docs",
@@ -48,6 +48,9 @@ def test_a_stdio_and_an_http_entry_with_defaults_and_variables() -> None:
         ENV,
     )
     assert http.transport == "http" and http.allows("search") and not http.allows("delete")
+    assert http.timeout_s == 3.0 and http.start_timeout_s == 3.0  # start-up: the call's bound
+    slow = parse_server("n", {"command": ["npx"], "start_timeout": 60}, "admin", ENV)
+    assert (slow.timeout_s, slow.start_timeout_s) == (10.0, 60.0)
     assert http.where() == "https://mcp.example.com/mcp"
     # Secrets appear in no repr and are listed for the redactor.
     assert "ghp_" not in repr(stdio) + repr(http)
@@ -65,6 +68,7 @@ def test_a_stdio_and_an_http_entry_with_defaults_and_variables() -> None:
         ("x", {"command": []}, "list of strings"),
         ("x", {"command": ["a"], "permission": "admin"}, "read, write or run"),
         ("x", {"command": ["a"], "timeout": 0}, "'timeout' must be"),
+        ("x", {"command": ["a"], "start_timeout": "1"}, "'start_timeout' must be"),
         ("x", {"command": ["a"], "tools": "search"}, "list of tool names"),
         ("x", {"command": ["a"], "args": ["-v"]}, "unknown key(s) args"),
         ("x", {"command": ["a"], "env": {"T": "${NOT_SET_ANYWHERE}"}}, "${NOT_SET_ANYWHERE}"),

@@ -3,10 +3,11 @@ and the user's own (a JSON file) when `mcp_allow_user_servers` is on.
 
 A server is `{"command": [...], "env": {...}, "cwd": "..."}` (stdio) or `{"url": "...",
 "headers": {...}}` (streamable HTTP), plus `"permission"` (read | write | run, default
-run), an optional `"tools"` allow-list and `"timeout"` (seconds, for start-up and for
-each call). Values in `env` and `headers` may name environment variables (`${TOKEN}`),
-so secrets stay out of the file; they are secrets either way: never logged, never in a
-repr, never sent to the browser.
+run), an optional `"tools"` allow-list, `"timeout"` (seconds for each call, and for
+start-up unless `"start_timeout"` gives its own: `npx` fetching a package is slow once).
+Values in `env` and `headers` may name environment variables (`${TOKEN}`), so secrets
+stay out of the file; they are secrets either way: never logged, never in a repr, never
+sent to the browser.
 
 The default permission is `run`, the most restrictive: an MCP tool is code behind a
 description we cannot check, and it may change files, tickets or databases. A server is
@@ -45,7 +46,17 @@ SERVER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,23}$")
 DEFAULT_TIMEOUT_S = 10.0
 MAX_TIMEOUT_S = 300.0
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_KEYS = {"command", "env", "cwd", "url", "headers", "permission", "tools", "timeout"}
+_KEYS = {
+    "command",
+    "env",
+    "cwd",
+    "url",
+    "headers",
+    "permission",
+    "tools",
+    "timeout",
+    "start_timeout",
+}
 
 Source = Literal["admin", "user"]
 ADMIN_FILE = "rubberduck_mcp.json"
@@ -65,7 +76,8 @@ class McpServerSpec:
     url: str | None = None
     permission: Permission = Permission.RUN
     tools: frozenset[str] | None = None  # the allow-list; None: all the server lists
-    timeout_s: float = DEFAULT_TIMEOUT_S
+    timeout_s: float = DEFAULT_TIMEOUT_S  # each call
+    start_timeout_s: float = DEFAULT_TIMEOUT_S  # spawn, handshake, tools/list
     # Secrets: kept out of repr and equality's printout.
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -137,15 +149,8 @@ def parse_server(name: str, raw: Any, source: Source, env: Mapping[str, str]) ->
         not isinstance(tools, list) or not all(isinstance(t, str) for t in tools)
     ):
         raise McpConfigError(f"MCP server {name}: 'tools' must be a list of tool names")
-    timeout = raw.get("timeout", DEFAULT_TIMEOUT_S)
-    if (
-        isinstance(timeout, bool)
-        or not isinstance(timeout, int | float)
-        or not 0 < timeout <= MAX_TIMEOUT_S
-    ):
-        raise McpConfigError(
-            f"MCP server {name}: 'timeout' must be a number of seconds in (0, {MAX_TIMEOUT_S:g}]"
-        )
+    timeout = _seconds(name, "timeout", raw.get("timeout", DEFAULT_TIMEOUT_S))
+    start_timeout = _seconds(name, "start_timeout", raw.get("start_timeout", timeout))
     cwd = raw.get("cwd")
     if cwd is not None and not isinstance(cwd, str):
         raise McpConfigError(f"MCP server {name}: 'cwd' must be a path")
@@ -157,10 +162,23 @@ def parse_server(name: str, raw: Any, source: Source, env: Mapping[str, str]) ->
         url=url,
         permission=permission,
         tools=frozenset(tools) if tools is not None else None,
-        timeout_s=float(timeout),
+        timeout_s=timeout,
+        start_timeout_s=start_timeout,
         env=_strings(name, "env", raw.get("env"), env),
         headers=_strings(name, "headers", raw.get("headers"), env),
     )
+
+
+def _seconds(name: str, key: str, value: Any) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not 0 < value <= MAX_TIMEOUT_S
+    ):
+        raise McpConfigError(
+            f"MCP server {name}: '{key}' must be a number of seconds in (0, {MAX_TIMEOUT_S:g}]"
+        )
+    return float(value)
 
 
 def _strings(name: str, key: str, raw: Any, env: Mapping[str, str]) -> dict[str, str]:

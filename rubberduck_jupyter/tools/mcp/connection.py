@@ -95,7 +95,7 @@ class McpConnection:
         # The start-up bound is a timer, not a timeout around the start: when it fires the
         # waiting turn hears at once, and the SDK's clean-up of a stuck process (up to
         # ~6 s) goes on in this task, in the background.
-        watchdog = asyncio.get_running_loop().call_later(self.spec.timeout_s, self._timed_out)
+        watchdog = asyncio.get_running_loop().call_later(self.spec.start_timeout_s, self._timed_out)
         try:
             async with contextlib.AsyncExitStack() as stack:
                 try:
@@ -134,7 +134,7 @@ class McpConnection:
 
     def _timed_out(self) -> None:
         if self.state == "starting" and self._owner is not None:
-            self._fail(f"it did not start within {self.spec.timeout_s:g} s")
+            self._fail(f"it did not start within {self.spec.start_timeout_s:g} s")
             self._owner.cancel()
 
     async def _open(self, stack: contextlib.AsyncExitStack) -> Any:
@@ -160,7 +160,10 @@ class McpConnection:
                 env=dict(spec.env) or None,
                 cwd=spec.cwd or self.root,
             )
-        client = Client(server, read_timeout_seconds=spec.timeout_s, cache=None)
+        # Our own bounds (the start-up timer, each call's timeout) come first; the SDK's
+        # read timeout is a backstop above both.
+        backstop = max(spec.timeout_s, spec.start_timeout_s) + 1.0
+        client = Client(server, read_timeout_seconds=backstop, cache=None)
         return await stack.enter_async_context(client)
 
     async def _list(self, client: Any) -> list[Any]:

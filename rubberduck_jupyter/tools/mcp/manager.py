@@ -157,7 +157,7 @@ class McpServers:
         connections = self._sync_connections()
         waits = [f for c in connections if (f := c.start()) is not None]
         if waits:
-            limit = max(c.spec.timeout_s for c in connections) + WAIT_MARGIN_S
+            limit = max(c.spec.start_timeout_s for c in connections) + WAIT_MARGIN_S
             # asyncio.wait never cancels what it waits for: a Stop of this turn leaves the
             # servers starting for the next one.
             await asyncio.wait(waits, timeout=limit)
@@ -171,7 +171,7 @@ class McpServers:
         if connection.state == "starting":
             await notify(
                 self.notice_code,
-                f"The MCP server {spec.name} did not start within {spec.timeout_s:g} s; its "
+                f"The MCP server {spec.name} did not start within {spec.start_timeout_s:g} s; its "
                 "tools are left out of this turn.",
             )
             return []
