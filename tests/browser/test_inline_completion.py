@@ -179,20 +179,30 @@ def test_toggle_turns_completion_off_and_on(
 ) -> None:
     prepared_notebook(page, lab_server, "toggle.ipynb")
     toggle = page.locator(TOGGLE)
-    toggle.focus()
-    page.keyboard.press("Enter")
-    toggle.filter(has_text="Complete: off").wait_for()
-    lab_server.wait_saved(page, "inlineCompletionEnabled", False)
-    assert toggle.get_attribute("aria-pressed") == "false"
-    screenshot("inline-completion-toggle-off")
-    before = len(completion_requests(fake_llm))
-    page.locator(".jp-Cell").nth(2).locator(".cm-content").click()
-    page.keyboard.type("tot")
-    page.wait_for_timeout(800)  # past the debounce: nothing may go while off
-    assert len(completion_requests(fake_llm)) == before
-    toggle.click()
-    toggle.filter(has_text="Complete: on").wait_for()
-    lab_server.reset_settings()
+    try:
+        toggle.focus()
+        page.keyboard.press("Enter")
+        toggle.filter(has_text="Complete: off").wait_for()
+        wait_for(page, lambda: saved(lab_server).get("inlineCompletionEnabled") is False, "saved")
+        assert toggle.get_attribute("aria-pressed") == "false"
+        screenshot("inline-completion-toggle-off")
+        before = len(completion_requests(fake_llm))
+        page.locator(".jp-Cell").nth(2).locator(".cm-content").click()
+        page.keyboard.type("tot")
+        page.wait_for_timeout(800)  # past the debounce: nothing may go while off
+        assert len(completion_requests(fake_llm)) == before
+        toggle.click()
+        toggle.filter(has_text="Complete: on").wait_for()
+    finally:
+        lab_server.reset_settings()
+
+
+def saved(lab: Any) -> dict[str, Any]:
+    """The saved settings, or {} while JupyterLab is still writing the file."""
+    try:
+        return lab.saved_settings()
+    except ValueError:
+        return {}
 
 
 def test_ghost_text_in_a_python_file(page: Any, lab_server: Any, fake_llm: Any) -> None:

@@ -140,7 +140,7 @@ export const inlineCompletionPlugin: JupyterFrontEndPlugin<void> = {
       status,
       settings: () => values,
       variables,
-      invoke: manager.inline ? id => manager.inline?.invoke(id) : undefined,
+      inline: () => manager.inline,
       clearGhost: widget => ghosts.clear(editorOf(widget))
     });
     manager.registerInlineProvider(provider);

@@ -19,6 +19,7 @@
  */
 import type {
   CompletionHandler,
+  IInlineCompleterActions,
   IInlineCompletionContext,
   IInlineCompletionItem,
   IInlineCompletionList,
@@ -74,10 +75,10 @@ export interface IProviderOptions {
   settings: () => Readonly<ICompletionSettings>;
   variables: VariablesCache;
   /**
-   * Invoke the inline completer in the widget with this id (the manager's
-   * `inline.invoke`); without it the debounce waits inside `fetch`.
+   * The manager's inline completer actions, once JupyterLab's inline completer plugin
+   * has set them up (asked at each fetch); without them the debounce waits in `fetch`.
    */
-  invoke?: (widgetId: string) => void;
+  inline?: () => IInlineCompleterActions | undefined;
   /** Clear the ghost text shown in the widget's active editor (ghost.ts). */
   clearGhost?: (widget: Widget) => void;
 }
@@ -101,7 +102,7 @@ export class RubberDuckInlineProvider implements IInlineCompletionProvider {
     this._status = options.status;
     this._settings = options.settings;
     this._variables = options.variables;
-    this._invoke = options.invoke ?? null;
+    this._inline = options.inline ?? (() => undefined);
     this._clearGhost = options.clearGhost ?? null;
   }
 
@@ -163,7 +164,8 @@ export class RubberDuckInlineProvider implements IInlineCompletionProvider {
       return EMPTY; // asked here before: nothing fits
     }
     if (context.triggerKind !== TRIGGER_INVOKE && settings.debounceMs > 0) {
-      if (this._invoke) {
+      const actions = this._inline();
+      if (actions) {
         // Answer nothing now and invoke the completer once typing pauses. The empty
         // answer matters: JupyterLab keeps showing a ghost text that the keystroke
         // no longer matches until the next answer comes, so waiting here would show
@@ -175,7 +177,7 @@ export class RubberDuckInlineProvider implements IInlineCompletionProvider {
             (!target.shared || target.shared.getSource() === request.text) &&
             widget.node.contains(document.activeElement)
           ) {
-            this._invoke?.(widget.id);
+            actions.invoke(widget.id);
           }
         }, settings.debounceMs);
         return EMPTY;
@@ -306,7 +308,7 @@ export class RubberDuckInlineProvider implements IInlineCompletionProvider {
   private _variables: VariablesCache;
   private _cache = new CompletionCache();
   private _generation = 0;
-  private _invoke: ((widgetId: string) => void) | null;
+  private _inline: () => IInlineCompleterActions | undefined;
   private _clearGhost: ((widget: Widget) => void) | null;
   private _debounce: ReturnType<typeof setTimeout> | undefined = undefined;
   private _streams = new Map<
