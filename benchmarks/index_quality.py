@@ -13,6 +13,10 @@ same files, a window counting when it holds the sought definition's `def`/`class
     python benchmarks/index_quality.py [--embedders minilm,model2vec,none] [--show-misses]
     python benchmarks/index_quality.py --tokenizer-speed     # the BM25 Tokenizer alone
 
+`progressive:<P>` in --embedders is the default (minilm) built progressively: model2vec's
+tier first, then MiniLM's vectors for P% of the chunks (a random, seeded share; 0: the
+static tier alone, 50: mid-transition, 100: the final index, which must score as `minilm`).
+
 `--vector-cache DIR` keeps chunk vectors between runs, by text, so comparing two chunkings
 re-embeds only what changed (the scores are those of the same model either way).
 
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import hashlib
 import math
 import os
@@ -42,13 +47,12 @@ from index_common import build_corpus, load_code_queries, load_queries, machine,
 
 from rubberduck_jupyter.index.embedder_config import EmbedderConfig, build_embedder
 from rubberduck_jupyter.index.indexer import Indexer
-from rubberduck_jupyter.index.search import Hit, HybridSearcher
+from rubberduck_jupyter.index.search import HybridSearcher
 from rubberduck_jupyter.index.store import IndexStore
 
 MODES = ("vector", "bm25", "hybrid")
 WINDOW_CHARS = 2_000
 TOP = 10
-POOL = 50  # hits fetched, so that collapsing parts still leaves TOP
 COLLAPSED = "one hit per definition"
 
 
@@ -251,6 +255,43 @@ class CachedEmbedder:
         np.savez(self.path, keys=keys, vectors=np.stack(list(self.vectors.values())))
 
 
+class _SecondTierHeld(Exception):
+    pass
+
+
+class _FirstTierOnly:
+    """MiniLM's stand-in while the first tier is written: refuses to embed chunks."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.id, self.dim, self.counter = inner.id, inner.dim, inner.counter
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if texts:
+            raise _SecondTierHeld()
+        return self.inner.embed(texts)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.inner.embed_query(text)
+
+
+def progressive_build(
+    store: IndexStore, root: Path, embedder: Any, static: Any, share: float
+) -> int:
+    """The first tier, then MiniLM's vectors for `share` of the chunks; returns how many."""
+    with contextlib.suppress(_SecondTierHeld):
+        Indexer(
+            store, _FirstTierOnly(embedder), progressive=True, static_embedder=static
+        ).index_folder(root)
+    missing = store.missing_full_ids()
+    rng = np.random.default_rng(14)
+    chosen = np.sort(rng.permutation(missing)[: round(share * len(missing))])
+    for start in range(0, len(chosen), 256):
+        chunks = store.chunks(chosen[start : start + 256].tolist())
+        store.add_vectors([c.id for c in chunks], embedder.embed([c.text for c in chunks]))
+    return len(chosen)
+
+
 def index_ranks(
     root: Path,
     tmp: Path,
@@ -259,22 +300,38 @@ def index_ranks(
     show_misses: bool,
     vector_cache: Path | None,
 ) -> dict[tuple[str, str], Score]:
-    embedder = build_embedder(EmbedderConfig(spec))
+    kind, _, share = spec.partition(":")
+    progressive = kind == "progressive"
+    embedder = build_embedder(EmbedderConfig("minilm" if progressive else spec))
     if vector_cache is not None and spec != "none":
         vector_cache.mkdir(parents=True, exist_ok=True)
-        embedder = CachedEmbedder(embedder, vector_cache / f"{spec}.npz")
-    db = tmp / f"index-{spec}.duckdb"
+        name = "minilm" if progressive else spec
+        embedder = CachedEmbedder(embedder, vector_cache / f"{name}.npz")
+    db = tmp / f"index-{spec.replace(':', '-')}.duckdb"
     started = time.perf_counter()
-    with IndexStore(db, dim=embedder.dim, embedder_id=embedder.id) as store:
-        report = Indexer(store, embedder).index_folder(root)
-        print(
-            f"[{spec}] indexed {report.files_indexed} files, {report.chunks_written} chunks "
-            f"in {time.perf_counter() - started:.0f} s; load {load()}"
-        )
+    static = build_embedder(EmbedderConfig("model2vec")) if progressive else None
+    options = {} if static is None else {"static_embedder_id": static.id, "static_dim": static.dim}
+    with IndexStore(db, dim=embedder.dim, embedder_id=embedder.id, **options) as store:
+        if progressive:
+            improved = progressive_build(store, root, embedder, static, float(share) / 100)
+            counts = store.tier_counts()
+            print(
+                f"[{spec}] {counts['chunks']} chunks: {improved} with MiniLM's vectors, "
+                f"{counts['static']} with model2vec's, in {time.perf_counter() - started:.0f} s; "
+                f"load {load()}"
+            )
+        else:
+            report = Indexer(store, embedder).index_folder(root)
+            print(
+                f"[{spec}] indexed {report.files_indexed} files, {report.chunks_written} chunks "
+                f"in {time.perf_counter() - started:.0f} s; load {load()}"
+            )
         if isinstance(embedder, CachedEmbedder):
             print(f"[{spec}] {embedder.reused} chunk vectors reused from {embedder.path}")
             embedder.save()
-        searcher = HybridSearcher(store, embedder.embed_query)
+        searcher = HybridSearcher(
+            store, embedder.embed_query, static.embed_query if static is not None else None
+        )
         modes = ("bm25",) if spec == "none" else MODES
         scores: dict[tuple[str, str], Score] = {}
         for mode in modes:
@@ -282,33 +339,17 @@ def index_ranks(
                 score = scores[(name, mode)] = Score()
                 collapsed = scores[(name, f"{mode}, {COLLAPSED}")] = Score()
                 for case in group:
-                    hits = searcher.search(case.query, POOL, mode=mode)
-                    rank = first_rank(relevant(h.path, h.title, case) for h in hits[:TOP])
+                    hits = searcher.search(case.query, TOP, mode=mode, one_per_definition=False)
+                    rank = first_rank(relevant(h.path, h.title, case) for h in hits)
                     score.add(rank)
-                    collapsed.add(
-                        first_rank(
-                            relevant(h.path, h.title, case) for h in one_per_definition(hits)
-                        )
-                    )
+                    # search.py's own collapsing (its default since 2026-12-04).
+                    one = searcher.search(case.query, TOP, mode=mode)
+                    collapsed.add(first_rank(relevant(h.path, h.title, case) for h in one))
                     if show_misses and (rank is None or rank > 5):
                         top = ", ".join(f"{h.path}:{h.title}" for h in hits[:2])
                         print(f"  [{spec} {mode}] miss ({rank}): {case.query!r} -> {top}")
     db.unlink(missing_ok=True)
     return scores
-
-
-def one_per_definition(hits: Sequence[Hit]) -> list[Hit]:
-    """The first TOP hits once later parts of a definition already listed are left out
-    (a long class's parts all carry its header, and can fill the top 5 between them):
-    what search.py would return if it collapsed them; measured, not applied."""
-    seen: set[tuple[str, str | None]] = set()
-    kept = []
-    for hit in hits:
-        key = (hit.path, hit.title)
-        if key not in seen:
-            seen.add(key)
-            kept.append(hit)
-    return kept[:TOP]
 
 
 def load() -> str:
