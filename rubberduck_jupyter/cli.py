@@ -195,6 +195,55 @@ def _fix_for(code: str) -> str:
     }.get(code, "run with a different model to compare")
 
 
+def check_mcp(settings: dict[str, Any], admin_dirs: list[str] | None = None) -> list[Check]:
+    """The MCP servers the agent would use (none is started): where each runs, whose it
+    is, its permission; entries that cannot be used, and why."""
+    from jupyter_core.paths import jupyter_config_dir
+
+    from .tools.base import Permission
+    from .tools.mcp.config import (
+        USER_FILE,
+        read_admin_files,
+        read_user_servers,
+        servers_in_effect,
+    )
+
+    named = settings.get("mcp_user_servers_file")
+    user_path = (
+        Path(named).expanduser() if named else Path(jupyter_config_dir()) / "rubberduck" / USER_FILE
+    )
+    user, unreadable = read_user_servers(user_path)
+    specs, problems = servers_in_effect(
+        configured=settings.get("mcp_servers") or {},
+        allow_user=bool(settings.get("mcp_allow_user_servers", True)),
+        user_file=user,
+        admin_file=read_admin_files(admin_dirs),
+    )
+    if unreadable:
+        problems.append(unreadable)
+    checks = []
+    for spec in specs:
+        offered = (
+            "offered to the agent"
+            if spec.permission is Permission.READ
+            else "not offered yet (its calls would need your approval)"
+        )
+        checks.append(
+            Check(
+                f"mcp server {spec.name}",
+                True,
+                f"{spec.transport} {spec.where()} ({spec.source}), permission "
+                f"{spec.permission.value}: {offered}; starts on the first agent turn",
+            )
+        )
+    for problem in problems:
+        # A user's server left out by the hub rules is the policy working, not a fault.
+        policy = problem.startswith("the user's MCP server")
+        fix = "" if policy else "fix the entry (docs/agent.md#mcp)"
+        checks.append(Check("mcp servers", policy, problem, fix))
+    return checks
+
+
 def doctor(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="jupyter rubberduck doctor",
@@ -204,13 +253,15 @@ def doctor(argv: list[str]) -> int:
     args = parser.parse_args(argv)
 
     print(f"RubberDuck doctor (rubberduck-jupyter {__version__}, Python {sys.version.split()[0]})")
+    settings = load_server_config()
     try:
-        config = models_config_from(load_server_config())
+        config = models_config_from(settings)
     except ModelConfigError as exc:
         print(f"  [FAIL] model configuration: {exc}")
         return 1
     checks = check_configuration(config)
     checks += [check_server_extension(), check_lab_extension()]
+    checks += check_mcp(settings)
     if not args.skip_model:
         checks += check_model_answers(config)
     for note in config.warnings:

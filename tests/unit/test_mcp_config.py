@@ -188,3 +188,22 @@ def test_server_secrets_join_the_redactors_list() -> None:
         {"gh": {**STDIO, "env": {"GITHUB_TOKEN": "${GH_TOKEN}"}}}, admin_dirs=[], env=ENV
     )
     assert servers.secrets() == ["ghp_abcdefghijklmnop"]
+
+
+def test_doctor_lists_the_servers_and_what_cannot_be_used(tmp_path: Path) -> None:
+    from rubberduck_jupyter.cli import check_mcp
+
+    user_file = tmp_path / "mcp.json"
+    user_file.write_text(json.dumps({"mcp_servers": {"gh": STDIO, "mine": {"command": ["x"]}}}))
+    settings = {
+        "mcp_servers": {"gh": STDIO, "bad": {"url": "ftp://nope"}},
+        "mcp_user_servers_file": str(user_file),
+    }
+    checks = {(c.name, c.ok): c.detail for c in check_mcp(settings, admin_dirs=[])}
+    assert checks[("mcp server gh", True)].startswith("stdio mcp-github (admin), permission read")
+    assert "not offered yet" in checks[("mcp server mine", True)]  # run, the default
+    failed = [d for (name, ok), d in checks.items() if name == "mcp servers" and not ok]
+    assert failed == ["MCP server bad: 'url' must be an http:// or https:// URL"]
+    assert any("'gh' is ignored" in d for (n, ok), d in checks.items() if ok and n == "mcp servers")
+    # Nothing configured: nothing to say.
+    assert check_mcp({"mcp_user_servers_file": str(tmp_path / "no.json")}, admin_dirs=[]) == []
