@@ -120,8 +120,10 @@ class McpConnection:
                 )
                 await self._closing.wait()
         except asyncio.CancelledError:
-            if self.state == "starting":
-                self._fail("its start was cancelled")
+            # Not by stop() or the start-up timer (they set the state first): the SDK's
+            # task group, when its transport died.
+            if self.state in ("starting", "ready"):
+                self._fail("its connection was cancelled")
             raise
         except BaseException as exc:  # ExceptionGroups from the SDK's task groups too
             if self.state in ("starting", "ready"):
