@@ -182,9 +182,19 @@ export class DuckApi {
     );
   }
 
-  async rejectSuggestion(id: string): Promise<ISuggestion | null> {
+  /** `reverted`: an applied change the client put back itself (Undo). */
+  async rejectSuggestion(
+    id: string,
+    reverted = false
+  ): Promise<ISuggestion | null> {
     return parseSuggestion(
-      await this._json('POST', 'suggestions', id, {}, 'reject')
+      await this._json(
+        'POST',
+        'suggestions',
+        id,
+        reverted ? { reverted: true } : {},
+        'reject'
+      )
     );
   }
 

@@ -43,7 +43,8 @@ export interface IApplyResult {
 /** Apply and reject, as the panel wires them to the server and the open notebooks. */
 export interface ISuggestionActions {
   apply(suggestion: ISuggestion): Promise<IApplyResult>;
-  reject(suggestion: ISuggestion): Promise<ISuggestion>;
+  /** `reverted`: the change was applied and Undo put it back. */
+  reject(suggestion: ISuggestion, reverted?: boolean): Promise<ISuggestion>;
 }
 
 export class SuggestionActions implements ISuggestionActions {
@@ -140,9 +141,12 @@ export class SuggestionActions implements ISuggestionActions {
     };
   }
 
-  async reject(suggestion: ISuggestion): Promise<ISuggestion> {
+  async reject(
+    suggestion: ISuggestion,
+    reverted = false
+  ): Promise<ISuggestion> {
     return (
-      (await this._api.rejectSuggestion(suggestion.id)) ?? {
+      (await this._api.rejectSuggestion(suggestion.id, reverted)) ?? {
         ...suggestion,
         status: 'rejected'
       }
@@ -351,7 +355,7 @@ export class SuggestionView {
       this._undoChange = null;
       this._reverted = true;
       try {
-        this._suggestion = await this._actions.reject(this._suggestion);
+        this._suggestion = await this._actions.reject(this._suggestion, true);
         this._message = 'Undone';
       } catch {
         // The notebook is back as it was; only the server's record still says applied.

@@ -150,7 +150,7 @@ class SuggestionHandler(_Base):
 
 
 class SuggestionActionHandler(_Base):
-    """POST .../apply {"client_target_hash"?}; POST .../reject."""
+    """POST .../apply {"client_target_hash"?}; POST .../reject {"reverted"?}."""
 
     auth_resource = "rubberduck:suggestions"
 
@@ -161,7 +161,13 @@ class SuggestionActionHandler(_Base):
         try:
             if action == "reject":
                 suggestion = require_suggestion(self.actor, found, suggestion_id)
-                if suggestion.status is not SuggestionStatus.PROPOSED:
+                # {"reverted": true}: the client put back an applied change itself (Undo in
+                # the open notebook), so the record follows; the server undoes nothing.
+                reverted = self.json_body().get("reverted") is True
+                allowed = (SuggestionStatus.PROPOSED,) + (
+                    (SuggestionStatus.APPLIED,) if reverted else ()
+                )
+                if suggestion.status not in allowed:
                     raise ActionError(f"This suggestion was already {suggestion.status}.")
                 await self.store.set_suggestion_status(suggestion_id, SuggestionStatus.REJECTED)
             else:

@@ -253,13 +253,15 @@ def test_agent_edits_and_a_run_approved_in_the_sidebar(
         page.wait_for_function(
             "el => el.dataset.status === 'applied'", arg=cards.nth(i).element_handle()
         )
-    assert sources(page) == [FIRST_CELL, "b = a + 1", "a", "e = 5", "d = 4"]
+    # The run saved the notebook (the agent's tools read it from disk), so "after 2" is
+    # after the cell the user sees second: the one the first approval inserted.
+    assert sources(page) == [FIRST_CELL, "b = a + 1", "e = 5", "d = 4", "a"]
     assert answer.locator(".jp-RubberDuck-approveAll").count() == 0
     assert cards.locator("button.jp-RubberDuck-suggestion-undo:visible").count() == 2
 
     # Drawn again from the store, the first answer still reads in order: plan, calls, text.
-    # (The reload also drops the notebook's unsaved inserted cell, and takes the
-    # auto-apply setting switched on here.)
+    # (The reload drops the cells inserted after the run, which saved the notebook, and
+    # takes the auto-apply setting switched on here.)
     put_settings(lab_server, {"autoApplyEdits": True})
     page.reload()
     panel = open_sidebar("fake-model")
@@ -271,28 +273,32 @@ def test_agent_edits_and_a_run_approved_in_the_sidebar(
     assert "add a cell that uses" not in first.locator(".jp-RubberDuck-markdown").last.inner_text()
 
     # --- auto-apply: the edit lands at once, and its card's Undo puts the cell back -----
-    notebook.locator(".jp-Cell").nth(1).wait_for()
-    assert sources(page) == [FIRST_CELL, "a"]
+    notebook.locator(".jp-Cell").nth(2).wait_for()
+    assert sources(page) == [FIRST_CELL, "b = a + 1", "a"]
     fake_llm.set_replies(
         [
-            {"tool_calls": [{"name": "replace_cell", "arguments": {"cell": 2, "source": "a + 1"}}]},
-            "Cell 2 now adds one.",
+            {"tool_calls": [{"name": "replace_cell", "arguments": {"cell": 3, "source": "a + 1"}}]},
+            "Cell 3 now adds one.",
         ]
     )
     try:
-        answer = ask_agent(panel, "make cell 2 add one")
+        answer = ask_agent(panel, "make cell 3 add one")
         wait_done(page, answer)
         card = answer.locator(".jp-RubberDuck-suggestion")
         page.wait_for_function("el => el.dataset.status === 'applied'", arg=card.element_handle())
-        assert sources(page) == [FIRST_CELL, "a + 1"]
+        assert sources(page) == [FIRST_CELL, "b = a + 1", "a + 1"]
         undo = card.locator("button.jp-RubberDuck-suggestion-undo")
         assert undo.is_visible()
         card.scroll_into_view_if_needed()
         screenshot("agent-auto-applied")
         undo.click()
         page.wait_for_function("el => el.dataset.reverted === 'true'", arg=card.element_handle())
-        assert sources(page) == [FIRST_CELL, "a"]
+        assert sources(page) == [FIRST_CELL, "b = a + 1", "a"]
         assert undo.is_hidden()
+        # The server's record follows the notebook: the undone edit is rejected.
+        undone = lab_server.api("GET", f"suggestions/{card.get_attribute('data-id')}")
+        assert undone["status"] == "rejected"
+        assert card.locator(".jp-RubberDuck-suggestion-state").inner_text().strip() == "Undone"
         screenshot("agent-undone")
     finally:
         lab_server.reset_settings()

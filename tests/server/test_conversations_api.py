@@ -197,6 +197,16 @@ async def test_apply_suggestion_writes_the_cell_and_refuses_a_changed_one(
     code, rejected = await api.call("alice", "POST", "suggestions", stale["id"], "reject", body={})
     assert code == 200 and rejected["status"] == "rejected"
 
+    # An applied one is rejected only as "reverted" (the client put it back: Undo), and
+    # never by another user; the server's record follows, the file is not touched.
+    sid = suggestion["id"]
+    assert (await api.call("alice", "POST", "suggestions", sid, "reject", body={}))[0] == 400
+    revert = {"reverted": True}
+    assert (await api.call("bob", "POST", "suggestions", sid, "reject", body=revert))[0] == 404
+    code, reverted = await api.call("alice", "POST", "suggestions", sid, "reject", body=revert)
+    assert code == 200 and reverted["status"] == "rejected"
+    assert (await api.call("alice", "POST", "suggestions", sid, "reject", body=revert))[0] == 400
+
 
 async def test_client_applied_suggestion_is_checked_against_its_base(
     api: Api, fake_llm: Any

@@ -3,8 +3,8 @@
  * notebook (opening it when it is not open), applies the turn's pending suggestions on
  * that cell first, checks the cell still holds the code the user approved, runs it with
  * JupyterLab's CodeCell.execute (so its outputs appear in the notebook as for any run)
- * and reads its outputs back as a run_result (runresult.ts). Interrupts go to the
- * notebook's kernel.
+ * and reads its outputs back as a run_result (runresult.ts), then saves the notebook
+ * (the agent's tools read it from disk). Interrupts go to the notebook's kernel.
  */
 import { CodeCell } from '@jupyterlab/cells';
 import type { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
@@ -78,6 +78,7 @@ export class CellRunner {
     }
     const outputs = cell.model.outputs.toJSON() as unknown as NotebookOutput[];
     const status = reply ? String(reply.content.status) : null;
+    await saveForTheAgent(panel);
     return runResult(outputs, status, cell.model.executionCount ?? null);
   }
 
@@ -118,6 +119,25 @@ export class CellRunner {
       await panel.context.ready;
     }
     return panel ?? null;
+  }
+}
+
+/**
+ * The agent's tools read the notebook from disk: after a run (and the edits applied
+ * before it) the file is saved, so the next list_cells or replace_cell sees the cells
+ * and outputs the user sees. A failed save is not the run's failure: the run happened.
+ */
+async function saveForTheAgent(panel: NotebookPanel): Promise<void> {
+  if (!panel.context.model.dirty) {
+    return;
+  }
+  try {
+    await panel.context.save();
+  } catch (error) {
+    console.warn(
+      'RubberDuck: the notebook could not be saved after a run',
+      error
+    );
   }
 }
 
