@@ -142,8 +142,8 @@ def test_ghost_text_appears_and_tab_accepts_it(
 
 def test_typing_cancels_the_request_upstream(page: Any, lab_server: Any, fake_llm: Any) -> None:
     # A slow stream, and a long debounce: after the next key, no new request goes for
-    # 1.5 s, so the stream count can only drop through the cancel.
-    put_settings(lab_server, {"inlineCompletionDebounceMs": 1500})
+    # 2 s, so the stream count can only drop through the cancel.
+    put_settings(lab_server, {"inlineCompletionDebounceMs": 2000})
     try:
         fake_llm.update_settings({"chunk_delay": 0.5})
         fake_llm.set_replies([" ".join(["x"] * 40)])
@@ -154,8 +154,10 @@ def test_typing_cancels_the_request_upstream(page: Any, lab_server: Any, fake_ll
         page.locator(GHOST, has_text="x").wait_for()
         assert fake_llm.active_streams == 1
         page.keyboard.type("a")
+        # The stale ghost text goes at once, and the stream closes upstream (the fake
+        # notices at its next chunk, up to 0.5 s later).
+        page.locator(GHOST).first.wait_for(state="detached", timeout=1_500)
         wait_for(page, lambda: fake_llm.active_streams == 0, "typing closed the stream")
-        assert not page.locator(GHOST).count()
     finally:
         put_settings(lab_server, {})
 
