@@ -357,7 +357,10 @@ test('earlier cells go nearest first, trimmed and bounded, raw and empty cells l
     { cell_type: 'raw', source: 'raw text' },
     { cell_type: 'markdown', source: '# Title' },
     { cell_type: 'code', source: '   ' },
-    { cell_type: 'code', source: 'x'.repeat(MAX_COMPLETION_CELL_CHARS + 10) },
+    {
+      cell_type: 'code',
+      source: 'head\n' + `${'x'.repeat(99)}\n`.repeat(45) + 'end'
+    },
     { cell_type: 'code', source: 'the active cell' },
     { cell_type: 'code', source: 'after it' }
   ];
@@ -365,11 +368,14 @@ test('earlier cells go nearest first, trimmed and bounded, raw and empty cells l
   assert.deepEqual(
     out.map(c => [c.cell_type, c.source.length]),
     [
-      ['code', MAX_COMPLETION_CELL_CHARS],
+      ['code', 39 * 100 + 3],
       ['markdown', 7],
       ['code', 19]
     ]
   );
+  // A long cell keeps its end, from a line start.
+  assert.ok(out[0].source.endsWith('\nend'));
+  assert.ok(out[0].source.startsWith('x'));
   const many = Array.from({ length: 80 }, (_, i) => ({
     cell_type: 'code',
     source: `c${i}`
@@ -384,6 +390,10 @@ test('earlier cells go nearest first, trimmed and bounded, raw and empty cells l
   const capped = earlierCells(big, 30);
   const total = capped.reduce((n, c) => n + c.source.length, 0);
   assert.equal(total, MAX_CELLS_TOTAL_CHARS);
+  assert.equal(
+    capped.length,
+    MAX_CELLS_TOTAL_CHARS / MAX_COMPLETION_CELL_CHARS
+  );
 });
 
 test('the cursor splits text by code points, and long text is bounded', () => {

@@ -30,7 +30,8 @@ export interface ICellLike {
 /**
  * The cells before `activeIndex`, nearest first, at most MAX_COMPLETION_CELLS, code and
  * markdown only (raw cells are not the program), empty ones skipped, MAX_CELLS_TOTAL_CHARS
- * in all. A long cell keeps its beginning: imports and definitions sit there.
+ * in all. A long cell keeps its end, cut at a line start: the nearest cell's last lines
+ * lead into the cursor, and the server, short of room, keeps a cell's last lines too.
  */
 export function earlierCells(
   cells: readonly ICellLike[],
@@ -52,14 +53,24 @@ export function earlierCells(
     ) {
       continue;
     }
-    const source = cell.source.slice(
-      0,
+    const source = tail(
+      cell.source,
       Math.min(MAX_COMPLETION_CELL_CHARS, MAX_CELLS_TOTAL_CHARS - total)
     );
     total += source.length;
     out.push({ cell_type: cell.cell_type, source });
   }
   return out;
+}
+
+/** The last `max` characters of `text`, from a line start when one is in them. */
+function tail(text: string, max: number): string {
+  if (text.length <= max) {
+    return text;
+  }
+  const cut = text.slice(text.length - max);
+  const line = cut.indexOf('\n');
+  return line >= 0 && line < cut.length - 1 ? cut.slice(line + 1) : cut;
 }
 
 /**
