@@ -26,7 +26,8 @@ Server -> client frames:
               conversation_id, message_id}
   error      {id, code, message, retry_after?}          (id is null if the frame had none)
   approval   {id, approval_id, kind, title, path, cell_index, cell_id, source,
-              suggestion_ids, auto?}     (the agent asks to run a cell; additive, v1)
+              suggestion_ids, auto?, tool?}   (the agent asks to run a cell, or, kind
+              "tool", to call an MCP tool {server, name, permission}; additive, v1)
   approval.closed {id, approval_id, reason}   (answered, timeout, cancelled: clear the card)
   step's optional `tool` {name, arguments, cell_index, path, answer_at} on "started"
   plugins    {engines, changed?: {name, state, reason, version}}   (a plugin's state changed
@@ -822,9 +823,13 @@ def approval_frame(
     source: str,
     suggestion_ids: list[str],
     auto: bool = False,
+    tool: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The agent asks to run (or interrupt) a cell; `auto`: allowed for the conversation
-    already, so the client runs it without asking (and still answers with run_result)."""
+    """The agent asks to run (or interrupt) a cell, or (kind "tool") to call an MCP
+    server's write/run tool: `tool` names it ({server, name, permission}), `source` holds
+    its arguments as JSON, and the decision alone answers it (no run_result). `auto`:
+    allowed for the turn or conversation already, so the client does not ask (for a cell
+    it still runs it and answers with run_result)."""
     frame: dict[str, Any] = {
         "type": "approval",
         "id": msg_id,
@@ -839,6 +844,8 @@ def approval_frame(
     }
     if auto:
         frame["auto"] = True
+    if tool is not None:
+        frame["tool"] = tool
     return frame
 
 

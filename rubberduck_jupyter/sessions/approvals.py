@@ -2,10 +2,12 @@
 
 A run tool asks through its turn (`TurnApprovals.ask`, one per turn); this module sends
 the frame through the turn's emit (so it is numbered and kept like every frame, and a
-resumed socket sees it again), and waits for the client's `approve` and then its
-`run_result`. Answers are looked up by (user, turn id, approval id): any socket of the
-same user may answer (the turn outlives a dropped socket), another user's frame finds
-nothing, the same refusal as an id that never existed.
+resumed socket sees it again), and waits for the client's `approve` and then, for a cell
+the client runs (kinds run, interrupt), its `run_result`. A `tool` approval (an MCP
+write/run tool) is answered by the decision alone: the server makes the call. Answers
+are looked up by (user, turn id, approval id): any socket of the same user may answer
+(the turn outlives a dropped socket), another user's frame finds nothing, the same
+refusal as an id that never existed.
 
 Each wait is bounded by the caller (`agent_run_timeout`, capped by what is left of the
 turn's time): the decision, then the result. A Stop cancels the waiting turn, which
@@ -14,10 +16,12 @@ once per approval, when nothing more is asked of the user: at the decision
 ("answered"), or when the wait for it ends ("timeout", "cancelled"); an approval that
 was allowed already (`auto`) closes when its run_result arrives or its wait ends.
 
-"Allow for this conversation" is remembered here, in memory, per (user, conversation):
-a grant to run code without asking is about this server's kernels, so a restart asks
-again (the safer default), and it needs no schema change. Bounded: the oldest grants go
-past `MAX_GRANTS`.
+"Allow for this conversation" is remembered here, in memory, per (user, conversation,
+scope): a grant to run code without asking is about this server's kernels, so a restart
+asks again (the safer default), and it needs no schema change. Grants are kept apart by
+scope (`ApprovalAsk.scope`: "run" for cells, "tool:<server>" for one MCP server's
+tools): allowing cell runs must not let a server change tickets, nor the reverse; "allow
+for this turn" is scoped the same way. Bounded: the oldest grants go past `MAX_GRANTS`.
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ class ApprovalRefused(Exception):
 @dataclass(eq=False)
 class _Pending:
     auto: bool
+    needs_result: bool
     # Sends this approval's `approval.closed` once (the turn's own emit).
     close: Callable[[str], Awaitable[None]]
     decision: asyncio.Future[str] = field(
@@ -74,24 +79,28 @@ class ApprovalBroker:
 
     def __init__(self) -> None:
         self._pending: dict[tuple[str, str, str], _Pending] = {}
-        self._grants: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._grants: OrderedDict[tuple[str, str, str], None] = OrderedDict()
 
     def channel(self, user: str, conversation_id: str, turn_id: str, emit: Emit) -> TurnApprovals:
         return TurnApprovals(self, user, conversation_id, turn_id, emit)
 
     # --- grants ---------------------------------------------------------------------
 
-    def allowed_for_conversation(self, user: str, conversation_id: str) -> bool:
-        return (user, conversation_id) in self._grants
+    def allowed_for_conversation(self, user: str, conversation_id: str, scope: str = "run") -> bool:
+        return (user, conversation_id, scope) in self._grants
 
-    def grant(self, user: str, conversation_id: str) -> None:
-        self._grants[(user, conversation_id)] = None
-        self._grants.move_to_end((user, conversation_id))
+    def grant(self, user: str, conversation_id: str, scope: str = "run") -> None:
+        key = (user, conversation_id, scope)
+        self._grants[key] = None
+        self._grants.move_to_end(key)
         while len(self._grants) > MAX_GRANTS:
             self._grants.popitem(last=False)
 
-    def revoke(self, user: str, conversation_id: str) -> None:
-        self._grants.pop((user, conversation_id), None)
+    def revoke(self, user: str, conversation_id: str, scope: str | None = None) -> None:
+        """Drops the conversation's grant for `scope` (None: every scope)."""
+        for key in [k for k in self._grants if k[:2] == (user, conversation_id)]:
+            if scope is None or key[2] == scope:
+                del self._grants[key]
 
     # --- the client's frames ----------------------------------------------------------
 
@@ -112,6 +121,8 @@ class ApprovalBroker:
 
     def result(self, user: str, frame: RunResultRequest) -> None:
         pending = self._find(user, frame.id, frame.approval_id)
+        if not pending.needs_result:
+            raise ApprovalRefused("This approval asks for no result: the server acts on it.")
         allowed = pending.auto or (
             pending.decision.done()
             and not pending.decision.cancelled()
@@ -137,11 +148,15 @@ class ApprovalBroker:
     # --- the turn's side --------------------------------------------------------------
 
     def _open(
-        self, key: tuple[str, str, str], auto: bool, close: Callable[[str], Awaitable[None]]
+        self,
+        key: tuple[str, str, str],
+        auto: bool,
+        close: Callable[[str], Awaitable[None]],
+        needs_result: bool = True,
     ) -> _Pending:
         if len(self._pending) >= MAX_PENDING:
             raise RuntimeError("too many approvals are open")
-        pending = self._pending[key] = _Pending(auto, close)
+        pending = self._pending[key] = _Pending(auto, needs_result, close)
         return pending
 
     def _close(self, key: tuple[str, str, str]) -> None:
@@ -159,12 +174,14 @@ class TurnApprovals:
         self.conversation_id = conversation_id
         self.turn_id = turn_id
         self._emit = emit
-        self.allowed_for_turn = False
+        # The scopes allowed for the rest of this turn ("run", "tool:<server>").
+        self.allowed_for_turn: set[str] = set()
 
     async def ask(self, ask: ApprovalAsk, *, timeout_s: float) -> ApprovalOutcome:
         broker = self._broker
-        auto = self.allowed_for_turn or broker.allowed_for_conversation(
-            self.user, self.conversation_id
+        scope = ask.scope
+        auto = scope in self.allowed_for_turn or broker.allowed_for_conversation(
+            self.user, self.conversation_id, scope
         )
         approval_id = new_id("apr")
         key = (self.user, self.turn_id, approval_id)
@@ -178,7 +195,7 @@ class TurnApprovals:
                 closed = True
                 await self._emit(approval_closed_frame(self.turn_id, approval_id, why))
 
-        pending = broker._open(key, auto, close)
+        pending = broker._open(key, auto, close, ask.needs_result)
 
         try:
             await self._emit(
@@ -193,6 +210,7 @@ class TurnApprovals:
                     source=ask.source,
                     suggestion_ids=list(ask.suggestion_ids),
                     auto=auto,
+                    tool=ask.tool.to_json() if ask.tool is not None else None,
                 )
             )
             decision = None
@@ -207,10 +225,19 @@ class TurnApprovals:
                 if decision == "deny":
                     return ApprovalOutcome(ApprovalStatus.DENIED, decision=decision)
                 if decision == "allow_turn":
-                    self.allowed_for_turn = True
+                    self.allowed_for_turn.add(scope)
                 elif decision == "allow_conversation":
-                    self.allowed_for_turn = True
-                    broker.grant(self.user, self.conversation_id)
+                    self.allowed_for_turn.add(scope)
+                    broker.grant(self.user, self.conversation_id, scope)
+            if not ask.needs_result:
+                # The server acts on the decision itself: nothing more to wait for.
+                reason = "answered"
+                return ApprovalOutcome(
+                    ApprovalStatus.ALLOWED,
+                    auto=auto,
+                    decision=decision,
+                    waited_s=time.monotonic() - started,
+                )
             # The result's wait has its own bound, from now: deciding took the user's time.
             try:
                 async with asyncio.timeout(max(0.0, timeout_s)):

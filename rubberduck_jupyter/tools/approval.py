@@ -1,9 +1,15 @@
-"""What a run tool asks the user, and what comes back.
+"""What a tool asks the user before it acts, and what comes back.
 
 The tools ask through `ToolContext.request_approval` (the agent binds it to its Turn); the
 session layer (sessions/approvals.py) sends the `approval` frame, waits for the client's
-`approve` and `run_result`, and answers with an `ApprovalOutcome`. Defined here, below the
-engines and sessions, so a tool needs neither.
+`approve` (and, for a cell the client runs, its `run_result`), and answers with an
+`ApprovalOutcome`. Defined here, below the engines and sessions, so a tool needs neither.
+
+Two families: `run`/`interrupt` are carried out by the client (it runs the cell and sends
+the result); `tool` (an MCP server's write or run tool) is answered by the decision alone,
+and the server makes the call itself. A grant ("allow for this turn / conversation")
+covers one `scope` only, so allowing cell runs never allows an MCP server's calls, nor
+one server's the other's.
 """
 
 from __future__ import annotations
@@ -19,14 +25,28 @@ if TYPE_CHECKING:
 class ApprovalKind(StrEnum):
     RUN = "run"
     INTERRUPT = "interrupt"
+    TOOL = "tool"  # call an MCP tool (write or run permission)
 
 
 class ApprovalStatus(StrEnum):
     DONE = "done"  # allowed (or allowed already) and the client sent its run_result
+    ALLOWED = "allowed"  # allowed (or allowed already); nothing to wait for (kind tool)
     DENIED = "denied"  # the user declined
     NO_ANSWER = "no_answer"  # the user did not decide in time
     NO_RESULT = "no_result"  # allowed, but no run_result came in time
     UNAVAILABLE = "unavailable"  # nobody can answer approvals in this turn
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallInfo:
+    """Which MCP tool a `tool` approval would call (sent to the client as `tool`)."""
+
+    server: str
+    name: str
+    permission: str  # "write" or "run"
+
+    def to_json(self) -> dict[str, str]:
+        return {"server": self.server, "name": self.name, "permission": self.permission}
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +58,20 @@ class ApprovalAsk:
     cell_id: str | None = None
     source: str = ""  # the cell's code as the agent expects it (pending edits applied)
     suggestion_ids: tuple[str, ...] = field(default_factory=tuple)
+    tool: ToolCallInfo | None = None  # kind tool: the server and tool asked for
+
+    @property
+    def needs_result(self) -> bool:
+        """Whether the client carries it out and sends a run_result (cells do)."""
+        return self.kind is not ApprovalKind.TOOL
+
+    @property
+    def scope(self) -> str:
+        """What a grant for it covers: "run" (cell runs and interrupts) or
+        "tool:<server>" (that MCP server's write and run tools)."""
+        if self.kind is ApprovalKind.TOOL:
+            return f"tool:{self.tool.server if self.tool is not None else ''}"
+        return "run"
 
 
 @dataclass(frozen=True, slots=True)
