@@ -253,7 +253,8 @@ class AgentConversation:
         ours = self.dispatcher if can_run else self._dispatcher_without_run
         if self.tool_source is None:
             return ours
-        offered = await self.tool_source.turn_tools(turn.notice)
+        # A turn that can ask (a sidebar answering approvals) gets the MCP tools that ask.
+        offered = await self.tool_source.turn_tools(turn.notice, can_ask=can_run)
         if not offered:
             return ours
         return Dispatcher(

@@ -63,9 +63,10 @@ class ToolSource(Protocol):
     """Tools that join ours per turn (the MCP servers, tools/mcp/). Answers within its
     own bounds: a source that is slow leaves its tools out, it never holds the turn. What
     it could not offer (a server that failed or timed out) it says through `notify`,
-    which its tools may also use during the turn."""
+    which its tools may also use during the turn. `can_ask`: the turn has a client that
+    answers approvals (tools that must ask first may be offered)."""
 
-    async def turn_tools(self, notify: Notify) -> Sequence[Tool]: ...
+    async def turn_tools(self, notify: Notify, *, can_ask: bool = False) -> Sequence[Tool]: ...
 
 
 def default_tools() -> ToolRegistry:

@@ -2,8 +2,11 @@
 LLMService carries them, and a real MCP server (tests/mcp_fixtures/fixture_server.py,
 written with the SDK) answers over stdio or streamable HTTP. Servers that hang at start
 or on a call, and one that exits during a call, are timed out or noticed, reported to the
-model and the user, and the turn still ends; a write-permission tool is not offered and,
-named anyway, never runs; a server's secret never reaches the model or the browser."""
+model and the user, and the turn still ends; a write-permission tool is not offered to a
+client that cannot answer approvals and, named anyway, never runs; to one that can, each
+call asks first (a `tool` approval answered here through the broker, as the sidebar
+would) and only "allow" reaches the server; a server's secret never reaches the model or
+the browser."""
 
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ import pytest
 from engine_harness import Harness, answer_text, frames_of
 
 from rubberduck_jupyter.engines.agent import AgentConversation
-from rubberduck_jupyter.protocol import ChatContext, ChatRequest
+from rubberduck_jupyter.protocol import AgentAbilities, ApproveRequest, ChatContext, ChatRequest
 from rubberduck_jupyter.tools.mcp import McpServers
 
 FIXTURE = str(Path(__file__).parents[1] / "mcp_fixtures" / "fixture_server.py")
@@ -304,3 +307,155 @@ async def test_stop_during_an_mcp_call_cancels_it_and_the_server_stays_usable(
     harness.fake.set_replies([call("fx__add", {"a": 3, "b": 4}), "7."])
     again = await harness.chat("/agent add", context=CONTEXT)
     assert again[-1]["type"] == "done" and tool_results(harness.prompts()[-1]) == ["7"]
+
+
+# --- write/run tools ask first (a `tool` approval) ---------------------------------------
+
+CAN_ASK = ChatContext(notebook_path="a.ipynb", agent=AgentAbilities(can_run=True))
+
+
+async def chat_answering(
+    harness: Harness,
+    text: str,
+    decisions: list[str],
+    *,
+    conversation: str = "conv-1",
+) -> list[dict[str, Any]]:
+    """A turn whose approvals are answered through the broker as a sidebar would: each
+    `approval` frame not marked auto gets the next decision (none left: no answer)."""
+    frames: list[dict[str, Any]] = []
+    broker = harness.manager.approvals
+    left = list(decisions)
+
+    async def emit(frame: dict[str, Any]) -> None:
+        frames.append(frame)
+        if frame["type"] == "approval" and not frame.get("auto") and left:
+            decision = left.pop(0)
+            asyncio.get_running_loop().call_soon(
+                broker.answer,
+                "alice",
+                ApproveRequest(frame["id"], frame["approval_id"], decision),
+            )
+
+    request = ChatRequest(
+        id=f"t-{len(decisions)}-{time.monotonic_ns()}",
+        conversation_id=conversation,
+        text=text,
+        context=CAN_ASK,
+    )
+    await harness.manager.run_turn("alice", request, emit)
+    return frames
+
+
+def logged(calls: Path) -> list[str]:
+    return calls.read_text().splitlines() if calls.exists() else []
+
+
+async def test_a_write_tool_asks_first_and_is_called_only_when_allowed(
+    make_harness: Any, servers: Callable[..., McpServers], tmp_path: Path
+) -> None:
+    calls = tmp_path / "calls.txt"
+    source = servers({"ops": stdio(calls=calls, permission="write", tools=["write_note"])})
+    harness = agent_with(make_harness, source)
+    harness.fake.set_replies(
+        [
+            call("ops__write_note", {"text": "first"}),
+            call("ops__write_note", {"text": "second"}),
+            "Both tried.",
+        ]
+    )
+    frames = await chat_answering(harness, "/agent write notes", ["allow", "deny"])
+    assert frames[-1]["type"] == "done"
+    offered = {t["function"]["name"] for t in harness.fake.requests[0]["tools"]}
+    assert "ops__write_note" in offered  # this client answers approvals
+    first, second = frames_of(frames, "approval")
+    assert first["kind"] == "tool" and first["title"] == "Call ops: write_note"
+    assert first["path"] is None and first["cell_index"] is None
+    assert json.loads(first["source"]) == {"text": "first"}
+    assert first["tool"] == {"server": "ops", "name": "write_note", "permission": "write"}
+    assert "auto" not in second  # "allow" was for that call only
+    closed = [f["reason"] for f in frames_of(frames, "approval.closed")]
+    assert closed == ["answered", "answered"]
+    # Allowed: the server ran it. Declined: it never reached the server, and the model knows.
+    assert logged(calls) == ["write_note first"]
+    allowed, declined = tool_results(harness.prompts()[-1])
+    assert allowed == "written"
+    assert "declined the call to ops's write_note" in declined
+    assert "needs" not in " ".join(mcp_notices(frames))  # nothing held back this time
+
+
+async def test_tool_grants_are_kept_apart_from_run_grants_and_read_tools_never_ask(
+    make_harness: Any, servers: Callable[..., McpServers], tmp_path: Path
+) -> None:
+    calls = tmp_path / "calls.txt"
+    source = servers(
+        {
+            "ops": stdio(calls=calls, permission="write", tools=["write_note"]),
+            "fx": stdio(calls=calls, permission="read", tools=["add"]),
+        }
+    )
+    harness = agent_with(make_harness, source)
+    broker = harness.manager.approvals
+    # "Always for this conversation" given to cell runs does not cover an MCP tool.
+    broker.grant("alice", "conv-g", "run")
+    harness.fake.set_replies(
+        [
+            call("fx__add", {"a": 1, "b": 2}),
+            call("ops__write_note", {"text": "a"}),
+            call("ops__write_note", {"text": "b"}),
+            "Done.",
+        ]
+    )
+    frames = await chat_answering(
+        harness, "/agent go", ["allow_conversation"], conversation="conv-g"
+    )
+    assert frames[-1]["type"] == "done"
+    approvals = frames_of(frames, "approval")
+    # The read tool asked nothing; the first write asked despite the run grant; the
+    # second went through on the conversation grant (still shown, marked auto).
+    assert [a["tool"]["name"] for a in approvals] == ["write_note", "write_note"]
+    assert "auto" not in approvals[0] and approvals[1]["auto"] is True
+    assert logged(calls) == ["add 1 2", "write_note a", "write_note b"]
+    assert broker.allowed_for_conversation("alice", "conv-g", "tool:ops")
+    # ... and the reverse: a tool grant is no grant to run cells (nor another server's).
+    broker.revoke("alice", "conv-g", "run")
+    assert not broker.allowed_for_conversation("alice", "conv-g", "run")
+    assert not broker.allowed_for_conversation("alice", "conv-g", "tool:fx")
+
+
+async def test_an_unanswered_tool_approval_is_told_and_stop_closes_one_uncalled(
+    make_harness: Any, servers: Callable[..., McpServers], tmp_path: Path
+) -> None:
+    calls = tmp_path / "calls.txt"
+    source = servers({"ops": stdio(calls=calls, permission="run", tools=["write_note"])})
+    agent = AgentConversation(tool_source=source, max_steps=6, run_timeout_s=0.3)
+    harness = make_harness(engine_overrides={"agent": agent})
+    harness.fake.set_replies([call("ops__write_note", {"text": "late"}), "Nobody answered."])
+    frames = await chat_answering(harness, "/agent write", [])
+    assert frames[-1]["type"] == "done"
+    [result] = tool_results(harness.prompts()[-1])
+    assert "did not answer within 0.3 s" in result and "was not called" in result
+    assert [f["reason"] for f in frames_of(frames, "approval.closed")] == ["timeout"]
+    assert logged(calls) == []
+
+    # Stop while the card waits: it closes "cancelled" and the server never sees the call.
+    agent.run_timeout_s = 60.0
+    harness.fake.set_replies([call("ops__write_note", {"text": "stopped"}), "never asked"])
+    stopped: list[dict[str, Any]] = []
+
+    async def emit(frame: dict[str, Any]) -> None:
+        stopped.append(frame)
+
+    request = ChatRequest(id="t-stop-tool", conversation_id="c-s", text="/agent w", context=CAN_ASK)
+    task = asyncio.ensure_future(harness.manager.run_turn("alice", request, emit))
+    for _ in range(2400):
+        if frames_of(stopped, "approval"):
+            break
+        await asyncio.sleep(0.025)
+    assert frames_of(stopped, "approval")
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert [f["reason"] for f in frames_of(stopped, "approval.closed")] == ["cancelled"]
+    assert harness.manager.approvals.snapshot()["open"] == 0
+    assert logged(calls) == []

@@ -1,7 +1,13 @@
 """An MCP server's tool as one of ours: named `<server>__<tool>`, its declared input
 schema as our parameters (so the dispatcher validates and truncates it like any tool),
 its permission from the server's configuration, and a handler that calls the server
-and turns its content blocks into text for the model, with secrets redacted."""
+and turns its content blocks into text for the model, with secrets redacted.
+
+A write or run tool asks the user before each call (a `tool` approval: the server, the
+tool, its arguments as JSON), through the same door as run_cell (`ToolContext.ask`,
+bounded by agent_run_timeout and the turn's time). Only "allow" reaches the server: a
+decline, no answer or a client that cannot answer is told to the model, and a Stop
+while waiting cancels the handler before the call."""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ..approval import ApprovalAsk, ApprovalKind, ApprovalStatus, ToolCallInfo
 from ..base import Permission, Tool, ToolContext, ToolError, ToolResult
 from .connection import McpConnection, McpUnavailable
 
@@ -18,6 +25,12 @@ MAX_DESCRIPTION_CHARS = 1_000
 # Our dispatcher's timeout wraps the connection's, which fires first with a clearer
 # message and marks the server failed.
 TIMEOUT_MARGIN_S = 1.0
+# A tool that asks first waits for the user (agent_run_timeout, capped by the turn's
+# time, ToolContext.run_wait_s), then for the server (the connection's own timeout): the
+# dispatcher's timeout is only a net above both, as for run_cell.
+ASKING_TOOL_TIMEOUT_S = 24 * 3600.0
+# What the approval card shows of the arguments (pretty JSON): a page, not a data dump.
+MAX_ARGUMENTS_CHARS = 8_000
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 Notify = Callable[[str, str], Awaitable[None]]
@@ -58,17 +71,17 @@ def adapt(
     redact: Callable[[str], str],
 ) -> Tool:
     """Our Tool for `tool` of `connection`. `notify(code, message)` tells the user when
-    the server goes away during a call. Only read tools are offered today (see
-    McpServers): the handler refuses any other as a second guard."""
+    the server goes away during a call. A tool that is not `read` asks the user first
+    (McpServers offers it only to a turn that can ask; the handler refuses it otherwise,
+    as a second guard)."""
     permission = permission_of(connection, tool)
     spec = connection.spec
 
     async def handle(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
         if permission is not Permission.READ:
-            raise ToolError(
-                f"{spec.name}'s {tool.name} needs your approval ({permission.value} "
-                "permission), which the agent cannot ask for yet: it was not run"
-            )
+            refused = await _ask(spec.name, tool.name, permission, args, ctx)
+            if refused is not None:
+                return refused
         try:
             result = await connection.call(tool.name, args)
         except McpUnavailable as exc:
@@ -90,8 +103,60 @@ def adapt(
         parameters=parameters_of(tool),
         permission=permission,
         handler=handle,
-        timeout_s=spec.timeout_s + TIMEOUT_MARGIN_S,
+        timeout_s=(
+            spec.timeout_s + TIMEOUT_MARGIN_S
+            if permission is Permission.READ
+            else ASKING_TOOL_TIMEOUT_S
+        ),
     )
+
+
+async def _ask(
+    server: str, name: str, permission: Permission, args: dict[str, Any], ctx: ToolContext
+) -> ToolResult | None:
+    """Asks the user to allow this call; None when allowed, else what the model reads."""
+    label = f"{server}'s {name}"
+    if ctx.request_approval is None:
+        return ToolResult(
+            f"Error: {label} needs the user's approval ({permission.value} permission), "
+            "which this client cannot give: it was not called. Tell the user what you "
+            "would have done.",
+            ok=False,
+        )
+    outcome = await ctx.ask(
+        ApprovalAsk(
+            kind=ApprovalKind.TOOL,
+            title=f"Call {server}: {name}",
+            path=None,
+            cell_index=None,
+            source=arguments_text(args),
+            tool=ToolCallInfo(server, name, permission.value),
+        )
+    )
+    if outcome.status is ApprovalStatus.ALLOWED:
+        return None
+    data = {"approval": str(outcome.status), "mcp_server": server}
+    if outcome.status is ApprovalStatus.DENIED:
+        text = (
+            f"The user declined the call to {label}: it was not called. Do not ask again "
+            "for the same call; go on without it, or say what it would have done."
+        )
+    elif outcome.status is ApprovalStatus.NO_ANSWER:
+        text = (
+            f"The user did not answer within {outcome.waited_s:g} s, so {label} was not "
+            "called. Go on without it, or finish and tell the user what to do."
+        )
+    else:
+        text = f"Error: {label} could not be approved here: it was not called."
+    return ToolResult(text, ok=False, data=data)
+
+
+def arguments_text(args: dict[str, Any]) -> str:
+    """The call's arguments as the card shows them: pretty JSON, cut past a page."""
+    text = json.dumps(args, indent=2, ensure_ascii=False, sort_keys=True, default=str)
+    if len(text) > MAX_ARGUMENTS_CHARS:
+        text = text[:MAX_ARGUMENTS_CHARS] + "\n… [cut]"
+    return text
 
 
 def result_text(result: Any) -> str:

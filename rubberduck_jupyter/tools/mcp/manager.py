@@ -6,10 +6,12 @@ timeout; a server that is not ready by then is left out of that turn with a noti
 Connections are kept for the process and closed at server stop. The user's file is
 read again when it changes (one `stat` per turn).
 
-Only read-permission tools are offered: a write or run tool would act outside the
-notebook (a ticket, a file, a query), and the agent cannot yet ask the user before a
-call. Such tools are left out with one notice per server (and refused by their handler
-if a model names them anyway).
+Read-permission tools are offered to every agent turn. A write or run tool acts outside
+the notebook (a ticket, a file, a query), so each call asks the user first (a `tool`
+approval, tools/mcp/adapter.py): such tools are offered only to a turn whose client
+answers approvals (the sidebar, `context.agent.can_run`); to any other (REST, magics)
+they are left out with one notice per server, and refused by their handler if a model
+names them anyway.
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ from .connection import McpConnection
 
 log = logging.getLogger(__name__)
 
-# The permissions a tool needs to be offered without asking the user.
+# The permissions a tool needs to be offered without asking the user; the others are
+# offered only when the turn can ask (each call asks first).
 OFFERED = frozenset({Permission.READ})
 # The turn waits this much past the longest start-up timeout (the owner's own timeout
 # fires first; this covers its clean-up).
@@ -148,7 +151,7 @@ class McpServers:
 
     # --- the tool source -------------------------------------------------------------
 
-    async def turn_tools(self, notify: Notify) -> Sequence[Tool]:
+    async def turn_tools(self, notify: Notify, *, can_ask: bool = False) -> Sequence[Tool]:
         if self.stopped:
             return []
         self._refresh()
@@ -163,10 +166,12 @@ class McpServers:
             await asyncio.wait(waits, timeout=limit)
         tools: list[Tool] = []
         for connection in connections:
-            tools.extend(await self._offer(connection, notify))
+            tools.extend(await self._offer(connection, notify, can_ask))
         return tools
 
-    async def _offer(self, connection: McpConnection, notify: Notify) -> list[Tool]:
+    async def _offer(
+        self, connection: McpConnection, notify: Notify, can_ask: bool = False
+    ) -> list[Tool]:
         spec = connection.spec
         if connection.state == "starting":
             await notify(
@@ -190,7 +195,7 @@ class McpServers:
         held: list[str] = []
         for tool in connection.tools:
             permission = permission_of(connection, tool)
-            if permission not in OFFERED:
+            if permission not in OFFERED and not can_ask:
                 held.append(f"{tool.name} ({permission.value})")
                 continue
             offered.append(
@@ -207,7 +212,8 @@ class McpServers:
             await notify(
                 self.notice_code,
                 f"The MCP server {spec.name}'s tools {', '.join(held[:8])} need your approval "
-                "before each call, which the agent cannot ask for yet: they are not offered.",
+                "before each call, which this client cannot give (the JupyterLab sidebar "
+                "can): they are not offered.",
             )
         return offered
 
