@@ -418,11 +418,23 @@ export interface ISuggestionFrame {
   suggestion: ISuggestion;
 }
 
-/** What an approval asks for: running a cell, or interrupting its kernel. */
+/**
+ * What an approval asks for: running a cell, interrupting its kernel, or (tool) letting
+ * the server call an MCP server's write/run tool: answered by the decision alone.
+ */
 export const ApprovalKind = {
   RUN: 'run',
-  INTERRUPT: 'interrupt'
+  INTERRUPT: 'interrupt',
+  TOOL: 'tool'
 } as const;
+
+/** The MCP tool a `tool` approval would call. */
+export interface IApprovalTool {
+  server: string;
+  name: string;
+  /** "write" or "run". */
+  permission: string;
+}
 
 /** The agent asks to run a cell (or interrupt the kernel); the turn waits for the answer. */
 export interface IApprovalFrame {
@@ -442,6 +454,8 @@ export interface IApprovalFrame {
   suggestion_ids: string[];
   /** Already allowed for the conversation: the client runs it without asking. */
   auto: boolean;
+  /** Kind tool: which MCP tool (its arguments, as JSON, are in `source`). */
+  tool?: IApprovalTool | null;
 }
 
 export interface IApprovalClosedFrame {
@@ -992,10 +1006,11 @@ export function serverFrameOf(raw: unknown): ServerFrame | null {
       const suggestion = parseSuggestion(raw.suggestion);
       return suggestion ? { type: 'suggestion', id, suggestion } : null;
     }
-    case 'approval':
+    case 'approval': {
       if (!isString(raw.approval_id) || !isString(raw.kind)) {
         return null;
       }
+      const tool = parseApprovalTool(raw.tool);
       return {
         type: 'approval',
         id,
@@ -1010,8 +1025,10 @@ export function serverFrameOf(raw: unknown): ServerFrame | null {
         suggestion_ids: listOf(raw.suggestion_ids, s =>
           isString(s) ? s : null
         ),
-        auto: raw.auto === true
+        auto: raw.auto === true,
+        ...(tool ? { tool } : {})
       };
+    }
     case 'approval.closed':
       if (!isString(raw.approval_id)) {
         return null;
@@ -1275,5 +1292,16 @@ export function parseCompletionStatus(raw: unknown): ICompletionStatus | null {
     model: isString(raw.model) ? raw.model : null,
     fim: raw.fim === true,
     reason: isString(raw.reason) ? raw.reason : null
+  };
+}
+
+function parseApprovalTool(raw: unknown): IApprovalTool | null {
+  if (!isObject(raw) || !isString(raw.server) || !isString(raw.name)) {
+    return null;
+  }
+  return {
+    server: raw.server,
+    name: raw.name,
+    permission: stringOr(raw.permission, 'run')
   };
 }

@@ -1,7 +1,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { ApprovalsModel } from '../src/agent/approvals';
+import {
+  approvalScope,
+  ApprovalsModel,
+  needsRun
+} from '../src/agent/approvals';
 import { runResult, notRun, trimOutput } from '../src/agent/runresult';
 import { cellFocus, prettyArguments, stepResultText } from '../src/agent/steps';
 import {
@@ -320,4 +324,115 @@ test('a delete suggestion removes its cell: a checked hash, all removals, its la
   assert.equal(targetLabel(s), 'nb.ipynb, remove cell 4');
   const plain = parseSuggestion({ id: 's2', proposed: 'x', target: {} });
   assert.equal(plain?.auto_apply, undefined);
+});
+
+function toolApproval(extra: Partial<IApprovalFrame> = {}): IApprovalFrame {
+  return approval({
+    approval_id: 'm1',
+    kind: 'tool',
+    title: 'Call github: create_issue',
+    path: null,
+    cell_index: null,
+    source: '{\n  "title": "Bug"\n}',
+    tool: { server: 'github', name: 'create_issue', permission: 'write' },
+    ...extra
+  });
+}
+
+test('a tool approval is answered by the decision alone: Allow sends approve, runs nothing', () => {
+  const { approvals, sent } = model();
+  const { entry, runNow } = approvals.offer(toolApproval());
+  assert.equal(runNow, false);
+  assert.equal(entry.state, 'pending');
+  // false: there is nothing for the sidebar to run; the server calls the tool.
+  assert.equal(approvals.decide('m1', 'allow'), false);
+  assert.equal(entry.state, 'done');
+  assert.deepEqual(sent, [
+    { type: 'approve', v: 1, id: 't1', approval_id: 'm1', decision: 'allow' }
+  ]);
+  approvals.finish('m1', runResult([], 'ok', 1)); // no run_result for a tool approval
+  assert.equal(sent.length, 1);
+  approvals.offer(toolApproval({ approval_id: 'm2' }));
+  assert.equal(approvals.decide('m2', 'deny'), false);
+  assert.equal(approvals.get('m2')?.state, 'denied');
+  assert.equal(needsRun(toolApproval()), false);
+  assert.equal(needsRun(approval()), true);
+});
+
+test("Allow all in this turn covers that server's tools only, never cell runs (and the reverse)", () => {
+  const { approvals, sent } = model();
+  approvals.offer(toolApproval());
+  approvals.decide('m1', 'allow_turn');
+  // Another call to the same server in the turn: allowed without asking, nothing runs.
+  const same = approvals.offer(toolApproval({ approval_id: 'm2' }));
+  assert.equal(same.runNow, false);
+  assert.equal(same.entry.state, 'done');
+  // A cell run, or another server's tool, still asks.
+  assert.equal(
+    approvals.offer(approval({ approval_id: 'r1' })).entry.state,
+    'pending'
+  );
+  const other = approvals.offer(
+    toolApproval({
+      approval_id: 'x1',
+      tool: { server: 'jira', name: 'create', permission: 'run' }
+    })
+  );
+  assert.equal(other.entry.state, 'pending');
+  // Runs allowed for the turn do not allow a tool either.
+  approvals.decide('r1', 'allow_turn');
+  const tool = approvals.offer(
+    toolApproval({
+      approval_id: 'x2',
+      tool: { server: 'jira', name: 'create', permission: 'run' }
+    })
+  );
+  assert.equal(tool.entry.state, 'pending');
+  assert.equal(approvals.offer(approval({ approval_id: 'r2' })).runNow, true);
+  assert.deepEqual(
+    sent.map(f =>
+      f.type === 'approve' ? `${f.approval_id}:${f.decision}` : f.type
+    ),
+    ['m1:allow_turn', 'm2:allow', 'r1:allow_turn', 'r2:allow']
+  );
+  assert.equal(approvalScope(toolApproval()), 'tool:github');
+  assert.equal(approvalScope(approval({ kind: 'interrupt' })), 'run');
+});
+
+test('an auto tool approval (allowed for the conversation) is done at once, nothing sent', () => {
+  const { approvals, sent } = model();
+  const { entry, runNow } = approvals.offer(toolApproval({ auto: true }));
+  assert.equal(runNow, false);
+  assert.equal(entry.state, 'done');
+  assert.deepEqual(sent, []);
+});
+
+test('the approval frame of kind tool parses with its tool', () => {
+  const frame = parseServerFrame(
+    JSON.stringify({
+      type: 'approval',
+      id: 't1',
+      approval_id: 'm1',
+      kind: 'tool',
+      title: 'Call github: create_issue',
+      path: null,
+      cell_index: null,
+      cell_id: null,
+      source: '{}',
+      suggestion_ids: [],
+      tool: { server: 'github', name: 'create_issue', permission: 'write' }
+    })
+  );
+  assert.ok(frame && frame.type === 'approval');
+  assert.deepEqual(frame.tool, {
+    server: 'github',
+    name: 'create_issue',
+    permission: 'write'
+  });
+  assert.equal(frame.path, null);
+  const old = parseServerFrame(
+    JSON.stringify({ ...approval(), tool: 'not an object' })
+  );
+  assert.ok(old && old.type === 'approval');
+  assert.equal(old.tool, undefined);
 });

@@ -1,14 +1,17 @@
 /**
  * One approval request drawn in the answer: what the agent wants to run (title, the
  * cell's code, coloured), and Run / Run all in this turn / Always for this conversation /
- * Don't run, then how the run went. Plain buttons, so Tab reaches them and Enter or Space
- * presses them; the entry's state (approvals.ts) decides what shows.
+ * Don't run, then how the run went. A `tool` approval (an MCP server's write/run tool)
+ * shows the server, the tool and its arguments (JSON, coloured) with Allow / Allow all in
+ * this turn / Always for this conversation / Don't allow; allowing it only answers (the
+ * server calls the tool). Plain buttons, so Tab reaches them and Enter or Space presses
+ * them; the entry's state (approvals.ts) decides what shows.
  */
 import type { IEditorLanguageRegistry } from '@jupyterlab/codemirror';
 
 import { highlightBlock } from '../codeblock';
 import { button, element } from '../dom';
-import { ApprovalDecision, ApprovalKind } from '../protocol';
+import { ApprovalDecision, ApprovalKind, IApprovalTool } from '../protocol';
 import type { IApprovalEntry } from './approvals';
 
 const CLOSED_TEXT: Record<string, string> = {
@@ -16,6 +19,48 @@ const CLOSED_TEXT: Record<string, string> = {
   timeout: 'Not answered in time: the agent went on without running it',
   cancelled: 'Cancelled'
 };
+const TOOL_CLOSED_TEXT: Record<string, string> = {
+  ...CLOSED_TEXT,
+  timeout: 'Not answered in time: the agent went on without calling it'
+};
+
+/** The words of a card's four buttons: [text, label] for each decision. */
+interface IButtonWords {
+  allow: [string, string];
+  allowTurn: [string, string];
+  allowConversation: [string, string];
+  deny: [string, string];
+}
+
+function cellWords(verb: string): IButtonWords {
+  return {
+    allow: [verb, `${verb} this once`],
+    allowTurn: [
+      'Run all in this turn',
+      `${verb} this and every further cell the agent runs in this answer`
+    ],
+    allowConversation: [
+      'Always for this conversation',
+      'Run this and never ask again in this conversation'
+    ],
+    deny: ["Don't run", `Don't ${verb.toLowerCase()} it: the agent is told`]
+  };
+}
+
+function toolWords(server: string): IButtonWords {
+  return {
+    allow: ['Allow', 'Allow this call once'],
+    allowTurn: [
+      'Allow all in this turn',
+      `Allow this and every further call to ${server}'s tools in this answer`
+    ],
+    allowConversation: [
+      'Always for this conversation',
+      `Allow ${server}'s tools and never ask again in this conversation (cell runs still ask)`
+    ],
+    deny: ["Don't allow", "Don't call it: the agent is told"]
+  };
+}
 
 export class ApprovalCard {
   readonly node: HTMLElement;
@@ -27,6 +72,8 @@ export class ApprovalCard {
   ) {
     const frame = _entry.frame;
     const interrupt = frame.kind === ApprovalKind.INTERRUPT;
+    const tool = frame.kind === ApprovalKind.TOOL;
+    const server = frame.tool?.server ?? '';
     const node = element('div', 'jp-RubberDuck-approval');
     node.dataset.approvalId = frame.approval_id;
     node.dataset.kind = frame.kind;
@@ -35,7 +82,9 @@ export class ApprovalCard {
       frame.title ||
       (interrupt
         ? 'Interrupt the kernel'
-        : `Run cell ${frame.cell_index ?? ''}`);
+        : tool
+          ? `Call ${server}: ${frame.tool?.name ?? ''}`
+          : `Run cell ${frame.cell_index ?? ''}`);
     node.setAttribute('aria-label', `Approval: ${title}`);
     const head = element('div', 'jp-RubberDuck-approval-head');
     head.append(element('span', 'jp-RubberDuck-approval-title', title));
@@ -43,11 +92,21 @@ export class ApprovalCard {
       head.append(element('span', 'jp-RubberDuck-approval-target', frame.path));
     }
     node.append(head);
+    if (tool) {
+      node.append(toolLine(frame.tool ?? null));
+    }
     if (!interrupt && frame.source) {
       const pre = element('pre', 'jp-RubberDuck-approval-code');
       pre.tabIndex = 0; // a long cell scrolls from the keyboard
-      pre.setAttribute('aria-label', 'The code to run');
-      const code = element('code', 'language-python', frame.source);
+      pre.setAttribute(
+        'aria-label',
+        tool ? 'The arguments of the call' : 'The code to run'
+      );
+      const code = element(
+        'code',
+        tool ? 'language-json' : 'language-python',
+        frame.source
+      );
       pre.append(code);
       node.append(pre);
       if (languages) {
@@ -65,37 +124,25 @@ export class ApprovalCard {
         )
       );
     }
-    const verb = interrupt ? 'Interrupt' : 'Run';
+    const words = tool
+      ? toolWords(server)
+      : cellWords(interrupt ? 'Interrupt' : 'Run');
     const actions = element('div', 'jp-RubberDuck-approval-actions');
     this._buttons = [
-      this._button(
-        'allow',
-        `${verb} this once`,
-        verb,
-        ApprovalDecision.ALLOW,
-        decide
-      ),
+      this._button('allow', words.allow, ApprovalDecision.ALLOW, decide),
       this._button(
         'allow-turn',
-        `${verb} this and every further cell the agent runs in this answer`,
-        'Run all in this turn',
+        words.allowTurn,
         ApprovalDecision.ALLOW_TURN,
         decide
       ),
       this._button(
         'allow-conversation',
-        'Run this and never ask again in this conversation',
-        'Always for this conversation',
+        words.allowConversation,
         ApprovalDecision.ALLOW_CONVERSATION,
         decide
       ),
-      this._button(
-        'deny',
-        `Don't ${verb.toLowerCase()} it: the agent is told`,
-        "Don't run",
-        ApprovalDecision.DENY,
-        decide
-      )
+      this._button('deny', words.deny, ApprovalDecision.DENY, decide)
     ];
     this._state = element('span', 'jp-RubberDuck-approval-state');
     this._state.setAttribute('role', 'status');
@@ -125,8 +172,7 @@ export class ApprovalCard {
 
   private _button(
     name: string,
-    label: string,
-    text: string,
+    [text, label]: [string, string],
     decision: ApprovalDecision,
     decide: (decision: ApprovalDecision) => void
   ): HTMLButtonElement {
@@ -143,7 +189,30 @@ export class ApprovalCard {
   private _state: HTMLElement;
 }
 
+/** "Server github · tool create_issue · write": what a tool approval would call. */
+function toolLine(tool: IApprovalTool | null): HTMLElement {
+  const line = element('div', 'jp-RubberDuck-approval-tool');
+  const part = (label: string, value: string, kind: string): void => {
+    const span = element('span', `jp-RubberDuck-approval-tool-${kind}`);
+    span.append(`${label} `, element('code', '', value));
+    line.append(span);
+  };
+  part('MCP server', tool?.server ?? '?', 'server');
+  part('tool', tool?.name ?? '?', 'name');
+  line.append(
+    element(
+      'span',
+      'jp-RubberDuck-approval-tool-permission',
+      `${tool?.permission ?? 'run'} permission`
+    )
+  );
+  return line;
+}
+
 export function stateText(entry: IApprovalEntry): string {
+  if (entry.frame.kind === ApprovalKind.TOOL) {
+    return toolStateText(entry);
+  }
   switch (entry.state) {
     case 'pending':
       return 'Waiting for you';
@@ -170,5 +239,21 @@ export function stateText(entry: IApprovalEntry): string {
       }
       return result.status === 'aborted' ? 'Aborted' : 'Failed';
     }
+  }
+}
+
+function toolStateText(entry: IApprovalEntry): string {
+  switch (entry.state) {
+    case 'pending':
+      return 'Waiting for you';
+    case 'running':
+    case 'done':
+      return entry.frame.auto || entry.decision === null
+        ? 'Allowed earlier: called'
+        : 'Allowed: the server calls it';
+    case 'denied':
+      return 'Not called: the agent was told';
+    case 'closed':
+      return TOOL_CLOSED_TEXT[entry.reason ?? ''] ?? 'Closed';
   }
 }

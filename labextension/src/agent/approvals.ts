@@ -8,11 +8,17 @@
  * server closes it (answered in another tab, timed out, the turn cancelled) or the user
  * stops the turn. An approval frame marked `auto` (allowed for the conversation) or one
  * in a turn the user allowed ("Run all in this turn") runs without asking.
+ *
+ * A `tool` approval (an MCP server's write/run tool) is answered by the decision alone:
+ * allowed, it goes straight to done (the server calls the tool; nothing runs here).
+ * "Allow all in this turn" is kept per scope, as the server keeps its grants: cell runs
+ * ("run") apart from each MCP server's tools ("tool:<server>").
  */
 import { ISignal, Signal } from '@lumino/signaling';
 
 import {
   ApprovalDecision,
+  ApprovalKind,
   ClientFrame,
   IApprovalFrame,
   PROTOCOL_VERSION
@@ -58,6 +64,7 @@ export class ApprovalsModel {
   /**
    * A new approval frame: its entry, and whether to run it now without asking. A repeat
    * of a known approval (a resume replays it) returns the entry as it is, never "run".
+   * A tool approval never runs here: allowed already, it is done at once.
    */
   offer(frame: IApprovalFrame): { entry: IApprovalEntry; runNow: boolean } {
     const known = this._entries.get(frame.approval_id);
@@ -77,10 +84,14 @@ export class ApprovalsModel {
       // The server already allowed it: it waits for the run_result, not a decision.
       entry.state = 'running';
       runNow = true;
-    } else if (this._allowedTurns.has(frame.id)) {
+    } else if (this._allowedTurns.has(turnScope(frame))) {
       this._answer(entry, ApprovalDecision.ALLOW);
       entry.state = 'running';
       runNow = true;
+    }
+    if (runNow && !needsRun(frame)) {
+      entry.state = 'done';
+      runNow = false;
     }
     this._changed.emit(entry);
     return { entry, runNow };
@@ -97,9 +108,10 @@ export class ApprovalsModel {
       entry.state = 'denied';
     } else {
       if (decision === ApprovalDecision.ALLOW_TURN) {
-        this._allowedTurns.add(entry.frame.id);
+        this._allowedTurns.add(turnScope(entry.frame));
       }
-      entry.state = 'running';
+      // A tool approval is done once allowed: the server makes the call.
+      entry.state = needsRun(entry.frame) ? 'running' : 'done';
     }
     this._changed.emit(entry);
     return entry.state === 'running';
@@ -149,7 +161,11 @@ export class ApprovalsModel {
         this._changed.emit(entry);
       }
     }
-    this._allowedTurns.delete(turnId);
+    for (const key of [...this._allowedTurns]) {
+      if (key.startsWith(`${turnId}\n`)) {
+        this._allowedTurns.delete(key);
+      }
+    }
   }
 
   /** Drop every entry (another conversation is shown). */
@@ -170,6 +186,26 @@ export class ApprovalsModel {
   }
 
   private _entries = new Map<string, IApprovalEntry>();
+  /** "<turn id>\n<scope>" the user allowed for the rest of the turn. */
   private _allowedTurns = new Set<string>();
   private _changed = new Signal<ApprovalsModel, IApprovalEntry>(this);
+}
+
+/**
+ * What a grant covers, as the server scopes it: "run" for cell runs and interrupts,
+ * "tool:<server>" for one MCP server's write/run tools.
+ */
+export function approvalScope(frame: IApprovalFrame): string {
+  return frame.kind === ApprovalKind.TOOL
+    ? `tool:${frame.tool?.server ?? ''}`
+    : 'run';
+}
+
+/** Whether this client carries the approval out (runs a cell) and sends a run_result. */
+export function needsRun(frame: IApprovalFrame): boolean {
+  return frame.kind !== ApprovalKind.TOOL;
+}
+
+function turnScope(frame: IApprovalFrame): string {
+  return `${frame.id}\n${approvalScope(frame)}`;
 }
