@@ -5,12 +5,15 @@ The sidebar here does what the real one does: it answers `approval` frames, appl
 suggestions through the real REST apply endpoint (the notebook on disk changes), runs the
 approved cell's code in a real IPython kernel (jupyter_client) and sends `run_result`.
 Two users (header tokens) so an approval answered by someone else is tried for real.
+A `tool` approval (an MCP server's write tool, tests/mcp_fixtures/fixture_server.py over
+stdio) is answered by the decision alone: this client runs nothing for it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -40,9 +43,30 @@ def auth(user: str) -> dict[str, str]:
     return {"Authorization": f"token {TOKENS[user]}"}
 
 
+FIXTURE = str(Path(__file__).parents[1] / "mcp_fixtures" / "fixture_server.py")
+
+
 @pytest.fixture
-def rubberduck_config(fake_llm: Any, tmp_path: Path) -> dict[str, Any]:
-    return indexed_config(fake_llm, tmp_path)
+def mcp_permission() -> str | None:
+    """The permission of an MCP server `ops` (its write_note tool); None: no MCP server.
+    A test that wants one parametrizes this name."""
+    return None
+
+
+@pytest.fixture
+def rubberduck_config(fake_llm: Any, tmp_path: Path, mcp_permission: str | None) -> dict[str, Any]:
+    extra: dict[str, Any] = {}
+    if mcp_permission is not None:
+        extra["mcp_servers"] = {
+            "ops": {
+                "command": [sys.executable, FIXTURE],
+                "env": {"FIXTURE_CALLS_FILE": str(tmp_path / "mcp-calls.txt")},
+                "permission": mcp_permission,
+                "tools": ["write_note"],
+                "start_timeout": 60,
+            }
+        }
+    return indexed_config(fake_llm, tmp_path, **extra)
 
 
 @pytest.fixture
@@ -251,7 +275,8 @@ class Sidebar:
                 if action is not None:
                     await self.suggestion(frame["suggestion"]["id"], action)
             elif frame["type"] == "approval" and frame.get("auto"):
-                await self.run(frame)
+                if frame["kind"] != "tool":  # a tool call is the server's to make
+                    await self.run(frame)
             elif frame["type"] == "approval":
                 self.asked.append(frame)
                 decision = self.on_approval(frame)
@@ -262,7 +287,7 @@ class Sidebar:
                         approval_id=frame["approval_id"],
                         decision=decision,
                     )
-                    if decision != "deny":
+                    if decision != "deny" and frame["kind"] != "tool":
                         await self.run(frame)
             if frame["type"] in ("done", "error") or (until is not None and until(frame)):
                 return frames
@@ -516,3 +541,40 @@ async def test_an_approval_wait_counts_against_the_turns_time_limit(
     assert [n["code"] for n in notices] == ["agent_limit"]
     assert "time limit" in notices[0]["message"]
     assert len(model_requests(fake_llm)) == 1
+
+
+@pytest.mark.parametrize("mcp_permission", ["write"])
+async def test_an_mcp_write_tool_asks_and_a_run_grant_does_not_cover_it(
+    sidebar: Any, fake_llm: Any, notebook: Path, tmp_path: Path
+) -> None:
+    calls = tmp_path / "mcp-calls.txt"
+    fake_llm.set_replies(
+        [
+            call("run_cell", cell=2),
+            call("ops__write_note", text="allowed"),
+            call("ops__write_note", text="declined"),
+            "One note written.",
+        ]
+    )
+    client = await sidebar()
+    decisions = iter(["allow_conversation", "allow", "deny"])
+    client.on_approval = lambda f: next(decisions)
+    frames = await client.turn("t1", "/agent run cell 2 and write notes")
+    assert frames[-1]["type"] == "done", frames[-1]
+    offered = {t["function"]["name"] for t in model_requests(fake_llm)[0]["tools"]}
+    assert "ops__write_note" in offered
+    # Runs allowed for the whole conversation, and still each MCP call asked.
+    assert [f["kind"] for f in client.asked] == ["run", "tool", "tool"]
+    tool = client.asked[1]
+    assert tool["title"] == "Call ops: write_note" and tool["path"] is None
+    assert tool["tool"] == {"server": "ops", "name": "write_note", "permission": "write"}
+    assert json.loads(tool["source"]) == {"text": "allowed"}
+    assert [f["cell_index"] for f in client.runs] == [2]  # the sidebar ran only the cell
+    # Allowed: called by the server; declined: never reached it, and the model was told.
+    assert calls.read_text().splitlines() == ["write_note allowed"]
+    results = tool_messages(model_requests(fake_llm)[-1])
+    assert results[1] == "written"
+    assert "declined the call to ops's write_note" in results[2]
+    closed = [f["reason"] for f in frames if f["type"] == "approval.closed"]
+    assert closed == ["answered", "answered", "answered"]
+    client.ws.close()
