@@ -6,6 +6,7 @@ approval broker's rules (who may answer, in which order, grants kept bounded), a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -303,3 +304,57 @@ def test_the_chat_context_says_what_the_sidebar_does_for_the_agent() -> None:
     assert "agent" not in _parse(chat).context.to_json()
     with pytest.raises(ProtocolError):
         _parse({**chat, "context": {"agent": {"can_run": "yes"}}})
+
+
+async def _tool_approval_rules() -> None:
+    from rubberduck_jupyter.tools.approval import ToolCallInfo
+
+    broker = ApprovalBroker()
+    frames: list[dict[str, Any]] = []
+
+    async def emit(frame: dict[str, Any]) -> None:
+        frames.append(frame)
+
+    channel = broker.channel("alice", "conv", "t1", emit)
+    tool = ApprovalAsk(
+        ApprovalKind.TOOL,
+        "Call ops: write_note",
+        None,
+        None,
+        source='{"text": "x"}',
+        tool=ToolCallInfo("ops", "write_note", "write"),
+    )
+    assert tool.scope == "tool:ops" and not tool.needs_result
+    waiting = asyncio.ensure_future(channel.ask(tool, timeout_s=5))
+    await asyncio.sleep(0)
+    approval_id = frames[0]["approval_id"]
+    assert frames[0]["tool"] == {"server": "ops", "name": "write_note", "permission": "write"}
+    with pytest.raises(ApprovalRefused, match="no result"):
+        broker.result("alice", RunResultRequest("t1", approval_id, "ok"))
+    broker.answer("alice", ApproveRequest("t1", approval_id, "allow_conversation"))
+    outcome = await waiting  # the decision alone answers it: no run_result awaited
+    assert outcome.status is ApprovalStatus.ALLOWED and outcome.result is None
+    assert [f["type"] for f in frames] == ["approval", "approval.closed"]
+    # The tool grant covers that server only: a cell run (and another server) still asks.
+    assert broker.allowed_for_conversation("alice", "conv", "tool:ops")
+    assert not broker.allowed_for_conversation("alice", "conv", "run")
+    assert not broker.allowed_for_conversation("alice", "conv", "tool:other")
+    run = ApprovalAsk(ApprovalKind.RUN, "Run cell 1", "nb.ipynb", 1, None, "a = 1")
+    asked = asyncio.ensure_future(channel.ask(run, timeout_s=5))
+    await asyncio.sleep(0)
+    assert "auto" not in frames[-1] and frames[-1]["kind"] == "run"
+    asked.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await asked
+    assert frames[-1] == {**frames[-1], "type": "approval.closed", "reason": "cancelled"}
+    # An already allowed tool call is sent marked auto and closed at once.
+    again = await channel.ask(tool, timeout_s=5)
+    assert again.status is ApprovalStatus.ALLOWED and again.auto
+    assert frames[-2]["auto"] is True and frames[-1]["reason"] == "answered"
+    broker.revoke("alice", "conv")
+    assert not broker.allowed_for_conversation("alice", "conv", "tool:ops")
+    assert broker.snapshot()["open"] == 0
+
+
+def test_a_tool_approval_is_answered_by_the_decision_and_grants_are_scoped() -> None:
+    asyncio.run(_tool_approval_rules())
