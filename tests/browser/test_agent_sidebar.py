@@ -302,3 +302,69 @@ def test_agent_edits_and_a_run_approved_in_the_sidebar(
         screenshot("agent-undone")
     finally:
         lab_server.reset_settings()
+
+
+def test_an_mcp_write_tool_asks_on_a_card_and_allowing_runs_nothing_here(
+    page: Any, open_sidebar: Any, fake_llm: Any, lab_server: Any, screenshot: Any
+) -> None:
+    """An MCP server of the user's (their mcp.json, read again when it appears) with a
+    write tool: the card shows server, tool and arguments; Allow from the keyboard only
+    answers, and the server (not the notebook) makes the call."""
+    import sys
+    from pathlib import Path
+
+    calls = lab_server.root.parent / "mcp-calls.txt"
+    fixture = Path(__file__).parents[1] / "mcp_fixtures" / "fixture_server.py"
+    user_file = lab_server.root.parent / "config" / "rubberduck" / "mcp.json"
+    user_file.parent.mkdir(parents=True, exist_ok=True)
+    server = {
+        "command": [sys.executable, str(fixture)],
+        "env": {"FIXTURE_CALLS_FILE": str(calls)},
+        "permission": "write",
+        "tools": ["write_note"],
+        "start_timeout": 60,
+    }
+    user_file.write_text(json.dumps({"mcp_servers": {"ops": server}}))
+    write_notebook(lab_server.root, "agent_mcp.ipynb", ["x = 1"])
+    open_notebook(page, lab_server, "agent_mcp.ipynb")
+    panel = open_sidebar("fake-model")
+    fake_llm.set_replies(
+        [
+            {"tool_calls": [{"name": "ops__write_note", "arguments": {"text": "hello"}}]},
+            "The note is written.",
+        ]
+    )
+    answer = ask_agent(panel, "write a note saying hello")
+    card = answer.locator('.jp-RubberDuck-approval[data-kind="tool"]')
+    card.wait_for(timeout=60_000)
+    assert card.locator(".jp-RubberDuck-approval-title").inner_text() == "Call ops: write_note"
+    tool_line = card.locator(".jp-RubberDuck-approval-tool").inner_text()
+    assert "ops" in tool_line and "write_note" in tool_line and "write permission" in tool_line
+    assert json.loads(card.locator(".jp-RubberDuck-approval-code").inner_text()) == {
+        "text": "hello"
+    }
+    buttons = card.locator(".jp-RubberDuck-approval-actions button")
+    assert [b.strip() for b in buttons.all_inner_texts()] == [
+        "Allow",
+        "Allow all in this turn",
+        "Always for this conversation",
+        "Don't allow",
+    ]
+    card.scroll_into_view_if_needed()
+    light_and_dark(page, screenshot, "agent-tool-approval")
+    # From the keyboard: the arguments' block, then Tab to Allow, Enter.
+    card.locator(".jp-RubberDuck-approval-code").focus()
+    page.keyboard.press("Tab")
+    focused = page.evaluate("() => document.activeElement.className")
+    assert "jp-RubberDuck-approval-allow" in focused
+    page.keyboard.press("Enter")
+    page.wait_for_function("el => el.dataset.state === 'done'", arg=card.element_handle())
+    assert card.locator(".jp-RubberDuck-approval-state").inner_text() == (
+        "Allowed: the server calls it"
+    )
+    wait_done(page, answer)
+    assert "The note is written." in answer.inner_text()
+    assert calls.read_text().splitlines() == ["write_note hello"]
+    tool_messages = [m for m in fake_requests(fake_llm)[-1]["messages"] if m.get("role") == "tool"]
+    assert [m.get("content") for m in tool_messages] == ["written"]
+    assert sources(page) == ["x = 1"]
