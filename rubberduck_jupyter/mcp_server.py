@@ -135,9 +135,9 @@ class ProjectIndex:
     ) -> list[dict[str, Any]]:
         import urllib.parse
 
-        from .index.cli import _call_server, _server_for
+        from .index.cli import call_server, server_for
 
-        server = _server_for(self.root)
+        server = server_for(self.root)
         if server is None:
             raise LookupError(
                 f"the index {self.db} is in use by another process and no Jupyter server "
@@ -147,7 +147,7 @@ class ProjectIndex:
         if path_glob:
             params["path"] = path_glob
         path = "rubberduck/api/index/search?" + urllib.parse.urlencode(params)
-        return list(_call_server(server, "GET", path)["hits"])
+        return list(call_server(server, "GET", path)["hits"])
 
 
 def format_hits(query: str, hits: list[dict[str, Any]]) -> str:

@@ -110,7 +110,7 @@ def _store_options(static: Any) -> dict[str, Any]:
     return {} if static is None else {"static_embedder_id": static.id, "static_dim": static.dim}
 
 
-def _server_for(root: Path) -> dict[str, Any] | None:
+def server_for(root: Path) -> dict[str, Any] | None:
     """A running Jupyter server whose root is this folder, if any."""
     try:
         from jupyter_server.serverapp import list_running_servers
@@ -122,7 +122,8 @@ def _server_for(root: Path) -> dict[str, Any] | None:
     return None
 
 
-def _call_server(server: dict[str, Any], method: str, path: str, body: Any = None) -> Any:
+def call_server(server: dict[str, Any], method: str, path: str, body: Any = None) -> Any:
+    """One REST call to that server with its token; the decoded JSON answer."""
     url = server["url"].rstrip("/") + "/" + path
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(url, data=data, method=method)
@@ -229,7 +230,7 @@ def index_command(argv: list[str], wiring: CliWiring | None = None) -> int:
         print(exc, file=sys.stderr)
         return 1
     except IndexLockedError:
-        server = _server_for(root)
+        server = server_for(root)
         if server is None:
             print(_locked_message(db), file=sys.stderr)
             return 1
@@ -295,9 +296,9 @@ def _index_locally(
 def _index_through(server: dict[str, Any], rel_paths: list[str]) -> int:
     print(f"The running server at {server['url']} holds the index; asking it to index.")
     try:
-        _call_server(server, "POST", "rubberduck/api/index", {"paths": rel_paths})
+        call_server(server, "POST", "rubberduck/api/index", {"paths": rel_paths})
         while True:
-            status = _call_server(server, "GET", "rubberduck/api/index")
+            status = call_server(server, "GET", "rubberduck/api/index")
             if status["state"] != "indexing":
                 break
             progress = status.get("progress") or {}
@@ -356,7 +357,7 @@ def search_command(argv: list[str], wiring: CliWiring | None = None) -> int:
         print(exc, file=sys.stderr)
         return 1
     except IndexLockedError:
-        server = _server_for(root)
+        server = server_for(root)
         if server is None:
             print(_locked_message(db), file=sys.stderr)
             return 1
@@ -366,7 +367,7 @@ def search_command(argv: list[str], wiring: CliWiring | None = None) -> int:
         query = urllib.parse.urlencode(params) + "".join(
             f"&kind={urllib.parse.quote(k)}" for k in args.kind or []
         )
-        hits = _call_server(server, "GET", f"rubberduck/api/index/search?{query}")["hits"]
+        hits = call_server(server, "GET", f"rubberduck/api/index/search?{query}")["hits"]
     for rank, hit in enumerate(hits, 1):
         if args.json:
             print(json.dumps(hit))
