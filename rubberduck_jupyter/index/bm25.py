@@ -10,6 +10,21 @@ A changed list is not copied either: removed rows' postings stay in it (a remove
 no length, and scores 0) until the next fold, and new postings are appended in the spare
 room of a buffer shared with older copies, each of which reads only its own length. At 1M
 chunks a common term has ~800k postings: copying each list a write touches cost ~0.2 s.
+
+Score contributions are cached per term and carried across writes. A posting's share of its
+row's score is `g * s`: `g = tf / (tf + norm[row])` depends on the row's length and on avgdl,
+`s = idf(df, N) * (K1 + 1)` on the term's df and N. The cache holds `g` for common terms (a
+dense array over rows, the costly part: a scatter of ~800k postings at 1M) and multiplies by
+the current `s` on each read (one pass), so a change of df or N needs nothing recomputed.
+avgdl is rounded to AVGDL_BITS significant bits (BM25 is insensitive to it at that
+precision: <0.4% off), so a small write leaves it, hence `norm` of every kept row, unchanged:
+a carried `g` only gains the rows a write adds (written in the spare room of a buffer shared
+with older copies, like postings), and a removed row's stale `g` is masked when scoring (a
+removed row has no length; `removed` lists them). The whole cache goes when the rounded avgdl
+changes (a write moved the mean length across a rounding step), on a fold or a compaction
+(rows and lists are rebuilt), and a term's entry goes when the term becomes rare (sparse
+form) or the cache is full. A fresh index computes the same float32 expressions from the same
+inputs, so carried and fresh scores are bit-identical.
 """
 
 from __future__ import annotations
@@ -35,8 +50,12 @@ SAMPLE_FROM = 4096
 SAMPLE_STEP = 8
 # A term in at least 1/DENSE_SHARE of the rows is scored as a dense array; see `weights`.
 DENSE_SHARE = 16
-# Score contributions cached per index copy, in postings (8 bytes each); see `_weights`.
-MAX_CACHED_WEIGHTS = 4_000_000
+# Score contributions cached, in float32 values: the dense `g` of common terms (carried
+# across writes) and sparse terms' contributions (per copy). 48M = 192 MB: all 40 terms of
+# the 1M-chunk benchmark's vocabulary (each in 78% of the rows) fit.
+MAX_CACHED_WEIGHTS = 48_000_000
+# avgdl is rounded to this many significant bits (see the module docstring).
+AVGDL_BITS = 8
 # Folding the changed posting lists back into one CSR array costs one pass over all
 # postings; do it once this many terms have their own lists (each write copies the map).
 MAX_OVERRIDES = 20_000
@@ -105,6 +124,34 @@ def _top_k_by_partition(values: np.ndarray, k: int) -> np.ndarray:
     return pick[np.lexsort((pick, -values[pick]))]
 
 
+def rounded_avgdl(total_len: int, n_docs: int) -> float:
+    """The mean row length as BM25 uses it: rounded to AVGDL_BITS significant bits, so a
+    small write rarely changes it (and the cached per-row factors stay valid)."""
+    if not n_docs or not total_len:
+        return 1.0
+    mantissa, exponent = math.frexp(total_len / n_docs)
+    return math.ldexp(round(mantissa * (1 << AVGDL_BITS)) / (1 << AVGDL_BITS), exponent)
+
+
+class DenseBuffer:
+    """A common term's `g` over rows, with spare room, shared by the copies that append to
+    it in turn (each reads its first n_rows values; see `Buffer`)."""
+
+    def __init__(self, values: np.ndarray, used: int) -> None:
+        self.values = values
+        self.used = used
+
+    def append(self, n: int, values: np.ndarray) -> DenseBuffer:
+        end = n + len(values)
+        target = self
+        if self.used != n or end > len(self.values):
+            target = DenseBuffer(np.empty(end + max(16, end // 8), np.float32), n)
+            target.values[:n] = self.values[:n]
+        target.values[n:end] = values
+        target.used = end
+        return target
+
+
 def _sparse(rows: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """A term's contributions per posting, from either of the forms `weights` returns."""
     return weights[rows] if len(weights) != len(rows) else weights
@@ -171,21 +218,32 @@ class BM25Index:
     doc_len: np.ndarray  # float32 (n_rows,): terms per row, 0 for rows not in the index
     n_docs: int
     total_len: int
+    # Rows removed since the lists were last rebuilt (their postings and cached `g` stay).
+    removed: np.ndarray = field(default_factory=lambda: _EMPTY_ROWS)
     norm: np.ndarray = field(init=False)  # float32 (n_rows,): the BM25 length factor
-    # Each term's score contribution per posting: fixed for this copy (N, avgdl and df are),
-    # so computed on a term's first query and reused; a write makes a new copy, a new cache.
+    avgdl: float = field(init=False)
+    # A sparse term's score contributions per posting: fixed for this copy (N, avgdl and df
+    # are), so computed on its first query and reused; a write makes a new copy, a new cache.
     _weights: dict[int, tuple[np.ndarray, np.ndarray]] = field(init=False, default_factory=dict)
+    # A common term's `g` over rows (see the module docstring): carried across writes.
+    _dense: dict[int, DenseBuffer] = field(init=False, default_factory=dict)
     _weights_size: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
-        avgdl = self.total_len / self.n_docs if self.n_docs else 1.0
+        avgdl = rounded_avgdl(self.total_len, self.n_docs)
         norm = (K1 * (1 - B + B * (self.doc_len / np.float32(avgdl)))).astype(np.float32)
         object.__setattr__(self, "norm", norm)
+        object.__setattr__(self, "avgdl", avgdl)
 
     @property
     def cached_bytes(self) -> int:
         """Score contributions cached so far (float32 each; their rows are shared)."""
         return self._weights_size * 4
+
+    @property
+    def carried_terms(self) -> int:
+        """Common terms whose cached `g` this copy holds (computed or carried)."""
+        return len(self._dense)
 
     @property
     def n_rows(self) -> int:
@@ -245,8 +303,9 @@ class BM25Index:
         """(rows, float32 score contributions) of one term: its share of each row's score.
 
         For a term in at least 1/DENSE_SHARE of the rows, the contributions come as a
-        dense array over all rows (zeros elsewhere), which adds up much faster than
-        scattering that many postings.
+        dense array over all rows (zeros where the term is not), which adds up much faster
+        than scattering that many postings; removed rows' entries there may be stale (not
+        zero): `scores` masks them.
         """
         code = self.vocab.get(term)
         if code is None:
@@ -259,26 +318,55 @@ class BM25Index:
             return _EMPTY_ROWS, _EMPTY_WEIGHTS
         scale = np.float32(self.idf(df) * (K1 + 1))
         if len(rows) * DENSE_SHARE >= self.n_rows:
-            # Over all rows, in place: one scatter, then contiguous passes without gathers
-            # (~2x faster for a term in most of 1M rows). A row without the term has tf 0,
-            # hence weight 0; each weight is the same float32 expression as below.
-            weights = np.zeros(self.n_rows, dtype=np.float32)
-            weights[rows] = counts
-            if df < len(rows):
-                weights[self.doc_len == 0] = 0  # removed rows, not yet folded away
-            denominator = weights + self.norm
-            np.multiply(weights, scale, out=weights)
-            np.divide(weights, denominator, out=weights)
-        else:
-            tfs = counts.astype(np.float32)
-            weights = tfs * scale / (tfs + self.norm[rows])
-            if df < len(rows):
-                weights[self.doc_len[rows] == 0] = 0  # removed rows, not yet folded away
-        # Concurrent searches may both compute it; either result is the same.
+            dense = self._dense.get(code)
+            if dense is None:
+                dense = self._dense_of(rows, counts)
+                # Concurrent searches may both compute it; either result is the same.
+                if self._weights_size + self.n_rows <= MAX_CACHED_WEIGHTS:
+                    self._dense[code] = dense
+                    object.__setattr__(self, "_weights_size", self._weights_size + self.n_rows)
+            return rows, dense.values[: self.n_rows] * scale
+        tfs = counts.astype(np.float32)
+        weights = tfs / (tfs + self.norm[rows]) * scale
+        if df < len(rows):
+            weights[self.doc_len[rows] == 0] = 0  # removed rows, not yet folded away
         if self._weights_size + len(weights) <= MAX_CACHED_WEIGHTS:
             self._weights[code] = (rows, weights)
             object.__setattr__(self, "_weights_size", self._weights_size + len(weights))
         return rows, weights
+
+    def _dense_of(self, rows: np.ndarray, counts: np.ndarray) -> DenseBuffer:
+        """`g = tf / (tf + norm)` over all rows, in place: one scatter, then contiguous
+        passes without gathers (~2x faster for a term in most of 1M rows). A row without
+        the term has tf 0, hence g 0; each value is the same float32 expression as a sparse
+        term's (and as `_carried`'s)."""
+        g = np.zeros(self.n_rows, dtype=np.float32)
+        g[rows] = counts
+        denominator = g + self.norm
+        np.divide(g, denominator, out=g)
+        return DenseBuffer(g, self.n_rows)
+
+    def _carried(self, old: BM25Index, grow: Mapping[int, tuple[list[int], list[int]]]) -> None:
+        """Take over `old`'s cached `g` of common terms (this copy is `old` after a write
+        that kept avgdl): each gains the rows added since, nothing else changed."""
+        if self.avgdl != old.avgdl or not old._dense:
+            return
+        n_old, n_new = old.n_rows, self.n_rows
+        size = 0
+        for code, dense in old._dense.items():
+            rows = self._postings(code)[0]
+            if len(rows) * DENSE_SHARE < n_new or size + n_new > MAX_CACHED_WEIGHTS:
+                continue  # rare now (sparse form), or no room
+            tail = np.zeros(n_new - n_old, dtype=np.float32)
+            if code in grow:
+                new_rows, new_tfs = grow[code]
+                at = np.array(new_rows, dtype=np.int64)
+                tfs = np.minimum(np.array(new_tfs, dtype=np.int64), np.iinfo(TF).max)
+                tfs = tfs.astype(TF).astype(np.float32)
+                tail[at - n_old] = tfs / (tfs + self.norm[at])
+            self._dense[code] = dense.append(n_old, tail)
+            size += n_new
+        object.__setattr__(self, "_weights_size", size)
 
     def scores(self, terms: Iterable[str]) -> tuple[np.ndarray | None, np.ndarray]:
         """float32 BM25 scores of the rows that have at least one of the terms: (rows
@@ -293,13 +381,18 @@ class BM25Index:
         if not found:
             return _EMPTY_ROWS, _EMPTY_WEIGHTS
         if len(found) == 1 and len(found[0][1]) == len(found[0][0]):
-            return found[0]  # one term, sparse: its contributions are the scores
+            rows, weights = found[0]  # one term, sparse: its contributions are the scores
+            if len(weights) == self.n_rows and len(self.removed):
+                weights[self.removed] = 0  # dense (a fresh array each read): stale entries
+            return rows, weights
         total = sum(len(rows) for rows, _ in found)
         if total * DENSE_SHARE < self.n_docs:
             rows, where = np.unique(np.concatenate([r for r, _ in found]), return_inverse=True)
             scores = np.zeros(len(rows), dtype=np.float32)
             # Adds in input order, i.e. term by term for each row, like the dense way.
             np.add.at(scores, where, np.concatenate([_sparse(r, w) for r, w in found]))
+            if len(self.removed):
+                scores[self.doc_len[rows] == 0] = 0  # a dense term's stale entries
             return rows, scores
         scores = np.zeros(self.n_rows, dtype=np.float32)
         for rows, weights in found:
@@ -308,6 +401,7 @@ class BM25Index:
                 scores += weights
             else:
                 scores[rows] += weights  # rows are distinct within a term
+        scores[self.removed] = 0  # a dense term's stale entries
         return None, scores
 
     def top(
@@ -344,6 +438,7 @@ class BM25Index:
         if n_rows < self.n_rows:
             raise ValueError("rows can only be added; compact to renumber them")
         drop: dict[int, list[int]] = {}
+        gone: list[int] = []
         doc_len = np.zeros(n_rows, dtype=np.float32)
         doc_len[: self.n_rows] = self.doc_len
         n_docs, total_len = self.n_docs, self.total_len
@@ -358,6 +453,7 @@ class BM25Index:
             n_docs -= 1
             total_len -= int(doc_len[row])
             doc_len[row] = 0
+            gone.append(row)
         grow: dict[int, tuple[list[int], list[int]]] = {}
         last = self.n_rows - 1
         vocab = self.vocab
@@ -407,8 +503,12 @@ class BM25Index:
             doc_len,
             n_docs,
             total_len,
+            np.concatenate([self.removed, np.array(gone, dtype=ROW)]) if gone else self.removed,
         )
-        return index.compacted() if len(overrides) > MAX_OVERRIDES else index
+        if len(overrides) > MAX_OVERRIDES:
+            return index.compacted()  # a fold: the cache goes with the old lists
+        index._carried(self, grow)
+        return index
 
     def compacted(self, new_row: np.ndarray | None = None) -> BM25Index:
         """One CSR array again, without removed rows' postings or terms no row has any

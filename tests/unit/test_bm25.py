@@ -246,3 +246,66 @@ def test_update_leaves_the_old_index_untouched() -> None:
         new.updated([], [(2, {"x": 1})], 4)
     with pytest.raises(KeyError):
         new.updated([(1, ["banana"])], [], 4)  # already removed
+
+
+# --- the score cache carried across writes --------------------------------------------------
+
+
+def _common_docs(n: int, rng: np.random.Generator) -> dict[int, dict[str, int]]:
+    """n rows of 8 words from 6: every term is in most rows (the dense, cached form)."""
+    vocab = ["alpha", "beta", "gamma", "delta", "omega", "kappa"]
+    return {row: dict(Counter(rng.choice(vocab, size=8).tolist())) for row in range(n)}
+
+
+def _assert_scores_equal(index: BM25Index, live: dict[int, dict[str, int]]) -> None:
+    order = sorted(live)
+    fresh = index_of({i: live[row] for i, row in enumerate(order)}, len(order))
+    position = {row: i for i, row in enumerate(order)}
+    for query in (["alpha"], ["beta", "gamma"], ["delta", "alpha", "omega", "zeta"]):
+        got_rows, got_scores = index.top(query, 20)
+        want_rows, want_scores = fresh.top(query, 20)
+        assert [position[r] for r in got_rows.tolist()] == want_rows.tolist(), query
+        assert got_scores.tolist() == want_scores.tolist(), query  # bit for bit
+        # Every live row's score, not only the top: a stale cached factor shows anywhere.
+        rows, scores = index.scores(query)
+        dense = np.zeros(index.n_rows, np.float32)
+        dense[rows if rows is not None else slice(None)] = scores
+        want = np.zeros(fresh.n_rows, np.float32)
+        fresh_rows, fresh_scores = fresh.scores(query)
+        want[fresh_rows if fresh_rows is not None else slice(None)] = fresh_scores
+        assert dense[order].tolist() == want.tolist(), query
+        assert not dense[[r for r in range(index.n_rows) if r not in live]].any()
+
+
+def test_cached_weights_are_carried_across_a_write_that_changes_df() -> None:
+    rng = np.random.default_rng(5)
+    live = _common_docs(200, rng)
+    index = index_of(live)
+    _assert_scores_equal(index, live)  # fills the cache of every query term
+    cached = index.carried_terms
+    assert cached >= 5
+    before = dict(live)
+    # A write that removes rows with "alpha" and adds rows without it: df and N change, the
+    # (rounded) mean length not; one added row brings a term ("zeta") no row had.
+    removed = [(row, list(live.pop(row))) for row in (3, 17, 40) if "alpha" in live[row]]
+    assert removed
+    added = [(200, {"beta": 4, "gamma": 4}), (201, {"zeta": 2, "omega": 6}), (202, {"kappa": 8})]
+    new = index.updated(removed, added, 203)
+    live.update(dict(added))
+    assert new.avgdl == index.avgdl and new.carried_terms == cached  # carried, not dropped
+    _assert_scores_equal(new, live)
+    # The old copy still scores its own rows: the shared buffers were only appended to.
+    _assert_scores_equal(index, before)
+
+
+def test_a_write_that_moves_the_rounded_mean_length_drops_the_cache() -> None:
+    rng = np.random.default_rng(6)
+    live = _common_docs(100, rng)
+    index = index_of(live)
+    _assert_scores_equal(index, live)
+    # Long rows: the mean length moves by far more than a rounding step.
+    added = [(100 + i, {"alpha": 30, "beta": 30}) for i in range(40)]
+    new = index.updated([], added, 140)
+    live.update(dict(added))
+    assert new.avgdl != index.avgdl and new.carried_terms == 0
+    _assert_scores_equal(new, live)
