@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rubberduck_jupyter.index import vectors as vector_sets
 from rubberduck_jupyter.index.search import HybridSearcher
 from rubberduck_jupyter.index.snapshot import StaleSnapshot
 from rubberduck_jupyter.index.store import FileState, IndexStore
@@ -284,3 +285,41 @@ def test_query_where_rows_are_mapped_by_id() -> None:
     alive[3] = False  # a tombstone in the snapshot: never returned
     rows, _ = ann.search(vectors[3], 5, Query(ids, alive, 49, None))
     assert 3 not in rows.tolist() and len(rows) == 5
+
+
+def test_a_graph_saved_with_other_links_is_rebuilt_not_loaded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """usearch reads a graph's links from its file, whatever the constructor said: a graph
+    of 16 links (as saved before they were stamped) must be rebuilt with today's."""
+    rng = np.random.default_rng(9)
+    db = tmp_path / "index.duckdb"
+    graph = tmp_path / "index.duckdb.usearch"
+    stamp_path = graph.with_name(graph.name + ".json")
+    queries = clustered(rng, 3)
+
+    def open_store() -> IndexStore:
+        return IndexStore(db, dim=DIM, embedder_id="t", ann_threshold=500)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(vector_sets, "CONNECTIVITY", 16)
+        with open_store() as store:
+            fill(store, clustered(rng, 800))
+            store.search_vector(queries[0], 1)  # builds the graph with 16 links, saves it
+    assert json.loads(stamp_path.read_text())["connectivity"] == 16
+    with open_store() as store:
+        store.search_vector(queries[0], 1)
+        assert store.stats()["ann_built"].startswith("built (connectivity is 16")
+        ann = store.snapshot().vectors
+        assert isinstance(ann, AnnVectors) and ann.index.connectivity == vector_sets.CONNECTIVITY
+    assert json.loads(stamp_path.read_text())["connectivity"] == vector_sets.CONNECTIVITY
+    # A stamp written before links were recorded: rebuilt too.
+    meta = json.loads(stamp_path.read_text())
+    del meta["connectivity"]
+    stamp_path.write_text(json.dumps(meta))
+    with open_store() as store:
+        store.search_vector(queries[0], 1)
+        assert store.stats()["ann_built"].startswith("built (connectivity is None")
+    with open_store() as store:
+        assert [i for i, _ in store.search_vector(queries[1], 5)]
+        assert store.stats()["ann_built"] == "loaded"
