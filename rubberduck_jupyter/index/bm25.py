@@ -307,15 +307,22 @@ class BM25Index:
         than scattering that many postings; removed rows' entries there may be stale (not
         zero): `scores` masks them.
         """
+        rows, weights, g, scale = self._parts(term)
+        return (rows, g * scale) if g is not None else (rows, weights)
+
+    def _parts(self, term: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.float32]:
+        """(rows, weights, None, scale) of a rare term; (rows, _, g, scale) of a common one,
+        whose dense weights are `g * scale` (left to the caller: see `scores`)."""
+        one = np.float32(1)
         code = self.vocab.get(term)
         if code is None:
-            return _EMPTY_ROWS, _EMPTY_WEIGHTS
+            return _EMPTY_ROWS, _EMPTY_WEIGHTS, None, one
         found = self._weights.get(code)
         if found is not None:
-            return found
+            return found[0], found[1], None, one
         rows, counts, df = self._postings(code)
         if not df:
-            return _EMPTY_ROWS, _EMPTY_WEIGHTS
+            return _EMPTY_ROWS, _EMPTY_WEIGHTS, None, one
         scale = np.float32(self.idf(df) * (K1 + 1))
         if len(rows) * DENSE_SHARE >= self.n_rows:
             dense = self._dense.get(code)
@@ -325,7 +332,7 @@ class BM25Index:
                 if self._weights_size + self.n_rows <= MAX_CACHED_WEIGHTS:
                     self._dense[code] = dense
                     object.__setattr__(self, "_weights_size", self._weights_size + self.n_rows)
-            return rows, dense.values[: self.n_rows] * scale
+            return rows, _EMPTY_WEIGHTS, dense.values[: self.n_rows], scale
         tfs = counts.astype(np.float32)
         weights = tfs / (tfs + self.norm[rows]) * scale
         if df < len(rows):
@@ -333,7 +340,7 @@ class BM25Index:
         if self._weights_size + len(weights) <= MAX_CACHED_WEIGHTS:
             self._weights[code] = (rows, weights)
             object.__setattr__(self, "_weights_size", self._weights_size + len(weights))
-        return rows, weights
+        return rows, weights, None, scale
 
     def _dense_of(self, rows: np.ndarray, counts: np.ndarray) -> DenseBuffer:
         """`g = tf / (tf + norm)` over all rows, in place: one scatter, then contiguous
@@ -377,28 +384,38 @@ class BM25Index:
         the way depends on the live documents only, so two indexes with the same content
         give bit-identical scores.
         """
-        found = [pair for pair in map(self.weights, dict.fromkeys(terms)) if len(pair[0])]
+        found = [parts for parts in map(self._parts, dict.fromkeys(terms)) if len(parts[0])]
         if not found:
             return _EMPTY_ROWS, _EMPTY_WEIGHTS
-        if len(found) == 1 and len(found[0][1]) == len(found[0][0]):
-            rows, weights = found[0]  # one term, sparse: its contributions are the scores
-            if len(weights) == self.n_rows and len(self.removed):
-                weights[self.removed] = 0  # dense (a fresh array each read): stale entries
+        if len(found) == 1 and len(found[0][1] if found[0][2] is None else found[0][2]) == len(
+            found[0][0]
+        ):
+            rows, weights, g, scale = found[0]  # one term, sparse: its contributions are the scores
+            if g is not None:
+                weights = g * scale
+                weights[self.removed] = 0  # dense: stale entries
             return rows, weights
-        total = sum(len(rows) for rows, _ in found)
+        total = sum(len(parts[0]) for parts in found)
         if total * DENSE_SHARE < self.n_docs:
-            rows, where = np.unique(np.concatenate([r for r, _ in found]), return_inverse=True)
+            rows, where = np.unique(np.concatenate([p[0] for p in found]), return_inverse=True)
             scores = np.zeros(len(rows), dtype=np.float32)
             # Adds in input order, i.e. term by term for each row, like the dense way.
-            np.add.at(scores, where, np.concatenate([_sparse(r, w) for r, w in found]))
+            parts = [w if g is None else _sparse(r, g) * scale for r, w, g, scale in found]
+            np.add.at(scores, where, np.concatenate(parts))
             if len(self.removed):
                 scores[self.doc_len[rows] == 0] = 0  # a dense term's stale entries
             return rows, scores
         scores = np.zeros(self.n_rows, dtype=np.float32)
-        for rows, weights in found:
-            if len(weights) == self.n_rows:
-                # Dense (zeros add nothing), or in every row, where positions are rows.
-                scores += weights
+        spare: np.ndarray | None = None  # one buffer for every dense term's weights
+        for rows, weights, g, scale in found:
+            if g is not None:
+                # Dense (zeros add nothing): g * scale, then added, as `weights` returns it.
+                if spare is None:
+                    spare = np.empty(self.n_rows, dtype=np.float32)
+                np.multiply(g, scale, out=spare)
+                scores += spare
+            elif len(weights) == self.n_rows:
+                scores += weights  # in every row, where positions are rows
             else:
                 scores[rows] += weights  # rows are distinct within a term
         scores[self.removed] = 0  # a dense term's stale entries

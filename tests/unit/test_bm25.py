@@ -275,6 +275,15 @@ def _assert_scores_equal(index: BM25Index, live: dict[int, dict[str, int]]) -> N
         want[fresh_rows if fresh_rows is not None else slice(None)] = fresh_scores
         assert dense[order].tolist() == want.tolist(), query
         assert not dense[[r for r in range(index.n_rows) if r not in live]].any()
+        # The dense sum (one reused buffer) equals adding each term's weights in turn.
+        summed = np.zeros(index.n_rows, np.float32)
+        for term in dict.fromkeys(query):
+            term_rows, weights = index.weights(term)
+            if len(weights) == index.n_rows:
+                summed += weights
+            else:
+                summed[term_rows] += weights
+        assert summed[order].tolist() == dense[order].tolist(), query
 
 
 def test_cached_weights_are_carried_across_a_write_that_changes_df() -> None:
