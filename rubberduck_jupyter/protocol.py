@@ -1118,6 +1118,13 @@ def completion_chunk_frame(msg_id: str, text: str) -> dict[str, Any]:
     return {"type": "completion.chunk", "id": msg_id, "text": text}
 
 
+def completion_hello_frame(status: dict[str, Any]) -> dict[str, Any]:
+    """The completion socket's first frame, as the chat socket's: the protocol version the
+    server speaks and the completion status (`GET .../complete/status`'s body), so a client
+    knows on connect whether completions are on, and every socket answers its opener."""
+    return {"type": "hello", "protocol_version": PROTOCOL_VERSION, "completion": status}
+
+
 def completion_done_frame(msg_id: str, text: str, *, cached: bool) -> dict[str, Any]:
     """The final, trimmed completion: the client shows this text, not the chunks'."""
     return {"type": "completion.done", "id": msg_id, "text": text, "cached": cached}

@@ -116,3 +116,13 @@ def history(jp_serverapp: Any) -> Any:
         return [(m.role, m.content) for m in await store.messages(conversation_id)]
 
     return read
+
+
+async def completion_socket(jp_ws_fetch: Any, **kwargs: Any) -> Any:
+    """The inline-completion WebSocket, past its hello frame (which must say the protocol
+    version and the completion status)."""
+    ws = await jp_ws_fetch("rubberduck", "api", "complete", "ws", **kwargs)
+    hello = json.loads(await asyncio.wait_for(ws.read_message(), WAIT_S))
+    assert hello["type"] == "hello" and hello["protocol_version"] == 1, hello
+    assert set(hello["completion"]) >= {"enabled", "model", "fim", "reason"}, hello
+    return ws

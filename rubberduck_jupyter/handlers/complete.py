@@ -37,6 +37,7 @@ from ..protocol import (
     completion_chunk_frame,
     completion_done_frame,
     completion_error_frame,
+    completion_hello_frame,
     parse_completion_frame,
 )
 from .base import RubberDuckAPIHandler
@@ -88,6 +89,10 @@ class CompletionWebSocketHandler(
         if not allowed:
             raise web.HTTPError(403)
         await super().get(*args, **kwargs)  # type: ignore[misc]
+
+    def open(self, *args: Any, **kwargs: Any) -> None:
+        super().open(*args, **kwargs)
+        self._send(completion_hello_frame(self.extensionapp.completions.status()))
 
     def on_message(self, message: str | bytes) -> None:
         try:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from server_fixtures import eventually, indexed_config
+from server_fixtures import completion_socket, eventually, indexed_config
 
 MODULE = '''
 def load_sales(region):
@@ -40,7 +40,7 @@ async def _done(ws: Any, msg_id: str) -> dict[str, Any]:
 async def test_project_code_reaches_the_prompt(
     jp_fetch: Any, jp_ws_fetch: Any, fake_llm: Any
 ) -> None:
-    ws = await jp_ws_fetch("rubberduck", "api", "complete", "ws")
+    ws = await completion_socket(jp_ws_fetch)
     ws.write_message(json.dumps({"type": "complete", "id": "before", "prefix": "x = "}))
     assert (await _done(ws, "before"))["type"] == "completion.done"
     assert "From " not in fake_llm.requests[-1]["prompt"]  # no index yet: nothing searched

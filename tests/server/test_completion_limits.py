@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 import pytest
+from server_fixtures import completion_socket
 
 COMPLETIONS_PER_MINUTE = 2
 CHATS_PER_MINUTE = 2
@@ -60,7 +61,7 @@ async def test_chat_prompt_path_and_limits_apart_from_chat(
     assert status["enabled"] is True and status["fim"] is False
     # A chat model wraps code in a fence and restates the line: the guards take both out.
     fake_llm.set_replies(["```python\ntotal = sum(values)\n```", "len(values)"])
-    ws = await jp_ws_fetch("rubberduck", "api", "complete", "ws")
+    ws = await completion_socket(jp_ws_fetch)
     ws.write_message(_complete("a", "values = [1, 2]\ntotal = "))
     done = await _end(ws, "a")
     assert done == {"type": "completion.done", "id": "a", "text": "sum(values)", "cached": False}

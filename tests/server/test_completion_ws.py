@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import tornado.httpclient
-from server_fixtures import eventually
+from server_fixtures import completion_socket, eventually
 
 SECRET = "sk-proj-" + "Z9y8X7w6" * 4
 
@@ -76,7 +76,7 @@ async def test_fim_path_sends_prefix_suffix_cells_and_variables_without_secrets(
     jp_ws_fetch: Any, fake_llm: Any
 ) -> None:
     fake_llm.set_replies(["sum()\n"])
-    ws = await jp_ws_fetch("rubberduck", "api", "complete", "ws")
+    ws = await completion_socket(jp_ws_fetch)
     cells = [
         {"cell_type": "code", "source": "totals = df.groupby('region')"},
         {"cell_type": "markdown", "source": "Sales by region"},
@@ -113,7 +113,7 @@ async def test_same_prefix_and_typing_into_a_completion_are_served_from_cache(
     jp_ws_fetch: Any, fake_llm: Any
 ) -> None:
     fake_llm.set_replies(["read_csv('sales.csv')"])
-    ws = await jp_ws_fetch("rubberduck", "api", "complete", "ws")
+    ws = await completion_socket(jp_ws_fetch)
     ws.write_message(_complete("a", "df = pd."))
     first = (await read_request(ws, "a"))[-1]
     assert first["text"] == "read_csv('sales.csv')" and first["cached"] is False
@@ -135,7 +135,7 @@ async def test_cancel_closes_the_upstream_stream(jp_ws_fetch: Any, fake_llm: Any
     fake_llm.update_settings({"stall_seconds": 60})
     fake_llm.add_faults(["stall"])
     fake_llm.set_replies(["for row in rows:\n    total += row\n"])
-    ws = await jp_ws_fetch("rubberduck", "api", "complete", "ws")
+    ws = await completion_socket(jp_ws_fetch)
     ws.write_message(_complete("slow", "total = 0\n"))
     frames = [json.loads(await asyncio.wait_for(ws.read_message(), 30))]
     assert frames[0]["type"] == "completion.chunk"
@@ -169,7 +169,7 @@ async def test_cancel_closes_the_upstream_stream(jp_ws_fetch: Any, fake_llm: Any
 async def test_bad_frames_get_a_clear_error_and_the_socket_stays(
     jp_ws_fetch: Any, fake_llm: Any
 ) -> None:
-    ws = await jp_ws_fetch("rubberduck", "api", "complete", "ws")
+    ws = await completion_socket(jp_ws_fetch)
     ws.write_message("{not json")
     error = json.loads(await ws.read_message())
     assert error["type"] == "completion.error" and error["code"] == "bad_json"
@@ -231,7 +231,7 @@ async def test_provider_failures_end_in_one_error_frame(
     jp_ws_fetch: Any, fake_llm: Any, fault: str, code: str
 ) -> None:
     fake_llm.add_faults([fault])
-    ws = await jp_ws_fetch("rubberduck", "api", "complete", "ws")
+    ws = await completion_socket(jp_ws_fetch)
     ws.write_message(_complete("f", "a = "))
     frames = await read_request(ws, "f")
     assert [f["type"] for f in frames] == ["completion.error"]
