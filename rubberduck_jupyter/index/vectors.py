@@ -54,16 +54,18 @@ log = logging.getLogger(__name__)
 # while searching, recall@10 on clustered vectors: at 100k 64 -> 0.977, 128 -> 0.983 (the
 # int8 ceiling); at 200k 128 -> 0.971, 256 -> 0.976, 512 -> 0.981 for ~1.4 ms a search.
 # At 1M, 16 links gave recall@10 0.955 with 512 candidates against 0.9815 for exact search
-# over the same int8 vectors: the graph was the limit. 24 links (48 on the base layer) cost
-# ~128 B per chunk more (~930 B RSS per chunk at 1M). The links are a property of the saved
-# graph (usearch reads them from the file, not from the constructor): the saved stamp
-# carries them, and a graph saved with other links is rebuilt, not loaded.
+# over the same int8 vectors: the graph was the limit. 24 links (48 on the base layer):
+# 0.965-0.968, for ~93 B per chunk more RSS (892 B per chunk at 1M) and a 1.5x build.
+# The links are a property of the saved graph (usearch reads them from the file, not from
+# the constructor): the saved stamp carries them, and a graph saved with other links is
+# rebuilt, not loaded.
 CONNECTIVITY = 24
 EXPANSION_ADD = 64
 EXPANSION_SEARCH = 512
-# Candidates rescored with the float32 query: at least this many, or twice k (~0.1 ms for
-# 100 int8 vectors; a true neighbour the int8 query ranked 41st-100th is kept).
-MIN_RESCORE = 100
+# Candidates rescored with the float32 query: at least this many, or twice k. At 1M (24
+# links) 40, 100 and 200 give the same recall@10 (0.968 at 512 candidates; 0.970 at 1024,
+# 0.9725 at 2048 for 4 and 6-8 ms a search): what is left is the graph's and int8's.
+MIN_RESCORE = 40
 # A filtered search over-fetches k * (live / allowed) * OVERFETCH; past MAX_OVERFETCH
 # candidates the filter is selective enough that scoring its rows exactly is cheaper.
 OVERFETCH = 1.5
