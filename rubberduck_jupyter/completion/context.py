@@ -28,8 +28,13 @@ PROJECT_SHARE = 0.35
 # The nearest earlier cell, when too big to fit whole, gives its tail if this much fits.
 MIN_TAIL_CHARS = 400
 
-_IMPORT = re.compile(r"^\s*(?:from\s+([\w.]+)\s+import\s+([\w., ()]+)|import\s+([\w., ]+))", re.M)
-_CALL = re.compile(r"([A-Za-z_][\w.]*)\s*\(")
+# Linear on any text (tests/security/test_regex_linear.py): the indent is `[ \t]*`, not
+# `\s*`, which from every line start would rescan a run of blank lines; a called name must
+# start a word, so a long identifier is scanned once, not once from each of its letters.
+_IMPORT = re.compile(
+    r"^[ \t]*(?:from\s+([\w.]+)\s+import\s+([\w., ()]+)|import\s+([\w., ]+))", re.M
+)
+_CALL = re.compile(r"(?<![\w.])([A-Za-z_][\w.]*)\s*\(")
 # Calls too common to say anything about the project.
 _COMMON = frozenset(
     "print len range str int float list dict set tuple open isinstance enumerate zip sorted "

@@ -31,7 +31,8 @@ BRACKET_SCAN_CHARS = 4_000
 MIN_WORD_OVERLAP = 4
 
 _SPECIAL_TOKEN = re.compile(r"<\|[a-z_]+\|>|<(?:EOT|EOS|/s|fim_\w+|file_sep)>|<\uff5c[^>]*>")
-_NEW_CELL = re.compile(r"^\s*(?:# ?%%|#\s*In\s*\[\d*\]|In\s*\[\d*\]:)", re.M)
+# `[ \t]*`, not `\s*`: from every line start `\s*` would rescan a run of blank lines.
+_NEW_CELL = re.compile(r"^[ \t]*(?:# ?%%|#\s*In\s*\[\d*\]|In\s*\[\d*\]:)", re.M)
 _FENCE = re.compile(r"^\s*```[\w+-]*[ \t]*\n?")
 
 
