@@ -116,15 +116,13 @@ class _BoundedProtocol(websocket.WebSocketProtocol13):
         return super()._handle_message(opcode, data)
 
 
-class ChatWebSocketHandler(
+class RubberDuckSocket(
     ExtensionHandlerMixin, WebSocketMixin, websocket.WebSocketHandler, JupyterHandler
 ):
-    auth_resource = "rubberduck:chat"
+    """What every RubberDuck WebSocket shares: Jupyter authentication, the
+    `auth_resource` authorized for "execute", and frames bounded by max_frame_bytes."""
 
-    def initialize(self, name: str, *args: Any, **kwargs: Any) -> None:
-        super().initialize(name, *args, **kwargs)
-        self._closed = False
-        self._counted = False
+    auth_resource = "rubberduck:chat"
 
     @property
     def max_message_size(self) -> int:  # type: ignore[override]
@@ -153,6 +151,13 @@ class ChatWebSocketHandler(
         if not allowed:
             raise web.HTTPError(403)
         await super().get(*args, **kwargs)  # type: ignore[misc]
+
+
+class ChatWebSocketHandler(RubberDuckSocket):
+    def initialize(self, name: str, *args: Any, **kwargs: Any) -> None:
+        super().initialize(name, *args, **kwargs)
+        self._closed = False
+        self._counted = False
 
     def open(self, *args: Any, **kwargs: Any) -> None:
         super().open(*args, **kwargs)

@@ -20,11 +20,7 @@ import json
 import logging
 from typing import Any
 
-from jupyter_server.auth.decorator import authorized, ws_authenticated
-from jupyter_server.base.handlers import JupyterHandler
-from jupyter_server.base.websocket import WebSocketMixin
-from jupyter_server.extension.handler import ExtensionHandlerMixin
-from jupyter_server.utils import ensure_async
+from jupyter_server.auth.decorator import authorized
 from tornado import web, websocket
 
 from ..llm.errors import LLMError
@@ -41,7 +37,7 @@ from ..protocol import (
     parse_completion_frame,
 )
 from .base import RubberDuckAPIHandler
-from .chat_ws import MAX_WIRE_MESSAGE_BYTES, _BoundedProtocol
+from .chat_ws import RubberDuckSocket
 
 log = logging.getLogger(__name__)
 
@@ -55,40 +51,12 @@ class CompletionStatusHandler(RubberDuckAPIHandler):
         self.finish(self.rubberduck.completions.status())
 
 
-class CompletionWebSocketHandler(
-    ExtensionHandlerMixin, WebSocketMixin, websocket.WebSocketHandler, JupyterHandler
-):
-    auth_resource = "rubberduck:chat"
-
+class CompletionWebSocketHandler(RubberDuckSocket):
     def initialize(self, name: str, *args: Any, **kwargs: Any) -> None:
         super().initialize(name, *args, **kwargs)
         self._closed = False
         self._task: asyncio.Task[None] | None = None
         self._task_id: str | None = None
-
-    @property
-    def max_message_size(self) -> int:  # type: ignore[override]
-        return max(MAX_WIRE_MESSAGE_BYTES, self.extensionapp.max_frame_bytes)
-
-    def get_compression_options(self) -> None:
-        return None  # as the chat socket: discarding a compressed frame would desync it
-
-    def get_websocket_protocol(self) -> websocket.WebSocketProtocol | None:
-        protocol = super().get_websocket_protocol()
-        if not isinstance(protocol, websocket.WebSocketProtocol13):
-            return protocol
-        return _BoundedProtocol(
-            self, protocol.params, accept_bytes=self.extensionapp.max_frame_bytes
-        )
-
-    @ws_authenticated
-    async def get(self, *args: Any, **kwargs: Any) -> None:
-        allowed = await ensure_async(
-            self.authorizer.is_authorized(self, self.current_user, "execute", self.auth_resource)
-        )
-        if not allowed:
-            raise web.HTTPError(403)
-        await super().get(*args, **kwargs)  # type: ignore[misc]
 
     def open(self, *args: Any, **kwargs: Any) -> None:
         super().open(*args, **kwargs)
