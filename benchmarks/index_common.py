@@ -2,8 +2,9 @@
 
 The corpus is the pdsh notebooks (../shared/corpora/pdsh, never copied into the repo)
 plus a code tree: some pure-Python standard-library modules of this interpreter, and, on
-request, a real package tree (tornado, from the venv, tests left out) for the code
-question set of benchmarks/queries/code_search.json.
+request, real package trees from the venv, tests left out: tornado for the code question
+set of benchmarks/queries/code_search.json, traitlets for the held-out one of
+code_search_heldout.json (written before any change it measures, never tuned on).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 QUERIES = REPO / "benchmarks" / "queries" / "index_quality.json"
 CODE_QUERIES = REPO / "benchmarks" / "queries" / "code_search.json"
+HELDOUT_QUERIES = REPO / "benchmarks" / "queries" / "code_search_heldout.json"
 CORPUS_CANDIDATES = [REPO.parent / "shared" / "corpora" / "pdsh", Path("/work/shared/corpora/pdsh")]
 
 
@@ -37,6 +39,10 @@ def load_code_queries() -> dict[str, Any]:
     return json.loads(CODE_QUERIES.read_text())
 
 
+def load_heldout_queries() -> dict[str, Any]:
+    return json.loads(HELDOUT_QUERIES.read_text())
+
+
 def package_dir(name: str) -> Path:
     """The folder of an installed package, found without importing it."""
     import importlib.util
@@ -51,7 +57,8 @@ def build_corpus(
     target: Path, *, notebooks: bool = True, code: bool = True, tree: bool = False
 ) -> Path:
     """A project folder with `notebooks/` (pdsh), `code/` (stdlib modules) and, with
-    `tree`, `tree/<package>/` (the package of code_search.json)."""
+    `tree`, `tree/<package>/` for the packages of code_search.json and of
+    code_search_heldout.json."""
     target.mkdir(parents=True, exist_ok=True)
     if notebooks:
         shutil.copytree(pdsh_dir(), target / "notebooks", ignore=shutil.ignore_patterns("*.md"))
@@ -67,12 +74,12 @@ def build_corpus(
                 ignore=shutil.ignore_patterns("__pycache__", "test*"),
             )
     if tree:
-        package = load_code_queries()["package"]
-        shutil.copytree(
-            package_dir(package),
-            target / "tree" / package,
-            ignore=shutil.ignore_patterns("__pycache__", "test", "*.so"),
-        )
+        for package in (load_code_queries()["package"], load_heldout_queries()["package"]):
+            shutil.copytree(
+                package_dir(package),
+                target / "tree" / package,
+                ignore=shutil.ignore_patterns("__pycache__", "test", "tests", "*.so"),
+            )
     return target
 
 
