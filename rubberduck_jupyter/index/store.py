@@ -45,7 +45,7 @@ from typing import Any, TypeVar
 import duckdb
 import numpy as np
 
-from .bm25 import BM25Index, Tokenizer, default_tokenizer
+from .bm25 import BM25Index, Tokenizer, chunk_term_counts, default_tokenizer
 from .globs import glob_to_regex
 from .snapshot import ChunkRows, IndexSnapshot, StaleSnapshot, empty_rows
 from .types import Chunk, StoredChunk
@@ -67,7 +67,9 @@ log = logging.getLogger(__name__)
 # 4: meta holds index_uid and write_version, which stamp the saved ANN graph.
 # 5: vectors per tier, apart from the chunks (progressive indexing): `vectors` for the
 #    store's embedder, `static_vectors` for the static one; a chunk may have neither yet.
-SCHEMA_VERSION = 5
+# 6: BM25 term counts weigh a code chunk's header fields (bm25.HEADER_TERM_WEIGHT): the
+#    counts stored by 5 are recounted by indexing anew.
+SCHEMA_VERSION = 6
 # Left behind by schema 2 (DuckDB's FTS extension); dropped when such an index is cleared.
 _LEGACY_FTS_SCHEMA = "fts_main_chunks"
 
@@ -458,7 +460,7 @@ class IndexStore:
             "size": np.array([s.size for s in states], dtype=np.int64),
             "n_chunks": np.array([s.n_chunks for s in states], dtype=np.int64),
         }
-        term_counts = [self.tokenizer.term_counts(c.text) for c in chunks]
+        term_counts = [chunk_term_counts(self.tokenizer, c.kind, c.text) for c in chunks]
         # One float column per dimension: without pyarrow, this is how DuckDB takes in a
         # matrix fast (a column of per-row arrays is ~100x slower).
         matrix = np.concatenate(blocks) if blocks else np.zeros((0, dim), np.float32)

@@ -682,7 +682,7 @@ def test_hybrid_search_returns_located_hits(tmp_path: Path, rng: np.random.Gener
 
         both = searcher.search("def lag(x): ...", 5)[0]  # ranked first by both methods
         assert both.text == "def lag(x): ..." and (both.vector_rank, both.bm25_rank) == (1, 1)
-        assert both.score == pytest.approx(2 / 61)
+        assert both.score == pytest.approx(1.0)  # top of both lists: both weights, whole
 
         vector_only = searcher.search("average per group", 4, mode="vector")
         assert len(vector_only) == 4 and all(h.bm25_rank is None for h in vector_only)

@@ -5,7 +5,9 @@
     # tornado/escape.py: module — Escaping/unescaping methods for HTML, JSON, URLs, and others.
 
 It is part of the chunk's text, so the embedder and BM25 both read it, and every part of a
-split definition repeats it: the tail of a long method still says whose tail it is. Line
+split definition repeats it: the tail of a long method still says whose tail it is. BM25
+weighs its fields (`header_fields`: all but the path) more than the body (bm25.py,
+HEADER_TERM_WEIGHT). Line
 numbers stay the code's (the header is the line before `start_line`). Kept short, because
 every token of it is a token less for the code: the signature is the parameter names up
 to MAX_SIGNATURE_CHARS, the summary is the docstring's first sentence up to
@@ -34,6 +36,15 @@ def definition_header(
 ) -> str:
     text = f"{comment} {rel_path}: {title}{signature}"
     return f"{text}{SUMMARY_SEPARATOR}{summary}" if summary else text
+
+
+def header_fields(text: str) -> str:
+    """What a code chunk's header says after the path: qualified name, signature and
+    summary ("url_concat(url, args) — Concatenate url ..."), "" if the first line of `text`
+    is not a header. The path is left out: every chunk of the file repeats it."""
+    first = text.split("\n", 1)[0]
+    _, colon, fields = first.partition(": ")
+    return fields if colon else ""
 
 
 def clip(text: str, limit: int) -> str:
