@@ -2,6 +2,10 @@
 against numpy exact top-10 over a float32 matrix measured in the same run.
 
     python benchmarks/index_query.py [--sizes 100000 500000 1000000] [--repeats 200]
+                                     [--keep DIR]
+
+`--keep DIR` builds each size's index (and its graph) once into DIR and measures a copy of
+it on later runs (the vectors are the same: one seed), skipping ~10 minutes at 1M.
 
 Vectors are clustered, not uniform (uniform random 384-d vectors have no near neighbours,
 the worst case for HNSW and unlike embeddings): Gaussian clouds around one centre per 200
@@ -24,6 +28,7 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import shutil
 import statistics
 import tempfile
 import time
@@ -134,19 +139,35 @@ def p(values: list[float], q: float) -> float:
     return float(np.percentile(values, q))
 
 
-def measure(n: int, rounds: int, rng: np.random.Generator) -> dict[str, Any]:
+def index_files(db: Path) -> list[Path]:
+    """The DuckDB file and what lives next to it (the saved graph and its stamp)."""
+    return [db, *db.parent.glob(db.name + ".*")]
+
+
+def measure(n: int, rounds: int, rng: np.random.Generator, keep: Path | None) -> dict[str, Any]:
     r: dict[str, Any] = {"chunks": n, "load_start": load1()}
     vectors = clustered(rng, n)
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "bench.duckdb"
-        with IndexStore(db, embedder_id="bench") as store:
-            started = time.perf_counter()
-            build(store, vectors, rng)
-            r["bulk_s"] = time.perf_counter() - started
-            started = time.perf_counter()
-            store.snapshot()  # the first load builds the graph (above the threshold)
-            r["first_load_s"] = time.perf_counter() - started
-            r["ann_built"] = store.stats()["ann_built"]
+        kept = None if keep is None else keep / f"bench-{n}.duckdb"
+        if kept is not None and kept.exists():
+            for path in index_files(kept):  # a copy: the write test below changes it
+                shutil.copy(path, db.parent / path.name.replace(kept.name, db.name))
+            r["bulk_s"] = r["first_load_s"] = float("nan")
+            r["ann_built"] = f"kept in {keep}"
+        else:
+            with IndexStore(db, embedder_id="bench") as store:
+                started = time.perf_counter()
+                build(store, vectors, rng)
+                r["bulk_s"] = time.perf_counter() - started
+                started = time.perf_counter()
+                store.snapshot()  # the first load builds the graph (above the threshold)
+                r["first_load_s"] = time.perf_counter() - started
+                r["ann_built"] = store.stats()["ann_built"]
+            if kept is not None:
+                kept.parent.mkdir(parents=True, exist_ok=True)
+                for path in index_files(db):
+                    shutil.copy(path, kept.parent / path.name.replace(db.name, kept.name))
         gc.collect()
         rss_before = rss_mb()
         with IndexStore(db, embedder_id="bench") as store:
@@ -228,11 +249,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 500_000, 1_000_000])
     parser.add_argument("--repeats", type=int, default=200)
+    parser.add_argument("--keep", type=Path, help="build each index once into this folder")
     args = parser.parse_args()
     print(f"machine: {machine()}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     rng = np.random.default_rng(7)
     for n in args.sizes:
-        r = measure(n, args.repeats, rng)
+        r = measure(n, args.repeats, rng, args.keep)
         ms = r["ms"]
         print(
             f"{n:>9,} chunks (1-min load {r['load_start']:.1f} at start, "

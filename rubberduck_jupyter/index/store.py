@@ -67,8 +67,9 @@ log = logging.getLogger(__name__)
 # 4: meta holds index_uid and write_version, which stamp the saved ANN graph.
 # 5: vectors per tier, apart from the chunks (progressive indexing): `vectors` for the
 #    store's embedder, `static_vectors` for the static one; a chunk may have neither yet.
-# 6: BM25 term counts weigh a code chunk's header fields (bm25.HEADER_TERM_WEIGHT): the
-#    counts stored by 5 are recounted by indexing anew.
+# 6: BM25 term counts weigh a code chunk's header fields (bm25.HEADER_TERM_WEIGHT) and a
+#    method's header carries its class's summary (chunkers/code.py): files indexed by 5
+#    are chunked and counted anew.
 SCHEMA_VERSION = 6
 # Left behind by schema 2 (DuckDB's FTS extension); dropped when such an index is cleared.
 _LEGACY_FTS_SCHEMA = "fts_main_chunks"
@@ -873,10 +874,11 @@ class IndexStore:
         ann, why = AnnVectors.load(self.ann_path, self._ann_stamp(), self.dim)
         if ann is not None:
             self.ann_built = "loaded"
+            ann.precise = self.full_vectors
             return ann
         log.info("Building the vector graph of %s (%s)", self.db_path, why)
         started = time.perf_counter()
-        ann = AnnVectors(self.dim)
+        ann = self._new_ann()
         for part, matrix in self._vector_batches(ids):
             ann.add(part, matrix)
         self.ann_built = f"built ({why}) in {time.perf_counter() - started:.1f} s"
@@ -888,8 +890,13 @@ class IndexStore:
         live = snapshot.alive
         if snapshot.covered is not None:
             live = live & snapshot.covered
-        ann = AnnVectors(self.dim)
+        ann = self._new_ann()
         ann.add(snapshot.ids[live], snapshot.vectors.matrix[live])
+        return ann
+
+    def _new_ann(self) -> AnnVectors:
+        ann = AnnVectors(self.dim)
+        ann.precise = self.full_vectors  # float32 for the candidates int8 cannot rank
         return ann
 
     def _save_ann(self, ann: AnnVectors | None = None) -> None:

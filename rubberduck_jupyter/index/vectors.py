@@ -13,10 +13,17 @@ falls to ~0.92 on clustered vectors. So each vector is scaled by 127 / its large
 and rounded here (cosine ignores a vector's length), the query too: recall@10 0.985-0.99 on
 the same data. The best `max(MIN_RESCORE, 2k)` candidates are then scored again with the
 float32 query against their stored int8 vectors (0.991-0.994 at 30k; 0.983 at 100k, where
-exact search over the int8 vectors scores 0.9825: the graph loses nothing more). Rescoring
-with DuckDB's float32 vectors reaches 1.0 but costs a DuckDB lookup per search (40 ids by
-`IN`: a scan of the whole vector column, ~0.4-1 s at 200k chunks; by 40 point lookups
-~50 ms), so it is not done.
+exact search over the int8 vectors scores 0.9825: the graph loses nothing more).
+
+At 1M chunks int8 itself is the limit: neighbours 10 and 11 are often closer than int8's
+error, and exact search over the int8 vectors reaches only 0.9815 (the graph's 40 candidates
+then score 0.9645). So the candidates whose int8 score is too close to the k-th boundary to
+tell (within `PRECISE_MARGIN` standard deviations of the rounding error, plus the gap between
+the k-th and the next) are scored again with their float32 vectors from DuckDB (`precise`,
+the store's point lookups): ~4.4 of 40 candidates per search (at most 8 in 200 searches),
+~0.5 ms each, and recall@10 is that of rescoring every candidate in float32 (0.9840 at 1,024
+search candidates; 0.9815 at 512). A lookup reading the whole vector column instead (40 ids
+by `IN`: ~0.4-1 s at 200k chunks) would cost more than the search, so only these few are read.
 
 An `AnnVectors` is mutable (usearch adds and removes in place) and shared by every snapshot
 since it was built; `version` counts the writes applied to it, so a snapshot can tell that a
@@ -38,6 +45,7 @@ import logging
 import math
 import os
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,11 +69,20 @@ log = logging.getLogger(__name__)
 # rebuilt, not loaded.
 CONNECTIVITY = 24
 EXPANSION_ADD = 64
-EXPANSION_SEARCH = 512
+# At 1M, with the boundary rescored in float32 (below): 512 -> 0.9815 (2.1 ms a search),
+# 768 -> 0.9835 (3.7 ms), 1024 -> 0.9840 (4.4 ms), 2048 -> 0.9885 (9.8 ms).
+EXPANSION_SEARCH = 1024
 # Candidates rescored with the float32 query: at least this many, or twice k. At 1M (24
-# links) 40, 100 and 200 give the same recall@10 (0.968 at 512 candidates; 0.970 at 1024,
-# 0.9725 at 2048 for 4 and 6-8 ms a search): what is left is the graph's and int8's.
+# links) 40 and 200 hold the same true neighbours (0.9815 of them at 512 search candidates,
+# 0.9885 at 2048): what is left is the graph's.
 MIN_RESCORE = 40
+# Candidates within this many standard deviations of int8's rounding error (plus half the
+# gap) of the k-th boundary get their float32 score. At 1M: 2 already gives the recall of
+# rescoring all 40 candidates in float32 (3.6 lookups a search), 3 (4.4) keeps a margin.
+PRECISE_MARGIN = 3.0
+# The standard deviation of q . e for a unit q and rounding errors e uniform in +-0.5 on
+# every component, in int8 units: 0.5 / sqrt(3); divided by |x| of the int8 vector x.
+_ROUNDING_SD = 0.5 / math.sqrt(3.0)
 # A filtered search over-fetches k * (live / allowed) * OVERFETCH; past MAX_OVERFETCH
 # candidates the filter is selective enough that scoring its rows exactly is cheaper.
 OVERFETCH = 1.5
@@ -221,6 +238,9 @@ class AnnVectors:
         )
         self.version = 0
         self.saved_version: int | None = None  # `version` when last saved or loaded
+        # float32 vectors by chunk id for the boundary candidates (the store sets it to its
+        # DuckDB lookup); ids it leaves out keep their int8 score. None: int8 scores only.
+        self.precise: Callable[[Sequence[int]], dict[int, np.ndarray]] | None = None
         self._lock = threading.Lock()  # usearch searches run concurrently; changes do not
 
     @property
@@ -275,11 +295,12 @@ class AnnVectors:
         self, q: np.ndarray, k: int, rows: np.ndarray, where: Query
     ) -> tuple[np.ndarray, np.ndarray]:
         """The best k of `rows` by the cosine of the float32 query and their int8 vectors,
-        ties to the lower row."""
+        the ones at the k-th boundary by their float32 vectors; ties to the lower row."""
         if not len(rows):
             return _NO_ROWS, _NO_SCORES
         rows = np.sort(rows)
-        scores = self._scores(q, where.ids[rows])
+        ids = where.ids[rows]
+        scores = self._scores(q, ids, k)
         best = top_k(scores, k)
         return rows[best], scores[best]
 
@@ -288,16 +309,45 @@ class AnnVectors:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Exact top-k among `ids` (a selective filter), over their int8 vectors."""
         rows = _rows_of(where, ids)
-        scores = self._scores(q, where.ids[rows])
+        scores = self._scores(q, where.ids[rows], k)
         best = top_k(scores, k)
         return rows[best], scores[best]
 
-    def _scores(self, q: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    def _scores(self, q: np.ndarray, ids: np.ndarray, k: int = 0) -> np.ndarray:
+        """Cosines of `q` with these chunks' int8 vectors; with k, the k-th boundary's
+        in float32 (`_refine`)."""
         got = self.index.get(np.asarray(ids, dtype=np.uint64), dtype=np.int8)
         matrix = np.asarray(got, dtype=np.float32).reshape(len(ids), self.dim)
         norms = np.linalg.norm(matrix, axis=1)
         norms[norms == 0] = 1.0
-        return (matrix @ q) / norms
+        scores = (matrix @ q) / norms
+        if self.precise is not None and len(scores) > k > 0:
+            self._refine(q, k, ids, scores, norms)
+        return scores
+
+    def _refine(
+        self, q: np.ndarray, k: int, ids: np.ndarray, scores: np.ndarray, norms: np.ndarray
+    ) -> None:
+        """Replace, in place, the int8 scores too close to the k-th boundary to rank by their
+        float32 ones (see PRECISE_MARGIN)."""
+        assert self.precise is not None
+        part = np.partition(scores, len(scores) - k - 1)[len(scores) - k - 1 :]
+        kth, after = float(part[1:].min()), float(part[0])  # the k-th score and the next
+        middle, half_gap = (kth + after) / 2, (kth - after) / 2
+        band = np.abs(scores - middle) <= PRECISE_MARGIN * _ROUNDING_SD / norms + half_gap
+        near = np.flatnonzero(band)
+        try:
+            found = self.precise(ids[near].tolist())
+        except Exception:  # a lookup that fails costs precision, never the search
+            log.debug("float32 rescoring failed; int8 scores kept", exc_info=True)
+            return
+        for at, chunk_id in zip(near.tolist(), ids[near].tolist(), strict=True):
+            vector = found.get(int(chunk_id))
+            if vector is None:
+                continue  # removed by a later write: its int8 score stands
+            length = float(np.linalg.norm(vector))
+            if length > 0 and math.isfinite(length):
+                scores[at] = float(vector @ q) / length
 
     # --- persistence ----------------------------------------------------------------------
 
