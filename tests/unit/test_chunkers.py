@@ -350,7 +350,7 @@ def test_python_definitions_have_their_own_chunks(counter) -> None:
     assert "    @staticmethod\n    def make(name):" in class_text  # the signatures stay
     assert "return Greeter(name)" not in class_text and "shout" not in class_text  # bodies go
     assert by_title["Greeter.make"].startswith(
-        "# pkg/greet.py: Greeter.make(name)\n    @staticmethod\n"
+        "# pkg/greet.py: Greeter.make(name) — (Says hello.)\n    @staticmethod\n"
     )
     assert "        def shout(text):\n            return text.upper()" in by_title["Greeter.greet"]
     # No docstring: the comment above the definition is its summary.

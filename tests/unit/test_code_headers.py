@@ -72,15 +72,45 @@ def test_definitions_carry_path_qualified_name_signature_and_summary(counter) ->
     assert _header(chunks["PathTable"]) == (
         "# pkg/paths.py: PathTable(dict) — A table of paths by name."
     )
-    # A method: its class in the name, the receiver (cls, self) left out of the signature.
+    # A method: its class in the name, the receiver (cls, self) left out of the signature,
+    # its class's summary after its own.
     assert _header(chunks["PathTable.from_lines"]) == (
         '# pkg/paths.py: PathTable.from_lines(lines) — Build a table from "name=path" lines.'
+        " (A table of paths by name.)"
     )
     assert _header(chunks["PathTable.resolve"]) == (
-        "# pkg/paths.py: PathTable.resolve(name, default)"  # no docstring, no summary
+        # No docstring: the class's summary alone.
+        "# pkg/paths.py: PathTable.resolve(name, default) — (A table of paths by name.)"
     )
     for chunk in chunks.values():
         assert chunk.n_tokens == counter.count(chunk.text) <= counter.window
+
+
+def test_a_method_header_carries_its_own_class_s_summary_only(counter) -> None:
+    source = (
+        "class Outer:\n"
+        '    """Holds the pool."""\n\n'
+        "    def drain(self):\n"
+        '        """Empty it."""\n\n'
+        "    class Inner:\n"
+        '        """One lease of the pool."""\n\n'
+        "        def release(self):\n"
+        "            return None\n\n"
+        "class Bare:\n"
+        "    def go(self):\n"
+        "        return 1\n\n"
+        "def free(x):\n"
+        '    """Free x."""\n'
+    )
+    chunks = _by_title(chunk_python(source, "m.py", counter))
+    assert _header(chunks["Outer.drain"]) == "# m.py: Outer.drain() — Empty it. (Holds the pool.)"
+    # A nested class is not a method: its own summary alone; its methods get its summary.
+    assert _header(chunks["Outer.Inner"]) == "# m.py: Outer.Inner — One lease of the pool."
+    assert _header(chunks["Outer.Inner.release"]) == (
+        "# m.py: Outer.Inner.release() — (One lease of the pool.)"
+    )
+    assert _header(chunks["Bare.go"]) == "# m.py: Bare.go()"  # no summary on either side
+    assert _header(chunks["free"]) == "# m.py: free(x) — Free x."  # a function has no class
 
 
 def test_module_code_carries_the_module_docstring_and_its_exports(counter) -> None:

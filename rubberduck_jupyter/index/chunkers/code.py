@@ -3,7 +3,8 @@
 A language chunker turns its syntax tree into `Item`s: top-level statements and definitions,
 classes holding their members. This module turns items into chunks of whole lines, so a
 chunk's text is always a run of the file's own lines under a one-line header (headers.py:
-path, qualified name, signature and summary; for module code, the module's summary).
+path, qualified name, signature and summary, a method's followed by its class's; for
+module code, the module's summary).
 """
 
 from __future__ import annotations
@@ -132,7 +133,10 @@ class _Builder:
         text = definition_header(self.comment, self.rel_path, title, signature, summary)
         return clip_header(text, self.counter)
 
-    def definition(self, item: Item, prefix: str) -> list[Chunk]:
+    def definition(self, item: Item, prefix: str, owner_summary: str = "") -> list[Chunk]:
+        """Chunks of a definition and its members. A method's header adds its class's
+        summary in parentheses (`owner_summary`): "notify_all(n) — Wake all waiters."
+        says little until "(A condition allows coroutines to wait until notified.)"."""
         title = f"{prefix}{item.name}"
         hidden: set[int] = set()
         for member in item.members:
@@ -142,10 +146,13 @@ class _Builder:
         summary = item.summary
         if not summary and item.head is not None and item.head > item.start:
             summary = comment_summary(self.lines[item.start : item.head])
-        header = self.header(title, item.signature, summary)
+        shown = summary
+        if owner_summary and item.kind is ChunkKind.METHOD:
+            shown = f"{summary} ({owner_summary})" if summary else f"({owner_summary})"
+        header = self.header(title, item.signature, shown)
         chunks = self.pieces(item.kind, title, rows, header)
         for member in item.members:
-            chunks += self.definition(member, f"{title}.")
+            chunks += self.definition(member, f"{title}.", summary)
         return chunks
 
     def module(self, run: list[Item]) -> list[Chunk]:

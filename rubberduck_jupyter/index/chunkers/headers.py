@@ -1,7 +1,7 @@
 """The one-line header over each code chunk: where it is and what it defines.
 
     # tornado/httputil.py: url_concat(url, args) — Concatenate url and arguments regardless ...
-    # tornado/web.py: RequestHandler.redirect(url, permanent=False, status=None) — Sends a ...
+    # tornado/locks.py: Condition.notify_all() — Wake all waiters. (A condition allows ...)
     # tornado/escape.py: module — Escaping/unescaping methods for HTML, JSON, URLs, and others.
 
 It is part of the chunk's text, so the embedder and BM25 both read it, and every part of a
@@ -11,7 +11,11 @@ HEADER_TERM_WEIGHT). Line
 numbers stay the code's (the header is the line before `start_line`). Kept short, because
 every token of it is a token less for the code: the signature is the parameter names up
 to MAX_SIGNATURE_CHARS, the summary is the docstring's first sentence up to
-MAX_SUMMARY_CHARS, and `pack.clip_header` bounds the whole to a quarter of the window.
+MAX_SUMMARY_CHARS, and `pack.clip_header` bounds the whole to a quarter of the window. A
+method's summary is followed by its class's in parentheses (code.py): the method's own
+rarely says what it acts on (measured, benchmarks/index_quality.py, minilm, hybrid hit@5 /
+MRR: tornado 0.825/0.684 -> 0.841/0.698, held-out traitlets 0.946/0.778 -> 0.946/0.783,
+stdlib 0.889/0.856 and notebooks 0.981/0.983 unchanged).
 """
 
 from __future__ import annotations
