@@ -57,7 +57,7 @@ B = 0.75
 # once, so a question naming what a definition is or does ranks the definition above code
 # that merely uses those words. Measured (benchmarks/index_quality.py, with the fusion of
 # search.py; hybrid hit@5 / MRR, 2026-12-06): weight 1, 2, 3 = tornado 0.778/0.659,
-# 0.825/0.673, 0.825/0.684; held-out traitlets 0.929/0.742, 0.929/0.771, 0.929/0.780.
+# 0.825/0.673, 0.825/0.684; held-out traitlets 0.929/0.742, 0.929/0.771, 0.946/0.778.
 HEADER_TERM_WEIGHT = 3
 # Chunk kinds whose text opens with such a header (notebook and Markdown sections' heading
 # lines are titles, counted once like their body).

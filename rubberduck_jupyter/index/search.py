@@ -8,10 +8,11 @@ VECTOR_WEIGHT and 1 - VECTOR_WEIGHT (`score_fusion`). Chosen over reciprocal ran
 (RRF, k = 60, until 2026-12-06): ranks drop how far ahead a list's first hit is, so a
 definition first by a wide margin in one list lost to chunks ranked ~10th in both.
 Measured (benchmarks/index_quality.py, minilm, hybrid hit@5 / MRR, with the BM25 header
-weight of bm25.py): RRF k = 60, RRF k = 5, scores 0.5 / 0.6 to vectors = tornado
-0.825/0.639, 0.841/0.652, 0.825/0.684, 0.825/0.684; stdlib 0.852/0.764, 0.889/0.801,
-0.889/0.820, 0.889/0.856; held-out traitlets 0.929/0.738, 0.946/0.762, 0.946/0.736,
-0.929/0.778; notebooks 0.981 and 0.972-0.983 in every case.
+weight of bm25.py, before method headers carried their class's summary): RRF k = 60,
+RRF k = 5, scores 0.5 / 0.6 to vectors = tornado 0.825/0.634, 0.841/0.652, 0.825/0.684,
+0.825/0.684; stdlib 0.852/0.764, 0.889/0.801, 0.889/0.820, 0.889/0.856; held-out
+traitlets 0.929/0.738, 0.946/0.762, 0.946/0.736, 0.946/0.778; notebooks 0.981 and
+0.974-0.983 in every case.
 Blocking: the server calls `search` from a worker thread.
 
 While progressive indexing is under way (indexer.py) some chunks have the transformer's
@@ -25,10 +26,10 @@ alone until the transformer covers everything" because that keeps the static vec
 every chunk until the end (~1 KB per chunk more at 1M chunks, and again after every file
 refresh) and serves the weaker tier longer; fusing by rank is what makes lists from
 different models comparable in the first place. Measured (benchmarks/index_quality.py,
-hybrid hit@5 / MRR): static tier alone, half of the chunks moved to MiniLM, all moved =
-pdsh notebooks 0.943/0.914, 0.981/0.972, 0.981/0.972; tornado code 0.635/0.485,
-0.730/0.542, 0.762/0.611; the last is exactly the index built without progressive indexing
-(measured before the score fusion of two lists and the BM25 header weight, 2026-12-06).
+hybrid hit@5 / MRR, 2026-12-06, with the BM25 header weight and the score fusion of the
+final two lists): static tier alone, half of the chunks moved to MiniLM, all moved = pdsh
+notebooks 0.943/0.902, 0.981/0.946, 0.981/0.983; tornado code 0.714/0.530, 0.762/0.591,
+0.841/0.698; the last is exactly the index built without progressive indexing.
 """
 
 from __future__ import annotations
@@ -339,7 +340,7 @@ DEFINITION_KINDS = frozenset({"function", "class", "method"})
 # The code between a file's definitions (imports, constants, a licence comment) is cut into
 # many small chunks under one header: together they are the module's own code, one hit.
 # Measured as hits of their own, they took places from definitions (tornado: escape.py's
-# module chunks above `xhtml_unescape`): hybrid hit@5 0.825 -> 0.825, MRR 0.681 -> 0.684.
+# module chunks above `xhtml_unescape`): hybrid hit@5 0.810 -> 0.825, MRR 0.681 -> 0.684.
 MODULE_KIND = "module"
 
 

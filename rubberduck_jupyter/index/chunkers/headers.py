@@ -7,8 +7,8 @@
 It is part of the chunk's text, so the embedder and BM25 both read it, and every part of a
 split definition repeats it: the tail of a long method still says whose tail it is. BM25
 weighs its fields (`header_fields`: all but the path) more than the body (bm25.py,
-HEADER_TERM_WEIGHT). Line
-numbers stay the code's (the header is the line before `start_line`). Kept short, because
+HEADER_TERM_WEIGHT). Line numbers stay the code's (the header is the line before
+`start_line`). Kept short, because
 every token of it is a token less for the code: the signature is the parameter names up
 to MAX_SIGNATURE_CHARS, the summary is the docstring's first sentence up to
 MAX_SUMMARY_CHARS, and `pack.clip_header` bounds the whole to a quarter of the window. A
