@@ -400,3 +400,62 @@ def test_without_the_static_model_keywords_first_then_it_is_distilled(tmp_path: 
         await service.close()
 
     asyncio.run(scenario())
+
+
+class SlowToLoad(StaticTestEmbedder):
+    """A static tier that must be loaded before it embeds; its load is held by a gate, so
+    the test sees where and when it runs."""
+
+    def __init__(self, fail: bool = False) -> None:
+        super().__init__()
+        self.loaded = False
+        self.loaded_in: list[str] = []
+        self.gate = threading.Event()
+        self.fail = fail
+        self.lock = threading.Lock()  # as the real ones: one load at a time, then none
+
+    def load(self) -> None:
+        with self.lock:
+            if self.loaded:
+                return
+            self.loaded_in.append(threading.current_thread().name)
+            assert self.gate.wait(60), "the test never let the load finish"
+            if self.fail:
+                raise RuntimeError("no model here")
+            self.loaded = True
+
+    def embed(self, texts: Sequence[str]) -> Any:
+        if not self.loaded:
+            self.load()
+        return super().embed(texts)
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_the_static_tier_loads_while_the_files_are_chunked(tmp_path: Path, fail: bool) -> None:
+    root = tmp_path / "project"
+    root.mkdir()
+    _write(root)
+    full, static = GatedEmbedder(permits=100), SlowToLoad(fail=fail)
+    with _store(tmp_path / "index.duckdb", full, static) as store:
+        indexer = Indexer(store, full, progressive=True, static_embedder=static)
+        done = threading.Event()
+        reports: list[Any] = []
+        worker = threading.Thread(
+            target=lambda: (reports.append(indexer.index_folder(root)), done.set())
+        )
+        worker.start()
+        # The load starts at once, in its own thread, before any batch is written.
+        _wait_for(lambda: bool(static.loaded_in), "the static tier's load")
+        assert static.loaded_in[0] == "rubberduck-static-load"
+        assert store.stats()["chunks"] == 0
+        static.gate.set()
+        assert done.wait(60)
+        worker.join()
+        report = reports[0]
+        counts = store.tier_counts()
+        assert counts["full"] == counts["chunks"] == len(FILES)
+        if fail:  # the load failed in its thread; the first batch met it again: keywords
+            assert report.first_tier == "none" and "no model here" in report.static_error
+        else:
+            assert report.first_tier == "static" and not report.static_error
+            assert static.loaded_in == ["rubberduck-static-load"]  # loaded once
