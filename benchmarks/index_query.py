@@ -172,6 +172,7 @@ def measure(n: int, rounds: int, rng: np.random.Generator, keep: Path | None) ->
         rss_before = rss_mb()
         with IndexStore(db, embedder_id="bench") as store:
             started = time.perf_counter()
+            store.warm_up()  # as the server's warm-up thread does after a start
             snapshot = store.snapshot()
             r["reload_s"] = time.perf_counter() - started
             r["rss_delta_mb"] = rss_mb() - rss_before

@@ -641,7 +641,7 @@ class IndexService:
         store, embedder = self._store, self._embedder
         if store is None or embedder is None:
             return
-        store.snapshot()
+        store.warm_up()
         try:
             embedder.embed_query("warm up")
         except Exception:

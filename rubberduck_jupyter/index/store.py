@@ -743,6 +743,15 @@ class IndexStore:
 
     # --- the in-memory snapshot -----------------------------------------------------------
 
+    def warm_up(self) -> None:
+        """What the first search and the first write after opening would pay once, paid now
+        (the server's warm-up thread): the snapshot loaded, and DuckDB's first bound
+        parameter, which imports pandas when it is installed (~0.2-0.25 s at every process
+        start: the first saved file after a start took 452 ms to write instead of ~90)."""
+        self.snapshot()
+        with self._reader() as cur:
+            cur.execute("SELECT count(*) FROM meta WHERE key = ?", ["write_version"]).fetchone()
+
     def snapshot(self) -> IndexSnapshot:
         """Every committed chunk, in memory: loaded on first use, then kept up to date."""
         snapshot = self._snapshot
@@ -991,10 +1000,15 @@ def _by_ids(columns: str, ids: Sequence[int], table: str = "chunks") -> str:
     to skip row groups outside its range. An equality is a real scan filter: only the
     vectors holding a match are read (~0.3 ms each). So a few ids are looked up one by one
     (a search's hits), and many (a file's chunks, with near ids) by their range plus the list.
+    Each lookup stops at its row (`LIMIT 1`: ids are unique in every table read here) instead
+    of scanning the rest of its row group: 10 texts at 1M chunks 7.0 -> 2.4 ms, 5 vectors
+    4.0 -> 2.2 ms.
     """
     wanted = [int(i) for i in ids]  # int() rejects anything else: safe as literals
     if len(wanted) <= POINT_LOOKUPS:
-        return " UNION ALL ".join(f"SELECT {columns} FROM {table} WHERE id = {i}" for i in wanted)
+        return " UNION ALL ".join(
+            f"(SELECT {columns} FROM {table} WHERE id = {i} LIMIT 1)" for i in wanted
+        )
     return (
         f"SELECT {columns} FROM {table} WHERE id BETWEEN {min(wanted)} AND {max(wanted)} "
         f"AND id IN ({_id_list(wanted)})"

@@ -121,3 +121,62 @@ def test_the_ann_threshold_reaches_the_store(tmp_path: Path) -> None:
     graph, exact = asyncio.run(run(0)), asyncio.run(run(None))
     assert graph["vector_search"] != exact["vector_search"]
     assert graph["hits"][:1] == exact["hits"][:1] == ["pricing.py"]
+
+
+# A fresh interpreter: the test process has long imported everything DuckDB might import.
+_FIRST_WRITE = """
+import sys
+import numpy as np
+from rubberduck_jupyter.index.store import FileState, IndexStore
+from rubberduck_jupyter.index.types import Chunk, ChunkKind
+
+def file(version):
+    state = FileState("a.py", f"h{version}", float(version), 10, 1)
+    chunk = Chunk("a.py", ChunkKind.FUNCTION, f"def f{version}(): pass", 5, 1, 1)
+    return state, [chunk], np.ones((1, 8), dtype=np.float32)
+
+db = sys.argv[1]
+if sys.argv[2] == "create":
+    with IndexStore(db, dim=8, embedder_id="t") as store:
+        store.replace_files([file(1)])
+    sys.exit()
+with IndexStore(db, dim=8, embedder_id="t") as store:
+    if sys.argv[2] == "warm":
+        store.warm_up()
+    before = set(sys.modules)
+    store.replace_files([file(2)])
+    print(sorted(m for m in set(sys.modules) - before if "." not in m))
+"""
+
+
+def test_after_the_warm_up_the_first_write_imports_nothing(tmp_path: Path) -> None:
+    """DuckDB imports pandas (~0.2 s) at the first bound parameter of a process: after
+    the store's warm-up, the first saved file does not pay it."""
+    import ast
+    import subprocess
+    import sys
+
+    def run(db: Path, mode: str) -> str:
+        return subprocess.run(
+            [sys.executable, "-c", _FIRST_WRITE, str(db), mode],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        ).stdout
+
+    def imported_by_first_write(mode: str) -> list[str]:
+        db = tmp_path / f"{mode}.duckdb"
+        run(db, "create")
+        return ast.literal_eval(run(db, mode).strip().splitlines()[-1])
+
+    assert imported_by_first_write("warm") == []
+    # Without it (the index only opened) the write pays them (pandas, when installed): the
+    # warm-up is what moved them.
+    cold = imported_by_first_write("cold")
+    print(f"\nimported by a first write without the warm-up: {cold}")
+    try:
+        import pandas  # noqa: F401
+    except ImportError:
+        return
+    assert "pandas" in cold
