@@ -30,7 +30,7 @@ BRACKET_SCAN_CHARS = 4_000
 # so a completion ending in "e" is not cut because the suffix starts with "e".
 MIN_WORD_OVERLAP = 4
 
-_SPECIAL_TOKEN = re.compile(r"<\|[a-z_]+\|>|<(?:EOT|EOS|/s|fim_\w+|file_sep)>|<\uff5c[^>]*>")
+_SPECIAL_TOKEN = re.compile(r"<\|[a-z_]+\|>|<(?:EOT|EOS|/s|fim_\w+|file_sep)>|<\uff5c[^<>]*>")
 # `[ \t]*`, not `\s*`: from every line start `\s*` would rescan a run of blank lines.
 _NEW_CELL = re.compile(r"^[ \t]*(?:# ?%%|#\s*In\s*\[\d*\]|In\s*\[\d*\]:)", re.M)
 _FENCE = re.compile(r"^\s*```[\w+-]*[ \t]*\n?")
