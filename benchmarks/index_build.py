@@ -25,7 +25,10 @@
    vectors, and a hybrid search answered from it; off: the whole run) and time to full
    quality (every chunk with MiniLM's vector). Goals: searchable < 3 s, full < 25 s.
    Embedders are loaded before the rounds (as in 4); `--cold` also times a first round
-   with fresh embedders, loads included.
+   with fresh embedders, loads included, in this fresh process: it pays nbformat's import
+   (jsonschema builds the grammars of its URI format checks: ~1.3 s) on the first notebook.
+   `--cold --as-server` imports jupyter_server's app first, as a Jupyter server has before
+   any index run, so the cold round is what a server's first index of a project costs.
 
 The machine is shared: the rounds interleave the contenders so a burst of load hits all
 of them, and every figure carries the 1-minute load average it was measured at.
@@ -349,11 +352,19 @@ def main() -> None:
     parser.add_argument("--sections", default="1,2,3,4,5")
     parser.add_argument("--cold", action="store_true", help="section 5: a first cold round")
     parser.add_argument(
+        "--as-server", action="store_true", help="import jupyter_server's app before --cold"
+    )
+    parser.add_argument(
         "--plain-rounds", type=int, default=99, help="section 5: rounds with the plain ST encode"
     )
     args = parser.parse_args()
     sections = {int(s) for s in args.sections.split(",")}
     print(f"machine: {machine()}; load {load():.2f}")
+    if args.as_server:
+        started = time.perf_counter()
+        import jupyter_server.serverapp  # noqa: F401  (nbformat, tornado, ...: what a server holds)
+
+        print(f"jupyter_server.serverapp imported in {time.perf_counter() - started:.2f} s")
     if sections & {1, 2, 3}:
         embedder = build_embedder(EmbedderConfig(spec=args.embedder))
         embedder.load()
