@@ -338,12 +338,17 @@ def near_duplicates(seed: int, n: int, noise: float) -> tuple[np.ndarray, np.nda
     return unit(vectors), unit(queries)
 
 
-def test_the_k_th_boundary_is_ranked_by_float32_vectors() -> None:
-    vectors, queries = near_duplicates(3, 400, 0.04)
-    ids = np.arange(100, 500, dtype=np.int64)
+def graph_of(vectors: np.ndarray, first_id: int) -> tuple[AnnVectors, np.ndarray, Query]:
+    """A graph of `vectors` keyed from `first_id`, their ids, and a query over all of them."""
+    ids = np.arange(first_id, first_id + len(vectors), dtype=np.int64)
     ann = AnnVectors(DIM)
     ann.add(ids, vectors)
-    where = Query(ids, np.ones(len(ids), bool), len(ids), None)
+    return ann, ids, Query(ids, np.ones(len(ids), bool), len(ids), None)
+
+
+def test_the_k_th_boundary_is_ranked_by_float32_vectors() -> None:
+    vectors, queries = near_duplicates(3, 400, 0.04)
+    ann, ids, where = graph_of(vectors, 100)
     exact = [set(ids[np.argsort(-(vectors @ q))[:10]].tolist()) for q in queries]
 
     def top(q: np.ndarray) -> set[int]:
@@ -373,10 +378,7 @@ def test_the_k_th_boundary_is_ranked_by_float32_vectors() -> None:
 
 def test_a_failed_or_partial_float32_lookup_keeps_the_int8_scores() -> None:
     vectors, queries = near_duplicates(4, 300, 0.04)
-    ids = np.arange(1, 301, dtype=np.int64)
-    ann = AnnVectors(DIM)
-    ann.add(ids, vectors)
-    where = Query(ids, np.ones(len(ids), bool), len(ids), None)
+    ann, ids, where = graph_of(vectors, 1)
     int8_only = [ann._exact(q, 10, ids, where)[0].tolist() for q in queries]
 
     def failing(wanted):
