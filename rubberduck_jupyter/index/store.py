@@ -880,10 +880,9 @@ class IndexStore:
 
     def _load_ann(self, ids: np.ndarray) -> AnnVectors:
         """The saved graph if it matches this index exactly, else one built afresh."""
-        ann, why = AnnVectors.load(self.ann_path, self._ann_stamp(), self.dim)
+        ann, why = AnnVectors.load(self.ann_path, self._ann_stamp(), self.dim, self.full_vectors)
         if ann is not None:
             self.ann_built = "loaded"
-            ann.precise = self.full_vectors
             return ann
         log.info("Building the vector graph of %s (%s)", self.db_path, why)
         started = time.perf_counter()
@@ -904,9 +903,8 @@ class IndexStore:
         return ann
 
     def _new_ann(self) -> AnnVectors:
-        ann = AnnVectors(self.dim)
-        ann.precise = self.full_vectors  # float32 for the candidates int8 cannot rank
-        return ann
+        # With float32 lookups for the candidates int8 cannot rank (vectors.py).
+        return AnnVectors(self.dim, precise=self.full_vectors)
 
     def _save_ann(self, ann: AnnVectors | None = None) -> None:
         """Save the graph if it changed since it was last saved (under the write lock, so

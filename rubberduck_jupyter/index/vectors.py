@@ -91,6 +91,9 @@ MAX_OVERFETCH = 4096
 BUILD_BATCH = 65_536
 FILE_FORMAT = 1
 
+# float32 vectors of the chunks with these ids that have one, by id (IndexStore.full_vectors).
+Precise = Callable[[Sequence[int]], dict[int, np.ndarray]]
+
 _NO_ROWS = np.zeros(0, dtype=np.int64)
 _NO_SCORES = np.zeros(0, dtype=np.float32)
 
@@ -224,7 +227,7 @@ class AnnVectors:
 
     kind = "ann"
 
-    def __init__(self, dim: int, index: Any | None = None) -> None:
+    def __init__(self, dim: int, index: Any | None = None, precise: Precise | None = None) -> None:
         from usearch.index import Index  # a compiled library: load it only when needed
 
         self.dim = dim
@@ -238,9 +241,9 @@ class AnnVectors:
         )
         self.version = 0
         self.saved_version: int | None = None  # `version` when last saved or loaded
-        # float32 vectors by chunk id for the boundary candidates (the store sets it to its
-        # DuckDB lookup); ids it leaves out keep their int8 score. None: int8 scores only.
-        self.precise: Callable[[Sequence[int]], dict[int, np.ndarray]] | None = None
+        # float32 vectors by chunk id for the boundary candidates (the store's DuckDB
+        # lookup); ids it leaves out keep their int8 score. None: int8 scores only.
+        self.precise = precise
         self._lock = threading.Lock()  # usearch searches run concurrently; changes do not
 
     @property
@@ -299,15 +302,15 @@ class AnnVectors:
         if not len(rows):
             return _NO_ROWS, _NO_SCORES
         rows = np.sort(rows)
-        ids = where.ids[rows]
-        scores = self._scores(q, ids, k)
+        scores = self._scores(q, where.ids[rows], k)
         best = top_k(scores, k)
         return rows[best], scores[best]
 
     def _exact(
         self, q: np.ndarray, k: int, ids: np.ndarray, where: Query
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Exact top-k among `ids` (a selective filter), over their int8 vectors."""
+        """Exact top-k among `ids` (a selective filter), over their int8 vectors (the k-th
+        boundary's in float32, as `_rescored`)."""
         rows = _rows_of(where, ids)
         scores = self._scores(q, where.ids[rows], k)
         best = top_k(scores, k)
@@ -372,7 +375,9 @@ class AnnVectors:
             self.saved_version = self.version
 
     @classmethod
-    def load(cls, path: Path, stamp: dict[str, Any], dim: int) -> tuple[AnnVectors | None, str]:
+    def load(
+        cls, path: Path, stamp: dict[str, Any], dim: int, precise: Precise | None = None
+    ) -> tuple[AnnVectors | None, str]:
         """The saved graph if its stamp matches `stamp` exactly, else (None, why not)."""
         meta_path = path.with_name(path.name + ".json")
         try:
@@ -388,7 +393,7 @@ class AnnVectors:
                 return None, f"{key} is {meta.get(key)!r}, expected {value!r}"
         if meta.get("bytes") != path.stat().st_size:
             return None, "the graph file does not match its stamp"
-        ann = cls(dim)
+        ann = cls(dim, precise=precise)
         try:
             ann.index.load(str(path))
         except Exception as exc:  # a damaged file is rebuilt, never trusted
